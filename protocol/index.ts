@@ -1,0 +1,5 @@
+export * from './events.js';
+export * from './progress.js';
+export * from './reasons.js';
+export * from './tasks.js';
+export * from './units.js';

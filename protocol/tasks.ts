@@ -1,0 +1,33 @@
+/**
+ * The task grammar: the orchestrator hands a worker one task per line, `id<TAB>url`, no
+ * header. Ids and URLs never contain TAB, CR or LF (such ids are ledgered at compile time
+ * as INVALID_ID and never reach a worker).
+ */
+export type Task = { id: string; url: string };
+
+export const MAX_ID_BYTES = 1024;
+
+/** Why an id cannot travel as a task, or null when it can. */
+export function idProblem(id: string): string | null {
+  if (id === '') return 'empty id';
+  if (/[\t\r\n]/.test(id)) return 'id contains TAB, CR or LF';
+  if (Buffer.byteLength(id, 'utf8') > MAX_ID_BYTES) return `id longer than ${MAX_ID_BYTES} bytes`;
+  return null;
+}
+
+export function encodeTask(t: Task): string {
+  const bad = idProblem(t.id) ?? (/[\t\r\n]/.test(t.url) ? 'url contains TAB, CR or LF' : null);
+  if (bad) throw new Error(`cannot encode task: ${bad}`);
+  return `${t.id}\t${t.url}\n`;
+}
+
+/** Parses one task line (no newline). Returns null for a blank line; throws on a malformed one. */
+export function parseTask(raw: string): Task | null {
+  const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+  if (line === '') return null;
+  const tab = line.indexOf('\t');
+  if (tab <= 0) throw new Error('task line needs "id<TAB>url"');
+  const url = line.slice(tab + 1);
+  if (url.includes('\t')) throw new Error('task line has more than two fields');
+  return { id: line.slice(0, tab), url };
+}
