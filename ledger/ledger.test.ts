@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import { type LedgerRow, encodeLedgerRow, escapeField, ledgerHeaderLine, parseLedger, unescapeField } from './format.js';
+import { parseReasonSelector, replayable, selects } from './select.js';
+
+const rows: LedgerRow[] = [
+  { id: null, reason: 'NULL_ID', stage: 'compile', attempts: 0, url: 'https://h/a.jpg', detail: 'row 3' },
+  { id: 'tab\there', reason: 'INVALID_ID', stage: 'compile', attempts: 0, url: null, detail: '' },
+  { id: 'a\\b', reason: 'TIMEOUT', stage: 'download', attempts: 4, url: 'https://h/x?sig=REDACTED', detail: 'idle' },
+  { id: 'n', reason: 'NOT_FOUND', stage: 'download', attempts: 1, url: 'https://h/n', detail: 'HTTP 404' },
+  { id: 'e', reason: 'EMPTY', stage: 'validate', attempts: 1, url: 'https://h/e', detail: '' },
+];
+
+describe('ledger format', () => {
+  it.each([
+    ['plain', 'plain'],
+    ['a\tb', 'a\\tb'],
+    ['a\nb\rc', 'a\\nb\\rc'],
+    ['back\\slash', 'back\\\\slash'],
+    ['\\N', '\\\\N'],
+  ])('escapes %j as %j and back', (raw, esc) => {
+    expect(escapeField(raw)).toBe(esc);
+    expect(unescapeField(esc)).toBe(raw);
+  });
+
+  it('writes null as \\N', () => expect(escapeField(null)).toBe('\\N'));
+
+  it('round-trips rows with their class', () => {
+    const text = ledgerHeaderLine() + rows.map(encodeLedgerRow).join('');
+    expect(text.split('\n')[0]).toBe('id\treason\tclass\tstage\tattempts\turl\tdetail');
+    expect(text.split('\n')[3]).toBe('a\\\\b\tTIMEOUT\ttransient\tdownload\t4\thttps://h/x?sig=REDACTED\tidle');
+    expect(parseLedger(text)).toEqual(rows);
+  });
+
+  it.each([
+    ['', 'line 1'],
+    ['id\treason\n', 'line 1'],
+    [ledgerHeaderLine() + 'x\tNOPE\tpermanent\tdownload\t1\tu\td\n', 'line 2: unknown reason'],
+    [ledgerHeaderLine() + 'x\tTIMEOUT\ttransient\tfly\t1\tu\td\n', 'unknown stage'],
+    [ledgerHeaderLine() + 'x\tTIMEOUT\n', 'expected 7 fields'],
+  ])('refuses a malformed ledger (%#)', (text, why) => expect(() => parseLedger(text, 'u.ledger.tsv')).toThrow(why));
+});
+
+describe('replay selection', () => {
+  it('defaults to transient and never re-sends compile-time refusals', () => {
+    expect(replayable(rows, parseReasonSelector('transient')).map((r) => r.id)).toEqual(['a\\b']);
+    expect(replayable(rows, parseReasonSelector('all')).map((r) => r.id)).toEqual(['a\\b', 'n', 'e']);
+    expect(replayable(rows, parseReasonSelector('NOT_FOUND,empty')).map((r) => r.id)).toEqual(['n', 'e']);
+  });
+  it('takes classes', () => expect(selects(parseReasonSelector('invalid'), 'EMPTY')).toBe(true));
+  it.each(['', 'bogus', 'TIMEOUT,bogus'])('refuses %j', (t) => expect(() => parseReasonSelector(t)).toThrow('--reasons'));
+});

@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import { encodeProgress, parseProgress } from './progress.js';
+import { REASONS, classOf } from './reasons.js';
+import { encodeTask, idProblem, parseTask } from './tasks.js';
+import { parseRate, parseSize } from './units.js';
+
+describe('tasks', () => {
+  it('round-trips id<TAB>url', () => {
+    const t = { id: 'ü d/../x', url: 'https://h/a b.jpg?x=1' };
+    expect(parseTask(encodeTask(t).slice(0, -1))).toEqual(t);
+  });
+  it.each([
+    ['', 'empty id'],
+    ['a\tb', 'TAB'],
+    ['a\nb', 'TAB, CR or LF'],
+    ['x'.repeat(1025), 'longer than 1024'],
+  ])('idProblem(%j) names %s', (id, why) => expect(idProblem(id)).toContain(why));
+  it('accepts an id of exactly 1 KiB', () => expect(idProblem('é'.repeat(512))).toBeNull());
+  it.each([['noturl'], ['\turl'], ['a\tb\tc']])('refuses task line %j', (line) => expect(() => parseTask(line)).toThrow());
+  it('skips blank lines', () => expect(parseTask('')).toBeNull());
+});
+
+describe('progress', () => {
+  it('round-trips and ignores unknown keys', () => {
+    const line = encodeProgress({ t: 5.04, DlOk: 1, DlErr: 2, Bad: 3, UpOk: 4, UpErr: 5, Inflight: 6, Conc: 64, DownRate: 1e6, UpRate: 2e6 });
+    expect(line).toBe('PROGRESS v=1 t=5.0 DlOk=1 DlErr=2 Bad=3 UpOk=4 UpErr=5 Inflight=6 Conc=64 DownRate=1000000 UpRate=2000000\n');
+    expect(parseProgress(line.trim() + ' Extra=9')).toMatchObject({ v: 1, UpOk: 4, Conc: 64 });
+  });
+  it('returns null for log lines', () => {
+    expect(parseProgress('(node:1) Warning: something')).toBeNull();
+    expect(parseProgress('PROGRESS garbage')).toBeNull();
+  });
+});
+
+describe('reasons', () => {
+  it('gives every code exactly one known class', () => {
+    for (const r of REASONS) expect(['permanent', 'invalid', 'transient']).toContain(classOf(r));
+  });
+});
+
+describe('sizes', () => {
+  it.each([
+    ['4096', 4096],
+    ['1KiB', 1024],
+    ['100MiB', 100 * 2 ** 20],
+    ['5TiB', 5 * 2 ** 40],
+    ['1.5KB', 1500],
+    ['2 gb', 2e9],
+    ['abc', null],
+    ['-1', null],
+    ['1XB', null],
+  ])('parseSize(%j) = %j', (text, want) => expect(parseSize(text)).toBe(want));
+  it('parses rates', () => expect(parseRate('1KiB/s')).toBe(1024));
+});

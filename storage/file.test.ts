@@ -1,0 +1,50 @@
+import { mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { StorageError } from './adapter.js';
+import { FileStore } from './file.js';
+
+async function store() {
+  return new FileStore(await mkdtemp(path.join(tmpdir(), 'ferry-file-')));
+}
+const opts = { contentType: 'image/jpeg', metadata: {}, ifAbsent: true };
+
+describe('FileStore', () => {
+  it('writes atomically, refuses to overwrite when asked, and leaves no temporary file', async () => {
+    const s = await store();
+    await s.put('u/ab/x.jpg', Buffer.from('one'), opts);
+    await expect(s.put('u/ab/x.jpg', Buffer.from('two'), opts)).rejects.toMatchObject({ code: 'EXISTS' });
+    expect(await readFile(path.join(s.root, 'u/ab/x.jpg'), 'utf8')).toBe('one');
+    await s.put('u/ab/x.jpg', Buffer.from('three'), { ...opts, ifAbsent: false });
+    expect(await readFile(path.join(s.root, 'u/ab/x.jpg'), 'utf8')).toBe('three');
+    expect(await readdir(path.join(s.root, 'u/ab'))).toEqual(['x.jpg']);
+  });
+
+  it('stats, hashes, lists, reads and removes', async () => {
+    const s = await store();
+    await s.put('a/b.bin', Buffer.from('abc'), opts);
+    expect(await s.stat('a/b.bin')).toMatchObject({ key: 'a/b.bin', size: 3 });
+    expect(await s.stat('missing')).toBeNull();
+    expect(await s.sha256('a/b.bin')).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+    const keys = [];
+    for await (const o of s.list('')) keys.push(o.key);
+    expect(keys).toEqual(['a/b.bin']);
+    const chunks: Buffer[] = [];
+    for await (const c of await s.read('a/b.bin')) chunks.push(c as Buffer);
+    expect(Buffer.concat(chunks).toString()).toBe('abc');
+    await s.remove('a/b.bin');
+    expect(await s.stat('a/b.bin')).toBeNull();
+  });
+
+  it('refuses keys that escape the root', async () => {
+    const s = await store();
+    await expect(s.put('../x', Buffer.from('x'), opts)).rejects.toBeInstanceOf(StorageError);
+    expect(() => s.uri('../../etc/passwd')).toThrow(StorageError);
+  });
+
+  it('gives file: URLs that round-trip through fileURLToPath', async () => {
+    const s = await store();
+    expect(s.uri('u/a%2Fb.jpg')).toBe(new URL('file://' + s.root + '/u/a%252Fb.jpg').href);
+  });
+});

@@ -1,0 +1,117 @@
+/**
+ * A local folder as a store. Writes are atomic (a temporary file in the same folder, then
+ * link(2) for create-if-absent or rename(2) to replace), so a reader or a crash never sees
+ * a partial object. Files keep no metadata: the sha256 is recomputed from the bytes when
+ * asked, which for a file costs one read.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pathToFileURL } from 'node:url';
+import { type ObjectInfo, type PutOptions, type StorageAdapter, StorageError } from './adapter.js';
+
+/** Temporary files carry this suffix, so a later run can find and remove leftovers. */
+export const TEMP_SUFFIX = '.ferry-tmp';
+
+function errno(e: unknown): string | undefined {
+  return (e as NodeJS.ErrnoException | undefined)?.code;
+}
+
+function classify(e: unknown, what: string): StorageError {
+  const code = errno(e);
+  if (code === 'ENOENT') return new StorageError('NOT_FOUND', `${what}: not found`, { cause: e });
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return new StorageError('FORBIDDEN', `${what}: ${code}`, { cause: e });
+  if (code === 'EEXIST') return new StorageError('EXISTS', `${what}: exists`, { cause: e });
+  if (code === 'ENOSPC' || code === 'EMFILE' || code === 'ENFILE' || code === 'EIO' || code === 'EBUSY')
+    return new StorageError('TRANSIENT', `${what}: ${code}`, { cause: e });
+  return new StorageError('FATAL', `${what}: ${(e as Error).message}`, { cause: e });
+}
+
+export class FileStore implements StorageAdapter {
+  readonly capabilities = { conditionalCreate: true, sha256: true };
+
+  constructor(readonly root: string) {}
+
+  private full(key: string): string {
+    const p = path.resolve(this.root, key);
+    const rel = path.relative(this.root, p);
+    if (rel.startsWith('..') || path.isAbsolute(rel)) throw new StorageError('FATAL', `key "${key}" escapes ${this.root}`);
+    return p;
+  }
+
+  uri(key: string): string {
+    return pathToFileURL(this.full(key)).href;
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    const start = this.full(prefix);
+    let entries;
+    try {
+      entries = await fs.readdir(start, { recursive: true, withFileTypes: true });
+    } catch (e) {
+      if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR') return;
+      throw classify(e, start);
+    }
+    for (const entry of entries) {
+      if (!entry.isFile() || entry.name.endsWith(TEMP_SUFFIX)) continue;
+      const abs = path.join(entry.parentPath, entry.name);
+      const info = await this.stat(path.relative(this.root, abs).split(path.sep).join('/'));
+      if (info) yield info;
+    }
+  }
+
+  async stat(key: string): Promise<ObjectInfo | null> {
+    const p = this.full(key);
+    try {
+      const s = await fs.stat(p);
+      if (!s.isFile()) return null;
+      return { key, size: s.size, version: `${s.size}-${Math.trunc(s.mtimeMs)}`, metadata: {} };
+    } catch (e) {
+      if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR') return null;
+      throw classify(e, p);
+    }
+  }
+
+  /** The sha256 of the bytes stored under a key (files keep no metadata of their own). */
+  async sha256(key: string): Promise<string | null> {
+    const p = this.full(key);
+    const hash = createHash('sha256');
+    try {
+      for await (const chunk of createReadStream(p)) hash.update(chunk as Buffer);
+    } catch (e) {
+      if (errno(e) === 'ENOENT') return null;
+      throw classify(e, p);
+    }
+    return hash.digest('hex');
+  }
+
+  async read(key: string): Promise<Readable> {
+    const p = this.full(key);
+    const handle = await fs.open(p, 'r').catch((e: unknown) => {
+      throw classify(e, p);
+    });
+    return handle.createReadStream();
+  }
+
+  async put(key: string, body: Buffer, options: PutOptions): Promise<void> {
+    const p = this.full(key);
+    const tmp = `${p}.${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`;
+    try {
+      await fs.mkdir(path.dirname(p), { recursive: true });
+      await fs.writeFile(tmp, body, { mode: 0o644 });
+      if (options.ifAbsent) {
+        await fs.link(tmp, p);
+        await fs.unlink(tmp);
+      } else await fs.rename(tmp, p);
+    } catch (e) {
+      await fs.rm(tmp, { force: true });
+      throw classify(e, p);
+    }
+  }
+
+  async remove(key: string): Promise<void> {
+    await fs.rm(this.full(key), { force: true });
+  }
+}

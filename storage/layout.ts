@@ -1,0 +1,50 @@
+/**
+ * The deterministic key layout (DESIGN.md, "Key layout"):
+ *   [<unit>/]<shard>/<key-id>.<ext>
+ * shard = first 2 hex chars of SHA-1(id); key-id = id percent-encoded (every byte outside
+ * A–Z a–z 0–9 . _ - ~ as %XX), `.`/`..` fully encoded, or `h-` + SHA-256(id) when the encoded
+ * form exceeds 200 bytes. Nothing an id contains can climb out of its unit's prefix.
+ */
+import { createHash } from 'node:crypto';
+
+const MAX_KEY_ID = 200;
+const UNRESERVED = /^[A-Za-z0-9._~-]$/;
+
+function percentEncode(text: string): string {
+  let out = '';
+  for (const byte of Buffer.from(text, 'utf8')) {
+    const ch = String.fromCharCode(byte);
+    out += byte < 0x80 && UNRESERVED.test(ch) ? ch : '%' + byte.toString(16).toUpperCase().padStart(2, '0');
+  }
+  return out;
+}
+
+function encodeAll(text: string): string {
+  let out = '';
+  for (const byte of Buffer.from(text, 'utf8')) out += '%' + byte.toString(16).toUpperCase().padStart(2, '0');
+  return out;
+}
+
+/** One path segment for an id (or a unit's path segment). */
+export function keyId(id: string): string {
+  const encoded = id === '.' || id === '..' ? encodeAll(id) : percentEncode(id);
+  if (encoded.length <= MAX_KEY_ID) return encoded;
+  return 'h-' + createHash('sha256').update(id, 'utf8').digest('hex');
+}
+
+export function shardOf(id: string): string {
+  return createHash('sha1').update(id, 'utf8').digest('hex').slice(0, 2);
+}
+
+/** Encodes a unit name (a relative path with `/`) segment by segment. */
+export function unitPrefix(unit: string): string {
+  return unit
+    .split('/')
+    .map((seg) => keyId(seg))
+    .join('/');
+}
+
+export function objectKey(id: string, ext: string, unit?: string): string {
+  const head = unit === undefined || unit === '' ? '' : unitPrefix(unit) + '/';
+  return `${head}${shardOf(id)}/${keyId(id)}.${ext}`;
+}

@@ -1,0 +1,29 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { UriError, parsePlace, placeContains, uriOf } from './uri.js';
+
+describe('places', () => {
+  it.each([
+    ['s3://meta/manifests', { scheme: 's3', bucket: 'meta', prefix: 'manifests/' }],
+    ['s3://meta/manifests/', { scheme: 's3', bucket: 'meta', prefix: 'manifests/' }],
+    ['gs://meta-out', { scheme: 'gs', bucket: 'meta-out', prefix: '' }],
+    ['gs://meta-out//a//', { scheme: 'gs', bucket: 'meta-out', prefix: 'a//' }],
+    ['file:///tmp/x', { scheme: 'file', path: '/tmp/x' }],
+    ['rel/dir', { scheme: 'file', path: path.resolve('/cwd', 'rel/dir') }],
+  ])('parses %s', (uri, want) => expect(parsePlace(uri, '/cwd')).toEqual(want));
+
+  it.each(['ftp://x/y', 'http://host/a', '', 's3://Bad_Bucket/x'])('refuses %j', (uri) => expect(() => parsePlace(uri)).toThrow(UriError));
+
+  it('prints URIs as readers expect', () => {
+    expect(uriOf({ scheme: 's3', bucket: 'b1', prefix: 'p/' }, 'u/ab/a%2Fb.jpg')).toBe('s3://b1/p/u/ab/a%2Fb.jpg');
+    expect(uriOf({ scheme: 'file', path: '/o' }, 'u/ab/a%2Fb.jpg')).toBe('file:///o/u/ab/a%252Fb.jpg');
+  });
+
+  it('knows when one place lies inside another', () => {
+    const f = (p: string) => parsePlace(p, '/w');
+    expect(placeContains(f('m'), f('m/out'))).toBe(true);
+    expect(placeContains(f('m'), f('m2'))).toBe(false);
+    expect(placeContains(f('s3://mmm/a'), f('s3://mmm/a/b'))).toBe(true);
+    expect(placeContains(f('s3://mmm/a'), f('s3://mmm/ab'))).toBe(false);
+  });
+});

@@ -1,0 +1,63 @@
+/**
+ * URIs for places (--dest, --out, the manifest prefix): `s3://bucket/prefix`,
+ * `gs://bucket/prefix`, `file:///abs/dir` or a plain path. A prefix is a folder: a
+ * trailing slash is implied, so `s3://m/manifests` never matches `manifests2/`.
+ */
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+export type Place =
+  | { scheme: 'file'; path: string }
+  | { scheme: 's3' | 'gs'; bucket: string; prefix: string };
+
+export class UriError extends Error {
+  readonly code = 'BAD_URI';
+}
+
+/** Parses a place URI. `prefix` never starts with `/` and is empty or ends with `/`. */
+export function parsePlace(uri: string, cwd = process.cwd()): Place {
+  if (uri === '') throw new UriError('empty location');
+  const m = /^([a-z][a-z0-9+.-]*):\/\//i.exec(uri);
+  if (!m) return { scheme: 'file', path: path.resolve(cwd, uri) };
+  const scheme = (m[1] ?? '').toLowerCase();
+  if (scheme === 'file') {
+    try {
+      return { scheme: 'file', path: path.resolve(fileURLToPath(uri)) };
+    } catch (e) {
+      throw new UriError(`bad file URL "${uri}": ${(e as Error).message}`);
+    }
+  }
+  if (scheme === 's3' || scheme === 'gs') {
+    const rest = uri.slice(m[0].length);
+    const slash = rest.indexOf('/');
+    const bucket = slash < 0 ? rest : rest.slice(0, slash);
+    if (!/^[a-z0-9][a-z0-9._-]{1,221}[a-z0-9]$/.test(bucket)) throw new UriError(`bad bucket name in "${uri}"`);
+    let prefix = slash < 0 ? '' : rest.slice(slash + 1).replace(/^\/+/, '');
+    if (prefix !== '' && !prefix.endsWith('/')) prefix += '/';
+    return { scheme, bucket, prefix };
+  }
+  throw new UriError(`unsupported location scheme "${scheme}:" in "${uri}" (use s3://, gs://, file:// or a path)`);
+}
+
+/** The URI of a key under a place, as readers expect it (DESIGN.md, "Key layout"). */
+export function uriOf(place: Place, key: string): string {
+  if (place.scheme === 'file') return pathToFileURL(path.join(place.path, key)).href;
+  return `${place.scheme}://${place.bucket}/${place.prefix}${key}`;
+}
+
+/** The place itself, printed for people. */
+export function describePlace(place: Place): string {
+  return place.scheme === 'file' ? place.path : `${place.scheme}://${place.bucket}/${place.prefix}`;
+}
+
+/** Whether `inner` lies inside (or is) `outer`: used to refuse --out inside the manifest prefix. */
+export function placeContains(outer: Place, inner: Place): boolean {
+  if (outer.scheme === 'file' && inner.scheme === 'file') {
+    const rel = path.relative(outer.path, inner.path);
+    return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+  }
+  if (outer.scheme !== 'file' && inner.scheme === outer.scheme) {
+    return outer.bucket === inner.bucket && inner.prefix.startsWith(outer.prefix);
+  }
+  return false;
+}
