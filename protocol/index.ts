@@ -3,3 +3,4 @@ export * from './progress.js';
 export * from './reasons.js';
 export * from './tasks.js';
 export * from './units.js';
+export * from './flags.js';

@@ -35,6 +35,8 @@ export const REASON_CLASSES = {
   DNS: 'transient',
   UPLOAD_FAILED: 'transient',
   WORKER_CRASH: 'transient',
+  /** a bug in ferry caught at the task's edge: the other tasks go on, and a replay retries it */
+  INTERNAL_ERROR: 'transient',
 } as const;
 
 export type Reason = keyof typeof REASON_CLASSES;

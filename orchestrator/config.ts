@@ -1,0 +1,85 @@
+/**
+ * The compile and replay configuration: one zod schema with defaults, whose errors name
+ * the flag. The worker's flags (gates and runtime) come from protocol's shared table.
+ */
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { type WorkerFlags, contentFlags } from '../protocol/index.js';
+import { type Place, parsePlace, placeContains, describePlace } from '../storage/index.js';
+import { UsageError } from './errors.js';
+import os from 'node:os';
+
+const columnName = (flag: string) => z.string({ error: `--${flag}: expected a column name` }).min(1, `--${flag}: must not be empty`);
+
+export const CompileArgs = z.object({
+  manifests: z.string().min(1, 'the manifest prefix must not be empty'),
+  dest: z.string({ error: '--dest is required' }).min(1, '--dest: must not be empty'),
+  out: z.string({ error: '--out is required' }).min(1, '--out: must not be empty'),
+  workDir: z.string().min(1).default('.ferry'),
+  idColumn: columnName('id-column').default('id'),
+  urlColumn: columnName('url-column').default('media_path'),
+  pathColumn: columnName('path-column').default('updated_media_path'),
+  badColumn: columnName('bad-column').default('bad_image'),
+  only: z.array(z.string()).default([]),
+  force: z.boolean().default(false),
+  strict: z.boolean().default(false),
+  jobs: z.coerce
+    .number({ error: '--jobs: expected a whole number' })
+    .int('--jobs: expected a whole number')
+    .min(1, '--jobs: must be at least 1')
+    .default(Math.max(1, os.availableParallelism())),
+  progress: z.enum(['auto', 'tty', 'plain', 'none'], { error: '--progress: expected auto, tty, plain or none' }).default('auto'),
+});
+export type CompileArgs = z.infer<typeof CompileArgs>;
+
+export type CompileConfig = Omit<CompileArgs, 'manifests' | 'dest' | 'out'> & {
+  prefix: Place;
+  dest: Place;
+  out: Place;
+  destUri: string;
+  flags: WorkerFlags;
+};
+
+/** Parses with the schema; the first problem becomes a UsageError naming its flag. */
+export function parseWith<T extends z.ZodType>(schema: T, raw: unknown): z.infer<T> {
+  const r = schema.safeParse(raw);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0];
+  throw new UsageError(issue?.message ?? 'invalid arguments');
+}
+
+function place(uri: string, flag: string): Place {
+  try {
+    return parsePlace(uri);
+  } catch (e) {
+    throw new UsageError(`${flag}: ${(e as Error).message}`);
+  }
+}
+
+export function compileConfig(args: CompileArgs, flags: WorkerFlags): CompileConfig {
+  const prefix = place(args.manifests, 'manifest prefix');
+  const dest = place(args.dest, '--dest');
+  const out = place(args.out, '--out');
+  if (placeContains(prefix, out)) throw new UsageError(`--out ${describePlace(out)} lies inside the manifest prefix ${describePlace(prefix)}: choose another place`);
+  const names = [args.idColumn, args.urlColumn, args.pathColumn, args.badColumn];
+  if (new Set(names).size !== names.length) throw new UsageError('--id-column, --url-column, --path-column and --bad-column must all differ');
+  const { manifests: _m, dest: _d, out: _o, ...rest } = args;
+  return { ...rest, prefix, dest, out, destUri: describePlace(dest), flags };
+}
+
+/** The content options: what changes the outputs, recorded in manifest.json and fingerprinted. */
+export function contentOptions(c: Pick<CompileConfig, 'destUri' | 'flags' | 'idColumn' | 'urlColumn' | 'pathColumn' | 'badColumn'>) {
+  return {
+    dest: c.destUri,
+    layout: 'unit/shard/key-id.ext',
+    ...contentFlags(c.flags),
+    idColumn: c.idColumn,
+    urlColumn: c.urlColumn,
+    pathColumn: c.pathColumn,
+    badColumn: c.badColumn,
+  };
+}
+
+export function fingerprint(value: unknown): string {
+  return createHash('sha256').update(JSON.stringify(value)).digest('hex').slice(0, 32);
+}

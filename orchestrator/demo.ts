@@ -1,0 +1,87 @@
+/**
+ * `ferry demo`: the embedded default. Starts a local origin of generated images (good
+ * and deliberately bad), writes two example manifests, compiles them to a local folder
+ * and shows where everything landed.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { parseWorkerFlags } from '../protocol/index.js';
+import { compileAll } from './compile.js';
+import { compileConfig, parseWith, CompileArgs } from './config.js';
+import { startDemoOrigin } from './demo/origin.js';
+import { type DemoRow, writeDemoManifest } from './demo/manifests.js';
+import { EXIT } from './errors.js';
+import { Board } from './progress.js';
+import { printSummary } from './summary.js';
+
+function rows(origin: string): { products: DemoRow[]; catalog: DemoRow[] } {
+  const t0 = Date.UTC(2024, 0, 1);
+  const ext = ['jpg', 'png', 'webp', 'gif'];
+  const row = (id: string, url: string | null, i: number): DemoRow => ({
+    id,
+    url,
+    title: `item ${i}`,
+    price: i % 5 === 0 ? null : 9.99 + i,
+    tags: i % 2 ? ['sale', 'new'] : [],
+    created: new Date(t0 + i * 3_600_123),
+  });
+  const products = Array.from({ length: 40 }, (_, i) => row(`p-${i}`, `${origin}/img/${i}.${ext[i % 4]}`, i));
+  products.push(
+    row('lying type', `${origin}/lying/photo.jpg`, 40),
+    row('truncated', `${origin}/bad/truncated.jpg`, 41),
+    row('html', `${origin}/bad/error-page.jpg`, 42),
+    row('tiny', `${origin}/bad/tiny.png`, 43),
+    row('empty', `${origin}/bad/empty.jpg`, 44),
+    row('missing', `${origin}/img/none.jpg`, 45),
+    row('flaky', `${origin}/flaky/once.webp`, 46),
+    row('down', `${origin}/down/always.jpg`, 47),
+    row('ftp', 'ftp://files.example/a.jpg', 48),
+    row('p-1', `${origin}/img/1.png`, 49), // a duplicate id
+    row('no url', null, 50),
+  );
+  const catalog = Array.from({ length: 8 }, (_, i) => row(`c/${i} ü`, `${origin}/img/${40 + i}.${ext[i % 4]}`, i));
+  catalog.push(row('../escape', `${origin}/img/47.gif`, 9));
+  return { products, catalog };
+}
+
+export async function runDemo(dir: string): Promise<number> {
+  const root = path.resolve(dir);
+  await fs.rm(root, { recursive: true, force: true });
+  const origin = await startDemoOrigin();
+  try {
+    const { products, catalog } = rows(origin.url);
+    await writeDemoManifest(path.join(root, 'manifests', 'products.parquet'), products);
+    await writeDemoManifest(path.join(root, 'manifests', '2024', 'catalog.parquet'), catalog);
+    process.stderr.write(`ferry demo: origin at ${origin.url}; manifests in ${path.join(root, 'manifests')}\n`);
+    const args = parseWith(CompileArgs, {
+      manifests: path.join(root, 'manifests'),
+      dest: path.join(root, 'objects'),
+      out: path.join(root, 'out'),
+      workDir: path.join(root, '.ferry'),
+      jobs: 2,
+      progress: 'plain',
+    });
+    // The demo origin is on loopback, which a real compile refuses by default.
+    const cfg = compileConfig(args, parseWorkerFlags({ 'allow-private-network': true, retries: '2', timeout: '5000' }));
+    const board = new Board(process.stderr.isTTY ? 'tty' : 'plain');
+    const started = Date.now();
+    const summary = await compileAll(cfg, board, new AbortController().signal);
+    board.stop();
+    const code = printSummary(summary.reports, (Date.now() - started) / 1000, cfg);
+    process.stderr.write(
+      [
+        '',
+        'Where to look:',
+        `  objects        ${path.join(root, 'objects')}/<unit>/<shard>/<id>.<ext>`,
+        `  renewed        ${path.join(root, 'out', 'products.parquet')} (every input column + updated_media_path, bad_image)`,
+        `  ledger         ${path.join(root, 'out', 'products.ledger.tsv')} (one row per failed id, with its reason)`,
+        `  unit manifest  ${path.join(root, 'out', 'products.manifest.json')}`,
+        `Try: npx ferry replay ${path.join(root, 'out', 'products.ledger.tsv')} --allow-private-network  (re-runs the transient failures; the demo origin is gone, so they fail again)`,
+        '',
+      ].join('\n'),
+    );
+    return code === EXIT.OK ? EXIT.OK : code;
+  } finally {
+    await origin.close();
+  }
+}

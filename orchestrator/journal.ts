@@ -1,0 +1,100 @@
+/**
+ * A unit's event journal: the worker's event lines appended as they arrive, flushed in
+ * small batches and fsynced on a short cadence, so a crash loses at most the last few
+ * milliseconds of facts (those tasks are simply re-sent). The first line names the source
+ * fingerprint; a journal for another version of the manifest is discarded. A torn last
+ * line is cut off before anything is appended after it.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { type Event, ProtocolError, parseEvent } from '../protocol/index.js';
+
+const MAGIC = '#ferry-journal v1';
+const FLUSH_MS = 50;
+const FSYNC_MS = 1000;
+const FLUSH_BYTES = 256 * 1024;
+
+export type Replayed = { events: Event[]; badLines: number };
+
+export class Journal {
+  private buffer: string[] = [];
+  private bytes = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private lastSync = Date.now();
+  private dirty = false;
+  private closed = false;
+
+  private constructor(
+    readonly file: string,
+    private readonly fd: number,
+  ) {}
+
+  /** Opens (or starts) the journal of a unit and returns the events it already holds. */
+  static open(file: string, source: string): { journal: Journal; replayed: Replayed } {
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    const header = `${MAGIC} source=${source}\n`;
+    const replayed = Journal.read(file, header);
+    if (replayed === null) fs.writeFileSync(file, header, { mode: 0o600 });
+    const fd = fs.openSync(file, 'a', 0o600);
+    return { journal: new Journal(file, fd), replayed: replayed ?? { events: [], badLines: 0 } };
+  }
+
+  /** Reads a journal, trimming a torn tail; null when absent or for another source. */
+  private static read(file: string, header: string): Replayed | null {
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw e;
+    }
+    if (!text.startsWith(header)) return null;
+    const end = text.lastIndexOf('\n') + 1;
+    if (end < text.length) fs.truncateSync(file, Buffer.byteLength(text.slice(0, end)));
+    const events: Event[] = [];
+    let badLines = 0;
+    for (const line of text.slice(header.length, end).split('\n')) {
+      if (line === '' || line.startsWith('#')) continue;
+      try {
+        events.push(parseEvent(line));
+      } catch (e) {
+        if (!(e instanceof ProtocolError)) throw e;
+        badLines++;
+      }
+    }
+    return { events, badLines };
+  }
+
+  /** Appends one event line (with its newline). */
+  append(line: string): void {
+    if (this.closed) throw new Error('internal: append to a closed journal');
+    this.buffer.push(line);
+    this.bytes += line.length;
+    if (this.bytes >= FLUSH_BYTES) this.flush();
+    else this.timer ??= setTimeout(() => this.flush(), FLUSH_MS);
+  }
+
+  /** Writes buffered lines; fsyncs when the last sync is older than the cadence (or when forced). */
+  flush(sync = false): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.buffer.length > 0) {
+      fs.writeSync(this.fd, this.buffer.join(''));
+      this.buffer = [];
+      this.bytes = 0;
+      this.dirty = true;
+    }
+    if (this.dirty && (sync || Date.now() - this.lastSync >= FSYNC_MS)) {
+      fs.fsyncSync(this.fd);
+      this.lastSync = Date.now();
+      this.dirty = false;
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.flush(true);
+    this.closed = true;
+    fs.closeSync(this.fd);
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * Live progress: on a TTY, one line per running unit, redrawn in place (done/total,
+ * objects/s, MB/s, failures, ETA); otherwise plain periodic lines. A summary at the end.
+ */
+import type { Event, Progress } from '../protocol/index.js';
+import type { Counts } from './materialize.js';
+
+type Row = { total: number; done: number; failed: number; bytes: number; started: number; conc: number; lastDone: number; lastBytes: number; lastT: number; rate: number; byteRate: number };
+
+export type BoardMode = 'tty' | 'plain' | 'none';
+
+function fmtRate(n: number): string {
+  return n >= 100 ? n.toFixed(0) : n.toFixed(1);
+}
+
+function fmtEta(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return '--';
+  if (seconds < 90) return `${Math.ceil(seconds)}s`;
+  if (seconds < 5400) return `${Math.round(seconds / 60)}m`;
+  return `${(seconds / 3600).toFixed(1)}h`;
+}
+
+export class Board {
+  private readonly rows = new Map<string, Row>();
+  private drawn = 0;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    readonly mode: BoardMode,
+    private readonly write: (text: string) => void = (t) => process.stderr.write(t),
+    private readonly intervalMs = mode === 'tty' ? 500 : 10_000,
+  ) {}
+
+  private tick(): void {
+    this.timer ??= setInterval(() => this.render(), this.intervalMs);
+  }
+
+  start(unit: string, total: number): void {
+    const now = Date.now();
+    this.rows.set(unit, { total, done: 0, failed: 0, bytes: 0, started: now, conc: 0, lastDone: 0, lastBytes: 0, lastT: now, rate: 0, byteRate: 0 });
+    this.tick();
+  }
+
+  event(unit: string, e: Event): void {
+    const r = this.rows.get(unit);
+    if (!r) return;
+    if (e.kind === 'DL_OK') r.bytes += e.bytes;
+    else {
+      r.done++;
+      if (e.kind !== 'UP_OK') r.failed++;
+    }
+  }
+
+  progress(unit: string, p: Progress): void {
+    const r = this.rows.get(unit);
+    if (r) r.conc = p.Conc;
+  }
+
+  private line(unit: string, r: Row): string {
+    const now = Date.now();
+    const dt = (now - r.lastT) / 1000;
+    if (dt >= 1) {
+      r.rate = (r.done - r.lastDone) / dt;
+      r.byteRate = (r.bytes - r.lastBytes) / dt;
+      r.lastDone = r.done;
+      r.lastBytes = r.bytes;
+      r.lastT = now;
+    }
+    const avg = r.done / Math.max((now - r.started) / 1000, 0.001);
+    const pct = r.total ? ((100 * r.done) / r.total).toFixed(1) : '100';
+    return `${unit}  ${r.done}/${r.total} (${pct}%)  ${fmtRate(r.rate)} obj/s  ${(r.byteRate / 1e6).toFixed(1)} MB/s  failed ${r.failed}  conc ${r.conc}  ETA ${fmtEta((r.total - r.done) / avg)}`;
+  }
+
+  private clear(): void {
+    if (this.mode === 'tty' && this.drawn > 0) this.write(`\x1b[${this.drawn}A\x1b[J`);
+    this.drawn = 0;
+  }
+
+  render(): void {
+    if (this.mode === 'none' || this.rows.size === 0) return;
+    this.clear();
+    const lines = [...this.rows].map(([u, r]) => this.line(u, r));
+    if (this.mode === 'tty') this.drawn = lines.length;
+    this.write(lines.map((l) => (this.mode === 'tty' ? l.slice(0, (process.stderr.columns || 200) - 1) : l)).join('\n') + '\n');
+  }
+
+  /** A line that stays (a log, a unit's result): printed above the live lines. */
+  log(text: string): void {
+    if (this.mode === 'none') return;
+    this.clear();
+    this.write(text + '\n');
+  }
+
+  skip(unit: string): void {
+    this.log(`${unit}: complete already (same source and options), skipped`);
+  }
+
+  done(unit: string, c: Counts): void {
+    this.rows.delete(unit);
+    this.log(`${unit}: complete — ${c.rows} rows, ${c.migrated} migrated, ${c.failed} in the ledger (${c.bad} bad)`);
+  }
+
+  fail(unit: string, message: string): void {
+    this.rows.delete(unit);
+    this.clear();
+    this.write(`${unit}: FAILED — ${message}\n`);
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.clear();
+  }
+}

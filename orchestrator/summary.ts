@@ -1,0 +1,38 @@
+/** The end-of-run summary, and the exit code it implies (DESIGN.md, "Exit codes"). */
+import type { UnitReport } from './compile.js';
+import { EXIT } from './errors.js';
+import { type UnitPaths, unitPaths } from './materialize.js';
+
+export function printSummary(reports: UnitReport[], seconds: number, opts: { strict: boolean; out: { scheme: string } & Partial<{ path: string }> }): number {
+  const complete = reports.filter((r) => r.status === 'complete');
+  const skipped = reports.filter((r) => r.status === 'skipped');
+  const failed = reports.filter((r) => r.status === 'failed');
+  let rows = 0;
+  let migrated = 0;
+  let ledgered = 0;
+  for (const r of complete) {
+    rows += r.counts?.rows ?? 0;
+    migrated += r.counts?.migrated ?? 0;
+    ledgered += r.counts?.failed ?? 0;
+  }
+  const out = process.stderr;
+  out.write(
+    `\nferry: ${complete.length} unit(s) compiled, ${skipped.length} already complete, ${failed.length} failed in ${seconds.toFixed(1)} s` +
+      (complete.length ? ` — ${rows} rows, ${migrated} migrated, ${ledgered} in ledgers` : '') +
+      '\n',
+  );
+  for (const f of failed) out.write(`ferry: unit ${f.unit} failed: ${f.error}\n`);
+  if (ledgered > 0 && opts.out.path) {
+    const example = complete.find((r) => (r.counts?.failed ?? 0) > 0);
+    if (example) {
+      const p: UnitPaths = unitPaths(opts.out.path, example.unit);
+      out.write(`ferry: failures are in the ledgers, e.g. ${p.ledger}; re-run the transient ones with: ferry replay ${p.ledger}\n`);
+    }
+  }
+  if (failed.length > 0) return EXIT.FAILED;
+  if (opts.strict && ledgered > 0) {
+    out.write('ferry: --strict: ledger rows were written\n');
+    return EXIT.FAILED;
+  }
+  return EXIT.OK;
+}

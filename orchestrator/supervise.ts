@@ -1,0 +1,139 @@
+/**
+ * Runs a unit's tasks through worker processes and reports what they say. The worker is a
+ * child process spoken to only through protocol lines: tasks on its stdin, events on its
+ * stdout, PROGRESS and logs on its stderr, and an IPC channel whose closing tells it that
+ * its parent is gone.
+ *
+ * Flow control: at most `window` tasks are outstanding at a worker, so the tasks a crash
+ * can interrupt are bounded, and known. A worker that dies on its own is respawned for the
+ * unfinished tasks (those it held first); a task held during two crashes is ledgered
+ * WORKER_CRASH, so a payload that kills the worker cannot stall its unit forever.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { type Event, type Progress, type Task, encodeEvent, encodeTask, isTerminal, parseEvent, parseProgress } from '../protocol/index.js';
+
+/** `args` are the worker flags; `concurrency` (also among them) sizes the task window. */
+export type WorkerLaunch = { args: string[]; concurrency: number };
+
+export type SuperviseHooks = {
+  /** A fact from the worker (or WORKER_CRASH, made here), with its line for the journal. */
+  onEvent(e: Event, line: string): void;
+  onProgress(p: Progress): void;
+  onLog(line: string): void;
+};
+
+export class SuperviseError extends Error {
+  readonly code = 'WORKER';
+}
+
+const MAX_FRUITLESS_SPAWNS = 5;
+
+/** bin/ferry.js of this package, found from here both in dist/ and in the sources. */
+function ferryBin(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, 'bin', 'ferry.js'))) {
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error('internal: bin/ferry.js not found above ' + fileURLToPath(import.meta.url));
+    dir = up;
+  }
+  return path.join(dir, 'bin', 'ferry.js');
+}
+
+export async function superviseTasks(tasks: readonly Task[], launch: WorkerLaunch, hooks: SuperviseHooks, signal: AbortSignal): Promise<void> {
+  const queue: Task[] = [...tasks].reverse(); // popped from the end: input order
+  const crashes = new Map<string, number>();
+  let fruitless = 0;
+  while (queue.length > 0 && !signal.aborted) {
+    const { held, exitedCleanly, progressed } = await runOneWorker(queue, launch, hooks, signal);
+    if (signal.aborted) return;
+    if (held.size === 0 && exitedCleanly) continue;
+    fruitless = progressed ? 0 : fruitless + 1;
+    if (fruitless >= MAX_FRUITLESS_SPAWNS) throw new SuperviseError(`the worker died ${fruitless} times in a row without finishing a task`);
+    const again: Task[] = [];
+    for (const task of held.values()) {
+      const n = (crashes.get(task.id) ?? 0) + 1;
+      crashes.set(task.id, n);
+      if (n >= 2) {
+        const e: Event = { kind: 'DL_ERR', id: task.id, reason: 'WORKER_CRASH', attempts: n, detail: 'the worker died twice while holding this task' };
+        hooks.onEvent(e, encodeEvent(e));
+      } else again.push(task);
+    }
+    queue.push(...again.reverse());
+  }
+}
+
+type WorkerResult = { held: Map<string, Task>; exitedCleanly: boolean; progressed: boolean };
+
+function runOneWorker(queue: Task[], launch: WorkerLaunch, hooks: SuperviseHooks, signal: AbortSignal): Promise<WorkerResult> {
+  const window = Math.max(2 * launch.concurrency, 16);
+  const held = new Map<string, Task>();
+  let progressed = false;
+  const child: ChildProcess = spawn(process.execPath, [ferryBin(), 'worker', '--tasks', '-', ...launch.args], {
+    stdio: ['pipe', 'pipe', 'pipe', 'ipc'],
+  });
+  const stdin = child.stdin!;
+  stdin.on('error', () => {}); // a dead worker's stdin: the exit handler decides what happens
+  const refill = () => {
+    let chunk = '';
+    while (held.size < window && queue.length > 0) {
+      const task = queue.pop()!;
+      held.set(task.id, task);
+      chunk += encodeTask(task);
+    }
+    if (chunk !== '') stdin.write(chunk);
+    if (queue.length === 0 && !stdin.writableEnded) stdin.end();
+  };
+  const out = createInterface({ input: child.stdout!, crlfDelay: Infinity });
+  out.on('line', (line) => {
+    let e: Event;
+    try {
+      e = parseEvent(line);
+    } catch (err) {
+      hooks.onLog(`worker printed a malformed event (${(err as Error).message}): ${line.slice(0, 200)}`);
+      return;
+    }
+    if (isTerminal(e)) {
+      if (!held.delete(e.id)) return; // not ours (already settled): never count a fact twice
+      progressed = true;
+    }
+    hooks.onEvent(e, line + '\n');
+    if (isTerminal(e)) refill();
+  });
+  const err = createInterface({ input: child.stderr!, crlfDelay: Infinity });
+  err.on('line', (line) => {
+    const p = parseProgress(line);
+    if (p) hooks.onProgress(p);
+    else if (line.trim() !== '') hooks.onLog(line);
+  });
+  const onAbort = () => child.kill('SIGTERM');
+  signal.addEventListener('abort', onAbort, { once: true });
+  refill();
+  return new Promise((resolve) => {
+    let outClosed = false;
+    let exit: { code: number | null; sig: NodeJS.Signals | null } | null = null;
+    const settle = () => {
+      if (!outClosed || !exit) return;
+      signal.removeEventListener('abort', onAbort);
+      if (exit.code !== 0 && !signal.aborted) hooks.onLog(`worker exited with ${exit.sig ?? `code ${exit.code}`} holding ${held.size} task(s)`);
+      resolve({ held, exitedCleanly: exit.code === 0, progressed });
+    };
+    out.on('close', () => {
+      outClosed = true;
+      settle();
+    });
+    child.on('exit', (code, sig) => {
+      exit = { code, sig };
+      settle();
+    });
+    child.on('error', (e) => {
+      hooks.onLog(`cannot start worker: ${e.message}`);
+      exit = { code: -1, sig: null };
+      outClosed = true;
+      settle();
+    });
+  });
+}

@@ -1,0 +1,36 @@
+/**
+ * Finding the units of a migration: every `*.parquet` under the manifest prefix,
+ * recursively; a unit's name is its path relative to the prefix without `.parquet`.
+ */
+import { stat } from 'node:fs/promises';
+import { type Place, describePlace, openStore } from '../storage/index.js';
+import { UsageError } from './errors.js';
+
+export type Unit = { name: string; key: string; size: number; version: string };
+
+export async function listUnits(prefix: Place): Promise<Unit[]> {
+  if (prefix.scheme === 'file') {
+    const s = await stat(prefix.path).catch(() => null);
+    if (!s) throw new UsageError(`manifest folder ${prefix.path} does not exist`);
+    if (!s.isDirectory()) throw new UsageError(`manifest prefix ${prefix.path} is not a folder`);
+  }
+  const units: Unit[] = [];
+  for await (const o of openStore(prefix).list('')) {
+    if (!o.key.endsWith('.parquet')) continue;
+    units.push({ name: o.key.slice(0, -'.parquet'.length), key: o.key, size: o.size, version: o.version });
+  }
+  if (units.length === 0) throw new UsageError(`no *.parquet manifest under ${describePlace(prefix)}`);
+  return units.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/** Restricts to `--only` units, refusing names that do not exist. */
+export function selectUnits(units: Unit[], only: readonly string[]): Unit[] {
+  if (only.length === 0) return units;
+  const names = new Set(units.map((u) => u.name));
+  for (const o of only) {
+    const name = o.endsWith('.parquet') ? o.slice(0, -'.parquet'.length) : o;
+    if (!names.has(name)) throw new UsageError(`--only: no unit named "${o}" (units are manifest paths relative to the prefix, without .parquet)`);
+  }
+  const wanted = new Set(only.map((o) => (o.endsWith('.parquet') ? o.slice(0, -'.parquet'.length) : o)));
+  return units.filter((u) => wanted.has(u.name));
+}

@@ -1,0 +1,165 @@
+/**
+ * The worker's flags, shared by both sides: `ferry worker` parses them, and `ferry compile`
+ * accepts the same flags and forwards them to its workers by name. Plain data and pure
+ * parsers (protocol/ depends on nothing), so one table serves both command lines.
+ *
+ * `content` flags change what is written (they are in the unit's fingerprint and replay
+ * reuses them); runtime flags never recompile a complete unit.
+ */
+import { parseRate, parseSize } from './units.js';
+
+export type Profile = 'image' | 'any';
+export type DecodePolicy = { mode: 'never' } | { mode: 'always' } | { mode: 'sample'; fraction: number };
+
+export type WorkerFlags = {
+  profile: Profile;
+  minBytes: number;
+  /** null: the profile's default (100 MiB for image, 5 TiB for any) */
+  maxBytes: number | null;
+  minDim: number;
+  maxPixels: number;
+  decode: DecodePolicy;
+  concurrency: number;
+  retries: number;
+  timeout: number;
+  minRate: number;
+  maxRedirects: number;
+  allowPrivateNetwork: boolean;
+  originHeader: string[];
+  overwrite: boolean;
+};
+
+export class FlagError extends Error {
+  readonly code = 'USAGE';
+  constructor(
+    readonly flag: string,
+    message: string,
+  ) {
+    super(`--${flag}: ${message}`);
+  }
+}
+
+type Spec<K extends keyof WorkerFlags> = {
+  key: K;
+  flag: string;
+  content: boolean;
+  type: 'string' | 'boolean' | 'array';
+  describe: string;
+  default: WorkerFlags[K];
+  parse: (raw: unknown, flag: string) => WorkerFlags[K];
+};
+
+function int(min: number, max = Number.MAX_SAFE_INTEGER) {
+  return (raw: unknown, flag: string): number => {
+    const n = typeof raw === 'number' ? raw : Number(String(raw).trim());
+    if (String(raw).trim() === '' || !Number.isSafeInteger(n) || n < min || n > max)
+      throw new FlagError(flag, `expected a whole number from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ''}, got "${String(raw)}"`);
+    return n;
+  };
+}
+
+function size(raw: unknown, flag: string): number {
+  const n = parseSize(String(raw));
+  if (n === null) throw new FlagError(flag, `expected a size such as 4096, 512KiB or 100MiB, got "${String(raw)}"`);
+  return n;
+}
+
+export function parseDecode(text: string): DecodePolicy | null {
+  if (text === 'never' || text === 'always') return { mode: text };
+  const m = /^sample:(\d*\.?\d+)$/.exec(text);
+  const f = m ? Number(m[1]) : NaN;
+  return f > 0 && f <= 1 ? { mode: 'sample', fraction: f } : null;
+}
+
+export function formatDecode(d: DecodePolicy): string {
+  return d.mode === 'sample' ? `sample:${d.fraction}` : d.mode;
+}
+
+function bool(raw: unknown): boolean {
+  return raw === true || raw === 'true';
+}
+
+export const WORKER_FLAG_SPECS = [
+  { key: 'profile', flag: 'profile', content: true, type: 'string', default: 'image',
+    describe: 'validation profile: image (all gates) or any (size and type detection only)',
+    parse: (raw, flag) => {
+      if (raw === 'image' || raw === 'any') return raw;
+      throw new FlagError(flag, `expected image or any, got "${String(raw)}"`);
+    } },
+  { key: 'minBytes', flag: 'min-bytes', content: true, type: 'string', default: 1, describe: 'size floor (0 bytes is EMPTY, fewer is TOO_SMALL)', parse: size },
+  { key: 'maxBytes', flag: 'max-bytes', content: true, type: 'string', default: null,
+    describe: 'size ceiling, enforced while streaming (default 100MiB for image, 5TiB for any)', parse: size },
+  { key: 'minDim', flag: 'min-dim', content: true, type: 'string', default: 32, describe: 'minimum width and height in pixels', parse: int(0) },
+  { key: 'maxPixels', flag: 'max-pixels', content: true, type: 'string', default: 100_000_000, describe: 'pixel-count limit against decompression bombs', parse: int(1) },
+  { key: 'decode', flag: 'decode', content: true, type: 'string', default: { mode: 'never' },
+    describe: 'pixel-decode gate: never, always or sample:F (costs 1-50 ms per image)',
+    parse: (raw, flag) => {
+      const d = parseDecode(String(raw));
+      if (!d) throw new FlagError(flag, `expected never, always or sample:F with 0 < F <= 1, got "${String(raw)}"`);
+      return d;
+    } },
+  { key: 'concurrency', flag: 'concurrency', content: false, type: 'string', default: 64, describe: 'requests in flight', parse: int(1, 100_000) },
+  { key: 'retries', flag: 'retries', content: false, type: 'string', default: 3, describe: 'retries per stage for transient failures', parse: int(0, 100) },
+  { key: 'timeout', flag: 'timeout', content: false, type: 'string', default: 30_000, describe: 'ms for connect, headers, and each wait between body chunks', parse: int(1) },
+  { key: 'minRate', flag: 'min-rate', content: false, type: 'string', default: 1024,
+    describe: 'a body slower than this over 60 s is cut as TIMEOUT',
+    parse: (raw, flag) => {
+      const n = parseRate(String(raw));
+      if (n === null) throw new FlagError(flag, `expected a rate such as 1KiB/s, got "${String(raw)}"`);
+      return n;
+    } },
+  { key: 'maxRedirects', flag: 'max-redirects', content: false, type: 'string', default: 5, describe: 'redirects followed per fetch', parse: int(0, 50) },
+  { key: 'allowPrivateNetwork', flag: 'allow-private-network', content: false, type: 'boolean', default: false,
+    describe: 'allow loopback and private addresses (cloud metadata stays refused)', parse: bool },
+  { key: 'originHeader', flag: 'origin-header', content: false, type: 'array', default: [],
+    describe: 'HOST=Name: value — a header sent to one origin host only (repeatable)',
+    parse: (raw, flag) => {
+      const list = (Array.isArray(raw) ? raw : raw === undefined ? [] : [raw]).map(String);
+      for (const h of list) if (!/^[^=\s]+=[^:\s]+:.*$/.test(h)) throw new FlagError(flag, `expected HOST=Name: value, got "${h}"`);
+      return list;
+    } },
+  { key: 'overwrite', flag: 'overwrite', content: false, type: 'boolean', default: false, describe: 'write unconditionally (no existence check)', parse: bool },
+] as const satisfies readonly Spec<keyof WorkerFlags>[];
+
+/** Parses raw values keyed by flag name (as a CLI parser hands them over) into WorkerFlags. */
+export function parseWorkerFlags(raw: Record<string, unknown>): WorkerFlags {
+  const out: Record<string, unknown> = {};
+  for (const spec of WORKER_FLAG_SPECS) {
+    const v = raw[spec.flag];
+    out[spec.key] = v === undefined ? spec.default : (spec.parse as (r: unknown, f: string) => unknown)(v, spec.flag);
+  }
+  const flags = out as WorkerFlags;
+  if (flags.maxBytes !== null && flags.maxBytes < flags.minBytes) throw new FlagError('max-bytes', 'is below --min-bytes');
+  return flags;
+}
+
+/** The effective size ceiling. */
+export function maxBytesOf(f: Pick<WorkerFlags, 'profile' | 'maxBytes'>): number {
+  return f.maxBytes ?? (f.profile === 'image' ? 100 * 2 ** 20 : 5 * 2 ** 40);
+}
+
+/** Turns flags back into a command line (what the orchestrator hands a worker). */
+export function workerFlagsToArgv(f: WorkerFlags): string[] {
+  const argv: string[] = [];
+  for (const spec of WORKER_FLAG_SPECS) {
+    const v = f[spec.key];
+    if (spec.key === 'decode') argv.push(`--${spec.flag}`, formatDecode(v as DecodePolicy));
+    else if (spec.type === 'boolean') {
+      if (v) argv.push(`--${spec.flag}`);
+    } else if (spec.type === 'array') for (const item of v as string[]) argv.push(`--${spec.flag}`, item);
+    else if (v !== null) argv.push(`--${spec.flag}`, String(v));
+  }
+  return argv;
+}
+
+/** The content options, as recorded in manifest.json and fingerprinted. */
+export function contentFlags(f: WorkerFlags): Record<string, string | number> {
+  return {
+    profile: f.profile,
+    minBytes: f.minBytes,
+    maxBytes: maxBytesOf(f),
+    minDim: f.minDim,
+    maxPixels: f.maxPixels,
+    decode: formatDecode(f.decode),
+  };
+}

@@ -1,0 +1,110 @@
+/**
+ * `ferry worker --tasks <file|-> --dest <uri> [--unit NAME]` — the data plane program.
+ * Reads `id<TAB>url` tasks, runs them with bounded concurrency, prints one event line per
+ * fact on stdout, PROGRESS on stderr every few seconds and at exit. Exits 0 once every task
+ * has its terminal event, whatever the outcomes.
+ */
+import { randomUUID } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
+import yargs from 'yargs';
+import { FlagError, WORKER_FLAG_SPECS, type WorkerFlags, idProblem, parseTask, parseWorkerFlags } from '../protocol/index.js';
+import { UriError, openStore, parsePlace } from '../storage/index.js';
+import { fullJitter } from './backoff.js';
+import { downloadOptions } from './download-options.js';
+import { Emitter } from './emit.js';
+import { Semaphore } from './limit.js';
+import { type TaskContext, runTask } from './run.js';
+
+type Args = { tasks: string; dest: string; unit?: string; runId?: string; progressInterval: number; flags: WorkerFlags };
+
+class UsageError extends Error {}
+
+function parseArgs(argv: string[]): Args {
+  let y = yargs(argv)
+    .scriptName('ferry worker')
+    .usage('$0 --tasks <file|-> --dest <uri> [--unit NAME] [flags]')
+    .option('tasks', { type: 'string', demandOption: true, describe: 'task file (id<TAB>url per line), or - for stdin' })
+    .option('dest', { type: 'string', demandOption: true, describe: 'destination: a folder path or file:// URI' })
+    .option('unit', { type: 'string', describe: 'unit name: objects go under <dest>/<unit>/' })
+    .option('run-id', { type: 'string', hidden: true })
+    .option('progress-interval', { type: 'number', default: 5000, hidden: true })
+    .strict()
+    .help()
+    .version(false)
+    .exitProcess(false)
+    .fail((msg, err) => {
+      throw new UsageError(err?.message ?? msg);
+    });
+  for (const s of WORKER_FLAG_SPECS) y = y.option(s.flag, { type: s.type, describe: s.describe });
+  const raw = y.parseSync() as Record<string, unknown>;
+  if (raw.help) process.exit(0);
+  return {
+    tasks: String(raw.tasks),
+    dest: String(raw.dest),
+    unit: raw.unit === undefined ? undefined : String(raw.unit),
+    runId: raw['run-id'] === undefined ? undefined : String(raw['run-id']),
+    progressInterval: Number(raw['progress-interval']),
+    flags: parseWorkerFlags(raw),
+  };
+}
+
+async function main(argv: string[]): Promise<number> {
+  const args = parseArgs(argv[0] === 'worker' ? argv.slice(1) : argv);
+  const store = openStore(parsePlace(args.dest));
+  const sem = new Semaphore(args.flags.concurrency);
+  const emitter = new Emitter(process.stdout, process.stderr, () => ({ inflight: sem.inflight, conc: sem.capacity }));
+  const ctx: TaskContext = {
+    flags: args.flags,
+    store,
+    unit: args.unit,
+    runId: args.runId ?? randomUUID(),
+    download: downloadOptions(args.flags),
+    backoff: fullJitter(),
+    emit: (e) => emitter.emit(e),
+  };
+  // Started by an orchestrator: its death closes the IPC channel, and we must not linger.
+  if (process.send) process.on('disconnect', () => process.exit(1));
+  const ticker = setInterval(() => emitter.progress(), args.progressInterval);
+  const input = args.tasks === '-' ? process.stdin : createReadStream(args.tasks);
+  const lines = createInterface({ input, crlfDelay: Infinity });
+  let lineNo = 0;
+  let malformed = 0;
+  for await (const line of lines) {
+    lineNo++;
+    let task;
+    try {
+      task = parseTask(line);
+    } catch (e) {
+      task = null;
+      malformed++;
+      process.stderr.write(`${args.tasks}:${lineNo}: ${(e as Error).message}; line skipped\n`);
+    }
+    if (!task) continue;
+    const problem = idProblem(task.id);
+    if (problem) {
+      malformed++;
+      process.stderr.write(`${args.tasks}:${lineNo}: ${problem}; line skipped\n`);
+      continue;
+    }
+    await sem.acquire();
+    void runTask(task, ctx).finally(() => sem.release());
+  }
+  await sem.idle();
+  clearInterval(ticker);
+  emitter.progress();
+  await emitter.drained();
+  return malformed > 0 ? 1 : 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    if (e instanceof UsageError || e instanceof FlagError || e instanceof UriError) {
+      process.stderr.write(`ferry worker: ${(e as Error).message}\n`);
+      process.exit(2);
+    }
+    process.stderr.write(`ferry worker: internal error (a bug, please report it):\n${(e as Error)?.stack ?? String(e)}\n`);
+    process.exit(70);
+  },
+);

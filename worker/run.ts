@@ -1,0 +1,71 @@
+/**
+ * One task's path through the data plane: download → validate → upload, ending in exactly
+ * one terminal event. Failures are data (img2dataset): nothing thrown inside a task can
+ * escape it, so a bug in one task never kills the others.
+ */
+import { createHash } from 'node:crypto';
+import { type Event, type Task, type WorkerFlags, maxBytesOf, oneLine } from '../protocol/index.js';
+import { type StorageAdapter, objectKey } from '../storage/index.js';
+import { redactUrl } from '../storage/redact.js';
+import type { Backoff } from './backoff.js';
+import { type DownloadOptions, download } from './download.js';
+import { type GateOptions, validate } from './gates.js';
+import { uploadPayload } from './upload.js';
+
+export type TaskContext = {
+  flags: WorkerFlags;
+  store: StorageAdapter & { sha256?(key: string): Promise<string | null> };
+  unit: string | undefined;
+  runId: string;
+  download: DownloadOptions;
+  backoff: Backoff;
+  emit: (e: Event) => void;
+};
+
+export function gateOptions(f: WorkerFlags): GateOptions {
+  return { profile: f.profile, minBytes: f.minBytes, maxBytes: maxBytesOf(f), minDim: f.minDim, maxPixels: f.maxPixels, decode: f.decode };
+}
+
+export async function runTask(task: Task, ctx: TaskContext): Promise<void> {
+  let downloaded = false;
+  try {
+    const dl = await download(task.url, ctx.download);
+    if (!dl.ok) {
+      ctx.emit({ kind: dl.invalid ? 'BAD_IMAGE' : 'DL_ERR', id: task.id, reason: dl.reason, attempts: dl.attempts, detail: oneLine(dl.detail) });
+      return;
+    }
+    downloaded = true;
+    ctx.emit({ kind: 'DL_OK', id: task.id, bytes: dl.body.length });
+    const verdict = await validate(task.id, dl.body, gateOptions(ctx.flags));
+    if (!verdict.ok) {
+      ctx.emit({ kind: 'BAD_IMAGE', id: task.id, reason: verdict.reason, attempts: dl.attempts, detail: oneLine(verdict.detail) });
+      return;
+    }
+    const sha256 = createHash('sha256').update(dl.body).digest('hex');
+    const key = objectKey(task.id, verdict.ext, ctx.unit);
+    const up = await uploadPayload(
+      ctx.store,
+      { id: task.id, key, body: dl.body, contentType: verdict.contentType, sha256, source: `${dl.body.length}:${dl.etag ?? ''}`, runId: ctx.runId },
+      { overwrite: ctx.flags.overwrite, retries: ctx.flags.retries, backoff: ctx.backoff },
+    );
+    if (!up.ok) {
+      ctx.emit({ kind: 'UP_ERR', id: task.id, reason: up.reason, attempts: up.attempts, detail: oneLine(up.detail) });
+      return;
+    }
+    ctx.emit({
+      kind: 'UP_OK',
+      id: task.id,
+      uri: ctx.store.uri(key),
+      ext: verdict.ext,
+      bytes: dl.body.length,
+      sha256,
+      width: verdict.width,
+      height: verdict.height,
+      existed: up.existed,
+    });
+  } catch (e) {
+    // A bug, caught at the task's edge: this task ends, the others go on.
+    const detail = oneLine(`internal error: ${redactUrl((e as Error)?.stack ?? String(e))}`);
+    ctx.emit({ kind: downloaded ? 'UP_ERR' : 'DL_ERR', id: task.id, reason: 'INTERNAL_ERROR', attempts: 1, detail });
+  }
+}

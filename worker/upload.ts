@@ -1,0 +1,69 @@
+/**
+ * Idempotent upload of one validated payload (DESIGN.md, "Writing objects, idempotently"):
+ * a conditional create where the store enforces one, a check first where it does not,
+ * and an unconditional write under --overwrite. An object already there with the same
+ * sha256 is success (`existed`); anything else there is DEST_CONFLICT.
+ */
+import type { Reason } from '../protocol/index.js';
+import { type StorageAdapter, StorageError, keyId } from '../storage/index.js';
+import { type Backoff, sleep } from './backoff.js';
+
+export type Payload = { id: string; key: string; body: Buffer; contentType: string; sha256: string; source: string; runId: string };
+export type UploadResult = { ok: true; existed: boolean; attempts: number } | { ok: false; reason: Reason; attempts: number; detail: string };
+export type UploadOptions = { overwrite: boolean; retries: number; backoff: Backoff };
+
+type Store = StorageAdapter & { sha256?(key: string): Promise<string | null> };
+
+/** What identifies an object ferry wrote. `ferry-id` is the key-id (percent-encoded, or hashed when long). */
+function metadataOf(p: Payload): Record<string, string> {
+  const enc = keyId(p.id);
+  return { 'ferry-id': enc, 'ferry-sha256': p.sha256, 'ferry-source': p.source, 'ferry-run': p.runId };
+}
+
+/** The sha256 of what is stored under a key: recorded metadata, or the bytes themselves. */
+async function existingSha256(store: Store, key: string): Promise<string | null | undefined> {
+  const info = await store.stat(key);
+  if (!info) return undefined;
+  return info.metadata['ferry-sha256'] ?? (store.sha256 ? store.sha256(key) : null);
+}
+
+async function once(store: Store, p: Payload, overwrite: boolean): Promise<{ existed: boolean } | { conflict: string }> {
+  const options = { contentType: p.contentType, metadata: metadataOf(p), ifAbsent: !overwrite };
+  if (!overwrite && !store.capabilities.conditionalCreate) {
+    const there = await existingSha256(store, p.key);
+    if (there !== undefined) return there === p.sha256 ? { existed: true } : { conflict: there ?? 'none' };
+    options.ifAbsent = false;
+  }
+  try {
+    await store.put(p.key, p.body, options);
+    return { existed: false };
+  } catch (e) {
+    if (!(e instanceof StorageError) || e.code !== 'EXISTS') throw e;
+    const there = await existingSha256(store, p.key);
+    if (there === p.sha256) return { existed: true };
+    return { conflict: there ?? 'none' };
+  }
+}
+
+export async function uploadPayload(store: Store, p: Payload, opts: UploadOptions): Promise<UploadResult> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const r = await once(store, p, opts.overwrite);
+      if ('conflict' in r)
+        return {
+          ok: false,
+          reason: 'DEST_CONFLICT',
+          attempts: attempt,
+          detail: r.conflict === 'none' ? 'an object without ferry metadata is already at the key (use --overwrite to replace it)' : `a different object (sha256 ${r.conflict.slice(0, 16)}…) is already at the key (use --overwrite to replace it)`,
+        };
+      return { ok: true, existed: r.existed, attempts: attempt };
+    } catch (e) {
+      const code = e instanceof StorageError ? e.code : 'FATAL';
+      const detail = (e as Error).message;
+      if (code === 'FORBIDDEN') return { ok: false, reason: 'FORBIDDEN', attempts: attempt, detail };
+      const retriable = code === 'TRANSIENT' || code === 'THROTTLED';
+      if (!retriable || attempt > opts.retries) return { ok: false, reason: code === 'THROTTLED' ? 'THROTTLED' : 'UPLOAD_FAILED', attempts: attempt, detail };
+      await sleep(opts.backoff.delay(attempt));
+    }
+  }
+}
