@@ -64,11 +64,16 @@ function size(raw: unknown, flag: string): number {
   return n;
 }
 
+/** A fraction in (0,1], written as a plain decimal: `1`, `0.05`, `.5`. */
+const SAMPLE = /^sample:((?:\d+(?:\.\d*)?|\.\d+))$/;
+
+/** Parses `always`, `never` or `sample:F` with F in (0,1]; null when invalid. */
 export function parseDecode(text: string): DecodePolicy | null {
   if (text === 'never' || text === 'always') return { mode: text };
-  const m = /^sample:(\d*\.?\d+)$/.exec(text);
-  const f = m ? Number(m[1]) : NaN;
-  return f > 0 && f <= 1 ? { mode: 'sample', fraction: f } : null;
+  const m = SAMPLE.exec(text);
+  if (!m?.[1]) return null;
+  const fraction = Number(m[1]);
+  return fraction > 0 && fraction <= 1 ? { mode: 'sample', fraction } : null;
 }
 
 export function formatDecode(d: DecodePolicy): string {

@@ -13,6 +13,7 @@ import { UriError, openStore, parsePlace } from '../storage/index.js';
 import { fullJitter } from './backoff.js';
 import { downloadOptions } from './download-options.js';
 import { Emitter } from './emit.js';
+import { prepareGates } from './gates.js';
 import { Semaphore } from './limit.js';
 import { type TaskContext, runTask } from './run.js';
 
@@ -52,6 +53,7 @@ function parseArgs(argv: string[]): Args {
 async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv[0] === 'worker' ? argv.slice(1) : argv);
   const store = openStore(parsePlace(args.dest));
+  await prepareGates(args.flags);
   const sem = new Semaphore(args.flags.concurrency);
   const emitter = new Emitter(process.stdout, process.stderr, () => ({ inflight: sem.inflight, conc: sem.capacity }));
   const ctx: TaskContext = {

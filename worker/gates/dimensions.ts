@@ -1,0 +1,54 @@
+/**
+ * Header dimensions with image-size (pure JS, microseconds): the parser is chosen by the
+ * type file-type found, so the two libraries cannot disagree on what the bytes are.
+ */
+import { imageSize } from 'image-size';
+import { BMP } from 'image-size/types/bmp';
+import { GIF } from 'image-size/types/gif';
+import { HEIF } from 'image-size/types/heif';
+import type { IImage } from 'image-size/types/interface';
+import { JPG } from 'image-size/types/jpg';
+import { PNG } from 'image-size/types/png';
+import { TIFF } from 'image-size/types/tiff';
+import { WEBP } from 'image-size/types/webp';
+
+export type Dimensions = { width: number; height: number };
+
+const PARSERS: Readonly<Partial<Record<string, IImage>>> = {
+  jpg: JPG,
+  png: PNG,
+  webp: WEBP,
+  gif: GIF,
+  avif: HEIF,
+  heic: HEIF,
+  tif: TIFF,
+  bmp: BMP,
+};
+
+/**
+ * Width and height from the header. Throws when the header cannot be parsed (cut short,
+ * malformed, or a type image-size does not know); a size that is not a positive integer
+ * counts as unparseable.
+ */
+export function headerDimensions(ext: string, bytes: Uint8Array): Dimensions {
+  const parser = PARSERS[ext];
+  const input = endsItsArrayBuffer(bytes) ? bytes : new Uint8Array(bytes);
+  const size = parser ? parser.calculate(input) : imageSize(input);
+  const { width, height } = size;
+  if (!isPositiveInt(width) || !isPositiveInt(height)) {
+    throw new TypeError(`header gives ${String(width)}x${String(height)}`);
+  }
+  return { width, height };
+}
+
+/**
+ * image-size reads through DataViews that run to the end of the underlying ArrayBuffer, so
+ * on a view into a larger one (a small pooled Buffer, a subarray) a header cut short would
+ * be read from the neighbouring bytes instead of failing. Such views are copied first;
+ * a downloaded body of more than 4 KiB normally owns its ArrayBuffer and is not.
+ */
+function endsItsArrayBuffer(b: Uint8Array): boolean {
+  return b.byteOffset + b.byteLength === b.buffer.byteLength;
+}
+
+const isPositiveInt = (n: unknown): n is number => typeof n === 'number' && Number.isInteger(n) && n > 0;
