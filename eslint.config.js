@@ -42,6 +42,8 @@ export default tseslint.config(
       'no-restricted-syntax': ['error', { selector: 'ExportDefaultDeclaration', message: 'No default exports (STYLE.md).' }],
     },
   },
+  // Tool configs must default-export: the only place the rule does not apply.
+  { files: ['*.config.{js,ts}'], rules: { 'no-restricted-syntax': 'off' } },
   onlyImports('protocol', [], [{ regex: '^(?!node:)[^./]', message: 'protocol/ imports no npm package.' }]),
   onlyImports('storage', []),
   onlyImports('ledger', ['protocol']),

@@ -12,11 +12,11 @@ import { type Place, describePlace, uriOf } from '../storage/index.js';
 import { type CompileConfig, contentOptions, fingerprint } from './config.js';
 import { UnitError } from './errors.js';
 import { Journal } from './journal.js';
-import { type Counts, type UnitPaths, unitPaths, writeJsonAtomic, writeOutputs } from './materialize.js';
+import { type Counts, unitPaths, writeJsonAtomic, writeOutputs } from './materialize.js';
 import { ManifestError, scanManifest } from './parquet/index.js';
 import type { Board } from './progress.js';
 import { UnitState, outcomeOf, refuseRow } from './state.js';
-import { superviseTasks } from './supervise.js';
+import { SuperviseError, superviseTasks } from './supervise.js';
 import { type Unit, listUnits, selectUnits } from './units.js';
 
 export type UnitReport = { unit: string; status: 'complete' | 'skipped' | 'failed' | 'interrupted'; counts?: Counts; error?: string };
@@ -149,7 +149,7 @@ export async function compileUnit(unit: Unit, cfg: CompileConfig, ctx: RunContex
     ctx.board.done(unit.name, counts);
     return { unit: unit.name, status: 'complete', counts };
   } catch (e) {
-    if (e instanceof ManifestError) throw new UnitError(unit.name, e.message);
+    if (e instanceof ManifestError || e instanceof SuperviseError) throw new UnitError(unit.name, e.message);
     const err = e as NodeJS.ErrnoException;
     if (typeof err?.code === 'string' && typeof err.path === 'string') throw new UnitError(unit.name, `cannot write ${err.path}: ${err.code}`);
     throw e;

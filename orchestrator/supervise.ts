@@ -4,10 +4,12 @@
  * stdout, PROGRESS and logs on its stderr, and an IPC channel whose closing tells it that
  * its parent is gone.
  *
- * Flow control: at most `window` tasks are outstanding at a worker, so the tasks a crash
- * can interrupt are bounded, and known. A worker that dies on its own is respawned for the
- * unfinished tasks (those it held first); a task held during two crashes is ledgered
- * WORKER_CRASH, so a payload that kills the worker cannot stall its unit forever.
+ * Flow control: at most a window of tasks (twice the worker's concurrency) is outstanding
+ * at a worker, so the tasks a crash can interrupt are bounded, and known. A worker that
+ * dies on its own is respawned; the tasks it held are re-run first, one at a time, so a
+ * payload that kills the worker is found alone: a task held during two crashes is
+ * ledgered WORKER_CRASH, and its innocent neighbours are not. A worker that refuses its
+ * arguments, or dies again and again without finishing anything, fails the unit.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -45,16 +47,20 @@ function ferryBin(): string {
 
 export async function superviseTasks(tasks: readonly Task[], launch: WorkerLaunch, hooks: SuperviseHooks, signal: AbortSignal): Promise<void> {
   const queue: Task[] = [...tasks].reverse(); // popped from the end: input order
+  const suspects: Task[] = []; // held during a crash: re-run one at a time, to find the culprit
   const crashes = new Map<string, number>();
   let fruitless = 0;
-  while (queue.length > 0 && !signal.aborted) {
-    const { held, exitedCleanly, progressed } = await runOneWorker(queue, launch, hooks, signal);
+  while ((queue.length > 0 || suspects.length > 0) && !signal.aborted) {
+    const isolating = suspects.length > 0;
+    const source = isolating ? suspects : queue;
+    const r = await runOneWorker(source, isolating ? 1 : Math.max(2 * launch.concurrency, 16), launch, hooks, signal);
     if (signal.aborted) return;
-    if (held.size === 0 && exitedCleanly) continue;
-    fruitless = progressed ? 0 : fruitless + 1;
-    if (fruitless >= MAX_FRUITLESS_SPAWNS) throw new SuperviseError(`the worker died ${fruitless} times in a row without finishing a task`);
+    if (r.usageError) throw new SuperviseError(`the worker refused its arguments: ${r.lastLog || 'exit code 2'}`);
+    if (r.held.size === 0 && r.exitedCleanly) continue;
+    fruitless = r.progressed ? 0 : fruitless + 1;
+    if (fruitless >= MAX_FRUITLESS_SPAWNS) throw new SuperviseError(`the worker died ${fruitless} times in a row without finishing a task: ${r.lastLog}`);
     const again: Task[] = [];
-    for (const task of held.values()) {
+    for (const task of r.held.values()) {
       const n = (crashes.get(task.id) ?? 0) + 1;
       crashes.set(task.id, n);
       if (n >= 2) {
@@ -62,17 +68,18 @@ export async function superviseTasks(tasks: readonly Task[], launch: WorkerLaunc
         hooks.onEvent(e, encodeEvent(e));
       } else again.push(task);
     }
-    queue.push(...again.reverse());
+    suspects.push(...again.reverse());
   }
 }
 
-type WorkerResult = { held: Map<string, Task>; exitedCleanly: boolean; progressed: boolean };
+type WorkerResult = { held: Map<string, Task>; exitedCleanly: boolean; usageError: boolean; progressed: boolean; lastLog: string };
 
-function runOneWorker(queue: Task[], launch: WorkerLaunch, hooks: SuperviseHooks, signal: AbortSignal): Promise<WorkerResult> {
-  const window = Math.max(2 * launch.concurrency, 16);
+/** One worker's life: fed from `queue` (popped from its end), at most `window` tasks held. */
+function runOneWorker(queue: Task[], window: number, launch: WorkerLaunch, hooks: SuperviseHooks, signal: AbortSignal): Promise<WorkerResult> {
   const held = new Map<string, Task>();
   let progressed = false;
-  const child: ChildProcess = spawn(process.execPath, [ferryBin(), 'worker', '--tasks', '-', ...launch.args], {
+  let lastLog = '';
+  const child: ChildProcess = spawn(process.execPath, [ferryBin(), 'worker', '--tasks=-', ...launch.args], {
     stdio: ['pipe', 'pipe', 'pipe', 'ipc'],
   });
   const stdin = child.stdin!;
@@ -107,7 +114,10 @@ function runOneWorker(queue: Task[], launch: WorkerLaunch, hooks: SuperviseHooks
   err.on('line', (line) => {
     const p = parseProgress(line);
     if (p) hooks.onProgress(p);
-    else if (line.trim() !== '') hooks.onLog(line);
+    else if (line.trim() !== '') {
+      lastLog = line;
+      hooks.onLog(line);
+    }
   });
   const onAbort = () => child.kill('SIGTERM');
   signal.addEventListener('abort', onAbort, { once: true });
@@ -119,7 +129,7 @@ function runOneWorker(queue: Task[], launch: WorkerLaunch, hooks: SuperviseHooks
       if (!outClosed || !exit) return;
       signal.removeEventListener('abort', onAbort);
       if (exit.code !== 0 && !signal.aborted) hooks.onLog(`worker exited with ${exit.sig ?? `code ${exit.code}`} holding ${held.size} task(s)`);
-      resolve({ held, exitedCleanly: exit.code === 0, progressed });
+      resolve({ held, exitedCleanly: exit.code === 0, usageError: exit.code === 2, progressed, lastLog });
     };
     out.on('close', () => {
       outClosed = true;

@@ -10,7 +10,6 @@ import { createInterface } from 'node:readline';
 import yargs from 'yargs';
 import { FlagError, WORKER_FLAG_SPECS, type WorkerFlags, idProblem, parseTask, parseWorkerFlags } from '../protocol/index.js';
 import { UriError, openStore, parsePlace } from '../storage/index.js';
-import { fullJitter } from './backoff.js';
 import { downloadOptions } from './download-options.js';
 import { Emitter } from './emit.js';
 import { prepareGates } from './gates.js';
@@ -21,8 +20,18 @@ type Args = { tasks: string; dest: string; unit?: string; runId?: string; progre
 
 class UsageError extends Error {}
 
+/** yargs reads a lone `-` as an unknown positional, not as a flag's value: join it. */
+function joinDash(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--tasks' && argv[i + 1] === '-') out.push('--tasks=' + argv[++i]);
+    else out.push(argv[i]!);
+  }
+  return out;
+}
+
 function parseArgs(argv: string[]): Args {
-  let y = yargs(argv)
+  let y = yargs(joinDash(argv))
     .scriptName('ferry worker')
     .usage('$0 --tasks <file|-> --dest <uri> [--unit NAME] [flags]')
     .option('tasks', { type: 'string', demandOption: true, describe: 'task file (id<TAB>url per line), or - for stdin' })
@@ -62,7 +71,6 @@ async function main(argv: string[]): Promise<number> {
     unit: args.unit,
     runId: args.runId ?? randomUUID(),
     download: downloadOptions(args.flags),
-    backoff: fullJitter(),
     emit: (e) => emitter.emit(e),
   };
   // Started by an orchestrator: its death closes the IPC channel, and we must not linger.

@@ -7,7 +7,6 @@ import { createHash } from 'node:crypto';
 import { type Event, type Task, type WorkerFlags, maxBytesOf, oneLine } from '../protocol/index.js';
 import { type StorageAdapter, objectKey } from '../storage/index.js';
 import { redactUrl } from '../storage/redact.js';
-import type { Backoff } from './backoff.js';
 import { type DownloadOptions, download } from './download.js';
 import { type GateOptions, validate } from './gates.js';
 import { uploadPayload } from './upload.js';
@@ -18,7 +17,6 @@ export type TaskContext = {
   unit: string | undefined;
   runId: string;
   download: DownloadOptions;
-  backoff: Backoff;
   emit: (e: Event) => void;
 };
 
@@ -46,7 +44,7 @@ export async function runTask(task: Task, ctx: TaskContext): Promise<void> {
     const up = await uploadPayload(
       ctx.store,
       { id: task.id, key, body: dl.body, contentType: verdict.contentType, sha256, source: `${dl.body.length}:${dl.etag ?? ''}`, runId: ctx.runId },
-      { overwrite: ctx.flags.overwrite, retries: ctx.flags.retries, backoff: ctx.backoff },
+      { overwrite: ctx.flags.overwrite, retries: ctx.flags.retries },
     );
     if (!up.ok) {
       ctx.emit({ kind: 'UP_ERR', id: task.id, reason: up.reason, attempts: up.attempts, detail: oneLine(up.detail) });

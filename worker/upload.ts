@@ -6,11 +6,11 @@
  */
 import type { Reason } from '../protocol/index.js';
 import { type StorageAdapter, StorageError, keyId } from '../storage/index.js';
-import { type Backoff, sleep } from './backoff.js';
+import { MAX_BACKOFF_MS, backoffMs, sleep } from './backoff.js';
 
 export type Payload = { id: string; key: string; body: Buffer; contentType: string; sha256: string; source: string; runId: string };
 export type UploadResult = { ok: true; existed: boolean; attempts: number } | { ok: false; reason: Reason; attempts: number; detail: string };
-export type UploadOptions = { overwrite: boolean; retries: number; backoff: Backoff };
+export type UploadOptions = { overwrite: boolean; retries: number; backoffBaseMs?: number };
 
 type Store = StorageAdapter & { sha256?(key: string): Promise<string | null> };
 
@@ -63,7 +63,7 @@ export async function uploadPayload(store: Store, p: Payload, opts: UploadOption
       if (code === 'FORBIDDEN') return { ok: false, reason: 'FORBIDDEN', attempts: attempt, detail };
       const retriable = code === 'TRANSIENT' || code === 'THROTTLED';
       if (!retriable || attempt > opts.retries) return { ok: false, reason: code === 'THROTTLED' ? 'THROTTLED' : 'UPLOAD_FAILED', attempts: attempt, detail };
-      await sleep(opts.backoff.delay(attempt));
+      await sleep(backoffMs(attempt, opts.backoffBaseMs ?? 250, MAX_BACKOFF_MS));
     }
   }
 }

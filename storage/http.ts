@@ -1,0 +1,276 @@
+/**
+ * Guarded HTTP GET for untrusted manifest URLs: keep-alive pools with a per-host cap, hard
+ * connect/headers timeouts, an idle body timeout plus a minimum-rate cut, redirects
+ * followed by hand so that every hop goes through the network guard again.
+ *
+ * Errors are thrown with a stable `code` (ours are `FERRY_*`; undici's `UND_ERR_*` and
+ * Node's `E*` pass through) so callers classify on codes, never on messages.
+ */
+import { Transform, pipeline, type Readable } from 'node:stream';
+import { Agent, EnvHttpProxyAgent, type Dispatcher } from 'undici';
+import { checkHost, checkLiteralHost, createGuard, guardedLookup, type Guard } from './netguard.js';
+import { redactUrl } from './redact.js';
+
+export type HttpHeaders = Record<string, string | string[] | undefined>;
+export type OriginHeaders = ReadonlyMap<string, ReadonlyArray<readonly [string, string]>>;
+export type ProxyConfig = { httpProxy?: string; httpsProxy?: string; noProxy?: string };
+
+export type HttpClientOptions = {
+  /** Connect, headers, and idle time between body chunks, in ms (`--timeout`). Default 30000. */
+  timeoutMs?: number;
+  /** Bytes/s a body must average over `minRateWindowMs`, else it is cut (`--min-rate`). 0 = off. Default 1024. */
+  minRate?: number;
+  /** Window of the minimum-rate check, in ms. Default 60000. */
+  minRateWindowMs?: number;
+  /** Redirects followed per GET (`--max-redirects`). Default 5. */
+  maxRedirects?: number;
+  /** `--allow-private-network`: allow every address kind but cloud metadata. Default false. */
+  allowPrivateNetwork?: boolean;
+  /** CIDRs allowed without allowPrivateNetwork (metadata still refused). Default none. */
+  allowCidrs?: readonly string[];
+  /** Keep-alive connections per origin. Default 64. */
+  connectionsPerHost?: number;
+  /** Extra request headers per origin host (`--origin-header HOST=Name: value`); key `host` or `host:port`. */
+  originHeaders?: OriginHeaders;
+  /** 'env' reads HTTPS_PROXY/HTTP_PROXY/NO_PROXY (either case). Default 'env'. */
+  proxy?: 'env' | 'none' | ProxyConfig;
+  /** Default 'ferry'. */
+  userAgent?: string;
+};
+
+export type ResolvedHttpOptions = Required<Omit<HttpClientOptions, 'originHeaders' | 'proxy'>> & {
+  originHeaders: OriginHeaders;
+  proxy: ProxyConfig | null;
+};
+
+export type HttpResponse = {
+  status: number;
+  headers: HttpHeaders;
+  /** Content-Length when present and valid, else null. */
+  contentLength: number | null;
+  /** The body; idle timeout and minimum-rate cut apply while it is read. Destroy it to stop. */
+  body: Readable;
+  /** The URL that answered, after redirects (not redacted: use redactUrl to print it). */
+  url: string;
+  redirects: number;
+};
+
+export type HttpErrorCode =
+  | 'FERRY_BAD_URL'
+  | 'FERRY_UNSUPPORTED_SCHEME'
+  | 'FERRY_TOO_MANY_REDIRECTS'
+  | 'FERRY_MIN_RATE'
+  | 'FERRY_LOOKUP_TIMEOUT';
+
+export class HttpGetError extends Error {
+  constructor(
+    readonly code: HttpErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'HttpGetError';
+  }
+}
+
+export interface HttpClient {
+  readonly options: ResolvedHttpOptions;
+  /** GET `url`, following redirects. Throws coded errors (see module doc). */
+  get(url: string, init?: { signal?: AbortSignal }): Promise<HttpResponse>;
+  close(): Promise<void>;
+}
+
+export const HTTP_DEFAULTS = {
+  timeoutMs: 30_000,
+  minRate: 1024,
+  minRateWindowMs: 60_000,
+  maxRedirects: 5,
+  allowPrivateNetwork: false,
+  connectionsPerHost: 64,
+  userAgent: 'ferry',
+} as const;
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
+/** First value of a response header, or null. */
+export function headerValue(headers: HttpHeaders, name: string): string | null {
+  const v = headers[name.toLowerCase()];
+  const first = Array.isArray(v) ? v[0] : v;
+  return first ?? null;
+}
+
+function envProxy(): ProxyConfig | null {
+  const e = process.env;
+  const httpProxy = e.http_proxy ?? e.HTTP_PROXY;
+  const httpsProxy = e.https_proxy ?? e.HTTPS_PROXY;
+  if (!httpProxy && !httpsProxy) return null;
+  const noProxy = e.no_proxy ?? e.NO_PROXY;
+  return { ...(httpProxy ? { httpProxy } : {}), ...(httpsProxy ? { httpsProxy } : {}), ...(noProxy ? { noProxy } : {}) };
+}
+
+function resolveOptions(o: HttpClientOptions): ResolvedHttpOptions {
+  const headers = new Map<string, ReadonlyArray<readonly [string, string]>>();
+  for (const [host, list] of o.originHeaders ?? []) headers.set(host.toLowerCase(), list);
+  const proxy = o.proxy === 'none' ? null : o.proxy === undefined || o.proxy === 'env' ? envProxy() : o.proxy;
+  return {
+    timeoutMs: o.timeoutMs ?? HTTP_DEFAULTS.timeoutMs,
+    minRate: o.minRate ?? HTTP_DEFAULTS.minRate,
+    minRateWindowMs: o.minRateWindowMs ?? HTTP_DEFAULTS.minRateWindowMs,
+    maxRedirects: o.maxRedirects ?? HTTP_DEFAULTS.maxRedirects,
+    allowPrivateNetwork: o.allowPrivateNetwork ?? HTTP_DEFAULTS.allowPrivateNetwork,
+    allowCidrs: o.allowCidrs ?? [],
+    connectionsPerHost: o.connectionsPerHost ?? HTTP_DEFAULTS.connectionsPerHost,
+    originHeaders: headers,
+    proxy,
+    userAgent: o.userAgent ?? HTTP_DEFAULTS.userAgent,
+  };
+}
+
+/** Parses a URL ferry may fetch over HTTP; throws BAD_URL or UNSUPPORTED_SCHEME. */
+export function parseHttpUrl(text: string, base?: URL): URL {
+  let u: URL;
+  try {
+    u = new URL(text, base);
+  } catch {
+    throw new HttpGetError('FERRY_BAD_URL', `not a URL: ${redactUrl(text)}`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+    throw new HttpGetError('FERRY_UNSUPPORTED_SCHEME', `scheme ${u.protocol} not fetched over HTTP: ${redactUrl(u.href)}`);
+  }
+  if (u.hostname === '') throw new HttpGetError('FERRY_BAD_URL', `no host: ${redactUrl(u.href)}`);
+  return u;
+}
+
+function makeDispatcher(o: ResolvedHttpOptions, guard: Guard): Dispatcher {
+  const agentOpts = {
+    connections: o.connectionsPerHost,
+    connectTimeout: o.timeoutMs,
+    headersTimeout: o.timeoutMs,
+    bodyTimeout: o.timeoutMs,
+    // Only direct connections use this lookup; a proxy's own connection is operator-configured.
+    connect: { lookup: guardedLookup(guard), timeout: o.timeoutMs },
+  };
+  return o.proxy ? new EnvHttpProxyAgent({ ...agentOpts, ...o.proxy }) : new Agent(agentOpts);
+}
+
+function requestHeaders(o: ResolvedHttpOptions, u: URL): Record<string, string> {
+  const h: Record<string, string> = { 'user-agent': o.userAgent, accept: '*/*', 'accept-encoding': 'identity' };
+  const extra = o.originHeaders.get(u.host.toLowerCase()) ?? o.originHeaders.get(u.hostname.toLowerCase()) ?? [];
+  for (const [name, value] of extra) h[name.toLowerCase()] = value;
+  if (u.username || u.password) {
+    const cred = `${safeDecode(u.username)}:${safeDecode(u.password)}`;
+    h.authorization = `Basic ${Buffer.from(cred).toString('base64')}`;
+  }
+  return h;
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new HttpGetError('FERRY_LOOKUP_TIMEOUT', `${what} took over ${ms} ms`)), ms);
+    timer.unref();
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+function parseLength(headers: HttpHeaders): number | null {
+  const v = headerValue(headers, 'content-length');
+  return v !== null && /^\d+$/.test(v.trim()) ? Number(v.trim()) : null;
+}
+
+/**
+ * Reads and drops up to `limit` bytes of a body nobody wants (an error page), so a small
+ * one leaves its keep-alive connection reusable; a larger one is cut (connection closed).
+ */
+export async function discardBody(body: Readable, limit = 64 * 1024): Promise<void> {
+  let n = 0;
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      n += chunk.length;
+      if (n > limit) break; // leaving the loop destroys the stream
+    }
+  } catch {
+    // Nothing to keep: the connection is gone either way.
+  }
+}
+
+export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
+  const o = resolveOptions(options);
+  const guard = createGuard({ allowPrivateNetwork: o.allowPrivateNetwork, allowCidrs: o.allowCidrs });
+  const dispatcher = makeDispatcher(o, guard);
+
+  /** One hop: the guard decides before any packet is sent to the target. */
+  async function hop(u: URL, signal: AbortSignal | undefined): Promise<Dispatcher.ResponseData> {
+    const refusal = checkLiteralHost(guard, u.hostname);
+    if (refusal) throw refusal;
+    // Through a proxy the lookup above never runs: resolve and check the target ourselves.
+    if (o.proxy) await withTimeout(checkHost(guard, u.hostname), o.timeoutMs, `lookup of ${u.hostname}`);
+    return dispatcher.request({
+      origin: u.origin,
+      path: u.pathname + u.search,
+      method: 'GET',
+      headers: requestHeaders(o, u),
+      signal,
+    });
+  }
+
+  async function get(url: string, init: { signal?: AbortSignal } = {}): Promise<HttpResponse> {
+    let u = parseHttpUrl(url);
+    for (let redirects = 0; ; redirects++) {
+      const res = await hop(u, init.signal);
+      const location = headerValue(res.headers, 'location');
+      if (!REDIRECTS.has(res.statusCode) || location === null) {
+        const body = watchMinRate(res.body, o.minRate, o.minRateWindowMs);
+        const headers = res.headers as HttpHeaders;
+        return { status: res.statusCode, headers, contentLength: parseLength(headers), body, url: u.href, redirects };
+      }
+      await res.body.dump({ limit: 64 * 1024 }).catch(() => undefined);
+      if (redirects >= o.maxRedirects) {
+        throw new HttpGetError('FERRY_TOO_MANY_REDIRECTS', `more than ${o.maxRedirects} redirects from ${redactUrl(url)}`);
+      }
+      u = parseHttpUrl(location, u);
+    }
+  }
+
+  return { options: o, get, close: () => dispatcher.close() };
+}
+
+/**
+ * Passes `src` through, cutting it with FERRY_MIN_RATE when fewer than `minRate` bytes/s
+ * arrived over the last `windowMs`: the idle timeout alone never ends a body that sends
+ * one byte just before each timeout. The rate is of bytes read, so a consumer that stops
+ * reading is cut too: read steadily or destroy the body.
+ */
+export function watchMinRate(src: Readable, minRate: number, windowMs: number): Readable {
+  if (minRate <= 0 || windowMs <= 0) return src;
+  let total = 0;
+  const out = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      total += chunk.length;
+      done(null, chunk);
+    },
+  });
+  const tickMs = Math.max(50, Math.floor(windowMs / 20));
+  const perWindow = Math.ceil(windowMs / tickMs);
+  const history: number[] = [0];
+  const need = (minRate * windowMs) / 1000;
+  const timer = setInterval(() => {
+    history.push(total);
+    if (history.length <= perWindow) return;
+    const before = history.shift() ?? 0;
+    if (total - before < need) {
+      out.destroy(new HttpGetError('FERRY_MIN_RATE', `body slower than ${minRate} B/s over ${windowMs} ms`));
+    }
+  }, tickMs);
+  timer.unref();
+  out.once('close', () => clearInterval(timer));
+  pipeline(src, out, () => clearInterval(timer));
+  return out;
+}

@@ -1,0 +1,523 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:http';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHttpClient, type HttpClient, type HttpClientOptions } from '../storage/http.js';
+import {
+  backoffMs,
+  classifyError,
+  download,
+  parseRetryAfter,
+  reasonForStatus,
+  type AttemptOutcome,
+  type DownloadOptions,
+} from './download.js';
+
+const ORIGIN = fileURLToPath(new URL('../test/servers/fault-origin.mjs', import.meta.url));
+const PNG_MAGIC = Buffer.from('89504e470d0a1a0a', 'hex');
+
+type Origin = { proc: ChildProcess; port: number; base: string };
+
+async function startOrigin(): Promise<Origin> {
+  const proc = spawn(process.execPath, [ORIGIN], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  for await (const chunk of proc.stdout as AsyncIterable<Buffer>) {
+    out += chunk.toString();
+    const m = /PORT (\d+)/.exec(out);
+    if (m) return { proc, port: Number(m[1]), base: `http://127.0.0.1:${m[1]}` };
+  }
+  throw new Error('origin exited before listening');
+}
+
+let origin: Origin;
+const clients: HttpClient[] = [];
+let seq = 0;
+/** A path key no other test uses, so per-path counts are this test's alone. */
+const key = (name: string) => `${name}-${++seq}`;
+
+function client(extra: HttpClientOptions = {}): HttpClient {
+  const c = createHttpClient({
+    allowPrivateNetwork: true,
+    timeoutMs: 500,
+    minRate: 1024,
+    minRateWindowMs: 1000,
+    proxy: 'none',
+    ...extra,
+  });
+  clients.push(c);
+  return c;
+}
+
+async function stats(): Promise<Record<string, number>> {
+  const res = await fetch(`${origin.base}/__stats`);
+  return (await res.json()) as Record<string, number>;
+}
+
+async function hits(path: string): Promise<number> {
+  return (await stats())[path] ?? 0;
+}
+
+let fast: HttpClient;
+const opts = (extra: Partial<DownloadOptions> = {}): DownloadOptions => ({
+  client: fast,
+  retries: 2,
+  backoffBaseMs: 5,
+  ...extra,
+});
+
+beforeAll(async () => {
+  origin = await startOrigin();
+  fast = client();
+});
+
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.close()));
+  origin.proc.stdin?.end();
+  origin.proc.kill('SIGTERM');
+});
+
+describe('download against a fault origin (separate process, loopback)', () => {
+  it('fetches bytes, content type and ETag in one attempt', async () => {
+    const path = `/ok/${key('ok')}`;
+    const r = await download(origin.base + path, opts());
+    expect(r).toMatchObject({ ok: true, attempts: 1, contentType: 'image/png', etag: '"png-1"' });
+    if (r.ok) expect(r.body.subarray(0, 8)).toEqual(PNG_MAGIC);
+    expect(await hits(path)).toBe(1);
+  });
+
+  it('returns a payload served with a wrong content type as is (gates decide later)', async () => {
+    const r = await download(`${origin.base}/type/${key('type')}`, opts());
+    expect(r).toMatchObject({ ok: true, attempts: 1, contentType: 'text/html' });
+  });
+
+  it.each([
+    [404, 'NOT_FOUND'],
+    [410, 'NOT_FOUND'],
+    [401, 'FORBIDDEN'],
+    [403, 'FORBIDDEN'],
+    [400, 'HTTP_4XX'],
+    [418, 'HTTP_4XX'],
+  ])('HTTP %i is %s, never retried', async (status, reason) => {
+    const path = `/status/${status}/${key('st')}`;
+    const r = await download(origin.base + path, opts({ retries: 3 }));
+    expect(r).toMatchObject({ ok: false, reason, attempts: 1, invalid: false, detail: `HTTP ${status}` });
+    expect(await hits(path)).toBe(1);
+  });
+
+  it('retries 500 until it succeeds, reporting each attempt', async () => {
+    const path = `/flaky/${key('flaky')}`;
+    const seen: Array<[string, AttemptOutcome]> = [];
+    const r = await download(`${origin.base}${path}?fail=2`, opts({ retries: 3, onAttempt: (h, o) => seen.push([h, o]) }));
+    expect(r).toMatchObject({ ok: true, attempts: 3 });
+    expect(await hits(path)).toBe(3);
+    expect(seen.map(([h, o]) => [h, o.attempt, o.status, o.reason])).toEqual([
+      [`127.0.0.1:${origin.port}`, 1, 500, 'HTTP_5XX'],
+      [`127.0.0.1:${origin.port}`, 2, 500, 'HTTP_5XX'],
+      [`127.0.0.1:${origin.port}`, 3, 200, null],
+    ]);
+  });
+
+  it('an onAttempt hook that throws changes nothing', async () => {
+    const hook = () => {
+      throw new Error('observer bug');
+    };
+    const r = await download(`${origin.base}/flaky/${key('hook')}?fail=1`, opts({ onAttempt: hook }));
+    expect(r).toMatchObject({ ok: true, attempts: 2 });
+  });
+
+  it('stops after 1 + retries on an always-503 origin', async () => {
+    const path = `/status/503/${key('s503')}`;
+    const r = await download(origin.base + path, opts({ retries: 3 }));
+    expect(r).toMatchObject({ ok: false, reason: 'HTTP_5XX', attempts: 4 });
+    expect(await hits(path)).toBe(4);
+  });
+
+  it('honours Retry-After on 429 and then succeeds', async () => {
+    const path = `/throttle/${key('thr')}`;
+    const t0 = Date.now();
+    const r = await download(`${origin.base}${path}?after=1&fail=1`, opts({ retries: 2 }));
+    expect(r).toMatchObject({ ok: true, attempts: 2 });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(950);
+    expect(await hits(path)).toBe(2);
+  });
+
+  it('gives up at once as THROTTLED when Retry-After exceeds the bound', async () => {
+    const path = `/throttle/${key('thr-long')}`;
+    const t0 = Date.now();
+    const r = await download(`${origin.base}${path}?after=120`, opts({ retries: 3 }));
+    expect(r).toMatchObject({ ok: false, reason: 'THROTTLED', attempts: 1 });
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(await hits(path)).toBe(1);
+  });
+
+  it('gives up at once when an HTTP-date Retry-After is too far', async () => {
+    const path = `/throttle/${key('thr-date')}`;
+    const when = encodeURIComponent(new Date(Date.now() + 30_000).toUTCString());
+    const r = await download(`${origin.base}${path}?after=${when}`, opts({ retries: 3, maxRetryAfterMs: 5000 }));
+    expect(r).toMatchObject({ ok: false, reason: 'THROTTLED', attempts: 1 });
+  });
+
+  it('THROTTLED after 1 + retries of 429', async () => {
+    const path = `/throttle/${key('thr-all')}`;
+    const r = await download(`${origin.base}${path}?after=0`, opts({ retries: 2 }));
+    expect(r).toMatchObject({ ok: false, reason: 'THROTTLED', attempts: 3 });
+    expect(await hits(path)).toBe(3);
+  });
+
+  it('a body shorter than Content-Length is SHORT_BODY, retried', async () => {
+    const path = `/short/${key('short')}`;
+    const r = await download(origin.base + path, opts({ retries: 1 }));
+    expect(r).toMatchObject({ ok: false, reason: 'SHORT_BODY', attempts: 2, invalid: false });
+    expect(await hits(path)).toBe(2);
+  });
+
+  it('a reset mid-body is RESET, retried', async () => {
+    const path = `/reset/${key('reset')}`;
+    const r = await download(origin.base + path, opts({ retries: 1 }));
+    expect(r).toMatchObject({ ok: false, reason: 'RESET', attempts: 2 });
+    expect(await hits(path)).toBe(2);
+  });
+
+  it('a stalled body is cut by the idle timeout (TIMEOUT)', async () => {
+    const path = `/stall/${key('stall')}`;
+    const t0 = Date.now();
+    const r = await download(origin.base + path, opts({ retries: 1 }));
+    expect(r).toMatchObject({ ok: false, reason: 'TIMEOUT', attempts: 2 });
+    expect(r.ok || r.detail).toMatch(/UND_ERR_BODY_TIMEOUT/);
+    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(await hits(path)).toBe(2);
+  });
+
+  it('an endless trickle is cut by the minimum rate (TIMEOUT)', async () => {
+    const path = `/trickle/${key('trickle')}`;
+    const t0 = Date.now();
+    const r = await download(origin.base + path, opts({ retries: 0 }));
+    expect(r).toMatchObject({ ok: false, reason: 'TIMEOUT', attempts: 1 });
+    expect(r.ok || r.detail).toMatch(/FERRY_MIN_RATE/);
+    expect(Date.now() - t0).toBeLessThan(3000);
+  });
+
+  it('a slow transfer that keeps moving is not cut, though it outlasts the timeout', async () => {
+    const path = `/steady/${key('steady')}`;
+    const t0 = Date.now();
+    const r = await download(`${origin.base}${path}?chunks=8&size=4096&every=150`, opts({ retries: 0 }));
+    expect(r).toMatchObject({ ok: true, attempts: 1 });
+    if (r.ok) expect(r.body.length).toBe(8 * 4096);
+    expect(Date.now() - t0).toBeGreaterThan(1000);
+  });
+
+  it('a slow first byte within the timeout is fine; beyond it is TIMEOUT', async () => {
+    const slow = await download(`${origin.base}/stall-headers/${key('sfb')}?ms=200`, opts({ retries: 0 }));
+    expect(slow).toMatchObject({ ok: true, attempts: 1 });
+    const late = await download(`${origin.base}/stall-headers/${key('sfb')}?ms=1500`, opts({ retries: 0 }));
+    expect(late).toMatchObject({ ok: false, reason: 'TIMEOUT', attempts: 1 });
+    expect(late.ok || late.detail).toMatch(/UND_ERR_HEADERS_TIMEOUT/);
+  });
+
+  it('follows a redirect chain as one attempt', async () => {
+    const k = key('redir');
+    const r = await download(`${origin.base}/redirect/${k}?n=3&to=/ok/${k}`, opts());
+    expect(r).toMatchObject({ ok: true, attempts: 1 });
+    const s = await stats();
+    expect([s[`/redirect/${k}`], s[`/ok/${k}`]]).toEqual([4, 1]);
+  });
+
+  it('too many redirects is TOO_MANY_REDIRECTS after maxRedirects hops, not retried', async () => {
+    const k = key('redir-many');
+    const r = await download(`${origin.base}/redirect/${k}?n=50`, opts({ retries: 3 }));
+    expect(r).toMatchObject({ ok: false, reason: 'TOO_MANY_REDIRECTS', attempts: 1 });
+    expect(await hits(`/redirect/${k}`)).toBe(1 + 5);
+  });
+
+  it('a redirect to file:// is UNSUPPORTED_SCHEME', async () => {
+    const r = await download(`${origin.base}/redirect/${key('redir-file')}?n=1&to=file:///etc/passwd`, opts());
+    expect(r).toMatchObject({ ok: false, reason: 'UNSUPPORTED_SCHEME', attempts: 1 });
+  });
+
+  it('a redirect to another loopback address outside the allowed CIDR is BLOCKED_ADDRESS', async () => {
+    const k = key('redir-127-0-0-2');
+    const only = client({ allowPrivateNetwork: false, allowCidrs: ['127.0.0.1/32'] });
+    const to = `http://127.0.0.2:${origin.port}/ok/${k}`;
+    const r = await download(`${origin.base}/redirect/${k}?n=1&to=${encodeURIComponent(to)}`, opts({ client: only }));
+    expect(r).toMatchObject({ ok: false, reason: 'BLOCKED_ADDRESS', attempts: 1 });
+    expect(r.ok || r.detail).toMatch(/loopback address 127\.0\.0\.2/);
+    expect(await hits(`/redirect/${k}`)).toBe(2);
+  });
+
+  it('refuses a Content-Length over maxBytes before reading (TOO_LARGE, invalid)', async () => {
+    const t0 = Date.now();
+    const r = await download(`${origin.base}/huge/${key('huge')}`, opts({ maxBytes: 1 << 20 }));
+    expect(r).toMatchObject({ ok: false, reason: 'TOO_LARGE', attempts: 1, invalid: true });
+    expect(Date.now() - t0).toBeLessThan(400);
+  });
+
+  it('stops reading a chunked body once it passes maxBytes (TOO_LARGE, invalid)', async () => {
+    const path = `/big/${key('big')}`;
+    const r = await download(`${origin.base}${path}?size=${4 << 20}`, opts({ maxBytes: 1 << 20 }));
+    expect(r).toMatchObject({ ok: false, reason: 'TOO_LARGE', attempts: 1, invalid: true });
+    const ok = await download(`${origin.base}/big/${key('big-ok')}?size=${1 << 20}`, opts({ maxBytes: 1 << 20 }));
+    expect(ok.ok && ok.body.length).toBe(1 << 20);
+  });
+
+  it('without allowPrivateNetwork a loopback origin sees zero requests (BLOCKED_ADDRESS)', async () => {
+    const strict = client({ allowPrivateNetwork: false });
+    const before = await stats();
+    const paths = [`http://127.0.0.1:${origin.port}/ok/${key('blk')}`, `http://localhost:${origin.port}/ok/${key('blk')}`];
+    paths.push(`http://[::ffff:127.0.0.1]:${origin.port}/ok/${key('blk')}`, `http://2130706433:${origin.port}/ok/${key('blk')}`);
+    for (const url of paths) {
+      const r = await download(url, opts({ client: strict, retries: 3 }));
+      expect(r, url).toMatchObject({ ok: false, reason: 'BLOCKED_ADDRESS', attempts: 1 });
+    }
+    expect(await stats()).toEqual(before);
+  });
+
+  it('sends per-origin headers and URL userinfo as Basic auth, and redacts secrets in details', async () => {
+    const withHeaders = client({ originHeaders: new Map([[`127.0.0.1:${origin.port}`, [['X-Origin-Token', 'abc']]]]) });
+    const r = await download(`http://u:p%40ss@127.0.0.1:${origin.port}/echo-headers/${key('eh')}`, opts({ client: withHeaders }));
+    expect(r.ok).toBe(true);
+    const seen = r.ok ? (JSON.parse(r.body.toString()) as Record<string, string>) : {};
+    expect(seen['x-origin-token']).toBe('abc');
+    expect(seen.authorization).toBe(`Basic ${Buffer.from('u:p@ss').toString('base64')}`);
+    const bad = await download(`http://user:hunter2@127.0.0.1:${origin.port}/redirect/${key('rs')}?n=9&X-Amz-Signature=s3cr3t`, opts());
+    expect(bad).toMatchObject({ ok: false, reason: 'TOO_MANY_REDIRECTS' });
+    expect(bad.ok || bad.detail).not.toMatch(/hunter2|s3cr3t|[\t\r\n]/);
+    expect(bad.ok || bad.detail).toMatch(/\*\*\*@127\.0\.0\.1.*X-Amz-Signature=REDACTED/);
+  });
+
+  it('keeps at most connectionsPerHost connections to one origin, and reuses them', async () => {
+    const capped = client({ connectionsPerHost: 2 });
+    const prefix = `/stall-headers/${key('cap')}`;
+    const urls = Array.from({ length: 6 }, (_, i) => `${origin.base}${prefix}-${i}?ms=100`);
+    const results = await Promise.all(urls.map((u) => download(u, opts({ client: capped }))));
+    expect(results.every((r) => r.ok)).toBe(true);
+    const res = await fetch(`${origin.base}/__sockets?prefix=${prefix}`);
+    expect(((await res.json()) as { sockets: number }).sockets).toBe(2);
+  });
+
+  it('sends an origin header only to its own host, not to a redirect target elsewhere', async () => {
+    const withHeaders = client({ originHeaders: new Map([[`127.0.0.1:${origin.port}`, [['X-Origin-Token', 'abc']]]]) });
+    const to = `http://localhost:${origin.port}/echo-headers/${key('eh-other')}`;
+    const r = await download(`${origin.base}/redirect/${key('eh-r')}?n=1&to=${encodeURIComponent(to)}`, opts({ client: withHeaders }));
+    expect(r.ok).toBe(true);
+    const seen = r.ok ? (JSON.parse(r.body.toString()) as Record<string, string>) : {};
+    expect(seen.host).toBe(`localhost:${origin.port}`);
+    expect(seen['x-origin-token']).toBeUndefined();
+  });
+
+  it.each([
+    ['not a url', 'BAD_URL'],
+    ['http://', 'BAD_URL'],
+    ['ftp://example.com/a.png', 'UNSUPPORTED_SCHEME'],
+    ['s3://bucket/key.png', 'UNSUPPORTED_SCHEME'],
+    ['file:///etc/passwd', 'UNSUPPORTED_SCHEME'],
+  ])('%s is %s with 0 attempts', async (url, reason) => {
+    expect(await download(url, opts())).toMatchObject({ ok: false, reason, attempts: 0 });
+  });
+
+  it('a connection refused is RESET and retried', async () => {
+    const closed = createServer();
+    closed.listen(0, '127.0.0.1');
+    await once(closed, 'listening');
+    const port = (closed.address() as { port: number }).port;
+    closed.close();
+    const r = await download(`http://127.0.0.1:${port}/x`, opts({ retries: 1 }));
+    expect(r).toMatchObject({ ok: false, reason: 'RESET', attempts: 2 });
+  });
+
+  it('an aborted download resolves (TIMEOUT, "aborted") instead of throwing', async () => {
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 100);
+    const r = await download(`${origin.base}/stall-headers/${key('ab')}?ms=400`, opts({ retries: 3 }), ac.signal);
+    expect(r).toMatchObject({ ok: false, reason: 'TIMEOUT', attempts: 1 });
+  });
+
+  it('no path was requested more than 1 + retries times (retries ≤ 3 in this file)', async () => {
+    const s = await stats();
+    const redirectHops = Object.keys(s).filter((p) => p.startsWith('/redirect/'));
+    for (const [path, n] of Object.entries(s)) {
+      if (!redirectHops.includes(path)) expect(n, path).toBeLessThanOrEqual(4);
+    }
+  });
+});
+
+describe('through a proxy (HTTP_PROXY-style config)', () => {
+  let proxy: Server;
+  let tunnels = 0;
+  beforeAll(async () => {
+    proxy = createServer((_req, res) => res.writeHead(502).end());
+    proxy.on('connect', (req, client) => {
+      tunnels++;
+      const [host = '', port = ''] = (req.url ?? '').split(':');
+      const upstream = netConnect(Number(port), host, () => {
+        client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+        upstream.pipe(client).pipe(upstream);
+      });
+      upstream.on('error', () => client.destroy());
+      client.on('error', () => upstream.destroy());
+    });
+    proxy.listen(0, '127.0.0.1');
+    await once(proxy, 'listening');
+  });
+  afterAll(() => {
+    proxy.closeAllConnections();
+    proxy.close();
+  });
+
+  const proxyUrl = () => `http://127.0.0.1:${(proxy.address() as { port: number }).port}`;
+
+  it('goes through the proxy, and the guard still refuses the target before the proxy is asked', async () => {
+    const open = client({ proxy: { httpProxy: proxyUrl() } });
+    const ok = await download(`${origin.base}/ok/${key('px')}`, opts({ client: open }));
+    expect(ok).toMatchObject({ ok: true, attempts: 1 });
+    expect(tunnels).toBe(1);
+    const strict = client({ proxy: { httpProxy: proxyUrl() }, allowPrivateNetwork: false });
+    const path = `/ok/${key('px-blocked')}`;
+    const r = await download(origin.base + path, opts({ client: strict }));
+    expect(r).toMatchObject({ ok: false, reason: 'BLOCKED_ADDRESS', attempts: 1 });
+    expect(tunnels).toBe(1);
+    expect(await hits(path)).toBe(0);
+  });
+});
+
+describe('pure helpers', () => {
+  it.each([
+    [200, null],
+    [206, null],
+    [404, 'NOT_FOUND'],
+    [410, 'NOT_FOUND'],
+    [401, 'FORBIDDEN'],
+    [403, 'FORBIDDEN'],
+    [429, 'THROTTLED'],
+    [400, 'HTTP_4XX'],
+    [451, 'HTTP_4XX'],
+    [300, 'HTTP_4XX'],
+    [500, 'HTTP_5XX'],
+    [503, 'HTTP_5XX'],
+    [599, 'HTTP_5XX'],
+  ])('status %i → %s', (status, reason) => {
+    expect(reasonForStatus(status)).toBe(reason);
+  });
+
+  const coded = (code: string) => Object.assign(new Error('whatever the message says'), { code });
+  it.each([
+    ['UND_ERR_CONNECT_TIMEOUT', 'TIMEOUT', true],
+    ['UND_ERR_HEADERS_TIMEOUT', 'TIMEOUT', true],
+    ['UND_ERR_BODY_TIMEOUT', 'TIMEOUT', true],
+    ['FERRY_MIN_RATE', 'TIMEOUT', true],
+    ['ENOTFOUND', 'DNS', true],
+    ['EAI_AGAIN', 'DNS', true],
+    ['ECONNRESET', 'RESET', true],
+    ['ECONNREFUSED', 'RESET', true],
+    ['EPIPE', 'RESET', true],
+    ['UND_ERR_SOCKET', 'RESET', true],
+    ['UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'SHORT_BODY', true],
+    ['FERRY_BLOCKED_ADDRESS', 'BLOCKED_ADDRESS', false],
+    ['FERRY_TOO_MANY_REDIRECTS', 'TOO_MANY_REDIRECTS', false],
+    ['FERRY_UNSUPPORTED_SCHEME', 'UNSUPPORTED_SCHEME', false],
+    ['FERRY_BAD_URL', 'BAD_URL', false],
+    ['HPE_INVALID_CONSTANT', 'RESET', true],
+    ['CERT_HAS_EXPIRED', 'RESET', false],
+    ['ERR_TLS_CERT_ALTNAME_INVALID', 'RESET', false],
+    ['SOMETHING_NEW', 'RESET', false],
+  ])('error code %s → %s (retried: %s)', (code, reason, retriable) => {
+    expect(classifyError(coded(code))).toEqual({ reason, code, retriable });
+  });
+
+  it('classifies on a cause or an AggregateError member, never on the message', () => {
+    expect(classifyError(new Error('ECONNRESET timeout', { cause: coded('ENOTFOUND') })).reason).toBe('DNS');
+    expect(classifyError(new AggregateError([coded('ECONNREFUSED')])).reason).toBe('RESET');
+    expect(classifyError(new TypeError('ETIMEDOUT'))).toEqual({ reason: 'RESET', code: null, retriable: false });
+  });
+
+  it.each([
+    ['1', 1000],
+    [' 30 ', 30_000],
+    ['Thu, 01 Jan 1970 00:00:10 GMT', 5_000],
+    ['Thu, 01 Jan 1970 00:00:01 GMT', 0],
+    ['soon', null],
+    [null, null],
+  ])('Retry-After %s → %s ms', (value, ms) => {
+    expect(parseRetryAfter(value, 5_000)).toBe(ms);
+  });
+
+  it('backoff is full jitter, exponential and capped', () => {
+    expect(backoffMs(1, 250, 60_000, () => 0.999)).toBe(249);
+    expect(backoffMs(3, 250, 60_000, () => 0.5)).toBe(500);
+    expect(backoffMs(20, 250, 60_000, () => 0.999)).toBe(59_940);
+    expect(backoffMs(4, 250, 60_000, () => 0)).toBe(0);
+  });
+});
+
+/** Why the namespace test cannot run here (unshare missing, or EPERM), or null when it can. */
+function netnsUnavailable(): string | null {
+  const r = spawnSync('unshare', ['-n', 'true'], { encoding: 'utf8' });
+  if (r.error) return `unshare unavailable: ${r.error.message}`;
+  if (r.status !== 0 && /Operation not permitted/i.test(r.stderr)) return `unshare -n: ${r.stderr.trim()}`;
+  return null; // any other failure is not a reason to skip: the test will fail and show it
+}
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const PROBE = join(ROOT, 'test/servers/netns-probe.mjs');
+
+/** Our modules as plain ESM (TypeScript transpiled, no type check) for a bare `node` child. */
+async function transpileForChild(): Promise<string> {
+  const ts = (await import('typescript')).default;
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-netns-'));
+  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+  writeFileSync(join(dir, 'package.json'), '{"type":"module"}');
+  const protocol = readdirSync(join(ROOT, 'protocol')).filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'));
+  const files = [...protocol.map((f) => `protocol/${f}`), 'storage/http.ts', 'storage/netguard.ts', 'storage/redact.ts', 'worker/download.ts'];
+  for (const rel of files) {
+    const js = ts.transpileModule(readFileSync(join(ROOT, rel), 'utf8'), {
+      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true },
+    }).outputText;
+    const out = join(dir, rel.replace(/\.ts$/, '.js'));
+    mkdirSync(dirname(out), { recursive: true });
+    writeFileSync(out, js);
+  }
+  return dir;
+}
+
+type NetnsReport = {
+  rawConnect: Record<string, string>;
+  results: Record<string, { ok: boolean; reason?: string; attempts: number; detail?: string }>;
+  originSaw: string[];
+};
+
+async function runInNetns(): Promise<NetnsReport> {
+  const dir = await transpileForChild();
+  try {
+    const child = spawn('unshare', ['-n', 'sh', '-c', 'ip link set lo up && exec "$0" "$@"', process.execPath, PROBE, dir, ORIGIN], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    const [code] = (await once(child, 'exit')) as [number | null];
+    if (code !== 0) throw new Error(`netns probe exited ${code}: ${out}`);
+    return JSON.parse(out.trim().split('\n').pop() ?? '{}') as NetnsReport;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const skipNetns = netnsUnavailable();
+if (skipNetns) console.warn(`skipping the network-namespace test: ${skipNetns}`);
+
+describe('cloud metadata and private targets, inside a network namespace', () => {
+  it.skipIf(skipNetns !== null)('are BLOCKED_ADDRESS; a failed guard would only meet ENETUNREACH', async () => {
+    const report = await runInNetns();
+    expect(report.rawConnect).toEqual({ '169.254.169.254': 'ENETUNREACH', 'fd00:ec2::254': 'ENETUNREACH', '10.0.0.1': 'ENETUNREACH' });
+    expect(Object.keys(report.results).length).toBe(9);
+    for (const [name, r] of Object.entries(report.results)) {
+      expect(r, name).toMatchObject({ ok: false, reason: 'BLOCKED_ADDRESS', attempts: 1 });
+    }
+    // The origin saw the redirects and nothing else.
+    expect(report.originSaw.length).toBeGreaterThan(0);
+    expect(report.originSaw.every((p) => p.startsWith('/redirect/'))).toBe(true);
+  });
+});

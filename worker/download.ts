@@ -1,0 +1,295 @@
+/**
+ * Download with bounded retries: one call is one task's download stage. Every outcome is
+ * a result, never an exception, so one bad task (or a bug) cannot take the others down.
+ * Attempts per call ≤ 1 + retries (DESIGN.md, "No retry storms"); redirects of one try
+ * count as one attempt.
+ */
+import { backoffMs, sleep } from './backoff.js';
+import { classOf, oneLine, type Reason } from '../protocol/index.js';
+import { discardBody, headerValue, parseHttpUrl, type HttpClient, type HttpResponse } from '../storage/http.js';
+import { redactText } from '../storage/redact.js';
+
+export type DownloadOk = { ok: true; body: Buffer; attempts: number; contentType: string | null; etag: string | null };
+export { backoffMs } from './backoff.js';
+export type DownloadErr = {
+  ok: false;
+  reason: Reason;
+  attempts: number;
+  /** One line, redacted. */
+  detail: string;
+  /** A payload verdict (TOO_LARGE), not a fetch failure: sets bad_image. */
+  invalid: boolean;
+};
+export type DownloadResult = DownloadOk | DownloadErr;
+
+/** What one try ended with, for adaptive per-host concurrency (AIMD) in the caller. */
+export type AttemptOutcome = {
+  /** 1-based. */
+  attempt: number;
+  /** HTTP status of the try's last response, null when none arrived. */
+  status: number | null;
+  /** Error code (UND_ERR_*, E*, FERRY_*) when the try failed without a usable response. */
+  code: string | null;
+  /** null on success. */
+  reason: Reason | null;
+  ms: number;
+};
+
+export type DownloadOptions = {
+  client: HttpClient;
+  /** Retries after the first try, for transient reasons only. Default 3. */
+  retries?: number;
+  /** Body ceiling in bytes (`--max-bytes`); more is TOO_LARGE. Default 100 MiB. */
+  maxBytes?: number;
+  /** Full-jitter exponential backoff: random in [0, min(cap, base·2^(n-1))]. Defaults 250 and 60000 ms. */
+  backoffBaseMs?: number;
+  backoffCapMs?: number;
+  /** Longest Retry-After honoured; longer is THROTTLED at once. Default 60000 ms. */
+  maxRetryAfterMs?: number;
+  /** Called after each try with the host of `url` (host:port when not default). */
+  onAttempt?: (host: string, outcome: AttemptOutcome) => void;
+  /** Source of randomness for the jitter (tests). Default Math.random. */
+  random?: () => number;
+};
+
+export const DOWNLOAD_DEFAULTS = {
+  retries: 3,
+  maxBytes: 100 * 2 ** 20,
+  backoffBaseMs: 250,
+  backoffCapMs: 60_000,
+  maxRetryAfterMs: 60_000,
+} as const;
+
+type Failure = {
+  ok: false;
+  reason: Reason;
+  detail: string;
+  invalid: boolean;
+  retriable: boolean;
+  status: number | null;
+  code: string | null;
+  retryAfterMs: number | null;
+};
+type Success = { ok: true; body: Buffer; status: number; contentType: string | null; etag: string | null };
+
+// Error codes → reasons. Codes, never messages (STYLE.md).
+const CODE_REASONS: ReadonlyMap<string, Reason> = new Map(
+  Object.entries({
+    FERRY_BLOCKED_ADDRESS: 'BLOCKED_ADDRESS',
+    FERRY_TOO_MANY_REDIRECTS: 'TOO_MANY_REDIRECTS',
+    FERRY_UNSUPPORTED_SCHEME: 'UNSUPPORTED_SCHEME',
+    FERRY_BAD_URL: 'BAD_URL',
+    ERR_INVALID_URL: 'BAD_URL',
+    FERRY_MIN_RATE: 'TIMEOUT',
+    FERRY_LOOKUP_TIMEOUT: 'TIMEOUT',
+    UND_ERR_CONNECT_TIMEOUT: 'TIMEOUT',
+    UND_ERR_HEADERS_TIMEOUT: 'TIMEOUT',
+    UND_ERR_BODY_TIMEOUT: 'TIMEOUT',
+    ETIMEDOUT: 'TIMEOUT',
+    ENOTFOUND: 'DNS',
+    EAI_AGAIN: 'DNS',
+    EAI_FAIL: 'DNS',
+    EAI_NONAME: 'DNS',
+    ENODATA: 'DNS',
+    ECONNRESET: 'RESET',
+    ECONNREFUSED: 'RESET',
+    ECONNABORTED: 'RESET',
+    EPIPE: 'RESET',
+    EHOSTUNREACH: 'RESET',
+    ENETUNREACH: 'RESET',
+    UND_ERR_SOCKET: 'RESET',
+    UND_ERR_CLOSED: 'RESET',
+    UND_ERR_RES_CONTENT_LENGTH_MISMATCH: 'SHORT_BODY',
+  } satisfies Record<string, Reason>),
+);
+
+/** The reason for a final HTTP status, or null for 2xx. */
+export function reasonForStatus(status: number): Reason | null {
+  if (status >= 200 && status < 300) return null;
+  if (status === 404 || status === 410) return 'NOT_FOUND';
+  if (status === 401 || status === 403) return 'FORBIDDEN';
+  if (status === 429) return 'THROTTLED';
+  if (status >= 500 && status < 600) return 'HTTP_5XX';
+  // Other 4xx, and 1xx/3xx that reached us as final (a 3xx without Location).
+  return 'HTTP_4XX';
+}
+
+/** The first string `code` on an error, its causes, or an AggregateError's first member. */
+export function errorCode(err: unknown): string | null {
+  for (let e = err, depth = 0; e && typeof e === 'object' && depth < 6; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && code) return code;
+    const members = (e as { errors?: unknown }).errors;
+    e = Array.isArray(members) && members.length > 0 ? members[0] : (e as { cause?: unknown }).cause;
+  }
+  return null;
+}
+
+// Coded failures with no reason of their own (TLS, malformed responses, other undici
+// errors): RESET, so replay retries them; only a parse error is worth retrying at once.
+const TLS_CODE = /^(?:ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO_|SELF_SIGNED_)/;
+const OTHER_KNOWN = /^(?:HPE_|UND_ERR_)/;
+
+/**
+ * Maps a thrown error to a reason, on its code only. An error without a known code is a
+ * bug: RESET (replayable) but never retried here, and its detail says so.
+ */
+export function classifyError(err: unknown): { reason: Reason; code: string | null; retriable: boolean } {
+  const code = errorCode(err);
+  const reason = code ? CODE_REASONS.get(code) : undefined;
+  if (reason) return { reason, code, retriable: classOf(reason) === 'transient' };
+  return { reason: 'RESET', code, retriable: code?.startsWith('HPE_') ?? false };
+}
+
+function isKnownCode(code: string | null): boolean {
+  return code !== null && (CODE_REASONS.has(code) || TLS_CODE.test(code) || OTHER_KNOWN.test(code));
+}
+
+/** Retry-After (delta-seconds or HTTP-date) in ms, or null when absent or unreadable. */
+export function parseRetryAfter(value: string | null, now = Date.now()): number | null {
+  if (value === null) return null;
+  const v = value.trim();
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? null : Math.max(0, at - now);
+}
+
+
+function describe(err: unknown, code: string | null): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const prefix = isKnownCode(code) ? '' : 'internal error (bug?): ';
+  return oneLine(redactText(`${prefix}${code ?? (err instanceof Error ? err.name : 'error')}: ${message}`));
+}
+
+function fail(reason: Reason, detail: string, extra: Partial<Failure> = {}): Failure {
+  return {
+    ok: false,
+    reason,
+    detail: oneLine(redactText(detail)),
+    invalid: classOf(reason) === 'invalid',
+    retriable: classOf(reason) === 'transient',
+    status: null,
+    code: null,
+    retryAfterMs: null,
+    ...extra,
+  };
+}
+
+function fromError(err: unknown, status: number | null = null): Failure {
+  const { reason, code, retriable } = classifyError(err);
+  return { ...fail(reason, describe(err, code)), retriable, status, code };
+}
+
+/** Reads the body up to maxBytes; stops reading at the first byte over it. */
+async function readBody(res: HttpResponse, maxBytes: number): Promise<Buffer | Failure> {
+  const expected = res.contentLength;
+  const tooLarge = (what: string) => fail('TOO_LARGE', `${what} over max ${maxBytes} bytes`, { status: res.status });
+  if (expected !== null && expected > maxBytes) {
+    res.body.destroy();
+    return tooLarge(`Content-Length ${expected}`);
+  }
+  const chunks: Buffer[] = [];
+  let n = 0;
+  try {
+    for await (const chunk of res.body as AsyncIterable<Buffer>) {
+      n += chunk.length;
+      if (n > maxBytes) return tooLarge('body'); // leaving the loop destroys the stream
+      chunks.push(chunk);
+    }
+  } catch (err) {
+    const code = errorCode(err);
+    // The origin closed cleanly before Content-Length: a short body, not a reset.
+    if (expected !== null && n < expected && (code === 'UND_ERR_SOCKET' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH')) {
+      return fail('SHORT_BODY', `${n} of ${expected} bytes (${code})`, { status: res.status, code });
+    }
+    return fromError(err, res.status);
+  }
+  if (expected !== null && n < expected) {
+    return fail('SHORT_BODY', `${n} of ${expected} bytes`, { status: res.status });
+  }
+  return Buffer.concat(chunks, n);
+}
+
+async function tryOnce(url: string, o: DownloadOptions, maxBytes: number, signal?: AbortSignal): Promise<Success | Failure> {
+  let res: HttpResponse;
+  try {
+    res = await o.client.get(url, signal ? { signal } : {});
+  } catch (err) {
+    return fromError(err);
+  }
+  const reason = reasonForStatus(res.status);
+  if (reason) {
+    await discardBody(res.body);
+    const retryAfterMs =
+      res.status === 429 || res.status === 503 ? parseRetryAfter(headerValue(res.headers, 'retry-after')) : null;
+    const via = res.redirects > 0 ? ` after ${res.redirects} redirects` : '';
+    return fail(reason, `HTTP ${res.status}${via}`, { status: res.status, retryAfterMs });
+  }
+  const body = await readBody(res, maxBytes);
+  if (!Buffer.isBuffer(body)) return body;
+  const contentType = headerValue(res.headers, 'content-type');
+  return { ok: true, body, status: res.status, contentType, etag: headerValue(res.headers, 'etag') };
+}
+
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return '';
+  }
+}
+
+/** Calls the hook; an observer that throws must not change the download's outcome. */
+function report(o: DownloadOptions, host: string, outcome: AttemptOutcome): void {
+  try {
+    o.onAttempt?.(host, outcome);
+  } catch {
+    // ignored on purpose
+  }
+}
+
+function toErr(f: Failure, attempts: number): DownloadErr {
+  return { ok: false, reason: f.reason, attempts, detail: f.detail, invalid: f.invalid };
+}
+
+/**
+ * GET `url` with retries. `signal` aborts the download (a TIMEOUT result, detail
+ * "aborted"). Resolves, never rejects.
+ */
+export async function download(url: string, opts: DownloadOptions, signal?: AbortSignal): Promise<DownloadResult> {
+  try {
+    return await downloadWithRetries(url, opts, signal);
+  } catch (err) {
+    // Unreachable by design; a bug here must become this task's result, not a crash.
+    return toErr(fromError(err), 0);
+  }
+}
+
+async function downloadWithRetries(url: string, o: DownloadOptions, signal?: AbortSignal): Promise<DownloadResult> {
+  try {
+    parseHttpUrl(url); // BAD_URL / UNSUPPORTED_SCHEME before any try: 0 attempts
+  } catch (err) {
+    return toErr(fromError(err), 0);
+  }
+  const retries = o.retries ?? DOWNLOAD_DEFAULTS.retries;
+  const maxBytes = o.maxBytes ?? DOWNLOAD_DEFAULTS.maxBytes;
+  const maxRetryAfter = o.maxRetryAfterMs ?? DOWNLOAD_DEFAULTS.maxRetryAfterMs;
+  const host = hostOf(url);
+  for (let attempt = 1; ; attempt++) {
+    if (signal?.aborted) return toErr(fail('TIMEOUT', 'aborted'), attempt - 1);
+    const started = Date.now();
+    const r = await tryOnce(url, o, maxBytes, signal);
+    const failed = r.ok ? null : r;
+    report(o, host, { attempt, status: r.status, code: failed?.code ?? null, reason: failed?.reason ?? null, ms: Date.now() - started });
+    if (r.ok) return { ok: true, body: r.body, attempts: attempt, contentType: r.contentType, etag: r.etag };
+    if (signal?.aborted) return toErr(fail('TIMEOUT', 'aborted'), attempt);
+    if (!r.retriable || attempt > retries) return toErr(r, attempt);
+    if (r.retryAfterMs !== null && r.retryAfterMs > maxRetryAfter) {
+      return toErr(fail('THROTTLED', `${r.detail}, Retry-After ${Math.ceil(r.retryAfterMs / 1000)} s`), attempt);
+    }
+    const base = o.backoffBaseMs ?? DOWNLOAD_DEFAULTS.backoffBaseMs;
+    const cap = o.backoffCapMs ?? DOWNLOAD_DEFAULTS.backoffCapMs;
+    await sleep(r.retryAfterMs ?? backoffMs(attempt, base, cap, o.random), signal);
+  }
+}
