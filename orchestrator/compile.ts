@@ -8,7 +8,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { type Task, encodeTask, isTerminal, workerFlagsToArgv } from '../protocol/index.js';
-import { type Place, describePlace, uriOf } from '../storage/index.js';
+import { type Place, describePlace, openStore, unitPrefix, uriOf } from '../storage/index.js';
 import { type CompileConfig, contentOptions, fingerprint } from './config.js';
 import { UnitError } from './errors.js';
 import { Journal } from './journal.js';
@@ -89,22 +89,36 @@ export async function runUnitTasks(
   cfg: CompileConfig,
   ctx: RunContext,
 ): Promise<void> {
-  if (pending.length === 0) return;
   const flags = { ...cfg.flags, concurrency: ctx.concurrencyPerUnit };
   const args = ['--dest', uriOf(cfg.dest, ''), '--unit', unit, '--run-id', ctx.runId, ...workerFlagsToArgv(flags)];
-  ctx.board.start(unit, pending.length);
-  await superviseTasks(pending, { args, concurrency: flags.concurrency }, {
-    onEvent: (e, line) => {
-      journal.append(line);
-      if (isTerminal(e)) state.set(e.id, outcomeOf(e));
-      ctx.board.event(unit, e);
-    },
-    onProgress: (p) => ctx.board.progress(unit, p),
-    onLog: (line) => ctx.board.log(`${unit}: ${line}`),
-  }, ctx.signal);
+  if (pending.length > 0) {
+    ctx.board.start(unit, pending.length);
+    await superviseTasks(pending, { args, concurrency: flags.concurrency }, {
+      onEvent: (e, line) => {
+        journal.append(line);
+        if (isTerminal(e)) state.set(e.id, outcomeOf(e));
+        ctx.board.event(unit, e);
+      },
+      onProgress: (p) => ctx.board.progress(unit, p),
+      onLog: (line) => ctx.board.log(`${unit}: ${line}`),
+    }, ctx.signal);
+  }
+  // No writer of ours is active under the unit now: what killed ones left can go.
+  if (!ctx.signal.aborted) await openStore(cfg.dest).cleanup(unitPrefix(unit));
 }
 
 export async function compileUnit(unit: Unit, cfg: CompileConfig, ctx: RunContext): Promise<UnitReport> {
+  try {
+    return await compileUnitOrThrow(unit, cfg, ctx);
+  } catch (e) {
+    if (e instanceof ManifestError || e instanceof SuperviseError) throw new UnitError(unit.name, e.message);
+    const err = e as NodeJS.ErrnoException;
+    if (typeof err?.code === 'string' && typeof err.path === 'string') throw new UnitError(unit.name, `cannot write ${err.path}: ${err.code}`);
+    throw e;
+  }
+}
+
+async function compileUnitOrThrow(unit: Unit, cfg: CompileConfig, ctx: RunContext): Promise<UnitReport> {
   const source = path.join((cfg.prefix as { path: string }).path, ...unit.key.split('/'));
   const paths = unitPaths(outDir(cfg.out), unit.name);
   const options = contentOptions(cfg);
@@ -148,11 +162,6 @@ export async function compileUnit(unit: Unit, cfg: CompileConfig, ctx: RunContex
     await fs.rm(files.tasks, { force: true });
     ctx.board.done(unit.name, counts);
     return { unit: unit.name, status: 'complete', counts };
-  } catch (e) {
-    if (e instanceof ManifestError || e instanceof SuperviseError) throw new UnitError(unit.name, e.message);
-    const err = e as NodeJS.ErrnoException;
-    if (typeof err?.code === 'string' && typeof err.path === 'string') throw new UnitError(unit.name, `cannot write ${err.path}: ${err.code}`);
-    throw e;
   } finally {
     journal.close();
   }

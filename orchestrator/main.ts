@@ -138,6 +138,7 @@ async function main(argv: string[]): Promise<number> {
     .command('worker', 'the data plane program (see `ferry worker --help`)')
     .demandCommand(1, 'name a command: compile, replay, demo or worker')
     .strict()
+    .parserConfiguration({ 'duplicate-arguments-array': false })
     .help()
     .version(false)
     .wrap(Math.min(110, process.stdout.columns || 110))

@@ -102,8 +102,7 @@ export class Board {
 
   fail(unit: string, message: string): void {
     this.rows.delete(unit);
-    this.clear();
-    this.write(`${unit}: FAILED — ${message}\n`);
+    this.log(`${unit}: FAILED — ${message}`);
   }
 
   stop(): void {

@@ -54,4 +54,9 @@ export interface StorageAdapter {
   /** Writes a whole object atomically: readers never see a partial one. */
   put(key: string, body: Buffer, options: PutOptions): Promise<void>;
   remove(key: string): Promise<void>;
+  /**
+   * Removes what killed writers left under a prefix: temporary files, open multipart
+   * uploads. Call it when no writer of this run is active there.
+   */
+  cleanup(prefix: string): Promise<void>;
 }

@@ -12,8 +12,12 @@ import type { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { type ObjectInfo, type PutOptions, type StorageAdapter, StorageError } from './adapter.js';
 
-/** Temporary files carry this suffix, so a later run can find and remove leftovers. */
-export const TEMP_SUFFIX = '.ferry-tmp';
+/**
+ * Temporary files live under `<root>/.ferry-tmp/`, mirroring their keys' folders, so what
+ * a killed writer left is found and removed without walking the objects themselves.
+ */
+export const TEMP_DIR = '.ferry-tmp';
+const TEMP_SUFFIX = '.tmp';
 
 function errno(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException | undefined)?.code;
@@ -55,8 +59,9 @@ export class FileStore implements StorageAdapter {
       throw classify(e, start);
     }
     for (const entry of entries) {
-      if (!entry.isFile() || entry.name.endsWith(TEMP_SUFFIX)) continue;
+      if (!entry.isFile()) continue;
       const abs = path.join(entry.parentPath, entry.name);
+      if (path.relative(this.root, abs).split(path.sep)[0] === TEMP_DIR) continue;
       const info = await this.stat(path.relative(this.root, abs).split(path.sep).join('/'));
       if (info) yield info;
     }
@@ -97,9 +102,10 @@ export class FileStore implements StorageAdapter {
 
   async put(key: string, body: Buffer, options: PutOptions): Promise<void> {
     const p = this.full(key);
-    const tmp = `${p}.${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`;
+    const tmp = `${path.join(this.root, TEMP_DIR, path.relative(this.root, p))}.${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`;
     try {
       await fs.mkdir(path.dirname(p), { recursive: true });
+      await fs.mkdir(path.dirname(tmp), { recursive: true });
       await fs.writeFile(tmp, body, { mode: 0o644 });
       if (options.ifAbsent) {
         await fs.link(tmp, p);
@@ -113,5 +119,16 @@ export class FileStore implements StorageAdapter {
 
   async remove(key: string): Promise<void> {
     await fs.rm(this.full(key), { force: true });
+  }
+
+  async cleanup(prefix: string): Promise<void> {
+    const temp = path.join(this.root, TEMP_DIR);
+    let dir = path.resolve(temp, prefix);
+    await fs.rm(dir, { recursive: true, force: true });
+    // Empty parents go too, up to the temporary root itself: each stays while another unit uses it.
+    while (dir !== temp && dir.startsWith(temp)) {
+      dir = path.dirname(dir);
+      if (!(await fs.rmdir(dir).then(() => true, () => false))) break;
+    }
   }
 }

@@ -40,6 +40,7 @@ function parseArgs(argv: string[]): Args {
     .option('run-id', { type: 'string', hidden: true })
     .option('progress-interval', { type: 'number', default: 5000, hidden: true })
     .strict()
+    .parserConfiguration({ 'duplicate-arguments-array': false })
     .help()
     .version(false)
     .exitProcess(false)

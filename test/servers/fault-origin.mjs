@@ -18,9 +18,9 @@
 //   /big/<k>?size=N                  chunked (no Content-Length), N bytes
 //   /redirect/<k>?n=N&to=URL         N redirects, then Location: URL (absolute or path)
 //   /echo-headers/<k>                200 JSON of the request headers
-//   /file/<k>/<name>?type=T&fail=N&status=S
+//   /file/<k>/<name>?type=T&fail=N&status=S&delay=MS
 //                                    the file <name> from $FERRY_ORIGIN_ROOT, as content-type T
-//                                    (default: from the name); S (default 503) N times first
+//                                    (default: from the name), after MS ms; S (default 503) N times first
 //   /__stats                         JSON { path: requests } (not counted)
 //   /__sockets?prefix=P              JSON { sockets: distinct connections that served paths starting with P }
 import { Buffer } from 'node:buffer';
@@ -89,6 +89,11 @@ const TYPES = { jpg: 'image/jpeg', png: 'image/png', webp: 'image/webp', gif: 'i
 
 const routes = {
   file: (q, res, n, parts) => {
+    const delay = Number(q.get('delay') ?? 0);
+    if (delay > 0 && !q.has('delayed')) {
+      q.set('delayed', '1');
+      return later(delay, () => routes.file(q, res, n, parts));
+    }
     if (n <= Number(q.get('fail') ?? 0)) {
       res.writeHead(Number(q.get('status') ?? 503), { 'content-type': 'text/plain' });
       return res.end('not now');

@@ -1,0 +1,35 @@
+import { Binary, Bool, Dictionary, Float64, Int8, Int16, Int32, Int64, LargeUtf8, Timestamp, TimeUnit, Uint64, Utf8, vectorFromArray } from 'apache-arrow';
+import type { DataType } from 'apache-arrow';
+import { describe, expect, it } from 'vitest';
+import { toStrings, usableAsId, usableAsUrl } from './keys.js';
+
+describe('key types', () => {
+  it.each([
+    ['Utf8', new Utf8(), true, true],
+    ['LargeUtf8', new LargeUtf8(), true, true],
+    ['Binary', new Binary(), true, true],
+    ['Dictionary<Utf8>', new Dictionary(new Utf8(), new Int32()), true, true],
+    ['Int8', new Int8(), true, false],
+    ['Int64', new Int64(), true, false],
+    ['Uint64', new Uint64(), true, false],
+    ['Float64', new Float64(), false, false],
+    ['Bool', new Bool(), false, false],
+    ['Timestamp', new Timestamp(TimeUnit.MICROSECOND), false, false],
+  ] as [string, DataType, boolean, boolean][])('%s: id %s, url %s', (_, type, id, url) => {
+    expect([usableAsId(type), usableAsUrl(type)]).toEqual([id, url]);
+  });
+});
+
+describe('toStrings', () => {
+  it.each([
+    ['text, with an empty string and nulls', vectorFromArray(['a', '', null, 'é✓'], new Utf8()), ['a', '', null, 'é✓']],
+    ['large text', vectorFromArray(['x', null], new LargeUtf8()), ['x', null]],
+    ['dictionary-encoded text', vectorFromArray(['b', 'a', null, 'b'], new Dictionary(new Utf8(), new Int32())), ['b', 'a', null, 'b']],
+    ['int16 in decimal', vectorFromArray([-32768, 0, null, 7], new Int16()), ['-32768', '0', null, '7']],
+    ['int64 beyond 2^53, exact', vectorFromArray([9007199254740993n, -9223372036854775808n, null], new Int64()), ['9007199254740993', '-9223372036854775808', null]],
+    ['uint64 above int64', vectorFromArray([18446744073709551615n], new Uint64()), ['18446744073709551615']],
+    ['binary as UTF-8', vectorFromArray([new TextEncoder().encode('ab'), new Uint8Array([0xff]), null], new Binary()), ['ab', '\ufffd', null]],
+  ])('%s', (_, vector, expected) => {
+    expect(toStrings(vector)).toEqual(expected);
+  });
+});

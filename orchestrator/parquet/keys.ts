@@ -1,0 +1,46 @@
+// Which Arrow types can hold ids and urls, and their normalisation to strings.
+// DESIGN.md: ids are strings; integer id columns are written in decimal.
+import { Type } from 'apache-arrow';
+import type { DataType, Dictionary, Vector } from 'apache-arrow';
+
+const TEXT = new Set<Type>([Type.Utf8, Type.LargeUtf8, Type.Utf8View]);
+const BYTES = new Set<Type>([Type.Binary, Type.LargeBinary, Type.BinaryView]);
+
+/** The type whose values are read: a dictionary's value type, or the type itself. */
+function valueType(type: DataType): DataType {
+  return type.typeId === Type.Dictionary ? (type as Dictionary).dictionary : type;
+}
+
+export function usableAsId(type: DataType): boolean {
+  const t = valueType(type).typeId;
+  return TEXT.has(t) || BYTES.has(t) || t === Type.Int;
+}
+
+export function usableAsUrl(type: DataType): boolean {
+  const t = valueType(type).typeId;
+  return TEXT.has(t) || BYTES.has(t);
+}
+
+const utf8 = new TextDecoder('utf-8');
+
+/**
+ * Values as strings: text as-is, integers (bigint included, so exact beyond 2^53) in
+ * decimal, binary decoded as UTF-8 (invalid sequences become U+FFFD; two such ids may
+ * then collide and the second is ledgered as a duplicate, never mixed up silently).
+ * Null stays null.
+ */
+export function toStrings(vector: Vector): (string | null)[] {
+  const out = new Array<string | null>(vector.length);
+  for (let i = 0; i < vector.length; i++) {
+    const v: unknown = vector.get(i);
+    out[i] = v === null || v === undefined ? null : asString(v);
+  }
+  return out;
+}
+
+function asString(v: unknown): string {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'bigint') return v.toString(10);
+  if (v instanceof Uint8Array) return utf8.decode(v);
+  throw new TypeError(`unexpected key value of type ${typeof v}`);
+}

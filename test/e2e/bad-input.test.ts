@@ -1,0 +1,143 @@
+/**
+ * Bad input, as users produce it: each gets one clear line naming the flag, file or
+ * column (never a stack trace), the documented exit code, and loses nothing already done.
+ */
+import fs from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseLedger } from '../../ledger/index.js';
+import { duck, lit } from '../helpers/duckdb.js';
+import { type Origin, type Run, ferry, startOrigin } from '../helpers/run.js';
+
+let dir: string;
+let origin: Origin;
+let db: Awaited<ReturnType<typeof duck>>;
+
+async function manifest(folder: string, name: string, sql: string) {
+  await fs.mkdir(path.join(dir, folder), { recursive: true });
+  await db.run(`COPY (${sql}) TO '${path.join(dir, folder, name)}' (FORMAT parquet)`);
+}
+
+function noStack(r: Run) {
+  expect(r.stderr).not.toMatch(/\n\s+at /);
+  expect(r.stderr).not.toContain('internal error');
+}
+
+const run = (folder: string, ...extra: string[]) =>
+  ferry(['compile', path.join(dir, folder), '--dest', path.join(dir, folder + '-objects'), '--out', path.join(dir, folder + '-out'), '--work-dir', path.join(dir, 'work'), '--progress', 'none', ...extra]);
+
+beforeAll(async () => {
+  dir = await fs.mkdtemp(path.join(tmpdir(), 'ferry-bad-'));
+  await fs.mkdir(path.join(dir, 'origin'));
+  await fs.writeFile(path.join(dir, 'origin', 'a.png'), await sharp({ create: { width: 40, height: 40, channels: 3, background: 'white' } }).png().toBuffer());
+  origin = await startOrigin(path.join(dir, 'origin'));
+  db = await duck();
+  const good = `SELECT * FROM (VALUES ('a', ${lit(origin.url + '/file/g1/a.png')}), ('b', ${lit(origin.url + '/file/g2/a.png')})) t(id, media_path)`;
+  await manifest('good', 'm.parquet', good);
+  await manifest('mixed', 'ok.parquet', `SELECT * FROM (VALUES ('a', ${lit(origin.url + '/file/x1/a.png')})) t(id, media_path)`);
+  await fs.writeFile(path.join(dir, 'mixed', 'text.parquet'), 'id,media_path\na,http://x/a.jpg\n');
+  await fs.writeFile(path.join(dir, 'mixed', 'cut.parquet'), (await fs.readFile(path.join(dir, 'mixed', 'ok.parquet'))).subarray(0, 40));
+  await manifest('mixed', 'noid.parquet', `SELECT 'a' AS key, 'http://x/a.jpg' AS media_path`);
+  await manifest('mixed', 'clash.parquet', `SELECT 'a' AS id, 'http://x/a.jpg' AS media_path, true AS bad_image`);
+  await manifest('guarded', 'm.parquet', `SELECT * FROM (VALUES ('a', ${lit(origin.url + '/file/n1/a.png')}), ('b', ${lit('http://localhost:' + new URL(origin.url).port + '/file/n2/a.png')})) t(id, media_path)`);
+  await fs.mkdir(path.join(dir, 'empty'));
+}, 60_000);
+
+afterAll(async () => {
+  db?.close();
+  await origin?.close();
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+describe('usage errors exit 2 and name the flag or path', () => {
+  it.each([
+    [['--concurrency', '0'], '--concurrency'],
+    [['--concurrency', 'many'], '--concurrency'],
+    [['--retries', '-1'], '--retries'],
+    [['--max-bytes', '12XB'], '--max-bytes'],
+    [['--decode', 'sometimes'], '--decode'],
+    [['--profile', 'video'], '--profile'],
+    [['--jobs', '0'], '--jobs'],
+    [['--bogus-flag'], 'bogus-flag'],
+    [['--origin-header', 'nonsense'], '--origin-header'],
+    [['--only', 'nope'], '--only'],
+  ])('%j', async (extra, named) => {
+    const r = await run('good', '--allow-private-network', ...extra);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toContain(named);
+    noStack(r);
+  });
+
+  it('a missing manifest folder', async () => {
+    const r = await run('nowhere');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(path.join(dir, 'nowhere'));
+    noStack(r);
+  });
+
+  it('a folder without manifests', async () => {
+    const r = await run('empty');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('no *.parquet');
+  });
+
+  it('--out inside the manifest folder', async () => {
+    const r = await ferry(['compile', path.join(dir, 'good'), '--dest', path.join(dir, 'o'), '--out', path.join(dir, 'good', 'out')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--out');
+  });
+
+  it('a missing --dest', async () => {
+    const r = await ferry(['compile', path.join(dir, 'good'), '--out', path.join(dir, 'o')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--dest');
+  });
+
+  it('a destination scheme this version cannot write', async () => {
+    const r = await ferry(['compile', path.join(dir, 'good'), '--dest', 'ftp://host/x', '--out', path.join(dir, 'o')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--dest');
+  });
+
+  it('replay of a ledger that does not exist', async () => {
+    const r = await ferry(['replay', path.join(dir, 'none.ledger.tsv')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('none.ledger.tsv');
+    noStack(r);
+  });
+});
+
+describe('broken manifests beside good ones', () => {
+  let r: Run;
+  beforeAll(async () => {
+    r = await run('mixed', '--allow-private-network');
+  }, 60_000);
+
+  it('exit 1, one line per broken unit naming its file and cause', () => {
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/text\.parquet/);
+    expect(r.stderr).toMatch(/cut\.parquet/);
+    expect(r.stderr).toMatch(/noid.*\bid\b.*--id-column|--id-column.*noid/s);
+    expect(r.stderr).toMatch(/bad_image.*--bad-column|--bad-column.*bad_image/s);
+    noStack(r);
+  });
+
+  it('the good unit still completes', async () => {
+    const m = JSON.parse(await fs.readFile(path.join(dir, 'mixed-out', 'ok.manifest.json'), 'utf8'));
+    expect(m.status).toBe('complete');
+    await expect(fs.stat(path.join(dir, 'mixed-out', 'text.manifest.json'))).rejects.toThrow();
+  });
+});
+
+describe('the network guard', () => {
+  it('a loopback origin without --allow-private-network sees zero requests', async () => {
+    const before = await origin.stats();
+    const r = await run('guarded');
+    expect(r.code).toBe(0);
+    expect(await origin.stats()).toEqual(before);
+    const ledger = parseLedger(await fs.readFile(path.join(dir, 'guarded-out', 'm.ledger.tsv'), 'utf8'));
+    expect(ledger.map((l) => `${l.id}:${l.reason}`)).toEqual(['a:BLOCKED_ADDRESS', 'b:BLOCKED_ADDRESS']);
+  });
+});

@@ -1,0 +1,154 @@
+/**
+ * Crash-proofing, broken for real: the orchestrator and its workers killed with SIGKILL
+ * mid-run (together, the orchestrator alone, a worker alone), and SIGINT. Each time the
+ * next run must end with the same outputs and objects as a run never interrupted, and the
+ * rework must stay bounded by what was in flight.
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import fs from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseLedger } from '../../ledger/index.js';
+import { duck, lit } from '../helpers/duckdb.js';
+import { type Origin, ferry, ferrySpawn, startOrigin } from '../helpers/run.js';
+
+const N = 120;
+const CONCURRENCY = 8;
+let dir: string;
+let origin: Origin;
+let db: Awaited<ReturnType<typeof duck>>;
+
+const layout = (name: string) => ({ dest: path.join(dir, name, 'objects'), out: path.join(dir, name, 'out'), work: path.join(dir, name, 'work') });
+const args = (name: string) => {
+  const l = layout(name);
+  return ['compile', path.join(dir, 'manifests'), '--dest', l.dest, '--out', l.out, '--work-dir', l.work, '--allow-private-network', '--concurrency', String(CONCURRENCY), '--jobs', '1', '--progress', 'none', '--retries', '1'];
+};
+
+/** What a run leaves behind, made comparable across destinations. */
+async function snapshot(name: string) {
+  const l = layout(name);
+  const rows = await db.rows(`SELECT id, replace(updated_media_path, 'file://${l.dest}', '') AS p, bad_image FROM '${path.join(l.out, 'm.parquet')}'`);
+  const ledger = parseLedger(await fs.readFile(path.join(l.out, 'm.ledger.tsv'), 'utf8')).map((r) => `${r.id}:${r.reason}`);
+  const objects: string[] = [];
+  for (const f of (await fs.readdir(l.dest, { recursive: true, withFileTypes: true })).filter((e) => e.isFile())) {
+    const abs = path.join(f.parentPath, f.name);
+    objects.push(`${path.relative(l.dest, abs)}:${createHash('sha256').update(await fs.readFile(abs)).digest('hex')}`);
+  }
+  return { rows, ledger, objects: objects.sort() };
+}
+
+async function eventsJournaled(name: string): Promise<number> {
+  const work = layout(name).work;
+  let n = 0;
+  for (const f of await fs.readdir(work, { recursive: true }).catch(() => [] as string[])) {
+    if (String(f).endsWith('.events')) n += (await fs.readFile(path.join(work, String(f)), 'utf8')).split('\n').filter((l) => l.startsWith('UP_OK')).length;
+  }
+  return n;
+}
+
+async function until(cond: () => Promise<boolean>, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function workerPids(dest: string): number[] {
+  try {
+    return execFileSync('pgrep', ['-f', `worker --tasks=- --dest ${new URL('file://' + dest).href}`], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+beforeAll(async () => {
+  dir = await fs.mkdtemp(path.join(tmpdir(), 'ferry-resume-'));
+  await fs.mkdir(path.join(dir, 'origin'));
+  await fs.mkdir(path.join(dir, 'manifests'));
+  const img = await sharp({ create: { width: 40, height: 40, channels: 3, background: { r: 1, g: 2, b: 3 } } }).png().toBuffer();
+  await fs.writeFile(path.join(dir, 'origin', 'a.png'), img);
+  await fs.writeFile(path.join(dir, 'origin', 'half.png'), img.subarray(0, 50));
+  origin = await startOrigin(path.join(dir, 'origin'));
+  db = await duck();
+  const values = Array.from({ length: N }, (_, i) => {
+    const file = i % 10 === 3 ? 'half.png' : 'a.png';
+    const url = i % 17 === 5 ? `${origin.url}/status/404/r${i}` : `${origin.url}/file/r${i}/${file}?delay=30`;
+    return `(${lit(`r-${i}`)}, ${lit(url)}, ${i})`;
+  }).join(',');
+  await db.run(`COPY (SELECT * FROM (VALUES ${values}) t(id, media_path, n)) TO '${path.join(dir, 'manifests', 'm.parquet')}' (FORMAT parquet, ROW_GROUP_SIZE 16)`);
+  const base = await ferry(args('baseline'));
+  expect(base.code, base.stderr).toBe(0);
+}, 120_000);
+
+afterAll(async () => {
+  db?.close();
+  await origin?.close();
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+describe('resume after SIGKILL', () => {
+  it('orchestrator and workers killed together, three times, end as an uninterrupted run', async () => {
+    const before = await origin.stats();
+    for (let kill = 1; kill <= 3; kill++) {
+      const child = ferrySpawn(args('killed'));
+      await until(async () => (await eventsJournaled('killed')) >= kill * 25);
+      process.kill(-child.pid!, 'SIGKILL');
+      await once(child, 'exit');
+    }
+    const last = await ferry(args('killed'));
+    expect(last.code, last.stderr).toBe(0);
+    expect(await snapshot('killed')).toEqual(await snapshot('baseline'));
+    const after = await origin.stats();
+    const redone = Object.keys(after).reduce((sum, k) => sum + (after[k]! - (before[k] ?? 0)), 0);
+    // Every task once, plus at most what was in flight at each kill (a window of 2 × concurrency, and a flush interval).
+    expect(redone).toBeLessThanOrEqual(N + 2 * 3 * 2 * CONCURRENCY);
+    const leftovers = (await fs.readdir(layout('killed').dest, { recursive: true })).filter((f) => String(f).includes('ferry-tmp'));
+    expect(leftovers).toEqual([]);
+    expect(await fs.readdir(layout('killed').work, { recursive: true })).not.toContain(expect.stringMatching(/\.events$/));
+  }, 120_000);
+
+  it('a worker whose orchestrator is killed exits by itself', async () => {
+    const child = ferrySpawn(args('orphan'));
+    await until(async () => (await eventsJournaled('orphan')) >= 10);
+    const workers = workerPids(layout('orphan').dest);
+    expect(workers.length).toBeGreaterThan(0);
+    process.kill(child.pid!, 'SIGKILL'); // the orchestrator alone
+    await until(async () => workerPids(layout('orphan').dest).length === 0, 5_000);
+    const last = await ferry(args('orphan'));
+    expect(last.code, last.stderr).toBe(0);
+    expect(await snapshot('orphan')).toEqual(await snapshot('baseline'));
+  }, 60_000);
+
+  it('a worker killed under a live orchestrator is respawned, and no task is ledgered for it', async () => {
+    const child = ferrySpawn(args('workerkill'));
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    await until(async () => (await eventsJournaled('workerkill')) >= 10);
+    for (const pid of workerPids(layout('workerkill').dest)) process.kill(pid, 'SIGKILL');
+    const [code] = (await once(child, 'exit')) as [number];
+    expect(code, stderr).toBe(0);
+    const snap = await snapshot('workerkill');
+    expect(snap.ledger.filter((l) => l.includes('WORKER_CRASH'))).toEqual([]);
+    expect(snap).toEqual(await snapshot('baseline'));
+  }, 60_000);
+
+  it('SIGINT stops gracefully, says how to resume, and the resume completes', async () => {
+    const child = ferrySpawn(args('sigint'));
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    await until(async () => (await eventsJournaled('sigint')) >= 10);
+    process.kill(child.pid!, 'SIGINT');
+    const [code] = (await once(child, 'exit')) as [number];
+    expect(code).toBe(130);
+    expect(stderr).toContain('Run the same command again to resume');
+    expect(workerPids(layout('sigint').dest)).toEqual([]);
+    const last = await ferry(args('sigint'));
+    expect(last.code, last.stderr).toBe(0);
+    expect(await snapshot('sigint')).toEqual(await snapshot('baseline'));
+  }, 60_000);
+});
