@@ -64,6 +64,8 @@ try {
   console.log(`scan  ${(scanMs / 1000).toFixed(2)} s`);
   console.log(`renew ${(renewMs / 1000).toFixed(2)} s (${result.rows} rows)`);
   console.log(`peak RSS sampled ${mb(peak)}; maxRSS ${mb(process.resourceUsage().maxRSS * 1024)}`);
+  // The last line is for bench/run.mjs.
+  console.log(JSON.stringify({ rows: info.rows, rowGroups: info.rowGroups, scanSeconds: scanMs / 1000, renewSeconds: renewMs / 1000, peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024) }));
 } finally {
   await rm(dir, { recursive: true, force: true });
 }
