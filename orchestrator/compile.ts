@@ -60,9 +60,21 @@ function outDir(out: Place): string {
   return out.path;
 }
 
-export function journalFiles(workDir: string, unit: string) {
+export type JournalFiles = { root: string; events: string; tasks: string };
+
+export function journalFiles(workDir: string, unit: string): JournalFiles {
   const base = path.join(workDir, ...unit.split('/'));
-  return { events: `${base}.events`, tasks: `${base}.tasks.tsv` };
+  return { root: workDir, events: `${base}.events`, tasks: `${base}.tasks.tsv` };
+}
+
+/** Deletes a unit's journal and tasks (the outputs are the truth now), and the folders they leave empty. */
+export async function discardJournal(files: JournalFiles): Promise<void> {
+  await fs.rm(files.events, { force: true });
+  await fs.rm(files.tasks, { force: true });
+  const top = path.dirname(files.root);
+  for (let dir = path.dirname(files.events); dir.startsWith(files.root) && dir !== top; dir = path.dirname(dir)) {
+    if (!(await fs.rmdir(dir).then(() => true, () => false))) break;
+  }
 }
 
 /** Reads the manifest's id and url columns: the unit's tasks, and its compile-time refusals. */
@@ -158,8 +170,7 @@ async function compileUnitOrThrow(unit: Unit, cfg: CompileConfig, ctx: RunContex
       runs: [...(previous?.runs ?? []), { runId: ctx.runId, startedAt: started, finishedAt: new Date().toISOString(), sent: pending.length }],
     });
     journal.close();
-    await fs.rm(files.events, { force: true });
-    await fs.rm(files.tasks, { force: true });
+    await discardJournal(files);
     ctx.board.done(unit.name, counts);
     return { unit: unit.name, status: 'complete', counts };
   } finally {

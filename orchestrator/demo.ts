@@ -12,6 +12,7 @@ import { startDemoOrigin } from './demo/origin.js';
 import { type DemoRow, writeDemoManifest } from './demo/manifests.js';
 import { EXIT } from './errors.js';
 import { Board } from './progress.js';
+import { replayLedger } from './replay.js';
 import { printSummary } from './summary.js';
 
 function rows(origin: string): { products: DemoRow[]; catalog: DemoRow[] } {
@@ -34,7 +35,7 @@ function rows(origin: string): { products: DemoRow[]; catalog: DemoRow[] } {
     row('empty', `${origin}/bad/empty.jpg`, 44),
     row('missing', `${origin}/img/none.jpg`, 45),
     row('flaky', `${origin}/flaky/once.webp`, 46),
-    row('down', `${origin}/down/always.jpg`, 47),
+    row('down', `${origin}/down/then-back.jpg`, 47),
     row('ftp', 'ftp://files.example/a.jpg', 48),
     row('p-1', `${origin}/img/1.png`, 49), // a duplicate id
     row('no url', null, 50),
@@ -68,6 +69,11 @@ export async function runDemo(dir: string): Promise<number> {
     const summary = await compileAll(cfg, board, new AbortController().signal);
     board.stop();
     const code = printSummary(summary.reports, (Date.now() - started) / 1000, cfg);
+    if (code !== EXIT.OK) return code;
+    const ledger = path.join(root, 'out', 'products.ledger.tsv');
+    process.stderr.write(`\nferry demo: the origin is back for "down"; replaying the transient failures of ${ledger}\n`);
+    const replayed = await replayLedger(ledger, { 'allow-private-network': true, 'work-dir': cfg.workDir, retries: '2', timeout: '5000' }, 'plain', new AbortController().signal);
+    if (replayed !== EXIT.OK) return replayed;
     process.stderr.write(
       [
         '',
@@ -76,11 +82,12 @@ export async function runDemo(dir: string): Promise<number> {
         `  renewed        ${path.join(root, 'out', 'products.parquet')} (every input column + updated_media_path, bad_image)`,
         `  ledger         ${path.join(root, 'out', 'products.ledger.tsv')} (one row per failed id, with its reason)`,
         `  unit manifest  ${path.join(root, 'out', 'products.manifest.json')}`,
-        `Try: npx ferry replay ${path.join(root, 'out', 'products.ledger.tsv')} --allow-private-network  (re-runs the transient failures; the demo origin is gone, so they fail again)`,
+        `Run it again: npx ferry compile ${path.join(root, 'manifests')} --dest ${path.join(root, 'objects')} --out ${path.join(root, 'out')} --work-dir ${cfg.workDir}`,
+        '  (complete units are skipped without a download)',
         '',
       ].join('\n'),
     );
-    return code === EXIT.OK ? EXIT.OK : code;
+    return EXIT.OK;
   } finally {
     await origin.close();
   }

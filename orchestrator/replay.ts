@@ -10,7 +10,7 @@ import path from 'node:path';
 import { type LedgerRow, parseLedger, parseReasonSelector, replayable } from '../ledger/index.js';
 import { type Task, type WorkerFlags, isTerminal, parseDecode, parseWorkerFlags } from '../protocol/index.js';
 import { parsePlace } from '../storage/index.js';
-import { type UnitManifest, journalFiles, readUnitManifest, runUnitTasks } from './compile.js';
+import { type UnitManifest, discardJournal, journalFiles, readUnitManifest, runUnitTasks } from './compile.js';
 import { type CompileConfig, fingerprint } from './config.js';
 import { EXIT, UsageError } from './errors.js';
 import { Journal } from './journal.js';
@@ -114,7 +114,7 @@ export async function replayLedger(ledgerFile: string, raw: Record<string, unkno
       runs: [...m.runs, { runId, startedAt: started, finishedAt: new Date().toISOString(), sent: pending.length, replay: true }],
     });
     journal.close();
-    await fs.rm(files.events, { force: true });
+    await discardJournal(files);
     const repaired = tasks.filter((t) => state.get(t.id)?.ok).length;
     process.stderr.write(`ferry replay: ${repaired} of ${tasks.length} repaired; ${counts.failed} row(s) remain in ${ledgerFile}\n`);
     return EXIT.OK;

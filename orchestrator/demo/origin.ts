@@ -7,7 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import sharp from 'sharp';
 
-type Route = { status: number; type: string; body: Buffer; failFirst?: number; headers?: Record<string, string> };
+type Route = { status: number; type: string; body: Buffer; failFirst?: number };
 
 async function image(format: 'jpeg' | 'png' | 'webp' | 'gif', w: number, h: number, hue: number): Promise<Buffer> {
   const img = sharp({ create: { width: w, height: h, channels: 3, background: { r: (hue * 53) % 256, g: (hue * 97) % 256, b: (hue * 31) % 256 } } });
@@ -32,7 +32,8 @@ export async function startDemoOrigin(): Promise<DemoOrigin> {
   routes.set('/bad/tiny.png', { status: 200, type: 'image/png', body: await image('png', 8, 8, 3) });
   routes.set('/bad/empty.jpg', { status: 200, type: 'image/jpeg', body: Buffer.alloc(0) });
   routes.set('/flaky/once.webp', { status: 200, type: 'image/webp', body: await image('webp', 100, 100, 5), failFirst: 1 });
-  routes.set('/down/always.jpg', { status: 503, type: 'text/plain', body: Buffer.from('maintenance'), headers: { 'retry-after': '0' } });
+  // Down for the whole compile (3 tries with --retries 2), back for the replay.
+  routes.set('/down/then-back.jpg', { status: 200, type: 'image/jpeg', body: await image('jpeg', 90, 90, 11), failFirst: 3 });
   let requests = 0;
   const served = new Map<string, number>();
   const server = http.createServer((req, res) => {
@@ -49,7 +50,7 @@ export async function startDemoOrigin(): Promise<DemoOrigin> {
       res.writeHead(503, { 'content-type': 'text/plain', 'retry-after': '0' }).end('busy');
       return;
     }
-    res.writeHead(route.status, { 'content-type': route.type, 'content-length': route.body.length, ...route.headers }).end(route.body);
+    res.writeHead(route.status, { 'content-type': route.type, 'content-length': route.body.length }).end(route.body);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
