@@ -4,7 +4,7 @@
  * and exit with their code; anything else is a bug and prints its stack.
  */
 import yargs, { type Argv } from 'yargs';
-import { FlagError, WORKER_FLAG_SPECS, parseWorkerFlags } from '../protocol/index.js';
+import { FlagError, WORKER_FLAG_SPECS, defaultText, parseWorkerFlags, refuseRepeats } from '../protocol/index.js';
 import { LedgerError } from '../ledger/index.js';
 import { compileAll } from './compile.js';
 import { CompileArgs, compileConfig, parseWith } from './config.js';
@@ -18,7 +18,7 @@ const RUNTIME_FOR_REPLAY = new Set(['concurrency', 'retries', 'timeout', 'min-ra
 
 function workerOptions<T>(y: Argv<T>, only?: Set<string>): Argv<T> {
   let out = y;
-  for (const s of WORKER_FLAG_SPECS) if (!only || only.has(s.flag)) out = out.option(s.flag, { type: s.type, describe: s.describe, group: 'Worker:' });
+  for (const s of WORKER_FLAG_SPECS) if (!only || only.has(s.flag)) out = out.option(s.flag, { type: s.type, describe: s.describe, defaultDescription: defaultText(s), group: s.content ? 'Content (in the unit fingerprint):' : 'Runtime:' });
   return out;
 }
 
@@ -52,6 +52,7 @@ function interruptible(): { signal: AbortSignal; code: () => number | null } {
 }
 
 async function compileCommand(raw: Record<string, unknown>): Promise<number> {
+  refuseRepeats(raw, ['only', 'origin-header']);
   const args = parseWith(CompileArgs, {
     manifests: raw.manifests,
     dest: raw.dest,
@@ -123,6 +124,7 @@ async function main(argv: string[]): Promise<number> {
         ),
       (a) => {
         const raw = a as Record<string, unknown>;
+        refuseRepeats(raw, ['origin-header']);
         const stop = interruptible();
         code = replayLedger(String(raw.ledger), raw, boardMode(String(raw.progress)), stop.signal).then((c) => stop.code() ?? c);
       },
@@ -138,7 +140,6 @@ async function main(argv: string[]): Promise<number> {
     .command('worker', 'the data plane program (see `ferry worker --help`)')
     .demandCommand(1, 'name a command: compile, replay, demo or worker')
     .strict()
-    .parserConfiguration({ 'duplicate-arguments-array': false })
     .help()
     .version(false)
     .wrap(Math.min(110, process.stdout.columns || 110))

@@ -93,7 +93,7 @@ export const WORKER_FLAG_SPECS = [
     } },
   { key: 'minBytes', flag: 'min-bytes', content: true, type: 'string', default: 1, describe: 'size floor (0 bytes is EMPTY, fewer is TOO_SMALL)', parse: size },
   { key: 'maxBytes', flag: 'max-bytes', content: true, type: 'string', default: null,
-    describe: 'size ceiling, enforced while streaming (default 100MiB for image, 5TiB for any)', parse: size },
+    describe: 'size ceiling, enforced while streaming', parse: size },
   { key: 'minDim', flag: 'min-dim', content: true, type: 'string', default: 32, describe: 'minimum width and height in pixels', parse: int(0) },
   { key: 'maxPixels', flag: 'max-pixels', content: true, type: 'string', default: 100_000_000, describe: 'pixel-count limit against decompression bombs', parse: int(1) },
   { key: 'decode', flag: 'decode', content: true, type: 'string', default: { mode: 'never' },
@@ -125,6 +125,28 @@ export const WORKER_FLAG_SPECS = [
     } },
   { key: 'overwrite', flag: 'overwrite', content: false, type: 'boolean', default: false, describe: 'write unconditionally (no existence check)', parse: bool },
 ] as const satisfies readonly Spec<keyof WorkerFlags>[];
+
+/** A flag's default as help prints it. */
+export function defaultText(spec: (typeof WORKER_FLAG_SPECS)[number]): string | undefined {
+  const v = spec.default as unknown;
+  if (spec.key === 'maxBytes') return '100MiB for image, 5TiB for any';
+  if (spec.key === 'minRate') return '1KiB/s';
+  if (spec.key === 'decode') return formatDecode(v as DecodePolicy);
+  if (Array.isArray(v) || v === false) return undefined;
+  return String(v);
+}
+
+/**
+ * A flag given twice where one value is expected is a usage error (which one did the
+ * user mean?); `arrays` are the repeatable flags.
+ */
+export function refuseRepeats(raw: Record<string, unknown>, arrays: readonly string[]): void {
+  for (const [name, value] of Object.entries(raw)) {
+    // yargs also hands over camelCase aliases and its own `_` and `$0`: only flag names count.
+    if (!Array.isArray(value) || !/^[a-z][a-z0-9-]*$/.test(name) || arrays.includes(name)) continue;
+    throw new FlagError(name, 'given more than once');
+  }
+}
 
 /** Parses raw values keyed by flag name (as a CLI parser hands them over) into WorkerFlags. */
 export function parseWorkerFlags(raw: Record<string, unknown>): WorkerFlags {

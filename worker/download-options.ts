@@ -2,6 +2,12 @@
 import { type WorkerFlags, maxBytesOf } from '../protocol/index.js';
 import { createHttpClient } from '../storage/http.js';
 import type { DownloadOptions } from './download.js';
+import { Semaphore } from './limit.js';
+
+/** Buffers of small bodies stay under this, whatever the concurrency. */
+const SMALL_BODIES_BUDGET = 256 * 2 ** 20;
+/** Bodies past the small threshold buffered at once (each up to --max-bytes). */
+const LARGE_BODY_SLOTS = 2;
 
 /** `--origin-header HOST=Name: value` (repeatable) as the client's per-host header map. */
 export function originHeaders(list: readonly string[]): Map<string, [string, string][]> {
@@ -25,5 +31,12 @@ export function downloadOptions(f: WorkerFlags): DownloadOptions {
     connectionsPerHost: Math.min(f.concurrency, 256),
     originHeaders: originHeaders(f.originHeader),
   });
-  return { client, retries: f.retries, maxBytes: maxBytesOf(f) };
+  // Memory stays under about SMALL_BODIES_BUDGET + LARGE_BODY_SLOTS × --max-bytes.
+  const threshold = Math.min(8 * 2 ** 20, Math.max(256 * 1024, Math.floor(SMALL_BODIES_BUDGET / f.concurrency)));
+  return {
+    client,
+    retries: f.retries,
+    maxBytes: maxBytesOf(f),
+    largeBodies: { threshold, slots: new Semaphore(LARGE_BODY_SLOTS) },
+  };
 }

@@ -219,6 +219,40 @@ describe('download against a fault origin (separate process, loopback)', () => {
     expect(late.ok || late.detail).toMatch(/UND_ERR_HEADERS_TIMEOUT/);
   });
 
+  it('large bodies wait for a slot and release it: bounded buffers, no deadlock', async () => {
+    let held = 0;
+    let most = 0;
+    const waits: (() => void)[] = [];
+    const slots = {
+      acquire: async () => {
+        if (held >= 1) await new Promise<void>((r) => waits.push(r));
+        else held++;
+        most = Math.max(most, held);
+      },
+      release: () => {
+        const next = waits.shift();
+        if (next) next();
+        else held--;
+      },
+    };
+    const large = { threshold: 10_000, slots };
+    // Each caller drops its body (and its slot) when done with it, as the worker's tasks do.
+    const sizes = await Promise.all(
+      [1, 2, 3].map(async (i) => {
+        const r = await download(`${origin.base}/big/${key('large')}?size=${50_000 + i}`, opts({ largeBodies: large }));
+        if (!r.ok) return r.reason;
+        r.release();
+        return r.body.length;
+      }),
+    );
+    expect(sizes).toEqual([50_001, 50_002, 50_003]);
+    expect(most).toBe(1);
+    expect(held).toBe(0);
+    const small = await download(`${origin.base}/ok/${key('small')}`, opts({ largeBodies: large }));
+    expect(small.ok).toBe(true);
+    expect(held).toBe(0);
+  });
+
   it('follows a redirect chain as one attempt', async () => {
     const k = key('redir');
     const r = await download(`${origin.base}/redirect/${k}?n=3&to=/ok/${k}`, opts());

@@ -9,7 +9,15 @@ import { classOf, oneLine, type Reason } from '../protocol/index.js';
 import { discardBody, headerValue, parseHttpUrl, type HttpClient, type HttpResponse } from '../storage/http.js';
 import { redactText } from '../storage/redact.js';
 
-export type DownloadOk = { ok: true; body: Buffer; attempts: number; contentType: string | null; etag: string | null };
+export type DownloadOk = {
+  ok: true;
+  body: Buffer;
+  attempts: number;
+  contentType: string | null;
+  etag: string | null;
+  /** Gives back the large-body slot this body holds (if any): call it once the body is dropped. */
+  release: () => void;
+};
 export { backoffMs } from './backoff.js';
 export type DownloadErr = {
   ok: false;
@@ -50,6 +58,12 @@ export type DownloadOptions = {
   onAttempt?: (host: string, outcome: AttemptOutcome) => void;
   /** Source of randomness for the jitter (tests). Default Math.random. */
   random?: () => number;
+  /**
+   * Bounded memory: a body over `threshold` bytes (by Content-Length, or once it grows
+   * past it) must hold one of the `slots` until the caller releases it. Small bodies are
+   * free, so the worker's buffers stay under concurrency × threshold + slots × maxBytes.
+   */
+  largeBodies?: { threshold: number; slots: { acquire(): Promise<void>; release(): void } };
 };
 
 export const DOWNLOAD_DEFAULTS = {
@@ -70,7 +84,8 @@ type Failure = {
   code: string | null;
   retryAfterMs: number | null;
 };
-type Success = { ok: true; body: Buffer; status: number; contentType: string | null; etag: string | null };
+type Success = { ok: true; body: Buffer; status: number; contentType: string | null; etag: string | null; release: () => void };
+
 
 // Error codes → reasons. Codes, never messages (STYLE.md).
 const CODE_REASONS: ReadonlyMap<string, Reason> = new Map(
@@ -181,22 +196,39 @@ function fromError(err: unknown, status: number | null = null): Failure {
 }
 
 /** Reads the body up to maxBytes; stops reading at the first byte over it. */
-async function readBody(res: HttpResponse, maxBytes: number): Promise<Buffer | Failure> {
+async function readBody(res: HttpResponse, maxBytes: number, large?: DownloadOptions['largeBodies']): Promise<{ body: Buffer; release: () => void } | Failure> {
   const expected = res.contentLength;
   const tooLarge = (what: string) => fail('TOO_LARGE', `${what} over max ${maxBytes} bytes`, { status: res.status });
   if (expected !== null && expected > maxBytes) {
     res.body.destroy();
     return tooLarge(`Content-Length ${expected}`);
   }
+  let held = false;
+  const release = () => {
+    if (held) large?.slots.release();
+    held = false;
+  };
   const chunks: Buffer[] = [];
   let n = 0;
   try {
+    if (large && expected !== null && expected > large.threshold) {
+      await large.slots.acquire();
+      held = true;
+    }
     for await (const chunk of res.body as AsyncIterable<Buffer>) {
       n += chunk.length;
-      if (n > maxBytes) return tooLarge('body'); // leaving the loop destroys the stream
+      if (n > maxBytes) {
+        release();
+        return tooLarge('body'); // leaving the loop destroys the stream
+      }
       chunks.push(chunk);
+      if (large && !held && n > large.threshold) {
+        await large.slots.acquire();
+        held = true;
+      }
     }
   } catch (err) {
+    release();
     const code = errorCode(err);
     // The origin closed cleanly before Content-Length: a short body, not a reset.
     if (expected !== null && n < expected && (code === 'UND_ERR_SOCKET' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH')) {
@@ -205,9 +237,10 @@ async function readBody(res: HttpResponse, maxBytes: number): Promise<Buffer | F
     return fromError(err, res.status);
   }
   if (expected !== null && n < expected) {
+    release();
     return fail('SHORT_BODY', `${n} of ${expected} bytes`, { status: res.status });
   }
-  return Buffer.concat(chunks, n);
+  return { body: Buffer.concat(chunks, n), release };
 }
 
 async function tryOnce(url: string, o: DownloadOptions, maxBytes: number, signal?: AbortSignal): Promise<Success | Failure> {
@@ -225,10 +258,10 @@ async function tryOnce(url: string, o: DownloadOptions, maxBytes: number, signal
     const via = res.redirects > 0 ? ` after ${res.redirects} redirects` : '';
     return fail(reason, `HTTP ${res.status}${via}`, { status: res.status, retryAfterMs });
   }
-  const body = await readBody(res, maxBytes);
-  if (!Buffer.isBuffer(body)) return body;
+  const read = await readBody(res, maxBytes, o.largeBodies);
+  if ('ok' in read) return read;
   const contentType = headerValue(res.headers, 'content-type');
-  return { ok: true, body, status: res.status, contentType, etag: headerValue(res.headers, 'etag') };
+  return { ok: true, body: read.body, release: read.release, status: res.status, contentType, etag: headerValue(res.headers, 'etag') };
 }
 
 
@@ -282,7 +315,7 @@ async function downloadWithRetries(url: string, o: DownloadOptions, signal?: Abo
     const r = await tryOnce(url, o, maxBytes, signal);
     const failed = r.ok ? null : r;
     report(o, host, { attempt, status: r.status, code: failed?.code ?? null, reason: failed?.reason ?? null, ms: Date.now() - started });
-    if (r.ok) return { ok: true, body: r.body, attempts: attempt, contentType: r.contentType, etag: r.etag };
+    if (r.ok) return { ok: true, body: r.body, attempts: attempt, contentType: r.contentType, etag: r.etag, release: r.release };
     if (signal?.aborted) return toErr(fail('TIMEOUT', 'aborted'), attempt);
     if (!r.retriable || attempt > retries) return toErr(r, attempt);
     if (r.retryAfterMs !== null && r.retryAfterMs > maxRetryAfter) {

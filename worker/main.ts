@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import yargs from 'yargs';
-import { FlagError, WORKER_FLAG_SPECS, type WorkerFlags, idProblem, parseTask, parseWorkerFlags } from '../protocol/index.js';
+import { FlagError, WORKER_FLAG_SPECS, type WorkerFlags, defaultText, idProblem, parseTask, parseWorkerFlags, refuseRepeats } from '../protocol/index.js';
 import { UriError, openStore, parsePlace } from '../storage/index.js';
 import { downloadOptions } from './download-options.js';
 import { Emitter } from './emit.js';
@@ -40,16 +40,16 @@ function parseArgs(argv: string[]): Args {
     .option('run-id', { type: 'string', hidden: true })
     .option('progress-interval', { type: 'number', default: 5000, hidden: true })
     .strict()
-    .parserConfiguration({ 'duplicate-arguments-array': false })
     .help()
     .version(false)
     .exitProcess(false)
     .fail((msg, err) => {
       throw new UsageError(err?.message ?? msg);
     });
-  for (const s of WORKER_FLAG_SPECS) y = y.option(s.flag, { type: s.type, describe: s.describe });
+  for (const s of WORKER_FLAG_SPECS) y = y.option(s.flag, { type: s.type, describe: s.describe, defaultDescription: defaultText(s) });
   const raw = y.parseSync() as Record<string, unknown>;
   if (raw.help) process.exit(0);
+  refuseRepeats(raw, ['origin-header']);
   return {
     tasks: String(raw.tasks),
     dest: String(raw.dest),

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { type Event, type Task, type WorkerFlags, maxBytesOf, oneLine } from '../protocol/index.js';
 import { type StorageAdapter, objectKey } from '../storage/index.js';
 import { redactUrl } from '../storage/redact.js';
-import { type DownloadOptions, download } from './download.js';
+import { type DownloadOk, type DownloadOptions, download } from './download.js';
 import { type GateOptions, validate } from './gates.js';
 import { uploadPayload } from './upload.js';
 
@@ -33,37 +33,46 @@ export async function runTask(task: Task, ctx: TaskContext): Promise<void> {
       return;
     }
     downloaded = true;
-    ctx.emit({ kind: 'DL_OK', id: task.id, bytes: dl.body.length });
-    const verdict = await validate(task.id, dl.body, gateOptions(ctx.flags));
-    if (!verdict.ok) {
-      ctx.emit({ kind: 'BAD_IMAGE', id: task.id, reason: verdict.reason, attempts: dl.attempts, detail: oneLine(verdict.detail) });
-      return;
+    try {
+      await afterDownload(task, dl, ctx);
+    } finally {
+      dl.release();
     }
-    const sha256 = createHash('sha256').update(dl.body).digest('hex');
-    const key = objectKey(task.id, verdict.ext, ctx.unit);
-    const up = await uploadPayload(
-      ctx.store,
-      { id: task.id, key, body: dl.body, contentType: verdict.contentType, sha256, source: `${dl.body.length}:${dl.etag ?? ''}`, runId: ctx.runId },
-      { overwrite: ctx.flags.overwrite, retries: ctx.flags.retries },
-    );
-    if (!up.ok) {
-      ctx.emit({ kind: 'UP_ERR', id: task.id, reason: up.reason, attempts: up.attempts, detail: oneLine(up.detail) });
-      return;
-    }
-    ctx.emit({
-      kind: 'UP_OK',
-      id: task.id,
-      uri: ctx.store.uri(key),
-      ext: verdict.ext,
-      bytes: dl.body.length,
-      sha256,
-      width: verdict.width,
-      height: verdict.height,
-      existed: up.existed,
-    });
   } catch (e) {
     // A bug, caught at the task's edge: this task ends, the others go on.
     const detail = oneLine(`internal error: ${redactUrl((e as Error)?.stack ?? String(e))}`);
     ctx.emit({ kind: downloaded ? 'UP_ERR' : 'DL_ERR', id: task.id, reason: 'INTERNAL_ERROR', attempts: 1, detail });
   }
+}
+
+/** Validate and upload a downloaded payload: DL_OK, then exactly one terminal event. */
+async function afterDownload(task: Task, dl: DownloadOk, ctx: TaskContext): Promise<void> {
+  ctx.emit({ kind: 'DL_OK', id: task.id, bytes: dl.body.length });
+  const verdict = await validate(task.id, dl.body, gateOptions(ctx.flags));
+  if (!verdict.ok) {
+    ctx.emit({ kind: 'BAD_IMAGE', id: task.id, reason: verdict.reason, attempts: dl.attempts, detail: oneLine(verdict.detail) });
+    return;
+  }
+  const sha256 = createHash('sha256').update(dl.body).digest('hex');
+  const key = objectKey(task.id, verdict.ext, ctx.unit);
+  const up = await uploadPayload(
+    ctx.store,
+    { id: task.id, key, body: dl.body, contentType: verdict.contentType, sha256, source: `${dl.body.length}:${dl.etag ?? ''}`, runId: ctx.runId },
+    { overwrite: ctx.flags.overwrite, retries: ctx.flags.retries },
+  );
+  if (!up.ok) {
+    ctx.emit({ kind: 'UP_ERR', id: task.id, reason: up.reason, attempts: up.attempts, detail: oneLine(up.detail) });
+    return;
+  }
+  ctx.emit({
+    kind: 'UP_OK',
+    id: task.id,
+    uri: ctx.store.uri(key),
+    ext: verdict.ext,
+    bytes: dl.body.length,
+    sha256,
+    width: verdict.width,
+    height: verdict.height,
+    existed: up.existed,
+  });
 }
