@@ -1,32 +1,46 @@
 /**
  * The one storage interface every backend implements (after rclone's Fs): a store is
  * rooted at a place and speaks in keys relative to it. Optional abilities are declared
- * as capabilities, so callers never special-case a backend.
+ * as capabilities, so callers never special-case a backend. One conformance suite
+ * (storage/conformance.test.ts) runs against every backend on real local servers.
  */
 import type { Readable } from 'node:stream';
 
 export type Capabilities = {
-  /** create-if-absent is atomic and enforced (If-None-Match: *, ifGenerationMatch: 0, link(2)) */
+  /**
+   * Create-if-absent is atomic and enforced by this endpoint (If-None-Match: *,
+   * ifGenerationMatch: 0, link(2)). Decided per endpoint, not per SDK: local emulators
+   * accept the condition and ignore it, so a custom endpoint is probed.
+   */
   conditionalCreate: boolean;
-  /** `stat` can report the sha256 ferry recorded (metadata) or compute it */
-  sha256: boolean;
 };
 
 export type ObjectInfo = {
   key: string;
   size: number;
-  /** ETag for object stores, mtime for files: what fingerprints a source */
+  /** ETag (object stores) or size+mtime (files): what fingerprints a source */
   version: string;
   contentType?: string;
+  /** user metadata, names lower-case without any x-amz-meta- prefix */
   metadata: Record<string, string>;
 };
 
 export type PutOptions = {
   contentType: string;
+  /** user metadata (ferry-id, ferry-sha256, ferry-source, ferry-run) */
   metadata: Record<string, string>;
-  /** true: fail with StorageError('EXISTS') when the key exists (where the backend can say so) */
+  /** fail with StorageError('EXISTS') when the key exists (enforced only where conditionalCreate) */
   ifAbsent: boolean;
+  /** the body's length when known (a stream's Content-Length) */
+  size?: number;
 };
+
+export type PutResult = {
+  /** sha256 of the bytes written, hex: computed while streaming a Readable body */
+  sha256: string;
+};
+
+export type ReadResult = { body: Readable; info: ObjectInfo };
 
 export type StorageErrorCode = 'NOT_FOUND' | 'EXISTS' | 'FORBIDDEN' | 'THROTTLED' | 'TRANSIENT' | 'FATAL';
 
@@ -35,28 +49,65 @@ export class StorageError extends Error {
   constructor(
     readonly code: StorageErrorCode,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; status?: number },
   ) {
     super(message, options);
     this.name = 'StorageError';
+    this.status = options?.status;
   }
+  readonly status: number | undefined;
 }
 
 export interface StorageAdapter {
   readonly capabilities: Capabilities;
-  /** The URI recorded in outputs for a key. */
+  /** The URI recorded in outputs for a key (s3://b/k, gs://b/k, file:///p). */
   uri(key: string): string;
-  /** Keys under a relative prefix ('' for all), recursively, in no promised order. */
+  /** Objects under a relative prefix ('' for all), recursively, paginated; no promised order. */
   list(prefix: string): AsyncIterable<ObjectInfo>;
   /** Metadata of a key, or null when it does not exist. */
   stat(key: string): Promise<ObjectInfo | null>;
-  read(key: string): Promise<Readable>;
-  /** Writes a whole object atomically: readers never see a partial one. */
-  put(key: string, body: Buffer, options: PutOptions): Promise<void>;
+  /** The object's bytes as a stream, with its metadata. NOT_FOUND when absent. */
+  read(key: string): Promise<ReadResult>;
+  /**
+   * Writes a whole object; readers never see a partial one. A Buffer goes in one request
+   * with an integrity check (Content-MD5 or a checksum header where the backend takes
+   * one); a Readable is streamed (multipart or resumable above the part size) and never
+   * buffered whole, its sha256 computed on the way and recorded in the metadata.
+   */
+  put(key: string, body: Buffer | Readable, options: PutOptions): Promise<PutResult>;
   remove(key: string): Promise<void>;
+  /** The sha256 of a key's bytes, for stores that keep no metadata of their own (files). */
+  contentSha256?(key: string): Promise<string | null>;
   /**
    * Removes what killed writers left under a prefix: temporary files, open multipart
    * uploads. Call it when no writer of this run is active there.
    */
   cleanup(prefix: string): Promise<void>;
+  /** Releases sockets and timers. */
+  close(): Promise<void>;
 }
+
+/** Options for opening any store; each backend reads its own part. */
+export type StoreOptions = {
+  s3?: {
+    /** custom endpoint (MinIO, R2, OSS, Ceph, local servers); else AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL */
+    endpoint?: string;
+    region?: string;
+    forcePathStyle?: boolean;
+  };
+  gcs?: {
+    /** custom endpoint; else STORAGE_EMULATOR_HOST */
+    endpoint?: string;
+    projectId?: string;
+  };
+  /** sockets per store, sized to the worker's concurrency */
+  maxSockets?: number;
+  /** `--conditional-writes`: auto probes custom endpoints once per bucket */
+  conditionalWrites?: 'auto' | 'on' | 'off';
+  /** streamed bodies: part size (default 64 MiB) and parts buffered/uploading at once (default 3) */
+  partSize?: number;
+  queueSize?: number;
+};
+
+/** Reads user metadata written by ferry under either spelling. */
+export const FERRY_META = { id: 'ferry-id', sha256: 'ferry-sha256', source: 'ferry-source', run: 'ferry-run' } as const;

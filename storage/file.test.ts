@@ -26,12 +26,12 @@ describe('FileStore', () => {
     await s.put('a/b.bin', Buffer.from('abc'), opts);
     expect(await s.stat('a/b.bin')).toMatchObject({ key: 'a/b.bin', size: 3 });
     expect(await s.stat('missing')).toBeNull();
-    expect(await s.sha256('a/b.bin')).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+    expect(await s.contentSha256('a/b.bin')).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
     const keys = [];
     for await (const o of s.list('')) keys.push(o.key);
     expect(keys).toEqual(['a/b.bin']);
     const chunks: Buffer[] = [];
-    for await (const c of await s.read('a/b.bin')) chunks.push(c as Buffer);
+    for await (const c of (await s.read('a/b.bin')).body) chunks.push(c as Buffer);
     expect(Buffer.concat(chunks).toString()).toBe('abc');
     await s.remove('a/b.bin');
     expect(await s.stat('a/b.bin')).toBeNull();

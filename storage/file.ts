@@ -5,12 +5,13 @@
  * asked, which for a file costs one read.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
-import { type ObjectInfo, type PutOptions, type StorageAdapter, StorageError } from './adapter.js';
+import { type ObjectInfo, type PutOptions, type PutResult, type ReadResult, type StorageAdapter, StorageError } from './adapter.js';
 
 /**
  * Temporary files live under `<root>/.ferry-tmp/`, mirroring their keys' folders, so what
@@ -34,7 +35,7 @@ function classify(e: unknown, what: string): StorageError {
 }
 
 export class FileStore implements StorageAdapter {
-  readonly capabilities = { conditionalCreate: true, sha256: true };
+  readonly capabilities = { conditionalCreate: true };
 
   constructor(readonly root: string) {}
 
@@ -80,7 +81,7 @@ export class FileStore implements StorageAdapter {
   }
 
   /** The sha256 of the bytes stored under a key (files keep no metadata of their own). */
-  async sha256(key: string): Promise<string | null> {
+  async contentSha256(key: string): Promise<string | null> {
     const p = this.full(key);
     const hash = createHash('sha256');
     try {
@@ -92,27 +93,42 @@ export class FileStore implements StorageAdapter {
     return hash.digest('hex');
   }
 
-  async read(key: string): Promise<Readable> {
+  async read(key: string): Promise<ReadResult> {
     const p = this.full(key);
     const handle = await fs.open(p, 'r').catch((e: unknown) => {
       throw classify(e, p);
     });
-    return handle.createReadStream();
+    const s = await handle.stat();
+    return { body: handle.createReadStream(), info: { key, size: s.size, version: `${s.size}-${Math.trunc(s.mtimeMs)}`, metadata: {} } };
   }
 
-  async put(key: string, body: Buffer, options: PutOptions): Promise<void> {
+  async put(key: string, body: Buffer | Readable, options: PutOptions): Promise<PutResult> {
     const p = this.full(key);
     const tmp = `${path.join(this.root, TEMP_DIR, path.relative(this.root, p))}.${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`;
     try {
       await fs.mkdir(path.dirname(p), { recursive: true });
       await fs.mkdir(path.dirname(tmp), { recursive: true });
-      await fs.writeFile(tmp, body, { mode: 0o644 });
+      const hash = createHash('sha256');
+      if (Buffer.isBuffer(body)) {
+        hash.update(body);
+        await fs.writeFile(tmp, body, { mode: 0o644 });
+      } else {
+        const hashing = async function* (src: AsyncIterable<Buffer>) {
+          for await (const chunk of src) {
+            hash.update(chunk);
+            yield chunk;
+          }
+        };
+        await pipeline(body, hashing, createWriteStream(tmp, { mode: 0o644 }));
+      }
       if (options.ifAbsent) {
         await fs.link(tmp, p);
         await fs.unlink(tmp);
       } else await fs.rename(tmp, p);
+      return { sha256: hash.digest('hex') };
     } catch (e) {
       await fs.rm(tmp, { force: true });
+      if (e instanceof StorageError) throw e;
       throw classify(e, p);
     }
   }
@@ -120,6 +136,8 @@ export class FileStore implements StorageAdapter {
   async remove(key: string): Promise<void> {
     await fs.rm(this.full(key), { force: true });
   }
+
+  async close(): Promise<void> {}
 
   async cleanup(prefix: string): Promise<void> {
     const temp = path.join(this.root, TEMP_DIR);

@@ -1,4 +1,4 @@
-import type { StorageAdapter } from './adapter.js';
+import type { StorageAdapter, StoreOptions } from './adapter.js';
 import { FileStore } from './file.js';
 import { type Place, UriError, describePlace } from './uri.js';
 
@@ -8,7 +8,7 @@ export * from './layout.js';
 export * from './uri.js';
 
 /** Opens the store rooted at a place. */
-export function openStore(place: Place): StorageAdapter & { sha256?(key: string): Promise<string | null> } {
+export function openStore(place: Place, _options: StoreOptions = {}): StorageAdapter {
   if (place.scheme === 'file') return new FileStore(place.path);
   throw new UriError(`${describePlace(place)}: ${place.scheme}:// stores are not supported in this version (local folders only)`);
 }

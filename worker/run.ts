@@ -13,7 +13,7 @@ import { uploadPayload } from './upload.js';
 
 export type TaskContext = {
   flags: WorkerFlags;
-  store: StorageAdapter & { sha256?(key: string): Promise<string | null> };
+  store: StorageAdapter;
   unit: string | undefined;
   runId: string;
   download: DownloadOptions;

@@ -12,7 +12,7 @@ export type Payload = { id: string; key: string; body: Buffer; contentType: stri
 export type UploadResult = { ok: true; existed: boolean; attempts: number } | { ok: false; reason: Reason; attempts: number; detail: string };
 export type UploadOptions = { overwrite: boolean; retries: number; backoffBaseMs?: number };
 
-type Store = StorageAdapter & { sha256?(key: string): Promise<string | null> };
+type Store = StorageAdapter;
 
 /** What identifies an object ferry wrote. `ferry-id` is the key-id (percent-encoded, or hashed when long). */
 function metadataOf(p: Payload): Record<string, string> {
@@ -24,7 +24,7 @@ function metadataOf(p: Payload): Record<string, string> {
 async function existingSha256(store: Store, key: string): Promise<string | null | undefined> {
   const info = await store.stat(key);
   if (!info) return undefined;
-  return info.metadata['ferry-sha256'] ?? (store.sha256 ? store.sha256(key) : null);
+  return info.metadata['ferry-sha256'] ?? (store.contentSha256 ? store.contentSha256(key) : null);
 }
 
 async function once(store: Store, p: Payload, overwrite: boolean): Promise<{ existed: boolean } | { conflict: string }> {
