@@ -6,75 +6,36 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { z } from 'zod';
 import { type Task, encodeTask, isTerminal, workerFlagsToArgv } from '../protocol/index.js';
-import { type Place, describePlace, openStore, unitPrefix, uriOf } from '../storage/index.js';
+import { StorageError, describePlace, unitPrefix, uriOf } from '../storage/index.js';
 import { type CompileConfig, contentOptions, fingerprint } from './config.js';
 import { UnitError } from './errors.js';
-import { Journal } from './journal.js';
-import { type Counts, unitPaths, writeJsonAtomic, writeOutputs } from './materialize.js';
+import { type Stores, localCopy, publishFile } from './io.js';
+import { Journal, discardJournal, journalFiles, tidyWorkDir } from './journal.js';
+import { type Counts, stagedFiles, writeOutputs } from './materialize.js';
 import { ManifestError, scanManifest } from './parquet/index.js';
 import type { Board } from './progress.js';
 import { UnitState, outcomeOf, refuseRow } from './state.js';
 import { SuperviseError, superviseTasks } from './supervise.js';
+import { outputKeys, readUnitManifest, writeUnitManifest } from './unit-manifest.js';
 import { type Unit, listUnits, selectUnits } from './units.js';
 
 export type UnitReport = { unit: string; status: 'complete' | 'skipped' | 'failed' | 'interrupted'; counts?: Counts; error?: string };
 
-const RunRecord = z.object({ runId: z.string(), startedAt: z.string(), finishedAt: z.string(), sent: z.number() });
-export const UnitManifest = z.looseObject({
-  ferry: z.literal(1),
-  status: z.literal('complete'),
-  unit: z.string(),
-  source: z.looseObject({ uri: z.string(), path: z.string(), fingerprint: z.string(), rows: z.number() }),
-  options: z.record(z.string(), z.union([z.string(), z.number()])),
-  optionsFingerprint: z.string(),
-  runs: z.array(RunRecord),
-});
-export type UnitManifest = z.infer<typeof UnitManifest>;
-
-export type RunContext = { runId: string; startedAt: string; workDir: string; board: Board; signal: AbortSignal; concurrencyPerUnit: number };
+export type RunContext = {
+  runId: string;
+  workDir: string;
+  /** where manifests and outputs are staged as local files */
+  staging: string;
+  stores: Stores;
+  board: Board;
+  signal: AbortSignal;
+  concurrencyPerUnit: number;
+};
 
 /** A hash of what decides a migration's outputs, so different migrations never share a journal. */
 export function runKey(cfg: CompileConfig): string {
   return fingerprint({ prefix: describePlace(cfg.prefix), out: describePlace(cfg.out), ...contentOptions(cfg) }).slice(0, 16);
-}
-
-export async function readUnitManifest(file: string): Promise<UnitManifest | null> {
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch {
-    return null;
-  }
-  try {
-    const r = UnitManifest.safeParse(JSON.parse(text));
-    return r.success ? r.data : null;
-  } catch {
-    return null;
-  }
-}
-
-function outDir(out: Place): string {
-  if (out.scheme !== 'file') throw new Error('internal: only folder outputs in this version');
-  return out.path;
-}
-
-export type JournalFiles = { root: string; events: string; tasks: string };
-
-export function journalFiles(workDir: string, unit: string): JournalFiles {
-  const base = path.join(workDir, ...unit.split('/'));
-  return { root: workDir, events: `${base}.events`, tasks: `${base}.tasks.tsv` };
-}
-
-/** Deletes a unit's journal and tasks (the outputs are the truth now), and the folders they leave empty. */
-export async function discardJournal(files: JournalFiles): Promise<void> {
-  await fs.rm(files.events, { force: true });
-  await fs.rm(files.tasks, { force: true });
-  const top = path.dirname(files.root);
-  for (let dir = path.dirname(files.events); dir.startsWith(files.root) && dir !== top; dir = path.dirname(dir)) {
-    if (!(await fs.rmdir(dir).then(() => true, () => false))) break;
-  }
 }
 
 /** Reads the manifest's id and url columns: the unit's tasks, and its compile-time refusals. */
@@ -116,26 +77,29 @@ export async function runUnitTasks(
     }, ctx.signal);
   }
   // No writer of ours is active under the unit now: what killed ones left can go.
-  if (!ctx.signal.aborted) await openStore(cfg.dest).cleanup(unitPrefix(unit));
+  if (!ctx.signal.aborted) await (await ctx.stores.get(cfg.dest)).cleanup(unitPrefix(unit) + '/');
 }
 
 export async function compileUnit(unit: Unit, cfg: CompileConfig, ctx: RunContext): Promise<UnitReport> {
+  const sourceUri = uriOf(cfg.prefix, unit.key);
   try {
-    return await compileUnitOrThrow(unit, cfg, ctx);
+    return await compileUnitOrThrow(unit, sourceUri, cfg, ctx);
   } catch (e) {
-    if (e instanceof ManifestError || e instanceof SuperviseError) throw new UnitError(unit.name, e.message);
+    // A unit's own failure: named, and the other units go on.
+    if (e instanceof ManifestError) throw new UnitError(unit.name, e.message.replace(e.file, sourceUri));
+    if (e instanceof SuperviseError) throw new UnitError(unit.name, e.message);
+    if (e instanceof StorageError) throw new UnitError(unit.name, e.message);
     const err = e as NodeJS.ErrnoException;
     if (typeof err?.code === 'string' && typeof err.path === 'string') throw new UnitError(unit.name, `cannot write ${err.path}: ${err.code}`);
     throw e;
   }
 }
 
-async function compileUnitOrThrow(unit: Unit, cfg: CompileConfig, ctx: RunContext): Promise<UnitReport> {
-  const source = path.join((cfg.prefix as { path: string }).path, ...unit.key.split('/'));
-  const paths = unitPaths(outDir(cfg.out), unit.name);
+async function compileUnitOrThrow(unit: Unit, sourceUri: string, cfg: CompileConfig, ctx: RunContext): Promise<UnitReport> {
+  const out = await ctx.stores.get(cfg.out);
   const options = contentOptions(cfg);
   const optionsFingerprint = fingerprint(options);
-  const previous = await readUnitManifest(paths.manifest);
+  const previous = await readUnitManifest(out, unit.name);
   if (!cfg.force && previous && previous.source.fingerprint === unit.version && previous.optionsFingerprint === optionsFingerprint) {
     ctx.board.skip(unit.name);
     return { unit: unit.name, status: 'skipped' };
@@ -143,38 +107,44 @@ async function compileUnitOrThrow(unit: Unit, cfg: CompileConfig, ctx: RunContex
   const started = new Date().toISOString();
   const files = journalFiles(ctx.workDir, unit.name);
   if (cfg.force) await fs.rm(files.events, { force: true });
-  const { tasks, rows } = await planUnit(source, cfg);
-  const ids = new Set(tasks.map((t) => t.id));
-  const { journal, replayed } = Journal.open(files.events, unit.version);
+  const source = await localCopy(await ctx.stores.get(cfg.prefix), unit.key, ctx.staging);
+  const staged = await stagedFiles(ctx.staging, unit.name);
   try {
+    const { tasks, rows } = await planUnit(source.file, cfg);
+    const ids = new Set(tasks.map((t) => t.id));
+    const { journal, replayed } = Journal.open(files.events, unit.version);
+    let pending: Task[];
     const state = new UnitState();
-    for (const e of replayed.events) if (isTerminal(e) && ids.has(e.id)) state.set(e.id, outcomeOf(e));
-    await writeTasksFile(files.tasks, tasks);
-    const pending = tasks.filter((t) => !state.has(t.id));
-    await runUnitTasks(unit.name, pending, state, journal, cfg, ctx);
-    journal.flush(true);
+    try {
+      for (const e of replayed.events) if (isTerminal(e) && ids.has(e.id)) state.set(e.id, outcomeOf(e));
+      await writeTasksFile(files.tasks, tasks);
+      pending = tasks.filter((t) => !state.has(t.id));
+      await runUnitTasks(unit.name, pending, state, journal, cfg, ctx);
+    } finally {
+      journal.close();
+    }
     if (ctx.signal.aborted) return { unit: unit.name, status: 'interrupted' };
     const missing = tasks.find((t) => !state.has(t.id));
     if (missing) throw new Error(`internal: task "${missing.id}" has no outcome`);
-    const { counts, int96 } = await writeOutputs(source, paths, state, { id: cfg.idColumn, url: cfg.urlColumn, path: cfg.pathColumn, bad: cfg.badColumn });
-    await writeJsonAtomic(paths.manifest, {
-      ferry: 1,
-      status: 'complete',
+    const { counts, int96 } = await writeOutputs(source.file, staged, state, { id: cfg.idColumn, url: cfg.urlColumn, path: cfg.pathColumn, bad: cfg.badColumn });
+    const keys = outputKeys(unit.name);
+    await publishFile(out, keys.parquet, staged.parquet, 'application/vnd.apache.parquet');
+    await publishFile(out, keys.ledger, staged.ledger, 'text/tab-separated-values');
+    await writeUnitManifest(out, {
       unit: unit.name,
-      source: { uri: uriOf(cfg.prefix, unit.key), path: source, fingerprint: unit.version, rows },
-      outputs: { parquet: path.basename(paths.parquet), ledger: path.basename(paths.ledger) },
+      source: { uri: sourceUri, fingerprint: unit.version, rows },
       options,
       optionsFingerprint,
       counts: { ...counts, tasks: tasks.length, sentThisRun: pending.length, resumedFromJournal: tasks.length - pending.length },
-      int96: { columns: int96.columns, writtenAs: 'INT64 timestamp (microseconds)', subMicrosecondValues: int96.subMicrosecondValues },
+      int96,
       runs: [...(previous?.runs ?? []), { runId: ctx.runId, startedAt: started, finishedAt: new Date().toISOString(), sent: pending.length }],
     });
-    journal.close();
     await discardJournal(files);
     ctx.board.done(unit.name, counts);
     return { unit: unit.name, status: 'complete', counts };
   } finally {
-    journal.close();
+    await staged.done();
+    await source.done();
   }
 }
 
@@ -197,15 +167,16 @@ async function writeTasksFile(file: string, tasks: Task[]): Promise<void> {
 export type CompileSummary = { reports: UnitReport[]; runId: string };
 
 /** Compiles the selected units, `--jobs` at a time. A failing unit never stops the others. */
-export async function compileAll(cfg: CompileConfig, board: Board, signal: AbortSignal): Promise<CompileSummary> {
-  const units = selectUnits(await listUnits(cfg.prefix), cfg.only);
+export async function compileAll(cfg: CompileConfig, stores: Stores, board: Board, signal: AbortSignal): Promise<CompileSummary> {
+  const units = selectUnits(await listUnits(cfg.prefix, stores), cfg.only);
   const runId = randomUUID();
   const workDir = path.resolve(cfg.workDir, runKey(cfg));
   const jobs = Math.min(cfg.jobs, units.length);
   const ctx: RunContext = {
     runId,
-    startedAt: new Date().toISOString(),
     workDir,
+    staging: path.join(workDir, 'staging'),
+    stores,
     board,
     signal,
     concurrencyPerUnit: Math.max(1, Math.floor(cfg.flags.concurrency / jobs)),
@@ -224,6 +195,10 @@ export async function compileAll(cfg: CompileConfig, board: Board, signal: Abort
       }
     }
   };
-  await Promise.all(Array.from({ length: jobs }, lane));
+  try {
+    await Promise.all(Array.from({ length: jobs }, lane));
+  } finally {
+    await tidyWorkDir(workDir, ctx.staging);
+  }
   return { reports, runId };
 }

@@ -11,6 +11,7 @@ import { compileConfig, parseWith, CompileArgs } from './config.js';
 import { startDemoOrigin } from './demo/origin.js';
 import { type DemoRow, writeDemoManifest } from './demo/manifests.js';
 import { EXIT } from './errors.js';
+import { Stores } from './io.js';
 import { Board } from './progress.js';
 import { replayLedger } from './replay.js';
 import { printSummary } from './summary.js';
@@ -66,7 +67,8 @@ export async function runDemo(dir: string): Promise<number> {
     const cfg = compileConfig(args, parseWorkerFlags({ 'allow-private-network': true, retries: '2', timeout: '5000' }));
     const board = new Board(process.stderr.isTTY ? 'tty' : 'plain');
     const started = Date.now();
-    const summary = await compileAll(cfg, board, new AbortController().signal);
+    const stores = new Stores({});
+    const summary = await compileAll(cfg, stores, board, new AbortController().signal).finally(() => stores.close());
     board.stop();
     const code = printSummary(summary.reports, (Date.now() - started) / 1000, cfg);
     if (code !== EXIT.OK) return code;

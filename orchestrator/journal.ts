@@ -6,6 +6,7 @@
  * line is cut off before anything is appended after it.
  */
 import fs from 'node:fs';
+import { rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { type Event, ProtocolError, parseEvent } from '../protocol/index.js';
 
@@ -97,4 +98,28 @@ export class Journal {
     this.closed = true;
     fs.closeSync(this.fd);
   }
+}
+
+export type JournalFiles = { root: string; events: string; tasks: string };
+
+/** Where a unit's journal and task list live under a run's work dir. */
+export function journalFiles(workDir: string, unit: string): JournalFiles {
+  const base = path.join(workDir, ...unit.split('/'));
+  return { root: workDir, events: `${base}.events`, tasks: `${base}.tasks.tsv` };
+}
+
+/** Deletes a unit's journal and tasks (the outputs are the truth now), and the folders they leave empty. */
+export async function discardJournal(files: JournalFiles): Promise<void> {
+  await rm(files.events, { force: true });
+  await rm(files.tasks, { force: true });
+  const top = path.dirname(files.root);
+  for (let dir = path.dirname(files.events); dir.startsWith(files.root) && dir !== top; dir = path.dirname(dir)) {
+    if (!(await rmdir(dir).then(() => true, () => false))) break;
+  }
+}
+
+/** At the end of a command: staged copies go, and the run's folder if nothing is left in it. */
+export async function tidyWorkDir(workDir: string, staging: string): Promise<void> {
+  await rm(staging, { recursive: true, force: true });
+  await rmdir(workDir).catch(() => {}); // journals of unfinished units stay
 }

@@ -4,17 +4,19 @@
  * and exit with their code; anything else is a bug and prints its stack.
  */
 import yargs, { type Argv } from 'yargs';
-import { FlagError, WORKER_FLAG_SPECS, defaultText, parseWorkerFlags, refuseRepeats } from '../protocol/index.js';
+import { FlagError, WORKER_FLAG_SPECS, defaultText, parseWorkerFlags, refuseRepeats, storeOptionsOf } from '../protocol/index.js';
 import { LedgerError } from '../ledger/index.js';
 import { compileAll } from './compile.js';
 import { CompileArgs, compileConfig, parseWith } from './config.js';
 import { runDemo } from './demo.js';
 import { EXIT, UnitError, UsageError } from './errors.js';
+import { Stores } from './io.js';
 import { Board, type BoardMode } from './progress.js';
 import { replayLedger } from './replay.js';
 import { printSummary } from './summary.js';
 
-const RUNTIME_FOR_REPLAY = new Set(['concurrency', 'retries', 'timeout', 'min-rate', 'max-redirects', 'allow-private-network', 'origin-header', 'overwrite']);
+const CONTENT_FLAGS = new Set(WORKER_FLAG_SPECS.filter((s) => s.content).map((s) => s.flag as string));
+const RUNTIME_FOR_REPLAY = new Set(WORKER_FLAG_SPECS.map((s) => s.flag as string).filter((f) => !CONTENT_FLAGS.has(f)));
 
 function workerOptions<T>(y: Argv<T>, only?: Set<string>): Argv<T> {
   let out = y;
@@ -72,8 +74,9 @@ async function compileCommand(raw: Record<string, unknown>): Promise<number> {
   const board = new Board(boardMode(cfg.progress));
   const stop = interruptible();
   const started = Date.now();
+  const stores = new Stores(storeOptionsOf(cfg.flags));
   try {
-    const summary = await compileAll(cfg, board, stop.signal);
+    const summary = await compileAll(cfg, stores, board, stop.signal);
     board.stop();
     const interrupted = stop.code();
     if (interrupted !== null) {
@@ -83,6 +86,7 @@ async function compileCommand(raw: Record<string, unknown>): Promise<number> {
     return printSummary(summary.reports, (Date.now() - started) / 1000, cfg);
   } finally {
     board.stop();
+    await stores.close();
   }
 }
 

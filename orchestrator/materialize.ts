@@ -1,7 +1,7 @@
 /**
- * Materializing a unit: the renewed Parquet, the ledger and manifest.json, each written
- * to a temporary name and renamed, manifest.json last: `status: "complete"` exists only
- * once the other two are in place.
+ * Materializing a unit into staged files: the renewed Parquet and the ledger, written
+ * together in one pass over the manifest's row groups (rows in input order). Publishing
+ * them (and manifest.json, last) is the caller's.
  */
 import { createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
@@ -13,13 +13,6 @@ import { redactUrl } from '../storage/redact.js';
 import { renewManifest } from './parquet/index.js';
 import type { UnitState } from './state.js';
 
-export type UnitPaths = { parquet: string; ledger: string; manifest: string };
-
-export function unitPaths(outDir: string, unit: string): UnitPaths {
-  const base = path.join(outDir, ...unit.split('/'));
-  return { parquet: `${base}.parquet`, ledger: `${base}.ledger.tsv`, manifest: `${base}.manifest.json` };
-}
-
 export type Counts = {
   rows: number;
   migrated: number;
@@ -29,24 +22,29 @@ export type Counts = {
   byClass: Record<string, number>;
 };
 
-const tmpName = (p: string) => `${p}.${process.pid}.ferry-tmp`;
+export type Staged = { parquet: string; ledger: string; done(): Promise<void> };
+
+/** Staging file names for a unit (removed by `done`). */
+export async function stagedFiles(staging: string, unit: string): Promise<Staged> {
+  const base = path.join(staging, ...unit.split('/'));
+  await fs.mkdir(path.dirname(base), { recursive: true });
+  const files = { parquet: `${base}.${process.pid}.parquet`, ledger: `${base}.${process.pid}.ledger.tsv` };
+  return { ...files, done: async () => void (await Promise.all([fs.rm(files.parquet, { force: true }), fs.rm(files.ledger, { force: true })])) };
+}
 
 /** Writes the renewed Parquet and the ledger; returns what manifest.json records of them. */
 export async function writeOutputs(
   source: string,
-  paths: UnitPaths,
+  staged: Pick<Staged, 'parquet' | 'ledger'>,
   state: UnitState,
   cols: { id: string; url: string; path: string; bad: string },
 ): Promise<{ counts: Counts; int96: { columns: string[]; subMicrosecondValues: number } }> {
-  await fs.mkdir(path.dirname(paths.parquet), { recursive: true });
   const counts: Counts = { rows: 0, migrated: 0, failed: 0, bad: 0, byReason: {}, byClass: {} };
-  const ledgerTmp = tmpName(paths.ledger);
-  const parquetTmp = tmpName(paths.parquet);
-  const ledger = createWriteStream(ledgerTmp, { mode: 0o644 });
+  const ledger = createWriteStream(staged.ledger, { mode: 0o644 });
   try {
     ledger.write(ledgerHeaderLine());
     state.rewind();
-    const renewed = await renewManifest(source, parquetTmp, { id: cols.id, url: cols.url }, { path: cols.path, bad: cols.bad }, async (ids, urls) => {
+    const renewed = await renewManifest(source, staged.parquet, { id: cols.id, url: cols.url }, { path: cols.path, bad: cols.bad }, async (ids, urls) => {
       const o = state.outputs(ids, urls, redactUrl);
       counts.rows += ids.length;
       for (const p of o.paths) if (p !== null) counts.migrated++;
@@ -62,20 +60,9 @@ export async function writeOutputs(
     });
     ledger.end();
     await finished(ledger);
-    await fs.rename(parquetTmp, paths.parquet);
-    await fs.rename(ledgerTmp, paths.ledger);
     return { counts, int96: renewed.int96 };
   } catch (e) {
     ledger.destroy();
-    await fs.rm(ledgerTmp, { force: true });
-    await fs.rm(parquetTmp, { force: true });
     throw e;
   }
-}
-
-export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
-  await fs.mkdir(path.dirname(file), { recursive: true });
-  const tmp = tmpName(file);
-  await fs.writeFile(tmp, JSON.stringify(value, null, 2) + '\n');
-  await fs.rename(tmp, file);
 }

@@ -1,9 +1,10 @@
 /** The end-of-run summary, and the exit code it implies (DESIGN.md, "Exit codes"). */
+import { type Place, uriOf } from '../storage/index.js';
 import type { UnitReport } from './compile.js';
 import { EXIT } from './errors.js';
-import { type UnitPaths, unitPaths } from './materialize.js';
+import { outputKeys } from './unit-manifest.js';
 
-export function printSummary(reports: UnitReport[], seconds: number, opts: { strict: boolean; out: { scheme: string } & Partial<{ path: string }> }): number {
+export function printSummary(reports: UnitReport[], seconds: number, opts: { strict: boolean; out: Place }): number {
   const complete = reports.filter((r) => r.status === 'complete');
   const skipped = reports.filter((r) => r.status === 'skipped');
   const failed = reports.filter((r) => r.status === 'failed');
@@ -22,12 +23,11 @@ export function printSummary(reports: UnitReport[], seconds: number, opts: { str
       '\n',
   );
   for (const f of failed) out.write(`ferry: unit ${f.unit} failed: ${f.error}\n`);
-  if (ledgered > 0 && opts.out.path) {
-    const example = complete.find((r) => (r.counts?.failed ?? 0) > 0);
-    if (example) {
-      const p: UnitPaths = unitPaths(opts.out.path, example.unit);
-      out.write(`ferry: failures are in the ledgers, e.g. ${p.ledger}; re-run the transient ones with: ferry replay ${p.ledger}\n`);
-    }
+  const example = complete.find((r) => (r.counts?.failed ?? 0) > 0);
+  if (example) {
+    const key = outputKeys(example.unit).ledger;
+    const ledger = opts.out.scheme === 'file' ? uriOf(opts.out, key).replace(/^file:\/\//, '') : uriOf(opts.out, key);
+    out.write(`ferry: failures are in the ledgers, e.g. ${ledger}; re-run the transient ones with: ferry replay ${ledger}\n`);
   }
   if (failed.length > 0) return EXIT.FAILED;
   if (opts.strict && ledgered > 0) {

@@ -3,20 +3,21 @@
  * recursively; a unit's name is its path relative to the prefix without `.parquet`.
  */
 import { stat } from 'node:fs/promises';
-import { type Place, describePlace, openStore } from '../storage/index.js';
+import { type Place, describePlace } from '../storage/index.js';
 import { UsageError } from './errors.js';
+import type { Stores } from './io.js';
 
 export type Unit = { name: string; key: string; size: number; version: string };
 
-export async function listUnits(prefix: Place): Promise<Unit[]> {
+export async function listUnits(prefix: Place, stores: Stores): Promise<Unit[]> {
   if (prefix.scheme === 'file') {
     const s = await stat(prefix.path).catch(() => null);
     if (!s) throw new UsageError(`manifest folder ${prefix.path} does not exist`);
     if (!s.isDirectory()) throw new UsageError(`manifest prefix ${prefix.path} is not a folder`);
   }
   const units: Unit[] = [];
-  for await (const o of openStore(prefix).list('')) {
-    if (!o.key.endsWith('.parquet')) continue;
+  for await (const o of (await stores.get(prefix)).list('')) {
+    if (!o.key.endsWith('.parquet') || o.key.split('/').some((seg) => seg.startsWith('.'))) continue;
     units.push({ name: o.key.slice(0, -'.parquet'.length), key: o.key, size: o.size, version: o.version });
   }
   if (units.length === 0) throw new UsageError(`no *.parquet manifest under ${describePlace(prefix)}`);

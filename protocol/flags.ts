@@ -27,6 +27,13 @@ export type WorkerFlags = {
   allowPrivateNetwork: boolean;
   originHeader: string[];
   overwrite: boolean;
+  s3Endpoint: string | null;
+  s3PathStyle: boolean;
+  gcsEndpoint: string | null;
+  conditionalWrites: 'auto' | 'on' | 'off';
+  multipartThreshold: number;
+  partSize: number;
+  largeConcurrency: number;
 };
 
 export class FlagError extends Error {
@@ -84,6 +91,17 @@ function bool(raw: unknown): boolean {
   return raw === true || raw === 'true';
 }
 
+function endpoint(raw: unknown, flag: string): string {
+  const text = String(raw);
+  try {
+    const u = new URL(text);
+    if (u.protocol === 'http:' || u.protocol === 'https:') return text;
+  } catch {
+    // fall through to the error
+  }
+  throw new FlagError(flag, `expected an http(s) URL, got "${text}"`);
+}
+
 export const WORKER_FLAG_SPECS = [
   { key: 'profile', flag: 'profile', content: true, type: 'string', default: 'image',
     describe: 'validation profile: image (all gates) or any (size and type detection only)',
@@ -124,6 +142,21 @@ export const WORKER_FLAG_SPECS = [
       return list;
     } },
   { key: 'overwrite', flag: 'overwrite', content: false, type: 'boolean', default: false, describe: 'write unconditionally (no existence check)', parse: bool },
+  { key: 's3Endpoint', flag: 's3-endpoint', content: false, type: 'string', default: null,
+    describe: 'S3-compatible endpoint URL (else AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL)', parse: endpoint },
+  { key: 's3PathStyle', flag: 's3-path-style', content: false, type: 'boolean', default: false, describe: 'path-style S3 addressing (bucket in the path)', parse: bool },
+  { key: 'gcsEndpoint', flag: 'gcs-endpoint', content: false, type: 'string', default: null,
+    describe: 'GCS endpoint URL (else STORAGE_EMULATOR_HOST)', parse: endpoint },
+  { key: 'conditionalWrites', flag: 'conditional-writes', content: false, type: 'string', default: 'auto',
+    describe: 'create-if-absent writes: auto (on for AWS and GCS, probed once per bucket elsewhere), on or off',
+    parse: (raw, flag) => {
+      if (raw === 'auto' || raw === 'on' || raw === 'off') return raw;
+      throw new FlagError(flag, `expected auto, on or off, got "${String(raw)}"`);
+    } },
+  { key: 'multipartThreshold', flag: 'multipart-threshold', content: false, type: 'string', default: 64 * 2 ** 20,
+    describe: 'objects larger than this are streamed in parts, never buffered whole', parse: size },
+  { key: 'partSize', flag: 'part-size', content: false, type: 'string', default: 64 * 2 ** 20, describe: 'part size of streamed objects', parse: size },
+  { key: 'largeConcurrency', flag: 'large-concurrency', content: false, type: 'string', default: 1, describe: 'streamed (large) objects in flight per worker', parse: int(1, 64) },
 ] as const satisfies readonly Spec<keyof WorkerFlags>[];
 
 /** A flag's default as help prints it. */
@@ -177,6 +210,18 @@ export function workerFlagsToArgv(f: WorkerFlags): string[] {
     else if (v !== null) argv.push(`--${spec.flag}`, String(v));
   }
   return argv;
+}
+
+/** The options of the stores a process opens (structurally storage's StoreOptions). */
+export function storeOptionsOf(f: WorkerFlags) {
+  return {
+    s3: { ...(f.s3Endpoint ? { endpoint: f.s3Endpoint } : {}), ...(f.s3PathStyle ? { forcePathStyle: true } : {}) },
+    gcs: f.gcsEndpoint ? { endpoint: f.gcsEndpoint } : {},
+    maxSockets: Math.min(Math.max(f.concurrency, 8), 1024),
+    conditionalWrites: f.conditionalWrites,
+    partSize: f.partSize,
+    queueSize: 3,
+  };
 }
 
 /** The content options, as recorded in manifest.json and fingerprinted. */

@@ -50,6 +50,11 @@ export class FileStore implements StorageAdapter {
     return pathToFileURL(this.full(key)).href;
   }
 
+  /** The file behind a key, for readers that need random access (the Parquet codec). */
+  localPath(key: string): string {
+    return this.full(key);
+  }
+
   async *list(prefix: string): AsyncIterable<ObjectInfo> {
     const start = this.full(prefix);
     let entries;

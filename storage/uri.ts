@@ -39,6 +39,16 @@ export function parsePlace(uri: string, cwd = process.cwd()): Place {
   throw new UriError(`unsupported location scheme "${scheme}:" in "${uri}" (use s3://, gs://, file:// or a path)`);
 }
 
+/** An object's URI split into the place of its folder and its name (`s3://b/p/u.ledger.tsv`). */
+export function splitObjectUri(uri: string, cwd = process.cwd()): { parent: Place; key: string } {
+  const place = parsePlace(uri, cwd);
+  if (place.scheme === 'file') return { parent: { scheme: 'file', path: path.dirname(place.path) }, key: path.basename(place.path) };
+  const full = place.prefix.replace(/\/$/, '');
+  if (full === '' || /\/$/.test(uri)) throw new UriError(`"${uri}" names a folder, not an object`);
+  const slash = full.lastIndexOf('/');
+  return { parent: { ...place, prefix: slash < 0 ? '' : full.slice(0, slash + 1) }, key: full.slice(slash + 1) };
+}
+
 /** The URI of a key under a place, as readers expect it (DESIGN.md, "Key layout"). */
 export function uriOf(place: Place, key: string): string {
   if (place.scheme === 'file') return pathToFileURL(path.join(place.path, key)).href;

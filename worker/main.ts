@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import yargs from 'yargs';
-import { FlagError, WORKER_FLAG_SPECS, type WorkerFlags, defaultText, idProblem, parseTask, parseWorkerFlags, refuseRepeats } from '../protocol/index.js';
+import { FlagError, WORKER_FLAG_SPECS, type WorkerFlags, defaultText, idProblem, parseTask, parseWorkerFlags, refuseRepeats, storeOptionsOf } from '../protocol/index.js';
 import { UriError, openStore, parsePlace } from '../storage/index.js';
 import { downloadOptions } from './download-options.js';
 import { Emitter } from './emit.js';
@@ -62,7 +62,7 @@ function parseArgs(argv: string[]): Args {
 
 async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv[0] === 'worker' ? argv.slice(1) : argv);
-  const store = openStore(parsePlace(args.dest));
+  const store = await openStore(parsePlace(args.dest), storeOptionsOf(args.flags));
   await prepareGates(args.flags);
   const sem = new Semaphore(args.flags.concurrency);
   const emitter = new Emitter(process.stdout, process.stderr, () => ({ inflight: sem.inflight, conc: sem.capacity }));

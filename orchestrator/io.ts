@@ -1,0 +1,67 @@
+/**
+ * The control plane's files on any store: manifests read from the manifest prefix, the
+ * three outputs published to --out. Everything is staged in the work dir first, so the
+ * Parquet codec always reads and writes a local file (it needs random access), and a
+ * unit's outputs appear in order: Parquet, ledger, then manifest.json last.
+ */
+import { createReadStream, createWriteStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { FileStore, type Place, type StorageAdapter, type StoreOptions, StorageError, describePlace, openStore } from '../storage/index.js';
+
+/** The stores a command uses, opened once each. */
+export class Stores {
+  private readonly open = new Map<string, Promise<StorageAdapter>>();
+
+  constructor(private readonly options: StoreOptions) {}
+
+  get(place: Place): Promise<StorageAdapter> {
+    const id = describePlace(place);
+    let store = this.open.get(id);
+    if (!store) {
+      store = openStore(place, this.options);
+      this.open.set(id, store);
+    }
+    return store;
+  }
+
+  async close(): Promise<void> {
+    const all = await Promise.allSettled(this.open.values());
+    await Promise.all(all.map((r) => (r.status === 'fulfilled' ? r.value.close() : undefined)));
+    this.open.clear();
+  }
+}
+
+/** A local file holding an object's bytes: the file itself for folders, else a streamed copy. */
+export async function localCopy(store: StorageAdapter, key: string, staging: string): Promise<{ file: string; done(): Promise<void> }> {
+  if (store instanceof FileStore) return { file: store.localPath(key), done: async () => {} };
+  const file = path.join(staging, `${process.pid}-${Date.now()}-${path.basename(key)}`);
+  await fs.mkdir(staging, { recursive: true });
+  const { body } = await store.read(key);
+  await pipeline(body, createWriteStream(file, { mode: 0o600 }));
+  return { file, done: () => fs.rm(file, { force: true }) };
+}
+
+/** A small object's text, or null when it does not exist. */
+export async function readText(store: StorageAdapter, key: string): Promise<string | null> {
+  try {
+    const { body } = await store.read(key);
+    const chunks: Buffer[] = [];
+    for await (const c of body) chunks.push(c as Buffer);
+    return Buffer.concat(chunks).toString('utf8');
+  } catch (e) {
+    if (e instanceof StorageError && e.code === 'NOT_FOUND') return null;
+    throw e;
+  }
+}
+
+/** Publishes a staged file under a key (replacing what is there). */
+export async function publishFile(store: StorageAdapter, key: string, file: string, contentType: string): Promise<void> {
+  const { size } = await fs.stat(file);
+  await store.put(key, createReadStream(file), { contentType, metadata: {}, ifAbsent: false, size });
+}
+
+export async function publishText(store: StorageAdapter, key: string, text: string, contentType: string): Promise<void> {
+  await store.put(key, Buffer.from(text), { contentType, metadata: {}, ifAbsent: false });
+}

@@ -1,0 +1,67 @@
+/**
+ * `<unit>.manifest.json`: the truth of what is complete. `status: "complete"` is written
+ * only after the renewed Parquet and the ledger are in place.
+ */
+import { z } from 'zod';
+import type { StorageAdapter } from '../storage/index.js';
+import type { Counts } from './materialize.js';
+import { publishText, readText } from './io.js';
+
+const RunRecord = z.looseObject({ runId: z.string(), startedAt: z.string(), finishedAt: z.string(), sent: z.number() });
+
+export const UnitManifest = z.looseObject({
+  ferry: z.literal(1),
+  status: z.literal('complete'),
+  unit: z.string(),
+  source: z.looseObject({ uri: z.string(), fingerprint: z.string(), rows: z.number() }),
+  options: z.record(z.string(), z.union([z.string(), z.number()])),
+  optionsFingerprint: z.string(),
+  counts: z.looseObject({}),
+  runs: z.array(RunRecord),
+});
+export type UnitManifest = z.infer<typeof UnitManifest>;
+export type RunRecord = z.infer<typeof RunRecord>;
+
+/** The output keys of a unit under --out. */
+export function outputKeys(unit: string) {
+  return { parquet: `${unit}.parquet`, ledger: `${unit}.ledger.tsv`, manifest: `${unit}.manifest.json` };
+}
+
+/** A unit's manifest.json when it says complete, else null (absent, partial or foreign). */
+export async function readUnitManifest(out: StorageAdapter, unit: string): Promise<UnitManifest | null> {
+  const text = await readText(out, outputKeys(unit).manifest);
+  if (text === null) return null;
+  try {
+    const r = UnitManifest.safeParse(JSON.parse(text));
+    return r.success ? r.data : null;
+  } catch {
+    return null;
+  }
+}
+
+export type UnitManifestFields = {
+  unit: string;
+  source: { uri: string; fingerprint: string; rows: number };
+  options: Record<string, string | number>;
+  optionsFingerprint: string;
+  counts: Counts & Record<string, unknown>;
+  int96: { columns: string[]; subMicrosecondValues: number };
+  runs: RunRecord[];
+};
+
+export async function writeUnitManifest(out: StorageAdapter, m: UnitManifestFields): Promise<void> {
+  const keys = outputKeys(m.unit);
+  const doc = {
+    ferry: 1,
+    status: 'complete',
+    unit: m.unit,
+    source: m.source,
+    outputs: { parquet: keys.parquet, ledger: keys.ledger },
+    options: m.options,
+    optionsFingerprint: m.optionsFingerprint,
+    counts: m.counts,
+    int96: { columns: m.int96.columns, writtenAs: 'INT64 timestamp (microseconds)', subMicrosecondValues: m.int96.subMicrosecondValues },
+    runs: m.runs,
+  };
+  await publishText(out, keys.manifest, JSON.stringify(doc, null, 2) + '\n', 'application/json');
+}
