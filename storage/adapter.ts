@@ -38,6 +38,11 @@ export type PutOptions = {
 export type PutResult = {
   /** sha256 of the bytes written, hex: computed while streaming a Readable body */
   sha256: string;
+  /**
+   * true when `ifAbsent` found the key taken by identical bytes, so nothing was written
+   * (stores that can compare after streaming: files). A different object there is EXISTS.
+   */
+  existed?: boolean;
 };
 
 export type ReadResult = { body: Readable; info: ObjectInfo };

@@ -126,11 +126,21 @@ export class FileStore implements StorageAdapter {
         };
         await pipeline(body, hashing, createWriteStream(tmp, { mode: 0o644 }));
       }
-      if (options.ifAbsent) {
+      const sha256 = hash.digest('hex');
+      if (!options.ifAbsent) {
+        await fs.rename(tmp, p);
+        return { sha256 };
+      }
+      try {
         await fs.link(tmp, p);
-        await fs.unlink(tmp);
-      } else await fs.rename(tmp, p);
-      return { sha256: hash.digest('hex') };
+      } catch (e) {
+        // Taken: by the same bytes (a re-run) is success without a write; else EXISTS.
+        if (errno(e) !== 'EEXIST' || (await this.contentSha256(key)) !== sha256) throw e;
+        return { sha256, existed: true };
+      } finally {
+        await fs.rm(tmp, { force: true });
+      }
+      return { sha256 };
     } catch (e) {
       await fs.rm(tmp, { force: true });
       if (e instanceof StorageError) throw e;

@@ -1,5 +1,6 @@
 /** The download stage's options, built once per worker from its flags. */
-import { type WorkerFlags, maxBytesOf } from '../protocol/index.js';
+import { type WorkerFlags, maxBytesOf, storeOptionsOf } from '../protocol/index.js';
+import { type Place, type StorageAdapter, describePlace, openStore } from '../storage/index.js';
 import { createHttpClient } from '../storage/http.js';
 import type { DownloadOptions } from './download.js';
 import { Semaphore } from './limit.js';
@@ -22,7 +23,22 @@ export function originHeaders(list: readonly string[]): Map<string, [string, str
   return map;
 }
 
-export function downloadOptions(f: WorkerFlags): DownloadOptions {
+/** Object-store sources, one client per bucket, opened on first use and kept. */
+export function sourceStores(f: WorkerFlags): { get: (place: Place) => Promise<StorageAdapter>; close: () => Promise<void> } {
+  const open = new Map<string, Promise<StorageAdapter>>();
+  // Sources are only read: no conditional-write probe.
+  const options = { ...storeOptionsOf(f), conditionalWrites: 'off' as const };
+  return {
+    get: (place) => {
+      const id = describePlace(place);
+      if (!open.has(id)) open.set(id, openStore(place, options));
+      return open.get(id)!;
+    },
+    close: async () => void (await Promise.all([...open.values()].map(async (s) => (await s).close()))),
+  };
+}
+
+export function downloadOptions(f: WorkerFlags, stores: (place: Place) => Promise<StorageAdapter>): DownloadOptions {
   const client = createHttpClient({
     timeoutMs: f.timeout,
     minRate: f.minRate,
@@ -38,5 +54,8 @@ export function downloadOptions(f: WorkerFlags): DownloadOptions {
     retries: f.retries,
     maxBytes: maxBytesOf(f),
     largeBodies: { threshold, slots: new Semaphore(LARGE_BODY_SLOTS) },
+    // Under --profile any nothing needs the whole body: big ones flow through as streams.
+    ...(f.profile === 'any' ? { streamAbove: f.multipartThreshold } : {}),
+    stores,
   };
 }

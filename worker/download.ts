@@ -6,18 +6,29 @@
  */
 import { backoffMs, sleep } from './backoff.js';
 import { classOf, oneLine, type Reason } from '../protocol/index.js';
-import { discardBody, headerValue, parseHttpUrl, type HttpClient, type HttpResponse } from '../storage/http.js';
+import { Readable } from 'node:stream';
+import { type StorageAdapter, StorageError } from '../storage/adapter.js';
+import { type Place, parsePlace } from '../storage/uri.js';
+import { discardBody, headerValue, parseHttpUrl, type HttpClient } from '../storage/http.js';
 import { redactText } from '../storage/redact.js';
 
-export type DownloadOk = {
+type Fetched = {
   ok: true;
-  body: Buffer;
   attempts: number;
   contentType: string | null;
+  /** the source's ETag (HTTP) or version (object stores) */
   etag: string | null;
   /** Gives back the large-body slot this body holds (if any): call it once the body is dropped. */
   release: () => void;
 };
+/** A body read whole (up to --max-bytes). */
+export type Buffered = Fetched & { kind: 'buffer'; body: Buffer };
+/**
+ * A body past `streamAbove`, handed over unread (its first bytes included): the caller
+ * streams it on and owns its errors. `size` is the announced length, when there is one.
+ */
+export type Streamed = Fetched & { kind: 'stream'; stream: Readable; size: number | null };
+export type DownloadOk = Buffered | Streamed;
 export { backoffMs } from './backoff.js';
 export type DownloadErr = {
   ok: false;
@@ -64,6 +75,10 @@ export type DownloadOptions = {
    * free, so the worker's buffers stay under concurrency × threshold + slots × maxBytes.
    */
   largeBodies?: { threshold: number; slots: { acquire(): Promise<void>; release(): void } };
+  /** Bodies longer than this are handed over as streams instead of read whole. */
+  streamAbove?: number;
+  /** Opens object stores for s3:// and gs:// sources (their credentials, their client). */
+  stores?: (place: Place) => Promise<StorageAdapter>;
 };
 
 export const DOWNLOAD_DEFAULTS = {
@@ -84,7 +99,10 @@ type Failure = {
   code: string | null;
   retryAfterMs: number | null;
 };
-type Success = { ok: true; body: Buffer; status: number; contentType: string | null; etag: string | null; release: () => void };
+type Success = (Omit<Buffered, 'attempts'> | Omit<Streamed, 'attempts'>) & { status: number };
+
+/** What a try opened: a body to read, before any of it is read. */
+type Source = { body: Readable; contentLength: number | null; status: number; contentType: string | null; etag: string | null };
 
 
 // Error codes → reasons. Codes, never messages (STYLE.md).
@@ -195,19 +213,24 @@ function fromError(err: unknown, status: number | null = null): Failure {
   return { ...fail(reason, describe(err, code)), retriable, status, code };
 }
 
-/** Reads the body up to maxBytes; stops reading at the first byte over it. */
-async function readBody(res: HttpResponse, maxBytes: number, large?: DownloadOptions['largeBodies']): Promise<{ body: Buffer; release: () => void } | Failure> {
-  const expected = res.contentLength;
-  const tooLarge = (what: string) => fail('TOO_LARGE', `${what} over max ${maxBytes} bytes`, { status: res.status });
+/** Reads the body up to maxBytes (stopping at the first byte over it), or hands it over past streamAbove. */
+async function readBody(src: Source, maxBytes: number, o: DownloadOptions): Promise<Success | Failure> {
+  const { contentType, etag, status } = src;
+  const expected = src.contentLength;
+  const tooLarge = (what: string) => fail('TOO_LARGE', `${what} over max ${maxBytes} bytes`, { status });
   if (expected !== null && expected > maxBytes) {
-    res.body.destroy();
+    src.body.destroy();
     return tooLarge(`Content-Length ${expected}`);
   }
+  const large = o.largeBodies;
   let held = false;
   const release = () => {
     if (held) large?.slots.release();
     held = false;
   };
+  if (o.streamAbove !== undefined && expected !== null && expected > o.streamAbove) {
+    return { ok: true, kind: 'stream', stream: src.body, size: expected, status, contentType, etag, release };
+  }
   const chunks: Buffer[] = [];
   let n = 0;
   try {
@@ -215,13 +238,21 @@ async function readBody(res: HttpResponse, maxBytes: number, large?: DownloadOpt
       await large.slots.acquire();
       held = true;
     }
-    for await (const chunk of res.body as AsyncIterable<Buffer>) {
+    const it = (src.body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+    for (let next = await it.next(); !next.done; next = await it.next()) {
+      const chunk = next.value;
       n += chunk.length;
       if (n > maxBytes) {
         release();
-        return tooLarge('body'); // leaving the loop destroys the stream
+        src.body.destroy();
+        return tooLarge('body');
       }
       chunks.push(chunk);
+      if (o.streamAbove !== undefined && n > o.streamAbove) {
+        // No length announced and already long: hand over what came and the rest, unread.
+        release();
+        return { ok: true, kind: 'stream', stream: prepend(chunks, it), size: null, status, contentType, etag, release: () => {} };
+      }
       if (large && !held && n > large.threshold) {
         await large.slots.acquire();
         held = true;
@@ -232,19 +263,28 @@ async function readBody(res: HttpResponse, maxBytes: number, large?: DownloadOpt
     const code = errorCode(err);
     // The origin closed cleanly before Content-Length: a short body, not a reset.
     if (expected !== null && n < expected && (code === 'UND_ERR_SOCKET' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH')) {
-      return fail('SHORT_BODY', `${n} of ${expected} bytes (${code})`, { status: res.status, code });
+      return fail('SHORT_BODY', `${n} of ${expected} bytes (${code})`, { status, code });
     }
-    return fromError(err, res.status);
+    return fromError(err, status);
   }
   if (expected !== null && n < expected) {
     release();
-    return fail('SHORT_BODY', `${n} of ${expected} bytes`, { status: res.status });
+    return fail('SHORT_BODY', `${n} of ${expected} bytes`, { status });
   }
-  return { body: Buffer.concat(chunks, n), release };
+  return { ok: true, kind: 'buffer', body: Buffer.concat(chunks, n), status, contentType, etag, release };
 }
 
-async function tryOnce(url: string, o: DownloadOptions, maxBytes: number, signal?: AbortSignal): Promise<Success | Failure> {
-  let res: HttpResponse;
+/** The chunks already read, then the rest of the iterator, as one stream. */
+function prepend(head: Buffer[], rest: AsyncIterator<Buffer>): Readable {
+  async function* all() {
+    yield* head;
+    for (let next = await rest.next(); !next.done; next = await rest.next()) yield next.value;
+  }
+  return Readable.from(all(), { objectMode: false });
+}
+
+async function openHttp(url: string, o: DownloadOptions, signal?: AbortSignal): Promise<Source | Failure> {
+  let res;
   try {
     res = await o.client.get(url, signal ? { signal } : {});
   } catch (err) {
@@ -258,12 +298,50 @@ async function tryOnce(url: string, o: DownloadOptions, maxBytes: number, signal
     const via = res.redirects > 0 ? ` after ${res.redirects} redirects` : '';
     return fail(reason, `HTTP ${res.status}${via}`, { status: res.status, retryAfterMs });
   }
-  const read = await readBody(res, maxBytes, o.largeBodies);
-  if ('ok' in read) return read;
-  const contentType = headerValue(res.headers, 'content-type');
-  return { ok: true, body: read.body, release: read.release, status: res.status, contentType, etag: headerValue(res.headers, 'etag') };
+  return { body: res.body, contentLength: res.contentLength, status: res.status, contentType: headerValue(res.headers, 'content-type'), etag: headerValue(res.headers, 'etag') };
 }
 
+const STORE_REASONS: Record<StorageError['code'], Reason> = {
+  NOT_FOUND: 'NOT_FOUND',
+  FORBIDDEN: 'FORBIDDEN',
+  THROTTLED: 'THROTTLED',
+  TRANSIENT: 'HTTP_5XX',
+  EXISTS: 'HTTP_4XX',
+  FATAL: 'HTTP_4XX',
+};
+
+/** An s3:// or gs:// source, read with the store's own client and credentials. */
+async function openStoreObject(url: string, o: DownloadOptions): Promise<Source | Failure> {
+  if (!o.stores) return fail('UNSUPPORTED_SCHEME', `no object store configured for ${url}`); // checked before, kept for the types
+  let place: Place;
+  let key: string;
+  try {
+    const parsed = parsePlace(url);
+    if (parsed.scheme === 'file' || parsed.prefix === '') return fail('BAD_URL', `not an object URL: ${url}`);
+    key = parsed.prefix.endsWith('/') && !url.endsWith('/') ? parsed.prefix.slice(0, -1) : parsed.prefix;
+    place = { ...parsed, prefix: '' };
+  } catch {
+    return fail('BAD_URL', `not an object URL: ${url}`);
+  }
+  try {
+    const { body, info } = await (await o.stores(place)).read(key);
+    return { body, contentLength: info.size, status: 200, contentType: info.contentType ?? null, etag: info.version };
+  } catch (err) {
+    if (!(err instanceof StorageError)) return fromError(err);
+    const reason = err.code === 'TRANSIENT' && err.status === undefined ? 'RESET' : STORE_REASONS[err.code];
+    return fail(reason, `${err.code}: ${err.message}`, { status: err.status ?? null });
+  }
+}
+
+function isStoreUrl(url: string): boolean {
+  return /^(s3|gs):\/\//i.test(url);
+}
+
+async function tryOnce(url: string, o: DownloadOptions, maxBytes: number, signal?: AbortSignal): Promise<Success | Failure> {
+  const src = isStoreUrl(url) ? await openStoreObject(url, o) : await openHttp(url, o, signal);
+  if ('ok' in src) return src;
+  return readBody(src, maxBytes, o);
+}
 
 function hostOf(url: string): string {
   try {
@@ -300,8 +378,10 @@ export async function download(url: string, opts: DownloadOptions, signal?: Abor
 }
 
 async function downloadWithRetries(url: string, o: DownloadOptions, signal?: AbortSignal): Promise<DownloadResult> {
+  // BAD_URL / UNSUPPORTED_SCHEME are decided before any try: 0 attempts.
+  if (isStoreUrl(url) && !o.stores) return toErr(fail('UNSUPPORTED_SCHEME', `no object store configured for ${url}`), 0);
   try {
-    parseHttpUrl(url); // BAD_URL / UNSUPPORTED_SCHEME before any try: 0 attempts
+    if (!isStoreUrl(url)) parseHttpUrl(url);
   } catch (err) {
     return toErr(fromError(err), 0);
   }
@@ -315,7 +395,10 @@ async function downloadWithRetries(url: string, o: DownloadOptions, signal?: Abo
     const r = await tryOnce(url, o, maxBytes, signal);
     const failed = r.ok ? null : r;
     report(o, host, { attempt, status: r.status, code: failed?.code ?? null, reason: failed?.reason ?? null, ms: Date.now() - started });
-    if (r.ok) return { ok: true, body: r.body, attempts: attempt, contentType: r.contentType, etag: r.etag, release: r.release };
+    if (r.ok) {
+      const { status: _status, ...ok } = r;
+      return { ...ok, attempts: attempt };
+    }
     if (signal?.aborted) return toErr(fail('TIMEOUT', 'aborted'), attempt);
     if (!r.retriable || attempt > retries) return toErr(r, attempt);
     if (r.retryAfterMs !== null && r.retryAfterMs > maxRetryAfter) {

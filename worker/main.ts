@@ -9,8 +9,8 @@ import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import yargs from 'yargs';
 import { FlagError, WORKER_FLAG_SPECS, type WorkerFlags, defaultText, idProblem, parseTask, parseWorkerFlags, refuseRepeats, storeOptionsOf } from '../protocol/index.js';
-import { UriError, openStore, parsePlace } from '../storage/index.js';
-import { downloadOptions } from './download-options.js';
+import { UriError, openStore, parsePlace, unitPrefix } from '../storage/index.js';
+import { downloadOptions, sourceStores } from './download-options.js';
 import { Emitter } from './emit.js';
 import { prepareGates } from './gates.js';
 import { Semaphore } from './limit.js';
@@ -66,12 +66,14 @@ async function main(argv: string[]): Promise<number> {
   await prepareGates(args.flags);
   const sem = new Semaphore(args.flags.concurrency);
   const emitter = new Emitter(process.stdout, process.stderr, () => ({ inflight: sem.inflight, conc: sem.capacity }));
+  const sources = sourceStores(args.flags);
   const ctx: TaskContext = {
     flags: args.flags,
+    largeSlots: new Semaphore(args.flags.largeConcurrency),
     store,
     unit: args.unit,
     runId: args.runId ?? randomUUID(),
-    download: downloadOptions(args.flags),
+    download: downloadOptions(args.flags, sources.get),
     emit: (e) => emitter.emit(e),
   };
   // Started by an orchestrator: its death closes the IPC channel, and we must not linger.
@@ -103,6 +105,9 @@ async function main(argv: string[]): Promise<number> {
   }
   await sem.idle();
   clearInterval(ticker);
+  // What killed writers of this unit left behind; no writer of ours is active now.
+  await store.cleanup(args.unit ? unitPrefix(args.unit) + '/' : '');
+  await Promise.all([sources.close(), store.close(), ctx.download.client.close()]);
   emitter.progress();
   await emitter.drained();
   return malformed > 0 ? 1 : 0;

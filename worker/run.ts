@@ -7,12 +7,17 @@ import { createHash } from 'node:crypto';
 import { type Event, type Task, type WorkerFlags, maxBytesOf, oneLine } from '../protocol/index.js';
 import { type StorageAdapter, objectKey } from '../storage/index.js';
 import { redactUrl } from '../storage/redact.js';
-import { type DownloadOk, type DownloadOptions, download } from './download.js';
+import { MAX_BACKOFF_MS, backoffMs, sleep } from './backoff.js';
+import { type Buffered, type DownloadOptions, download } from './download.js';
 import { type GateOptions, validate } from './gates.js';
+import type { Semaphore } from './limit.js';
+import { streamObject } from './stream.js';
 import { uploadPayload } from './upload.js';
 
 export type TaskContext = {
   flags: WorkerFlags;
+  /** streamed (large) objects in flight at once (--large-concurrency) */
+  largeSlots: Semaphore;
   store: StorageAdapter;
   unit: string | undefined;
   runId: string;
@@ -27,16 +32,33 @@ export function gateOptions(f: WorkerFlags): GateOptions {
 export async function runTask(task: Task, ctx: TaskContext): Promise<void> {
   let downloaded = false;
   try {
-    const dl = await download(task.url, ctx.download);
-    if (!dl.ok) {
-      ctx.emit({ kind: dl.invalid ? 'BAD_IMAGE' : 'DL_ERR', id: task.id, reason: dl.reason, attempts: dl.attempts, detail: oneLine(dl.detail) });
+    // At most 1 + retries tries of the download stage, whole streamed transfers included.
+    for (let left = 1 + ctx.flags.retries, used = 0; ; ) {
+      const dl = await download(task.url, { ...ctx.download, retries: left - 1 });
+      used += dl.attempts;
+      left -= dl.attempts;
+      if (!dl.ok) {
+        ctx.emit({ kind: dl.invalid ? 'BAD_IMAGE' : 'DL_ERR', id: task.id, reason: dl.reason, attempts: used, detail: oneLine(dl.detail) });
+        return;
+      }
+      downloaded = true;
+      if (dl.kind === 'buffer') {
+        try {
+          return await afterDownload(task, dl, ctx);
+        } finally {
+          dl.release();
+        }
+      }
+      await ctx.largeSlots.acquire();
+      const f = await streamObject(task.id, dl, ctx).finally(() => ctx.largeSlots.release());
+      if (!f) return;
+      if (f.retriable && left > 0) {
+        await sleep(backoffMs(used, 250, MAX_BACKOFF_MS));
+        continue;
+      }
+      const kind = f.side === 'download' ? 'DL_ERR' : f.side === 'validate' ? 'BAD_IMAGE' : 'UP_ERR';
+      ctx.emit({ kind, id: task.id, reason: f.reason, attempts: f.side === 'upload' ? 1 : used, detail: f.detail });
       return;
-    }
-    downloaded = true;
-    try {
-      await afterDownload(task, dl, ctx);
-    } finally {
-      dl.release();
     }
   } catch (e) {
     // A bug, caught at the task's edge: this task ends, the others go on.
@@ -46,7 +68,7 @@ export async function runTask(task: Task, ctx: TaskContext): Promise<void> {
 }
 
 /** Validate and upload a downloaded payload: DL_OK, then exactly one terminal event. */
-async function afterDownload(task: Task, dl: DownloadOk, ctx: TaskContext): Promise<void> {
+async function afterDownload(task: Task, dl: Buffered, ctx: TaskContext): Promise<void> {
   ctx.emit({ kind: 'DL_OK', id: task.id, bytes: dl.body.length });
   const verdict = await validate(task.id, dl.body, gateOptions(ctx.flags));
   if (!verdict.ok) {

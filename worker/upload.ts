@@ -14,10 +14,13 @@ export type UploadOptions = { overwrite: boolean; retries: number; backoffBaseMs
 
 type Store = StorageAdapter;
 
-/** What identifies an object ferry wrote. `ferry-id` is the key-id (percent-encoded, or hashed when long). */
-function metadataOf(p: Payload): Record<string, string> {
-  const enc = keyId(p.id);
-  return { 'ferry-id': enc, 'ferry-sha256': p.sha256, 'ferry-source': p.source, 'ferry-run': p.runId };
+/**
+ * What identifies an object ferry wrote: `ferry-id` is the key-id (percent-encoded, or
+ * hashed when long), `ferry-source` the source's size and ETag. A streamed object's
+ * sha256 is added by the store once known.
+ */
+export function ferryMetadata(p: { id: string; source: string; runId: string; sha256?: string }): Record<string, string> {
+  return { 'ferry-id': keyId(p.id), ...(p.sha256 ? { 'ferry-sha256': p.sha256 } : {}), 'ferry-source': p.source, 'ferry-run': p.runId };
 }
 
 /** The sha256 of what is stored under a key: recorded metadata, or the bytes themselves. */
@@ -28,15 +31,15 @@ async function existingSha256(store: Store, key: string): Promise<string | null 
 }
 
 async function once(store: Store, p: Payload, overwrite: boolean): Promise<{ existed: boolean } | { conflict: string }> {
-  const options = { contentType: p.contentType, metadata: metadataOf(p), ifAbsent: !overwrite };
+  const options = { contentType: p.contentType, metadata: ferryMetadata(p), ifAbsent: !overwrite };
   if (!overwrite && !store.capabilities.conditionalCreate) {
     const there = await existingSha256(store, p.key);
     if (there !== undefined) return there === p.sha256 ? { existed: true } : { conflict: there ?? 'none' };
     options.ifAbsent = false;
   }
   try {
-    await store.put(p.key, p.body, options);
-    return { existed: false };
+    const put = await store.put(p.key, p.body, options);
+    return { existed: put.existed === true };
   } catch (e) {
     if (!(e instanceof StorageError) || e.code !== 'EXISTS') throw e;
     const there = await existingSha256(store, p.key);

@@ -1,0 +1,134 @@
+/**
+ * Large objects (past --multipart-threshold, under --profile any) pass through the worker
+ * as streams: type from their first bytes, size gates while they flow, the store's
+ * multipart or resumable upload on the other side, never buffered whole. Memory per
+ * object is the store's queue of parts (at most 3 × --part-size).
+ */
+import { Readable } from 'node:stream';
+import { type Reason, maxBytesOf, oneLine } from '../protocol/index.js';
+import { StorageError, objectKey } from '../storage/index.js';
+import { classifyError } from './download.js';
+import type { Streamed } from './download.js';
+import { sniffType } from './gates.js';
+import type { TaskContext } from './run.js';
+import { ferryMetadata } from './upload.js';
+
+const HEAD_BYTES = 4100; // what file-type needs to tell a type
+
+/** Why a streamed transfer stopped, and on which side. */
+export type StreamFailure = { side: 'download' | 'validate' | 'upload'; reason: Reason; detail: string; retriable: boolean };
+
+class SourceError extends Error {
+  constructor(cause: unknown) {
+    super((cause as Error)?.message ?? String(cause), { cause });
+  }
+}
+class CeilingError extends Error {}
+
+/** Reads until `n` bytes (or the end) have come: the head, and the rest still unread. */
+async function readHead(stream: Readable, n: number): Promise<{ head: Buffer; rest: AsyncIterator<Buffer> }> {
+  const it = (stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  const chunks: Buffer[] = [];
+  let got = 0;
+  while (got < n) {
+    const next = await it.next().catch((e: unknown) => {
+      throw new SourceError(e);
+    });
+    if (next.done) break;
+    chunks.push(next.value);
+    got += next.value.length;
+  }
+  return { head: Buffer.concat(chunks), rest: it };
+}
+
+/** The head, then the rest, counted against the ceiling; source errors marked as such. */
+function flowing(head: Buffer, rest: AsyncIterator<Buffer>, maxBytes: number, count: (n: number) => void): Readable {
+  let total = head.length;
+  async function* all() {
+    yield head;
+    for (;;) {
+      let next: IteratorResult<Buffer>;
+      try {
+        next = await rest.next();
+      } catch (e) {
+        throw new SourceError(e);
+      }
+      if (next.done) break;
+      total += next.value.length;
+      if (total > maxBytes) throw new CeilingError(`body over max ${maxBytes} bytes`);
+      yield next.value;
+    }
+    count(total);
+  }
+  return Readable.from(all(), { objectMode: false });
+}
+
+function failureOf(e: unknown): StreamFailure {
+  if (e instanceof CeilingError) return { side: 'validate', reason: 'TOO_LARGE', detail: e.message, retriable: false };
+  if (e instanceof SourceError) {
+    const c = classifyError(e.cause);
+    return { side: 'download', reason: c.reason, detail: `${c.code ?? 'error'}: ${e.message}`, retriable: c.retriable };
+  }
+  if (e instanceof StorageError) {
+    const reason: Reason = e.code === 'FORBIDDEN' ? 'FORBIDDEN' : e.code === 'THROTTLED' ? 'THROTTLED' : 'UPLOAD_FAILED';
+    return { side: 'upload', reason, detail: e.message, retriable: e.code === 'TRANSIENT' || e.code === 'THROTTLED' };
+  }
+  // Stream plumbing errors carry the source's error as their cause when it failed first.
+  const cause = (e as { cause?: unknown })?.cause;
+  if (cause instanceof SourceError || cause instanceof CeilingError || cause instanceof StorageError) return failureOf(cause);
+  return { side: 'upload', reason: 'UPLOAD_FAILED', detail: (e as Error)?.message ?? String(e), retriable: true };
+}
+
+/**
+ * Streams one handed-over body to its key. Emits DL_OK and UP_OK on success; returns the
+ * failure otherwise (the caller decides on a retry and the terminal event).
+ */
+export async function streamObject(id: string, dl: Streamed, ctx: TaskContext): Promise<StreamFailure | null> {
+  try {
+    const { head, rest } = await readHead(dl.stream, HEAD_BYTES);
+    const type = (await sniffType(head)) ?? { ext: 'bin', contentType: 'application/octet-stream' };
+    const key = objectKey(id, type.ext, ctx.unit);
+    const source = `${dl.size ?? ''}:${dl.etag ?? ''}`;
+    // Already there? Decided without a transfer where the store recorded the source.
+    let compareAfter = false;
+    if (!ctx.flags.overwrite) {
+      const there = await ctx.store.stat(key);
+      if (there && dl.size !== null && dl.etag && there.metadata['ferry-source'] === source) {
+        dl.stream.destroy();
+        ctx.emit({ kind: 'UP_OK', id, uri: ctx.store.uri(key), ext: type.ext, bytes: there.size, sha256: there.metadata['ferry-sha256'] ?? '', width: null, height: null, existed: true });
+        return null;
+      }
+      // A store without metadata (files) compares the bytes once they have streamed.
+      compareAfter = there !== null && ctx.store.contentSha256 !== undefined && ctx.store.capabilities.conditionalCreate;
+      if (there && !compareAfter) {
+        dl.stream.destroy();
+        return { side: 'upload', reason: 'DEST_CONFLICT', detail: 'an object is already at the key and its source size/ETag differ (use --overwrite to replace it)', retriable: false };
+      }
+    }
+    let bytes = 0;
+    const body = flowing(head, rest, maxBytesOf(ctx.flags), (n) => (bytes = n));
+    const put = await ctx.store
+      .put(key, body, {
+        contentType: type.contentType,
+        metadata: ferryMetadata({ id, source, runId: ctx.runId }),
+        ifAbsent: compareAfter,
+        ...(dl.size !== null ? { size: dl.size } : {}),
+      })
+      .catch((e: unknown) => {
+        if (compareAfter && e instanceof StorageError && e.code === 'EXISTS') return null;
+        throw e;
+      });
+    if (put === null) return { side: 'upload', reason: 'DEST_CONFLICT', detail: 'a different object is already at the key (use --overwrite to replace it)', retriable: false };
+    if (bytes < ctx.flags.minBytes && !put.existed) {
+      await ctx.store.remove(key);
+      return { side: 'validate', reason: bytes === 0 ? 'EMPTY' : 'TOO_SMALL', detail: `${bytes} bytes`, retriable: false };
+    }
+    ctx.emit({ kind: 'DL_OK', id, bytes });
+    ctx.emit({ kind: 'UP_OK', id, uri: ctx.store.uri(key), ext: type.ext, bytes, sha256: put.sha256, width: null, height: null, existed: put.existed === true });
+    return null;
+  } catch (e) {
+    dl.stream.destroy();
+    const f = failureOf(e);
+    return { ...f, detail: oneLine(f.detail) };
+  }
+}
