@@ -81,6 +81,8 @@ function runOneWorker(queue: Task[], window: number, launch: WorkerLaunch, hooks
   let lastLog = '';
   const child: ChildProcess = spawn(process.execPath, [ferryBin(), 'worker', '--tasks=-', ...launch.args], {
     stdio: ['pipe', 'pipe', 'pipe', 'ipc'],
+    // The AWS SDK's Node-version notice is for the operator once (the orchestrator shows it), not once per worker.
+    env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
   });
   const stdin = child.stdin!;
   stdin.on('error', () => {}); // a dead worker's stdin: the exit handler decides what happens

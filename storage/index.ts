@@ -1,6 +1,8 @@
 import type { StorageAdapter, StoreOptions } from './adapter.js';
 import { FileStore } from './file.js';
-import { type Place, UriError, describePlace } from './uri.js';
+import { openGcsStore } from './gcs.js';
+import { openS3Store } from './s3.js';
+import type { Place } from './uri.js';
 
 export * from './adapter.js';
 export * from './file.js';
@@ -8,7 +10,13 @@ export * from './layout.js';
 export * from './uri.js';
 
 /** Opens the store rooted at a place (for object stores, probing what the endpoint enforces). */
-export async function openStore(place: Place, _options: StoreOptions = {}): Promise<StorageAdapter> {
-  if (place.scheme === 'file') return new FileStore(place.path);
-  throw new UriError(`${describePlace(place)}: ${place.scheme}:// stores are not supported in this version (local folders only)`);
+export async function openStore(place: Place, options: StoreOptions = {}): Promise<StorageAdapter> {
+  switch (place.scheme) {
+    case 'file':
+      return new FileStore(place.path);
+    case 's3':
+      return openS3Store(place.bucket, place.prefix, options);
+    case 'gs':
+      return openGcsStore(place.bucket, place.prefix, options);
+  }
 }

@@ -6,6 +6,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { FileStore, type StorageAdapter } from '../../storage/index.js';
+import { gcsBackend } from './backend-gcs.js';
+import { s3Backend } from './backend-s3.js';
 
 export type RunningBackend = {
   /** A store rooted at a fresh, empty prefix of this backend. */
@@ -30,4 +32,4 @@ export const fileBackend: Backend = {
   },
 };
 
-export const backends: Backend[] = [fileBackend];
+export const backends: Backend[] = [fileBackend, s3Backend, gcsBackend];

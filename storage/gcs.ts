@@ -1,0 +1,342 @@
+/**
+ * A GCS bucket prefix as a store, through @google-cloud/storage 7 (the JSON API).
+ *
+ * - A Buffer goes in one multipart request carrying its MD5 (`md5Hash`: GCS refuses a body
+ *   that does not match before committing it) and checked again against the hash GCS
+ *   answers (`validation: 'md5'`).
+ * - A Readable goes in one resumable upload *without* a chunk size: after the session is
+ *   opened, the rest of the stream is sent in a single PUT as it is read. Chunked sessions
+ *   hang on the firebase Storage emulator (FACTS.md), and one streamed request needs no
+ *   chunk buffer: memory stays at a few stream chunks whatever the object's size (the
+ *   library keeps the last chunk for a retry it will not make). Its sha256, known only at
+ *   the end, is then recorded by a metadata patch.
+ * - The library's own retries are off: the worker retries each upload as one attempt
+ *   (DESIGN.md, "No retry storms") and needs to see 429s to slow down.
+ * - Sockets: the JSON API, single-request uploads and downloads go through teeny-request,
+ *   which always uses its own process-wide keep-alive agent (`maxSockets: Infinity`, fixed
+ *   when first created) and ignores an agent passed in. So `options.maxSockets` cannot size
+ *   a store's pool without reaching into its internals; the sockets in use are the
+ *   requests in flight, which the worker's concurrency already bounds.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { PassThrough, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { type Bucket, type File, type FileMetadata, Storage } from '@google-cloud/storage';
+import {
+  type Capabilities,
+  FERRY_META,
+  type ObjectInfo,
+  type PutOptions,
+  type PutResult,
+  type ReadResult,
+  type StorageAdapter,
+  StorageError,
+  type StoreOptions,
+} from './adapter.js';
+
+const LIST_PAGE = 1000;
+const PROBE_NAME = '.ferry-probe-';
+
+/* ------------------------------------------------------------------ errors */
+
+const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'ECONNABORTED', 'EAI_AGAIN', 'ERR_STREAM_PREMATURE_CLOSE']);
+/** Library codes for bytes that arrived different from what was sent: worth another try. */
+const MISMATCH_CODES = new Set(['FILE_NO_UPLOAD', 'CONTENT_DOWNLOAD_MISMATCH']);
+/** node-fetch's FetchError says "timed out" in `type`, not `code`. */
+const TIMEOUT_TYPES = new Set(['request-timeout', 'body-timeout']);
+
+type ErrorShape = { code?: unknown; status?: unknown; type?: unknown; response?: { status?: unknown }; cause?: unknown; errors?: unknown };
+
+/** The HTTP status of an ApiError (`code`), a GaxiosError (`status`, `response.status`) or a failed resumable upload. */
+function statusOf(e: ErrorShape): number | undefined {
+  for (const v of [e.code, e.status, e.response?.status]) if (typeof v === 'number' && v >= 100 && v < 600) return v;
+  return undefined;
+}
+
+/** A string code on the error or on its cause (Node system errors, library codes). */
+function codeOf(e: ErrorShape): string | undefined {
+  if (typeof e.code === 'string') return e.code;
+  const cause = e.cause as ErrorShape | undefined;
+  return typeof cause?.code === 'string' ? cause.code : undefined;
+}
+
+/** GCS's machine-readable reason (`notFound`, `conditionNotMet`…), safe to print. */
+function reasonOf(e: ErrorShape): string {
+  const first = Array.isArray(e.errors) ? (e.errors[0] as { reason?: unknown } | undefined) : undefined;
+  return typeof first?.reason === 'string' && /^[A-Za-z]{1,40}$/.test(first.reason) ? ` ${first.reason}` : '';
+}
+
+/** One line, no query strings (session URIs and signed URLs carry capabilities there). */
+function oneLine(message: string): string {
+  return message.split('\n')[0]!.replace(/\?\S*/g, '?…').slice(0, 200);
+}
+
+/** Classifies any error of the GCS library on its status or code, never its message. */
+export function classifyGcsError(err: unknown, what: string): StorageError {
+  if (err instanceof StorageError) return err;
+  const e = (typeof err === 'object' && err !== null ? err : {}) as ErrorShape;
+  const status = statusOf(e);
+  if (status !== undefined) {
+    const msg = `${what}: HTTP ${status}${reasonOf(e)}`;
+    if (status === 404) return new StorageError('NOT_FOUND', msg, { cause: err, status });
+    if (status === 401 || status === 403) return new StorageError('FORBIDDEN', msg, { cause: err, status });
+    if (status === 412) return new StorageError('EXISTS', msg, { cause: err, status });
+    if (status === 429 || status === 503) return new StorageError('THROTTLED', msg, { cause: err, status });
+    if (status >= 500 || status === 408) return new StorageError('TRANSIENT', msg, { cause: err, status });
+    return new StorageError('FATAL', msg, { cause: err, status });
+  }
+  const code = codeOf(e);
+  if (code !== undefined && (NETWORK_CODES.has(code) || MISMATCH_CODES.has(code))) return new StorageError('TRANSIENT', `${what}: ${code}`, { cause: err });
+  if (typeof e.type === 'string' && TIMEOUT_TYPES.has(e.type)) return new StorageError('TRANSIENT', `${what}: ${e.type}`, { cause: err });
+  const detail = code ?? (err instanceof Error ? oneLine(err.message) : String(err));
+  return new StorageError('FATAL', `${what}: ${detail}`, { cause: err });
+}
+
+/* --------------------------------------------------------------- endpoints */
+
+type Client = { storage: Storage; custom: boolean };
+
+/**
+ * One client per store. Without a custom endpoint: GCS itself, with application default
+ * credentials. `options.gcs.endpoint` wins over STORAGE_EMULATOR_HOST (which the library
+ * reads by itself: it then sends the JSON API to that host's root, uploads to
+ * `/upload/storage/v1`, and no credentials). A custom endpoint gets no credentials either
+ * (the library's rule for custom endpoints).
+ */
+function makeClient(options: StoreOptions): Client {
+  const endpoint = options.gcs?.endpoint;
+  const storage = new Storage({
+    ...(endpoint ? { apiEndpoint: endpoint } : {}),
+    ...(options.gcs?.projectId ? { projectId: options.gcs.projectId } : {}),
+    retryOptions: { autoRetry: false, retryableErrorFn: () => false },
+  });
+  // The library would send JSON calls to STORAGE_EMULATOR_HOST even when given an endpoint.
+  if (endpoint) storage.baseUrl = `${storage.apiEndpoint}/storage/v1`;
+  return { storage, custom: Boolean(endpoint) || Boolean(process.env.STORAGE_EMULATOR_HOST) };
+}
+
+const rootProbes = new Map<string, Promise<boolean>>();
+const conditionalProbes = new Map<string, Promise<boolean>>();
+
+/** Runs a probe once per key; a probe that failed is forgotten, so the next open tries again. */
+function probeOnce(cache: Map<string, Promise<boolean>>, key: string, probe: () => Promise<boolean>): Promise<boolean> {
+  let p = cache.get(key);
+  if (!p) {
+    p = probe();
+    cache.set(key, p);
+    p.catch(() => cache.delete(key));
+  }
+  return p;
+}
+
+/**
+ * Whether an endpoint serves the JSON API at its root rather than under /storage/v1, as
+ * the firebase emulator does for metadata patches (it answers 501 under /storage/v1).
+ * A PATCH of a name that does not exist changes nothing: 404 where the route exists.
+ */
+async function servesJsonAtRoot(storage: Storage, bucket: string): Promise<boolean> {
+  try {
+    await storage.bucket(bucket).file(`${PROBE_NAME}${randomBytes(8).toString('hex')}`).setMetadata({});
+    return false;
+  } catch (e) {
+    const status = statusOf(e as ErrorShape);
+    if (status === 501) return true;
+    // Only a definite answer is remembered: an endpoint that is down or busy is asked again.
+    if (status === undefined || status === 429 || status >= 500) throw classifyGcsError(e, `probe of ${storage.apiEndpoint}`);
+    return false;
+  }
+}
+
+/**
+ * Whether the endpoint enforces `ifGenerationMatch: 0`: writes a fresh marker twice with
+ * it; a 412 on the second write means enforced. Emulators accept and ignore it.
+ */
+async function enforcesConditionalCreate(bucket: Bucket, prefix: string): Promise<boolean> {
+  const marker = bucket.file(`${prefix}${PROBE_NAME}${randomBytes(8).toString('hex')}`);
+  const write = () => marker.save(Buffer.alloc(0), { resumable: false, validation: false, preconditionOpts: { ifGenerationMatch: 0 } });
+  try {
+    await write();
+    try {
+      await write();
+      return false;
+    } catch (e) {
+      if (statusOf(e as ErrorShape) === 412) return true;
+      throw e;
+    }
+  } catch (e) {
+    // A store we may not write to never creates anything: no condition to rely on.
+    if (classifyGcsError(e, 'probe').code === 'FORBIDDEN') return false;
+    throw classifyGcsError(e, `probe of conditional create on gs://${bucket.name}`);
+  } finally {
+    await marker.delete({ ignoreNotFound: true }).catch(() => undefined);
+  }
+}
+
+/** Opens a store at gs://bucket/prefix (prefix empty or ending in `/`), probing a custom endpoint once. */
+export async function openGcsStore(bucket: string, prefix: string, options: StoreOptions = {}): Promise<GcsStore> {
+  if (prefix !== '' && !prefix.endsWith('/')) prefix += '/';
+  const { storage, custom } = makeClient(options);
+  const endpoint = options.gcs?.endpoint;
+  if (endpoint && (await probeOnce(rootProbes, storage.apiEndpoint, () => servesJsonAtRoot(storage, bucket)))) storage.baseUrl = storage.apiEndpoint;
+  const mode = options.conditionalWrites ?? 'auto';
+  let conditionalCreate = mode === 'on';
+  if (mode === 'auto') {
+    conditionalCreate = !custom || (await probeOnce(conditionalProbes, `${storage.apiEndpoint} ${bucket}`, () => enforcesConditionalCreate(storage.bucket(bucket), prefix)));
+  }
+  return new GcsStore(storage.bucket(bucket), prefix, { conditionalCreate });
+}
+
+/* ------------------------------------------------------------------- store */
+
+/** Custom metadata as strings, names lower-case (ObjectInfo's contract). */
+function customMetadata(m: FileMetadata['metadata']): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(m ?? {})) if (v !== null && v !== undefined) out[k.toLowerCase()] = String(v);
+  return out;
+}
+
+/** Errors on a download stream, classified, on a stream the caller owns. */
+function classifiedStream(src: Readable, what: string): Readable {
+  const out = new PassThrough();
+  src.on('error', (e) => out.destroy(classifyGcsError(e, what)));
+  out.on('close', () => src.destroy());
+  return src.pipe(out);
+}
+
+export class GcsStore implements StorageAdapter {
+  constructor(
+    readonly bucket: Bucket,
+    /** empty or ending in `/` */
+    readonly prefix: string,
+    readonly capabilities: Capabilities,
+  ) {}
+
+  private file(key: string, generation?: string | number): File {
+    return this.bucket.file(this.prefix + key, generation === undefined ? undefined : { generation });
+  }
+
+  uri(key: string): string {
+    return `gs://${this.bucket.name}/${this.prefix}${key}`;
+  }
+
+  private info(key: string, m: FileMetadata): ObjectInfo {
+    return {
+      key,
+      size: Number(m.size ?? 0),
+      version: String(m.generation ?? m.etag ?? ''),
+      ...(m.contentType ? { contentType: m.contentType } : {}),
+      metadata: customMetadata(m.metadata),
+    };
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    // A prefix is a folder (uri.ts): `list/a` never lists `list/a2/`.
+    const full = this.prefix + (prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`);
+    let pageToken: string | undefined;
+    do {
+      let files: File[];
+      let next: { pageToken?: string } | undefined;
+      try {
+        [files, next] = await this.bucket.getFiles({ prefix: full, autoPaginate: false, maxResults: LIST_PAGE, ...(pageToken ? { pageToken } : {}) });
+      } catch (e) {
+        throw classifyGcsError(e, `list gs://${this.bucket.name}/${full}`);
+      }
+      for (const f of files) yield this.info(f.name.slice(this.prefix.length), f.metadata);
+      pageToken = next?.pageToken;
+    } while (pageToken);
+  }
+
+  async stat(key: string): Promise<ObjectInfo | null> {
+    try {
+      const [m] = await this.file(key).getMetadata();
+      return this.info(key, m);
+    } catch (e) {
+      const err = classifyGcsError(e, `stat ${this.uri(key)}`);
+      if (err.code === 'NOT_FOUND') return null;
+      throw err;
+    }
+  }
+
+  /** Stats first, so a missing object rejects here rather than on the stream; then reads that very generation. */
+  async read(key: string): Promise<ReadResult> {
+    const info = await this.stat(key);
+    if (!info) throw new StorageError('NOT_FOUND', `read ${this.uri(key)}: not found`, { status: 404 });
+    const src = this.file(key, info.version || undefined).createReadStream();
+    return { body: classifiedStream(src, `read ${this.uri(key)}`), info };
+  }
+
+  async put(key: string, body: Buffer | Readable, options: PutOptions): Promise<PutResult> {
+    const conditional = options.ifAbsent && this.capabilities.conditionalCreate;
+    try {
+      return Buffer.isBuffer(body) ? await this.putBuffer(key, body, options, conditional) : await this.putStream(key, body, options, conditional);
+    } catch (e) {
+      throw classifyGcsError(e, `put ${this.uri(key)}`);
+    }
+  }
+
+  private async putBuffer(key: string, body: Buffer, options: PutOptions, conditional: boolean): Promise<PutResult> {
+    const sha256 = createHash('sha256').update(body).digest('hex');
+    const md5Hash = createHash('md5').update(body).digest('base64');
+    await this.file(key).save(body, {
+      resumable: false,
+      validation: 'md5',
+      contentType: options.contentType,
+      metadata: { md5Hash, metadata: { ...options.metadata, [FERRY_META.sha256]: sha256 } },
+      ...(conditional ? { preconditionOpts: { ifGenerationMatch: 0 } } : {}),
+    });
+    return { sha256 };
+  }
+
+  private async putStream(key: string, body: Readable, options: PutOptions, conditional: boolean): Promise<PutResult> {
+    const file = this.file(key);
+    const hash = createHash('sha256');
+    // The sha256 is recorded from the bytes themselves once they are all sent.
+    const { [FERRY_META.sha256]: _claimed, ...metadata } = options.metadata;
+    const sink = file.createWriteStream({
+      resumable: true, // and no chunkSize: one streamed PUT (see the file comment)
+      validation: 'crc32c',
+      contentType: options.contentType,
+      metadata: { metadata, ...(options.size !== undefined ? { contentLength: options.size } : {}) },
+      ...(conditional ? { preconditionOpts: { ifGenerationMatch: 0 } } : {}),
+    });
+    const hashing = async function* (src: AsyncIterable<Buffer>) {
+      for await (const chunk of src) {
+        hash.update(chunk);
+        yield chunk;
+      }
+    };
+    await pipeline(body, hashing, sink);
+    const sha256 = hash.digest('hex');
+    await this.recordSha256(file, file.metadata.generation, sha256);
+    return { sha256 };
+  }
+
+  /** A metadata patch on the generation just written; if it fails, that object is taken back. */
+  private async recordSha256(file: File, generation: string | number | undefined, sha256: string): Promise<void> {
+    const pin = generation === undefined ? {} : { ifGenerationMatch: generation };
+    try {
+      await file.setMetadata({ metadata: { [FERRY_META.sha256]: sha256 } }, pin);
+    } catch (e) {
+      // Left without its sha256, the object would read as someone else's on the next run.
+      await file.delete({ ...pin, ignoreNotFound: true }).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  async remove(key: string): Promise<void> {
+    try {
+      await this.file(key).delete({ ignoreNotFound: true });
+    } catch (e) {
+      throw classifyGcsError(e, `remove ${this.uri(key)}`);
+    }
+  }
+
+  /**
+   * Nothing to remove: single-request uploads leave nothing behind, and a killed writer's
+   * resumable session creates no object, cannot be listed, and expires on GCS after a week.
+   */
+  async cleanup(_prefix: string): Promise<void> {}
+
+  /** The client holds no sockets of its own (teeny-request's agent is process-wide) and no timers. */
+  async close(): Promise<void> {}
+}

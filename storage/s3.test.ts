@@ -1,0 +1,288 @@
+/**
+ * S3-only behaviour, against fauxqs in its own process (test/servers/s3.mjs): multipart
+ * cleanup, the conditional-write probe, sha256 metadata after a streamed upload, failed
+ * streams leaving nothing behind, and the error classifier. The shared behaviour is in
+ * conformance.test.ts.
+ */
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+import { Readable } from 'node:stream';
+import { CreateBucketCommand, CreateMultipartUploadCommand, ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fauxqsOptions, startS3Server, stopS3Server, useFakeAwsCredentials } from '../test/helpers/backend-s3.js';
+import type { PutOptions, StorageErrorCode } from './adapter.js';
+import { PROBE_MARKER, type S3Store, classifyS3Error, createS3Client, openS3Store } from './s3.js';
+
+const MiB = 2 ** 20;
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const opts = (extra: Partial<PutOptions> = {}): PutOptions => ({ contentType: 'application/octet-stream', metadata: { 'ferry-id': 'x' }, ifAbsent: false, ...extra });
+
+/** A Readable of `bytes` in 1 MiB chunks that fails with `error` after them, asynchronously. */
+function failingAfter(bytes: Buffer, error: Error): Readable {
+  return Readable.from(
+    (async function* () {
+      for (let i = 0; i < bytes.length; i += MiB) yield bytes.subarray(i, i + MiB);
+      await new Promise((r) => setTimeout(r, 20));
+      throw error;
+    })(),
+  );
+}
+
+async function bytesOf(body: AsyncIterable<unknown>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of body) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** A local S3 server with one bucket, and an admin client on it. */
+async function serve(args: string[] = []) {
+  const { port, child } = await startS3Server(args);
+  const bucket = `ferry-s3-${randomBytes(4).toString('hex')}`;
+  const admin = createS3Client(fauxqsOptions(port));
+  await admin.send(new CreateBucketCommand({ Bucket: bucket }));
+  let n = 0;
+  const open = (extra: Parameters<typeof fauxqsOptions>[1] = {}) => openS3Store(bucket, `t${++n}/`, fauxqsOptions(port, extra));
+  return { port, child, bucket, admin, open };
+}
+
+async function openUploads(admin: S3Client, bucket: string, prefix: string): Promise<string[]> {
+  const r = await admin.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix }));
+  return (r.Uploads ?? []).map((u) => u.Key ?? '');
+}
+
+/** A config file that does not exist, so the machine's own ~/.aws/config cannot decide a test. */
+const NO_FILE = '/nonexistent/ferry-aws-config';
+
+/** Runs `fn` with some environment variables set (or removed, for undefined), then puts them back. */
+async function withEnv(values: Record<string, string | undefined>, fn: () => Promise<void>): Promise<void> {
+  const before = Object.entries(values).map(([k]) => [k, process.env[k]] as const);
+  for (const [k, v] of Object.entries(values)) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
+  try {
+    await fn();
+  } finally {
+    for (const [k, v] of before) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
+
+let restoreEnv: () => void;
+beforeAll(() => {
+  restoreEnv = useFakeAwsCredentials();
+});
+afterAll(() => restoreEnv());
+
+describe('S3Store on fauxqs', () => {
+  let server: Awaited<ReturnType<typeof serve>>;
+  let child: ChildProcessWithoutNullStreams;
+
+  beforeAll(async () => {
+    server = await serve();
+    child = server.child;
+  });
+  afterAll(async () => {
+    server?.admin.destroy();
+    if (child) await stopS3Server(child);
+  });
+
+  it('probes conditional writes once per bucket: fauxqs accepts If-None-Match and overwrites, so off', async () => {
+    const a = await server.open();
+    const b = await server.open();
+    try {
+      expect(a.conditionalWrites).toMatchObject({ enabled: false, decidedBy: 'probe' });
+      expect(a.capabilities.conditionalCreate).toBe(false);
+      expect(b.conditionalWrites).toBe(a.conditionalWrites); // the same probe, not a second one
+      const all = await server.admin.send(new ListObjectsV2Command({ Bucket: server.bucket }));
+      expect((all.Contents ?? []).filter((o) => o.Key?.includes(PROBE_MARKER))).toEqual([]);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it.each([
+    ['on', true],
+    ['off', false],
+  ] as const)('takes --conditional-writes %s as given, without a probe', async (mode, enabled) => {
+    const store = await server.open({ conditionalWrites: mode });
+    expect(store.conditionalWrites).toMatchObject({ enabled, decidedBy: 'option' });
+    expect(store.capabilities.conditionalCreate).toBe(enabled);
+    await store.close();
+  });
+
+  it('finds its endpoint in AWS_ENDPOINT_URL_S3 by itself, and probes it as a custom one', async () => {
+    await withEnv({ AWS_ENDPOINT_URL_S3: `http://127.0.0.1:${server.port}`, AWS_ENDPOINT_URL: undefined, AWS_CONFIG_FILE: NO_FILE }, async () => {
+      const store = await openS3Store(server.bucket, 'env/', { s3: { forcePathStyle: true } });
+      expect(store.conditionalWrites).toMatchObject({ enabled: false, decidedBy: 'probe' });
+      await store.put('k.txt', Buffer.from('via env'), opts());
+      expect((await store.stat('k.txt'))?.size).toBe(7);
+      await store.close();
+    });
+  });
+
+  it('takes AWS itself (no custom endpoint) as enforcing, without a probe', async () => {
+    await withEnv({ AWS_ENDPOINT_URL_S3: undefined, AWS_ENDPOINT_URL: undefined, AWS_CONFIG_FILE: NO_FILE }, async () => {
+      const store = await openS3Store('ferry-never-contacted', '', {});
+      expect(store.conditionalWrites).toMatchObject({ enabled: true, decidedBy: 'aws' });
+      await store.close();
+    });
+  });
+
+  it('gives URIs with the key as-is and lists keys relative to its prefix', async () => {
+    const store = await server.open({ conditionalWrites: 'off' });
+    expect(store.uri('u/a b%25é.png')).toBe(`s3://${server.bucket}/${store.prefix}u/a b%25é.png`);
+    await store.put('u/a b%25é.png', Buffer.from('x'), opts());
+    const keys: string[] = [];
+    for await (const o of store.list('u/')) keys.push(o.key);
+    expect(keys).toEqual(['u/a b%25é.png']);
+    await store.close();
+  });
+
+  it('aborts the multipart uploads left open under a prefix, across pages, and nothing else', async () => {
+    const store = await server.open({ conditionalWrites: 'off' });
+    const start = (key: string) => server.admin.send(new CreateMultipartUploadCommand({ Bucket: server.bucket, Key: store.prefix + key }));
+    for (let i = 0; i < 1005; i += 100) await Promise.all(Array.from({ length: Math.min(100, 1005 - i) }, (_, j) => start(`killed/${i + j}.bin`)));
+    await start('other/keep.bin');
+    await store.put('killed/done.txt', Buffer.from('x'), opts());
+    expect(await openUploads(server.admin, server.bucket, `${store.prefix}killed/`)).toHaveLength(1000); // one page of many
+    await store.cleanup('killed/');
+    expect(await openUploads(server.admin, server.bucket, `${store.prefix}killed/`)).toEqual([]);
+    expect(await openUploads(server.admin, server.bucket, `${store.prefix}other/`)).toEqual([`${store.prefix}other/keep.bin`]);
+    expect(await store.stat('killed/done.txt')).not.toBeNull();
+    await store.close();
+  }, 60_000);
+
+  it('records ferry-sha256 with the caller metadata and content type after a streamed multipart upload', async () => {
+    const store = await server.open({ conditionalWrites: 'off' });
+    const body = randomBytes(14 * MiB); // three 6 MiB parts
+    const r = await store.put('big.bin', Readable.from([body.subarray(0, 5 * MiB), body.subarray(5 * MiB)]), opts({ contentType: 'image/png', size: body.length }));
+    expect(r.sha256).toBe(sha(body));
+    const info = await store.stat('big.bin');
+    expect(info).toMatchObject({ size: body.length, contentType: 'image/png', metadata: { 'ferry-id': 'x', 'ferry-sha256': sha(body) } });
+    expect(sha(await bytesOf((await store.read('big.bin')).body))).toBe(sha(body));
+    await store.close();
+  }, 60_000);
+
+  it('writes a stream shorter than one part as one object that carries ferry-sha256 from the start', async () => {
+    const store = await server.open({ conditionalWrites: 'off' });
+    const body = randomBytes(100_000);
+    const r = await store.put('small.bin', Readable.from([body]), opts());
+    expect(r.sha256).toBe(sha(body));
+    expect((await store.stat('small.bin'))?.metadata).toEqual({ 'ferry-id': 'x', 'ferry-sha256': sha(body) });
+    await store.close();
+  });
+
+  it.each([
+    ['after two parts went up', 13 * MiB],
+    ['within the first part', 2 * MiB],
+  ])('rethrows a source that fails %s, and leaves no object and no open multipart upload', async (_when, bytes) => {
+    const store = await server.open({ conditionalWrites: 'off' });
+    const boom = Object.assign(new Error('origin reset'), { code: 'ECONNRESET' });
+    await expect(store.put('broken.bin', failingAfter(randomBytes(bytes), boom), opts())).rejects.toBe(boom);
+    expect(await store.stat('broken.bin')).toBeNull();
+    expect(await openUploads(server.admin, server.bucket, store.prefix)).toEqual([]);
+    await store.close();
+  }, 60_000);
+
+  it('refuses a stream whose length differs from its declared size, leaving nothing', async () => {
+    const store = await server.open({ conditionalWrites: 'off' });
+    const body = randomBytes(8 * MiB);
+    await expect(store.put('short.bin', Readable.from([body]), opts({ size: body.length + 1 }))).rejects.toMatchObject({ code: 'TRANSIENT' });
+    expect(await store.stat('short.bin')).toBeNull();
+    expect(await openUploads(server.admin, server.bucket, store.prefix)).toEqual([]);
+    await store.close();
+  }, 60_000);
+});
+
+describe('S3Store on an endpoint that enforces If-None-Match', () => {
+  let server: Awaited<ReturnType<typeof serve>>;
+  let store: S3Store;
+
+  beforeAll(async () => {
+    server = await serve(['--enforce-conditional-writes']);
+    store = await server.open();
+  });
+  afterAll(async () => {
+    await store?.close();
+    server?.admin.destroy();
+    if (server) await stopS3Server(server.child);
+  });
+
+  it('is found enforcing by the probe', () => {
+    expect(store.conditionalWrites).toMatchObject({ enabled: true, decidedBy: 'probe' });
+  });
+
+  it('refuses a second buffer under ifAbsent with EXISTS (412), and overwrites without it', async () => {
+    await store.put('one.bin', Buffer.from('first'), opts({ ifAbsent: true }));
+    await expect(store.put('one.bin', Buffer.from('second'), opts({ ifAbsent: true }))).rejects.toMatchObject({ code: 'EXISTS', status: 412 });
+    expect((await bytesOf((await store.read('one.bin')).body)).toString()).toBe('first');
+    await store.put('one.bin', Buffer.from('second'), opts({ ifAbsent: false }));
+    expect((await bytesOf((await store.read('one.bin')).body)).toString()).toBe('second');
+  });
+
+  it('refuses a multipart upload onto an existing key at completion, and aborts it', async () => {
+    await store.put('big.bin', Buffer.from('first'), opts({ ifAbsent: true }));
+    const body = randomBytes(13 * MiB);
+    await expect(store.put('big.bin', Readable.from([body]), opts({ ifAbsent: true }))).rejects.toMatchObject({ code: 'EXISTS', status: 412 });
+    expect((await bytesOf((await store.read('big.bin')).body)).toString()).toBe('first');
+    expect(await openUploads(server.admin, server.bucket, store.prefix)).toEqual([]);
+  }, 60_000);
+});
+
+describe('S3 error classification', () => {
+  const sdkError = (name: string, status?: number, code?: string) =>
+    Object.assign(new Error(`${name} with a message that must not be shown`), { name, ...(code ? { code } : {}), $metadata: status ? { httpStatusCode: status } : {} });
+
+  it.each<[string, number | undefined, string | undefined, StorageErrorCode]>([
+    ['NoSuchKey', 404, undefined, 'NOT_FOUND'],
+    ['NotFound', 404, undefined, 'NOT_FOUND'],
+    ['NoSuchBucket', 404, undefined, 'NOT_FOUND'],
+    ['AccessDenied', 403, undefined, 'FORBIDDEN'],
+    ['InvalidAccessKeyId', 403, undefined, 'FORBIDDEN'],
+    ['SignatureDoesNotMatch', 403, undefined, 'FORBIDDEN'],
+    ['Unauthorized', 401, undefined, 'FORBIDDEN'],
+    ['PreconditionFailed', 412, undefined, 'EXISTS'],
+    ['ConditionalRequestConflict', 409, undefined, 'EXISTS'],
+    ['BucketAlreadyOwnedByYou', 409, undefined, 'FATAL'],
+    ['SlowDown', 503, undefined, 'THROTTLED'],
+    ['TooManyRequests', 429, undefined, 'THROTTLED'],
+    ['Throttling', 400, undefined, 'THROTTLED'],
+    ['RequestLimitExceeded', 400, undefined, 'THROTTLED'],
+    ['InternalError', 500, undefined, 'TRANSIENT'],
+    ['BadGateway', 502, undefined, 'TRANSIENT'],
+    ['RequestTimeout', 400, undefined, 'TRANSIENT'],
+    ['TimeoutError', undefined, 'ETIMEDOUT', 'TRANSIENT'],
+    ['Error', undefined, 'ECONNRESET', 'TRANSIENT'],
+    ['Error', undefined, 'ECONNREFUSED', 'TRANSIENT'],
+    ['InvalidArgument', 400, undefined, 'FATAL'],
+    ['EntityTooLarge', 413, undefined, 'FATAL'],
+    ['Error', undefined, undefined, 'FATAL'],
+  ])('%s (HTTP %s, %s) is %s', (name, status, code, expected) => {
+    const err = classifyS3Error(sdkError(name, status, code), 'PUT s3://b/k');
+    expect(err.code).toBe(expected);
+    expect(err.status).toBe(status);
+    expect(err.message).not.toMatch(/must not be shown|\n/);
+    expect(err.message).toContain(name);
+  });
+
+  it('classifies what is not an error object as FATAL', () => {
+    expect(classifyS3Error('boom', 'GET s3://b/k').code).toBe('FATAL');
+  });
+
+  it('says TRANSIENT for an endpoint where nothing listens', async () => {
+    const port = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const store = await openS3Store('b', '', fauxqsOptions(port, { conditionalWrites: 'off' }));
+    await expect(store.stat('k')).rejects.toMatchObject({ code: 'TRANSIENT' });
+    await store.close();
+  }, 30_000);
+});

@@ -1,0 +1,480 @@
+/**
+ * S3 and S3-compatible stores (AWS SDK v3). One client per store, with its own keep-alive
+ * socket pool sized to the worker's concurrency.
+ *
+ * Writes:
+ * - A Buffer goes in one PutObject with Content-MD5, so a corrupted body is refused.
+ * - A Readable is hashed (sha256) while it streams. A body shorter than one part ends up a
+ *   single PutObject carrying `ferry-sha256` like a Buffer; a longer one goes through
+ *   lib-storage's `Upload` in parts, and `ferry-sha256` is added afterwards by a
+ *   metadata-only CopyObject (S3 copies up to 5 GiB; above that it is in the outputs only).
+ *   Memory: `Upload` buffers at most `queueSize × partSize` in parts being sent, plus the
+ *   part being filled, so about `(queueSize + 1) × partSize` (4 × 64 MiB by default).
+ * - Conditional create (`If-None-Match: *`) is sent only where the endpoint enforces it
+ *   (`capabilities.conditionalCreate`). lib-storage passes the params' `IfNoneMatch` on to
+ *   both of its final requests, the single PutObject and CompleteMultipartUpload (the SDK
+ *   drops it from CreateMultipartUpload and UploadPart, whose inputs have no such
+ *   member), and AWS enforces it on both; a refused completion is aborted by `Upload`.
+ *
+ * Errors are classified on codes and HTTP status, never on messages (classifyS3Error).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
+import { Readable } from 'node:stream';
+import {
+  AbortMultipartUploadCommand,
+  CopyObjectCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import {
+  type Capabilities,
+  FERRY_META,
+  type ObjectInfo,
+  type PutOptions,
+  type PutResult,
+  type ReadResult,
+  type StorageAdapter,
+  StorageError,
+  type StorageErrorCode,
+  type StoreOptions,
+} from './adapter.js';
+
+const MiB = 2 ** 20;
+const DEFAULT_PART_SIZE = 64 * MiB;
+const DEFAULT_QUEUE_SIZE = 3;
+const DEFAULT_MAX_SOCKETS = 64;
+/** The largest object S3 copies in one CopyObject. */
+const MAX_COPY_BYTES = 5 * 2 ** 30;
+/** Multipart uploads aborted at once by cleanup. */
+const ABORT_CONCURRENCY = 16;
+/** Marker keys of the conditional-write probe; never listed as objects. */
+export const PROBE_MARKER = '.ferry-probe-';
+
+/** How `capabilities.conditionalCreate` was decided, for callers to log. */
+export type ConditionalWritesDecision = {
+  enabled: boolean;
+  /** `option`: --conditional-writes on/off; `aws`: AWS itself; `probe`: a custom endpoint tested */
+  decidedBy: 'option' | 'aws' | 'probe';
+  /** one line: the endpoint probed and what it answered */
+  detail: string;
+};
+
+// ---------------------------------------------------------------------------------------
+// Errors
+
+type SdkErrorShape = { name?: unknown; Code?: unknown; code?: unknown; $metadata?: { httpStatusCode?: unknown } };
+
+const FORBIDDEN_NAMES = new Set(['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken', 'AllAccessDisabled']);
+const THROTTLED_NAMES = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'RequestLimitExceeded', 'TooManyRequests', 'TooManyRequestsException', 'RequestThrottled']);
+const NOT_FOUND_NAMES = new Set(['NoSuchKey', 'NotFound', 'NoSuchBucket', 'NoSuchUpload']);
+const EXISTS_NAMES = new Set(['PreconditionFailed', 'ConditionalRequestConflict']);
+const TRANSIENT_NAMES = new Set(['TimeoutError', 'RequestTimeout', 'RequestTimeoutException', 'InternalError', 'ServiceUnavailable', 'OperationAborted']);
+const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+
+function codeOf(status: number | undefined, name: string, errno: string): StorageErrorCode {
+  if (status === 412 || EXISTS_NAMES.has(name)) return 'EXISTS';
+  if (status === 404 || NOT_FOUND_NAMES.has(name)) return 'NOT_FOUND';
+  if (status === 401 || status === 403 || FORBIDDEN_NAMES.has(name)) return 'FORBIDDEN';
+  // S3 answers 503 Slow Down when it wants fewer requests: back off, as for 429.
+  if (status === 429 || status === 503 || THROTTLED_NAMES.has(name)) return 'THROTTLED';
+  if ((status !== undefined && status >= 500) || TRANSIENT_NAMES.has(name) || NETWORK_CODES.has(errno)) return 'TRANSIENT';
+  return 'FATAL';
+}
+
+/**
+ * A StorageError for whatever an S3 call threw, classified on its error name (S3's code),
+ * HTTP status and errno. The message is one line naming the operation, never the SDK's
+ * text (which can carry request details); the original stays in `cause`.
+ */
+export function classifyS3Error(e: unknown, what: string): StorageError {
+  if (e instanceof StorageError) return e;
+  const shape = (typeof e === 'object' && e !== null ? e : {}) as SdkErrorShape;
+  const raw = shape.$metadata?.httpStatusCode;
+  const status = typeof raw === 'number' ? raw : undefined;
+  const name = typeof shape.Code === 'string' ? shape.Code : typeof shape.name === 'string' ? shape.name : 'Error';
+  const errno = typeof shape.code === 'string' ? shape.code : '';
+  const label = [name, errno && errno !== name ? errno : '', status ? `HTTP ${status}` : ''].filter(Boolean).join(', ');
+  return new StorageError(codeOf(status, name, errno), `${what}: ${label}`, { cause: e, status });
+}
+
+// ---------------------------------------------------------------------------------------
+// Client and the conditional-write decision
+
+/** One client per store: its own keep-alive pool, no per-request checksums. */
+export function createS3Client(options: StoreOptions): S3Client {
+  const maxSockets = options.maxSockets ?? DEFAULT_MAX_SOCKETS;
+  const agent = { keepAlive: true, maxSockets };
+  return new S3Client({
+    region: options.s3?.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
+    // Without an endpoint here the SDK reads AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL (and
+    // the config file's endpoint_url) itself; an IP endpoint gets path style by itself.
+    ...(options.s3?.endpoint ? { endpoint: options.s3.endpoint } : {}),
+    forcePathStyle: options.s3?.forcePathStyle ?? false,
+    // A bucket in another region than ours answers 301: follow it rather than fail.
+    followRegionRedirects: true,
+    // Per-request CRC32s cost CPU at thousands of PUTs/s, and s3rver corrupts streamed
+    // bodies that carry them (FACTS.md). Buffers carry Content-MD5 instead.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    requestHandler: new NodeHttpHandler({
+      httpAgent: new http.Agent(agent),
+      httpsAgent: new https.Agent(agent),
+      connectionTimeout: 10_000,
+      // idle time on a socket, so a stalled server fails as TimeoutError (TRANSIENT)
+      socketTimeout: 120_000,
+    }),
+  });
+}
+
+/**
+ * The custom endpoint this client talks to, if any: the option, else what the SDK itself
+ * resolves from the environment and config files (its own rules, including
+ * AWS_IGNORE_CONFIGURED_ENDPOINT_URLS), so the decision matches where requests go.
+ */
+async function customEndpointOf(client: S3Client, options: StoreOptions): Promise<string | undefined> {
+  if (options.s3?.endpoint) return options.s3.endpoint;
+  const config = client.config as { serviceConfiguredEndpoint?: () => Promise<string | undefined> };
+  if (typeof config.serviceConfiguredEndpoint === 'function') {
+    try {
+      return (await config.serviceConfiguredEndpoint()) || undefined;
+    } catch {
+      // an unreadable config file: fall back to the environment
+    }
+  }
+  return process.env.AWS_ENDPOINT_URL_S3 || process.env.AWS_ENDPOINT_URL || undefined;
+}
+
+/**
+ * Whether an endpoint enforces `If-None-Match: *` on PutObject: writes a marker under the
+ * prefix twice with the condition; enforced when the second is refused with 412 (or 409
+ * ConditionalRequestConflict). Local emulators accept the header and overwrite. Any other
+ * failure (no write permission, header not implemented) means not enforced: callers then
+ * check before writing, which is always safe. The marker is removed.
+ */
+export async function probeConditionalCreate(client: S3Client, bucket: string, prefix: string): Promise<{ enforced: boolean; detail: string }> {
+  const Key = `${prefix}${PROBE_MARKER}${randomBytes(8).toString('hex')}`;
+  const put = () => client.send(new PutObjectCommand({ Bucket: bucket, Key, Body: 'probe', IfNoneMatch: '*', ContentType: 'text/plain' }));
+  try {
+    try {
+      await put();
+    } catch (e) {
+      const err = classifyS3Error(e, 'first conditional PUT');
+      return { enforced: false, detail: `${err.message}; not enforced` };
+    }
+    try {
+      await put();
+      return { enforced: false, detail: 'second conditional PUT accepted: not enforced' };
+    } catch (e) {
+      const err = classifyS3Error(e, 'second conditional PUT');
+      return { enforced: err.code === 'EXISTS', detail: err.code === 'EXISTS' ? `${err.message}: enforced` : `${err.message}; not enforced` };
+    }
+  } finally {
+    await client.send(new DeleteObjectCommand({ Bucket: bucket, Key })).catch(() => {});
+  }
+}
+
+/** One probe per endpoint and bucket for the whole process, shared by every store on it. */
+const probes = new Map<string, Promise<ConditionalWritesDecision>>();
+
+async function decideConditionalWrites(client: S3Client, bucket: string, prefix: string, options: StoreOptions): Promise<ConditionalWritesDecision> {
+  const mode = options.conditionalWrites ?? 'auto';
+  if (mode !== 'auto') return { enabled: mode === 'on', decidedBy: 'option', detail: `--conditional-writes ${mode}` };
+  const endpoint = await customEndpointOf(client, options);
+  if (!endpoint) return { enabled: true, decidedBy: 'aws', detail: 'AWS S3 enforces If-None-Match' };
+  const id = `${endpoint}\n${bucket}`;
+  let probe = probes.get(id);
+  if (!probe) {
+    probe = probeConditionalCreate(client, bucket, prefix).then(({ enforced, detail }) => ({
+      enabled: enforced,
+      decidedBy: 'probe' as const,
+      detail: `${endpoint} s3://${bucket}: ${detail}`,
+    }));
+    probes.set(id, probe);
+  }
+  return probe;
+}
+
+/** A prefix is a folder: empty, or ending with `/` (as parsePlace gives it). */
+function folder(prefix: string): string {
+  const p = prefix.replace(/^\/+/, '');
+  return p === '' || p.endsWith('/') ? p : `${p}/`;
+}
+
+/** Opens a store rooted at `s3://bucket/prefix`, probing conditional writes once per bucket where asked. */
+export async function openS3Store(bucket: string, prefix: string, options: StoreOptions): Promise<S3Store> {
+  const client = createS3Client(options);
+  try {
+    const root = folder(prefix);
+    return new S3Store(client, bucket, root, options, await decideConditionalWrites(client, bucket, root, options));
+  } catch (e) {
+    client.destroy();
+    throw e;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Streaming helpers
+
+const unquote = (etag: string | undefined): string => (etag ?? '').replace(/^"|"$/g, '');
+
+/** CopySource must be URL-encoded; `/` between segments stays. */
+const copySource = (bucket: string, key: string): string => `${bucket}/${key.split('/').map(encodeURIComponent).join('/')}`;
+
+type StreamState = { hash: ReturnType<typeof createHash>; bytes: number; sourceError?: unknown };
+
+/** Passes the body through, hashing and counting it; a body of the wrong length fails before the object completes. */
+async function* hashed(body: AsyncIterable<unknown>, state: StreamState, expected: number | undefined): AsyncGenerator<Buffer> {
+  try {
+    for await (const chunk of body) {
+      const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+      state.hash.update(b);
+      state.bytes += b.length;
+      yield b;
+    }
+  } catch (e) {
+    state.sourceError = e;
+    throw e;
+  }
+  if (expected !== undefined && state.bytes !== expected) {
+    state.sourceError = new StorageError('TRANSIENT', `body was ${state.bytes} bytes, expected ${expected}`);
+    throw state.sourceError;
+  }
+}
+
+/** Reads up to `limit` bytes; `done` when the body ended within them. */
+async function readHead(it: AsyncIterator<Buffer>, limit: number): Promise<{ chunks: Buffer[]; done: boolean }> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  while (n < limit) {
+    const r = await it.next();
+    if (r.done) return { chunks, done: true };
+    chunks.push(r.value);
+    n += r.value.length;
+  }
+  return { chunks, done: false };
+}
+
+async function* chain(head: Buffer[], it: AsyncIterator<Buffer>): AsyncGenerator<Buffer> {
+  yield* head;
+  for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
+}
+
+// ---------------------------------------------------------------------------------------
+// The store
+
+export class S3Store implements StorageAdapter {
+  readonly capabilities: Capabilities;
+  private readonly partSize: number;
+  private readonly queueSize: number;
+
+  constructor(
+    readonly client: S3Client,
+    readonly bucket: string,
+    /** empty, or a folder ending with `/` */
+    readonly prefix: string,
+    options: StoreOptions,
+    readonly conditionalWrites: ConditionalWritesDecision,
+  ) {
+    this.capabilities = { conditionalCreate: conditionalWrites.enabled };
+    this.partSize = options.partSize ?? DEFAULT_PART_SIZE;
+    this.queueSize = options.queueSize ?? DEFAULT_QUEUE_SIZE;
+  }
+
+  uri(key: string): string {
+    return `s3://${this.bucket}/${this.prefix}${key}`;
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    let token: string | undefined;
+    do {
+      const page = await this.client
+        .send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix + prefix, ContinuationToken: token }))
+        .catch((e: unknown) => {
+          throw classifyS3Error(e, `LIST ${this.uri(prefix)}`);
+        });
+      for (const o of page.Contents ?? []) {
+        if (o.Key === undefined || !o.Key.startsWith(this.prefix)) continue;
+        const key = o.Key.slice(this.prefix.length);
+        if (key.startsWith(PROBE_MARKER)) continue;
+        yield { key, size: o.Size ?? 0, version: unquote(o.ETag), metadata: {} };
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  async stat(key: string): Promise<ObjectInfo | null> {
+    try {
+      const r = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }));
+      return { key, size: r.ContentLength ?? 0, version: unquote(r.ETag), contentType: r.ContentType, metadata: r.Metadata ?? {} };
+    } catch (e) {
+      const err = classifyS3Error(e, `HEAD ${this.uri(key)}`);
+      if (err.code === 'NOT_FOUND') return null;
+      throw err;
+    }
+  }
+
+  async read(key: string): Promise<ReadResult> {
+    try {
+      const r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }));
+      if (!(r.Body instanceof Readable)) throw new StorageError('FATAL', `GET ${this.uri(key)}: no body stream`);
+      const info = { key, size: r.ContentLength ?? 0, version: unquote(r.ETag), contentType: r.ContentType, metadata: r.Metadata ?? {} };
+      return { body: r.Body, info };
+    } catch (e) {
+      throw classifyS3Error(e, `GET ${this.uri(key)}`);
+    }
+  }
+
+  async put(key: string, body: Buffer | Readable, options: PutOptions): Promise<PutResult> {
+    if (Buffer.isBuffer(body)) {
+      const sha256 = createHash('sha256').update(body).digest('hex');
+      await this.putBuffer(key, body, options, options.metadata);
+      return { sha256 };
+    }
+    return this.putStream(key, body, options);
+  }
+
+  private conditional(options: PutOptions): { IfNoneMatch?: string } {
+    return options.ifAbsent && this.capabilities.conditionalCreate ? { IfNoneMatch: '*' } : {};
+  }
+
+  private async putBuffer(key: string, body: Buffer, options: PutOptions, metadata: Record<string, string>): Promise<void> {
+    const command = new PutObjectCommand({
+      Bucket: this.bucket,
+      Key: this.prefix + key,
+      Body: body,
+      ContentLength: body.length,
+      ContentMD5: createHash('md5').update(body).digest('base64'),
+      ContentType: options.contentType,
+      Metadata: metadata,
+      ...this.conditional(options),
+    });
+    await this.client.send(command).catch((e: unknown) => {
+      throw classifyS3Error(e, `PUT ${this.uri(key)}`);
+    });
+  }
+
+  /**
+   * Streams a body. Its first part is read ahead: a body that ends within it is one
+   * PutObject with its sha256 in the metadata from the start; a longer one is a multipart
+   * upload, stamped with its sha256 afterwards. A source that fails is rethrown as it came
+   * (the caller classifies its own download); whatever was started is aborted.
+   */
+  private async putStream(key: string, body: Readable, options: PutOptions): Promise<PutResult> {
+    const state: StreamState = { hash: createHash('sha256'), bytes: 0 };
+    const it = hashed(body, state, options.size)[Symbol.asyncIterator]();
+    try {
+      const head = await readHead(it, this.partSize);
+      if (head.done) {
+        const sha256 = state.hash.digest('hex');
+        await this.putBuffer(key, Buffer.concat(head.chunks), options, { ...options.metadata, [FERRY_META.sha256]: sha256 });
+        return { sha256 };
+      }
+      const etag = await this.upload(key, Readable.from(chain(head.chunks, it)), options);
+      const sha256 = state.hash.digest('hex');
+      if (state.bytes <= MAX_COPY_BYTES) await this.stampSha256(key, etag, options, sha256);
+      return { sha256 };
+    } catch (e) {
+      body.destroy();
+      if (state.sourceError !== undefined) throw state.sourceError;
+      throw classifyS3Error(e, `PUT ${this.uri(key)}`);
+    }
+  }
+
+  /** A multipart upload; lib-storage aborts it (leavePartsOnError false) if anything fails. */
+  private async upload(key: string, body: Readable, options: PutOptions): Promise<string | undefined> {
+    const upload = new Upload({
+      client: this.client,
+      partSize: this.partSize,
+      queueSize: this.queueSize,
+      leavePartsOnError: false,
+      params: {
+        Bucket: this.bucket,
+        Key: this.prefix + key,
+        Body: body,
+        ContentType: options.contentType,
+        Metadata: options.metadata,
+        ...this.conditional(options),
+      },
+    });
+    const result = await upload.done();
+    return result.ETag;
+  }
+
+  /**
+   * Adds ferry-sha256 with a metadata-only copy onto itself. CopySourceIfMatch makes sure
+   * the bytes stamped are the ones just written, not a concurrent writer's. Should it fail,
+   * the object stands with the caller's metadata (ferry-source identifies a large one).
+   */
+  private async stampSha256(key: string, etag: string | undefined, options: PutOptions, sha256: string): Promise<void> {
+    const Key = this.prefix + key;
+    await this.client.send(
+      new CopyObjectCommand({
+        Bucket: this.bucket,
+        Key,
+        CopySource: copySource(this.bucket, Key),
+        ...(etag ? { CopySourceIfMatch: etag } : {}),
+        MetadataDirective: 'REPLACE',
+        ContentType: options.contentType,
+        Metadata: { ...options.metadata, [FERRY_META.sha256]: sha256 },
+      }),
+    );
+  }
+
+  async remove(key: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }));
+    } catch (e) {
+      const err = classifyS3Error(e, `DELETE ${this.uri(key)}`);
+      if (err.code !== 'NOT_FOUND') throw err;
+    }
+  }
+
+  /** Aborts every multipart upload left open under the prefix (by killed writers). */
+  async cleanup(prefix: string): Promise<void> {
+    const what = `cleanup ${this.uri(prefix)}`;
+    let KeyMarker: string | undefined;
+    let UploadIdMarker: string | undefined;
+    do {
+      const page = await this.client
+        .send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: this.prefix + prefix, KeyMarker, UploadIdMarker }))
+        .catch((e: unknown) => {
+          throw classifyS3Error(e, what);
+        });
+      await this.abortAll(page.Uploads ?? [], what);
+      const more = page.IsTruncated === true && (page.NextKeyMarker !== undefined || page.NextUploadIdMarker !== undefined);
+      KeyMarker = more ? page.NextKeyMarker : undefined;
+      UploadIdMarker = more ? page.NextUploadIdMarker : undefined;
+    } while (KeyMarker !== undefined || UploadIdMarker !== undefined);
+  }
+
+  /** Aborts a page of uploads a few at a time: thousands one by one take minutes on S3. */
+  private async abortAll(uploads: { Key?: string; UploadId?: string }[], what: string): Promise<void> {
+    for (let i = 0; i < uploads.length; i += ABORT_CONCURRENCY) {
+      const batch = uploads.slice(i, i + ABORT_CONCURRENCY);
+      await Promise.all(batch.map((u) => (u.Key !== undefined && u.UploadId !== undefined ? this.abort(u.Key, u.UploadId, what) : undefined)));
+    }
+  }
+
+  private async abort(Key: string, UploadId: string, what: string): Promise<void> {
+    try {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId }));
+    } catch (e) {
+      const err = classifyS3Error(e, what);
+      if (err.code !== 'NOT_FOUND') throw err; // already completed or aborted
+    }
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+}
+

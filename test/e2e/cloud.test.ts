@@ -1,0 +1,150 @@
+/**
+ * The spine on object stores: manifests on S3, sources on S3 and HTTP, objects and
+ * outputs on S3 — a real S3-compatible server (fauxqs) in its own process on 127.0.0.1.
+ */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseLedger } from '../../ledger/index.js';
+import { createS3Client } from '../../storage/s3.js';
+import { objectKey } from '../../storage/layout.js';
+import { fauxqsOptions, startS3Server, stopS3Server, useFakeAwsCredentials } from '../helpers/backend-s3.js';
+import { duck, lit } from '../helpers/duckdb.js';
+import { type Origin, ferry, startOrigin } from '../helpers/run.js';
+
+let dir: string;
+let origin: Origin;
+let server: Awaited<ReturnType<typeof startS3Server>>;
+let s3: S3Client;
+let restoreEnv: () => void;
+let db: Awaited<ReturnType<typeof duck>>;
+const images: Record<string, Buffer> = {};
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+async function get(bucket: string, key: string): Promise<Buffer> {
+  const r = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  return Buffer.from(await r.Body!.transformToByteArray());
+}
+
+const endpoint = () => `http://127.0.0.1:${server.port}`;
+const compile = (...extra: string[]) =>
+  ferry(['compile', 's3://meta/manifests', '--dest', 's3://objects/dest', '--out', 's3://meta/out', '--s3-endpoint', endpoint(), '--allow-private-network', '--work-dir', path.join(dir, 'work'), '--progress', 'none', '--retries', '3', ...extra]);
+
+beforeAll(async () => {
+  dir = await fs.mkdtemp(path.join(tmpdir(), 'ferry-cloud-'));
+  restoreEnv = useFakeAwsCredentials();
+  process.env.AWS_REGION = 'us-east-1';
+  server = await startS3Server();
+  s3 = createS3Client(fauxqsOptions(server.port));
+  for (const b of ['meta', 'objects', 'src']) await s3.send(new CreateBucketCommand({ Bucket: b }));
+  await fs.mkdir(path.join(dir, 'origin'));
+  const img = (fmt: 'jpeg' | 'png' | 'webp', w: number) => sharp({ create: { width: w, height: w, channels: 3, background: { r: w, g: 9, b: 9 } } }).toFormat(fmt).toBuffer();
+  images['a.jpg'] = await img('jpeg', 60);
+  images['b.png'] = await img('png', 50);
+  images['c.webp'] = await img('webp', 40);
+  images['tiny.png'] = await img('png', 8);
+  for (const [name, body] of Object.entries(images)) {
+    await fs.writeFile(path.join(dir, 'origin', name), body);
+    await s3.send(new PutObjectCommand({ Bucket: 'src', Key: `img/${name}`, Body: body }));
+  }
+  origin = await startOrigin(path.join(dir, 'origin'));
+  db = await duck();
+  const rows = [
+    ['http-a', `${origin.url}/file/ca/a.jpg`],
+    ['s3 b', 's3://src/img/b.png'],
+    ['s3/c', 's3://src/img/c.webp'],
+    ['s3-tiny', 's3://src/img/tiny.png'],
+    ['s3-missing', 's3://src/img/none.jpg'],
+    ['flaky', `${origin.url}/file/cf/a.jpg?fail=4&status=503`],
+  ];
+  const values = rows.map(([id, url], i) => `(${lit(id!)}, ${lit(url!)}, ${i}, TIMESTAMP '2024-02-29 12:00:00.654321')`).join(',');
+  const local = path.join(dir, 'u1.parquet');
+  await db.run(`COPY (SELECT * FROM (VALUES ${values}) t(id, media_path, n, ts)) TO '${local}' (FORMAT parquet, ROW_GROUP_SIZE 2)`);
+  await s3.send(new PutObjectCommand({ Bucket: 'meta', Key: 'manifests/u1.parquet', Body: await fs.readFile(local) }));
+  await db.run(`COPY (SELECT 7::BIGINT AS id, ${lit(`${origin.url}/file/cu2/b.png`)} AS media_path) TO '${path.join(dir, 'u2.parquet')}' (FORMAT parquet)`);
+  await s3.send(new PutObjectCommand({ Bucket: 'meta', Key: 'manifests/sub/u2.parquet', Body: await fs.readFile(path.join(dir, 'u2.parquet')) }));
+  // A sibling prefix that must not be taken for the manifest folder.
+  await s3.send(new PutObjectCommand({ Bucket: 'meta', Key: 'manifests2/other.parquet', Body: await fs.readFile(local) }));
+}, 120_000);
+
+afterAll(async () => {
+  db?.close();
+  await origin?.close();
+  s3?.destroy();
+  if (server) await stopS3Server(server.child);
+  restoreEnv?.();
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+describe('compile with everything on S3', () => {
+  let first: Awaited<ReturnType<typeof ferry>>;
+  beforeAll(async () => {
+    first = await compile();
+  }, 120_000);
+
+  it('compiles both units, and only the manifest folder', () => {
+    expect(first.stderr).toContain('2 unit(s) compiled');
+    expect(first.code, first.stderr).toBe(0);
+  });
+
+  it('writes renewed Parquet, ledger and manifest.json to S3', async () => {
+    const local = path.join(dir, 'renewed-u1.parquet');
+    await fs.writeFile(local, await get('meta', 'out/u1.parquet'));
+    const rows = await db.rows(`SELECT id, updated_media_path AS p, bad_image AS bad, ts FROM '${local}'`);
+    expect(rows.map((r) => [r.id, r.p === null ? null : String(r.p), r.bad])).toEqual([
+      ['http-a', `s3://objects/dest/${objectKey('http-a', 'jpg', 'u1')}`, false],
+      ['s3 b', `s3://objects/dest/${objectKey('s3 b', 'png', 'u1')}`, false],
+      ['s3/c', `s3://objects/dest/${objectKey('s3/c', 'webp', 'u1')}`, false],
+      ['s3-tiny', null, true],
+      ['s3-missing', null, false],
+      ['flaky', null, false],
+    ]);
+    expect(rows[0]!.ts).toBe('2024-02-29 12:00:00.654321');
+    const ledger = parseLedger((await get('meta', 'out/u1.ledger.tsv')).toString());
+    expect(ledger.map((r) => `${r.id}:${r.reason}`)).toEqual(['s3-tiny:TOO_FEW_PIXELS', 's3-missing:NOT_FOUND', 'flaky:HTTP_5XX']);
+    const m = JSON.parse((await get('meta', 'out/sub/u2.manifest.json')).toString());
+    expect(m).toMatchObject({ status: 'complete', unit: 'sub/u2', source: { uri: 's3://meta/manifests/sub/u2.parquet' } });
+  });
+
+  it('uploads the exact bytes with their type and ferry metadata', async () => {
+    for (const [id, name, ext] of [['http-a', 'a.jpg', 'jpg'], ['s3 b', 'b.png', 'png'], ['s3/c', 'c.webp', 'webp']] as const) {
+      const key = `dest/${objectKey(id, ext, 'u1')}`;
+      expect(sha(await get('objects', key))).toBe(sha(images[name]!));
+      const head = await s3.send(new HeadObjectCommand({ Bucket: 'objects', Key: key }));
+      expect(head.ContentType).toBe(ext === 'jpg' ? 'image/jpeg' : `image/${ext}`);
+      expect(head.Metadata?.['ferry-sha256']).toBe(sha(images[name]!));
+    }
+  });
+
+  it('replays from a ledger URI', async () => {
+    const r = await ferry(['replay', 's3://meta/out/u1.ledger.tsv', '--s3-endpoint', endpoint(), '--allow-private-network', '--work-dir', path.join(dir, 'work'), '--progress', 'none']);
+    expect(r.stderr).toContain('1 of 1 repaired');
+    expect(r.code, r.stderr).toBe(0);
+    const ledger = parseLedger((await get('meta', 'out/u1.ledger.tsv')).toString());
+    expect(ledger.map((x) => x.id)).toEqual(['s3-tiny', 's3-missing']);
+  }, 120_000);
+
+  it('a forced re-run against a destination holding every object rewrites nothing', async () => {
+    const key = `dest/${objectKey('s3 b', 'png', 'u1')}`;
+    const before = (await s3.send(new HeadObjectCommand({ Bucket: 'objects', Key: key }))).Metadata?.['ferry-run'];
+    const r = await compile('--force');
+    expect(r.code, r.stderr).toBe(0);
+    const after = (await s3.send(new HeadObjectCommand({ Bucket: 'objects', Key: key }))).Metadata?.['ferry-run'];
+    expect(after).toBe(before);
+  }, 120_000);
+
+  it('streams a large object to S3 in parts under --profile any', async () => {
+    const big = Buffer.alloc(10 * 2 ** 20, 7); // fauxqs takes at most 11 MiB per request
+    big.write('%PDF-1.7\n', 0);
+    await s3.send(new PutObjectCommand({ Bucket: 'src', Key: 'big/doc.pdf', Body: big }));
+    const tasks = 'doc\ts3://src/big/doc.pdf\n';
+    const r = await ferry(['worker', '--tasks', '-', '--dest', 's3://objects/large', '--profile', 'any', '--multipart-threshold', '4MiB', '--part-size', '6MiB', '--s3-endpoint', endpoint()], { input: tasks });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^UP_OK\tdoc\ts3:\/\/objects\/large\/[0-9a-f]{2}\/doc\.pdf\tpdf\t10485760\t/m);
+    expect(sha(await get('objects', `large/${objectKey('doc', 'pdf')}`))).toBe(sha(big));
+  }, 120_000);
+});
