@@ -220,7 +220,9 @@ export function storeOptionsOf(f: WorkerFlags) {
     maxSockets: Math.min(Math.max(f.concurrency, 8), 1024),
     conditionalWrites: f.conditionalWrites,
     partSize: f.partSize,
-    queueSize: 3,
+    // One part uploading while the next fills (lib-storage builds each part with a copy of
+    // its chunks): about 3 parts of a large object in memory at the peak.
+    queueSize: 1,
   };
 }
 

@@ -1,7 +1,5 @@
 import type { StorageAdapter, StoreOptions } from './adapter.js';
 import { FileStore } from './file.js';
-import { openGcsStore } from './gcs.js';
-import { openS3Store } from './s3.js';
 import type { Place } from './uri.js';
 
 export * from './adapter.js';
@@ -14,9 +12,10 @@ export async function openStore(place: Place, options: StoreOptions = {}): Promi
   switch (place.scheme) {
     case 'file':
       return new FileStore(place.path);
+    // Each SDK is loaded only when its scheme is used (tens of MB of memory each).
     case 's3':
-      return openS3Store(place.bucket, place.prefix, options);
+      return (await import('./s3.js')).openS3Store(place.bucket, place.prefix, options);
     case 'gs':
-      return openGcsStore(place.bucket, place.prefix, options);
+      return (await import('./gcs.js')).openGcsStore(place.bucket, place.prefix, options);
   }
 }

@@ -6,15 +6,12 @@
  * - A Buffer goes in one PutObject with Content-MD5, so a corrupted body is refused.
  * - A Readable is hashed (sha256) while it streams. A body shorter than one part ends up a
  *   single PutObject carrying `ferry-sha256` like a Buffer; a longer one goes through
- *   lib-storage's `Upload` in parts, and `ferry-sha256` is added afterwards by a
+ *   a multipart upload in parts (storage/multipart.ts), and `ferry-sha256` is added afterwards by a
  *   metadata-only CopyObject (S3 copies up to 5 GiB; above that it is in the outputs only).
- *   Memory: `Upload` buffers at most `queueSize × partSize` in parts being sent, plus the
- *   part being filled, so about `(queueSize + 1) × partSize` (4 × 64 MiB by default).
+ *   Memory: `(queueSize + 1) × partSize` of part buffers, reused.
  * - Conditional create (`If-None-Match: *`) is sent only where the endpoint enforces it
- *   (`capabilities.conditionalCreate`). lib-storage passes the params' `IfNoneMatch` on to
- *   both of its final requests, the single PutObject and CompleteMultipartUpload (the SDK
- *   drops it from CreateMultipartUpload and UploadPart, whose inputs have no such
- *   member), and AWS enforces it on both; a refused completion is aborted by `Upload`.
+ *   (`capabilities.conditionalCreate`), on the single PutObject or on
+ *   CompleteMultipartUpload (AWS enforces it on both); a refused completion is aborted.
  *
  * Errors are classified on codes and HTTP status, never on messages (classifyS3Error).
  */
@@ -33,7 +30,7 @@ import {
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import { multipartUpload } from './multipart.js';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import {
   type Capabilities,
@@ -263,8 +260,9 @@ async function readHead(it: AsyncIterator<Buffer>, limit: number): Promise<{ chu
   return { chunks, done: false };
 }
 
+/** The chunks read ahead, then the rest; each head chunk is let go once yielded, so memory does not keep it. */
 async function* chain(head: Buffer[], it: AsyncIterator<Buffer>): AsyncGenerator<Buffer> {
-  yield* head;
+  for (let c = head.shift(); c !== undefined; c = head.shift()) yield c;
   for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
 }
 
@@ -372,15 +370,17 @@ export class S3Store implements StorageAdapter {
     const state: StreamState = { hash: createHash('sha256'), bytes: 0 };
     const it = hashed(body, state, options.size)[Symbol.asyncIterator]();
     try {
-      const head = await readHead(it, this.partSize);
+      // A length known to exceed one part goes straight to the multipart upload: no read-ahead to hold.
+      const head = options.size !== undefined && options.size > this.partSize ? { chunks: [], done: false } : await readHead(it, this.partSize);
       if (head.done) {
         const sha256 = state.hash.digest('hex');
         await this.putBuffer(key, Buffer.concat(head.chunks), options, { ...options.metadata, [FERRY_META.sha256]: sha256 });
         return { sha256 };
       }
-      const etag = await this.upload(key, Readable.from(chain(head.chunks, it)), options);
+      const etag = await this.upload(key, chain(head.chunks, it), options);
       const sha256 = state.hash.digest('hex');
-      if (state.bytes <= MAX_COPY_BYTES) await this.stampSha256(key, etag, options, sha256);
+      // Best effort: the bytes are stored whole either way, and the outputs carry the sha256.
+      if (state.bytes <= MAX_COPY_BYTES) await this.stampSha256(key, etag, options, sha256).catch(() => {});
       return { sha256 };
     } catch (e) {
       body.destroy();
@@ -389,24 +389,21 @@ export class S3Store implements StorageAdapter {
     }
   }
 
-  /** A multipart upload; lib-storage aborts it (leavePartsOnError false) if anything fails. */
-  private async upload(key: string, body: Readable, options: PutOptions): Promise<string | undefined> {
-    const upload = new Upload({
-      client: this.client,
-      partSize: this.partSize,
-      queueSize: this.queueSize,
-      leavePartsOnError: false,
-      params: {
-        Bucket: this.bucket,
-        Key: this.prefix + key,
-        Body: body,
-        ContentType: options.contentType,
-        Metadata: options.metadata,
-        ...this.conditional(options),
+  /** A multipart upload in a fixed amount of memory (storage/multipart.ts); aborted if anything fails. */
+  private async upload(key: string, it: AsyncIterator<Buffer>, options: PutOptions): Promise<string | undefined> {
+    return multipartUpload(
+      {
+        client: this.client,
+        bucket: this.bucket,
+        key: this.prefix + key,
+        contentType: options.contentType,
+        metadata: options.metadata,
+        ifNoneMatch: this.conditional(options).IfNoneMatch !== undefined,
+        partSize: this.partSize,
+        queueSize: this.queueSize,
       },
-    });
-    const result = await upload.done();
-    return result.ETag;
+      it,
+    );
   }
 
   /**

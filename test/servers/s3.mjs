@@ -55,6 +55,15 @@ const enforceConditionalWrites = process.argv.includes('--enforce-conditional-wr
 const store = new S3Store();
 const app = buildApp({ logger: false, stores: { s3Store: store } });
 
+// `--body-limit BYTES`: fauxqs takes at most 11 MiB per request, too little for ferry's
+// default 64 MiB parts; the benchmark of large objects raises it.
+const limitAt = process.argv.indexOf('--body-limit');
+if (limitAt > 0) {
+  const bodyLimit = Number(process.argv[limitAt + 1]);
+  app.removeContentTypeParser('*');
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (_req, body, done) => done(null, body));
+}
+
 const errorXml = (code, message) => `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${xml(message)}</Message></Error>`;
 
 /** The key an If-None-Match: * request would create, when the request is a PutObject or a CompleteMultipartUpload. */
