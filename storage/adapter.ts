@@ -107,6 +107,11 @@ export type StoreOptions = {
   };
   /** sockets per store, sized to the worker's concurrency */
   maxSockets?: number;
+  /**
+   * Tries per request inside the SDK (default 3). The worker sets 1: its own retry loop
+   * counts every try of a stage, so retries never multiply.
+   */
+  maxAttempts?: number;
   /** `--conditional-writes`: auto probes custom endpoints once per bucket */
   conditionalWrites?: 'auto' | 'on' | 'off';
   /** streamed bodies: part size (default 64 MiB) and parts buffered/uploading at once (default 3) */

@@ -75,18 +75,18 @@ describe('GCS store on a busy endpoint', () => {
   it('fails an open whose probe meets no definite answer, and asks again next time', async () => {
     const fake = await fakeEndpoint(() => 503);
     try {
-      await expect(openGcsStore('b', 'p/', { gcs: { endpoint: fake.endpoint } })).rejects.toMatchObject({ code: 'THROTTLED', status: 503 });
-      await expect(openGcsStore('b', 'p/', { gcs: { endpoint: fake.endpoint }, conditionalWrites: 'off' })).rejects.toMatchObject({ code: 'THROTTLED' });
+      await expect(openGcsStore('b', 'p/', { gcs: { endpoint: fake.endpoint }, maxAttempts: 1 })).rejects.toMatchObject({ code: 'THROTTLED', status: 503 });
+      await expect(openGcsStore('b', 'p/', { gcs: { endpoint: fake.endpoint }, conditionalWrites: 'off', maxAttempts: 1 })).rejects.toMatchObject({ code: 'THROTTLED' });
       expect(fake.seen).toHaveLength(2);
     } finally {
       fake.close();
     }
   });
 
-  it("makes one request per call and says THROTTLED: retries are the worker's", async () => {
+  it("with maxAttempts 1 (the worker's), makes one request per call and says THROTTLED", async () => {
     const fake = await fakeEndpoint((n) => (n === 1 ? 404 : 503)); // the root probe's PATCH gets a definite 404
     try {
-      const store = await openGcsStore('b', 'p/', { gcs: { endpoint: fake.endpoint }, conditionalWrites: 'off' });
+      const store = await openGcsStore('b', 'p/', { gcs: { endpoint: fake.endpoint }, conditionalWrites: 'off', maxAttempts: 1 });
       const opts = { contentType: 'text/plain', metadata: {}, ifAbsent: false };
       await expect(store.stat('k')).rejects.toMatchObject({ code: 'THROTTLED', status: 503, message: 'stat gs://b/p/k: HTTP 503 backendError' });
       await expect(store.put('k', Buffer.from('x'), opts)).rejects.toMatchObject({ code: 'THROTTLED', status: 503 });

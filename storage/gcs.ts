@@ -108,7 +108,8 @@ function makeClient(options: StoreOptions): Client {
   const storage = new Storage({
     ...(endpoint ? { apiEndpoint: endpoint } : {}),
     ...(options.gcs?.projectId ? { projectId: options.gcs.projectId } : {}),
-    retryOptions: { autoRetry: false, retryableErrorFn: () => false },
+    // The library's own retries only where asked (the worker retries, counting its tries).
+    retryOptions: (options.maxAttempts ?? 3) > 1 ? { autoRetry: true, maxRetries: (options.maxAttempts ?? 3) - 1 } : { autoRetry: false, retryableErrorFn: () => false },
   });
   // The library would send JSON calls to STORAGE_EMULATOR_HOST even when given an endpoint.
   if (endpoint) storage.baseUrl = `${storage.apiEndpoint}/storage/v1`;

@@ -118,6 +118,7 @@ export function createS3Client(options: StoreOptions): S3Client {
     forcePathStyle: options.s3?.forcePathStyle ?? false,
     // A bucket in another region than ours answers 301: follow it rather than fail.
     followRegionRedirects: true,
+    maxAttempts: options.maxAttempts ?? 3,
     // Per-request CRC32s cost CPU at thousands of PUTs/s, and s3rver corrupts streamed
     // bodies that carry them (FACTS.md). Buffers carry Content-MD5 instead.
     requestChecksumCalculation: 'WHEN_REQUIRED',

@@ -248,7 +248,9 @@ async function readBody(src: Source, maxBytes: number, o: DownloadOptions): Prom
         return tooLarge('body');
       }
       chunks.push(chunk);
-      if (o.streamAbove !== undefined && n > o.streamAbove) {
+      // Without an announced length, a body is handed over once past the small-body
+      // threshold: holding up to a whole part of it first would double the memory.
+      if (o.streamAbove !== undefined && n > Math.min(o.streamAbove, large?.threshold ?? o.streamAbove)) {
         // No length announced and already long: hand over what came and the rest, unread.
         release();
         return { ok: true, kind: 'stream', stream: prepend(chunks, it), size: null, status, contentType, etag, release: () => {} };
@@ -277,7 +279,7 @@ async function readBody(src: Source, maxBytes: number, o: DownloadOptions): Prom
 /** The chunks already read, then the rest of the iterator, as one stream. */
 function prepend(head: Buffer[], rest: AsyncIterator<Buffer>): Readable {
   async function* all() {
-    yield* head;
+    for (let c = head.shift(); c !== undefined; c = head.shift()) yield c; // let each go once yielded
     for (let next = await rest.next(); !next.done; next = await rest.next()) yield next.value;
   }
   return Readable.from(all(), { objectMode: false });

@@ -62,7 +62,7 @@ function parseArgs(argv: string[]): Args {
 
 async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv[0] === 'worker' ? argv.slice(1) : argv);
-  const store = await openStore(parsePlace(args.dest), storeOptionsOf(args.flags));
+  const store = await openStore(parsePlace(args.dest), { ...storeOptionsOf(args.flags), maxAttempts: 1 });
   await prepareGates(args.flags);
   const sem = new Semaphore(args.flags.concurrency);
   const emitter = new Emitter(process.stdout, process.stderr, () => ({ inflight: sem.inflight, conc: sem.capacity }));
