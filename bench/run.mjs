@@ -18,6 +18,7 @@ function run(script, args) {
 
 const events = run('./control-plane.mjs', [quick ? '100000' : '1000000']);
 const parquet = run('./parquet-renew.mjs', [quick ? '200000' : '2000000']);
+const large = run('./large-object.mjs', [String(quick ? 256 * 2 ** 20 : 2 * 2 ** 30)]);
 
 const cpu = os.cpus()[0]?.model ?? 'unknown';
 const md = `# Benchmarks
@@ -38,6 +39,13 @@ DuckDB-written manifest, ${parquet.rows.toLocaleString('en')} rows in ${parquet.
 |---|---|---|---|
 | scan id + url columns | ${parquet.scanSeconds.toFixed(1)} s | | |
 | renew (every column + 2) | ${parquet.renewSeconds.toFixed(1)} s | ${parquet.peakRssMB} MB | < 30 s, < 1 GB for 2M rows |
+
+## One large object to S3
+HTTP origin → \`ferry worker --profile any\` → fauxqs (local S3, request limit raised for 64 MiB parts), default
+\`--part-size 64MiB\`, one part uploading while the next fills:
+| object | time | MB/s | worker CPU | worker peak RSS | target |
+|---|---|---|---|---|---|
+| ${(large.bytes / 2 ** 30).toFixed(2)} GiB | ${large.seconds.toFixed(1)} s | ${large.mbPerSecond.toFixed(0)} | ${large.cpuSeconds.toFixed(1)} s | ${large.peakRssMB} MB | < 300 MB |
 
 Transfer throughput against rclone and a bare Node loop is not measured yet (issue 7).
 
