@@ -183,6 +183,19 @@ describe('mixed: manifests on S3, objects to GCS, outputs to S3, sources from S3
     await probe.close();
   });
 
+  it('reads gs:// sources with the same gates and events', async () => {
+    const src = await (await import('../../storage/gcs.js')).openGcsStore('mixed-src', '', { gcs: { endpoint: gcs.endpoint }, conditionalWrites: 'off' });
+    await src.put('img/c.webp', images['c.webp']!, { contentType: 'text/plain', metadata: {}, ifAbsent: false });
+    await src.put('img/tiny.png', images['tiny.png']!, { contentType: 'image/png', metadata: {}, ifAbsent: false });
+    await src.close();
+    const tasks = 'g1\tgs://mixed-src/img/c.webp\ng2\tgs://mixed-src/img/tiny.png\ng3\tgs://mixed-src/img/none.png\n';
+    const r = await ferry(['worker', '--tasks', '-', '--dest', 's3://objects/from-gcs', '--gcs-endpoint', gcs.endpoint, '--s3-endpoint', endpoint()], { input: tasks });
+    expect(r.code, r.stderr).toBe(0);
+    const terminal = r.stdout.trim().split('\n').filter((l) => !l.startsWith('DL_OK')).map((l) => l.split('\t').slice(0, 3).join(' ')).sort();
+    expect(terminal).toEqual(['BAD_IMAGE g2 TOO_FEW_PIXELS', 'DL_ERR g3 NOT_FOUND', `UP_OK g1 s3://objects/from-gcs/${objectKey('g1', 'webp')}`]);
+    expect(sha(await get('objects', `from-gcs/${objectKey('g1', 'webp')}`))).toBe(sha(images['c.webp']!));
+  }, 60_000);
+
   it('a forced re-run rewrites no object on GCS', async () => {
     const probe = await (await import('../../storage/gcs.js')).openGcsStore('mixed-objects', 'dest/', { gcs: { endpoint: gcs.endpoint }, conditionalWrites: 'off' });
     const key = objectKey('s3/c', 'webp', 'u1');
