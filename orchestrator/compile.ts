@@ -10,7 +10,7 @@ import { type Task, encodeTask, isTerminal, workerFlagsToArgv } from '../protoco
 import { StorageError, describePlace, unitPrefix, uriOf } from '../storage/index.js';
 import { type CompileConfig, contentOptions, fingerprint } from './config.js';
 import { UnitError } from './errors.js';
-import { type Stores, localCopy, publishFile } from './io.js';
+import { type Stores, checkWritable, localCopy, publishFile } from './io.js';
 import { Journal, discardJournal, journalFiles, tidyWorkDir } from './journal.js';
 import { type Counts, stagedFiles, writeOutputs } from './materialize.js';
 import { ManifestError, scanManifest } from './parquet/index.js';
@@ -169,6 +169,7 @@ export type CompileSummary = { reports: UnitReport[]; runId: string };
 /** Compiles the selected units, `--jobs` at a time. A failing unit never stops the others. */
 export async function compileAll(cfg: CompileConfig, stores: Stores, board: Board, signal: AbortSignal): Promise<CompileSummary> {
   const units = selectUnits(await listUnits(cfg.prefix, stores), cfg.only);
+  await checkWritable(await stores.get(cfg.out), `--out ${describePlace(cfg.out)}`);
   const runId = randomUUID();
   const workDir = path.resolve(cfg.workDir, runKey(cfg));
   const jobs = Math.min(cfg.jobs, units.length);

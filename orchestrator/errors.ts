@@ -19,3 +19,8 @@ export class UnitError extends Error {
     super(message);
   }
 }
+
+/** A place the whole command needs cannot be used (an unwritable --out): nothing can complete. */
+export class PlaceError extends Error {
+  readonly exitCode = EXIT.FAILED;
+}

@@ -8,6 +8,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { PlaceError } from './errors.js';
 import { FileStore, type Place, type StorageAdapter, type StoreOptions, StorageError, describePlace, openStore } from '../storage/index.js';
 
 /** The stores a command uses, opened once each. */
@@ -64,4 +65,18 @@ export async function publishFile(store: StorageAdapter, key: string, file: stri
 
 export async function publishText(store: StorageAdapter, key: string, text: string, contentType: string): Promise<void> {
   await store.put(key, Buffer.from(text), { contentType, metadata: {}, ifAbsent: false });
+}
+
+/**
+ * Fails early, before any download, when --out cannot take a write: a marker written and
+ * removed. Without it an unwritable --out would surface only after every unit's work.
+ */
+export async function checkWritable(store: StorageAdapter, what: string): Promise<void> {
+  const marker = `.ferry-write-check-${process.pid}-${Date.now()}`;
+  try {
+    await store.put(marker, Buffer.from('ferry'), { contentType: 'text/plain', metadata: {}, ifAbsent: false });
+    await store.remove(marker);
+  } catch (e) {
+    throw new PlaceError(`${what} is not writable: ${(e as Error).message}`);
+  }
 }

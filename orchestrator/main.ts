@@ -9,7 +9,7 @@ import { LedgerError } from '../ledger/index.js';
 import { compileAll } from './compile.js';
 import { CompileArgs, compileConfig, parseWith } from './config.js';
 import { runDemo } from './demo.js';
-import { EXIT, UnitError, UsageError } from './errors.js';
+import { EXIT, PlaceError, UnitError, UsageError } from './errors.js';
 import { Stores } from './io.js';
 import { Board, type BoardMode } from './progress.js';
 import { replayLedger } from './replay.js';
@@ -161,6 +161,10 @@ main(process.argv.slice(2)).then(
     if (e instanceof UsageError || e instanceof FlagError || e instanceof LedgerError) {
       process.stderr.write(`ferry: ${e.message}\n`);
       process.exit(e instanceof LedgerError ? EXIT.FAILED : EXIT.USAGE);
+    }
+    if (e instanceof PlaceError) {
+      process.stderr.write(`ferry: ${e.message}\n`);
+      process.exit(EXIT.FAILED);
     }
     if (e instanceof UnitError) {
       process.stderr.write(`ferry: ${e.unit}: ${e.message}\n`);

@@ -101,6 +101,16 @@ describe('usage errors exit 2 and name the flag or path', () => {
     expect(r.stderr).toContain('--dest');
   });
 
+  it('an unwritable --out fails before any download, exit 1', async () => {
+    await fs.writeFile(path.join(dir, 'a-file'), 'x');
+    const before = await origin.stats();
+    const r = await ferry(['compile', path.join(dir, 'good'), '--dest', path.join(dir, 'o3'), '--out', path.join(dir, 'a-file', 'out'), '--allow-private-network']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/--out .*a-file\/out is not writable/);
+    expect(await origin.stats()).toEqual(before);
+    noStack(r);
+  });
+
   it('replay of a ledger that does not exist', async () => {
     const r = await ferry(['replay', path.join(dir, 'none.ledger.tsv')]);
     expect(r.code).toBe(2);
