@@ -4,6 +4,7 @@
 // `npm run build && node bench/large-object.mjs [bytes]` (default 2 GiB).
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
+import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { CreateBucketCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 
