@@ -218,6 +218,7 @@ export function storeOptionsOf(f: WorkerFlags) {
     s3: { ...(f.s3Endpoint ? { endpoint: f.s3Endpoint } : {}), ...(f.s3PathStyle ? { forcePathStyle: true } : {}) },
     gcs: f.gcsEndpoint ? { endpoint: f.gcsEndpoint } : {},
     maxSockets: Math.min(Math.max(f.concurrency, 8), 1024),
+    timeoutMs: f.timeout,
     conditionalWrites: f.conditionalWrites,
     partSize: f.partSize,
     // One part uploading while the next fills (lib-storage builds each part with a copy of

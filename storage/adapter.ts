@@ -112,6 +112,8 @@ export type StoreOptions = {
    * counts every try of a stage, so retries never multiply.
    */
   maxAttempts?: number;
+  /** idle time allowed on a request's socket, ms (`--timeout`; default 120 s) */
+  timeoutMs?: number;
   /** `--conditional-writes`: auto probes custom endpoints once per bucket */
   conditionalWrites?: 'auto' | 'on' | 'off';
   /** streamed bodies: part size (default 64 MiB) and parts buffered/uploading at once (default 3) */

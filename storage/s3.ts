@@ -126,9 +126,9 @@ export function createS3Client(options: StoreOptions): S3Client {
     requestHandler: new NodeHttpHandler({
       httpAgent: new http.Agent(agent),
       httpsAgent: new https.Agent(agent),
-      connectionTimeout: 10_000,
-      // idle time on a socket, so a stalled server fails as TimeoutError (TRANSIENT)
-      socketTimeout: 120_000,
+      connectionTimeout: Math.min(10_000, options.timeoutMs ?? 10_000),
+      // idle time on a socket (--timeout), so a stalled server fails as TimeoutError (TRANSIENT)
+      socketTimeout: options.timeoutMs ?? 120_000,
     }),
   });
 }

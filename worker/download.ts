@@ -4,6 +4,7 @@
  * Attempts per call ≤ 1 + retries (DESIGN.md, "No retry storms"); redirects of one try
  * count as one attempt.
  */
+import type { Admission, Lease, Verdict } from './aimd.js';
 import { backoffMs, sleep } from './backoff.js';
 import { classOf, oneLine, type Reason } from '../protocol/index.js';
 import { Readable } from 'node:stream';
@@ -67,6 +68,11 @@ export type DownloadOptions = {
   maxRetryAfterMs?: number;
   /** Called after each try with the host of `url` (host:port when not default). */
   onAttempt?: (host: string, outcome: AttemptOutcome) => void;
+  /**
+   * Per-host adaptive concurrency: each try holds a slot of its host (a streamed body
+   * until it closes or is released) and gives it back before any backoff sleep.
+   */
+  admit?: Admission;
   /** Source of randomness for the jitter (tests). Default Math.random. */
   random?: () => number;
   /**
@@ -362,6 +368,51 @@ function report(o: DownloadOptions, host: string, outcome: AttemptOutcome): void
   }
 }
 
+/**
+ * A try's verdict for its host's limit. 429 and every 503 are throttles (SlowDown is a
+ * 503); a prompt answer, even a refusal such as 404, is a healthy host; a timeout, reset
+ * or other 5xx says nothing about the limit either way.
+ */
+export function verdictOf(status: number | null, reason: Reason | null): Verdict {
+  if (reason === 'THROTTLED' || status === 429 || status === 503) return 'throttled';
+  if (reason === null) return 'ok';
+  return status !== null && classOf(reason) !== 'transient' ? 'ok' : 'neutral';
+}
+
+const NO_SLOT: Lease = { release: () => {} };
+
+/** Hosts of object-store sources are buckets: kept apart from web hosts of the same name. */
+function slotKey(url: string, host: string): string {
+  return isStoreUrl(url) ? `${url.slice(0, 2).toLowerCase()}://${host}` : host;
+}
+
+/**
+ * A buffered body is done with its host. A streamed one still talks to it: its slot goes
+ * back when the stream closes, or when the caller releases the body, whichever is first.
+ */
+function holdWhileOpen(ok: Omit<Buffered, 'attempts'> | Omit<Streamed, 'attempts'>, lease: Lease): typeof ok {
+  if (ok.kind === 'buffer') {
+    lease.release('ok');
+    return ok;
+  }
+  const stream = ok.stream;
+  let held = true;
+  const done = () => {
+    if (held) lease.release(stream.readableEnded ? 'ok' : 'neutral');
+    held = false;
+  };
+  if (stream.closed) done();
+  else stream.once('close', done);
+  const release = ok.release;
+  return {
+    ...ok,
+    release: () => {
+      done();
+      release();
+    },
+  };
+}
+
 function toErr(f: Failure, attempts: number): DownloadErr {
   return { ok: false, reason: f.reason, attempts, detail: f.detail, invalid: f.invalid };
 }
@@ -391,16 +442,22 @@ async function downloadWithRetries(url: string, o: DownloadOptions, signal?: Abo
   const maxBytes = o.maxBytes ?? DOWNLOAD_DEFAULTS.maxBytes;
   const maxRetryAfter = o.maxRetryAfterMs ?? DOWNLOAD_DEFAULTS.maxRetryAfterMs;
   const host = hostOf(url);
+  const key = slotKey(url, host);
   for (let attempt = 1; ; attempt++) {
     if (signal?.aborted) return toErr(fail('TIMEOUT', 'aborted'), attempt - 1);
+    const lease = o.admit ? await o.admit.acquire(key) : NO_SLOT;
     const started = Date.now();
-    const r = await tryOnce(url, o, maxBytes, signal);
+    const r = await tryOnce(url, o, maxBytes, signal).catch((err: unknown) => {
+      lease.release('neutral'); // a bug; the slot must not leak with it
+      throw err;
+    });
     const failed = r.ok ? null : r;
     report(o, host, { attempt, status: r.status, code: failed?.code ?? null, reason: failed?.reason ?? null, ms: Date.now() - started });
     if (r.ok) {
       const { status: _status, ...ok } = r;
-      return { ...ok, attempts: attempt };
+      return { ...holdWhileOpen(ok, lease), attempts: attempt };
     }
+    lease.release(verdictOf(r.status, r.reason));
     if (signal?.aborted) return toErr(fail('TIMEOUT', 'aborted'), attempt);
     if (!r.retriable || attempt > retries) return toErr(r, attempt);
     if (r.retryAfterMs !== null && r.retryAfterMs > maxRetryAfter) {

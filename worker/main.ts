@@ -10,13 +10,14 @@ import { createInterface } from 'node:readline';
 import yargs from 'yargs';
 import { FlagError, WORKER_FLAG_SPECS, type WorkerFlags, defaultText, idProblem, parseTask, parseWorkerFlags, refuseRepeats, storeOptionsOf } from '../protocol/index.js';
 import { UriError, openStore, parsePlace, unitPrefix } from '../storage/index.js';
+import { HostLimits } from './aimd.js';
 import { downloadOptions, sourceStores } from './download-options.js';
 import { Emitter } from './emit.js';
 import { prepareGates } from './gates.js';
 import { Semaphore } from './limit.js';
 import { type TaskContext, runTask } from './run.js';
 
-type Args = { tasks: string; dest: string; unit?: string; runId?: string; progressInterval: number; flags: WorkerFlags };
+type Args = { tasks: string; dest: string; unit?: string; runId?: string; progressInterval: number; adaptive: boolean; flags: WorkerFlags };
 
 class UsageError extends Error {}
 
@@ -39,6 +40,8 @@ function parseArgs(argv: string[]): Args {
     .option('unit', { type: 'string', describe: 'unit name: objects go under <dest>/<unit>/' })
     .option('run-id', { type: 'string', hidden: true })
     .option('progress-interval', { type: 'number', default: 5000, hidden: true })
+    // --no-adaptive: fixed concurrency, for measuring what the per-host limits save (tests, benchmarks).
+    .option('adaptive', { type: 'boolean', default: true, hidden: true })
     .strict()
     .help()
     .version(false)
@@ -56,7 +59,28 @@ function parseArgs(argv: string[]): Args {
     unit: raw.unit === undefined ? undefined : String(raw.unit),
     runId: raw['run-id'] === undefined ? undefined : String(raw['run-id']),
     progressInterval: Number(raw['progress-interval']),
+    adaptive: raw.adaptive !== false,
     flags: parseWorkerFlags(raw),
+  };
+}
+
+/**
+ * Per-host adaptive limits under the --concurrency ceiling: one per origin host, and the
+ * destination as one more host. No deadlock: a task waits for a host slot holding only its
+ * global slot (so host queues are bounded by the global slots); holding an origin slot it
+ * may wait for a body's memory slot or the destination's slot; holding the destination's
+ * slot it waits on nothing.
+ */
+function adaptiveLimits(args: Args) {
+  if (!args.adaptive) return null;
+  const ceiling = args.flags.concurrency;
+  const origins = new HostLimits(ceiling);
+  const dest = new HostLimits(ceiling);
+  return {
+    origins,
+    destSlot: () => dest.acquire('destination'), // the store is one host
+    /** PROGRESS Conc (protocol/PROTOCOL.md): what the origins and the destination allow now. */
+    conc: () => Math.min(origins.capacity(), dest.capacity()),
   };
 }
 
@@ -65,7 +89,8 @@ async function main(argv: string[]): Promise<number> {
   const store = await openStore(parsePlace(args.dest), { ...storeOptionsOf(args.flags), maxAttempts: 1 });
   await prepareGates(args.flags);
   const sem = new Semaphore(args.flags.concurrency);
-  const emitter = new Emitter(process.stdout, process.stderr, () => ({ inflight: sem.inflight, conc: sem.capacity }));
+  const limits = adaptiveLimits(args);
+  const emitter = new Emitter(process.stdout, process.stderr, () => ({ inflight: sem.inflight, conc: limits?.conc() ?? sem.capacity }));
   const sources = sourceStores(args.flags);
   const ctx: TaskContext = {
     flags: args.flags,
@@ -73,7 +98,8 @@ async function main(argv: string[]): Promise<number> {
     store,
     unit: args.unit,
     runId: args.runId ?? randomUUID(),
-    download: downloadOptions(args.flags, sources.get),
+    download: { ...downloadOptions(args.flags, sources.get), ...(limits ? { admit: limits.origins } : {}) },
+    ...(limits ? { destSlot: limits.destSlot } : {}),
     emit: (e) => emitter.emit(e),
   };
   // Started by an orchestrator: its death closes the IPC channel, and we must not linger.

@@ -7,11 +7,12 @@ import { createHash } from 'node:crypto';
 import { type Event, type Task, type WorkerFlags, maxBytesOf, oneLine } from '../protocol/index.js';
 import { type StorageAdapter, objectKey } from '../storage/index.js';
 import { redactUrl } from '../storage/redact.js';
+import { type Lease, NO_LEASE } from './aimd.js';
 import { MAX_BACKOFF_MS, backoffMs, sleep } from './backoff.js';
-import { type Buffered, type DownloadOptions, download } from './download.js';
+import { type Buffered, type DownloadOptions, type Streamed, download } from './download.js';
 import { type GateOptions, validate } from './gates.js';
 import type { Semaphore } from './limit.js';
-import { streamObject } from './stream.js';
+import { type StreamFailure, streamObject } from './stream.js';
 import { uploadPayload } from './upload.js';
 
 export type TaskContext = {
@@ -21,7 +22,10 @@ export type TaskContext = {
   store: StorageAdapter;
   unit: string | undefined;
   runId: string;
+  /** Its `admit`, when set, holds an origin host's slot per try. */
   download: DownloadOptions;
+  /** A slot of the destination (adaptive concurrency), held while a task talks to it. */
+  destSlot?: () => Promise<Lease>;
   emit: (e: Event) => void;
 };
 
@@ -50,7 +54,7 @@ export async function runTask(task: Task, ctx: TaskContext): Promise<void> {
         }
       }
       await ctx.largeSlots.acquire();
-      const f = await streamObject(task.id, dl, ctx).finally(() => ctx.largeSlots.release());
+      const f = await streamToStore(task.id, dl, ctx).finally(() => ctx.largeSlots.release());
       if (!f) return;
       if (f.retriable && left > 0) {
         await sleep(backoffMs(used, 250, MAX_BACKOFF_MS));
@@ -67,6 +71,21 @@ export async function runTask(task: Task, ctx: TaskContext): Promise<void> {
   }
 }
 
+/**
+ * A streamed transfer talks to its origin (the body holds that host's slot) and to the
+ * destination (a slot of it, taken here) at once; both go back when it ends.
+ */
+async function streamToStore(id: string, dl: Streamed, ctx: TaskContext): Promise<StreamFailure | null> {
+  const lease = ctx.destSlot ? await ctx.destSlot() : NO_LEASE;
+  let f: StreamFailure | null | undefined;
+  try {
+    return (f = await streamObject(id, dl, ctx));
+  } finally {
+    lease.release(f === null ? 'ok' : f?.side === 'upload' && f.reason === 'THROTTLED' ? 'throttled' : 'neutral');
+    dl.release();
+  }
+}
+
 /** Validate and upload a downloaded payload: DL_OK, then exactly one terminal event. */
 async function afterDownload(task: Task, dl: Buffered, ctx: TaskContext): Promise<void> {
   ctx.emit({ kind: 'DL_OK', id: task.id, bytes: dl.body.length });
@@ -80,7 +99,7 @@ async function afterDownload(task: Task, dl: Buffered, ctx: TaskContext): Promis
   const up = await uploadPayload(
     ctx.store,
     { id: task.id, key, body: dl.body, contentType: verdict.contentType, sha256, source: `${dl.body.length}:${dl.etag ?? ''}`, runId: ctx.runId },
-    { overwrite: ctx.flags.overwrite, retries: ctx.flags.retries },
+    { overwrite: ctx.flags.overwrite, retries: ctx.flags.retries, ...(ctx.destSlot ? { admit: ctx.destSlot } : {}) },
   );
   if (!up.ok) {
     ctx.emit({ kind: 'UP_ERR', id: task.id, reason: up.reason, attempts: up.attempts, detail: oneLine(up.detail) });

@@ -6,11 +6,19 @@
  */
 import type { Reason } from '../protocol/index.js';
 import { type StorageAdapter, StorageError, keyId } from '../storage/index.js';
+import { type Lease, type Verdict, NO_LEASE } from './aimd.js';
 import { MAX_BACKOFF_MS, backoffMs, sleep } from './backoff.js';
+import { parseRetryAfter } from './download.js';
 
 export type Payload = { id: string; key: string; body: Buffer; contentType: string; sha256: string; source: string; runId: string };
 export type UploadResult = { ok: true; existed: boolean; attempts: number } | { ok: false; reason: Reason; attempts: number; detail: string };
-export type UploadOptions = { overwrite: boolean; retries: number; backoffBaseMs?: number };
+export type UploadOptions = {
+  overwrite: boolean;
+  retries: number;
+  backoffBaseMs?: number;
+  /** A slot of the destination, held for one try (its HEAD and PUT), never across a backoff. */
+  admit?: () => Promise<Lease>;
+};
 
 type Store = StorageAdapter;
 
@@ -48,10 +56,44 @@ async function once(store: Store, p: Payload, overwrite: boolean): Promise<{ exi
   }
 }
 
+/** What a failed store call says about the destination's limit: SlowDown and 429/503 lower it. */
+export function storeVerdict(e: unknown): Verdict {
+  return e instanceof StorageError && e.code === 'THROTTLED' ? 'throttled' : 'neutral';
+}
+
+/** One try, holding a destination slot while it talks to the store. */
+async function held(store: Store, p: Payload, opts: UploadOptions): Promise<Awaited<ReturnType<typeof once>>> {
+  const lease = opts.admit ? await opts.admit() : NO_LEASE;
+  try {
+    const r = await once(store, p, opts.overwrite);
+    lease.release('ok');
+    return r;
+  } catch (e) {
+    lease.release(storeVerdict(e));
+    throw e;
+  }
+}
+
+type HeaderBag = Record<string, string | string[] | undefined>;
+type WithResponse = { cause?: { $response?: { headers?: HeaderBag }; response?: { headers?: HeaderBag } } };
+
+/**
+ * The Retry-After a store sent with a refusal, in ms, or null. StorageError keeps the
+ * client's error as its cause: the AWS SDK's has the raw response as `$response`, the
+ * GCS client's (gaxios) as `response`; header names may come in any case.
+ */
+export function retryAfterMs(e: unknown): number | null {
+  const cause = e instanceof StorageError ? (e as WithResponse).cause : undefined;
+  const headers = cause?.$response?.headers ?? cause?.response?.headers;
+  if (!headers || typeof headers !== 'object') return null;
+  const value = Object.entries(headers).find(([k]) => k.toLowerCase() === 'retry-after')?.[1];
+  return parseRetryAfter(Array.isArray(value) ? (value[0] ?? null) : (value ?? null));
+}
+
 export async function uploadPayload(store: Store, p: Payload, opts: UploadOptions): Promise<UploadResult> {
   for (let attempt = 1; ; attempt++) {
     try {
-      const r = await once(store, p, opts.overwrite);
+      const r = await held(store, p, opts);
       if ('conflict' in r)
         return {
           ok: false,
@@ -66,7 +108,10 @@ export async function uploadPayload(store: Store, p: Payload, opts: UploadOption
       if (code === 'FORBIDDEN') return { ok: false, reason: 'FORBIDDEN', attempts: attempt, detail };
       const retriable = code === 'TRANSIENT' || code === 'THROTTLED';
       if (!retriable || attempt > opts.retries) return { ok: false, reason: code === 'THROTTLED' ? 'THROTTLED' : 'UPLOAD_FAILED', attempts: attempt, detail };
-      await sleep(backoffMs(attempt, opts.backoffBaseMs ?? 250, MAX_BACKOFF_MS));
+      const asked = retryAfterMs(e);
+      // A wait beyond the backoff bound would hold the task for minutes: THROTTLED at once (DESIGN.md, "No retry storms").
+      if (asked !== null && asked > MAX_BACKOFF_MS) return { ok: false, reason: 'THROTTLED', attempts: attempt, detail: `${detail}, Retry-After ${Math.ceil(asked / 1000)} s` };
+      await sleep(asked ?? backoffMs(attempt, opts.backoffBaseMs ?? 250, MAX_BACKOFF_MS));
     }
   }
 }

@@ -21,6 +21,11 @@
 //   /file/<k>/<name>?type=T&fail=N&status=S&delay=MS
 //                                    the file <name> from $FERRY_ORIGIN_ROOT, as content-type T
 //                                    (default: from the name), after MS ms; S (default 503) N times first
+//   /knee/<k>/<i>?limit=L&delay=MS&after=V
+//                                    a host with a knee: while fewer than L (default 8) requests of
+//                                    <k> are in flight, the PNG after MS ms (default 20); past it,
+//                                    429 with Retry-After: V (default 0) at once
+//   /__knee/<k>                      JSON { requests, refused, peak } of /knee/<k>/ (not counted)
 //   /__stats                         JSON { path: requests } (not counted)
 //   /__sockets?prefix=P              JSON { sockets: distinct connections that served paths starting with P }
 import { Buffer } from 'node:buffer';
@@ -36,6 +41,7 @@ const PNG = Buffer.from(
 );
 
 const counts = new Map();
+const knees = new Map();
 const socketOfPath = new Map();
 const socketIds = new WeakMap();
 let nextSocketId = 0;
@@ -163,6 +169,29 @@ const routes = {
     res.writeHead(302, { location });
     res.end();
   },
+  knee: (q, res, _n, parts) => {
+    const k = parts[2] ?? '';
+    if (!knees.has(k)) knees.set(k, { requests: 0, refused: 0, inflight: 0, peak: 0 });
+    const s = knees.get(k);
+    s.requests++;
+    if (s.inflight >= Number(q.get('limit') ?? 8)) {
+      s.refused++;
+      res.writeHead(429, { 'retry-after': q.get('after') ?? '0', 'content-type': 'text/plain' });
+      return res.end('over the knee');
+    }
+    s.inflight++;
+    s.peak = Math.max(s.peak, s.inflight);
+    let left = false;
+    const leave = () => {
+      if (!left) s.inflight--;
+      left = true;
+    };
+    res.on('close', leave);
+    later(Number(q.get('delay') ?? 20), () => {
+      leave();
+      png(res);
+    });
+  },
   'echo-headers': (_q, res, _n, _p, _port, req) => {
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify(req.headers));
@@ -174,6 +203,11 @@ const server = createServer((req, res) => {
   if (url.pathname === '/__stats') {
     res.writeHead(200, { 'content-type': 'application/json' });
     return res.end(JSON.stringify(Object.fromEntries(counts)));
+  }
+  if (url.pathname.startsWith('/__knee/')) {
+    const s = knees.get(url.pathname.slice('/__knee/'.length)) ?? { requests: 0, refused: 0, peak: 0 };
+    res.writeHead(200, { 'content-type': 'application/json' });
+    return res.end(JSON.stringify({ requests: s.requests, refused: s.refused, peak: s.peak }));
   }
   if (url.pathname === '/__sockets') {
     const prefix = url.searchParams.get('prefix') ?? '/';

@@ -1,0 +1,263 @@
+/**
+ * A hostile destination, for real: compile to S3 through test/servers/fault-proxy.mjs, a
+ * proxy process in front of the S3-compatible test server that resets, throttles, fails
+ * and delays requests. Transient faults must recover within the bounded retries; a
+ * destination that answers 503 to every PUT must end its rows as ledgered failures
+ * without being hammered, and the unit must still complete.
+ *
+ * The counts asserted follow worker/upload.ts: the S3 client tries once per call
+ * (maxAttempts 1), fauxqs does not enforce If-None-Match, so each upload try is one HEAD
+ * (is it there already?) then one PUT, and at most 1 + --retries tries per object.
+ */
+import { type ChildProcessByStdio, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { CreateBucketCommand, GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseLedger } from '../../ledger/index.js';
+import { objectKey } from '../../storage/layout.js';
+import { createS3Client } from '../../storage/s3.js';
+import { fauxqsOptions, startS3Server, stopS3Server, useFakeAwsCredentials } from '../helpers/backend-s3.js';
+import { duck, lit } from '../helpers/duckdb.js';
+import { type Origin, type Run, ferry, startOrigin } from '../helpers/run.js';
+
+const PROXY = fileURLToPath(new URL('../servers/fault-proxy.mjs', import.meta.url));
+const BUCKET = 'faults';
+const ROWS = 6;
+const RETRIES = 2;
+const TRIES = 1 + RETRIES;
+
+type ProxyProcess = ChildProcessByStdio<Writable, Readable, null>;
+type ProxyStats = { total: number; methods: Record<string, number>; paths: Record<string, number>; faults: Record<string, number> };
+type Rule = { method?: string | string[]; path?: string; fault: string; times?: number; perPath?: boolean; probability?: number; ms?: number; retryAfter?: string };
+
+let dir: string;
+let origin: Origin;
+let server: Awaited<ReturnType<typeof startS3Server>>;
+let proxy: { url: string; child: ProxyProcess };
+let s3: S3Client;
+let restoreEnv: () => void;
+let db: Awaited<ReturnType<typeof duck>>;
+const images: Buffer[] = [];
+const sha = (b: Buffer | Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+function startProxy(upstreamPort: number): Promise<{ url: string; child: ProxyProcess }> {
+  const child = spawn(process.execPath, [PROXY, `http://127.0.0.1:${upstreamPort}`], { stdio: ['pipe', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /^PORT (\d+)$/m.exec(out);
+      if (m) resolve({ url: `http://127.0.0.1:${m[1]}`, child });
+    });
+    child.once('exit', (code) => reject(new Error(`fault-proxy exited (${code}) before listening`)));
+  });
+}
+
+async function control(method: string, route: string, body?: unknown): Promise<unknown> {
+  const r = await fetch(`${proxy.url}${route}`, { method, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+  if (!r.ok) throw new Error(`fault-proxy ${method} ${route}: ${r.status} ${await r.text()}`);
+  return r.json();
+}
+
+/** Installs the rules and zeroes the counters, so each case counts only its own requests. */
+async function faults(rules: Rule[]): Promise<void> {
+  await control('POST', '/__faults', { rules, seed: 7 });
+  await control('DELETE', '/__stats');
+}
+
+const stats = () => control('GET', '/__stats') as Promise<ProxyStats>;
+const requestLog = () => control('GET', '/__log') as Promise<{ t: number; method: string; path: string; fault: string | null }[]>;
+
+const idOf = (scenario: string, i: number) => `${scenario}-${i}`;
+/** The key a row's object gets: `<dest prefix>/<unit>/<shard>/<id>.png`. */
+const keyOf = (scenario: string, i: number) => `${scenario}/${objectKey(idOf(scenario, i), 'png', 'm')}`;
+/** Requests the proxy saw for one object key, by method. */
+const countFor = (s: ProxyStats, method: string, key: string) => s.paths[`${method} /${BUCKET}/${key}`] ?? 0;
+
+/** Writes the scenario's manifest (one row per image, served by the origin) and compiles it through the proxy. */
+async function compile(scenario: string): Promise<{ run: Run; out: string }> {
+  const root = path.join(dir, scenario);
+  await fs.mkdir(path.join(root, 'manifests'), { recursive: true });
+  const values = images.map((_, i) => `(${lit(idOf(scenario, i))}, ${lit(`${origin.url}/file/${scenario}-${i}/img${i}.png`)})`).join(',');
+  await db.run(`COPY (SELECT * FROM (VALUES ${values}) t(id, media_path)) TO '${path.join(root, 'manifests', 'm.parquet')}' (FORMAT parquet, ROW_GROUP_SIZE 2)`);
+  const out = path.join(root, 'out');
+  const run = await ferry([
+    'compile', path.join(root, 'manifests'),
+    '--dest', `s3://${BUCKET}/${scenario}`,
+    '--out', out,
+    '--work-dir', path.join(root, 'work'),
+    '--s3-endpoint', proxy.url,
+    '--allow-private-network',
+    '--timeout', '5000',
+    '--retries', String(RETRIES),
+    '--concurrency', '4',
+    '--jobs', '1',
+    '--progress', 'none',
+  ]);
+  return { run, out };
+}
+
+async function renewed(out: string): Promise<{ id: string; p: string | null; bad: boolean }[]> {
+  const rows = await db.rows(`SELECT id, updated_media_path AS p, bad_image AS bad FROM '${path.join(out, 'm.parquet')}'`);
+  return rows.map((r) => ({ id: String(r.id), p: r.p === null ? null : String(r.p), bad: r.bad === true }));
+}
+
+async function stored(key: string): Promise<string> {
+  const r = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
+  return sha(await r.Body!.transformToByteArray());
+}
+
+beforeAll(async () => {
+  dir = await fs.mkdtemp(path.join(tmpdir(), 'ferry-faults-s3-'));
+  restoreEnv = useFakeAwsCredentials();
+  process.env.AWS_REGION = 'us-east-1';
+  await fs.mkdir(path.join(dir, 'origin'));
+  for (let i = 0; i < ROWS; i++) {
+    const img = await sharp({ create: { width: 40, height: 40, channels: 3, background: { r: 10 * i, g: 80, b: 200 } } }).png().toBuffer();
+    images.push(img);
+    await fs.writeFile(path.join(dir, 'origin', `img${i}.png`), img);
+  }
+  origin = await startOrigin(path.join(dir, 'origin'));
+  server = await startS3Server();
+  s3 = createS3Client(fauxqsOptions(server.port));
+  await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
+  proxy = await startProxy(server.port);
+  db = await duck();
+}, 120_000);
+
+afterAll(async () => {
+  db?.close();
+  await origin?.close();
+  proxy?.child.stdin.end();
+  s3?.destroy();
+  if (server) await stopS3Server(server.child);
+  restoreEnv?.();
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+describe('transient destination faults recover within the bounded retries', () => {
+  const scenario = 'transient';
+  // One fault per object, keyed by its id, and a short 503 storm on the first HEAD of four
+  // of them: every object needs at most 1 + retries tries.
+  const only = (i: number) => `^/${BUCKET}/${scenario}/.*/${idOf(scenario, i)}\\.png(\\?|$)`;
+  const storm = `^/${BUCKET}/${scenario}/.*/${scenario}-[0135]\\.png(\\?|$)`;
+  const rules: Rule[] = [
+    { method: 'HEAD', path: storm, fault: 'slowdown', perPath: true, times: 1 },
+    { method: 'HEAD', path: only(4), fault: 'stall', ms: 500, perPath: true, times: 1 },
+    { method: 'PUT', path: only(0), fault: 'reset-request', perPath: true, times: 1 },
+    { method: 'PUT', path: only(1), fault: 'reset-response', perPath: true, times: 1 },
+    { method: 'PUT', path: only(2), fault: 'slowdown', perPath: true, times: RETRIES },
+    { method: 'PUT', path: only(3), fault: 'internal', perPath: true, times: 1 },
+    { method: 'PUT', path: only(4), fault: 'delay', ms: 1500 },
+    { method: 'PUT', path: only(5), fault: 'throttle', retryAfter: '1', perPath: true, times: 1 },
+  ];
+  let result: Awaited<ReturnType<typeof compile>>;
+  let seen: ProxyStats;
+  let log: Awaited<ReturnType<typeof requestLog>>;
+
+  beforeAll(async () => {
+    await faults(rules);
+    result = await compile(scenario);
+    seen = await stats();
+    log = await requestLog();
+  }, 120_000);
+
+  it('completes the unit with every row UP_OK and no ledger row', async () => {
+    expect(result.run.code, result.run.stderr).toBe(0);
+    const rows = await renewed(result.out);
+    expect(rows).toEqual(images.map((_, i) => ({ id: idOf(scenario, i), p: `s3://${BUCKET}/${keyOf(scenario, i)}`, bad: false })));
+    expect(parseLedger(await fs.readFile(path.join(result.out, 'm.ledger.tsv'), 'utf8'))).toEqual([]);
+    const manifest = JSON.parse(await fs.readFile(path.join(result.out, 'm.manifest.json'), 'utf8'));
+    expect(manifest.status).toBe('complete');
+  });
+
+  it('stores the exact bytes of every object', async () => {
+    for (let i = 0; i < ROWS; i++) expect(await stored(keyOf(scenario, i))).toBe(sha(images[i]!));
+  });
+
+  it('injected every fault, and tried each object exactly as often as its faults need', () => {
+    expect(seen.faults).toEqual({
+      'HEAD slowdown': 4,
+      'HEAD stall': 1,
+      'PUT reset-request': 1,
+      'PUT reset-response': 1,
+      'PUT slowdown': RETRIES,
+      'PUT internal': 1,
+      'PUT delay': 1,
+      'PUT throttle': 1,
+    });
+    const counts = images.map((_, i) => [countFor(seen, 'HEAD', keyOf(scenario, i)), countFor(seen, 'PUT', keyOf(scenario, i))]);
+    // [HEADs, PUTs] per object: one HEAD per try; a PUT whenever the HEAD got an answer.
+    // A PUT cut after the write landed (1) is not written again: the next HEAD finds the same sha256.
+    expect(counts).toEqual([
+      [3, 2],
+      [3, 1],
+      [3, 3],
+      [3, 2],
+      [2, 1],
+      [3, 2],
+    ]);
+    for (const [heads, puts] of counts) expect(Math.max(heads!, puts!)).toBeLessThanOrEqual(TRIES);
+    console.log(`transient faults: proxy saw ${JSON.stringify(seen.methods)}, faults ${JSON.stringify(seen.faults)}`);
+  });
+
+  it('waits the Retry-After of a 429 before the next try', () => {
+    const key = `/${BUCKET}/${keyOf(scenario, 5)}`;
+    const refused = log.find((r) => r.path === key && r.fault === 'throttle');
+    const next = log.find((r) => r.path === key && r.method === 'HEAD' && r.t > refused!.t);
+    expect(refused).toBeDefined();
+    // Retry-After: 1 (seconds); a few ms of timer slack at most.
+    expect(next!.t - refused!.t).toBeGreaterThanOrEqual(990);
+  });
+});
+
+describe('a destination failing every PUT is not hammered, and the unit still completes', () => {
+  const cases = [
+    { fault: 'slowdown', reason: 'THROTTLED' },
+    { fault: 'internal', reason: 'UPLOAD_FAILED' },
+    { fault: 'reset-request', reason: 'UPLOAD_FAILED' },
+  ] as const;
+
+  it.each(cases)('$fault on every PUT ends each row as UP_ERR $reason after at most 1 + retries tries', async ({ fault, reason }) => {
+    const scenario = `always-${fault}`;
+    // Every PUT, the conditional-write probe's included.
+    await faults([{ method: 'PUT', fault }]);
+    const { run, out } = await compile(scenario);
+    const seen = await stats();
+    expect(run.code, run.stderr).toBe(0);
+    expect(JSON.parse(await fs.readFile(path.join(out, 'm.manifest.json'), 'utf8')).status).toBe('complete');
+    expect(await renewed(out)).toEqual(images.map((_, i) => ({ id: idOf(scenario, i), p: null, bad: false })));
+    const ledger = parseLedger(await fs.readFile(path.join(out, 'm.ledger.tsv'), 'utf8'));
+    expect(ledger.map((r) => [r.id, r.reason, r.stage, r.attempts])).toEqual(images.map((_, i) => [idOf(scenario, i), reason, 'upload', TRIES]));
+    let objectPuts = 0;
+    for (let i = 0; i < ROWS; i++) {
+      // Each try is a HEAD (nothing there) and a refused PUT: exactly 1 + retries of each.
+      expect(countFor(seen, 'PUT', keyOf(scenario, i))).toBe(TRIES);
+      expect(countFor(seen, 'HEAD', keyOf(scenario, i))).toBe(TRIES);
+      objectPuts += countFor(seen, 'PUT', keyOf(scenario, i));
+    }
+    // Beyond the objects' PUTs, only the conditional-write probes of the orchestrator and its worker.
+    const probePuts = Object.entries(seen.paths).filter(([k]) => k.startsWith('PUT ') && k.includes('.ferry-probe-'));
+    expect((seen.methods.PUT ?? 0) - objectPuts).toBe(probePuts.reduce((n, [, v]) => n + v, 0));
+    expect(probePuts.length).toBeLessThanOrEqual(2);
+    console.log(`${fault} on every PUT: proxy saw ${JSON.stringify(seen.methods)} (${objectPuts} object PUTs for ${ROWS} objects)`);
+  }, 120_000);
+
+  it('a Retry-After beyond the 60 s backoff bound ends each row as THROTTLED at once', async () => {
+    const scenario = 'retry-after-long';
+    await faults([{ method: 'PUT', path: `^/${BUCKET}/${scenario}/m/`, fault: 'throttle', retryAfter: '120' }]);
+    const { run, out } = await compile(scenario);
+    const seen = await stats();
+    expect(run.code, run.stderr).toBe(0);
+    const ledger = parseLedger(await fs.readFile(path.join(out, 'm.ledger.tsv'), 'utf8'));
+    expect(ledger.map((r) => [r.id, r.reason, r.attempts])).toEqual(images.map((_, i) => [idOf(scenario, i), 'THROTTLED', 1]));
+    expect(ledger[0]!.detail).toContain('Retry-After 120 s');
+    for (let i = 0; i < ROWS; i++) expect(countFor(seen, 'PUT', keyOf(scenario, i))).toBe(1);
+  }, 120_000);
+});
