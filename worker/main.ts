@@ -15,7 +15,8 @@ import { downloadOptions, sourceStores } from './download-options.js';
 import { Emitter } from './emit.js';
 import { prepareGates } from './gates.js';
 import { Semaphore } from './limit.js';
-import { type TaskContext, runTask } from './run.js';
+import type { TaskContext } from './context.js';
+import { runTask } from './run.js';
 
 type Args = { tasks: string; dest: string; unit?: string; runId?: string; progressInterval: number; adaptive: boolean; flags: WorkerFlags };
 

@@ -4,34 +4,16 @@
  * escape it, so a bug in one task never kills the others.
  */
 import { createHash } from 'node:crypto';
-import { type Event, type Task, type WorkerFlags, maxBytesOf, oneLine } from '../protocol/index.js';
-import { type StorageAdapter, objectKey } from '../storage/index.js';
+import { type Task, oneLine } from '../protocol/index.js';
+import { objectKey } from '../storage/index.js';
 import { redactUrl } from '../storage/redact.js';
-import { type Lease, NO_LEASE } from './aimd.js';
+import { NO_LEASE } from './aimd.js';
 import { MAX_BACKOFF_MS, backoffMs, sleep } from './backoff.js';
-import { type Buffered, type DownloadOptions, type Streamed, download } from './download.js';
-import { type GateOptions, validate } from './gates.js';
-import type { Semaphore } from './limit.js';
+import { type Buffered, type Streamed, download } from './download.js';
+import { type TaskContext, gateOptions } from './context.js';
+import { validate } from './gates.js';
 import { type StreamFailure, streamObject } from './stream.js';
 import { uploadPayload } from './upload.js';
-
-export type TaskContext = {
-  flags: WorkerFlags;
-  /** streamed (large) objects in flight at once (--large-concurrency) */
-  largeSlots: Semaphore;
-  store: StorageAdapter;
-  unit: string | undefined;
-  runId: string;
-  /** Its `admit`, when set, holds an origin host's slot per try. */
-  download: DownloadOptions;
-  /** A slot of the destination (adaptive concurrency), held while a task talks to it. */
-  destSlot?: () => Promise<Lease>;
-  emit: (e: Event) => void;
-};
-
-export function gateOptions(f: WorkerFlags): GateOptions {
-  return { profile: f.profile, minBytes: f.minBytes, maxBytes: maxBytesOf(f), minDim: f.minDim, maxPixels: f.maxPixels, decode: f.decode };
-}
 
 export async function runTask(task: Task, ctx: TaskContext): Promise<void> {
   let downloaded = false;

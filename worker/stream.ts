@@ -10,7 +10,7 @@ import { StorageError, objectKey } from '../storage/index.js';
 import { classifyError } from './download.js';
 import type { Streamed } from './download.js';
 import { sniffType } from './gates.js';
-import type { TaskContext } from './run.js';
+import type { TaskContext } from './context.js';
 import { ferryMetadata } from './upload.js';
 
 const HEAD_BYTES = 4100; // what file-type needs to tell a type

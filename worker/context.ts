@@ -1,0 +1,25 @@
+/** What every task of a worker shares: its flags, its stores, its limits and its event sink. */
+import { type Event, type WorkerFlags, maxBytesOf } from '../protocol/index.js';
+import type { StorageAdapter } from '../storage/index.js';
+import type { Lease } from './aimd.js';
+import type { DownloadOptions } from './download.js';
+import type { GateOptions } from './gates.js';
+import type { Semaphore } from './limit.js';
+
+export type TaskContext = {
+  flags: WorkerFlags;
+  /** streamed (large) objects in flight at once (--large-concurrency) */
+  largeSlots: Semaphore;
+  store: StorageAdapter;
+  unit: string | undefined;
+  runId: string;
+  /** Its `admit`, when set, holds an origin host's slot per try. */
+  download: DownloadOptions;
+  /** A slot of the destination (adaptive concurrency), held while a task talks to it. */
+  destSlot?: () => Promise<Lease>;
+  emit: (e: Event) => void;
+};
+
+export function gateOptions(f: WorkerFlags): GateOptions {
+  return { profile: f.profile, minBytes: f.minBytes, maxBytes: maxBytesOf(f), minDim: f.minDim, maxPixels: f.maxPixels, decode: f.decode };
+}
