@@ -6,6 +6,7 @@
  * `content` flags change what is written (they are in the unit's fingerprint and replay
  * reuses them); runtime flags never recompile a complete unit.
  */
+import { resolve as resolvePath } from 'node:path';
 import { parseRate, parseSize } from './units.js';
 
 export type Profile = 'image' | 'any';
@@ -34,6 +35,7 @@ export type WorkerFlags = {
   multipartThreshold: number;
   partSize: number;
   largeConcurrency: number;
+  localSourceRoot: string | null;
 };
 
 export class FlagError extends Error {
@@ -157,6 +159,8 @@ export const WORKER_FLAG_SPECS = [
     describe: 'objects larger than this are streamed in parts, never buffered whole', parse: size },
   { key: 'partSize', flag: 'part-size', content: false, type: 'string', default: 64 * 2 ** 20, describe: 'part size of streamed objects', parse: size },
   { key: 'largeConcurrency', flag: 'large-concurrency', content: false, type: 'string', default: 1, describe: 'streamed (large) objects in flight per worker', parse: int(1, 64) },
+  { key: 'localSourceRoot', flag: 'local-source-root', content: false, type: 'string', default: null,
+    describe: 'read file:// URLs, but only under this folder (symlinks resolved)', parse: (raw) => resolvePath(String(raw)) },
 ] as const satisfies readonly Spec<keyof WorkerFlags>[];
 
 /** A flag's default as help prints it. */

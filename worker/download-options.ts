@@ -57,5 +57,6 @@ export function downloadOptions(f: WorkerFlags, stores: (place: Place) => Promis
     // Under --profile any nothing needs the whole body: big ones flow through as streams.
     ...(f.profile === 'any' ? { streamAbove: f.multipartThreshold } : {}),
     stores,
+    ...(f.localSourceRoot ? { localSourceRoot: f.localSourceRoot } : {}),
   };
 }

@@ -9,6 +9,7 @@ import { backoffMs, sleep } from './backoff.js';
 import { classOf, oneLine, type Reason } from '../protocol/index.js';
 import { Readable } from 'node:stream';
 import { type StorageAdapter, StorageError } from '../storage/adapter.js';
+import { LocalSourceError, isFileUrl, openLocalSource } from '../storage/local-source.js';
 import { type Place, parsePlace } from '../storage/uri.js';
 import { discardBody, headerValue, parseHttpUrl, type HttpClient } from '../storage/http.js';
 import { redactText } from '../storage/redact.js';
@@ -83,6 +84,8 @@ export type DownloadOptions = {
   largeBodies?: { threshold: number; slots: { acquire(): Promise<void>; release(): void } };
   /** Bodies longer than this are handed over as streams instead of read whole. */
   streamAbove?: number;
+  /** `--local-source-root`: the one folder file:// sources may be read from. */
+  localSourceRoot?: string;
   /** Opens object stores for s3:// and gs:// sources (their credentials, their client). */
   stores?: (place: Place) => Promise<StorageAdapter>;
 };
@@ -341,12 +344,31 @@ async function openStoreObject(url: string, o: DownloadOptions): Promise<Source 
   }
 }
 
+const LOCAL_REASONS: Record<LocalSourceError['code'], Reason> = {
+  BAD_URL: 'BAD_URL',
+  BLOCKED_PATH: 'BLOCKED_PATH',
+  NOT_FOUND: 'NOT_FOUND',
+  FORBIDDEN: 'FORBIDDEN',
+  TRANSIENT: 'RESET',
+};
+
+/** A file:// source, readable only under --local-source-root. */
+async function openLocal(url: string, o: DownloadOptions): Promise<Source | Failure> {
+  try {
+    const f = await openLocalSource(url, o.localSourceRoot ?? '');
+    return { body: f.body, contentLength: f.size, status: 200, contentType: null, etag: f.version };
+  } catch (err) {
+    if (err instanceof LocalSourceError) return fail(LOCAL_REASONS[err.code], err.message);
+    return fromError(err);
+  }
+}
+
 function isStoreUrl(url: string): boolean {
   return /^(s3|gs):\/\//i.test(url);
 }
 
 async function tryOnce(url: string, o: DownloadOptions, maxBytes: number, signal?: AbortSignal): Promise<Success | Failure> {
-  const src = isStoreUrl(url) ? await openStoreObject(url, o) : await openHttp(url, o, signal);
+  const src = isFileUrl(url) ? await openLocal(url, o) : isStoreUrl(url) ? await openStoreObject(url, o) : await openHttp(url, o, signal);
   if ('ok' in src) return src;
   return readBody(src, maxBytes, o);
 }
@@ -433,8 +455,9 @@ export async function download(url: string, opts: DownloadOptions, signal?: Abor
 async function downloadWithRetries(url: string, o: DownloadOptions, signal?: AbortSignal): Promise<DownloadResult> {
   // BAD_URL / UNSUPPORTED_SCHEME are decided before any try: 0 attempts.
   if (isStoreUrl(url) && !o.stores) return toErr(fail('UNSUPPORTED_SCHEME', `no object store configured for ${url}`), 0);
+  if (isFileUrl(url) && !o.localSourceRoot) return toErr(fail('UNSUPPORTED_SCHEME', `file: URLs are read only under --local-source-root: ${url}`), 0);
   try {
-    if (!isStoreUrl(url)) parseHttpUrl(url);
+    if (!isStoreUrl(url) && !isFileUrl(url)) parseHttpUrl(url);
   } catch (err) {
     return toErr(fromError(err), 0);
   }

@@ -208,4 +208,18 @@ describe('ferry worker, standalone', () => {
     expect(up).toMatchObject({ ext: 'jpg', width: 64, height: 48, existed: false, bytes: files['good.jpg']!.length });
     expect(r.stderr).toMatch(/^PROGRESS v=1 .*UpOk=1/m);
   });
+
+  it('reads file:// URLs only under --local-source-root, and never outside it', async () => {
+    const root = path.join(dir, 'origin');
+    const tasks = [`in\tfile://${root}/good.png`, `out\tfile://${dir}/manifests/u1.parquet`, `esc\tfile://${root}/../manifests/u1.parquet`].join('\n') + '\n';
+    const without = await ferry(['worker', '--tasks', '-', '--dest', path.join(dir, 'wlocal')], { input: tasks });
+    expect(without.stdout.trim().split('\n').map((l) => l.split('\t').slice(0, 4).join(' ')).sort()).toEqual([
+      'DL_ERR esc UNSUPPORTED_SCHEME 0',
+      'DL_ERR in UNSUPPORTED_SCHEME 0',
+      'DL_ERR out UNSUPPORTED_SCHEME 0',
+    ]);
+    const r = await ferry(['worker', '--tasks', '-', '--dest', path.join(dir, 'wlocal'), '--local-source-root', root], { input: tasks });
+    const terminal = r.stdout.trim().split('\n').filter((l) => !l.startsWith('DL_OK')).map((l) => l.split('\t').slice(0, 3).join(' ')).sort();
+    expect(terminal).toEqual(['DL_ERR esc BLOCKED_PATH', 'DL_ERR out BLOCKED_PATH', 'UP_OK in file://' + path.join(dir, 'wlocal', objectKey('in', 'png'))]);
+  });
 });
