@@ -3,7 +3,6 @@
  * "Sources"): the path, with every symlink resolved, must lie inside DIR (itself
  * resolved), so neither `..` nor a link can reach the rest of the machine.
  */
-import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
