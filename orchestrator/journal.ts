@@ -35,7 +35,10 @@ export class Journal {
     fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
     const header = `${MAGIC} source=${source}\n`;
     const replayed = Journal.read(file, header);
-    if (replayed === null) fs.writeFileSync(file, header, { mode: 0o600 });
+    if (replayed === null) {
+      fs.writeFileSync(file, header, { mode: 0o600 });
+      fs.chmodSync(file, 0o600); // a file that was there keeps its mode otherwise
+    }
     const fd = fs.openSync(file, 'a', 0o600);
     return { journal: new Journal(file, fd), replayed: replayed ?? { events: [], badLines: 0 } };
   }
