@@ -107,12 +107,33 @@ export class FileStore implements StorageAdapter {
     return { body: handle.createReadStream(), info: { key, size: s.size, version: `${s.size}-${Math.trunc(s.mtimeMs)}`, metadata: {} } };
   }
 
+  /** Folders made by this store: a recursive mkdir per object costs more than the write itself. */
+  private readonly made = new Set<string>();
+
+  private async ensureDir(dir: string): Promise<void> {
+    if (this.made.has(dir)) return;
+    await fs.mkdir(dir, { recursive: true });
+    this.made.add(dir);
+  }
+
   async put(key: string, body: Buffer | Readable, options: PutOptions): Promise<PutResult> {
+    try {
+      return await this.putOnce(key, body, options);
+    } catch (e) {
+      // A folder removed behind our back (a cleanup): forget what we made, try once more.
+      if (!(e instanceof StorageError) || errno(e.cause) !== 'ENOENT' || !Buffer.isBuffer(body)) throw e;
+      this.made.clear();
+      return this.putOnce(key, body, options);
+    }
+  }
+
+  private async putOnce(key: string, body: Buffer | Readable, options: PutOptions): Promise<PutResult> {
     const p = this.full(key);
     const tmp = `${path.join(this.root, TEMP_DIR, path.relative(this.root, p))}.${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`;
+    const dropTmp = () => fs.unlink(tmp).catch(() => {});
     try {
-      await fs.mkdir(path.dirname(p), { recursive: true });
-      await fs.mkdir(path.dirname(tmp), { recursive: true });
+      await this.ensureDir(path.dirname(p));
+      await this.ensureDir(path.dirname(tmp));
       const hash = createHash('sha256');
       if (Buffer.isBuffer(body)) {
         hash.update(body);
@@ -138,11 +159,11 @@ export class FileStore implements StorageAdapter {
         if (errno(e) !== 'EEXIST' || (await this.contentSha256(key)) !== sha256) throw e;
         return { sha256, existed: true };
       } finally {
-        await fs.rm(tmp, { force: true });
+        await dropTmp();
       }
       return { sha256 };
     } catch (e) {
-      await fs.rm(tmp, { force: true });
+      await dropTmp();
       if (e instanceof StorageError) throw e;
       throw classify(e, p);
     }
@@ -155,6 +176,7 @@ export class FileStore implements StorageAdapter {
   async close(): Promise<void> {}
 
   async cleanup(prefix: string): Promise<void> {
+    this.made.clear();
     const temp = path.join(this.root, TEMP_DIR);
     let dir = path.resolve(temp, prefix);
     await fs.rm(dir, { recursive: true, force: true });
