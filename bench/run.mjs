@@ -1,59 +1,176 @@
-// `npm run bench`: runs each benchmark as its own process (after `npm run build`) and
-// writes BENCHMARKS.md with the figures, the machine and the command to reproduce them.
+// `npm run bench`: the benchmarks of issue 7, then BENCHMARKS.md with the figures, the
+// ratios against the targets, the machine, SVG charts and the command to reproduce them.
 // Speed and memory goals live here, never in timed unit tests.
-import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+//
+//   node bench/run.mjs [--quick] [--only latency,cpu,s3,large,control,knee,profile] [--report]
+//                      [--reps N] [--objects N] [--concurrency 256,512] [--jobs N] [--tools ferry,rclone,bare]
+//                      [--work-dir DIR] [--dest-dir DIR] [--out-dir DIR]
+//
+// Runs against the build (`npm run build` first; `npm run bench` does it). Sets up what it
+// needs: nginx-light, libnginx-mod-http-echo and rclone with apt-get when missing, and a
+// corpus cached under --work-dir (bench/out/). Runs write their destinations, --out and
+// journals under --dest-dir (default /dev/shm: see defaultDestDir in lib/transfer.mjs). A full run rewrites BENCHMARKS.md and
+// bench/charts/; `--quick` (a small smoke) and `--out-dir` write under another dir instead.
+// `--only` re-runs some scenarios: the others' last results (bench/out/results/) are kept;
+// `--report` runs nothing and rewrites BENCHMARKS.md and the charts from those results.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { ensureCorpus } from './lib/corpus.mjs';
+import { profileFerry } from './lib/profile.mjs';
+import { charts, markdown, targets } from './lib/report.mjs';
+import { ensureTools, toolsPresent, versions } from './lib/setup.mjs';
+import { defaultDestDir, runScenario, scenarios } from './lib/transfer.mjs';
 
 const here = (f) => fileURLToPath(new URL(f, import.meta.url));
-const quick = process.argv.includes('--quick');
+const ROOT = here('../');
+const ALL = ['control', 'large', 'latency', 'cpu', 's3', 'knee', 'profile'];
+const TRANSFER = ['latency', 'cpu', 's3', 'knee'];
 
-function run(script, args) {
+const { values: opt } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    report: { type: 'boolean', default: false },
+    only: { type: 'string', multiple: true },
+    reps: { type: 'string' },
+    objects: { type: 'string' },
+    concurrency: { type: 'string' },
+    jobs: { type: 'string' },
+    tools: { type: 'string' },
+    'work-dir': { type: 'string' },
+    'dest-dir': { type: 'string' },
+    'out-dir': { type: 'string' },
+  },
+});
+const quick = opt.quick;
+const only = opt.only ? opt.only.flatMap((s) => s.split(',')).filter(Boolean) : ALL;
+for (const name of only) if (!ALL.includes(name)) throw new Error(`--only ${name}: expected one of ${ALL.join(', ')}`);
+const selected = opt.report ? [] : ALL.filter((n) => only.includes(n));
+const reps = Number(opt.reps ?? (quick ? 1 : 3));
+const objects = Number(opt.objects ?? (quick ? 2000 : 20000));
+const jobs = Number(opt.jobs ?? os.availableParallelism());
+const workDir = opt['work-dir'] ?? here('./out');
+const destDir = opt['dest-dir'] ?? defaultDestDir(workDir);
+const outDir = opt['out-dir'] ?? (quick ? join(workDir, 'quick') : ROOT);
+const inRepo = outDir === ROOT;
+const resultsDir = inRepo ? join(workDir, 'results') : join(outDir, 'results');
+const chartsDir = inRepo ? here('./charts') : join(outDir, 'charts');
+const log = (line) => process.stdout.write(`${line}\n`);
+const argv = process.argv.slice(2);
+const command = argv.length === 0 ? 'npm run bench' : `node bench/run.mjs ${argv.join(' ')}`;
+
+function runScript(script, args) {
   const r = spawnSync(process.execPath, [here(script), ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
   process.stdout.write(r.stdout);
   if (r.status !== 0) throw new Error(`${script} exited ${r.status}`);
   return JSON.parse(r.stdout.trim().split('\n').pop());
 }
 
-const events = run('./control-plane.mjs', [quick ? '100000' : '1000000']);
-const parquet = run('./parquet-renew.mjs', [quick ? '200000' : '2000000']);
-const large = run('./large-object.mjs', [String(quick ? 256 * 2 ** 20 : 2 * 2 ** 30)]);
+function machine() {
+  const git = (...a) => {
+    try {
+      return execFileSync('git', a, { cwd: ROOT, encoding: 'utf8' }).trim();
+    } catch {
+      return '';
+    }
+  };
+  const dirty = [...new Set(git('status', '--porcelain', '--', 'bin', 'protocol', 'storage', 'ledger', 'worker', 'orchestrator', 'package.json').split('\n').filter(Boolean).map((l) => `${l.slice(3).split('/')[0]}/`))];
+  const rev = git('rev-parse', '--short', 'HEAD') || 'unknown';
+  return {
+    date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
+    nproc: os.availableParallelism(),
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    memGiB: Math.round(os.totalmem() / 2 ** 30),
+    os: `${os.platform()} ${os.release()}`,
+    loadavg: os.loadavg().map((l) => l.toFixed(2)).join(', '),
+    versions: versions(),
+    command,
+    commit: dirty.length ? `${rev} with uncommitted changes in ${dirty.join(', ')}` : rev,
+  };
+}
 
-const cpu = os.cpus()[0]?.model ?? 'unknown';
-const md = `# Benchmarks
+async function save(name, result) {
+  await mkdir(resultsDir, { recursive: true });
+  await writeFile(join(resultsDir, `${name}.json`), JSON.stringify({ date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC', ...result }, null, 1));
+}
 
-Measured by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)}: ${os.cpus().length} × ${cpu}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}.
-These machines are shared and noisy: read ratios and orders of magnitude, not the last digit.
+async function load(name) {
+  const f = join(resultsDir, `${name}.json`);
+  return existsSync(f) ? JSON.parse(await readFile(f, 'utf8')) : undefined;
+}
 
-## Control plane
-| what | figure | target |
-|---|---|---|
-| event lines parsed | ${events.parsePerSecond.toLocaleString('en')}/s (${events.events.toLocaleString('en')} events) | ≥ 500,000/s |
-| parsed and journaled (batched writes, fsync every second) | ${events.parseAndJournalPerSecond.toLocaleString('en')}/s | ≥ 500,000/s |
-| peak RSS (1M lines held in memory by the bench itself) | ${events.peakRssMB} MB | |
+if (!existsSync(join(ROOT, 'dist/worker/main.js'))) throw new Error('no build: run `npm run build` first (npm run bench does)');
+const failures = [];
+const attempt = async (name, fn) => {
+  log(`== ${name}`);
+  try {
+    await save(name, await fn());
+  } catch (e) {
+    failures.push(name);
+    log(`${name} failed: ${e.stack ?? e}`);
+  }
+};
 
-## Renewed Parquet
-DuckDB-written manifest, ${parquet.rows.toLocaleString('en')} rows in ${parquet.rowGroups} row groups (id, url, caption, ints, timestamp, double, list):
-| step | time | peak RSS | target |
-|---|---|---|---|
-| scan id + url columns | ${parquet.scanSeconds.toFixed(1)} s | | |
-| renew (every column + 2) | ${parquet.renewSeconds.toFixed(1)} s | ${parquet.peakRssMB} MB | < 30 s, < 1 GB for 2M rows |
+const needsOrigin = selected.some((n) => TRANSFER.includes(n) || n === 'profile');
+let tools = toolsPresent();
+if (needsOrigin) {
+  tools = ensureTools(log);
+  log(`tools: nginx ${tools.nginx ? 'ok' : 'missing'}, rclone ${tools.rclone ? 'ok' : 'missing'} (${tools.note})`);
+}
+const corpus = needsOrigin && tools.nginx ? await ensureCorpus(workDir, { count: objects, units: 4, log }) : undefined;
+const corpusInfo = corpus && { count: corpus.count, units: corpus.units, totalBytes: corpus.totalBytes };
+const all = scenarios();
+if (quick) {
+  all.latency.concurrencies = [64, 256];
+  all.latency.extend = false;
+  all.s3.concurrencies = [64];
+  all.knee.concurrencies = [32, 128];
+}
+if (opt.concurrency) for (const n of TRANSFER) Object.assign(all[n], { concurrencies: opt.concurrency.split(',').map(Number), extend: false });
+if (!tools.rclone) for (const n of TRANSFER) all[n].tools = all[n].tools.filter((t) => t.name !== 'rclone');
+if (opt.tools) {
+  const wanted = opt.tools.split(',');
+  for (const n of TRANSFER) all[n].tools = all[n].tools.filter((t) => wanted.some((w) => t.name === w || t.name.startsWith(`${w} `)));
+}
 
-## One large object to S3
-HTTP origin → \`ferry worker --profile any\` → fauxqs (local S3, request limit raised for 64 MiB parts), default
-\`--part-size 64MiB\`, one part uploading while the next fills:
-| object | time | MB/s | worker CPU | worker peak RSS | target |
-|---|---|---|---|---|---|
-| ${(large.bytes / 2 ** 30).toFixed(2)} GiB | ${large.seconds.toFixed(1)} s | ${large.mbPerSecond.toFixed(0)} | ${large.cpuSeconds.toFixed(1)} s | ${large.peakRssMB} MB | < 300 MB |
+for (const name of selected) {
+  if (name === 'control') {
+    await attempt(name, async () => ({
+      events: runScript('./control-plane.mjs', [quick ? '100000' : '1000000']),
+      parquet: runScript('./parquet-renew.mjs', [quick ? '200000' : '2000000']),
+    }));
+  } else if (name === 'large') {
+    const size = String(quick ? 256 * 2 ** 20 : 2 * 2 ** 30);
+    await attempt(name, async () => ({ ferry: runScript('./large-object.mjs', [size]), bare: runScript('./large-bare.mjs', [size]) }));
+  } else if (!corpus) {
+    log(`== ${name}: skipped, nginx is not installed and could not be installed`);
+    await save(name, { skipped: 'nginx not installable here' });
+  } else if (name === 'profile') {
+    await attempt(name, () => profileFerry({ corpus, workDir, destDir, jobs, log }));
+  } else {
+    await attempt(name, async () => ({ corpus: corpusInfo, rclone: tools.rclone, ...(await runScenario(name, all[name], { corpus, workDir, destDir, reps, jobs, log })) }));
+  }
+}
 
-Transfer throughput against rclone and a bare Node loop is not measured yet (issue 7).
-
-## Reproduce
-\`\`\`sh
-npm ci && npm run bench            # full sizes
-npm run build && node bench/run.mjs --quick
-\`\`\`
-`;
-if (!quick) writeFileSync(here('../BENCHMARKS.md'), md);
-process.stdout.write(quick ? md : 'wrote BENCHMARKS.md\n');
+await mkdir(outDir, { recursive: true });
+if (!opt.report) await save('machine', machine());
+const results = {};
+for (const name of [...ALL, 'machine']) {
+  const r = await load(name);
+  if (r && !r.skipped) results[name] = r;
+}
+results.corpus = results.latency?.corpus ?? results.cpu?.corpus ?? results.s3?.corpus ?? corpusInfo;
+await mkdir(chartsDir, { recursive: true });
+for (const [file, svg] of Object.entries(charts(results))) await writeFile(join(chartsDir, file), svg);
+const md = markdown(results, { chartsPath: inRepo ? 'bench/charts' : 'charts', command });
+await writeFile(join(outDir, 'BENCHMARKS.md'), md);
+log(`\nwrote ${join(outDir, 'BENCHMARKS.md')} and ${chartsDir}/`);
+for (const t of targets(results)) log(`  ${t.what}: ${typeof t.value === 'number' ? t.value.toFixed(2) : t.measured} — ${t.verdict.replace(/\*/g, '')}`);
+if (failures.length) {
+  log(`failed: ${failures.join(', ')}`);
+  process.exitCode = 1;
+}

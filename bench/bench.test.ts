@@ -1,0 +1,69 @@
+/**
+ * Smoke test of the benchmark harness (issue 7): the latency scenario on a tiny corpus, one
+ * repetition, one concurrency, written under a temp dir. It checks that the harness runs,
+ * produces figures for every tool and that every object landed — never how fast: benchmarks
+ * are not tests. Runs against the build (`npm test` builds first). nginx and rclone are
+ * installed by the harness when missing (root + apt-get); where they cannot be, the scenario
+ * is skipped (nginx) or rclone left out, and so is this check.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const RUN = fileURLToPath(new URL('./run.mjs', import.meta.url));
+const OBJECTS = 240;
+
+type Run = { tool: string; concurrency: number; objectsPerSecond: number; mbPerSecond: number; cpuPer1k: number; peakRssMB: number; landed: number; landedBytes: number; expected: number; expectedBytes: number; allLanded: boolean; code: number };
+type Result = { skipped?: string; rclone?: boolean; runs: Run[] };
+
+function runBench(args: string[]): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [RUN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, output }));
+  });
+}
+
+describe('bench harness (smoke)', () => {
+  let out = '';
+  afterAll(async () => {
+    if (out) await rm(out, { recursive: true, force: true });
+  });
+
+  it('runs the latency scenario on a tiny corpus: figures for every tool, every object landed', async (ctx) => {
+    out = await mkdtemp(join(tmpdir(), 'ferry-bench-smoke-'));
+    await chmod(out, 0o755); // nginx's workers (nobody) must reach the corpus inside
+    // Its own work dir: a full bench may be running from bench/out meanwhile.
+    const args = ['--quick', '--only', 'latency', '--objects', String(OBJECTS), '--reps', '1', '--concurrency', '32', '--out-dir', out, '--work-dir', join(out, 'work')];
+    const { code, output } = await runBench(args);
+    expect(code, output).toBe(0);
+    const result = JSON.parse(readFileSync(join(out, 'results', 'latency.json'), 'utf8')) as Result;
+    if (result.skipped) ctx.skip(`latency scenario skipped: ${result.skipped}`);
+    const tools = result.runs.map((r) => r.tool).sort();
+    expect(tools).toEqual(result.rclone ? ['bare', 'ferry', 'rclone'] : ['bare', 'ferry']);
+    for (const r of result.runs) {
+      expect(r.code, `${r.tool} exit code`).toBe(0);
+      expect(r.expected).toBe(OBJECTS);
+      expect(r.landed, `${r.tool}: objects landed`).toBe(OBJECTS);
+      expect(r.landedBytes, `${r.tool}: bytes landed`).toBe(r.expectedBytes);
+      expect(r.allLanded).toBe(true);
+      for (const k of ['objectsPerSecond', 'mbPerSecond', 'cpuPer1k', 'peakRssMB'] as const) expect(r[k], `${r.tool} ${k}`).toBeGreaterThan(0);
+    }
+    const md = readFileSync(join(out, 'BENCHMARKS.md'), 'utf8');
+    expect(md).toContain('## 1. Latency');
+    expect(md).toContain('ferry / rclone');
+    for (const chart of ['latency-throughput.svg', 'latency-rss.svg']) {
+      expect(existsSync(join(out, 'charts', chart))).toBe(true);
+      const svg = readFileSync(join(out, 'charts', chart), 'utf8');
+      expect(svg.startsWith('<svg ')).toBe(true);
+      expect(svg).toContain('<circle');
+    }
+  }, 120_000);
+});

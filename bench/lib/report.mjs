@@ -1,0 +1,308 @@
+// BENCHMARKS.md and its SVG charts, from the results of each scenario (the last run of each:
+// `--only` re-runs one scenario and keeps the others' figures, each section dated).
+import { median } from './measure.mjs';
+import { lineChart } from './svg.mjs';
+
+const n0 = (v) => (Number.isFinite(v) ? Math.round(v).toLocaleString('en') : '–');
+const n1 = (v) => (Number.isFinite(v) ? v.toFixed(1) : '–');
+const n2 = (v) => (Number.isFinite(v) ? v.toFixed(2) : '–');
+const x2 = (v) => (Number.isFinite(v) ? `${v.toFixed(2)}×` : '–');
+const pct = (v) => (Number.isFinite(v) ? `${(v * 100).toFixed(v < 0.1 ? 1 : 0)} %` : '–');
+
+/** Medians per tool and concurrency, in the order the tools first ran. */
+export function summarize(runs) {
+  const groups = new Map();
+  for (const r of runs) {
+    const k = `${r.tool}\u0000${r.concurrency}`;
+    if (!groups.has(k)) groups.set(k, []);
+    groups.get(k).push(r);
+  }
+  return [...groups.values()].map((rs) => {
+    const med = (key) => median(rs.map((r) => r[key]));
+    const ops = rs.map((r) => r.objectsPerSecond);
+    return {
+      tool: rs[0].tool,
+      concurrency: rs[0].concurrency,
+      reps: rs.length,
+      objectsPerSecond: med('objectsPerSecond'),
+      opsMin: Math.min(...ops),
+      opsMax: Math.max(...ops),
+      mbPerSecond: med('mbPerSecond'),
+      cpuPer1k: med('cpuPer1k'),
+      peakRssMB: med('peakRssMB'),
+      otherCores: med('otherCores'),
+      processes: Math.max(...rs.map((r) => r.processes)),
+      allLanded: rs.every((r) => r.allLanded),
+      landedMin: Math.min(...rs.map((r) => r.landed)),
+      expected: rs[0].expected,
+      errorRate: med('errorRate'),
+      originInFlight: med('originInFlight'),
+      steadyRate: median(rs.map((r) => r.statuses?.steadyRate)),
+      errors: rs.filter((r) => r.error).map((r) => r.error),
+    };
+  });
+}
+
+const pick = (rows, tool, c) => rows.find((r) => r.tool === tool && (c === undefined || r.concurrency === c));
+const best = (rows, tool) => rows.filter((r) => r.tool === tool).sort((a, b) => b.objectsPerSecond - a.objectsPerSecond)[0];
+
+/** A target line: measured ratio against `op threshold`; says by how much when missed. */
+function target(what, value, op, threshold, detail) {
+  if (!Number.isFinite(value)) return { what, measured: 'not measured', verdict: '–', detail };
+  const met = op === '≥' ? value >= threshold : op === '<' ? value < threshold : value <= threshold;
+  const off = op === '≥' ? `${((1 - value / threshold) * 100).toFixed(0)} % short` : `${((value / threshold - 1) * 100).toFixed(0)} % over`;
+  return { what: `${what} ${op} ${threshold}`, value, verdict: met ? 'met' : `**not met** (${off})`, detail };
+}
+
+const landedCell = (r) => (r.allLanded ? `${n0(r.expected)} ✓` : `**${n0(r.landedMin)} of ${n0(r.expected)}**`);
+
+function transferTable(rows, { ratios = true } = {}) {
+  const head = ['tool', 'concurrency', 'objects/s (median; min–max)', 'MB/s', 'CPU-s per 1k objects', 'peak RSS, MB (processes seen)', 'every object landed', 'other load, cores'];
+  if (ratios) head.push('ferry / rclone (objects/s)', 'ferry / bare (objects/s)');
+  const out = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
+  for (const r of rows) {
+    const cells = [r.tool, r.concurrency, `${n0(r.objectsPerSecond)} (${n0(r.opsMin)}–${n0(r.opsMax)})`, n1(r.mbPerSecond), n2(r.cpuPer1k), `${n0(r.peakRssMB)} (${r.processes})`, landedCell(r), n2(r.otherCores)];
+    if (ratios) {
+      const isFerry = r.tool.startsWith('ferry');
+      cells.push(isFerry ? x2(r.objectsPerSecond / pick(rows, 'rclone', r.concurrency)?.objectsPerSecond) : '');
+      cells.push(isFerry ? x2(r.objectsPerSecond / pick(rows, 'bare', r.concurrency)?.objectsPerSecond) : '');
+    }
+    out.push(`| ${cells.join(' | ')} |`);
+  }
+  const errors = rows.flatMap((r) => r.errors.map((e) => `- ${r.tool} c=${r.concurrency}: ${e}`));
+  return out.join('\n') + (errors.length ? `\n\nRuns that exited non-zero:\n${errors.join('\n')}` : '');
+}
+
+/** The charts; returns { file: svg } (file names under the charts dir). */
+export function charts(results) {
+  const out = {};
+  const lat = results.latency && summarize(results.latency.runs);
+  if (lat) {
+    const xs = results.latency.params.concurrencies;
+    const tools = [...new Set(lat.map((r) => r.tool))];
+    const series = (key) => tools.map((t) => ({ name: t, points: lat.filter((r) => r.tool === t).map((r) => [r.concurrency, r[key]]) }));
+    out['latency-throughput.svg'] = lineChart({ title: 'Origin +50 ms → folder: objects/s (median)', xLabel: 'concurrency', yLabel: 'objects/s', xs, series: series('objectsPerSecond') });
+    out['latency-rss.svg'] = lineChart({ title: 'Origin +50 ms → folder: peak RSS of the process tree', xLabel: 'concurrency', yLabel: 'MB', xs, series: series('peakRssMB') });
+  }
+  const knee = results.knee && summarize(results.knee.runs);
+  if (knee) {
+    const { concurrencies: xs, kneeLimit, origin } = results.knee.params;
+    const tools = [...new Set(knee.map((r) => r.tool))];
+    const series = (key, scale = 1) => tools.map((t) => ({ name: t, points: knee.filter((r) => r.tool === t).map((r) => [r.concurrency, r[key] * scale]) }));
+    const kneeRate = kneeLimit / (origin.latencyMs / 1000);
+    out['knee-throughput.svg'] = lineChart({
+      title: `Knee (429 above ${kneeLimit} in flight): steady 200s/s at the origin`,
+      xLabel: 'concurrency asked of the tool',
+      yLabel: 'responses 200 per second',
+      xs,
+      series: series('steadyRate'),
+      refs: [{ y: kneeRate, label: `knee ${n0(kneeRate)}/s` }],
+    });
+    out['knee-errors.svg'] = lineChart({ title: 'Knee: share of requests refused (429)', xLabel: 'concurrency asked of the tool', yLabel: '% of requests', xs, series: series('errorRate', 100), refs: [{ y: 1, label: '1 %' }] });
+  }
+  return out;
+}
+
+/** The targets of issue 7, evaluated on whatever results exist. */
+export function targets(results) {
+  const t = [];
+  const lat = results.latency && summarize(results.latency.runs);
+  if (lat) {
+    const f = best(lat, 'ferry');
+    const r = best(lat, 'rclone');
+    const b = best(lat, 'bare');
+    const top = Math.max(...results.latency.params.concurrencies.filter((c) => c <= 1024));
+    t.push(target('1 latency: ferry best / rclone best', f?.objectsPerSecond / r?.objectsPerSecond, '≥', 1.2, `ferry ${n0(f?.objectsPerSecond)}/s at c=${f?.concurrency}, rclone ${n0(r?.objectsPerSecond)}/s at c=${r?.concurrency}`));
+    t.push(target('1 latency: ferry best / bare best', f?.objectsPerSecond / b?.objectsPerSecond, '≥', 0.9, `bare ${n0(b?.objectsPerSecond)}/s at c=${b?.concurrency}`));
+    const fr = pick(lat, 'ferry', top);
+    const rr = pick(lat, 'rclone', top);
+    t.push(target(`1 latency: ferry RSS / rclone RSS at c=${top}`, fr?.peakRssMB / rr?.peakRssMB, '≤', 0.25, `ferry ${n0(fr?.peakRssMB)} MB, rclone ${n0(rr?.peakRssMB)} MB`));
+  }
+  const cpu = results.cpu && summarize(results.cpu.runs);
+  if (cpu) {
+    const f = pick(cpu, 'ferry');
+    const a = pick(cpu, 'ferry --profile any');
+    const r = pick(cpu, 'rclone');
+    const b = pick(cpu, 'bare');
+    t.push(target('2 cpu: ferry / rclone objects/s', f?.objectsPerSecond / r?.objectsPerSecond, '≥', 0.9, `${n0(f?.objectsPerSecond)} vs ${n0(r?.objectsPerSecond)}/s`));
+    t.push(target('2 cpu: ferry CPU per object / bare', f?.cpuPer1k / b?.cpuPer1k, '≤', 1.25, `${n2(f?.cpuPer1k)} vs ${n2(b?.cpuPer1k)} CPU-s per 1k`));
+    t.push(target('2 cpu: ferry --profile any CPU per object / bare', a?.cpuPer1k / b?.cpuPer1k, '≤', 1.05, `${n2(a?.cpuPer1k)} vs ${n2(b?.cpuPer1k)} CPU-s per 1k`));
+  }
+  const s3 = results.s3 && summarize(results.s3.runs);
+  if (s3) {
+    const f = pick(s3, 'ferry');
+    const r = pick(s3, 'rclone');
+    t.push(target('3 s3: ferry / rclone objects/s', f?.objectsPerSecond / r?.objectsPerSecond, '≥', 1.0, `${n0(f?.objectsPerSecond)} vs ${n0(r?.objectsPerSecond)}/s; CPU ${n2(f?.cpuPer1k)} vs ${n2(r?.cpuPer1k)} per 1k`));
+  }
+  const large = results.large;
+  if (large) {
+    t.push(target('4 large: ferry / bare MB/s', large.ferry.mbPerSecond / large.bare?.mbPerSecond, '≥', 0.8, `${n0(large.ferry.mbPerSecond)} vs ${n0(large.bare?.mbPerSecond)} MB/s`));
+    t.push(target('4 large: ferry worker peak RSS, MB', large.ferry.peakRssMB, '<', 300, ''));
+  }
+  const cp = results.control;
+  if (cp) {
+    t.push(target('5 events parsed and journaled per second', cp.events.parseAndJournalPerSecond, '≥', 500000, ''));
+    t.push(target(`5 renewed Parquet (${n0(cp.parquet.rows)} rows), s`, cp.parquet.renewSeconds, '<', 30, ''));
+    t.push(target('5 renewed Parquet peak RSS, MB', cp.parquet.peakRssMB, '<', 1024, ''));
+  }
+  const knee = results.knee && summarize(results.knee.runs);
+  if (knee) {
+    const { kneeLimit } = results.knee.params;
+    const over = knee.filter((r) => r.tool === 'ferry' && r.concurrency >= 2 * kneeLimit);
+    const worstFlight = Math.min(...over.map((r) => r.originInFlight / kneeLimit));
+    const worstErr = Math.max(...over.map((r) => r.errorRate));
+    const where = `at c = ${over.map((r) => r.concurrency).join(', ')}`;
+    t.push(target(`6 knee: ferry's requests in flight at the origin / knee (${kneeLimit}), worst ${where}`, worstFlight, '≥', 0.8, results.knee.params.adaptiveOff ? `adaptive (compile's default); measured ${over.map((r) => `${n0(r.originInFlight)} at c=${r.concurrency}`).join(', ')}` : 'no flag to turn adaptive concurrency off: one ferry line'));
+    t.push(target(`6 knee: ferry's share of requests refused, worst ${where}`, worstErr, '<', 0.01, `${pct(worstErr)}`));
+  }
+  return t;
+}
+
+function dated(r) {
+  return r?.date ? ` _(measured ${r.date})_` : '';
+}
+
+function profileSection(p) {
+  if (!p) return '';
+  const part = (name, r) => {
+    if (!r) return '';
+    const share = (ms) => pct(ms / r.totalMs);
+    return `### ${name}: ferry compile, c=${r.concurrency}, ${n0(r.objects)} objects, ${r.workers} worker profiles, ${n1(r.totalMs / 1000)} s of worker CPU sampled (${n2(r.totalMs / r.objects)} ms per object, profiler included)
+| self time by package / ferry file | share |
+|---|---|
+${r.areas.map(([a, ms]) => `| ${a} | ${share(ms)} |`).join('\n')}
+${r.sdkMs ? `| *all @aws-sdk/\\* and @smithy/\\* packages together* | ${share(r.sdkMs)} |\n` : ''}
+| top functions (self time) | share |
+|---|---|
+${r.functions.slice(0, 12).map(([f, ms]) => `| \`${f.replace(/\|/g, '\\|')}\` | ${share(ms)} |`).join('\n')}
+
+| ferry's functions, inclusive (everything below them on the stack) | share |
+|---|---|
+${(r.ferryInclusive ?? []).slice(0, 12).map(([f, ms]) => `| \`${f.replace(/\|/g, '\\|')}\` | ${share(ms)} |`).join('\n')}
+`;
+  };
+  return `## Where ferry's worker spends its CPU${dated(p)}
+V8's sampling profiler (1 ms) in every worker — what \`node --cpu-prof\` does, started by \`bench/lib/cpu-prof.mjs\` through NODE_OPTIONS — one run of each scenario, the workers' profiles summed; idle time left out.
+Profiling slows the run: read shares, not times.
+
+${part('cpu scenario (folder, no latency)', p.cpu)}
+${part('s3 scenario (fauxqs)', p.s3)}
+${part('latency scenario (origin +50 ms, folder)', p.latency)}`;
+}
+
+/** BENCHMARKS.md. `chartsPath`: where the .svg files are, relative to the Markdown file. */
+export function markdown(results, { chartsPath, command: current }) {
+  const m = results.machine;
+  const command = m.command ?? current;
+  const lat = results.latency && summarize(results.latency.runs);
+  const cpu = results.cpu && summarize(results.cpu.runs);
+  const s3 = results.s3 && summarize(results.s3.runs);
+  const knee = results.knee && summarize(results.knee.runs);
+  const tg = targets(results);
+  const sections = [];
+  sections.push(`# Benchmarks
+
+Measured by \`npm run bench\`${command === 'npm run bench' ? '' : ` (last updated with \`${command}\`)`} on ${m.date}, on ${m.nproc} × ${m.cpu}, ${m.memGiB} GiB, ${m.os}; Node ${m.versions.node}, rclone ${m.versions.rclone}, nginx ${m.versions.nginx}; ferry at ${m.commit}. Load average when the run started: ${m.loadavg}.
+These machines are shared and noisy: read ratios and orders of magnitude, not the last digit. Every figure below comes from the same run as the figures it is compared with.
+
+## Against issue 7's targets
+| target | measured | verdict | detail |
+|---|---|---|---|
+${tg.map((x) => `| ${x.what} | ${typeof x.value === 'number' ? (x.value >= 100 ? n0(x.value) : n2(x.value)) : (x.measured ?? '–')} | ${x.verdict} | ${x.detail ?? ''} |`).join('\n')}
+
+## How it is measured
+- **Corpus**: ${n0(results.corpus?.count)} real images made with sharp (JPEG, PNG, WebP; ${n0(results.corpus?.totalBytes / results.corpus?.count)} bytes on average, every one different), in ${results.corpus?.units} DuckDB-written manifests (\`id\`, \`media_path\`).
+- **Origin**: Debian's nginx (one worker, sendfile, keep-alive) on 127.0.0.1, started and stopped by the bench; the latency and knee origins answer after \`echo_sleep 0.05\` then \`echo_exec\` to a static location. Its CPU is not counted.
+- **Destination folders** (and ferry's \`--out\` and journals, rclone's config) are on ${results.latency?.params.destFs ?? results.cpu?.params.destFs ?? 'tmpfs'} (\`${results.latency?.params.destDir ?? results.cpu?.params.destDir ?? '/dev/shm'}\`): on these VMs' ext4 root disk, creating a small file costs 0.4–1 ms of kernel CPU that varies from run to run (the same rclone copy of this corpus: 1.35 s of system time to /dev/shm, 21.5 s to ext4; the bare loop 1.1 s and 8.3 s), which buries the tools' own per-object costs. \`--dest-dir\` picks another place.
+- **Tools**, run directly (\`node\`, not npx), alternating and in a rotating order, each run into a fresh destination:
+  - **ferry**: \`node bin/ferry.js compile <manifests> --dest <dir|s3://…> --out <dir> --work-dir <fresh> --concurrency C --jobs ${results.latency?.params.jobs ?? results.cpu?.params.jobs ?? 'N'} --allow-private-network --progress none\` (image validation unless \`--profile any\`; to S3 also \`--s3-endpoint … --s3-path-style --conditional-writes on\`, the behaviour \`auto\` picks on AWS: one conditional PUT per object). \`--concurrency\` is the total over the units compiled at once.
+  - **rclone**: \`rclone copy --http-url <origin> :http: <dest> --files-from <list> --http-no-head --no-traverse --no-check-dest --transfers C --checkers C -q\`; to S3 \`:s3:bench/rclone\` with \`RCLONE_S3_PROVIDER=Other\`, \`RCLONE_S3_ENDPOINT\`, keys, \`RCLONE_S3_FORCE_PATH_STYLE=true\`, \`AWS_CA_BUNDLE\` unset.
+  - **bare**: \`node bench/bare.mjs\`: C loops over one undici pool of C connections, GET → whole body → \`fs.writeFile\`, or → SDK v3 \`PutObject\` (\`requestChecksumCalculation: 'WHEN_REQUIRED'\`, keep-alive agent of C sockets). No validation: the limit for Node on this machine.
+- **Figures**: objects/s and MB/s over the process's whole life (start-up included); client CPU = the tool's user + system time and its children's (rusage of the reaped tree), per 1,000 objects; peak RSS = the largest sum of the resident sizes of every process in the tool's process group, sampled every 50 ms from /proc (MB = MiB); every object landed = count and bytes found in the folder or the bucket listing equal the corpus's; *other load* = the machine's busy CPU during the run minus the tool's, in cores (the origin, fauxqs, the RSS sampler, and anything else running on this shared machine: a noisy run shows here). Medians over ${results.latency?.params.reps ?? results.cpu?.params.reps ?? '?'} repetitions.
+`);
+  if (lat) {
+    sections.push(`## 1. Latency: origin +50 ms, to a local folder${dated(results.latency)}
+${n0(results.latency.params.expected)} objects, ${results.latency.params.reps} repetitions. Ratios compare tools at the same concurrency; the targets compare each at its best.
+
+${transferTable(lat)}
+
+![objects/s against concurrency](${chartsPath}/latency-throughput.svg)
+![peak RSS against concurrency](${chartsPath}/latency-rss.svg)
+`);
+  }
+  if (cpu) {
+    const b = pick(cpu, 'bare');
+    sections.push(`## 2. CPU: no added latency, concurrency 64, to a local folder${dated(results.cpu)}
+${transferTable(cpu)}
+
+CPU per object against the bare loop: ${cpu
+      .filter((r) => r.tool !== 'bare')
+      .map((r) => `${r.tool} ${x2(r.cpuPer1k / b?.cpuPer1k)}`)
+      .join(', ')}.
+`);
+  }
+  if (s3) {
+    const b = pick(s3, 'bare');
+    const r = pick(s3, 'rclone');
+    const f = pick(s3, 'ferry');
+    sections.push(`## 3. S3: no added latency, concurrency 256, to fauxqs (a fresh server per run)${dated(results.s3)}
+${transferTable(s3)}
+
+CPU per object: ferry ${x2(f?.cpuPer1k / r?.cpuPer1k)} rclone's, ${x2(f?.cpuPer1k / b?.cpuPer1k)} the bare SDK loop's. fauxqs runs on the same two cores (its CPU is not counted, its time is).
+`);
+  }
+  if (results.large) {
+    const { ferry: f, bare: b } = results.large;
+    sections.push(`## 4. One large object to S3${dated(results.large)}
+HTTP origin (test/servers/fault-origin.mjs) → fauxqs (request limit raised for 64 MiB parts). ferry: \`bench/large-object.mjs\` (\`ferry worker --profile any\`, default \`--part-size 64MiB\`, one part uploading while the next fills; RSS of the worker, \`/usr/bin/time %M\`). Bare: \`bench/large-bare.mjs\` (undici → lib-storage \`Upload\`, 64 MiB parts, queue of 4).
+| tool | object | time | MB/s | CPU | peak RSS | ferry / bare |
+|---|---|---|---|---|---|---|
+| ferry | ${(f.bytes / 2 ** 30).toFixed(2)} GiB | ${n1(f.seconds)} s | ${n0(f.mbPerSecond)} | ${n1(f.cpuSeconds)} s | ${n0(f.peakRssMB)} MB | ${x2(f.mbPerSecond / b?.mbPerSecond)} |
+${b ? `| bare | ${(b.bytes / 2 ** 30).toFixed(2)} GiB | ${n1(b.seconds)} s | ${n0(b.mbPerSecond)} | ${n1(b.cpuSeconds)} s | ${n0(b.peakRssMB)} MB | |` : ''}
+`);
+  }
+  if (results.control) {
+    const { events, parquet } = results.control;
+    sections.push(`## 5. Control plane${dated(results.control)}
+| what | figure | target |
+|---|---|---|
+| event lines parsed | ${n0(events.parsePerSecond)}/s (${n0(events.events)} events) | ≥ 500,000/s |
+| parsed and journaled (batched writes, fsync every second) | ${n0(events.parseAndJournalPerSecond)}/s | ≥ 500,000/s |
+| peak RSS (the lines held in memory by the bench itself) | ${events.peakRssMB} MB | |
+
+Renewed Parquet: DuckDB-written manifest, ${n0(parquet.rows)} rows in ${parquet.rowGroups} row groups (id, url, caption, ints, timestamp, double, list):
+| step | time | peak RSS | target |
+|---|---|---|---|
+| scan id + url columns | ${n1(parquet.scanSeconds)} s | | |
+| renew (every column + 2) | ${n1(parquet.renewSeconds)} s | ${parquet.peakRssMB} MB | < 30 s, < 1 GB for 2M rows |
+`);
+  }
+  if (knee) {
+    const { kneeLimit, origin, expected, adaptiveOff } = results.knee.params;
+    sections.push(`## 6. Knee: origin +50 ms, 429 above ${kneeLimit} requests in flight${dated(results.knee)}
+nginx \`limit_conn ${kneeLimit}\` with \`limit_conn_status 429\` in front of the 50 ms delay: the origin serves at most ${n0(kneeLimit / (origin.latencyMs / 1000))} objects/s. ${n0(expected)} objects (one unit). Statuses and times come from the origin's log: *steady 200s/s* is the rate of successful responses between the 10th and 90th percentile of their end times (start-up and tail left out); *in flight* is the time those responses spent inside nginx per second of that window (\`$request_time\`, Little's law): the requests served at once on average, which \`limit_conn\` bounds by ${kneeLimit}. ${
+      adaptiveOff?.via === 'compile'
+        ? `ferry with and without adaptive concurrency (\`${adaptiveOff.flag}\`).`
+        : adaptiveOff?.via === 'worker'
+          ? `ferry's compile has no flag to turn its adaptive concurrency off in this build, so the fixed-concurrency line is the data plane alone, \`ferry worker ${adaptiveOff.flag}\` (a hidden flag) reading the unit's tasks: compare the two ferry lines at the origin (steady rate, in flight, refused), not on whole-run objects/s, which for compile includes its start-up and Parquet work.`
+          : "ferry has no flag to turn adaptive concurrency off in this build: one ferry line, with what it does by default."
+    } The bare loop retries a 429 up to 3 times (jittered backoff from 100 ms), rclone with its own retries.
+| tool | concurrency | objects/s (whole run) | steady 200s/s at origin | in flight at origin | requests refused | every object landed |
+|---|---|---|---|---|---|---|
+${knee.map((r) => `| ${r.tool} | ${r.concurrency} | ${n0(r.objectsPerSecond)} | ${n0(r.steadyRate)} | ${n0(r.originInFlight)} | ${pct(r.errorRate)} | ${landedCell(r)} |`).join('\n')}
+
+![steady throughput against concurrency](${chartsPath}/knee-throughput.svg)
+![refused requests against concurrency](${chartsPath}/knee-errors.svg)
+`);
+  }
+  sections.push(profileSection(results.profile));
+  sections.push(`## Reproduce
+\`\`\`sh
+npm ci && npm run bench                      # everything (installs nginx-light, libnginx-mod-http-echo, rclone with apt-get if missing; ~15-20 min)
+npm run build && node bench/run.mjs --only latency --reps 3   # one scenario: latency, cpu, s3, large, control, knee, profile
+npm run build && node bench/run.mjs --quick  # a small smoke run, written to bench/out/quick/
+\`\`\`
+Options: \`--reps N\`, \`--objects N\`, \`--concurrency 256,512\`, \`--jobs N\` (ferry's), \`--tools ferry,rclone,bare\`, \`--work-dir DIR\`, \`--dest-dir DIR\`, \`--out-dir DIR\`. The corpus is cached in \`bench/out/\`; results per scenario in \`bench/out/results/\`.
+`);
+  return sections.filter(Boolean).join('\n');
+}
