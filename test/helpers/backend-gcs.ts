@@ -3,13 +3,12 @@
  * as its own process, with stores rooted at fresh prefixes of one bucket (buckets appear
  * on first write there; creating one answers 501).
  */
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { StoreOptions } from '../../storage/adapter.js';
 import { type GcsStore, openGcsStore } from '../../storage/gcs.js';
 import type { Backend, RunningBackend } from './backends.js';
+import { startServer } from './server.js';
 
 const SERVER = fileURLToPath(new URL('../servers/gcs.mjs', import.meta.url));
 export const GCS_TEST_BUCKET = 'ferry-test';
@@ -19,16 +18,7 @@ export type RunningGcs = Omit<RunningBackend, 'open'> & { endpoint: string; open
 
 /** Starts the emulator on 127.0.0.1 and resolves once it listens. */
 export async function startGcsEmulator(): Promise<RunningGcs> {
-  const child = spawn(process.execPath, [SERVER], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const port = await new Promise<number>((resolve, reject) => {
-    let buf = '';
-    child.stdout.on('data', (d) => {
-      buf += d;
-      const m = /PORT (\d+)/.exec(buf);
-      if (m) resolve(Number(m[1]));
-    });
-    child.on('exit', (c) => reject(new Error(`gcs emulator exited with ${c}`)));
-  });
+  const { port, stop } = await startServer(SERVER);
   const endpoint = `http://127.0.0.1:${port}`;
   let n = 0;
   return {
@@ -38,10 +28,7 @@ export async function startGcsEmulator(): Promise<RunningGcs> {
     // A Buffer goes in one multipart request, which the emulator's body parser caps at
     // 130 MiB (`limit: "130mb"`), envelope included; streamed uploads have no such cap.
     maxRequestBytes: 128 * 2 ** 20,
-    stop: async () => {
-      child.stdin.end();
-      if (child.exitCode === null) await once(child, 'exit');
-    },
+    stop,
   };
 }
 

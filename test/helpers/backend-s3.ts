@@ -2,13 +2,14 @@
  * The S3 backend of the storage conformance suite: fauxqs in its own process
  * (test/servers/s3.mjs) on 127.0.0.1, one bucket, a fresh prefix per store.
  */
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import type { StoreOptions } from '../../storage/adapter.js';
 import { createS3Client, openS3Store } from '../../storage/s3.js';
 import type { Backend, RunningBackend } from './backends.js';
+import { type ServerProcess, startServer, stopServer } from './server.js';
 
 const SERVER = fileURLToPath(new URL('../servers/s3.mjs', import.meta.url));
 const MiB = 2 ** 20;
@@ -45,30 +46,13 @@ export function useFakeAwsCredentials(): () => void {
  * Starts test/servers/s3.mjs and resolves with its port once it prints `PORT <n>`.
  * `--enforce-conditional-writes` makes it refuse If-None-Match: * on existing keys, as AWS does.
  */
-export function startS3Server(args: string[] = []): Promise<{ port: number; child: ChildProcessWithoutNullStreams }> {
-  const child = spawn(process.execPath, [SERVER, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    let err = '';
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /^PORT (\d+)$/m.exec(out);
-      if (m) resolve({ port: Number(m[1]), child });
-    });
-    child.once('error', reject);
-    child.once('exit', (code) => reject(new Error(`s3 test server exited (${code}) before listening: ${err.trim()}`)));
-  });
+export function startS3Server(args: string[] = []): Promise<ServerProcess> {
+  return startServer(SERVER, args);
 }
 
-/** Stops the server: closing its stdin is enough; SIGTERM if it lingers. */
-export async function stopS3Server(child: ChildProcessWithoutNullStreams): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.stdin.end();
-  const timer = setTimeout(() => child.kill('SIGTERM'), 2_000);
-  await exited;
-  clearTimeout(timer);
+/** Stops the server started by startS3Server. */
+export function stopS3Server(child: ChildProcessWithoutNullStreams): Promise<void> {
+  return stopServer(child);
 }
 
 /** Store options for fauxqs: path style, parts that fit its 11 MiB body limit. */

@@ -2,6 +2,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import { startServer } from './server.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const FERRY = fileURLToPath(new URL('../../bin/ferry.js', import.meta.url));
@@ -29,26 +30,11 @@ export type Origin = { url: string; stats(): Promise<Record<string, number>>; cl
 
 /** Starts test/servers/fault-origin.mjs on 127.0.0.1 (files under /file/ come from `root`). */
 export async function startOrigin(root?: string): Promise<Origin> {
-  const child = spawn(process.execPath, [fileURLToPath(new URL('../servers/fault-origin.mjs', import.meta.url))], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-    env: { ...process.env, FERRY_ORIGIN_ROOT: root ?? '' },
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    let buf = '';
-    child.stdout.on('data', (d) => {
-      buf += d;
-      const m = /PORT (\d+)/.exec(buf);
-      if (m) resolve(Number(m[1]));
-    });
-    child.on('exit', (c) => reject(new Error(`origin exited with ${c}`)));
-  });
-  const url = `http://127.0.0.1:${port}`;
+  const server = await startServer(fileURLToPath(new URL('../servers/fault-origin.mjs', import.meta.url)), [], { FERRY_ORIGIN_ROOT: root ?? '' });
+  const url = `http://127.0.0.1:${server.port}`;
   return {
     url,
     stats: async () => (await (await fetch(`${url}/__stats`)).json()) as Record<string, number>,
-    close: async () => {
-      child.stdin.end();
-      if (child.exitCode === null) await once(child, 'exit');
-    },
+    close: server.stop,
   };
 }
