@@ -1,8 +1,9 @@
-// Where ferry's worker spends its CPU: one ferry compile of the cpu, s3 and latency scenarios with a
-// sampling profiler in each worker (cpu-prof.mjs, preloaded through NODE_OPTIONS, which the
-// orchestrator passes on to its workers; NODE_OPTIONS refuses --cpu-prof itself), then
-// the workers' profiles (those that ran dist/worker/) summed: self time by package or ferry
-// file, and the top functions. Not timed against anything: profiling slows the run.
+// Where ferry spends its CPU: one ferry compile of the cpu, s3 and latency scenarios with a
+// sampling profiler in each of its processes (cpu-prof.mjs, preloaded through NODE_OPTIONS,
+// which the orchestrator passes on to its workers; NODE_OPTIONS refuses --cpu-prof itself),
+// then the workers' profiles summed: self time by package or ferry file, the top functions,
+// ferry's functions inclusive; and the orchestrator's, summed apart. Not timed against
+// anything: profiling slows the run.
 import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -74,12 +75,11 @@ export function summarize(profiles) {
   return { totalMs, idleMs, sdkMs, areas: top(areas, 15), functions: top(functions, 15), ferryInclusive: top(ferryInclusive, 15) };
 }
 
-async function workerProfiles(dir) {
+/** The profiles cpu-prof.mjs wrote for `role` (worker or orchestrator). */
+async function profilesOf(dir, role) {
   const out = [];
   for (const f of await readdir(dir)) {
-    if (!f.endsWith('.cpuprofile')) continue;
-    const p = JSON.parse(await readFile(join(dir, f), 'utf8'));
-    if (p.nodes.some((n) => n.callFrame.url.includes('/dist/worker/'))) out.push(p);
+    if (f.startsWith(`${role}-`) && f.endsWith('.cpuprofile')) out.push(JSON.parse(await readFile(join(dir, f), 'utf8')));
   }
   return out;
 }
@@ -111,8 +111,9 @@ export async function profileFerry({ corpus, workDir, destDir = defaultDestDir(w
         const env = { ...process.env, ...FAKE_AWS, FERRY_BENCH_PROF_DIR: profDir, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${PRELOAD}`.trim() };
         const m = await runMeasured(process.execPath, args, { env });
         if (m.code !== 0) throw new Error(`profiled ferry failed: ${m.stderr.slice(-500)}`);
-        const profiles = await workerProfiles(profDir);
-        result[name] = { concurrency, latencyMs, seconds: m.seconds, objects: corpus.count, workers: profiles.length, ...summarize(profiles) };
+        const profiles = await profilesOf(profDir, 'worker');
+        const orchestrator = summarize(await profilesOf(profDir, 'orchestrator'));
+        result[name] = { concurrency, latencyMs, seconds: m.seconds, objects: corpus.count, workers: profiles.length, ...summarize(profiles), orchestrator };
         const r = result[name];
         log(`  profile ${name}: ${profiles.length} worker profiles, ${(r.totalMs / 1000).toFixed(1)} s of worker CPU sampled; top: ${r.areas.slice(0, 4).map(([a, ms]) => `${a} ${((ms / r.totalMs) * 100).toFixed(0)}%`).join(', ')}`);
       } finally {

@@ -179,10 +179,22 @@ ${r.functions.slice(0, 12).map(([f, ms]) => `| \`${f.replace(/\|/g, '\\|')}\` | 
 | ferry's functions, inclusive (everything below them on the stack) | share |
 |---|---|
 ${(r.ferryInclusive ?? []).slice(0, 12).map(([f, ms]) => `| \`${f.replace(/\|/g, '\\|')}\` | ${share(ms)} |`).join('\n')}
-`;
+${
+  r.orchestrator?.totalMs
+    ? `
+The orchestrator, in the same run: ${n1(r.orchestrator.totalMs / 1000)} s of CPU sampled (${pct(r.orchestrator.totalMs / (r.orchestrator.totalMs + r.totalMs))} of ferry's), ${n2(r.orchestrator.totalMs / r.objects)} ms per object; its top areas: ${r.orchestrator.areas
+        .slice(0, 6)
+        .map(([a, ms]) => `${a} ${pct(ms / r.orchestrator.totalMs)}`)
+        .join(', ')}; top functions: ${r.orchestrator.functions
+        .slice(0, 5)
+        .map(([f, ms]) => `\`${f.replace(/\|/g, '\\|')}\` ${pct(ms / r.orchestrator.totalMs)}`)
+        .join(', ')}.
+`
+    : ''
+}`;
   };
-  return `## Where ferry's worker spends its CPU${dated(p)}
-V8's sampling profiler (1 ms) in every worker — what \`node --cpu-prof\` does, started by \`bench/lib/cpu-prof.mjs\` through NODE_OPTIONS — one run of each scenario, the workers' profiles summed; idle time left out.
+  return `## Where ferry spends its CPU${dated(p)}
+V8's sampling profiler (1 ms) in ferry's processes — what \`node --cpu-prof\` does, started by \`bench/lib/cpu-prof.mjs\` through NODE_OPTIONS — one run of each scenario, the workers' profiles summed, then the orchestrator's; idle time left out.
 Profiling slows the run: read shares, not times.
 
 ${part('cpu scenario (folder, no latency)', p.cpu)}
