@@ -17,8 +17,8 @@ const fmt = (v) => (Math.abs(v) >= 1000 ? v.toLocaleString('en', { maximumFracti
  * series: [{ name, points: [[x, y], …] }]; xs: the x categories in order;
  * refs: [{ y, label }] drawn dashed. Returns the SVG text.
  */
-export function lineChart({ title, xLabel, yLabel, xs, series, refs = [], width = 640, height = 360, yFormat = fmt }) {
-  const m = { l: 70, r: 160, t: 40, b: 50 };
+export function lineChart({ title, xLabel, yLabel, xs, series, refs = [], width = 720, height = 360, yFormat = fmt }) {
+  const m = { l: 70, r: 230, t: 40, b: 50 };
   const w = width - m.l - m.r;
   const h = height - m.t - m.b;
   const ys = [...series.flatMap((s) => s.points.map((p) => p[1])), ...refs.map((r) => r.y)].filter(Number.isFinite);
@@ -45,7 +45,7 @@ export function lineChart({ title, xLabel, yLabel, xs, series, refs = [], width 
   out.push(`<text transform="translate(16 ${m.t + h / 2}) rotate(-90)" text-anchor="middle">${esc(yLabel)}</text>`);
   for (const r of refs) {
     out.push(`<line x1="${m.l}" x2="${m.l + w}" y1="${y(r.y)}" y2="${y(r.y)}" stroke="#777" stroke-dasharray="5 4"/>`);
-    out.push(`<text x="${m.l + w + 6}" y="${y(r.y) + 4}" fill="#555">${esc(r.label)}</text>`);
+    out.push(`<text x="${m.l + 6}" y="${y(r.y) - 5}" fill="#555">${esc(r.label)}</text>`);
   }
   series.forEach((s, i) => {
     const color = s.color ?? COLORS[i % COLORS.length];
