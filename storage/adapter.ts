@@ -33,6 +33,11 @@ export type PutOptions = {
   ifAbsent: boolean;
   /** the body's length when known (a stream's Content-Length) */
   size?: number;
+  /**
+   * A Buffer body's sha256 (hex) when the caller has it already: stores use it instead of
+   * hashing the same bytes again (S3 signs it as x-amz-content-sha256, so it is checked).
+   */
+  sha256?: string;
 };
 
 export type PutResult = {

@@ -5,12 +5,13 @@
  * asked, which for a file costs one read.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, link as linkCb, unlink as unlinkCb, writeFile as writeFileCb } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import { type ObjectInfo, type PutOptions, type PutResult, type ReadResult, type StorageAdapter, StorageError } from './adapter.js';
 
 /**
@@ -19,6 +20,16 @@ import { type ObjectInfo, type PutOptions, type PutResult, type ReadResult, type
  */
 export const TEMP_DIR = '.ferry-tmp';
 const TEMP_SUFFIX = '.tmp';
+
+// The callback forms: fs/promises wraps every call in a FileHandle and promise machinery
+// that cost more CPU than the write of a small object itself (about 3× in user time).
+const writeFileFast = promisify(writeFileCb);
+const linkFast = promisify(linkCb);
+const unlinkFast = promisify(unlinkCb);
+
+/** Temporary names: this process's random tag and a counter, unique without a random draw per object. */
+const PROCESS_TAG = randomBytes(6).toString('hex');
+let tempSeq = 0;
 
 function errno(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException | undefined)?.code;
@@ -129,16 +140,17 @@ export class FileStore implements StorageAdapter {
 
   private async putOnce(key: string, body: Buffer | Readable, options: PutOptions): Promise<PutResult> {
     const p = this.full(key);
-    const tmp = `${path.join(this.root, TEMP_DIR, path.relative(this.root, p))}.${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`;
-    const dropTmp = () => fs.unlink(tmp).catch(() => {});
+    const tmp = `${path.join(this.root, TEMP_DIR, path.relative(this.root, p))}.${PROCESS_TAG}-${(tempSeq++).toString(36)}${TEMP_SUFFIX}`;
+    const dropTmp = () => unlinkFast(tmp).catch(() => {});
     try {
       await this.ensureDir(path.dirname(p));
       await this.ensureDir(path.dirname(tmp));
-      const hash = createHash('sha256');
+      let sha256 = options.sha256;
       if (Buffer.isBuffer(body)) {
-        hash.update(body);
-        await fs.writeFile(tmp, body, { mode: 0o644 });
+        sha256 ??= createHash('sha256').update(body).digest('hex');
+        await writeFileFast(tmp, body, { mode: 0o644 });
       } else {
+        const hash = createHash('sha256');
         const hashing = async function* (src: AsyncIterable<Buffer>) {
           for await (const chunk of src) {
             hash.update(chunk);
@@ -146,14 +158,14 @@ export class FileStore implements StorageAdapter {
           }
         };
         await pipeline(body, hashing, createWriteStream(tmp, { mode: 0o644 }));
+        sha256 = hash.digest('hex');
       }
-      const sha256 = hash.digest('hex');
       if (!options.ifAbsent) {
         await fs.rename(tmp, p);
         return { sha256 };
       }
       try {
-        await fs.link(tmp, p);
+        await linkFast(tmp, p);
       } catch (e) {
         // Taken: by the same bytes (a re-run) is success without a write; else EXISTS.
         if (errno(e) !== 'EEXIST' || (await this.contentSha256(key)) !== sha256) throw e;

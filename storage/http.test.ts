@@ -1,9 +1,7 @@
 // Unit tests of the pieces of http.ts that need no server; the client itself is exercised
 // against a real origin process in worker/download.test.ts.
-import { Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { createHttpClient, headerValue, parseHttpUrl, watchMinRate } from './http.js';
+import { createHttpClient, headerValue, parseHttpUrl } from './http.js';
 
 describe('parseHttpUrl', () => {
   it.each([
@@ -38,57 +36,6 @@ describe('headerValue', () => {
     expect(headerValue({ etag: ['"a"', '"b"'] }, 'ETag')).toBe('"a"');
     expect(headerValue({ 'content-type': 'image/png' }, 'content-type')).toBe('image/png');
     expect(headerValue({}, 'etag')).toBeNull();
-  });
-});
-
-describe('watchMinRate', () => {
-  /** A source that pushes `size` bytes every `everyMs`, forever, until destroyed. */
-  function dripping(size: number, everyMs: number): Readable {
-    let timer: NodeJS.Timeout | undefined;
-    return new Readable({
-      read() {
-        timer ??= setInterval(() => this.push(Buffer.alloc(size)), everyMs);
-      },
-      destroy(err, done) {
-        clearInterval(timer);
-        done(err);
-      },
-    });
-  }
-
-  it('cuts a body slower than the minimum rate over the window', async () => {
-    const src = dripping(10, 50); // 200 B/s
-    const body = watchMinRate(src, 1024, 500);
-    const t0 = Date.now();
-    const err = await (async () => {
-      try {
-        for await (const _ of body) void _;
-      } catch (e) {
-        return e as { code?: string };
-      }
-      return null;
-    })();
-    expect(err?.code).toBe('FERRY_MIN_RATE');
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(450);
-    expect(src.destroyed).toBe(true);
-  });
-
-  it('leaves a body at or above the rate alone and passes every byte through', async () => {
-    const src = dripping(1024, 50); // ~20 KiB/s
-    const body = watchMinRate(src, 1024, 300);
-    let n = 0;
-    body.on('data', (c: Buffer) => (n += c.length));
-    await sleep(900);
-    expect(body.destroyed).toBe(false);
-    src.push(null);
-    await new Promise((r) => body.on('end', r));
-    expect(n).toBeGreaterThan(10 * 1024);
-  });
-
-  it('is a no-op when the rate or the window is 0', () => {
-    const src = Readable.from([]);
-    expect(watchMinRate(src, 0, 1000)).toBe(src);
-    expect(watchMinRate(src, 1024, 0)).toBe(src);
   });
 });
 

@@ -6,8 +6,9 @@
  * Errors are thrown with a stable `code` (ours are `FERRY_*`; undici's `UND_ERR_*` and
  * Node's `E*` pass through) so callers classify on codes, never on messages.
  */
-import { Transform, pipeline, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { Agent, EnvHttpProxyAgent, type Dispatcher } from 'undici';
+import { type BodyMeter, RateWatch } from './min-rate.js';
 import { checkHost, checkLiteralHost, createGuard, guardedLookup, type Guard } from './netguard.js';
 import { redactUrl } from './redact.js';
 
@@ -48,8 +49,14 @@ export type HttpResponse = {
   headers: HttpHeaders;
   /** Content-Length when present and valid, else null. */
   contentLength: number | null;
-  /** The body; idle timeout and minimum-rate cut apply while it is read. Destroy it to stop. */
+  /** The body; the idle timeout applies while it is read. Destroy it to stop. */
   body: Readable;
+  /**
+   * The minimum-rate cut counts what the reader takes: `add` each chunk's length, or read
+   * through `metered(body, meter)` (min-rate.ts). A body read without counting is cut once
+   * the rate's window has passed.
+   */
+  meter: BodyMeter;
   /** The URL that answered, after redirects (not redacted: use redactUrl to print it). */
   url: string;
   redirects: number;
@@ -205,6 +212,7 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
   const o = resolveOptions(options);
   const guard = createGuard({ allowPrivateNetwork: o.allowPrivateNetwork, allowCidrs: o.allowCidrs });
   const dispatcher = makeDispatcher(o, guard);
+  const rates = new RateWatch(o.minRate, o.minRateWindowMs, (detail) => new HttpGetError('FERRY_MIN_RATE', detail));
 
   /** One hop: the guard decides before any packet is sent to the target. */
   async function hop(u: URL, signal: AbortSignal | undefined): Promise<Dispatcher.ResponseData> {
@@ -227,9 +235,9 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
       const res = await hop(u, init.signal);
       const location = headerValue(res.headers, 'location');
       if (!REDIRECTS.has(res.statusCode) || location === null) {
-        const body = watchMinRate(res.body, o.minRate, o.minRateWindowMs);
         const headers = res.headers as HttpHeaders;
-        return { status: res.statusCode, headers, contentLength: parseLength(headers), body, url: u.href, redirects };
+        const meter = rates.watch(res.body);
+        return { status: res.statusCode, headers, contentLength: parseLength(headers), body: res.body, meter, url: u.href, redirects };
       }
       await res.body.dump({ limit: 64 * 1024 }).catch(() => undefined);
       if (redirects >= o.maxRedirects) {
@@ -239,38 +247,9 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
     }
   }
 
-  return { options: o, get, close: () => dispatcher.close() };
-}
-
-/**
- * Passes `src` through, cutting it with FERRY_MIN_RATE when fewer than `minRate` bytes/s
- * arrived over the last `windowMs`: the idle timeout alone never ends a body that sends
- * one byte just before each timeout. The rate is of bytes read, so a consumer that stops
- * reading is cut too: read steadily or destroy the body.
- */
-export function watchMinRate(src: Readable, minRate: number, windowMs: number): Readable {
-  if (minRate <= 0 || windowMs <= 0) return src;
-  let total = 0;
-  const out = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      total += chunk.length;
-      done(null, chunk);
-    },
-  });
-  const tickMs = Math.max(50, Math.floor(windowMs / 20));
-  const perWindow = Math.ceil(windowMs / tickMs);
-  const history: number[] = [0];
-  const need = (minRate * windowMs) / 1000;
-  const timer = setInterval(() => {
-    history.push(total);
-    if (history.length <= perWindow) return;
-    const before = history.shift() ?? 0;
-    if (total - before < need) {
-      out.destroy(new HttpGetError('FERRY_MIN_RATE', `body slower than ${minRate} B/s over ${windowMs} ms`));
-    }
-  }, tickMs);
-  timer.unref();
-  out.once('close', () => clearInterval(timer));
-  pipeline(src, out, () => clearInterval(timer));
-  return out;
+  const close = () => {
+    rates.close();
+    return dispatcher.close();
+  };
+  return { options: o, get, close };
 }

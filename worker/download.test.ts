@@ -504,8 +504,8 @@ async function transpileForChild(): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-netns-'));
   symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
   writeFileSync(join(dir, 'package.json'), '{"type":"module"}');
-  const protocol = readdirSync(join(ROOT, 'protocol')).filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'));
-  const files = [...protocol.map((f) => `protocol/${f}`), 'storage/adapter.ts', 'storage/uri.ts', 'storage/local-source.ts', 'storage/http.ts', 'storage/netguard.ts', 'storage/redact.ts', 'worker/backoff.ts', 'worker/download.ts'];
+  const sources = (dir: string) => readdirSync(join(ROOT, dir)).filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts')).map((f) => `${dir}/${f}`);
+  const files = [...sources('protocol'), ...sources('storage'), 'worker/backoff.ts', 'worker/download.ts'];
   for (const rel of files) {
     const js = ts.transpileModule(readFileSync(join(ROOT, rel), 'utf8'), {
       compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true },

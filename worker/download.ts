@@ -12,6 +12,7 @@ import { type StorageAdapter, StorageError } from '../storage/adapter.js';
 import { LocalSourceError, isFileUrl, openLocalSource } from '../storage/local-source.js';
 import { type Place, parsePlace } from '../storage/uri.js';
 import { discardBody, headerValue, parseHttpUrl, type HttpClient } from '../storage/http.js';
+import { type BodyMeter, NO_METER, metered } from '../storage/min-rate.js';
 import { redactText } from '../storage/redact.js';
 
 type Fetched = {
@@ -111,7 +112,7 @@ type Failure = {
 type Success = (Omit<Buffered, 'attempts'> | Omit<Streamed, 'attempts'>) & { status: number };
 
 /** What a try opened: a body to read, before any of it is read. */
-type Source = { body: Readable; contentLength: number | null; status: number; contentType: string | null; etag: string | null };
+type Source = { body: Readable; meter: BodyMeter; contentLength: number | null; status: number; contentType: string | null; etag: string | null };
 
 
 // Error codes → reasons. Codes, never messages (STYLE.md).
@@ -224,7 +225,7 @@ function fromError(err: unknown, status: number | null = null): Failure {
 
 /** Reads the body up to maxBytes (stopping at the first byte over it), or hands it over past streamAbove. */
 async function readBody(src: Source, maxBytes: number, o: DownloadOptions): Promise<Success | Failure> {
-  const { contentType, etag, status } = src;
+  const { contentType, etag, status, meter } = src;
   const expected = src.contentLength;
   const tooLarge = (what: string) => fail('TOO_LARGE', `${what} over max ${maxBytes} bytes`, { status });
   if (expected !== null && expected > maxBytes) {
@@ -232,13 +233,16 @@ async function readBody(src: Source, maxBytes: number, o: DownloadOptions): Prom
     return tooLarge(`Content-Length ${expected}`);
   }
   const large = o.largeBodies;
+  if (expected !== null && expected <= (large?.threshold ?? Infinity) && expected <= (o.streamAbove ?? Infinity)) {
+    return readSmall(src, expected);
+  }
   let held = false;
   const release = () => {
     if (held) large?.slots.release();
     held = false;
   };
   if (o.streamAbove !== undefined && expected !== null && expected > o.streamAbove) {
-    return { ok: true, kind: 'stream', stream: src.body, size: expected, status, contentType, etag, release };
+    return { ok: true, kind: 'stream', stream: metered(src.body, meter), size: expected, status, contentType, etag, release };
   }
   const chunks: Buffer[] = [];
   let n = 0;
@@ -250,6 +254,7 @@ async function readBody(src: Source, maxBytes: number, o: DownloadOptions): Prom
     const it = (src.body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
     for (let next = await it.next(); !next.done; next = await it.next()) {
       const chunk = next.value;
+      meter.add(chunk.length);
       n += chunk.length;
       if (n > maxBytes) {
         release();
@@ -262,7 +267,7 @@ async function readBody(src: Source, maxBytes: number, o: DownloadOptions): Prom
       if (o.streamAbove !== undefined && n > Math.min(o.streamAbove, large?.threshold ?? o.streamAbove)) {
         // No length announced and already long: hand over what came and the rest, unread.
         release();
-        return { ok: true, kind: 'stream', stream: prepend(chunks, it), size: null, status, contentType, etag, release: () => {} };
+        return { ok: true, kind: 'stream', stream: metered(prepend(chunks, it), meter), size: null, status, contentType, etag, release: () => {} };
       }
       if (large && !held && n > large.threshold) {
         await large.slots.acquire();
@@ -271,18 +276,53 @@ async function readBody(src: Source, maxBytes: number, o: DownloadOptions): Prom
     }
   } catch (err) {
     release();
-    const code = errorCode(err);
-    // The origin closed cleanly before Content-Length: a short body, not a reset.
-    if (expected !== null && n < expected && (code === 'UND_ERR_SOCKET' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH')) {
-      return fail('SHORT_BODY', `${n} of ${expected} bytes (${code})`, { status, code });
-    }
-    return fromError(err, status);
+    return readFailure(err, n, expected, status);
   }
   if (expected !== null && n < expected) {
     release();
     return fail('SHORT_BODY', `${n} of ${expected} bytes`, { status });
   }
   return { ok: true, kind: 'buffer', body: Buffer.concat(chunks, n), status, contentType, etag, release };
+}
+
+function readFailure(err: unknown, n: number, expected: number | null, status: number): Failure {
+  const code = errorCode(err);
+  // The origin closed cleanly before Content-Length: a short body, not a reset.
+  if (expected !== null && n < expected && (code === 'UND_ERR_SOCKET' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH')) {
+    return fail('SHORT_BODY', `${n} of ${expected} bytes (${code})`, { status, code });
+  }
+  return fromError(err, status);
+}
+
+/**
+ * The common case, an image: a body whose announced length is under every threshold,
+ * read whole by events — no async iterator, no large-body slot, no hand-over. Its
+ * length was checked against --max-bytes already; a body that runs past it (a file
+ * growing while read) is cut and tried again.
+ */
+function readSmall(src: Source, expected: number): Promise<Success | Failure> {
+  const { body, meter, status, contentType, etag } = src;
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    const onData = (chunk: Buffer) => {
+      meter.add(chunk.length);
+      n += chunk.length;
+      chunks.push(chunk);
+      if (n > expected) {
+        body.off('data', onData);
+        body.destroy();
+        resolve(fail('RESET', `body longer than its announced ${expected} bytes`, { status }));
+      }
+    };
+    body.on('data', onData);
+    body.once('error', (err) => resolve(readFailure(err, n, expected, status)));
+    body.once('end', () => {
+      if (n < expected) return resolve(fail('SHORT_BODY', `${n} of ${expected} bytes`, { status }));
+      const whole = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, n);
+      resolve({ ok: true, kind: 'buffer', body: whole, status, contentType, etag, release: () => {} });
+    });
+  });
 }
 
 /** The chunks already read, then the rest of the iterator, as one stream. */
@@ -309,7 +349,7 @@ async function openHttp(url: string, o: DownloadOptions, signal?: AbortSignal): 
     const via = res.redirects > 0 ? ` after ${res.redirects} redirects` : '';
     return fail(reason, `HTTP ${res.status}${via}`, { status: res.status, retryAfterMs });
   }
-  return { body: res.body, contentLength: res.contentLength, status: res.status, contentType: headerValue(res.headers, 'content-type'), etag: headerValue(res.headers, 'etag') };
+  return { body: res.body, meter: res.meter, contentLength: res.contentLength, status: res.status, contentType: headerValue(res.headers, 'content-type'), etag: headerValue(res.headers, 'etag') };
 }
 
 const STORE_REASONS: Record<StorageError['code'], Reason> = {
@@ -336,7 +376,7 @@ async function openStoreObject(url: string, o: DownloadOptions): Promise<Source 
   }
   try {
     const { body, info } = await (await o.stores(place)).read(key);
-    return { body, contentLength: info.size, status: 200, contentType: info.contentType ?? null, etag: info.version };
+    return { body, meter: NO_METER, contentLength: info.size, status: 200, contentType: info.contentType ?? null, etag: info.version };
   } catch (err) {
     if (!(err instanceof StorageError)) return fromError(err);
     const reason = err.code === 'TRANSIENT' && err.status === undefined ? 'RESET' : STORE_REASONS[err.code];
@@ -356,7 +396,7 @@ const LOCAL_REASONS: Record<LocalSourceError['code'], Reason> = {
 async function openLocal(url: string, o: DownloadOptions): Promise<Source | Failure> {
   try {
     const f = await openLocalSource(url, o.localSourceRoot ?? '');
-    return { body: f.body, contentLength: f.size, status: 200, contentType: null, etag: f.version };
+    return { body: f.body, meter: NO_METER, contentLength: f.size, status: 200, contentType: null, etag: f.version };
   } catch (err) {
     if (err instanceof LocalSourceError) return fail(LOCAL_REASONS[err.code], err.message);
     return fromError(err);

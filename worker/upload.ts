@@ -39,7 +39,7 @@ async function existingSha256(store: Store, key: string): Promise<string | null 
 }
 
 async function once(store: Store, p: Payload, overwrite: boolean): Promise<{ existed: boolean } | { conflict: string }> {
-  const options = { contentType: p.contentType, metadata: ferryMetadata(p), ifAbsent: !overwrite };
+  const options = { contentType: p.contentType, metadata: ferryMetadata(p), ifAbsent: !overwrite, sha256: p.sha256 };
   if (!overwrite && !store.capabilities.conditionalCreate) {
     const there = await existingSha256(store, p.key);
     if (there !== undefined) return there === p.sha256 ? { existed: true } : { conflict: there ?? 'none' };
