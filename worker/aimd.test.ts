@@ -7,11 +7,22 @@ import type { Reason } from '../protocol/index.js';
 import { StorageError, type StorageAdapter, openStore, parsePlace } from '../storage/index.js';
 import { type HttpClient, createHttpClient } from '../storage/http.js';
 import { type Origin, startOrigin } from '../test/helpers/run.js';
-import { type Admission, type Verdict, type Window, HostLimits, afterSuccess, afterThrottle, startWindow } from './aimd.js';
+import { type Admission, type Lease, type Verdict, type Window, CUBE, DECREASE, HostLimits, MAX_STEP, afterSuccess, afterThrottle, cubic, slotsOf, startWindow } from './aimd.js';
 import { download, verdictOf } from './download.js';
 import { storeVerdict, uploadPayload } from './upload.js';
 
-const win = (limit: number, successes = 0, slowStart = false): Window => ({ limit, successes, slowStart });
+const win = (limit: number, slowStart = false, peak = 0, rounds = 0): Window => ({ limit, slowStart, peak, rounds });
+
+/** The whole slots of each round (a window's worth of successes) after a throttle at `peak`. */
+function roundsAfterThrottle(peak: number, ceiling: number, rounds: number): number[] {
+  let w = afterThrottle(win(peak), peak);
+  const slots: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    slots.push(slotsOf(w));
+    for (let n = slotsOf(w); n > 0; n--) w = afterSuccess(w, ceiling);
+  }
+  return slots;
+}
 
 describe('AIMD arithmetic', () => {
   it.each([
@@ -19,33 +30,63 @@ describe('AIMD arithmetic', () => {
     [8, 8],
     [3, 3],
   ])('a new host under a ceiling of %i starts at %i, in slow start', (ceiling, limit) => {
-    expect(startWindow(ceiling)).toEqual(win(limit, 0, true));
+    expect(startWindow(ceiling)).toEqual(win(limit, true));
   });
 
   it.each([
-    [win(64), 44.8],
-    [win(10, 4), 7],
-    [win(32, 0, true), 22.4],
-    [win(1.4), 1],
-    [win(1), 1],
-  ])('a throttle at %j leaves %d (×0.7, floor 1) and ends slow start', (w, limit) => {
-    const next = afterThrottle(w);
+    [win(64), 64, 44.8, 64],
+    [win(10, false, 20, 3), 10, 7, 10],
+    [win(32, true), 32, 22.4, 32],
+    [win(128, true), 65, 45.5, 65], // slow start's last doubling: from where the host refused
+    [win(100), 20, 14, 20], // slots never used prove nothing
+    [win(10), 99, 7, 10],
+    [win(1.4), 2, 1, 1.4],
+    [win(1), 1, 1, 1],
+  ])('a throttle at %j, sent with %i in flight, leaves %d (×0.7, floor 1), ends slow start, aims back at %d', (w, inFlight, limit, peak) => {
+    const next = afterThrottle(w, inFlight);
     expect(next.limit).toBeCloseTo(limit, 9);
-    expect(next).toMatchObject({ successes: 0, slowStart: false });
+    expect(next).toEqual({ limit: next.limit, slowStart: false, peak, rounds: 0 });
+  });
+
+  it('the cubic starts at the decrease, is back at the peak at K rounds, and only rises', () => {
+    const k = Math.cbrt((64 * (1 - DECREASE)) / CUBE);
+    expect(cubic(64, 0)).toBeCloseTo(64 * DECREASE, 9);
+    expect(cubic(64, k)).toBeCloseTo(64, 9);
+    const curve = Array.from({ length: 20 }, (_, r) => cubic(64, r));
+    expect(curve).toEqual([...curve].sort((a, b) => a - b));
   });
 
   it.each([
-    ['slow start: +1 per success', win(8, 0, true), 64, win(9, 0, true)],
-    ['slow start stops at the ceiling', win(63.5, 0, true), 64, win(64, 0, true)],
-    ['at the ceiling, nothing grows', win(64, 3), 64, win(64, 0)],
-    ['a success short of a window is counted', win(7, 0), 64, win(7, 1)],
-    ['a window of successes adds one', win(7, 6), 64, win(8, 0)],
-    ['the window is the whole part of the limit', win(7.9, 6), 64, win(8.9, 0)],
-    ['additive increase stops at the ceiling', win(9.5, 8), 10, win(10, 0)],
+    ['slow start: +1 per success', win(8, true), 64, win(9, true)],
+    ['slow start stops at the ceiling', win(63.5, true), 64, win(64, true)],
+    ['at the ceiling, nothing grows', win(64, false, 80, 2), 64, win(64, false, 80, 2)],
+    ['past a throttle, a success is 1/slots of a round, the limit on the cubic', win(44.8, false, 64, 0), 64, win(cubic(64, 1 / 44), false, 64, 1 / 44)],
+    ['never lower than it is', win(50, false, 64, 0), 64, win(50, false, 64, 1 / 50)],
+    ['at most MAX_STEP per success', win(10, false, 10, 20), 64, win(10 + MAX_STEP, false, 10, 20.1)],
+    ['never past the ceiling', win(99.8, false, 64, 30), 100, win(100, false, 64, 30 + 1 / 99)],
   ])('%s', (_name, w, ceiling, next) => {
     const got = afterSuccess(w, ceiling);
     expect(got.limit).toBeCloseTo(next.limit, 9);
-    expect(got).toMatchObject({ successes: next.successes, slowStart: next.slowStart });
+    expect(got.rounds).toBeCloseTo(next.rounds, 9);
+    expect(got).toMatchObject({ slowStart: next.slowStart, peak: next.peak });
+  });
+
+  it('after a throttle at 64: back above 0.9 of it in 2 rounds, dwells near it, then probes past it', () => {
+    const slots = roundsAfterThrottle(64, 1024, 14);
+    expect(slots.slice(0, 3)).toEqual([44, 52, 58]);
+    expect(slots.slice(4, 9).every((n) => n >= 63 && n <= 64)).toBe(true); // 5 rounds within a slot of it
+    const cycle = slots.slice(0, slots.findIndex((n) => n > 64)); // until it asks for more than 64
+    expect(cycle.reduce((a, n) => a + n, 0) / cycle.length).toBeGreaterThanOrEqual(0.9 * 64); // +1 per round: 0.84
+    for (let r = 9; r < slots.length; r++) {
+      expect(slots[r]! - slots[r - 1]!).toBeGreaterThanOrEqual(slots[r - 1]! - slots[r - 2]!); // ever faster
+      expect(slots[r]!).toBeLessThanOrEqual(1.5 * slots[r - 1]! + 1); // at most ×1.5 per round
+    }
+  });
+
+  it('one early throttle does not hold a high ceiling back: from 8 to 256 in under 20 rounds (+1 per round: 250)', () => {
+    const slots = roundsAfterThrottle(8, 256, 20);
+    expect(slots[0]).toBe(5);
+    expect(slots.at(-1)).toBe(256);
   });
 
   it.each<[number | null, Reason | null, Verdict]>([
@@ -79,6 +120,11 @@ async function take(limits: HostLimits, host: string, n: number) {
   return Promise.all(Array.from({ length: n }, () => limits.acquire(host)));
 }
 
+/** A host at its knee refuses the newest first: the last of `leases`, sent with them all in flight, answers first. */
+function refuse(leases: Lease[]): void {
+  for (const l of [...leases].reverse()) l.release('throttled');
+}
+
 /** Starts `n` acquisitions; `granted` counts the ones that got a slot so far. */
 function queue(limits: HostLimits, host: string, n: number) {
   const order: number[] = [];
@@ -105,13 +151,18 @@ describe('HostLimits', () => {
 
   it('a burst of throttles from requests in flight together lowers the limit once', async () => {
     const limits = new HostLimits(64);
-    const leases = await take(limits, 'a', 8);
-    for (const l of leases) l.release('throttled');
+    refuse(await take(limits, 'a', 8));
     expect(limits.limitOf('a')).toBe(5); // 8 × 0.7 = 5.6
-    // A request sent after the decrease is a new congestion event.
-    const [next] = await take(limits, 'a', 1);
-    next!.release('throttled');
-    expect(limits.limitOf('a')).toBe(3); // 5.6 × 0.7 = 3.92
+    // Requests sent after the decrease are a new congestion event.
+    refuse(await take(limits, 'a', 5));
+    expect(limits.limitOf('a')).toBe(3); // 5 × 0.7 = 3.5
+  });
+
+  it('a refusal with fewer in flight than the limit lowers it from there', async () => {
+    const limits = new HostLimits(64);
+    const [first] = await take(limits, 'a', 8);
+    first!.release('throttled'); // refused with only itself in flight
+    expect(limits.limitOf('a')).toBe(1);
   });
 
   it('goes no lower than one slot, and still admits one', async () => {
@@ -131,28 +182,67 @@ describe('HostLimits', () => {
     const limits = new HostLimits(64);
     const held = await take(limits, 'a', 8);
     const q = queue(limits, 'a', 2);
-    held[0]!.release('throttled'); // limit 5, 7 in flight
-    held[1]!.release('ok'); // stale: sent before the decrease, changes nothing
-    held[2]!.release('ok');
+    held[7]!.release('throttled'); // limit 5, 7 in flight
+    held[0]!.release('ok'); // stale: sent before the decrease, changes nothing
+    held[1]!.release('ok');
     await tick();
     expect(q.order).toEqual([]); // 5 in flight, limit 5
-    held[3]!.release('neutral');
+    held[2]!.release('neutral');
     await tick();
     expect(q.order).toEqual([0]);
     expect(limits.limitOf('a')).toBe(5);
   });
 
-  it('grows by one per window of successes while the host uses its whole limit', async () => {
+  it('after a throttle, climbs back toward where it was while the host uses its whole limit', async () => {
     const limits = new HostLimits(64);
-    for (const l of await take(limits, 'a', 8)) l.release('throttled'); // 5.6
+    refuse(await take(limits, 'a', 8)); // 5.6, aiming at 8
     const first = await take(limits, 'a', 5);
     const q = queue(limits, 'a', 50); // the host stays busy
     for (const l of first) l.release('ok');
-    expect(limits.limitOf('a')).toBe(6); // a window of 5: 6.6
+    expect(limits.limitOf('a')).toBe(7); // one round: most of the way back
     await tick();
-    expect(q.order).toHaveLength(6);
-    for (const l of await Promise.all(q.leases.slice(0, 6))) l.release('ok');
-    expect(limits.limitOf('a')).toBe(7); // a window of 6: 7.6
+    expect(q.order).toHaveLength(7);
+    for (const l of await Promise.all(q.leases.slice(0, 7))) l.release('ok');
+    expect(limits.limitOf('a')).toBe(7); // dwells just under 8 (7.9)
+  });
+
+  it('a slot handed over before a decrease belongs to that congestion event', async () => {
+    const limits = new HostLimits(64);
+    const held = await take(limits, 'a', 8);
+    const q = queue(limits, 'a', 1);
+    held[0]!.release('ok'); // 9 slots: the queued request gets one now
+    held[7]!.release('throttled'); // 8 × 0.7 = 5.6, before the queued request's code has run
+    const [late] = await Promise.all(q.leases);
+    late!.release('throttled'); // sent before the decrease: no second one
+    expect(limits.limitOf('a')).toBe(5);
+    for (const l of held.slice(1, 7)) l.release('neutral');
+  });
+
+  it.each([
+    [64, 0.9, 0.01],
+    [12, 0.9, 0.03],
+  ])('holds a host that refuses past %i requests at once at ≥ %d of it on average, refusing < %d', async (knee, share, refusedShare) => {
+    // Rounds of a busy host: every request in flight ends, the first `knee` served, the
+    // others refused; each ended task is replaced at once, as a worker's tasks are.
+    const limits = new HostLimits(512);
+    let granted: Lease[] = [];
+    const more = () => void limits.acquire('a').then((l) => granted.push(l));
+    for (let i = 0; i < 512; i++) more();
+    await tick();
+    let served = 0;
+    let refused = 0;
+    for (let round = 0; round < 1000; round++) {
+      const held = granted;
+      granted = [];
+      held.forEach((l, i) => (l.release(i < knee ? 'ok' : 'throttled'), more()));
+      if (round >= 100) {
+        served += Math.min(held.length, knee); // slow start's first overshoot left out
+        refused += Math.max(0, held.length - knee);
+      }
+      await tick();
+    }
+    expect(served / 900 / knee).toBeGreaterThanOrEqual(share);
+    expect(refused / (served + refused)).toBeLessThan(refusedShare);
   });
 
   it('does not grow a limit the host does not use', async () => {
@@ -189,8 +279,8 @@ describe('HostLimits', () => {
   it('capacity: throttled limits of busy hosts, else of all known, at most the ceiling', async () => {
     const limits = new HostLimits(20);
     expect(limits.capacity()).toBe(20);
-    for (const l of await take(limits, 'a', 8)) l.release('throttled'); // a: 5.6, idle
-    for (const l of await take(limits, 'b', 8)) l.release('throttled'); // b: 5.6, idle
+    refuse(await take(limits, 'a', 8)); // a: 5.6, idle
+    refuse(await take(limits, 'b', 8)); // b: 5.6, idle
     expect(limits.capacity()).toBe(10); // none busy: all known
     const a = await take(limits, 'a', 1);
     expect(limits.capacity()).toBe(5); // a busy
@@ -201,7 +291,7 @@ describe('HostLimits', () => {
 
   it('past its bound, forgets the least recently used idle host, never a busy one', async () => {
     const limits = new HostLimits(64, 3);
-    const throttle = async (h: string) => (await limits.acquire(h)).release('throttled');
+    const throttle = async (h: string) => refuse(await take(limits, h, limits.limitOf(h) ?? 8));
     await throttle('a');
     await throttle('b');
     const busy = await limits.acquire('c'); // c stays busy
@@ -264,7 +354,7 @@ describe('download and upload hold a host slot per try', () => {
     expect(r).toMatchObject({ ok: true, attempts: 3 });
     expect(s.verdicts).toEqual(['throttled', 'throttled', 'ok']);
     expect(s.held).toBe(0);
-    expect(limits.limitOf(new URL(origin.url).host)).toBe(3); // 8 → 5.6 → 3.92: each retry started after the decrease
+    expect(limits.limitOf(new URL(origin.url).host)).toBe(1); // refused with only itself in flight: 8 → 1, then 1 again (a retry starts after the decrease)
   });
 
   it('the slot is free during the backoff sleep: another task on that host goes first', async () => {

@@ -2,9 +2,12 @@
  * Per-host adaptive concurrency (DESIGN.md, "No retry storms"): each host — an origin's
  * host:port, an object-store bucket, the destination — gets its own limit of requests in
  * flight, under the worker's --concurrency ceiling, learnt as TCP learns its congestion
- * window (RFC 5681): slow start from a small window, then additive increase (+1 per
- * window's worth of successes) and multiplicative decrease (×0.7) on every throttle
- * (429, any 503, SlowDown), floor 1.
+ * window: slow start from a small window (RFC 5681), multiplicative decrease (×0.7, floor
+ * 1) on every throttle (429, any 503, SlowDown), and between throttles CUBIC's increase
+ * (RFC 9438, whose β is that same 0.7). Why not +1 per round: that sawtooth averages 0.85
+ * of the point where the host pushed back, and one early throttle leaves a high ceiling
+ * hundreds of rounds away. The cubic is back near that point within a few rounds, dwells
+ * there, then probes past it ever faster.
  *
  * A request holds a slot of its host only while it talks to that host (one try), never
  * while it sleeps before the next: a throttled host's queued tries wait here, in order,
@@ -24,38 +27,75 @@ export type Admission = { acquire(host: string): Promise<Lease> };
 /** The multiplicative decrease on a throttle (DESIGN.md). */
 export const DECREASE = 0.7;
 /**
+ * The cubic's scale, in slots per round³, where a round is a window's worth of successes
+ * (rounds, not seconds, so the curve is the same at any latency, and tests need no clock).
+ * Smaller dwells longer near the last throttle's point: fewer throttles and a higher
+ * average at a fixed knee, but a slower climb when the host has grown. At 0.1, a limit
+ * throttled at 64 is back at 58 after 2 rounds, within 1 slot of 64 from the 4th round to
+ * the 8th, past it from the 9th; one throttled at 8 is at 256 after 19 rounds (+1 per
+ * round: 250).
+ */
+export const CUBE = 0.1;
+/** Growth per success past a throttle is at most this: ×1.5 per round, below slow start's ×2 (RFC 9438 §4.2). */
+export const MAX_STEP = 0.5;
+/**
  * Slow start's first window. Small, so a host that throttles early sees a few refusals
- * rather than a full --concurrency burst; slow start adds one slot per success, so a
- * healthy host reaches any ceiling within (ceiling − 8) responses.
+ * rather than a full --concurrency burst; slow start adds one slot per success, doubling
+ * the window each round, so a healthy host reaches any ceiling within (ceiling − 8)
+ * responses: log2(ceiling / 8) rounds.
  */
 export const INITIAL_LIMIT = 8;
 /** Hosts tracked at once (bounded memory over millions of hosts): past it, the oldest idle ones are forgotten. */
 export const MAX_HOSTS = 10_000;
 
 /** What a host's limit has learnt: a real number, of which the whole part is admitted. */
-export type Window = { limit: number; successes: number; slowStart: boolean };
+export type Window = {
+  limit: number;
+  slowStart: boolean;
+  /** The limit when the host last pushed back (CUBIC's W_max); 0 before it ever did. */
+  peak: number;
+  /** Rounds since that throttle: each counted success adds 1 / slots, a window's worth adds 1. */
+  rounds: number;
+};
 
 /** A new host's window: slow start from INITIAL_LIMIT, or from the ceiling when lower. */
 export function startWindow(ceiling: number): Window {
-  return { limit: Math.min(ceiling, INITIAL_LIMIT), successes: 0, slowStart: true };
+  return { limit: Math.min(ceiling, INITIAL_LIMIT), slowStart: true, peak: 0, rounds: 0 };
 }
 
 export function slotsOf(w: Window): number {
   return Math.max(1, Math.floor(w.limit));
 }
 
-/** Multiplicative decrease, floor 1; the first throttle also ends slow start. */
-export function afterThrottle(w: Window): Window {
-  return { limit: Math.max(1, w.limit * DECREASE), successes: 0, slowStart: false };
+/**
+ * Multiplicative decrease, floor 1, from where the host refused: the requests in flight
+ * when the refused one was sent, if fewer than the limit. Growth since then, like slots
+ * never used, proved nothing (RFC 7661): after slow start's last doubling, ×0.7 of the
+ * doubled limit would still be past the knee and draw a second wave of refusals. The cubic
+ * restarts from here, aiming at that point.
+ */
+export function afterThrottle(w: Window, inFlight: number): Window {
+  const refusedAt = Math.min(w.limit, inFlight);
+  return { limit: Math.max(1, refusedAt * DECREASE), slowStart: false, peak: refusedAt, rounds: 0 };
 }
 
-/** +1 per success in slow start; after it, +1 once a whole window of successes came back. */
+/**
+ * CUBIC's window `rounds` after a throttle at `peak`: peak + CUBE·(rounds − K)³, where K
+ * is when it is back at the peak. It starts at peak × DECREASE, rises fast, then flat
+ * around K, then ever faster past it.
+ */
+export function cubic(peak: number, rounds: number): number {
+  const k = Math.cbrt((peak * (1 - DECREASE)) / CUBE);
+  return peak + CUBE * (rounds - k) ** 3;
+}
+
+/** +1 per success in slow start; after it, the cubic (at most MAX_STEP per success); never past the ceiling. */
 export function afterSuccess(w: Window, ceiling: number): Window {
-  if (w.limit >= ceiling) return { ...w, limit: ceiling, successes: 0 };
+  if (w.limit >= ceiling) return { ...w, limit: ceiling };
   if (w.slowStart) return { ...w, limit: Math.min(ceiling, w.limit + 1) };
-  const successes = w.successes + 1;
-  if (successes < slotsOf(w)) return { ...w, successes };
-  return { ...w, limit: Math.min(ceiling, w.limit + 1), successes: 0 };
+  const rounds = w.rounds + 1 / slotsOf(w);
+  const limit = Math.min(ceiling, w.limit + MAX_STEP, Math.max(w.limit, cubic(w.peak, rounds)));
+  return { ...w, limit, rounds };
 }
 
 /** For callers without adaptive limits: a lease that holds nothing. */
@@ -66,8 +106,14 @@ type Host = {
   /** Bumped at each decrease: outcomes of requests started before it are stale. */
   epoch: number;
   active: number;
-  waiters: (() => void)[];
+  waiters: ((grant: Grant) => void)[];
 };
+
+/**
+ * What a request was granted with: the host's epoch and the requests then in flight, itself
+ * included — fixed when the slot is handed over, not when the waiter's code next runs.
+ */
+type Grant = { epoch: number; inFlight: number };
 
 /** The per-host limits of one worker stage (the origins, or the destination). */
 export class HostLimits implements Admission {
@@ -80,15 +126,16 @@ export class HostLimits implements Admission {
 
   async acquire(host: string): Promise<Lease> {
     const h = this.stateOf(host);
-    if (h.waiters.length === 0 && h.active < slotsOf(h.window)) h.active++;
-    else await new Promise<void>((resolve) => h.waiters.push(resolve)); // counted by whoever hands it over
-    const epoch = h.epoch;
+    const grant =
+      h.waiters.length === 0 && h.active < slotsOf(h.window)
+        ? { epoch: h.epoch, inFlight: ++h.active }
+        : await new Promise<Grant>((resolve) => h.waiters.push(resolve)); // counted by whoever hands it over
     let held = true;
     return {
       release: (verdict) => {
         if (!held) return;
         held = false;
-        this.release(h, epoch, verdict);
+        this.release(h, grant, verdict);
       },
     };
   }
@@ -130,12 +177,12 @@ export class HostLimits implements Admission {
     return h;
   }
 
-  private release(h: Host, epoch: number, verdict: Verdict): void {
+  private release(h: Host, grant: Grant, verdict: Verdict): void {
     // A request sent before the last decrease belongs to that congestion event: a burst
     // of 429s from requests already in flight lowers the limit once (TCP's recovery).
-    if (epoch === h.epoch) {
+    if (grant.epoch === h.epoch) {
       if (verdict === 'throttled') {
-        h.window = afterThrottle(h.window);
+        h.window = afterThrottle(h.window, grant.inFlight);
         h.epoch++;
       } else if (verdict === 'ok' && (h.active >= slotsOf(h.window) || h.waiters.length > 0)) {
         // Only a host that used its whole limit has shown it can take more (RFC 7661).
@@ -143,10 +190,7 @@ export class HostLimits implements Admission {
       }
     }
     h.active--;
-    while (h.waiters.length > 0 && h.active < slotsOf(h.window)) {
-      h.active++;
-      h.waiters.shift()!();
-    }
+    while (h.waiters.length > 0 && h.active < slotsOf(h.window)) h.waiters.shift()!({ epoch: h.epoch, inFlight: ++h.active });
   }
 
   /** Makes room for one more host: the least recently used idle ones go. */
