@@ -44,7 +44,9 @@ export function downloadOptions(f: WorkerFlags, stores: (place: Place) => Promis
     minRate: f.minRate,
     maxRedirects: f.maxRedirects,
     allowPrivateNetwork: f.allowPrivateNetwork,
-    connectionsPerHost: Math.min(f.concurrency, 256),
+    // As many sockets as requests may be in flight: the per-host limits (aimd.ts) decide how
+    // many a host gets; a lower cap here would only queue requests inside the pool.
+    connectionsPerHost: f.concurrency,
     originHeaders: originHeaders(f.originHeader),
   });
   // Memory stays under about SMALL_BODIES_BUDGET + LARGE_BODY_SLOTS × --max-bytes.
