@@ -1,17 +1,21 @@
 /**
  * S3-only behaviour, against fauxqs in its own process (test/servers/s3.mjs): multipart
  * cleanup, the conditional-write probe, sha256 metadata after a streamed upload, failed
- * streams leaving nothing behind, and the error classifier. The shared behaviour is in
- * conformance.test.ts.
+ * streams leaving nothing behind, and the error classifier; then the lean PutObject
+ * (s3-put.ts) against a scripted endpoint: which writes take it, how its failures are
+ * classified, and its fallbacks. The shared behaviour is in conformance.test.ts; that the
+ * lean path signs as the SDK does is in s3-sign.test.ts.
  */
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
+import { type IncomingHttpHeaders, createServer as createHttpServer } from 'node:http';
+import { type AddressInfo, createServer } from 'node:net';
 import { Readable } from 'node:stream';
 import { CreateBucketCommand, CreateMultipartUploadCommand, ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { fauxqsOptions, startS3Server, stopS3Server, useFakeAwsCredentials } from '../test/helpers/backend-s3.js';
-import type { PutOptions, StorageErrorCode } from './adapter.js';
+import { retryAfterMs } from '../worker/upload.js';
+import { type PutOptions, StorageError, type StorageErrorCode } from './adapter.js';
 import { PROBE_MARKER, type S3Store, classifyS3Error, createS3Client, openS3Store } from './s3.js';
 
 const MiB = 2 ** 20;
@@ -257,6 +261,10 @@ describe('S3 error classification', () => {
     ['BadGateway', 502, undefined, 'TRANSIENT'],
     ['RequestTimeout', 400, undefined, 'TRANSIENT'],
     ['TimeoutError', undefined, 'ETIMEDOUT', 'TRANSIENT'],
+    ['SocketError', undefined, 'UND_ERR_SOCKET', 'TRANSIENT'],
+    ['ConnectTimeoutError', undefined, 'UND_ERR_CONNECT_TIMEOUT', 'TRANSIENT'],
+    ['HeadersTimeoutError', undefined, 'UND_ERR_HEADERS_TIMEOUT', 'TRANSIENT'],
+    ['BodyTimeoutError', undefined, 'UND_ERR_BODY_TIMEOUT', 'TRANSIENT'],
     ['Error', undefined, 'ECONNRESET', 'TRANSIENT'],
     ['Error', undefined, 'ECONNREFUSED', 'TRANSIENT'],
     ['InvalidArgument', 400, undefined, 'FATAL'],
@@ -285,4 +293,117 @@ describe('S3 error classification', () => {
     await expect(store.stat('k')).rejects.toMatchObject({ code: 'TRANSIENT' });
     await store.close();
   }, 30_000);
+});
+
+// ---------------------------------------------------------------------------------------
+
+type Seen = { method: string; url: string; headers: IncomingHttpHeaders; bytes: number };
+type Answer = { status: number; headers?: Record<string, string>; body?: string } | 'reset' | 'stall';
+
+/** A stand-in S3 endpoint on 127.0.0.1: answers each request from a script (200 once it is done) and records it. */
+async function scripted() {
+  const seen: Seen[] = [];
+  const script: Answer[] = [];
+  const server = createHttpServer((req, res) => {
+    const answer = script.shift() ?? { status: 200 };
+    if (answer === 'reset') return void req.socket.resetAndDestroy();
+    let bytes = 0;
+    req.on('data', (c: Buffer) => (bytes += c.length));
+    req.on('end', () => {
+      seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, bytes });
+      if (answer !== 'stall') res.writeHead(answer.status, answer.headers).end(answer.body ?? '');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const close = () => new Promise<void>((resolve) => server.close(() => resolve()) && server.closeAllConnections());
+  return { endpoint, seen, script, close };
+}
+
+/** Sent by the SDK about itself; the lean PutObject sends none of it. */
+const bySdk = (r: Seen) => r.headers['amz-sdk-invocation-id'] !== undefined;
+const s3Error = (code: string) => `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>no</Message><RequestId>1</RequestId></Error>`;
+
+describe('the lean PutObject (s3-put.ts)', () => {
+  let server: Awaited<ReturnType<typeof scripted>>;
+  let store: S3Store;
+
+  beforeAll(async () => {
+    server = await scripted();
+  });
+  afterAll(() => server?.close());
+  beforeEach(async () => {
+    await store?.close();
+    store = await openS3Store('bucket', 'p/', { s3: { endpoint: server.endpoint, forcePathStyle: true, region: 'us-east-1' }, conditionalWrites: 'on', maxAttempts: 1, timeoutMs: 1000 });
+    server.seen.length = 0;
+    server.script.length = 0;
+  });
+  afterAll(() => store?.close());
+
+  it('sends a Buffer below 2 MiB, and a stream shorter than a part, with its signed sha256 and no Content-MD5', async () => {
+    const body = randomBytes(2 * MiB - 1);
+    expect(await store.put('a.bin', body, opts({ ifAbsent: true, sha256: sha(body) }))).toEqual({ sha256: sha(body) });
+    const small = randomBytes(1000);
+    expect(await store.put('b.bin', Readable.from([small]), opts())).toEqual({ sha256: sha(small) });
+    expect(server.seen.map((r) => [bySdk(r), r.url, r.bytes, r.headers['x-amz-content-sha256'], r.headers['content-md5'], r.headers['if-none-match']])).toEqual([
+      [false, '/bucket/p/a.bin?x-id=PutObject', body.length, sha(body), undefined, '*'],
+      [false, '/bucket/p/b.bin?x-id=PutObject', small.length, sha(small), undefined, undefined],
+    ]);
+    expect(server.seen[1]!.headers['x-amz-meta-ferry-sha256']).toBe(sha(small));
+  });
+
+  it('leaves a Buffer of 2 MiB or more to the SDK, with Content-MD5 and Expect: 100-continue', async () => {
+    const body = randomBytes(2 * MiB);
+    await store.put('big.bin', body, opts({ sha256: sha(body) }));
+    expect(server.seen.map((r) => [bySdk(r), r.headers['content-md5'], r.headers.expect])).toEqual([[true, createHash('md5').update(body).digest('base64'), '100-continue']]);
+  });
+
+  it.each<[string, Answer, StorageErrorCode, number | undefined, string | RegExp]>([
+    ['412 PreconditionFailed', { status: 412, body: s3Error('PreconditionFailed') }, 'EXISTS', 412, 'PreconditionFailed, HTTP 412'],
+    ['403 AccessDenied', { status: 403, body: s3Error('AccessDenied') }, 'FORBIDDEN', 403, 'AccessDenied, HTTP 403'],
+    ['403 SignatureDoesNotMatch', { status: 403, body: s3Error('SignatureDoesNotMatch') }, 'FORBIDDEN', 403, 'SignatureDoesNotMatch, HTTP 403'],
+    ['503 SlowDown', { status: 503, body: s3Error('SlowDown') }, 'THROTTLED', 503, 'SlowDown, HTTP 503'],
+    ['429 without a body', { status: 429 }, 'THROTTLED', 429, 'UnknownError, HTTP 429'],
+    ['500 InternalError', { status: 500, body: s3Error('InternalError') }, 'TRANSIENT', 500, 'InternalError, HTTP 500'],
+    ["a proxy's 502 page", { status: 502, body: '<html>Bad Gateway</html>' }, 'TRANSIENT', 502, 'UnknownError, HTTP 502'],
+    ['400 XAmzContentSHA256Mismatch (a body that is not what was signed)', { status: 400, body: s3Error('XAmzContentSHA256Mismatch') }, 'FATAL', 400, 'XAmzContentSHA256Mismatch, HTTP 400'],
+    ['200 with an error body (S3 failed after answering; a 503, as for the SDK)', { status: 200, body: s3Error('InternalError') }, 'THROTTLED', 503, 'InternalError, HTTP 503'],
+    // reset while sending (the socket's own error) or while waiting for the answer (undici's)
+    ['a connection reset', 'reset', 'TRANSIENT', undefined, /^(Error, ECONNRESET|SocketError, UND_ERR_SOCKET)$/],
+    ['no answer within --timeout', 'stall', 'TRANSIENT', undefined, 'HeadersTimeoutError, UND_ERR_HEADERS_TIMEOUT'],
+  ])('classifies %s as the SDK path would, in one request and a one-line message', async (_name, answer, code, status, label) => {
+    server.script.push(answer);
+    const err = await store.put('k.bin', Buffer.from('x'), opts()).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(StorageError);
+    expect(err).toMatchObject({ code, status });
+    const [what, detail] = (err as Error).message.split(': ');
+    expect(what).toBe('PUT s3://bucket/p/k.bin');
+    if (typeof label === 'string') expect(detail).toBe(label);
+    else expect(detail).toMatch(label);
+    expect((err as Error).message).not.toMatch(/ferry-test|Credential|Signature=|\n/);
+    // undici retries nothing: each try is one the worker's loop counts (the reset one never completed its body).
+    await new Promise((r) => setTimeout(r, 50));
+    expect(server.seen.length).toBe(answer === 'reset' ? 0 : 1);
+    expect(server.seen.every((r) => !bySdk(r))).toBe(true);
+  }, 10_000);
+
+  it("keeps S3's Retry-After where the worker reads it", async () => {
+    server.script.push({ status: 503, headers: { 'Retry-After': '7' }, body: s3Error('SlowDown') });
+    const err = await store.put('k.bin', Buffer.from('x'), opts()).catch((e: unknown) => e);
+    expect(retryAfterMs(err)).toBe(7000);
+  });
+
+  it("hands a PUT that S3 redirects to the bucket's region to the SDK, and sends the store's next ones through it", async () => {
+    server.script.push({ status: 301, headers: { 'x-amz-bucket-region': 'eu-west-3' }, body: s3Error('PermanentRedirect') });
+    await store.put('one.bin', Buffer.from('1'), opts());
+    await store.put('two.bin', Buffer.from('2'), opts());
+    expect(server.seen.map((r) => [bySdk(r), r.url])).toEqual([
+      [false, '/bucket/p/one.bin?x-id=PutObject'],
+      [true, '/bucket/p/one.bin?x-id=PutObject'],
+      [true, '/bucket/p/two.bin?x-id=PutObject'],
+    ]);
+  });
 });

@@ -3,7 +3,11 @@
  * socket pool sized to the worker's concurrency.
  *
  * Writes:
- * - A Buffer goes in one PutObject with Content-MD5, so a corrupted body is refused.
+ * - A Buffer goes in one PutObject. Below 2 MiB it is the lean PutObject of
+ *   storage/s3-put.ts (the SDK's signer and resolved endpoint, sent with undici, its sha256
+ *   signed so S3 checks the body), where the SDK's per-request middleware would cost
+ *   several times the request itself; larger, or where the endpoint needs more than plain
+ *   SigV4, the SDK sends it with Content-MD5. Either way a corrupted body is refused.
  * - A Readable is hashed (sha256) while it streams. A body shorter than one part ends up a
  *   single PutObject carrying `ferry-sha256` like a Buffer; a longer one goes through
  *   a multipart upload in parts (storage/multipart.ts), and `ferry-sha256` is added afterwards by a
@@ -13,7 +17,8 @@
  *   (`capabilities.conditionalCreate`), on the single PutObject or on
  *   CompleteMultipartUpload (AWS enforces it on both); a refused completion is aborted.
  *
- * Errors are classified on codes and HTTP status, never on messages (classifyS3Error).
+ * Errors are classified on codes and HTTP status, never on messages (classifyS3Error),
+ * the SDK's and the lean path's alike.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
@@ -30,8 +35,9 @@ import {
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
-import { multipartUpload } from './multipart.js';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { multipartUpload } from './multipart.js';
+import { EXPECT_CONTINUE_BYTES, type LeanPut, type LeanPutOptions, openLeanPut } from './s3-put.js';
 import {
   type Capabilities,
   FERRY_META,
@@ -75,7 +81,11 @@ const THROTTLED_NAMES = new Set(['SlowDown', 'Throttling', 'ThrottlingException'
 const NOT_FOUND_NAMES = new Set(['NoSuchKey', 'NotFound', 'NoSuchBucket', 'NoSuchUpload']);
 const EXISTS_NAMES = new Set(['PreconditionFailed', 'ConditionalRequestConflict']);
 const TRANSIENT_NAMES = new Set(['TimeoutError', 'RequestTimeout', 'RequestTimeoutException', 'InternalError', 'ServiceUnavailable', 'OperationAborted']);
-const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+const NETWORK_CODES = new Set([
+  'ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN',
+  // undici's (the lean PutObject): a socket closed or reset, a timeout, a response cut short
+  'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
+]);
 
 function codeOf(status: number | undefined, name: string, errno: string): StorageErrorCode {
   if (status === 412 || EXISTS_NAMES.has(name)) return 'EXISTS';
@@ -106,10 +116,20 @@ export function classifyS3Error(e: unknown, what: string): StorageError {
 // ---------------------------------------------------------------------------------------
 // Client and the conditional-write decision
 
+/** Sockets and timeouts of a store's connections, the SDK's and the lean PutObject's alike. */
+function connectionsOf(options: StoreOptions): LeanPutOptions {
+  return {
+    connections: options.maxSockets ?? DEFAULT_MAX_SOCKETS,
+    connectTimeoutMs: Math.min(10_000, options.timeoutMs ?? 10_000),
+    // idle time on a socket (--timeout), so a stalled server fails as a timeout (TRANSIENT)
+    timeoutMs: options.timeoutMs ?? 120_000,
+  };
+}
+
 /** One client per store: its own keep-alive pool, no per-request checksums. */
 export function createS3Client(options: StoreOptions): S3Client {
-  const maxSockets = options.maxSockets ?? DEFAULT_MAX_SOCKETS;
-  const agent = { keepAlive: true, maxSockets };
+  const connections = connectionsOf(options);
+  const agent = { keepAlive: true, maxSockets: connections.connections };
   return new S3Client({
     region: options.s3?.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
     // Without an endpoint here the SDK reads AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL (and
@@ -126,9 +146,8 @@ export function createS3Client(options: StoreOptions): S3Client {
     requestHandler: new NodeHttpHandler({
       httpAgent: new http.Agent(agent),
       httpsAgent: new https.Agent(agent),
-      connectionTimeout: Math.min(10_000, options.timeoutMs ?? 10_000),
-      // idle time on a socket (--timeout), so a stalled server fails as TimeoutError (TRANSIENT)
-      socketTimeout: options.timeoutMs ?? 120_000,
+      connectionTimeout: connections.connectTimeoutMs,
+      socketTimeout: connections.timeoutMs,
     }),
   });
 }
@@ -274,6 +293,9 @@ export class S3Store implements StorageAdapter {
   readonly capabilities: Capabilities;
   private readonly partSize: number;
   private readonly queueSize: number;
+  private readonly connections: LeanPutOptions;
+  /** the lean PutObject, resolved at the first Buffer put; null where the SDK must send */
+  private lean: Promise<LeanPut | null> | undefined;
 
   constructor(
     readonly client: S3Client,
@@ -286,6 +308,7 @@ export class S3Store implements StorageAdapter {
     this.capabilities = { conditionalCreate: conditionalWrites.enabled };
     this.partSize = options.partSize ?? DEFAULT_PART_SIZE;
     this.queueSize = options.queueSize ?? DEFAULT_QUEUE_SIZE;
+    this.connections = connectionsOf(options);
   }
 
   uri(key: string): string {
@@ -334,8 +357,8 @@ export class S3Store implements StorageAdapter {
 
   async put(key: string, body: Buffer | Readable, options: PutOptions): Promise<PutResult> {
     if (Buffer.isBuffer(body)) {
-      const sha256 = createHash('sha256').update(body).digest('hex');
-      await this.putBuffer(key, body, options, options.metadata);
+      const sha256 = options.sha256 ?? createHash('sha256').update(body).digest('hex');
+      await this.putBuffer(key, body, options, options.metadata, sha256);
       return { sha256 };
     }
     return this.putStream(key, body, options);
@@ -345,7 +368,31 @@ export class S3Store implements StorageAdapter {
     return options.ifAbsent && this.capabilities.conditionalCreate ? { IfNoneMatch: '*' } : {};
   }
 
-  private async putBuffer(key: string, body: Buffer, options: PutOptions, metadata: Record<string, string>): Promise<void> {
+  /**
+   * The lean PutObject for a body, or null when the SDK sends it (too large, an endpoint that
+   * needs more than plain SigV4, a bucket in another region). A resolution that failed (no
+   * credentials yet, say) is not kept: this put goes through the SDK, which says why, and
+   * the next one tries again.
+   */
+  private async leanFor(body: Buffer): Promise<LeanPut | null> {
+    if (body.length >= EXPECT_CONTINUE_BYTES) return null;
+    this.lean ??= openLeanPut(this.client, this.bucket, this.connections).catch(() => {
+      this.lean = undefined;
+      return null;
+    });
+    const lean = await this.lean;
+    return lean?.usable ? lean : null;
+  }
+
+  private async putBuffer(key: string, body: Buffer, options: PutOptions, metadata: Record<string, string>, sha256: string): Promise<void> {
+    const lean = await this.leanFor(body);
+    if (lean) {
+      const input = { key: this.prefix + key, body, sha256, contentType: options.contentType, metadata, ifNoneMatch: this.conditional(options).IfNoneMatch !== undefined };
+      const stored = await lean.put(input).catch((e: unknown) => {
+        throw classifyS3Error(e, `PUT ${this.uri(key)}`);
+      });
+      if (stored) return; // else redirected: the SDK follows it
+    }
     const command = new PutObjectCommand({
       Bucket: this.bucket,
       Key: this.prefix + key,
@@ -375,7 +422,7 @@ export class S3Store implements StorageAdapter {
       const head = options.size !== undefined && options.size > this.partSize ? { chunks: [], done: false } : await readHead(it, this.partSize);
       if (head.done) {
         const sha256 = state.hash.digest('hex');
-        await this.putBuffer(key, Buffer.concat(head.chunks), options, { ...options.metadata, [FERRY_META.sha256]: sha256 });
+        await this.putBuffer(key, Buffer.concat(head.chunks), options, { ...options.metadata, [FERRY_META.sha256]: sha256 }, sha256);
         return { sha256 };
       }
       const etag = await this.upload(key, chain(head.chunks, it), options);
@@ -473,6 +520,7 @@ export class S3Store implements StorageAdapter {
 
   async close(): Promise<void> {
     this.client.destroy();
+    await (await this.lean)?.close();
   }
 }
 
