@@ -166,7 +166,8 @@ for (const name of [...ALL, 'machine']) {
 results.corpus = results.latency?.corpus ?? results.cpu?.corpus ?? results.s3?.corpus ?? corpusInfo;
 await mkdir(chartsDir, { recursive: true });
 for (const [file, svg] of Object.entries(charts(results))) await writeFile(join(chartsDir, file), svg);
-const md = markdown(results, { chartsPath: inRepo ? 'bench/charts' : 'charts', command });
+const history = await readFile(here('./HISTORY.md'), 'utf8').catch(() => '');
+const md = markdown(results, { chartsPath: inRepo ? 'bench/charts' : 'charts', command, history });
 await writeFile(join(outDir, 'BENCHMARKS.md'), md);
 log(`\nwrote ${join(outDir, 'BENCHMARKS.md')} and ${chartsDir}/`);
 for (const t of targets(results)) log(`  ${t.what}: ${typeof t.value === 'number' ? t.value.toFixed(2) : t.measured} — ${t.verdict.replace(/\*/g, '')}`);

@@ -202,8 +202,12 @@ ${part('s3 scenario (fauxqs)', p.s3)}
 ${part('latency scenario (origin +50 ms, folder)', p.latency)}`;
 }
 
-/** BENCHMARKS.md. `chartsPath`: where the .svg files are, relative to the Markdown file. */
-export function markdown(results, { chartsPath, command: current }) {
+/**
+ * BENCHMARKS.md. `chartsPath`: where the .svg files are, relative to the Markdown file;
+ * `history`: bench/HISTORY.md's text (the optimisations, before and after), kept by hand
+ * because its figures come from runs of earlier builds.
+ */
+export function markdown(results, { chartsPath, command: current, history = '' }) {
   const m = results.machine;
   const command = m.command ?? current;
   const lat = results.latency && summarize(results.latency.runs);
@@ -307,6 +311,7 @@ ${knee.map((r) => `| ${r.tool} | ${r.concurrency} | ${n0(r.objectsPerSecond)} | 
 ![refused requests against concurrency](${chartsPath}/knee-errors.svg)
 `);
   }
+  if (history.trim()) sections.push(history.trim() + '\n');
   sections.push(profileSection(results.profile));
   sections.push(`## Reproduce
 \`\`\`sh
