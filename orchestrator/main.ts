@@ -2,13 +2,15 @@
  * The `ferry` command line: compile, replay and demo (`ferry worker` is dispatched to the
  * data plane by bin/ferry.js). Errors are caught once, here: user errors print one line
  * and exit with their code; anything else is a bug and prints its stack.
+ *
+ * The demo's modules are loaded only when it runs: it alone needs sharp, Arrow and the
+ * wasm Parquet writer in this thread, and loading them cost every compile ~0.25 s of CPU.
  */
 import yargs, { type Argv } from 'yargs';
 import { FlagError, WORKER_FLAG_SPECS, defaultText, parseWorkerFlags, refuseRepeats, storeOptionsOf } from '../protocol/index.js';
 import { LedgerError } from '../ledger/index.js';
 import { compileAll } from './compile.js';
 import { CompileArgs, compileConfig, parseWith } from './config.js';
-import { runDemo } from './demo.js';
 import { EXIT, PlaceError, UnitError, UsageError } from './errors.js';
 import { Stores } from './io.js';
 import { Board, type BoardMode } from './progress.js';
@@ -138,7 +140,7 @@ async function main(argv: string[]): Promise<number> {
       'run the embedded example: a local origin of generated images compiled to a local folder',
       (y) => y.option('dir', { type: 'string', default: 'ferry-demo', describe: 'folder for the demo’s manifests, objects and outputs' }),
       (a) => {
-        code = runDemo(String((a as Record<string, unknown>).dir));
+        code = import('./demo.js').then(({ runDemo }) => runDemo(String((a as Record<string, unknown>).dir)));
       },
     )
     .command('worker', 'the data plane program (see `ferry worker --help`)')

@@ -14,9 +14,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { type Event, type Progress, type Task, encodeEvent, encodeTask, isTerminal, parseEvent, parseProgress } from '../protocol/index.js';
+import { eachLine } from './lines.js';
 
 /** `args` are the worker flags; `concurrency` (also among them) sizes the task window. */
 export type WorkerLaunch = { args: string[]; concurrency: number };
@@ -86,7 +86,10 @@ function runOneWorker(queue: Task[], window: number, launch: WorkerLaunch, hooks
   });
   const stdin = child.stdin!;
   stdin.on('error', () => {}); // a dead worker's stdin: the exit handler decides what happens
+  // Topped up once a quarter of the window is settled: each write carries many tasks,
+  // not one or two, and the worker still holds 1.5 times its concurrency, so never starves.
   const refill = () => {
+    if (held.size > (3 * window) / 4 && queue.length > 0) return;
     let chunk = '';
     while (held.size < window && queue.length > 0) {
       const task = queue.pop()!;
@@ -96,8 +99,8 @@ function runOneWorker(queue: Task[], window: number, launch: WorkerLaunch, hooks
     if (chunk !== '') stdin.write(chunk);
     if (queue.length === 0 && !stdin.writableEnded) stdin.end();
   };
-  const out = createInterface({ input: child.stdout!, crlfDelay: Infinity });
-  out.on('line', (line) => {
+  // More tasks are sent once per read of the worker's stdout, not once per event.
+  eachLine(child.stdout!, (line) => {
     let e: Event;
     try {
       e = parseEvent(line);
@@ -110,10 +113,8 @@ function runOneWorker(queue: Task[], window: number, launch: WorkerLaunch, hooks
       progressed = true;
     }
     hooks.onEvent(e, line + '\n');
-    if (isTerminal(e)) refill();
-  });
-  const err = createInterface({ input: child.stderr!, crlfDelay: Infinity });
-  err.on('line', (line) => {
+  }, refill);
+  eachLine(child.stderr!, (line) => {
     const p = parseProgress(line);
     if (p) hooks.onProgress(p);
     else if (line.trim() !== '') {
@@ -133,7 +134,7 @@ function runOneWorker(queue: Task[], window: number, launch: WorkerLaunch, hooks
       if (exit.code !== 0 && !signal.aborted) hooks.onLog(`worker exited with ${exit.sig ?? `code ${exit.code}`} holding ${held.size} task(s)`);
       resolve({ held, exitedCleanly: exit.code === 0, usageError: exit.code === 2, progressed, lastLog });
     };
-    out.on('close', () => {
+    child.stdout!.on('close', () => {
       outClosed = true;
       settle();
     });

@@ -1,4 +1,4 @@
-// Runs codec calls in worker threads and relays row groups between them and the caller.
+// Runs codec calls in a worker thread and relays row groups between them and the caller.
 //
 // Locating the thread's script: the build (tsc, outDir dist, rootDir .) puts
 // codec-thread.js beside this module's index.js, so from dist the URL is simply
@@ -17,26 +17,30 @@ const THREAD_HEAP_MB = 2048;
 /** How much of a thread's output is kept to explain a crash. */
 const OUTPUT_TAIL = 2000;
 /**
- * Starting a thread (loading Arrow and the wasm) costs a few hundred milliseconds, about as
- * much as a small manifest's whole call, and every unit makes two calls. So a thread that
- * ended a call cleanly waits a while for the next one. One that failed in any way is
- * terminated, never reused; so is one whose wasm memory (which never shrinks) grew large.
+ * One thread serves every call, in turn, for the life of the process. Starting a thread
+ * (Node's bootstrap, Arrow, compiling the wasm) costs ~0.2 s of CPU, several times a
+ * 5,000-row unit's scan and renewal together, and a unit's two calls lie minutes apart;
+ * a thread per lane, or one per call after an idle timeout, paid it again and again.
+ * Calls are short beside a unit's transfers, so lanes seldom wait for one another.
+ * A thread that failed in any way is terminated, never reused; so is one whose wasm
+ * memory (which never shrinks) grew past what is worth keeping between calls: a few MB
+ * serve a 5,000-row unit, and a manifest that needs more is worth a fresh start.
  */
-const MAX_IDLE_THREADS = 2;
-const IDLE_MS = 10_000;
-const REUSE_MAX_WASM_BYTES = 256 * 1024 * 1024;
+const REUSE_MAX_WASM_BYTES = 64 * 1024 * 1024;
 
 type Call = { message: (m: FromThread) => void; crash: (what: string) => void };
-type CodecThread = { worker: Worker; output: string; dead: boolean; call?: Call; idleTimer?: NodeJS.Timeout };
+type CodecThread = { worker: Worker; output: string; dead: boolean; call?: Call };
 
-const idle: CodecThread[] = [];
+let thread: CodecThread | undefined;
+/** Settles when the call before the next one is over: calls queue on it. */
+let turn: Promise<void> = Promise.resolve();
 
 function threadUrl(): URL {
   const here = import.meta.url;
   if (!here.endsWith('.ts')) return new URL('./codec-thread.js', here);
   const hooks = JSON.stringify(new URL('./ts-thread-hooks.mjs', here).href);
-  const thread = JSON.stringify(new URL('./codec-thread.ts', here).href);
-  const boot = `import { register } from 'node:module'; register(${hooks}); await import(${thread});`;
+  const entry = JSON.stringify(new URL('./codec-thread.ts', here).href);
+  const boot = `import { register } from 'node:module'; register(${hooks}); await import(${entry});`;
   return new URL(`data:text/javascript,${encodeURIComponent(boot)}`);
 }
 
@@ -56,37 +60,33 @@ function spawn(): CodecThread {
 
 function died(t: CodecThread, what: string): void {
   t.dead = true;
-  unpark(t);
   t.call?.crash(what);
 }
 
+/** The thread for the next call: the live one, or a new one. */
 function acquire(): CodecThread {
-  for (let t = idle.pop(); t; t = idle.pop()) {
-    clearTimeout(t.idleTimer);
-    if (t.dead) continue;
-    t.worker.ref();
-    return t;
-  }
-  return spawn();
+  if (!thread || thread.dead) thread = spawn();
+  thread.worker.ref();
+  return thread;
 }
 
-function park(t: CodecThread): void {
-  if (t.dead || idle.length >= MAX_IDLE_THREADS) {
-    void t.worker.terminate();
-    return;
-  }
-  t.worker.unref(); // an idle thread never keeps the process alive
-  t.idleTimer = setTimeout(() => {
-    unpark(t);
-    void t.worker.terminate();
-  }, IDLE_MS).unref();
-  idle.push(t);
+/** Ends a thread that must not serve again; resolves once it has stopped. */
+function retire(t: CodecThread): Promise<number> {
+  if (thread === t) thread = undefined;
+  return t.worker.terminate();
 }
 
-function unpark(t: CodecThread): void {
-  const i = idle.indexOf(t);
-  if (i >= 0) idle.splice(i, 1);
-  clearTimeout(t.idleTimer);
+/** Runs `call` once the calls queued before it are over. */
+async function inTurn<T>(call: () => Promise<T>): Promise<T> {
+  const before = turn;
+  let done!: () => void;
+  turn = new Promise((resolve) => (done = resolve));
+  try {
+    await before;
+    return await call();
+  } finally {
+    done();
+  }
 }
 
 type RowGroupHandler = (m: Extract<FromThread, { kind: 'rowGroup' }>) => Promise<ToThread>;
@@ -94,6 +94,10 @@ type RowGroupHandler = (m: Extract<FromThread, { kind: 'rowGroup' }>) => Promise
 export function runCodec(request: ThreadRequest & { op: 'scan' }, onRowGroup: RowGroupHandler): Promise<ManifestInfo>;
 export function runCodec(request: ThreadRequest & { op: 'renew' }, onRowGroup: RowGroupHandler): Promise<RenewResult>;
 export function runCodec(request: ThreadRequest, onRowGroup: RowGroupHandler): Promise<ManifestInfo | RenewResult> {
+  return inTurn(() => runOnThread(request, onRowGroup));
+}
+
+function runOnThread(request: ThreadRequest, onRowGroup: RowGroupHandler): Promise<ManifestInfo | RenewResult> {
   const { file } = request;
   const t = acquire();
   t.output = '';
@@ -104,13 +108,13 @@ export function runCodec(request: ThreadRequest, onRowGroup: RowGroupHandler): P
       settled = true;
       t.call = undefined;
       if (reusable) {
-        park(t);
+        t.worker.unref(); // waiting for the next call, it never keeps the process alive
         if (error === undefined) resolve(result!);
         else reject(error);
         return;
       }
       // Settle only once the thread has stopped, so callers may clean up its files.
-      void t.worker.terminate().finally(() => (error === undefined ? resolve(result!) : reject(error)));
+      void retire(t).finally(() => (error === undefined ? resolve(result!) : reject(error)));
     };
     t.call = {
       message: (m) => {

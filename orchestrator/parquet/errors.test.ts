@@ -151,7 +151,7 @@ describe('callers', () => {
     expect(await readdir(dir)).not.toContain('short-outputs.parquet');
   });
 
-  it('several calls at once, each in its own thread', async () => {
+  it('several calls at once, served in turn', async () => {
     const copies = await Promise.all(
       [0, 1, 2, 3].map(async (i) => {
         const file = join(dir, `copy-${i}.parquet`);

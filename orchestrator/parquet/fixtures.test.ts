@@ -4,8 +4,8 @@
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { tableFromIPC } from 'apache-arrow';
-import type { Table } from 'apache-arrow';
+import { tableFromIPC } from './arrow.js';
+import type { Table } from './arrow.js';
 import { ParquetFile } from 'parquet-wasm/node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Oracle, parquet } from './duckdb-oracle.js';

@@ -3,8 +3,8 @@
 // says. footer.ts makes the reader hand the 12 raw bytes over as FixedSizeBinary(12);
 // here they are converted exactly, with BigInt, and a value that does not fit an INT64
 // count of microseconds is refused, never wrapped.
-import { Field, FixedSizeList, LargeList, List, Map_, Struct, TimestampMicrosecond, Type, makeData } from 'apache-arrow';
-import type { Data, DataType, FixedSizeBinary } from 'apache-arrow';
+import { Field, FixedSizeList, LargeList, List, Map_, Struct, TimestampMicrosecond, Type, makeData } from './arrow.js';
+import type { Data, DataType, FixedSizeBinary } from './arrow.js';
 
 const JULIAN_DAY_OF_UNIX_EPOCH = 2_440_588n;
 const MICROS_PER_DAY = 86_400_000_000n;

@@ -1,5 +1,5 @@
-import { Binary, Bool, Dictionary, Float64, Int8, Int16, Int32, Int64, LargeUtf8, Timestamp, TimeUnit, Uint64, Utf8, vectorFromArray } from 'apache-arrow';
-import type { DataType } from 'apache-arrow';
+import { Binary, Bool, Dictionary, Float64, Int8, Int16, Int32, Int64, LargeUtf8, Timestamp, TimeUnit, Uint64, Utf8, vectorFromArray } from './arrow.js';
+import type { DataType } from './arrow.js';
 import { describe, expect, it } from 'vitest';
 import { toStrings, usableAsId, usableAsUrl } from './keys.js';
 

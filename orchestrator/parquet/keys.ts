@@ -1,7 +1,7 @@
 // Which Arrow types can hold ids and urls, and their normalisation to strings.
 // DESIGN.md: ids are strings; integer id columns are written in decimal.
-import { Type } from 'apache-arrow';
-import type { DataType, Dictionary, Vector } from 'apache-arrow';
+import { Type } from './arrow.js';
+import type { DataType, Dictionary, Vector } from './arrow.js';
 
 const TEXT = new Set<Type>([Type.Utf8, Type.LargeUtf8, Type.Utf8View]);
 const BYTES = new Set<Type>([Type.Binary, Type.LargeBinary, Type.BinaryView]);

@@ -2,8 +2,8 @@
 // row groups as Arrow tables with INT96 converted, and the keys as strings.
 import { openAsBlob } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { RecordBatch, Schema, Struct, Table, makeData, tableFromIPC } from 'apache-arrow';
-import type { Vector } from 'apache-arrow';
+import { RecordBatch, Schema, Struct, Table, makeData, tableFromIPC } from './arrow.js';
+import type { Vector } from './arrow.js';
 import { ParquetFile } from 'parquet-wasm/node';
 import { PhysicalType, footerTail, int96Paths, leaves, readFooter, rowGroupBytes, schemaTree, withInt96AsBytes } from './footer.js';
 import type { Footer } from './footer.js';

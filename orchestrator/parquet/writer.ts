@@ -3,8 +3,8 @@
 // parquet-wasm's writer to the file; then the footer's annotations are restored.
 import { open, rm } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
-import { Bool, Field, RecordBatch, Schema, Struct, Table, Utf8, makeBuilder, makeData, tableToIPC } from 'apache-arrow';
-import type { Data } from 'apache-arrow';
+import { Bool, Field, RecordBatch, Schema, Struct, Table, Utf8, makeBuilder, makeData, tableToIPC } from './arrow.js';
+import type { Data } from './arrow.js';
 import { Compression, WriterPropertiesBuilder, Table as WasmTable, transformParquetStream } from 'parquet-wasm/node';
 import type { RecordBatch as WasmRecordBatch } from 'parquet-wasm/node';
 import { footerTail, int96Paths, keyValueMetadata, readFooter, restoreAnnotations as restoreFooterAnnotations, rowGroupRows } from './footer.js';
