@@ -16,7 +16,7 @@ import { type Counts, stagedFiles, writeOutputs } from './materialize.js';
 import { ManifestError, scanManifest } from './parquet/index.js';
 import type { Board } from './progress.js';
 import { UnitState, outcomeOf, refuseRow } from './state.js';
-import { SuperviseError, superviseTasks } from './supervise.js';
+import { SuperviseError, WorkerPool, superviseTasks } from './supervise.js';
 import { outputKeys, readUnitManifest, writeUnitManifest } from './unit-manifest.js';
 import { type Unit, listUnits, selectUnits } from './units.js';
 
@@ -31,6 +31,8 @@ export type RunContext = {
   board: Board;
   signal: AbortSignal;
   concurrencyPerUnit: number;
+  /** the run's worker processes, reused from unit to unit */
+  workers: WorkerPool;
 };
 
 /** A hash of what decides a migration's outputs, so different migrations never share a journal. */
@@ -63,10 +65,10 @@ export async function runUnitTasks(
   ctx: RunContext,
 ): Promise<void> {
   const flags = { ...cfg.flags, concurrency: ctx.concurrencyPerUnit };
-  const args = ['--dest', uriOf(cfg.dest, ''), '--unit', unit, '--run-id', ctx.runId, ...workerFlagsToArgv(flags)];
+  const args = ['--dest', uriOf(cfg.dest, ''), '--run-id', ctx.runId, ...workerFlagsToArgv(flags)];
   if (pending.length > 0) {
     ctx.board.start(unit, pending.length);
-    await superviseTasks(pending, { args, concurrency: flags.concurrency }, {
+    await superviseTasks(pending, { args, concurrency: flags.concurrency, unit }, {
       onEvent: (e, line) => {
         journal.append(line);
         if (isTerminal(e)) state.set(e.id, outcomeOf(e));
@@ -74,7 +76,7 @@ export async function runUnitTasks(
       },
       onProgress: (p) => ctx.board.progress(unit, p),
       onLog: (line) => ctx.board.log(`${unit}: ${line}`),
-    }, ctx.signal);
+    }, ctx.signal, ctx.workers);
   }
   // No writer of ours is active under the unit now: what killed ones left can go.
   if (!ctx.signal.aborted) await (await ctx.stores.get(cfg.dest)).cleanup(unitPrefix(unit) + '/');
@@ -181,6 +183,7 @@ export async function compileAll(cfg: CompileConfig, stores: Stores, board: Boar
     board,
     signal,
     concurrencyPerUnit: Math.max(1, Math.floor(cfg.flags.concurrency / jobs)),
+    workers: new WorkerPool(),
   };
   const reports: UnitReport[] = [];
   let next = 0;
@@ -199,6 +202,7 @@ export async function compileAll(cfg: CompileConfig, stores: Stores, board: Boar
   try {
     await Promise.all(Array.from({ length: jobs }, lane));
   } finally {
+    await ctx.workers.close();
     await tidyWorkDir(workDir, ctx.staging);
   }
   return { reports, runId };

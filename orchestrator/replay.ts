@@ -11,6 +11,7 @@ import { type LedgerRow, parseLedger, parseReasonSelector, replayable } from '..
 import { type Task, type WorkerFlags, isTerminal, parseDecode, parseWorkerFlags, storeOptionsOf } from '../protocol/index.js';
 import { StorageError, UriError, describePlace, parsePlace, splitObjectUri } from '../storage/index.js';
 import { runUnitTasks, type RunContext } from './compile.js';
+import { WorkerPool } from './supervise.js';
 import { type CompileConfig, fingerprint } from './config.js';
 import { EXIT, UsageError } from './errors.js';
 import { Stores, localCopy, publishFile, readText } from './io.js';
@@ -134,8 +135,12 @@ async function replayRows(m: UnitManifest, rows: LedgerRow[], chosen: LedgerRow[
         }
       pending = tasks.filter((t) => !done.has(t.id));
       board.log(`ferry replay: ${tasks.length} of ${rows.length} ledger row(s) selected (${String(r.raw.reasons ?? 'transient')})`);
-      const ctx: RunContext = { runId, workDir, staging, stores: r.stores, board, signal: r.signal, concurrencyPerUnit: flags.concurrency };
-      await runUnitTasks(m.unit, pending, state, journal, cfg, ctx);
+      const ctx: RunContext = { runId, workDir, staging, stores: r.stores, board, signal: r.signal, concurrencyPerUnit: flags.concurrency, workers: new WorkerPool() };
+      try {
+        await runUnitTasks(m.unit, pending, state, journal, cfg, ctx);
+      } finally {
+        await ctx.workers.close();
+      }
     } finally {
       journal.close();
       board.stop();

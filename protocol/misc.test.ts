@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { encodeProgress, parseProgress } from './progress.js';
 import { REASONS, classOf } from './reasons.js';
-import { encodeTask, idProblem, parseTask } from './tasks.js';
+import { encodeTask, encodeUnitSwitch, idProblem, parseTask, parseTaskLine } from './tasks.js';
 import { parseRate, parseSize } from './units.js';
 
 describe('tasks', () => {
@@ -18,6 +18,17 @@ describe('tasks', () => {
   it('accepts an id of exactly 1 KiB', () => expect(idProblem('é'.repeat(512))).toBeNull());
   it.each([['noturl'], ['\turl'], ['a\tb\tc']])('refuses task line %j', (line) => expect(() => parseTask(line)).toThrow());
   it('skips blank lines', () => expect(parseTask('')).toBeNull());
+  it.each([['u1'], ['sub/u 2'], ['tab\there'], ['line\nbreak'], ['"quoted"'], ['']])('switches to unit %j on the stream', (unit) => {
+    const line = encodeUnitSwitch(unit);
+    expect(line.split('\n')).toHaveLength(2); // one line, whatever the name holds
+    expect(parseTaskLine(line.slice(0, -1))).toEqual({ kind: 'unit', unit });
+    expect(parseTaskLine(line.slice(0, -1) + '\r')).toEqual({ kind: 'unit', unit });
+  });
+  it('tells tasks from directives, and refuses unknown or malformed directives', () => {
+    expect(parseTaskLine('a\thttp://h/x')).toEqual({ kind: 'task', task: { id: 'a', url: 'http://h/x' } });
+    expect(parseTaskLine('')).toBeNull();
+    for (const bad of ['\turl', '\tunit', '\tunit\tu1', '\tunit\t1', '\tunit\t"a"\tx', '\tstop\t"a"']) expect(() => parseTaskLine(bad), bad).toThrow();
+  });
 });
 
 describe('progress', () => {

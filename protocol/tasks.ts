@@ -1,7 +1,9 @@
 /**
  * The task grammar: the orchestrator hands a worker one task per line, `id<TAB>url`, no
  * header. Ids and URLs never contain TAB, CR or LF (such ids are ledgered at compile time
- * as INVALID_ID and never reach a worker).
+ * as INVALID_ID and never reach a worker). A line that starts with a TAB (an empty id,
+ * so never a task) is a directive: `<TAB>unit<TAB>"name"` (the name as a JSON string)
+ * says that the tasks after it belong to that unit, so one worker serves unit after unit.
  */
 export type Task = { id: string; url: string };
 
@@ -19,6 +21,31 @@ export function encodeTask(t: Task): string {
   const bad = idProblem(t.id) ?? (/[\t\r\n]/.test(t.url) ? 'url contains TAB, CR or LF' : null);
   if (bad) throw new Error(`cannot encode task: ${bad}`);
   return `${t.id}\t${t.url}\n`;
+}
+
+/** The directive that switches the unit of the tasks that follow. */
+export function encodeUnitSwitch(unit: string): string {
+  return `\tunit\t${JSON.stringify(unit)}\n`;
+}
+
+export type TaskLine = { kind: 'task'; task: Task } | { kind: 'unit'; unit: string };
+
+/** Parses one line of a task stream: a task, a directive, or null for a blank line; throws on a malformed one. */
+export function parseTaskLine(raw: string): TaskLine | null {
+  if (!raw.startsWith('\t')) {
+    const task = parseTask(raw);
+    return task && { kind: 'task', task };
+  }
+  const [, name, arg, extra] = (raw.endsWith('\r') ? raw.slice(0, -1) : raw).split('\t');
+  if (name !== 'unit' || arg === undefined || extra !== undefined) throw new Error(`unknown directive "${(name ?? '').slice(0, 40)}" (a task line needs a non-empty id)`);
+  let unit: unknown;
+  try {
+    unit = JSON.parse(arg);
+  } catch {
+    unit = undefined;
+  }
+  if (typeof unit !== 'string') throw new Error('the unit directive needs a JSON string');
+  return { kind: 'unit', unit };
 }
 
 /** Parses one task line (no newline). Returns null for a blank line; throws on a malformed one. */

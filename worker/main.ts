@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import yargs from 'yargs';
-import { FlagError, WORKER_FLAG_SPECS, type WorkerFlags, defaultText, idProblem, parseTask, parseWorkerFlags, refuseRepeats, storeOptionsOf } from '../protocol/index.js';
+import { FlagError, WORKER_FLAG_SPECS, type WorkerFlags, defaultText, idProblem, parseTaskLine, parseWorkerFlags, refuseRepeats, storeOptionsOf } from '../protocol/index.js';
 import { UriError, openStore, parsePlace, unitPrefix } from '../storage/index.js';
 import { HostLimits } from './aimd.js';
 import { downloadOptions, sourceStores } from './download-options.js';
@@ -110,17 +110,25 @@ async function main(argv: string[]): Promise<number> {
   const lines = createInterface({ input, crlfDelay: Infinity });
   let lineNo = 0;
   let malformed = 0;
+  // The unit of the tasks read now: --unit, until a unit directive names another. Each task
+  // keeps the context it was read with, so a switch never moves a task in flight.
+  let unitCtx = ctx;
   for await (const line of lines) {
     lineNo++;
-    let task;
+    let parsed;
     try {
-      task = parseTask(line);
+      parsed = parseTaskLine(line);
     } catch (e) {
-      task = null;
+      parsed = null;
       malformed++;
       process.stderr.write(`${args.tasks}:${lineNo}: ${(e as Error).message}; line skipped\n`);
     }
-    if (!task) continue;
+    if (!parsed) continue;
+    if (parsed.kind === 'unit') {
+      unitCtx = { ...ctx, unit: parsed.unit };
+      continue;
+    }
+    const task = parsed.task;
     const problem = idProblem(task.id);
     if (problem) {
       malformed++;
@@ -128,12 +136,12 @@ async function main(argv: string[]): Promise<number> {
       continue;
     }
     await sem.acquire();
-    void runTask(task, ctx).finally(() => sem.release());
+    void runTask(task, unitCtx).finally(() => sem.release());
   }
   await sem.idle();
   clearInterval(ticker);
   // What killed writers of this unit left behind; no writer of ours is active now.
-  await store.cleanup(args.unit ? unitPrefix(args.unit) + '/' : '');
+  await store.cleanup(unitCtx.unit ? unitPrefix(unitCtx.unit) + '/' : '');
   await Promise.all([sources.close(), store.close(), ctx.download.client.close()]);
   emitter.progress();
   await emitter.drained();
