@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { StorageError } from './adapter.js';
-import { FileStore } from './file.js';
+import { FileStore, InlineWrites } from './file.js';
 
 async function store() {
   return new FileStore(await mkdtemp(path.join(tmpdir(), 'ferry-file-')));
@@ -46,5 +46,46 @@ describe('FileStore', () => {
   it('gives file: URLs that round-trip through fileURLToPath', async () => {
     const s = await store();
     expect(s.uri('u/a%2Fb.jpg')).toBe(new URL('file://' + s.root + '/u/a%252Fb.jpg').href);
+  });
+
+  it('writes bodies past the inline limit through the thread pool, with the same semantics', async () => {
+    const s = await store();
+    const big = Buffer.alloc(InlineWrites.MAX_BYTES + 1, 1);
+    const other = Buffer.alloc(InlineWrites.MAX_BYTES + 1, 2);
+    await s.put('u/ab/big.bin', big, opts);
+    expect(await s.put('u/ab/big.bin', big, opts)).toMatchObject({ existed: true });
+    await expect(s.put('u/ab/big.bin', other, opts)).rejects.toMatchObject({ code: 'EXISTS' });
+    await s.put('u/ab/big.bin', other, { ...opts, ifAbsent: false });
+    expect((await readFile(path.join(s.root, 'u/ab/big.bin')).then((b) => b[0]))).toBe(2);
+    expect(await readdir(path.join(s.root, '.ferry-tmp/u/ab'))).toEqual([]);
+  });
+});
+
+describe('InlineWrites', () => {
+  it('writes small bodies inline while the file system is fast', () => {
+    const w = new InlineWrites();
+    expect(w.use(20_000)).toBe(true);
+    expect(w.use(InlineWrites.MAX_BYTES + 1)).toBe(false);
+    for (let i = 0; i < 1000; i++) w.took(0.05);
+    expect(w.use(20_000)).toBe(true);
+  });
+
+  it('goes back to the thread pool for good after one stall', () => {
+    const w = new InlineWrites();
+    w.took(InlineWrites.STALL_MS + 1);
+    expect(w.use(1)).toBe(false);
+    for (let i = 0; i < 100; i++) w.took(0.01);
+    expect(w.use(1)).toBe(false);
+  });
+
+  it('goes back to the thread pool once writes are slow on average', () => {
+    const w = new InlineWrites();
+    let n = 0;
+    while (w.use(1) && n < 100) {
+      w.took(2);
+      n++;
+    }
+    expect(w.use(1)).toBe(false);
+    expect(n).toBeLessThan(10);
   });
 });

