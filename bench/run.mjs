@@ -52,7 +52,8 @@ for (const name of only) if (!ALL.includes(name)) throw new Error(`--only ${name
 const selected = opt.report ? [] : ALL.filter((n) => only.includes(n));
 const reps = Number(opt.reps ?? (quick ? 1 : 3));
 const objects = Number(opt.objects ?? (quick ? 2000 : 20000));
-const jobs = Number(opt.jobs ?? os.availableParallelism());
+// ferry's --jobs: its own default unless given.
+const jobs = opt.jobs === undefined ? undefined : Number(opt.jobs);
 const workDir = opt['work-dir'] ?? here('./out');
 const destDir = opt['dest-dir'] ?? defaultDestDir(workDir);
 const outDir = opt['out-dir'] ?? (quick ? join(workDir, 'quick') : ROOT);

@@ -106,7 +106,7 @@ export async function profileFerry({ corpus, workDir, destDir = defaultDestDir(w
       try {
         const manifests = await writeManifests(corpus, origin.url, join(run, 'manifests'));
         const args = [FERRY, 'compile', manifests, '--dest', s3 ? 's3://bench/ferry' : join(run, 'dest'), '--out', join(run, 'renewed'), '--work-dir', join(run, 'journal')];
-        args.push('--concurrency', String(concurrency), '--jobs', String(jobs), '--allow-private-network', '--progress', 'none');
+        args.push('--concurrency', String(concurrency), ...(jobs === undefined ? [] : ['--jobs', String(jobs)]), '--allow-private-network', '--progress', 'none');
         if (s3) args.push('--s3-endpoint', s3.endpoint, '--s3-path-style', '--conditional-writes', 'on');
         const env = { ...process.env, ...FAKE_AWS, FERRY_BENCH_PROF_DIR: profDir, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${PRELOAD}`.trim() };
         const m = await runMeasured(process.execPath, args, { env });

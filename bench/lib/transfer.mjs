@@ -46,7 +46,7 @@ function ferry(name, extra = []) {
     name,
     command({ manifests, dest, runDir, concurrency, s3, jobs }) {
       const args = [FERRY, 'compile', manifests, '--dest', s3 ? `s3://${BUCKET}/ferry` : dest, '--out', join(runDir, 'renewed'), '--work-dir', join(runDir, 'journal')];
-      args.push('--concurrency', String(concurrency), '--jobs', String(jobs), '--allow-private-network', '--progress', 'none', ...extra);
+      args.push('--concurrency', String(concurrency), ...(jobs === undefined ? [] : ['--jobs', String(jobs)]), '--allow-private-network', '--progress', 'none', ...extra);
       // As on AWS (where `auto` turns it on): one conditional PUT per object, no HEAD first.
       if (s3) args.push('--s3-endpoint', s3.endpoint, '--s3-path-style', '--conditional-writes', 'on');
       return { cmd: process.execPath, args, env: { ...process.env, ...FAKE_AWS } };
@@ -252,7 +252,7 @@ export async function runScenario(name, sc, { corpus, workDir, destDir = default
       concurrencies.push(next);
       await pass([next]);
     }
-    return { scenario: name, title: sc.title, params: { concurrencies, reps, jobs, expected, expectedBytes, destDir, destFs: fsType(destDir), origin: sc.origin, kneeLimit: sc.kneeLimit, adaptiveOff: sc.adaptiveOff ?? null, dest: sc.dest }, runs };
+    return { scenario: name, title: sc.title, params: { concurrencies, reps, jobs: jobs ?? 'default', expected, expectedBytes, destDir, destFs: fsType(destDir), origin: sc.origin, kneeLimit: sc.kneeLimit, adaptiveOff: sc.adaptiveOff ?? null, dest: sc.dest }, runs };
   } finally {
     await origin.stop();
     await rm(scDir, { recursive: true, force: true });
