@@ -76,10 +76,15 @@ export class FileStore implements StorageAdapter {
   constructor(readonly root: string) {}
 
   private full(key: string): string {
+    return this.place(key).p;
+  }
+
+  /** A key's file and its path relative to the root; a key that would climb out of the root is refused. */
+  private place(key: string): { p: string; rel: string } {
     const p = path.resolve(this.root, key);
     const rel = path.relative(this.root, p);
     if (rel.startsWith('..') || path.isAbsolute(rel)) throw new StorageError('FATAL', `key "${key}" escapes ${this.root}`);
-    return p;
+    return { p, rel };
   }
 
   uri(key: string): string {
@@ -166,8 +171,8 @@ export class FileStore implements StorageAdapter {
   private readonly inline = new InlineWrites();
 
   private async putOnce(key: string, body: Buffer | Readable, options: PutOptions): Promise<PutResult> {
-    const p = this.full(key);
-    const tmp = `${path.join(this.root, TEMP_DIR, path.relative(this.root, p))}.${PROCESS_TAG}-${(tempSeq++).toString(36)}${TEMP_SUFFIX}`;
+    const { p, rel } = this.place(key);
+    const tmp = `${path.join(this.root, TEMP_DIR, rel)}.${PROCESS_TAG}-${(tempSeq++).toString(36)}${TEMP_SUFFIX}`;
     const dropTmp = () => unlinkFast(tmp).catch(() => {});
     try {
       await this.ensureDir(path.dirname(p));
