@@ -70,6 +70,19 @@ function classify(e: unknown, what: string): StorageError {
   return new StorageError('FATAL', `${what}: ${(e as Error).message}`, { cause: e });
 }
 
+/** Streams `body` into `file`, hashing it on the way; resolves with its sha256. */
+async function writeHashed(file: string, body: Readable): Promise<string> {
+  const hash = createHash('sha256');
+  const hashing = async function* (src: AsyncIterable<Buffer>) {
+    for await (const chunk of src) {
+      hash.update(chunk);
+      yield chunk;
+    }
+  };
+  await pipeline(body, hashing, createWriteStream(file, { mode: 0o644 }));
+  return hash.digest('hex');
+}
+
 export class FileStore implements StorageAdapter {
   readonly capabilities = { conditionalCreate: true };
 
@@ -173,59 +186,56 @@ export class FileStore implements StorageAdapter {
   private async putOnce(key: string, body: Buffer | Readable, options: PutOptions): Promise<PutResult> {
     const { p, rel } = this.place(key);
     const tmp = `${path.join(this.root, TEMP_DIR, rel)}.${PROCESS_TAG}-${(tempSeq++).toString(36)}${TEMP_SUFFIX}`;
-    const dropTmp = () => unlinkFast(tmp).catch(() => {});
     try {
       await this.ensureDir(path.dirname(p));
       await this.ensureDir(path.dirname(tmp));
-      if (Buffer.isBuffer(body) && this.inline.use(body.length)) {
-        const sha256 = options.sha256 ?? createHash('sha256').update(body).digest('hex');
-        const t0 = performance.now();
-        const taken = this.writeInline(tmp, p, body, options.ifAbsent);
-        this.inline.took(performance.now() - t0);
-        if (taken && (await this.contentSha256(key)) !== sha256) throw taken;
-        return taken ? { sha256, existed: true } : { sha256 };
-      }
-      let sha256 = options.sha256;
+      let sha256: string;
+      let taken: Error | null;
       if (Buffer.isBuffer(body)) {
-        sha256 ??= createHash('sha256').update(body).digest('hex');
-        await writeFileFast(tmp, body, { mode: 0o644 });
+        sha256 = options.sha256 ?? createHash('sha256').update(body).digest('hex');
+        if (this.inline.use(body.length)) {
+          const t0 = performance.now();
+          taken = this.writeInline(tmp, p, body, options.ifAbsent);
+          this.inline.took(performance.now() - t0);
+        } else {
+          await writeFileFast(tmp, body, { mode: 0o644 });
+          taken = await this.moveIntoPlace(tmp, p, options.ifAbsent);
+        }
       } else {
-        const hash = createHash('sha256');
-        const hashing = async function* (src: AsyncIterable<Buffer>) {
-          for await (const chunk of src) {
-            hash.update(chunk);
-            yield chunk;
-          }
-        };
-        await pipeline(body, hashing, createWriteStream(tmp, { mode: 0o644 }));
-        sha256 = hash.digest('hex');
+        sha256 = await writeHashed(tmp, body);
+        taken = await this.moveIntoPlace(tmp, p, options.ifAbsent);
       }
-      if (!options.ifAbsent) {
-        await fs.rename(tmp, p);
-        return { sha256 };
-      }
-      try {
-        await linkFast(tmp, p);
-      } catch (e) {
-        // Taken: by the same bytes (a re-run) is success without a write; else EXISTS.
-        if (errno(e) !== 'EEXIST' || (await this.contentSha256(key)) !== sha256) throw e;
-        return { sha256, existed: true };
-      } finally {
-        await dropTmp();
-      }
-      return { sha256 };
+      // Taken: by the same bytes (a re-run) is success without a write; else EXISTS.
+      if (taken && (await this.contentSha256(key)) !== sha256) throw taken;
+      return taken ? { sha256, existed: true } : { sha256 };
     } catch (e) {
-      await dropTmp();
+      await unlinkFast(tmp).catch(() => {});
       if (e instanceof StorageError) throw e;
       throw classify(e, p);
     }
   }
 
   /**
-   * The same steps as putOnce's, inline: write the temporary file, then link it (create
-   * only) or rename it into place. Returns the EEXIST error when the key is taken (for the
-   * caller to compare), else null.
+   * Links the temporary file into place (create only) or renames it over the key. Returns
+   * the EEXIST error when the key is taken (for the caller to compare), else null.
    */
+  private async moveIntoPlace(tmp: string, p: string, ifAbsent: boolean): Promise<Error | null> {
+    if (!ifAbsent) {
+      await fs.rename(tmp, p);
+      return null;
+    }
+    try {
+      await linkFast(tmp, p);
+      return null;
+    } catch (e) {
+      if (errno(e) !== 'EEXIST') throw e;
+      return e as Error;
+    } finally {
+      await unlinkFast(tmp).catch(() => {});
+    }
+  }
+
+  /** writeFile and moveIntoPlace, inline: the same steps and the same answer. */
   private writeInline(tmp: string, p: string, body: Buffer, ifAbsent: boolean): Error | null {
     writeFileSync(tmp, body, { mode: 0o644 });
     if (!ifAbsent) {
