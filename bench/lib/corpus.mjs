@@ -8,21 +8,10 @@ import { createWriteStream, existsSync, statSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import sharp from 'sharp';
+import { seeded as rng } from '../../test/helpers/seeded.mjs';
 
 const VERSION = 2;
 const TEXTURE = 400;
-
-/** mulberry32: a small seeded generator, so a corpus is the same on every machine. */
-function rng(seed) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function textures(n) {
   const out = [];

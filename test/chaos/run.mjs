@@ -28,6 +28,7 @@ import { clearTimeout, setTimeout } from 'node:timers';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DuckDBInstance } from '@duckdb/node-api';
 import sharp from 'sharp';
+import { seeded } from '../helpers/seeded.mjs';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const FERRY = path.join(ROOT, 'bin/ferry.js');
@@ -63,18 +64,6 @@ function parseArgs(argv) {
 function usage(message) {
   process.stderr.write(`chaos: ${message}\nusage: node test/chaos/run.mjs [--kills N] [--seed S] [--small] [--s3] [--concurrency C] [--keep]\n`);
   process.exit(2);
-}
-
-/** mulberry32, so a seed reproduces the corpus and the sequence of kill delays. */
-function seeded(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

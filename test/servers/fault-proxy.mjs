@@ -44,6 +44,7 @@ import http from 'node:http';
 import process from 'node:process';
 import { URL } from 'node:url';
 import { clearTimeout, setTimeout } from 'node:timers';
+import { seeded } from '../helpers/seeded.mjs';
 
 const FAULTS = new Set(['reset-request', 'reset-response', 'slowdown', 'internal', 'throttle', 'status', 'delay', 'stall', 'stall-body']);
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
@@ -67,18 +68,6 @@ function upstreamOf(arg) {
 
 // ---------------------------------------------------------------------------------------
 // Rules and counters
-
-/** mulberry32: a small seeded generator, so a run's probabilistic faults can be replayed. */
-function seeded(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 let rules = [];
 let maxFaultsPerPath = Infinity;
