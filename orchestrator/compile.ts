@@ -55,6 +55,12 @@ async function planUnit(source: string, cfg: CompileConfig): Promise<{ tasks: Ta
   return { tasks, rows: info.rows };
 }
 
+/** The flags of every worker of a run: the same for each unit, so one process serves them all. */
+function workerArgs(cfg: CompileConfig, ctx: RunContext): string[] {
+  const flags = { ...cfg.flags, concurrency: ctx.concurrencyPerUnit };
+  return ['--dest', uriOf(cfg.dest, ''), '--run-id', ctx.runId, ...workerFlagsToArgv(flags)];
+}
+
 /** Runs the given tasks through workers, journaling every fact, until each has its outcome. */
 export async function runUnitTasks(
   unit: string,
@@ -64,11 +70,9 @@ export async function runUnitTasks(
   cfg: CompileConfig,
   ctx: RunContext,
 ): Promise<void> {
-  const flags = { ...cfg.flags, concurrency: ctx.concurrencyPerUnit };
-  const args = ['--dest', uriOf(cfg.dest, ''), '--run-id', ctx.runId, ...workerFlagsToArgv(flags)];
   if (pending.length > 0) {
     ctx.board.start(unit, pending.length);
-    await superviseTasks(pending, { args, concurrency: flags.concurrency, unit }, {
+    await superviseTasks(pending, { args: workerArgs(cfg, ctx), concurrency: ctx.concurrencyPerUnit, unit }, {
       onEvent: (e, line) => {
         journal.append(line);
         if (isTerminal(e)) state.set(e.id, outcomeOf(e));
@@ -106,6 +110,8 @@ async function compileUnitOrThrow(unit: Unit, sourceUri: string, cfg: CompileCon
     ctx.board.skip(unit.name);
     return { unit: unit.name, status: 'skipped' };
   }
+  // A worker starts (~0.2 s of loading) while the manifest is read: it is needed next.
+  ctx.workers.prewarm(workerArgs(cfg, ctx));
   const started = new Date().toISOString();
   const files = journalFiles(ctx.workDir, unit.name);
   if (cfg.force) await fs.rm(files.events, { force: true });
@@ -183,7 +189,7 @@ export async function compileAll(cfg: CompileConfig, stores: Stores, board: Boar
     board,
     signal,
     concurrencyPerUnit: Math.max(1, Math.floor(cfg.flags.concurrency / jobs)),
-    workers: new WorkerPool(),
+    workers: new WorkerPool(jobs),
   };
   const reports: UnitReport[] = [];
   let next = 0;
@@ -200,7 +206,9 @@ export async function compileAll(cfg: CompileConfig, stores: Stores, board: Boar
     }
   };
   try {
-    await Promise.all(Array.from({ length: jobs }, lane));
+    // One lane more than workers: a unit reads its manifest and writes its outputs while
+    // the others keep every worker busy.
+    await Promise.all(Array.from({ length: Math.min(units.length, jobs + 1) }, lane));
   } finally {
     await ctx.workers.close();
     await tidyWorkDir(workDir, ctx.staging);

@@ -29,15 +29,24 @@ function launch(dest: string, unit: string) {
   return { args: ['--dest', dest, '--run-id', 'r1', '--concurrency', '4', '--allow-private-network'], concurrency: 4, unit };
 }
 
-async function runUnit(pool: WorkerPool, dest: string, unit: string, tasks: Task[]): Promise<Event[]> {
+async function runUnit(pool: WorkerPool, dest: string, unit: string, tasks: Task[], finished?: string[]): Promise<Event[]> {
   const events: Event[] = [];
   const logs: string[] = [];
   await superviseTasks(tasks, launch(dest, unit), { onEvent: (e) => events.push(e), onProgress: () => {}, onLog: (l) => logs.push(l) }, new AbortController().signal, pool);
+  finished?.push(unit);
   expect(logs).toEqual([]);
   return events.filter((e) => e.kind !== 'DL_OK');
 }
 
+/** Each id's terminal events, with the unit folder its object landed in. */
+function landed(events: Event[], dest: string): Record<string, string[]> {
+  const by: Record<string, string[]> = {};
+  for (const e of events) if (e.kind === 'UP_OK') (by[e.id] ??= []).push(path.relative(dest, new URL(e.uri).pathname).split('/')[0]!);
+  return by;
+}
+
 const tasksOf = (prefix: string, n: number): Task[] => Array.from({ length: n }, (_, i) => ({ id: `${prefix}${i}`, url: `${origin.url}/file/${prefix}${i}/a.png` }));
+const slowTask = (id: string, key: string, ms: number): Task => ({ id, url: `${origin.url}/file/${key}/a.png?delay=${ms}` });
 
 describe('WorkerPool', () => {
   it('serves unit after unit with one process, each unit under its own prefix', async () => {
@@ -59,12 +68,81 @@ describe('WorkerPool', () => {
     expect(files.every((f) => !f.parentPath.includes('.ferry-tmp'))).toBe(true);
   }, 60_000);
 
+  it("hands its worker to the next unit while the last unit's tail is in flight", async () => {
+    const dest = path.join(dir, 'dest-overlap');
+    const pool = new WorkerPool(1);
+    const finished: string[] = [];
+    try {
+      const first = runUnit(pool, dest, 'u1', [slowTask('slow', 'overlap-slow', 1500), ...tasksOf('o1-', 3)], finished);
+      const second = runUnit(pool, dest, 'u2', tasksOf('o2-', 6), finished);
+      const [a, b] = await Promise.all([first, second]);
+      // The second unit ran and ended while the first one's slow task still held it open.
+      expect(finished).toEqual(['u2', 'u1']);
+      expect(pool.started).toBe(1);
+      expect(Object.values(landed(a, dest)).flat()).toEqual(Array(4).fill('u1'));
+      expect(Object.values(landed(b, dest)).flat()).toEqual(Array(6).fill('u2'));
+    } finally {
+      await pool.close();
+    }
+  }, 60_000);
+
+  it('never lets one worker hold an id twice: the second unit waits for the first to settle it', async () => {
+    const dest = path.join(dir, 'dest-same-ids');
+    const pool = new WorkerPool(1);
+    const finished: string[] = [];
+    try {
+      const first = runUnit(pool, dest, 'u1', [slowTask('x', 'same-slow', 800), ...tasksOf('s1-', 2)], finished);
+      const second = runUnit(pool, dest, 'u2', [{ id: 'x', url: `${origin.url}/file/same-fast/a.png` }, ...tasksOf('s2-', 2)], finished);
+      const [a, b] = await Promise.all([first, second]);
+      // Each unit's "x" was settled once, by its own unit's task, into its own folder.
+      expect(landed(a, dest)['x']).toEqual(['u1']);
+      expect(landed(b, dest)['x']).toEqual(['u2']);
+      expect(a.filter((e) => e.id === 'x')).toHaveLength(1);
+      expect(b.filter((e) => e.id === 'x')).toHaveLength(1);
+      expect(finished).toEqual(['u1', 'u2']);
+      expect(pool.started).toBe(1);
+    } finally {
+      await pool.close();
+    }
+  }, 60_000);
+
+  it('keeps at most its size of processes: a take waits for a give, other flags replace an idle one, a prewarm never overfills', async () => {
+    const pool = new WorkerPool(1);
+    const argsA = launch(path.join(dir, 'dest-bound-a'), 'u').args;
+    const argsB = launch(path.join(dir, 'dest-bound-b'), 'u').args;
+    try {
+      pool.prewarm(argsA);
+      pool.prewarm(argsA); // one is idle already: no second process
+      const w = (await pool.take(argsA))!;
+      expect(pool.started).toBe(1);
+      pool.prewarm(argsB); // the pool is full: nothing started
+      expect(pool.started).toBe(1);
+      let second: unknown = 'pending';
+      const waiting = pool.take(argsA).then((x) => (second = x));
+      await new Promise((r) => setTimeout(r, 100));
+      expect(second).toBe('pending');
+      pool.give(argsA, w);
+      expect(await waiting).toBe(w);
+      pool.give(argsA, w);
+      const other = (await pool.take(argsB))!;
+      expect(other).not.toBe(w);
+      expect(w.alive).toBe(false); // ended to make room
+      expect(pool.started).toBe(2);
+      const aborted = new AbortController();
+      const never = pool.take(argsA, aborted.signal);
+      aborted.abort();
+      expect(await never).toBeNull();
+    } finally {
+      await pool.close();
+    }
+  }, 60_000);
+
   it('replaces a process that died between units', async () => {
     const dest = path.join(dir, 'dest-replace');
     const pool = new WorkerPool();
     try {
       await runUnit(pool, dest, 'a', tasksOf('a', 3));
-      const worker = pool.take(launch(dest, 'a').args);
+      const worker = (await pool.take(launch(dest, 'a').args))!;
       worker.kill();
       await worker.exited;
       pool.give(launch(dest, 'a').args, worker); // a dead one is not kept

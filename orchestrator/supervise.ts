@@ -11,8 +11,12 @@
  * ledgered WORKER_CRASH, and its innocent neighbours are not. A worker that refuses its
  * arguments, or dies again and again without finishing anything, fails the unit.
  *
- * Workers are kept for the run (WorkerPool): once every task of a unit is settled, its
- * worker serves the next unit, named by a directive on the task stream (PROTOCOL.md).
+ * Workers are kept for the run (WorkerPool): once every task of a unit has been sent, its
+ * worker goes back to the pool and may serve the next unit, named by a directive on the
+ * task stream (PROTOCOL.md), while the first unit's last tasks are still in flight: a unit
+ * ends without leaving the worker idle through its tail. Events carry no unit; each goes
+ * to the session that holds its id, and a task whose id another session on that worker
+ * still holds waits for it, so an id is never held twice by one worker.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -60,9 +64,17 @@ export async function superviseTasks(tasks: readonly Task[], launch: WorkerLaunc
   while ((queue.length > 0 || suspects.length > 0) && !signal.aborted) {
     const isolating = suspects.length > 0;
     const source = isolating ? suspects : queue;
-    const worker = pool.take(launch.args);
-    const r = await runSession(worker, source, isolating ? 1 : Math.max(2 * launch.concurrency, 16), launch.unit, hooks, signal);
-    if (r.reusable) pool.give(launch.args, worker);
+    const worker = await pool.take(launch.args, signal);
+    if (!worker) return;
+    // A suspect is run alone: no other unit's task may share the worker that it might kill.
+    if (isolating) await worker.quiet();
+    let given = false;
+    const giveEarly = () => {
+      given = true;
+      pool.give(launch.args, worker);
+    };
+    const r = await runSession(worker, source, isolating ? 1 : Math.max(2 * launch.concurrency, 16), launch.unit, hooks, signal, isolating ? null : giveEarly);
+    if (r.reusable && !given) pool.give(launch.args, worker);
     if (signal.aborted) return;
     if (r.usageError) throw new SuperviseError(`the worker refused its arguments: ${r.lastLog || 'exit code 2'}`);
     if (r.held.size === 0 && r.exitedCleanly) continue;
@@ -83,8 +95,15 @@ export async function superviseTasks(tasks: readonly Task[], launch: WorkerLaunc
 
 type Exit = { code: number | null; sig: NodeJS.Signals | null };
 
-/** What a worker process says, routed to the unit it works for now. */
-type Session = { line(line: string): void; chunk(): void; progress(p: Progress): void; log(line: string): void; ended(exit: Exit): void };
+/** One unit's stretch on a worker: what the worker says about that unit's tasks goes to it. */
+type Session = {
+  holds(id: string): boolean;
+  event(e: Event, line: string): void;
+  chunk(): void;
+  progress(p: Progress): void;
+  log(line: string): void;
+  ended(exit: Exit): void;
+};
 
 /**
  * One `ferry worker` process. It outlives a unit: starting one costs ~0.2 s of CPU and its
@@ -95,7 +114,9 @@ class WorkerProcess {
   private readonly child: ChildProcess;
   private exit: Exit | null = null;
   private outClosed = false;
-  session: Session | null = null;
+  /** Attached sessions, oldest first: the newest is the unit being fed now. */
+  private readonly sessions: Session[] = [];
+  private quietWaiters: (() => void)[] = [];
   lastLog = '';
   readonly exited: Promise<void>;
 
@@ -108,19 +129,21 @@ class WorkerProcess {
     const { child } = this;
     child.stdin!.on('error', () => {}); // a dead worker's stdin: the exit handler decides what happens
     // More tasks are sent once per read of the worker's stdout, not once per event.
-    eachLine(child.stdout!, (line) => this.session?.line(line), () => this.session?.chunk());
+    eachLine(child.stdout!, (line) => this.route(line), () => {
+      for (const s of [...this.sessions]) s.chunk();
+    });
     eachLine(child.stderr!, (line) => {
       const p = parseProgress(line);
-      if (p) this.session?.progress(p);
+      if (p) this.current?.progress(p);
       else if (line.trim() !== '') {
         this.lastLog = line;
-        this.session?.log(line);
+        this.current?.log(line);
       }
     });
     this.exited = new Promise((resolve) => {
       const settle = () => {
         if (!this.outClosed || !this.exit) return;
-        this.session?.ended(this.exit);
+        for (const s of [...this.sessions]) s.ended(this.exit);
         resolve();
       };
       child.stdout!.on('close', () => {
@@ -133,7 +156,7 @@ class WorkerProcess {
       });
       child.on('error', (e) => {
         this.lastLog = `cannot start worker: ${e.message}`;
-        this.session?.log(this.lastLog);
+        this.current?.log(this.lastLog);
         this.exit = { code: -1, sig: null };
         this.outClosed = true;
         settle();
@@ -143,6 +166,45 @@ class WorkerProcess {
 
   get alive(): boolean {
     return this.exit === null && !this.outClosed;
+  }
+
+  /** The session being fed now: logs and PROGRESS are about its unit. */
+  private get current(): Session | undefined {
+    return this.sessions[this.sessions.length - 1];
+  }
+
+  attach(s: Session): void {
+    this.sessions.push(s);
+  }
+
+  detach(s: Session): void {
+    const i = this.sessions.indexOf(s);
+    if (i >= 0) this.sessions.splice(i, 1);
+    if (this.sessions.length === 0) for (const wake of this.quietWaiters.splice(0)) wake();
+  }
+
+  /** Resolves once no session is attached (the tasks of other units have all settled). */
+  quiet(): Promise<void> {
+    return this.sessions.length === 0 ? Promise.resolve() : new Promise((resolve) => this.quietWaiters.push(resolve));
+  }
+
+  /** Whether a session on this worker holds a task of that id. */
+  holds(id: string): boolean {
+    return this.sessions.some((s) => s.holds(id));
+  }
+
+  /** An event goes to the session holding its id; one held by none is not counted twice. */
+  private route(line: string): void {
+    let e: Event;
+    try {
+      e = parseEvent(line);
+    } catch (err) {
+      this.current?.log(`worker printed a malformed event (${(err as Error).message}): ${line.slice(0, 200)}`);
+      return;
+    }
+    const owner = this.sessions.find((s) => s.holds(e.id));
+    if (owner) owner.event(e, line);
+    else if (!isTerminal(e) && this.sessions.length === 1) this.sessions[0]!.event(e, line);
   }
 
   send(text: string): void {
@@ -160,34 +222,84 @@ class WorkerProcess {
 }
 
 /**
- * A run's worker processes: one is taken for a unit's tasks and given back when they are
- * all settled, for the next unit to reuse (same flags). A process that died is never given
- * back. `close` lets the idle ones exit.
+ * A run's worker processes, at most `size` alive at once: one is taken for a unit's tasks
+ * and given back once they are all sent, for the next unit to reuse (same flags). A
+ * process that died is never given back. A take past the bound waits for a give or an
+ * exit; one for other flags ends an idle process to make room. `close` lets them all exit.
  */
 export class WorkerPool {
   private readonly idle = new Map<string, WorkerProcess[]>();
   private readonly all = new Set<WorkerProcess>();
+  private waiters: (() => void)[] = [];
+  private closed = false;
   /** Processes started so far. */
   started = 0;
 
-  take(args: string[]): WorkerProcess {
-    const list = this.idle.get(args.join('\0'));
-    for (let w = list?.pop(); w; w = list?.pop()) if (w.alive) return w;
+  constructor(readonly size = Infinity) {}
+
+  /** A worker for these flags, or null once the run is aborted or the pool closed. */
+  async take(args: string[], signal?: AbortSignal): Promise<WorkerProcess | null> {
+    const key = args.join('\0');
+    while (!this.closed && !signal?.aborted) {
+      const list = this.idle.get(key);
+      for (let w = list?.pop(); w; w = list?.pop()) if (w.alive) return w;
+      if (this.all.size < this.size) return this.spawn(args);
+      const other = this.takeAnyIdle();
+      if (other) {
+        other.end();
+        await other.exited;
+        continue;
+      }
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          signal?.removeEventListener('abort', wake);
+          resolve();
+        };
+        this.waiters.push(wake);
+        signal?.addEventListener('abort', wake, { once: true });
+      });
+    }
+    return null;
+  }
+
+  /** An idle process of any flags, out of the idle lists. */
+  private takeAnyIdle(): WorkerProcess | null {
+    for (const list of this.idle.values()) for (let w = list.pop(); w; w = list.pop()) if (w.alive) return w;
+    return null;
+  }
+
+  private spawn(args: string[]): WorkerProcess {
     const w = new WorkerProcess(args);
     this.started++;
     this.all.add(w);
-    void w.exited.then(() => this.all.delete(w));
+    void w.exited.then(() => {
+      this.all.delete(w);
+      this.wake();
+    });
     return w;
+  }
+
+  /** Starts a process for these flags now, unless one is idle or the pool is full: a take soon finds it ready. */
+  prewarm(args: string[]): void {
+    if (this.closed || this.all.size >= this.size || this.idle.get(args.join('\0'))?.some((w) => w.alive)) return;
+    this.give(args, this.spawn(args));
+  }
+
+  private wake(): void {
+    for (const wake of this.waiters.splice(0)) wake();
   }
 
   give(args: string[], w: WorkerProcess): void {
     if (!w.alive) return;
     const key = args.join('\0');
     this.idle.set(key, [...(this.idle.get(key) ?? []), w]);
+    this.wake();
   }
 
   /** Ends every worker's task stream and waits for them to exit. */
   async close(): Promise<void> {
+    this.closed = true;
+    this.wake();
     this.idle.clear();
     const all = [...this.all];
     for (const w of all) w.end();
@@ -199,43 +311,60 @@ type SessionResult = { held: Map<string, Task>; exitedCleanly: boolean; usageErr
 
 /**
  * One unit's stretch on one worker: fed from `queue` (popped from its end), at most
- * `window` tasks held. Ends when every task sent is settled and the queue is empty (the
- * worker can serve again), or when the worker exits (what it held comes back).
+ * `window` tasks held. `sent` is called once the queue is empty (every task handed over):
+ * the worker may then serve another unit while this one's last tasks finish. Ends when
+ * every task sent is settled (the worker can serve again), or when the worker exits
+ * (what it held comes back).
  */
-function runSession(worker: WorkerProcess, queue: Task[], window: number, unit: string, hooks: SuperviseHooks, signal: AbortSignal): Promise<SessionResult> {
+function runSession(
+  worker: WorkerProcess,
+  queue: Task[],
+  window: number,
+  unit: string,
+  hooks: SuperviseHooks,
+  signal: AbortSignal,
+  sent: (() => void) | null,
+): Promise<SessionResult> {
   const held = new Map<string, Task>();
+  // Tasks whose id another session on this worker still holds: sent once it settles.
+  const waiting: Task[] = [];
   let progressed = false;
   return new Promise((resolve) => {
     let done = false;
     const finish = (exitedCleanly: boolean, usageError: boolean, reusable: boolean) => {
       if (done) return;
       done = true;
-      worker.session = null;
+      worker.detach(session);
       signal.removeEventListener('abort', onAbort);
+      queue.push(...waiting.reverse());
       resolve({ held, exitedCleanly, usageError, progressed, lastLog: worker.lastLog, reusable });
     };
     // Topped up once a quarter of the window is settled: each write carries many tasks,
     // not one or two, and the worker still holds 1.5 times its concurrency, so never starves.
     const refill = () => {
       if (done || (held.size > (3 * window) / 4 && queue.length > 0)) return;
+      if (waiting.length > 0) queue.push(...waiting.splice(0).reverse());
       let chunk = '';
       while (held.size < window && queue.length > 0) {
         const task = queue.pop()!;
+        if (worker.holds(task.id)) {
+          waiting.push(task);
+          continue;
+        }
         held.set(task.id, task);
         chunk += encodeTask(task);
       }
       if (chunk !== '') worker.send(chunk);
-      if (held.size === 0 && queue.length === 0) finish(true, false, worker.alive);
+      if (queue.length === 0 && waiting.length === 0 && sent) {
+        const call = sent;
+        sent = null;
+        call();
+      }
+      if (held.size === 0 && queue.length === 0 && waiting.length === 0) finish(true, false, worker.alive);
     };
-    worker.session = {
-      line: (line) => {
-        let e: Event;
-        try {
-          e = parseEvent(line);
-        } catch (err) {
-          hooks.onLog(`worker printed a malformed event (${(err as Error).message}): ${line.slice(0, 200)}`);
-          return;
-        }
+    const session: Session = {
+      holds: (id) => held.has(id),
+      event: (e, line) => {
         if (isTerminal(e)) {
           if (!held.delete(e.id)) return; // not ours (already settled): never count a fact twice
           progressed = true;
@@ -252,7 +381,8 @@ function runSession(worker: WorkerProcess, queue: Task[], window: number, unit: 
     };
     const onAbort = () => worker.kill();
     signal.addEventListener('abort', onAbort, { once: true });
-    if (!worker.alive) return worker.session.ended({ code: -1, sig: null });
+    worker.attach(session);
+    if (!worker.alive) return session.ended({ code: -1, sig: null });
     worker.send(encodeUnitSwitch(unit));
     refill();
   });
