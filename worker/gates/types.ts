@@ -29,11 +29,60 @@ export function isImageType(ext: string): boolean {
 
 /** The real type of the bytes, or null when file-type does not recognise them. */
 export async function detectType(bytes: Uint8Array): Promise<DetectedType | null> {
+  const common = commonImageType(bytes);
+  if (common) return common;
   const found = await fileTypeFromBuffer(bytes);
   if (!found) return null;
   let ext = ALIASES[found.ext] ?? found.ext;
   if (ext === 'heic' && isAvifInHeifBox(bytes)) ext = 'avif';
   return { ext, contentType: CANONICAL[ext] ?? found.mime };
+}
+
+const JPEG: DetectedType = { ext: 'jpg', contentType: 'image/jpeg' };
+const PNG: DetectedType = { ext: 'png', contentType: 'image/png' };
+const GIF: DetectedType = { ext: 'gif', contentType: 'image/gif' };
+const WEBP: DetectedType = { ext: 'webp', contentType: 'image/webp' };
+
+/**
+ * JPEG, PNG, GIF and WebP, nearly every object, told from their first bytes by file-type's
+ * own checks for them, or null to let file-type decide. Measured: file-type's detector, one
+ * function for every format it knows, costs each worker ~0.2–0.4 s of optimising compiler
+ * (V8's --trace-opt) and ~4 % of each object's CPU. Only certain answers are given here:
+ * every check file-type makes before these (2-byte signatures, `free`/`mdat`/`moov`/`wide`/
+ * `ftyp` at offset 4 before RIFF) cannot match what is accepted, and anything unusual (a
+ * PNG whose chunks do not reach IDAT or acTL cleanly) goes to file-type. types.test.ts
+ * holds the two to the same answer on real images and thousands of mutated headers.
+ */
+export function commonImageType(b: Uint8Array): DetectedType | null {
+  if (b.length < 12) return null;
+  if (b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return b[3] === 0xf7 ? null : JPEG; // F7: JPEG-LS
+  if (b[0] === 0x47 && b[1] === 0x49 && b[2] === 0x46) return GIF; // GIF
+  if (b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47 && b[4] === 0x0d && b[5] === 0x0a && b[6] === 0x1a && b[7] === 0x0a) {
+    return pngReachesImageData(b) ? PNG : null; // an APNG is a PNG here
+  }
+  // RIFF, then WEBP at 8; a RIFF size under 256 MiB cannot spell file-type's earlier offset-4 boxes.
+  if (b[0] === 0x52 && b[1] === 0x49 && b[2] === 0x46 && b[3] === 0x46 && b[7]! < 0x10 && b[8] === 0x57 && b[9] === 0x45 && b[10] === 0x42 && b[11] === 0x50) {
+    return WEBP;
+  }
+  return null;
+}
+
+/** IHDR (13 bytes) first, then whole chunks up to IDAT or acTL: the walk file-type makes, where it says png or apng. */
+function pngReachesImageData(b: Uint8Array): boolean {
+  const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const type = (at: number) => view.getUint32(at + 4);
+  const IHDR = 0x49484452;
+  if (b.length < 16 || view.getUint32(8) !== 13 || type(8) !== IHDR) return false;
+  let at = 8 + 8 + 13 + 4;
+  for (let chunks = 1; chunks < 64 && at + 8 <= b.length; chunks++) {
+    const length = view.getUint32(at);
+    if (length >= 0x80000000) return false; // negative as file-type reads it: no type
+    const t = type(at);
+    if (t === 0x49444154 || t === 0x6163544c) return true; // IDAT, acTL
+    if (t === IHDR) return false; // a second IHDR must be 13 bytes long
+    at += 8 + length + 4;
+  }
+  return false;
 }
 
 /**
