@@ -2,7 +2,7 @@
  * The compile and replay configuration: one zod schema with defaults, whose errors name
  * the flag. The worker's flags (gates and runtime) come from protocol's shared table.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { z } from 'zod';
 import { type WorkerFlags, contentFlags } from '../protocol/index.js';
 import { type Place, parsePlace, placeContains, describePlace } from '../storage/index.js';
@@ -84,5 +84,5 @@ export function contentOptions(c: Pick<CompileConfig, 'destUri' | 'flags' | 'idC
 }
 
 export function fingerprint(value: unknown): string {
-  return createHash('sha256').update(JSON.stringify(value)).digest('hex').slice(0, 32);
+  return hash('sha256', JSON.stringify(value), 'hex').slice(0, 32);
 }

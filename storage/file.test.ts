@@ -70,22 +70,35 @@ describe('InlineWrites', () => {
     expect(w.use(20_000)).toBe(true);
   });
 
-  it('goes back to the thread pool for good after one stall', () => {
+  it('keeps writing inline through the few slow writes of a preempted process', () => {
     const w = new InlineWrites();
-    w.took(InlineWrites.STALL_MS + 1);
-    expect(w.use(1)).toBe(false);
-    for (let i = 0; i < 100; i++) w.took(0.01);
-    expect(w.use(1)).toBe(false);
+    for (let i = 0; i < 10 * InlineWrites.WINDOW; i++) w.took(i % 16 === 0 ? 8 : i % 200 === 1 ? InlineWrites.STALL_MS + 5 : 0.03);
+    expect(w.use(1)).toBe(true);
   });
 
-  it('goes back to the thread pool once writes are slow on average', () => {
+  it('goes back to the thread pool for good after one hang, or a few stalls in a window', () => {
+    const hung = new InlineWrites();
+    hung.took(InlineWrites.HANG_MS + 1);
+    expect(hung.use(1)).toBe(false);
+    for (let i = 0; i < 100; i++) hung.took(0.01);
+    expect(hung.use(1)).toBe(false);
+    const stalled = new InlineWrites();
+    for (let i = 0; i < InlineWrites.STALLS; i++) {
+      expect(stalled.use(1)).toBe(true);
+      stalled.took(InlineWrites.STALL_MS + 1);
+      stalled.took(0.02);
+    }
+    expect(stalled.use(1)).toBe(false);
+  });
+
+  it('goes back to the thread pool once most writes of a window are slow', () => {
     const w = new InlineWrites();
     let n = 0;
-    while (w.use(1) && n < 100) {
+    while (w.use(1) && n < 1000) {
       w.took(2);
       n++;
     }
     expect(w.use(1)).toBe(false);
-    expect(n).toBeLessThan(10);
+    expect(n).toBe(InlineWrites.WINDOW / 2 + 1);
   });
 });

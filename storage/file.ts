@@ -4,7 +4,7 @@
  * a partial object. Files keep no metadata: the sha256 is recomputed from the bytes when
  * asked, which for a file costs one read.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, hash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, link as linkCb, linkSync, renameSync, unlink as unlinkCb, unlinkSync, writeFile as writeFileCb, writeFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -31,24 +31,35 @@ const unlinkFast = promisify(unlinkCb);
  * Whether small writes run inline, on the event loop. On a fast file system (tmpfs, a
  * warm page cache) the thread pool's five hand-offs per object (write, link, unlink…)
  * cost as much CPU as the system calls themselves (measured: ~54 µs against ~29 µs
- * inline for a 22 KB object on tmpfs). A slow file system must not stall the loop: once
- * inline writes average over AVERAGE_MS, or one takes over STALL_MS, this store goes back
- * to the thread pool for good.
+ * inline for a 22 KB object on tmpfs). A slow file system must not stall the loop: this
+ * store goes back to the thread pool for good once most writes of a window of WINDOW are
+ * slow (over SLOW_MS), once STALLS of them take over STALL_MS, or once one takes over
+ * HANG_MS. Times are wall-clock, so a process preempted mid-write (2 busy cores and more
+ * runnable threads) sees a few slow writes however fast the disk: measured here, one such
+ * write used to end inline writes in 5 runs of 6 when a single stall or a moving average
+ * decided.
  */
 export class InlineWrites {
   static readonly MAX_BYTES = 1024 * 1024;
-  static readonly AVERAGE_MS = 0.5;
+  static readonly WINDOW = 64;
+  static readonly SLOW_MS = 0.5;
   static readonly STALL_MS = 20;
+  static readonly STALLS = 3;
+  static readonly HANG_MS = 200;
   private on = true;
-  private average = 0;
+  private seen = 0;
+  private slow = 0;
+  private stalls = 0;
 
   use(bytes: number): boolean {
     return this.on && bytes <= InlineWrites.MAX_BYTES;
   }
 
   took(ms: number): void {
-    this.average = this.average * 0.9 + ms * 0.1;
-    if (this.average > InlineWrites.AVERAGE_MS || ms > InlineWrites.STALL_MS) this.on = false;
+    if (ms > InlineWrites.SLOW_MS) this.slow++;
+    if (ms > InlineWrites.STALL_MS) this.stalls++;
+    if (ms > InlineWrites.HANG_MS || this.stalls >= InlineWrites.STALLS || this.slow > InlineWrites.WINDOW / 2) this.on = false;
+    if (++this.seen === InlineWrites.WINDOW) this.seen = this.slow = this.stalls = 0;
   }
 }
 
@@ -72,15 +83,15 @@ function classify(e: unknown, what: string): StorageError {
 
 /** Streams `body` into `file`, hashing it on the way; resolves with its sha256. */
 async function writeHashed(file: string, body: Readable): Promise<string> {
-  const hash = createHash('sha256');
+  const hasher = createHash('sha256');
   const hashing = async function* (src: AsyncIterable<Buffer>) {
     for await (const chunk of src) {
-      hash.update(chunk);
+      hasher.update(chunk);
       yield chunk;
     }
   };
   await pipeline(body, hashing, createWriteStream(file, { mode: 0o644 }));
-  return hash.digest('hex');
+  return hasher.digest('hex');
 }
 
 export class FileStore implements StorageAdapter {
@@ -142,14 +153,14 @@ export class FileStore implements StorageAdapter {
   /** The sha256 of the bytes stored under a key (files keep no metadata of their own). */
   async contentSha256(key: string): Promise<string | null> {
     const p = this.full(key);
-    const hash = createHash('sha256');
+    const hasher = createHash('sha256');
     try {
-      for await (const chunk of createReadStream(p)) hash.update(chunk as Buffer);
+      for await (const chunk of createReadStream(p)) hasher.update(chunk as Buffer);
     } catch (e) {
       if (errno(e) === 'ENOENT') return null;
       throw classify(e, p);
     }
-    return hash.digest('hex');
+    return hasher.digest('hex');
   }
 
   async read(key: string): Promise<ReadResult> {
@@ -192,7 +203,7 @@ export class FileStore implements StorageAdapter {
       let sha256: string;
       let taken: Error | null;
       if (Buffer.isBuffer(body)) {
-        sha256 = options.sha256 ?? createHash('sha256').update(body).digest('hex');
+        sha256 = options.sha256 ?? hash('sha256', body, 'hex');
         if (this.inline.use(body.length)) {
           const t0 = performance.now();
           taken = this.writeInline(tmp, p, body, options.ifAbsent);

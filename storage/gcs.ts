@@ -18,7 +18,7 @@
  *   a store's pool without reaching into its internals; the sockets in use are the
  *   requests in flight, which the worker's concurrency already bounds.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, hash, randomBytes } from 'node:crypto';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type Bucket, type File, type FileMetadata, Storage } from '@google-cloud/storage';
@@ -276,7 +276,7 @@ export class GcsStore implements StorageAdapter {
   }
 
   private async putBuffer(key: string, body: Buffer, options: PutOptions, conditional: boolean): Promise<PutResult> {
-    const sha256 = createHash('sha256').update(body).digest('hex');
+    const sha256 = hash('sha256', body, 'hex');
     const md5Hash = createHash('md5').update(body).digest('base64');
     await this.file(key).save(body, {
       resumable: false,
@@ -290,7 +290,7 @@ export class GcsStore implements StorageAdapter {
 
   private async putStream(key: string, body: Readable, options: PutOptions, conditional: boolean): Promise<PutResult> {
     const file = this.file(key);
-    const hash = createHash('sha256');
+    const hasher = createHash('sha256');
     // The sha256 is recorded from the bytes themselves once they are all sent.
     const { [FERRY_META.sha256]: _claimed, ...metadata } = options.metadata;
     const sink = file.createWriteStream({
@@ -302,12 +302,12 @@ export class GcsStore implements StorageAdapter {
     });
     const hashing = async function* (src: AsyncIterable<Buffer>) {
       for await (const chunk of src) {
-        hash.update(chunk);
+        hasher.update(chunk);
         yield chunk;
       }
     };
     await pipeline(body, hashing, sink);
-    const sha256 = hash.digest('hex');
+    const sha256 = hasher.digest('hex');
     await this.recordSha256(file, file.metadata.generation, sha256);
     return { sha256 };
   }

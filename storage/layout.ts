@@ -5,7 +5,7 @@
  * A–Z a–z 0–9 . _ - ~ as %XX), `.`/`..` fully encoded, or `h-` + SHA-256(id) when the encoded
  * form exceeds 200 bytes. Nothing an id contains can climb out of its unit's prefix.
  */
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 
 const MAX_KEY_ID = 200;
 const UNRESERVED = /^[A-Za-z0-9._~-]$/;
@@ -29,7 +29,7 @@ function encodeAll(text: string): string {
 export function keyId(id: string): string {
   const encoded = id === '.' || id === '..' ? encodeAll(id) : percentEncode(id);
   if (encoded.length <= MAX_KEY_ID) return encoded;
-  return 'h-' + createHash('sha256').update(id, 'utf8').digest('hex');
+  return 'h-' + hash('sha256', id, 'hex');
 }
 
 export function shardOf(id: string): string {

@@ -20,7 +20,7 @@
  * Errors are classified on codes and HTTP status, never on messages (classifyS3Error),
  * the SDK's and the lean path's alike.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, hash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import { Readable } from 'node:stream';
@@ -357,7 +357,7 @@ export class S3Store implements StorageAdapter {
 
   async put(key: string, body: Buffer | Readable, options: PutOptions): Promise<PutResult> {
     if (Buffer.isBuffer(body)) {
-      const sha256 = options.sha256 ?? createHash('sha256').update(body).digest('hex');
+      const sha256 = options.sha256 ?? hash('sha256', body, 'hex');
       await this.putBuffer(key, body, options, options.metadata, sha256);
       return { sha256 };
     }

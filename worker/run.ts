@@ -3,7 +3,7 @@
  * one terminal event. Failures are data (img2dataset): nothing thrown inside a task can
  * escape it, so a bug in one task never kills the others.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { type Task, oneLine } from '../protocol/index.js';
 import { objectKey } from '../storage/index.js';
 import { redactUrl } from '../storage/redact.js';
@@ -76,7 +76,7 @@ async function afterDownload(task: Task, dl: Buffered, ctx: TaskContext): Promis
     ctx.emit({ kind: 'BAD_IMAGE', id: task.id, reason: verdict.reason, attempts: dl.attempts, detail: oneLine(verdict.detail) });
     return;
   }
-  const sha256 = createHash('sha256').update(dl.body).digest('hex');
+  const sha256 = hash('sha256', dl.body, 'hex');
   const key = objectKey(task.id, verdict.ext, ctx.unit);
   const up = await uploadPayload(
     ctx.store,
