@@ -29,7 +29,7 @@ function workerOptions<T>(y: Argv<T>, only?: Set<string>): Argv<T> {
 function commonOptions<T>(y: Argv<T>) {
   return y
     .option('work-dir', { type: 'string', describe: 'where journals live (resume state)', default: '.ferry' })
-    .option('jobs', { type: 'string', describe: 'units compiled at once (default: CPU count)' })
+    .option('jobs', { type: 'string', describe: 'worker processes: units transferring at once (default: CPU count − 1, at least 1)' })
     .option('progress', { type: 'string', describe: 'auto, tty, plain or none', default: 'auto' });
 }
 
