@@ -68,42 +68,42 @@ describe('WorkerPool', () => {
     expect(files.every((f) => !f.parentPath.includes('.ferry-tmp'))).toBe(true);
   }, 60_000);
 
-  it("hands its worker to the next unit while the last unit's tail is in flight", async () => {
-    const dest = path.join(dir, 'dest-overlap');
+  /** Units u1 and u2 started together on a pool of one process: their events, the order they ended in, the processes started. */
+  async function twoUnits(dest: string, first: Task[], second: Task[]) {
     const pool = new WorkerPool(1);
     const finished: string[] = [];
     try {
-      const first = runUnit(pool, dest, 'u1', [slowTask('slow', 'overlap-slow', 1500), ...tasksOf('o1-', 3)], finished);
-      const second = runUnit(pool, dest, 'u2', tasksOf('o2-', 6), finished);
-      const [a, b] = await Promise.all([first, second]);
-      // The second unit ran and ended while the first one's slow task still held it open.
-      expect(finished).toEqual(['u2', 'u1']);
-      expect(pool.started).toBe(1);
-      expect(Object.values(landed(a, dest)).flat()).toEqual(Array(4).fill('u1'));
-      expect(Object.values(landed(b, dest)).flat()).toEqual(Array(6).fill('u2'));
+      const [a, b] = await Promise.all([runUnit(pool, dest, 'u1', first, finished), runUnit(pool, dest, 'u2', second, finished)]);
+      return { a, b, finished, started: pool.started };
     } finally {
       await pool.close();
     }
+  }
+
+  it("hands its worker to the next unit while the last unit's tail is in flight", async () => {
+    const dest = path.join(dir, 'dest-overlap');
+    const { a, b, finished, started } = await twoUnits(dest, [slowTask('slow', 'overlap-slow', 1500), ...tasksOf('o1-', 3)], tasksOf('o2-', 6));
+    // The second unit ran and ended while the first one's slow task still held it open.
+    expect(finished).toEqual(['u2', 'u1']);
+    expect(started).toBe(1);
+    expect(Object.values(landed(a, dest)).flat()).toEqual(Array(4).fill('u1'));
+    expect(Object.values(landed(b, dest)).flat()).toEqual(Array(6).fill('u2'));
   }, 60_000);
 
   it('never lets one worker hold an id twice: the second unit waits for the first to settle it', async () => {
     const dest = path.join(dir, 'dest-same-ids');
-    const pool = new WorkerPool(1);
-    const finished: string[] = [];
-    try {
-      const first = runUnit(pool, dest, 'u1', [slowTask('x', 'same-slow', 800), ...tasksOf('s1-', 2)], finished);
-      const second = runUnit(pool, dest, 'u2', [{ id: 'x', url: `${origin.url}/file/same-fast/a.png` }, ...tasksOf('s2-', 2)], finished);
-      const [a, b] = await Promise.all([first, second]);
-      // Each unit's "x" was settled once, by its own unit's task, into its own folder.
-      expect(landed(a, dest)['x']).toEqual(['u1']);
-      expect(landed(b, dest)['x']).toEqual(['u2']);
-      expect(a.filter((e) => e.id === 'x')).toHaveLength(1);
-      expect(b.filter((e) => e.id === 'x')).toHaveLength(1);
-      expect(finished).toEqual(['u1', 'u2']);
-      expect(pool.started).toBe(1);
-    } finally {
-      await pool.close();
-    }
+    const { a, b, finished, started } = await twoUnits(
+      dest,
+      [slowTask('x', 'same-slow', 800), ...tasksOf('s1-', 2)],
+      [{ id: 'x', url: `${origin.url}/file/same-fast/a.png` }, ...tasksOf('s2-', 2)],
+    );
+    // Each unit's "x" was settled once, by its own unit's task, into its own folder.
+    expect(landed(a, dest)['x']).toEqual(['u1']);
+    expect(landed(b, dest)['x']).toEqual(['u2']);
+    expect(a.filter((e) => e.id === 'x')).toHaveLength(1);
+    expect(b.filter((e) => e.id === 'x')).toHaveLength(1);
+    expect(finished).toEqual(['u1', 'u2']);
+    expect(started).toBe(1);
   }, 60_000);
 
   it('keeps at most its size of processes: a take waits for a give, other flags replace an idle one, a prewarm never overfills', async () => {

@@ -241,8 +241,8 @@ export class WorkerPool {
   async take(args: string[], signal?: AbortSignal): Promise<WorkerProcess | null> {
     const key = args.join('\0');
     while (!this.closed && !signal?.aborted) {
-      const list = this.idle.get(key);
-      for (let w = list?.pop(); w; w = list?.pop()) if (w.alive) return w;
+      const idle = popAlive(this.idle.get(key));
+      if (idle) return idle;
       if (this.all.size < this.size) return this.spawn(args);
       const other = this.takeAnyIdle();
       if (other) {
@@ -264,7 +264,10 @@ export class WorkerPool {
 
   /** An idle process of any flags, out of the idle lists. */
   private takeAnyIdle(): WorkerProcess | null {
-    for (const list of this.idle.values()) for (let w = list.pop(); w; w = list.pop()) if (w.alive) return w;
+    for (const list of this.idle.values()) {
+      const w = popAlive(list);
+      if (w) return w;
+    }
     return null;
   }
 
@@ -305,6 +308,12 @@ export class WorkerPool {
     for (const w of all) w.end();
     await Promise.all(all.map((w) => w.exited));
   }
+}
+
+/** The last live process of a list, taken out of it with the dead ones after it. */
+function popAlive(list: WorkerProcess[] | undefined): WorkerProcess | null {
+  for (let w = list?.pop(); w; w = list?.pop()) if (w.alive) return w;
+  return null;
 }
 
 type SessionResult = { held: Map<string, Task>; exitedCleanly: boolean; usageError: boolean; progressed: boolean; lastLog: string; reusable: boolean };

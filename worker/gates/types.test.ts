@@ -2,14 +2,14 @@ import { fileTypeFromBuffer } from 'file-type';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { seeded } from '../../test/helpers/seeded.mjs';
-import { commonImageType, detectType, isImageType } from './types.js';
+import { IMAGE_TYPES, commonImageType, detectType, isImageType } from './types.js';
 
 /** What file-type alone says, in ferry's spelling: the answer commonImageType must never contradict. */
 async function byFileType(b: Uint8Array) {
   const found = await fileTypeFromBuffer(b);
   if (!found) return null;
   const ext = found.ext === 'apng' ? 'png' : found.ext;
-  return { ext, contentType: { jpg: 'image/jpeg', png: 'image/png', gif: 'image/gif', webp: 'image/webp' }[ext] ?? found.mime };
+  return { ext, contentType: IMAGE_TYPES[ext] ?? found.mime };
 }
 
 describe('commonImageType', () => {

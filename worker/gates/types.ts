@@ -38,10 +38,18 @@ export async function detectType(bytes: Uint8Array): Promise<DetectedType | null
   return { ext, contentType: CANONICAL[ext] ?? found.mime };
 }
 
-const JPEG: DetectedType = { ext: 'jpg', contentType: 'image/jpeg' };
-const PNG: DetectedType = { ext: 'png', contentType: 'image/png' };
-const GIF: DetectedType = { ext: 'gif', contentType: 'image/gif' };
-const WEBP: DetectedType = { ext: 'webp', contentType: 'image/webp' };
+/** An image type of ours, with its canonical content-type. */
+const image = (ext: string): DetectedType => ({ ext, contentType: IMAGE_TYPES[ext]! });
+const JPEG = image('jpg');
+const PNG = image('png');
+const GIF = image('gif');
+const WEBP = image('webp');
+const TIFF = image('tif');
+
+/** Whether the bytes at `at` are `signature`. */
+function has(b: Uint8Array, at: number, signature: readonly number[]): boolean {
+  return signature.every((byte, i) => b[at + i] === byte);
+}
 
 /**
  * JPEG, PNG, GIF and WebP, nearly every object, told from their first bytes by file-type's
@@ -55,15 +63,11 @@ const WEBP: DetectedType = { ext: 'webp', contentType: 'image/webp' };
  */
 export function commonImageType(b: Uint8Array): DetectedType | null {
   if (b.length < 12) return null;
-  if (b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return b[3] === 0xf7 ? null : JPEG; // F7: JPEG-LS
-  if (b[0] === 0x47 && b[1] === 0x49 && b[2] === 0x46) return GIF; // GIF
-  if (b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47 && b[4] === 0x0d && b[5] === 0x0a && b[6] === 0x1a && b[7] === 0x0a) {
-    return pngReachesImageData(b) ? PNG : null; // an APNG is a PNG here
-  }
+  if (has(b, 0, [0xff, 0xd8, 0xff])) return b[3] === 0xf7 ? null : JPEG; // F7: JPEG-LS
+  if (has(b, 0, [0x47, 0x49, 0x46])) return GIF; // GIF
+  if (has(b, 0, [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])) return pngReachesImageData(b) ? PNG : null; // an APNG is a PNG here
   // RIFF, then WEBP at 8; a RIFF size under 256 MiB cannot spell file-type's earlier offset-4 boxes.
-  if (b[0] === 0x52 && b[1] === 0x49 && b[2] === 0x46 && b[3] === 0x46 && b[7]! < 0x10 && b[8] === 0x57 && b[9] === 0x45 && b[10] === 0x42 && b[11] === 0x50) {
-    return WEBP;
-  }
+  if (has(b, 0, [0x52, 0x49, 0x46, 0x46]) && b[7]! < 0x10 && has(b, 8, [0x57, 0x45, 0x42, 0x50])) return WEBP;
   return null;
 }
 
@@ -110,7 +114,5 @@ const brandAt = (b: Uint8Array, at: number): string => String.fromCharCode(...b.
  * lets a truncated one fail as incomplete rather than as an unknown type.
  */
 export function tiffFamily(b: Uint8Array): DetectedType | null {
-  const le = b[0] === 0x49 && b[1] === 0x49 && b[2] === 0x2a && b[3] === 0x00;
-  const be = b[0] === 0x4d && b[1] === 0x4d && b[2] === 0x00 && b[3] === 0x2a;
-  return le || be ? { ext: 'tif', contentType: IMAGE_TYPES['tif'] ?? 'image/tiff' } : null;
+  return has(b, 0, [0x49, 0x49, 0x2a, 0x00]) || has(b, 0, [0x4d, 0x4d, 0x00, 0x2a]) ? TIFF : null;
 }
