@@ -148,7 +148,9 @@ async function main(argv: string[]): Promise<number> {
     .strict()
     .help()
     .version(false)
-    .wrap(Math.min(110, process.stdout.columns || 110))
+    // Wrapping measures every help cell's width, and yargs renders the help after each
+    // command's handler has started (~15 ms before any work): only --help is wrapped.
+    .wrap(argv.includes('--help') ? Math.min(110, process.stdout.columns || 110) : null)
     .exitProcess(false)
     .fail((msg, err) => {
       throw new UsageError(err?.message ?? msg);

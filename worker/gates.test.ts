@@ -289,6 +289,21 @@ describe('helpers for the downloader', () => {
     expect(await sniffType(Buffer.alloc(0))).toBeNull();
   });
 
+  it('--profile any types and measures what neither fast path knows (an icon), and the image profile refuses it', async () => {
+    // One 48x40 entry: file-type and image-size, both loaded on first use, read it.
+    const ico = Buffer.alloc(6 + 16 + 40);
+    ico.writeUInt16LE(1, 2);
+    ico.writeUInt16LE(1, 4);
+    ico[6] = 48;
+    ico[7] = 40;
+    ico.writeUInt16LE(1, 10);
+    ico.writeUInt16LE(32, 12);
+    ico.writeUInt32LE(40, 14);
+    ico.writeUInt32LE(22, 18);
+    expect(await validate('id', ico, ANY)).toEqual({ ok: true, ext: 'ico', contentType: 'image/x-icon', width: 48, height: 40 });
+    expect(await validate('id', ico, IMAGE)).toMatchObject({ ok: false, reason: 'NOT_ALLOWED_TYPE' });
+  });
+
   it('prepareGates loads the decoder only when it may be used', async () => {
     await expect(prepareGates(ALWAYS)).resolves.toBeUndefined();
     await expect(prepareGates(IMAGE)).resolves.toBeUndefined();

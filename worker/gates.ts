@@ -77,7 +77,7 @@ async function runGates(id: string, body: Buffer, opts: GateOptions): Promise<Ve
 async function imageGates(id: string, body: Buffer, type: DetectedType, opts: GateOptions): Promise<Verdict> {
   let dims: Dimensions;
   try {
-    dims = headerDimensions(type.ext, body);
+    dims = await headerDimensions(type.ext, body);
   } catch (err) {
     return reject('INCOMPLETE_IMAGE', `${type.ext} header unreadable: ${oneLine(err)}`);
   }
@@ -103,7 +103,7 @@ async function acceptAny(body: Buffer): Promise<Accepted> {
   let dims: Dimensions | null = null;
   if (type.contentType.startsWith('image/')) {
     try {
-      dims = headerDimensions(type.ext, body);
+      dims = await headerDimensions(type.ext, body);
     } catch {
       dims = null; // any profile: a broken header is not a reason to refuse
     }

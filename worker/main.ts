@@ -7,63 +7,16 @@
 import { randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
-import yargs from 'yargs';
-import { FlagError, WORKER_FLAG_SPECS, type WorkerFlags, defaultText, idProblem, parseTaskLine, parseWorkerFlags, refuseRepeats, storeOptionsOf } from '../protocol/index.js';
+import { FlagError, idProblem, parseTaskLine, storeOptionsOf } from '../protocol/index.js';
 import { UriError, openStore, parsePlace, unitPrefix } from '../storage/index.js';
 import { HostLimits } from './aimd.js';
+import { type Args, UsageError, parseArgs } from './args.js';
 import { downloadOptions, sourceStores } from './download-options.js';
 import { Emitter } from './emit.js';
 import { prepareGates } from './gates.js';
 import { Semaphore } from './limit.js';
 import type { TaskContext } from './context.js';
 import { runTask } from './run.js';
-
-type Args = { tasks: string; dest: string; unit?: string; runId?: string; progressInterval: number; adaptive: boolean; flags: WorkerFlags };
-
-class UsageError extends Error {}
-
-/** yargs reads a lone `-` as an unknown positional, not as a flag's value: join it. */
-function joinDash(argv: string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--tasks' && argv[i + 1] === '-') out.push('--tasks=' + argv[++i]);
-    else out.push(argv[i]!);
-  }
-  return out;
-}
-
-function parseArgs(argv: string[]): Args {
-  let y = yargs(joinDash(argv))
-    .scriptName('ferry worker')
-    .usage('$0 --tasks <file|-> --dest <uri> [--unit NAME] [flags]')
-    .option('tasks', { type: 'string', demandOption: true, describe: 'task file (id<TAB>url per line), or - for stdin' })
-    .option('dest', { type: 'string', demandOption: true, describe: 'destination: a folder path or file:// URI' })
-    .option('unit', { type: 'string', describe: 'unit name: objects go under <dest>/<unit>/' })
-    .option('run-id', { type: 'string', hidden: true })
-    .option('progress-interval', { type: 'number', default: 5000, hidden: true })
-    // --no-adaptive: fixed concurrency, for measuring what the per-host limits save (tests, benchmarks).
-    .option('adaptive', { type: 'boolean', default: true, hidden: true })
-    .strict()
-    .help()
-    .version(false)
-    .exitProcess(false)
-    .fail((msg, err) => {
-      throw new UsageError(err?.message ?? msg);
-    });
-  for (const s of WORKER_FLAG_SPECS) y = y.option(s.flag, { type: s.type, describe: s.describe, defaultDescription: defaultText(s) });
-  const raw = y.parseSync() as Record<string, unknown>;
-  if (raw.help) process.exit(0);
-  refuseRepeats(raw, ['origin-header']);
-  return {
-    tasks: String(raw.tasks),
-    dest: String(raw.dest),
-    unit: raw.unit === undefined ? undefined : String(raw.unit),
-    runId: raw['run-id'] === undefined ? undefined : String(raw['run-id']),
-    progressInterval: Number(raw['progress-interval']),
-    adaptive: raw.adaptive !== false,
-    flags: parseWorkerFlags(raw),
-  };
-}
 
 /**
  * Per-host adaptive limits under the --concurrency ceiling: one per origin host, and the
@@ -86,7 +39,7 @@ function adaptiveLimits(args: Args) {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const args = parseArgs(argv[0] === 'worker' ? argv.slice(1) : argv);
+  const args = await parseArgs(argv[0] === 'worker' ? argv.slice(1) : argv);
   const store = await openStore(parsePlace(args.dest), { ...storeOptionsOf(args.flags), maxAttempts: 1 });
   await prepareGates(args.flags);
   const sem = new Semaphore(args.flags.concurrency);

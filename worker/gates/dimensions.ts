@@ -2,7 +2,7 @@
  * Header dimensions with image-size (pure JS, microseconds): the parser is chosen by the
  * type file-type found, so the two libraries cannot disagree on what the bytes are.
  */
-import { imageSize } from 'image-size';
+import type * as ImageSize from 'image-size';
 import { BMP } from 'image-size/types/bmp';
 import { GIF } from 'image-size/types/gif';
 import { HEIF } from 'image-size/types/heif';
@@ -13,6 +13,13 @@ import { TIFF } from 'image-size/types/tiff';
 import { WEBP } from 'image-size/types/webp';
 
 export type Dimensions = { width: number; height: number };
+
+/**
+ * image-size's own detection, for image types of the `any` profile without a parser above:
+ * loaded on first use, as it loads a parser for every type it knows.
+ */
+let imageSizeModule: Promise<typeof ImageSize> | undefined;
+const anyImageSize = async () => (await (imageSizeModule ??= import('image-size'))).imageSize;
 
 const PARSERS: Readonly<Partial<Record<string, IImage>>> = {
   jpg: JPG,
@@ -30,10 +37,10 @@ const PARSERS: Readonly<Partial<Record<string, IImage>>> = {
  * malformed, or a type image-size does not know); a size that is not a positive integer
  * counts as unparseable.
  */
-export function headerDimensions(ext: string, bytes: Uint8Array): Dimensions {
+export async function headerDimensions(ext: string, bytes: Uint8Array): Promise<Dimensions> {
   const parser = PARSERS[ext];
   const input = endsItsArrayBuffer(bytes) ? bytes : new Uint8Array(bytes);
-  const size = parser ? parser.calculate(input) : imageSize(input);
+  const size = parser ? parser.calculate(input) : (await anyImageSize())(input);
   const { width, height } = size;
   if (!isPositiveInt(width) || !isPositiveInt(height)) {
     throw new TypeError(`header gives ${String(width)}x${String(height)}`);

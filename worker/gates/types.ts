@@ -2,7 +2,7 @@
  * Type by magic bytes, with one spelling per type (DESIGN.md, "Key layout"): the extension
  * and content-type of a stored object come from here, never from the origin's headers.
  */
-import { fileTypeFromBuffer } from 'file-type';
+import type * as FileType from 'file-type';
 
 export type DetectedType = { ext: string; contentType: string };
 
@@ -27,11 +27,18 @@ export function isImageType(ext: string): boolean {
   return Object.prototype.hasOwnProperty.call(IMAGE_TYPES, ext);
 }
 
+/**
+ * file-type, loaded the first time a body is not one of the common image types: most runs
+ * never need it, and loading it cost ~40 ms of every worker's start.
+ */
+let fileTypeModule: Promise<typeof FileType> | undefined;
+const fileType = () => (fileTypeModule ??= import('file-type'));
+
 /** The real type of the bytes, or null when file-type does not recognise them. */
 export async function detectType(bytes: Uint8Array): Promise<DetectedType | null> {
   const common = commonImageType(bytes);
   if (common) return common;
-  const found = await fileTypeFromBuffer(bytes);
+  const found = await (await fileType()).fileTypeFromBuffer(bytes);
   if (!found) return null;
   let ext = ALIASES[found.ext] ?? found.ext;
   if (ext === 'heic' && isAvifInHeifBox(bytes)) ext = 'avif';

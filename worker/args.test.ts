@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest';
+import { FlagError, type WorkerFlags, parseWorkerFlags, workerFlagsToArgv } from '../protocol/index.js';
+import { argsOf, joinDash, quickArgs, UsageError, yargsArgs } from './args.js';
+
+const DEFAULTS: WorkerFlags = parseWorkerFlags({});
+
+/** The command line an orchestrator writes for these flags. */
+function written(flags: Partial<WorkerFlags>, own: string[] = []): string[] {
+  return joinDash(['--tasks', '-', '--dest', 'file:///data/out', '--run-id', 'r-1', ...own, ...workerFlagsToArgv({ ...DEFAULTS, ...flags })]);
+}
+
+/** What yargs makes of a command line, or the message it refuses it with. */
+async function byYargs(argv: string[]) {
+  try {
+    return argsOf(await yargsArgs(argv));
+  } catch (e) {
+    if (e instanceof UsageError || e instanceof FlagError) return e.message;
+    throw e;
+  }
+}
+
+describe('worker command line', () => {
+  const lines: [string, string[]][] = [
+    ['the defaults', written({})],
+    ['every kind of flag', written(
+      {
+        profile: 'any',
+        minBytes: 10,
+        maxBytes: 5 * 2 ** 20,
+        decode: { mode: 'sample', fraction: 0.25 },
+        concurrency: 512,
+        allowPrivateNetwork: true,
+        overwrite: true,
+        originHeader: ['img.example.com=Authorization: Bearer a b', 'cdn.example.com:8443=X-Key: =:'],
+        s3Endpoint: 'http://127.0.0.1:9000',
+        s3PathStyle: true,
+        conditionalWrites: 'off',
+        localSourceRoot: '/srv/media',
+      },
+      ['--unit', 'part-00001', '--progress-interval', '250'],
+    )],
+    ['--flag=value forms', ['--tasks=tasks.tsv', '--dest=/tmp/x', '--concurrency=8', '--origin-header=h=A: b']],
+  ];
+
+  it.each(lines)('reads %s as yargs does, without yargs', async (_, argv) => {
+    const quick = quickArgs(argv);
+    expect(quick).not.toBeNull();
+    expect(argsOf(quick!)).toEqual(await byYargs(argv));
+  });
+
+  const odd: [string, string[]][] = [
+    ['help', ['--help']],
+    ['a flag given twice', ['--tasks', 'a', '--dest', 'b', '--concurrency', '5', '--concurrency', '6']],
+    ['an unknown flag', ['--tasks', 'a', '--dest', 'b', '--bogus']],
+    ['a camelCase spelling', ['--tasks', 'a', '--dest', 'b', '--allowPrivateNetwork']],
+    ['a missing --dest', ['--tasks', 'a']],
+    ['a negation', ['--tasks', 'a', '--dest', 'b', '--no-adaptive']],
+    ['a boolean with a value', ['--tasks', 'a', '--dest', 'b', '--overwrite=false']],
+    ['a number that is not plain digits', ['--tasks', 'a', '--dest', 'b', '--progress-interval', '1e3']],
+    ['an array flag with two values', ['--tasks', 'a', '--dest', 'b', '--origin-header', 'h=A: b', 'g=C: d']],
+    ['a value that looks like a flag', ['--tasks', 'a', '--dest', '-b']],
+    ['a positional', ['--tasks', 'a', '--dest', 'b', 'extra']],
+  ];
+
+  it.each(odd)('leaves %s to yargs', (_, argv) => {
+    expect(quickArgs(argv)).toBeNull();
+  });
+
+  it('still refuses through yargs what it leaves to it', async () => {
+    expect(await byYargs(['--tasks', 'a', '--dest', 'b', '--concurrency', '5', '--concurrency', '6'])).toBe('--concurrency: given more than once');
+    expect(await byYargs(['--tasks', 'a', '--dest', 'b', '--bogus'])).toMatch(/Unknown argument: bogus/);
+    expect(await byYargs(['--tasks', 'a'])).toMatch(/Missing required argument: dest/);
+    expect(await byYargs(['--tasks', 'a', '--dest', 'b', '--no-adaptive'])).toMatchObject({ adaptive: false });
+    expect(await byYargs(['--tasks', 'a', '--dest', 'b', '--progress-interval', '1e3'])).toMatchObject({ progressInterval: 1000 });
+  });
+});
