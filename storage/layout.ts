@@ -5,12 +5,14 @@
  * A–Z a–z 0–9 . _ - ~ as %XX), `.`/`..` fully encoded, or `h-` + SHA-256(id) when the encoded
  * form exceeds 200 bytes. Nothing an id contains can climb out of its unit's prefix.
  */
-import { createHash, hash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 const MAX_KEY_ID = 200;
 const UNRESERVED = /^[A-Za-z0-9._~-]$/;
+const ALL_UNRESERVED = /^[A-Za-z0-9._~-]*$/;
 
 function percentEncode(text: string): string {
+  if (ALL_UNRESERVED.test(text)) return text; // the common id: nothing to encode
   let out = '';
   for (const byte of Buffer.from(text, 'utf8')) {
     const ch = String.fromCharCode(byte);
@@ -33,7 +35,7 @@ export function keyId(id: string): string {
 }
 
 export function shardOf(id: string): string {
-  return createHash('sha1').update(id, 'utf8').digest('hex').slice(0, 2);
+  return hash('sha1', id, 'hex').slice(0, 2);
 }
 
 /** Encodes a unit name (a relative path with `/`) segment by segment. */
