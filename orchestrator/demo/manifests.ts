@@ -5,7 +5,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Field, Float64, List, Table, TimestampMicrosecond, Utf8, tableToIPC, vectorFromArray } from '../parquet/arrow.js';
-import { Compression, Table as WasmTable, WriterPropertiesBuilder, writeParquet } from 'parquet-wasm/node';
+import { Compression, Table as WasmTable, WriterPropertiesBuilder, writeParquet } from '../parquet/wasm.js';
 
 export type DemoRow = { id: string; url: string | null; title: string; price: number | null; tags: string[]; created: Date };
 

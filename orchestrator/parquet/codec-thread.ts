@@ -3,7 +3,7 @@
 // its async closures) ends this thread only; client.ts turns that into a ManifestError.
 // The thread serves one scan or renew call at a time, each started by a `run` message.
 import { parentPort } from 'node:worker_threads';
-import { wasmMemory } from 'parquet-wasm/node';
+import { wasmMemory } from './wasm.js';
 import { oneLine } from './errors.js';
 import { FooterError, int96Paths, rowGroupRows } from './footer.js';
 import { Int96RangeError } from './int96.js';

@@ -4,7 +4,7 @@ import { openAsBlob } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { RecordBatch, Schema, Struct, Table, makeData, tableFromIPC } from './arrow.js';
 import type { Vector } from './arrow.js';
-import { ParquetFile } from 'parquet-wasm/node';
+import { ParquetFile } from './wasm.js';
 import { PhysicalType, footerTail, int96Paths, leaves, readFooter, rowGroupBytes, schemaTree, withInt96AsBytes } from './footer.js';
 import type { Footer } from './footer.js';
 import { convertInt96Column, convertInt96Field } from './int96.js';
