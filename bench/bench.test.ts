@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { startupSplit } from './lib/report.mjs';
 
 const RUN = fileURLToPath(new URL('./run.mjs', import.meta.url));
 const OBJECTS = 240;
@@ -66,4 +67,22 @@ describe('bench harness (smoke)', () => {
       expect(svg).toContain('<circle');
     }
   }, 120_000);
+});
+
+describe('bench report', () => {
+  const run = (tool: string, objects: number, cpuSeconds: number, seconds: number) => ({ tool, concurrency: 64, rep: 1, seconds, cpuSeconds, objectsPerSecond: objects / seconds, cpuPer1k: (cpuSeconds / objects) * 1000, expected: objects, landed: objects });
+  it('sets each tool\'s start-up apart from its CPU per object beyond it', () => {
+    const results = {
+      cpu: { params: { expected: 20_000 }, runs: [run('ferry', 20_000, 6.2, 4.1), run('ferry', 20_000, 6.0, 4.0), run('ferry', 20_000, 6.4, 4.3), run('bare', 20_000, 4.3, 3.1)] },
+      startup: { params: { expected: 200 }, runs: [run('ferry', 200, 1.0, 0.6), run('ferry', 200, 1.2, 0.7), run('ferry', 200, 1.1, 0.5), run('bare', 200, 0.34, 0.25)] },
+    };
+    const split = startupSplit(results);
+    expect(split.map((r) => r.tool)).toEqual(['ferry', 'bare']);
+    const [ferry, bare] = split;
+    // medians: ferry 6.2 CPU-s for 20,000, 1.1 for 200; the bare loop 4.3 and 0.34
+    expect(ferry).toMatchObject({ startupCpu: 1.1, startupSeconds: 0.6, objects: 200 });
+    expect(ferry!.beyondPer1k).toBeCloseTo(((6.2 - 1.1) / 19_800) * 1000, 10);
+    expect(bare!.beyondPer1k).toBeCloseTo(((4.3 - 0.34) / 19_800) * 1000, 10);
+    expect(startupSplit({ cpu: results.cpu })).toEqual([]);
+  });
 });

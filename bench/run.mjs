@@ -2,7 +2,7 @@
 // ratios against the targets, the machine, SVG charts and the command to reproduce them.
 // Speed and memory goals live here, never in timed unit tests.
 //
-//   node bench/run.mjs [--quick] [--only latency,cpu,s3,large,control,knee,profile] [--report]
+//   node bench/run.mjs [--quick] [--only latency,cpu,startup,s3,large,control,knee,profile] [--report]
 //                      [--reps N] [--objects N] [--concurrency 256,512] [--jobs N] [--tools ferry,rclone,bare]
 //                      [--work-dir DIR] [--dest-dir DIR] [--out-dir DIR]
 //
@@ -28,8 +28,8 @@ import { defaultDestDir, runScenario, scenarios } from './lib/transfer.mjs';
 
 const here = (f) => fileURLToPath(new URL(f, import.meta.url));
 const ROOT = here('../');
-const ALL = ['control', 'large', 'latency', 'cpu', 's3', 'knee', 'profile'];
-const TRANSFER = ['latency', 'cpu', 's3', 'knee'];
+const ALL = ['control', 'large', 'latency', 'cpu', 'startup', 's3', 'knee', 'profile'];
+const TRANSFER = ['latency', 'cpu', 'startup', 's3', 'knee'];
 
 const { values: opt } = parseArgs({
   options: {

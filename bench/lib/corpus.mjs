@@ -103,9 +103,9 @@ export async function writeList(corpus, file, filter = () => true) {
 
 /**
  * One DuckDB-written Parquet manifest per unit (`id`, `media_path` = origin URL + rel)
- * under `dir`; `unitsWanted` picks units. Returns the dir.
+ * under `dir`; `unitsWanted` picks units, `filter` files. Returns the dir.
  */
-export async function writeManifests(corpus, baseUrl, dir, unitsWanted = null) {
+export async function writeManifests(corpus, baseUrl, dir, unitsWanted = null, filter = () => true) {
   const { DuckDBInstance } = await import('@duckdb/node-api');
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
@@ -117,7 +117,7 @@ export async function writeManifests(corpus, baseUrl, dir, unitsWanted = null) {
       const csv = join(dir, `u${u}.csv`);
       const out = createWriteStream(csv);
       out.write('id,media_path\n');
-      for (const f of corpus.files) if (f.unit === u) out.write(`${f.id},${baseUrl}/${f.rel}\n`);
+      for (const f of corpus.files) if (f.unit === u && filter(f)) out.write(`${f.id},${baseUrl}/${f.rel}\n`);
       out.end();
       await once(out, 'close');
       await conn.run(`COPY (SELECT * FROM read_csv('${csv}', header = true, columns = {'id': 'VARCHAR', 'media_path': 'VARCHAR'})) TO '${join(dir, `batch-${u}.parquet`)}' (FORMAT parquet)`);

@@ -120,6 +120,18 @@ export function scenarios({ adaptiveOff = ferryAdaptiveOff(), kneeLimit = 64 } =
       concurrencies: [64],
       tools: [ferry('ferry'), ferry('ferry --profile any', ['--profile', 'any']), rclone, bare],
     },
+    // The cpu scenario's runs on a few objects: what each tool spends before and around its
+    // first transfers (processes, modules, the JIT's warm-up), set apart from what each
+    // further object costs.
+    startup: {
+      title: 'Start-up: the cpu scenario on the first 200 objects of one unit',
+      origin: {},
+      dest: 'folder',
+      unitsWanted: [0],
+      limit: 200,
+      concurrencies: [64],
+      tools: [ferry('ferry'), ferry('ferry --profile any', ['--profile', 'any']), rclone, bare],
+    },
     s3: {
       title: 'S3: no added latency, concurrency 256, to fauxqs (a fresh one per run)',
       origin: {},
@@ -172,7 +184,9 @@ async function folderTotals(dir) {
  */
 export async function runScenario(name, sc, { corpus, workDir, destDir = defaultDestDir(workDir), reps, jobs, maxConcurrency = 2048, log, timeoutMs = 10 * 60_000 }) {
   const units = sc.unitsWanted ?? null;
-  const files = corpus.files.filter((f) => !units || units.includes(f.unit));
+  // `limit`: the first files of the units wanted (the start-up scenario's few objects).
+  const files = corpus.files.filter((f) => !units || units.includes(f.unit)).slice(0, sc.limit ?? Infinity);
+  const chosen = new Set(files);
   const expected = files.length;
   const expectedBytes = files.reduce((a, f) => a + f.bytes, 0);
   const scDir = join(workDir, 'runs', `${name}-${process.pid}`);
@@ -181,8 +195,8 @@ export async function runScenario(name, sc, { corpus, workDir, destDir = default
   const origin = await startNginx({ root: corpus.www, probePath: files[0].rel, ...sc.origin });
   const runs = [];
   try {
-    const manifests = await writeManifests(corpus, origin.url, join(scDir, 'manifests'), units);
-    const list = await writeList(corpus, join(scDir, 'files.txt'), (f) => !units || units.includes(f.unit));
+    const manifests = await writeManifests(corpus, origin.url, join(scDir, 'manifests'), units, (f) => chosen.has(f));
+    const list = await writeList(corpus, join(scDir, 'files.txt'), (f) => chosen.has(f));
     const tasks = join(scDir, 'tasks.tsv');
     await writeFile(tasks, files.map((f) => `${f.id}\t${origin.url}/${f.rel}\n`).join(''));
     if (sc.origin.limitConn) await origin.statusCounts();
