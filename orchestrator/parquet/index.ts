@@ -3,10 +3,9 @@
 // only validates what the caller hands back.
 import { rm } from 'node:fs/promises';
 import { runCodec } from './client.js';
-
-export { warmCodec } from './client.js';
 import type { KeyColumns, ManifestInfo, OutputColumns, RenewResult } from './messages.js';
 
+export { warmCodec } from './client.js';
 export { ManifestError } from './errors.js';
 export type { KeyColumns, ManifestInfo, OutputColumns, RenewResult } from './messages.js';
 
