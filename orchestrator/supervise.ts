@@ -18,9 +18,11 @@
  * to the session that holds its id, and a task whose id another session on that worker
  * still holds waits for it, so an id is never held twice by one worker.
  */
-import type { ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { type Event, type Progress, type Task, encodeEvent, encodeTask, encodeUnitSwitch, isTerminal, parseEvent, parseProgress } from '../protocol/index.js';
-import { spawnWorker, takeEarlyWorker } from './early.js';
 import { eachLine } from './lines.js';
 
 /**
@@ -42,6 +44,17 @@ export class SuperviseError extends Error {
 }
 
 const MAX_FRUITLESS_SPAWNS = 5;
+
+/** bin/ferry.js of this package, found from here both in dist/ and in the sources. */
+function ferryBin(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, 'bin', 'ferry.js'))) {
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error('internal: bin/ferry.js not found above ' + fileURLToPath(import.meta.url));
+    dir = up;
+  }
+  return path.join(dir, 'bin', 'ferry.js');
+}
 
 export async function superviseTasks(tasks: readonly Task[], launch: WorkerLaunch, hooks: SuperviseHooks, signal: AbortSignal, pool: WorkerPool): Promise<void> {
   const queue: Task[] = [...tasks].reverse(); // popped from the end: input order
@@ -107,13 +120,14 @@ class WorkerProcess {
   lastLog = '';
   readonly exited: Promise<void>;
 
-  /** `early`: a worker started ahead (early.ts), waiting for its flags; else one is started. */
-  constructor(args: string[], early?: ChildProcess) {
-    const argv = ['--tasks=-', ...args];
-    this.child = early ?? spawnWorker(argv);
+  constructor(args: string[]) {
+    this.child = spawn(process.execPath, [ferryBin(), 'worker', '--tasks=-', ...args], {
+      stdio: ['pipe', 'pipe', 'pipe', 'ipc'],
+      // The AWS SDK's Node-version notice is for the operator once (the orchestrator shows it), not once per worker.
+      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+    });
     const { child } = this;
     child.stdin!.on('error', () => {}); // a dead worker's stdin: the exit handler decides what happens
-    if (early) child.stdin!.write(JSON.stringify(argv) + '\n');
     // More tasks are sent once per read of the worker's stdout, not once per event.
     eachLine(child.stdout!, (line) => this.route(line), () => {
       for (const s of [...this.sessions]) s.chunk();
@@ -258,7 +272,7 @@ export class WorkerPool {
   }
 
   private spawn(args: string[]): WorkerProcess {
-    const w = new WorkerProcess(args, takeEarlyWorker());
+    const w = new WorkerProcess(args);
     this.started++;
     this.all.add(w);
     void w.exited.then(() => {

@@ -202,13 +202,6 @@ export function maxBytesOf(f: Pick<WorkerFlags, 'profile' | 'maxBytes'>): number
   return f.maxBytes ?? (f.profile === 'image' ? 100 * 2 ** 20 : 5 * 2 ** 40);
 }
 
-/**
- * `ferry worker --flags-from-stdin`: the command line comes as the first line of stdin (a
- * JSON array of strings), the tasks after it. It lets a worker load its modules before its
- * orchestrator knows the flags (PROTOCOL.md).
- */
-export const FLAGS_FROM_STDIN = '--flags-from-stdin';
-
 /** Turns flags back into a command line (what the orchestrator hands a worker). */
 export function workerFlagsToArgv(f: WorkerFlags): string[] {
   const argv: string[] = [];

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { FLAGS_FROM_STDIN, FlagError, idProblem, parseTaskLine, storeOptionsOf } from '../protocol/index.js';
+import { FlagError, idProblem, parseTaskLine, storeOptionsOf } from '../protocol/index.js';
 import { UriError, openStore, parsePlace, unitPrefix } from '../storage/index.js';
 import { HostLimits } from './aimd.js';
 import { type Args, UsageError, parseArgs } from './args.js';
@@ -38,28 +38,8 @@ function adaptiveLimits(args: Args) {
   };
 }
 
-/** The first line of stdin as a command line (FLAGS_FROM_STDIN); null when stdin ends first. */
-async function flagsFromStdin(stdin: AsyncIterator<string>): Promise<string[] | null> {
-  const first = await stdin.next();
-  if (first.done) return null; // the orchestrator ended without needing this worker
-  let argv: unknown;
-  try {
-    argv = JSON.parse(first.value);
-  } catch {
-    argv = null;
-  }
-  if (!Array.isArray(argv) || !argv.every((a) => typeof a === 'string')) throw new UsageError(`${FLAGS_FROM_STDIN}: the first line of stdin is not a JSON array of strings`);
-  return argv;
-}
-
 async function main(argv: string[]): Promise<number> {
-  const own = argv[0] === 'worker' ? argv.slice(1) : argv;
-  // Started ahead of its flags (the orchestrator's early worker): they come first on stdin.
-  const stdin = own.length === 1 && own[0] === FLAGS_FROM_STDIN ? createInterface({ input: process.stdin, crlfDelay: Infinity })[Symbol.asyncIterator]() : null;
-  const given = stdin ? await flagsFromStdin(stdin) : own;
-  if (!given) return 0;
-  const args = await parseArgs(given);
-  if (stdin && args.tasks !== '-') throw new UsageError(`${FLAGS_FROM_STDIN}: the tasks come on stdin, after the flags (--tasks=-)`);
+  const args = await parseArgs(argv[0] === 'worker' ? argv.slice(1) : argv);
   const store = await openStore(parsePlace(args.dest), { ...storeOptionsOf(args.flags), maxAttempts: 1 });
   await prepareGates(args.flags);
   const sem = new Semaphore(args.flags.concurrency);
@@ -79,14 +59,14 @@ async function main(argv: string[]): Promise<number> {
   // Started by an orchestrator: its death closes the IPC channel, and we must not linger.
   if (process.send) process.on('disconnect', () => process.exit(1));
   const ticker = setInterval(() => emitter.progress(), args.progressInterval);
-  const lines = stdin ?? createInterface({ input: args.tasks === '-' ? process.stdin : createReadStream(args.tasks), crlfDelay: Infinity })[Symbol.asyncIterator]();
-  let lineNo = stdin ? 1 : 0; // the flags were stdin's first line
+  const input = args.tasks === '-' ? process.stdin : createReadStream(args.tasks);
+  const lines = createInterface({ input, crlfDelay: Infinity });
+  let lineNo = 0;
   let malformed = 0;
   // The unit of the tasks read now: --unit, until a unit directive names another. Each task
   // keeps the context it was read with, so a switch never moves a task in flight.
   let unitCtx = ctx;
-  for (let next = await lines.next(); !next.done; next = await lines.next()) {
-    const line = next.value;
+  for await (const line of lines) {
     lineNo++;
     let parsed;
     try {

@@ -209,27 +209,6 @@ describe('ferry worker, standalone', () => {
     expect(r.stderr).toMatch(/^PROGRESS v=1 .*UpOk=1/m);
   });
 
-  it('takes its flags from the first line of stdin with --flags-from-stdin, as compile\'s early worker does', async () => {
-    const flags = JSON.stringify(['--tasks=-', '--dest', path.join(dir, 'wflags'), '--allow-private-network']);
-    const tasks = [`a\t${origin.url}/file/w4/good.jpg`, 'malformed line', `b\t${origin.url}/status/404/w5`].join('\n') + '\n';
-    const r = await ferry(['worker', '--flags-from-stdin'], { input: `${flags}\n${tasks}` });
-    expect(r.code).toBe(1); // the malformed task line, reported with its line number on stdin
-    expect(r.stderr).toMatch(/^-:3: .*; line skipped$/m);
-    const terminal = r.stdout.trim().split('\n').map(parseEvent).filter((e) => e.kind !== 'DL_OK');
-    expect(terminal.map((e) => `${e.id}:${e.kind}`).sort()).toEqual(['a:UP_OK', 'b:DL_ERR']);
-    expect((await fs.readdir(path.join(dir, 'wflags'), { recursive: true })).some((f) => f.endsWith('.jpg'))).toBe(true);
-
-    // Never given its flags (its orchestrator needed no worker): a clean exit, nothing printed.
-    expect(await ferry(['worker', '--flags-from-stdin'], { input: '' })).toEqual({ code: 0, stdout: '', stderr: '' });
-    // A first line that is not a command line, or one whose tasks would not come on stdin.
-    const bad = await ferry(['worker', '--flags-from-stdin'], { input: `--dest /tmp/x\n${tasks}` });
-    expect(bad.code).toBe(2);
-    expect(bad.stderr).toMatch(/--flags-from-stdin: the first line of stdin is not a JSON array of strings/);
-    const file = await ferry(['worker', '--flags-from-stdin'], { input: `${JSON.stringify(['--tasks', 'tasks.tsv', '--dest', path.join(dir, 'wflags')])}\n` });
-    expect(file.code).toBe(2);
-    expect(file.stderr).toMatch(/--flags-from-stdin: the tasks come on stdin, after the flags \(--tasks=-\)/);
-  });
-
   it('reads file:// URLs only under --local-source-root, and never outside it', async () => {
     const root = path.join(dir, 'origin');
     const tasks = [`in\tfile://${root}/good.png`, `out\tfile://${dir}/manifests/u1.parquet`, `esc\tfile://${root}/../manifests/u1.parquet`].join('\n') + '\n';

@@ -7,7 +7,6 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -59,26 +58,12 @@ async function until(cond: () => Promise<boolean>, ms = 20_000): Promise<void> {
   }
 }
 
-/** An orchestrator's worker processes: its children running `ferry worker` (the first one gets its flags on stdin). */
-function workerPids(orchestrator: number): number[] {
+function workerPids(dest: string): number[] {
   try {
-    const children = execFileSync('pgrep', ['-P', String(orchestrator)], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
-    return children.filter((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes('worker'));
+    return execFileSync('pgrep', ['-f', `worker --tasks=- --dest ${new URL('file://' + dest).href}`], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
   } catch {
     return [];
   }
-}
-
-/** Those of `pids` still running (an exited one not yet reaped, a zombie, is not). */
-function alive(pids: number[]): number[] {
-  return pids.filter((pid) => {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-    } catch {
-      return false;
-    }
-  });
 }
 
 beforeAll(async () => {
@@ -130,10 +115,10 @@ describe('resume after SIGKILL', () => {
   it('a worker whose orchestrator is killed exits by itself', async () => {
     const child = ferrySpawn(args('orphan'));
     await until(async () => (await eventsJournaled('orphan')) >= 10);
-    const workers = workerPids(child.pid!);
+    const workers = workerPids(layout('orphan').dest);
     expect(workers.length).toBeGreaterThan(0);
     process.kill(child.pid!, 'SIGKILL'); // the orchestrator alone
-    await until(async () => alive(workers).length === 0, 5_000);
+    await until(async () => workerPids(layout('orphan').dest).length === 0, 5_000);
     const last = await ferry(args('orphan'));
     expect(last.code, last.stderr).toBe(0);
     expect(await snapshot('orphan')).toEqual(await snapshot('baseline'));
@@ -144,9 +129,7 @@ describe('resume after SIGKILL', () => {
     let stderr = '';
     child.stderr!.on('data', (d) => (stderr += d));
     await until(async () => (await eventsJournaled('workerkill')) >= 10);
-    const workers = workerPids(child.pid!);
-    expect(workers.length).toBeGreaterThan(0);
-    for (const pid of workers) process.kill(pid, 'SIGKILL');
+    for (const pid of workerPids(layout('workerkill').dest)) process.kill(pid, 'SIGKILL');
     const [code] = (await once(child, 'exit')) as [number];
     expect(code, stderr).toBe(0);
     const snap = await snapshot('workerkill');
@@ -159,13 +142,11 @@ describe('resume after SIGKILL', () => {
     let stderr = '';
     child.stderr!.on('data', (d) => (stderr += d));
     await until(async () => (await eventsJournaled('sigint')) >= 10);
-    const workers = workerPids(child.pid!);
-    expect(workers.length).toBeGreaterThan(0);
     process.kill(child.pid!, 'SIGINT');
     const [code] = (await once(child, 'exit')) as [number];
     expect(code).toBe(130);
     expect(stderr).toContain('Run the same command again to resume');
-    expect(alive(workers)).toEqual([]);
+    expect(workerPids(layout('sigint').dest)).toEqual([]);
     const last = await ferry(args('sigint'));
     expect(last.code, last.stderr).toBe(0);
     expect(await snapshot('sigint')).toEqual(await snapshot('baseline'));
