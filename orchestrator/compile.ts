@@ -13,7 +13,7 @@ import { UnitError } from './errors.js';
 import { type Stores, checkWritable, localCopy, publishFile } from './io.js';
 import { Journal, discardJournal, journalFiles, tidyWorkDir } from './journal.js';
 import { type Counts, stagedFiles, writeOutputs } from './materialize.js';
-import { ManifestError, scanManifest, warmCodec } from './parquet/index.js';
+import { ManifestError, scanManifest } from './parquet/index.js';
 import type { Board } from './progress.js';
 import { UnitState, outcomeOf, refuseRow } from './state.js';
 import { SuperviseError, WorkerPool, superviseTasks } from './supervise.js';
@@ -176,8 +176,6 @@ export type CompileSummary = { reports: UnitReport[]; runId: string };
 
 /** Compiles the selected units, `--jobs` at a time. A failing unit never stops the others. */
 export async function compileAll(cfg: CompileConfig, stores: Stores, board: Board, signal: AbortSignal): Promise<CompileSummary> {
-  // The first manifest read waits for the codec thread's start: it starts while units are listed.
-  warmCodec();
   const units = selectUnits(await listUnits(cfg.prefix, stores), cfg.only);
   await checkWritable(await stores.get(cfg.out), `--out ${describePlace(cfg.out)}`);
   const runId = randomUUID();

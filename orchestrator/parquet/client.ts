@@ -70,14 +70,6 @@ function acquire(): CodecThread {
   return thread;
 }
 
-/**
- * Starts the thread ahead of its first call, so that its modules (Arrow, the wasm codec:
- * ~0.1 s) load while the caller does other work. It never keeps the process alive.
- */
-export function warmCodec(): void {
-  if (!thread || thread.dead) acquire().worker.unref();
-}
-
 /** Ends a thread that must not serve again; resolves once it has stopped. */
 function retire(t: CodecThread): Promise<number> {
   if (thread === t) thread = undefined;

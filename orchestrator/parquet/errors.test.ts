@@ -1,14 +1,12 @@
 // Manifests ferry cannot use fail their unit with one clear line naming the file (and the
 // column and flag); a crash of the wasm decoder is one of them and leaves the process up.
-import { spawnSync } from 'node:child_process';
 import { copyFile, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Oracle } from './duckdb-oracle.js';
 import { footerTail, readFooter } from './footer.js';
-import { ManifestError, renewManifest, scanManifest, warmCodec } from './index.js';
+import { ManifestError, renewManifest, scanManifest } from './index.js';
 import type { KeyColumns, OutputColumns } from './index.js';
 import { FIXTURES, OUT, recorder } from './testing.js';
 import { TType, setField, struct, structs } from './thrift.js';
@@ -176,25 +174,3 @@ async function withFooter(file: string, edit: (meta: Parameters<typeof footerTai
   const bytes = await readFile(file);
   return Buffer.concat([bytes.subarray(0, footer.start), footerTail(footer.meta)]);
 }
-
-describe('the codec thread started ahead of its first call', () => {
-  it('serves the calls after it, however often it was asked to start', async () => {
-    warmCodec();
-    warmCodec();
-    const ids: (string | null)[] = [];
-    const info = await scanManifest(good, KEYS, OUT, (rowIds) => void ids.push(...rowIds));
-    expect(info.rows).toBe(100);
-    expect(ids[99]).toBe('id-99');
-  });
-
-  it('never keeps a process alive (the build, as compile runs it)', async () => {
-    const client = fileURLToPath(new URL('../../dist/orchestrator/parquet/client.js', import.meta.url));
-    const script = join(dir, 'warm.mjs');
-    // Nothing else to do once the thread is asked for: the process must end by itself.
-    await writeFile(script, `const m = await import(${JSON.stringify(client)}); m.warmCodec(); process.on('exit', () => process.stdout.write('exit'));\n`);
-    const r = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 20_000 });
-    expect(r.error, r.stderr).toBeUndefined();
-    expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout).toBe('exit');
-  });
-});

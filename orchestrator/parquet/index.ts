@@ -5,7 +5,6 @@ import { rm } from 'node:fs/promises';
 import { runCodec } from './client.js';
 import type { KeyColumns, ManifestInfo, OutputColumns, RenewResult } from './messages.js';
 
-export { warmCodec } from './client.js';
 export { ManifestError } from './errors.js';
 export type { KeyColumns, ManifestInfo, OutputColumns, RenewResult } from './messages.js';
 
