@@ -68,7 +68,8 @@ const best = (rows, tool) => rows.filter((r) => r.tool === tool).sort((a, b) => 
 function target(what, value, op, threshold, detail) {
   if (!Number.isFinite(value)) return { what, measured: 'not measured', verdict: '–', detail };
   const met = op === '≥' ? value >= threshold : op === '<' ? value < threshold : value <= threshold;
-  const off = op === '≥' ? `${((1 - value / threshold) * 100).toFixed(0)} % short` : `${((value / threshold - 1) * 100).toFixed(0)} % over`;
+  const by = op === '≥' ? (1 - value / threshold) * 100 : (value / threshold - 1) * 100;
+  const off = `${by.toFixed(by < 1 ? 1 : 0)} % ${op === '≥' ? 'short' : 'over'}`;
   return { what: `${what} ${op} ${threshold}`, value, verdict: met ? 'met' : `**not met** (${off})`, detail };
 }
 
