@@ -9,10 +9,10 @@ import { createReadStream, createWriteStream, link as linkCb, linkSync, renameSy
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { type ObjectInfo, type PutOptions, type PutResult, type ReadResult, type StorageAdapter, StorageError } from './adapter.js';
+import { pipeHashed } from './hashed.js';
 
 /**
  * Temporary files live under `<root>/.ferry-tmp/`, mirroring their keys' folders, so what
@@ -79,19 +79,6 @@ function classify(e: unknown, what: string): StorageError {
   if (code === 'ENOSPC' || code === 'EMFILE' || code === 'ENFILE' || code === 'EIO' || code === 'EBUSY')
     return new StorageError('TRANSIENT', `${what}: ${code}`, { cause: e });
   return new StorageError('FATAL', `${what}: ${(e as Error).message}`, { cause: e });
-}
-
-/** Streams `body` into `file`, hashing it on the way; resolves with its sha256. */
-async function writeHashed(file: string, body: Readable): Promise<string> {
-  const hasher = createHash('sha256');
-  const hashing = async function* (src: AsyncIterable<Buffer>) {
-    for await (const chunk of src) {
-      hasher.update(chunk);
-      yield chunk;
-    }
-  };
-  await pipeline(body, hashing, createWriteStream(file, { mode: 0o644 }));
-  return hasher.digest('hex');
 }
 
 export class FileStore implements StorageAdapter {
@@ -213,7 +200,7 @@ export class FileStore implements StorageAdapter {
           taken = await this.moveIntoPlace(tmp, p, options.ifAbsent);
         }
       } else {
-        sha256 = await writeHashed(tmp, body);
+        sha256 = await pipeHashed(body, createWriteStream(tmp, { mode: 0o644 }));
         taken = await this.moveIntoPlace(tmp, p, options.ifAbsent);
       }
       // Taken: by the same bytes (a re-run) is success without a write; else EXISTS.

@@ -20,7 +20,6 @@
  */
 import { createHash, hash, randomBytes } from 'node:crypto';
 import { PassThrough, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { type Bucket, type File, type FileMetadata, Storage } from '@google-cloud/storage';
 import {
   type Capabilities,
@@ -33,6 +32,7 @@ import {
   StorageError,
   type StoreOptions,
 } from './adapter.js';
+import { pipeHashed } from './hashed.js';
 
 const LIST_PAGE = 1000;
 const PROBE_NAME = '.ferry-probe-';
@@ -290,7 +290,6 @@ export class GcsStore implements StorageAdapter {
 
   private async putStream(key: string, body: Readable, options: PutOptions, conditional: boolean): Promise<PutResult> {
     const file = this.file(key);
-    const hasher = createHash('sha256');
     // The sha256 is recorded from the bytes themselves once they are all sent.
     const { [FERRY_META.sha256]: _claimed, ...metadata } = options.metadata;
     const sink = file.createWriteStream({
@@ -300,14 +299,7 @@ export class GcsStore implements StorageAdapter {
       metadata: { metadata, ...(options.size !== undefined ? { contentLength: options.size } : {}) },
       ...(conditional ? { preconditionOpts: { ifGenerationMatch: 0 } } : {}),
     });
-    const hashing = async function* (src: AsyncIterable<Buffer>) {
-      for await (const chunk of src) {
-        hasher.update(chunk);
-        yield chunk;
-      }
-    };
-    await pipeline(body, hashing, sink);
-    const sha256 = hasher.digest('hex');
+    const sha256 = await pipeHashed(body, sink);
     await this.recordSha256(file, file.metadata.generation, sha256);
     return { sha256 };
   }
