@@ -7,10 +7,11 @@
  * Node's `E*` pass through) so callers classify on codes, never on messages.
  */
 import type { Readable } from 'node:stream';
-import { Agent, EnvHttpProxyAgent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { type BodyMeter, RateWatch } from './min-rate.js';
 import { checkHost, checkLiteralHost, createGuard, guardedLookup, type Guard } from './netguard.js';
 import { redactUrl } from './redact.js';
+import { Agent, EnvHttpProxyAgent } from './undici.js';
 
 export type HttpHeaders = Record<string, string | string[] | undefined>;
 export type OriginHeaders = ReadonlyMap<string, ReadonlyArray<readonly [string, string]>>;

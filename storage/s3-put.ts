@@ -25,7 +25,7 @@
  */
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { SignatureV4 } from '@smithy/signature-v4';
-import { Pool } from 'undici';
+import { Pool } from './undici.js';
 
 /**
  * Bodies of this size or more are left to the SDK, which sends them with `Expect:
