@@ -7,6 +7,7 @@
  * reuses them); runtime flags never recompile a complete unit.
  */
 import { resolve as resolvePath } from 'node:path';
+import type { QuickOption } from './argv.js';
 import { parseRate, parseSize } from './units.js';
 
 export type Profile = 'image' | 'any';
@@ -183,6 +184,13 @@ export function refuseRepeats(raw: Record<string, unknown>, arrays: readonly str
     if (!Array.isArray(value) || !/^[a-z][a-z0-9-]*$/.test(name) || arrays.includes(name)) continue;
     throw new FlagError(name, 'given more than once');
   }
+}
+
+/** WORKER_FLAG_SPECS (or those in `only`) as quickArgv options: no defaults, as yargs has none for them (parseWorkerFlags fills them). */
+export function workerFlagQuickOptions(only?: ReadonlySet<string>): Record<string, QuickOption> {
+  const out: Record<string, QuickOption> = {};
+  for (const s of WORKER_FLAG_SPECS) if (!only || only.has(s.flag)) out[s.flag] = s.type === 'array' ? { type: 'string', array: true } : { type: s.type };
+  return out;
 }
 
 /** Parses raw values keyed by flag name (as a CLI parser hands them over) into WorkerFlags. */

@@ -4,3 +4,4 @@ export * from './reasons.js';
 export * from './tasks.js';
 export * from './units.js';
 export * from './flags.js';
+export * from './argv.js';

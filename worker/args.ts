@@ -3,8 +3,7 @@
  * What an orchestrator writes is read by node:util's parser; help and everything else by
  * yargs, which loads only then.
  */
-import { parseArgs as utilParseArgs } from 'node:util';
-import { WORKER_FLAG_SPECS, type WorkerFlags, defaultText, parseWorkerFlags, refuseRepeats } from '../protocol/index.js';
+import { WORKER_FLAG_SPECS, type WorkerFlags, defaultText, parseWorkerFlags, quickArgv, refuseRepeats, workerFlagQuickOptions } from '../protocol/index.js';
 
 export type Args = { tasks: string; dest: string; unit?: string; runId?: string; progressInterval: number; adaptive: boolean; flags: WorkerFlags };
 
@@ -33,36 +32,10 @@ export function joinDash(argv: string[]): string[] {
 
 /**
  * The command lines an orchestrator writes (each flag once, as `--flag value`), read
- * without loading yargs: it cost ~50 ms of every worker's start. Anything else (help, an
- * unknown or repeated flag, a negation, a value that looks like a flag, a number that is
- * not plain digits) is null, for yargs to read and to explain.
+ * without loading yargs (protocol/argv.ts); null for yargs to read and to explain.
  */
 export function quickArgs(argv: string[]): Record<string, unknown> | null {
-  const options: Record<string, { type: 'string' | 'boolean'; multiple: true }> = {};
-  for (const [flag, o] of Object.entries(OWN_OPTIONS)) options[flag] = { type: o.type === 'boolean' ? 'boolean' : 'string', multiple: true };
-  for (const s of WORKER_FLAG_SPECS) options[s.flag] = { type: s.type === 'boolean' ? 'boolean' : 'string', multiple: true };
-  let values: Record<string, (string | boolean)[] | undefined>;
-  try {
-    values = utilParseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
-  } catch {
-    return null;
-  }
-  const raw: Record<string, unknown> = {};
-  for (const [flag, o] of Object.entries(OWN_OPTIONS)) if ('default' in o) raw[flag] = o.default;
-  for (const [flag, list] of Object.entries(values)) {
-    if (!list) continue;
-    const array = WORKER_FLAG_SPECS.some((s) => s.flag === flag && s.type === 'array');
-    if (list.length > 1 && !array) return null;
-    raw[flag] = array ? list : list[0];
-  }
-  for (const [flag, o] of Object.entries(OWN_OPTIONS)) {
-    if ('demandOption' in o && raw[flag] === undefined) return null;
-    if (o.type === 'number' && raw[flag] !== undefined && typeof raw[flag] !== 'number') {
-      if (!/^\d+$/.test(String(raw[flag]))) return null;
-      raw[flag] = Number(raw[flag]);
-    }
-  }
-  return raw;
+  return quickArgv(argv, { ...OWN_OPTIONS, ...workerFlagQuickOptions() });
 }
 
 /** yargs, for help and for every command line quickArgs leaves to it. */
