@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startupSplit } from './lib/report.mjs';
+import { defaultJobsText, startupSplit } from './lib/report.mjs';
 
 const RUN = fileURLToPath(new URL('./run.mjs', import.meta.url));
 const OBJECTS = 240;
@@ -84,5 +84,13 @@ describe('bench report', () => {
     expect(ferry!.beyondPer1k).toBeCloseTo(((6.2 - 1.1) / 19_800) * 1000, 10);
     expect(bare!.beyondPer1k).toBeCloseTo(((4.3 - 0.34) / 19_800) * 1000, 10);
     expect(startupSplit({ cpu: results.cpu })).toEqual([]);
+  });
+
+  it('says which --jobs ferry\'s default gave at each concurrency, as the runs recorded it', () => {
+    const params = (defaultJobs: Record<number, number>) => ({ params: { jobs: 'default', loopBound: 512, defaultJobs } });
+    expect(defaultJobsText({ cpu: params({ 64: 1 }), latency: params({ 256: 1, 512: 2, 1024: 2 }) })).toBe(
+      'CPU count − 1 (at least 1), and one more, up to the CPU count, when that leaves 512 or more requests in flight per worker (one worker\'s event loop is the limit there, not the cores): here 1 at c = 64, 256; 2 at c = 512, 1024',
+    );
+    expect(defaultJobsText({ cpu: { params: { jobs: 3 } } })).toBe('CPU count − 1 (at least 1)');
   });
 });

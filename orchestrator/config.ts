@@ -27,15 +27,13 @@ export const CompileArgs = z.object({
     .number({ error: '--jobs: expected a whole number' })
     .int('--jobs: expected a whole number')
     .min(1, '--jobs: must be at least 1')
-    // One core is left to the orchestrator, its Parquet thread and the kernel's network
-    // work: on 2 cores one worker at the whole --concurrency used 30 % less CPU per object
-    // than two at half of it, and was as fast (BENCHMARKS.md).
-    .default(Math.max(1, os.availableParallelism() - 1)),
+    .optional(), // defaultJobs, once --concurrency is known
   progress: z.enum(['auto', 'tty', 'plain', 'none'], { error: '--progress: expected auto, tty, plain or none' }).default('auto'),
 });
 export type CompileArgs = z.infer<typeof CompileArgs>;
 
-export type CompileConfig = Omit<CompileArgs, 'manifests' | 'dest' | 'out'> & {
+export type CompileConfig = Omit<CompileArgs, 'manifests' | 'dest' | 'out' | 'jobs'> & {
+  jobs: number;
   prefix: Place;
   dest: Place;
   out: Place;
@@ -67,7 +65,24 @@ export function compileConfig(args: CompileArgs, flags: WorkerFlags): CompileCon
   const names = [args.idColumn, args.urlColumn, args.pathColumn, args.badColumn];
   if (new Set(names).size !== names.length) throw new UsageError('--id-column, --url-column, --path-column and --bad-column must all differ');
   const { manifests: _m, dest: _d, out: _o, ...rest } = args;
-  return { ...rest, prefix, dest, out, destUri: describePlace(dest), flags };
+  const jobs = args.jobs ?? defaultJobs(os.availableParallelism(), flags.concurrency);
+  return { ...rest, jobs, prefix, dest, out, destUri: describePlace(dest), flags };
+}
+
+/** Requests in flight past which one worker's event loop, not the cores, is the limit. */
+export const LOOP_BOUND_IN_FLIGHT = 512;
+
+/**
+ * Worker processes when --jobs is not given. One core is left to the orchestrator, its
+ * Parquet thread and the kernel's network work: on 2 cores, at 64 requests in flight, one
+ * worker at the whole --concurrency used 0.78× the CPU of two at half of it, and was as
+ * fast. But one worker stops gaining past ~512 in flight (a 50 ms origin: 512 and 1024
+ * alike), while the spare core idles: from there the spare core runs a worker too (two
+ * workers at 1024: wall 0.91×, CPU 1.14×; at 512: 0.95×, 1.10×; at 256: 1.05×, 1.28×).
+ */
+export function defaultJobs(cores: number, concurrency: number): number {
+  const jobs = Math.max(1, cores - 1);
+  return jobs < cores && concurrency / jobs >= LOOP_BOUND_IN_FLIGHT ? jobs + 1 : jobs;
 }
 
 /** The content options: what changes the outputs, recorded in manifest.json and fingerprinted. */

@@ -228,6 +228,23 @@ ${part('s3 scenario (fauxqs)', p.s3)}
 ${part('latency scenario (origin +50 ms, folder)', p.latency)}`;
 }
 
+/** ferry's default --jobs, and what it gave at each concurrency measured, as the runs recorded them. */
+export function defaultJobsText(results) {
+  const byC = new Map();
+  let bound = null;
+  for (const r of Object.values(results)) {
+    if (r?.params?.jobs !== 'default' || !r.params.defaultJobs) continue;
+    bound ??= r.params.loopBound;
+    for (const [c, j] of Object.entries(r.params.defaultJobs)) byC.set(Number(c), j);
+  }
+  const rule = 'CPU count − 1 (at least 1)';
+  if (byC.size === 0) return rule;
+  const groups = new Map();
+  for (const [c, j] of [...byC].sort((a, b) => a[0] - b[0])) groups.set(j, [...(groups.get(j) ?? []), c]);
+  const here = [...groups].map(([j, cs]) => `${j} at c = ${cs.join(', ')}`).join('; ');
+  return `${rule}, and one more, up to the CPU count, when that leaves ${bound} or more requests in flight per worker (one worker's event loop is the limit there, not the cores): here ${here}`;
+}
+
 /** ferry's --jobs as run: its default (CPU count − 1, at least 1) unless the bench was given one. */
 function jobsText(jobs) {
   return jobs === undefined || jobs === 'default' ? '' : `--jobs ${jobs} `;
@@ -278,7 +295,7 @@ ${tg.map((x) => `| ${x.what} | ${typeof x.value === 'number' ? (x.value >= 100 ?
 - **Origin**: Debian's nginx (one worker, sendfile, keep-alive) on 127.0.0.1, started and stopped by the bench; the latency and knee origins answer after \`echo_sleep 0.05\` then \`echo_exec\` to a static location. Its CPU is not counted.
 - **Destination folders** (and ferry's \`--out\` and journals, rclone's config) are on ${results.latency?.params.destFs ?? results.cpu?.params.destFs ?? 'tmpfs'} (\`${results.latency?.params.destDir ?? results.cpu?.params.destDir ?? '/dev/shm'}\`): on these VMs' ext4 root disk, creating a small file costs 0.4–1 ms of kernel CPU that varies from run to run (the same rclone copy of this corpus: 1.35 s of system time to /dev/shm, 21.5 s to ext4; the bare loop 1.1 s and 8.3 s), which buries the tools' own per-object costs. \`--dest-dir\` picks another place.
 - **Tools**, run directly (\`node\`, not npx), alternating and in a rotating order, each run into a fresh destination:
-  - **ferry**: \`node bin/ferry.js compile <manifests> --dest <dir|s3://…> --out <dir> --work-dir <fresh> --concurrency C ${jobsText(results.latency?.params.jobs ?? results.cpu?.params.jobs)}--allow-private-network --progress none\` (image validation unless \`--profile any\`; to S3 also \`--s3-endpoint … --s3-path-style --conditional-writes on\`, the behaviour \`auto\` picks on AWS: one conditional PUT per object). \`--concurrency\` is the total over the units compiled at once; \`--jobs\` is ferry's default unless shown (CPU count − 1, at least 1: ${Math.max(1, (m.nproc ?? 2) - 1)} here).
+  - **ferry**: \`node bin/ferry.js compile <manifests> --dest <dir|s3://…> --out <dir> --work-dir <fresh> --concurrency C ${jobsText(results.latency?.params.jobs ?? results.cpu?.params.jobs)}--allow-private-network --progress none\` (image validation unless \`--profile any\`; to S3 also \`--s3-endpoint … --s3-path-style --conditional-writes on\`, the behaviour \`auto\` picks on AWS: one conditional PUT per object). \`--concurrency\` is the total over the units compiled at once; \`--jobs\` is ferry's default unless shown: ${defaultJobsText(results)}.
   - **rclone**: \`rclone copy --http-url <origin> :http: <dest> --files-from <list> --http-no-head --no-traverse --no-check-dest --transfers C --checkers C -q\`; to S3 \`:s3:bench/rclone\` with \`RCLONE_S3_PROVIDER=Other\`, \`RCLONE_S3_ENDPOINT\`, keys, \`RCLONE_S3_FORCE_PATH_STYLE=true\`, \`AWS_CA_BUNDLE\` unset.
   - **bare**: \`node bench/bare.mjs\`: C loops over one undici pool of C connections, GET → whole body → \`fs.writeFile\`, or → SDK v3 \`PutObject\` (\`requestChecksumCalculation: 'WHEN_REQUIRED'\`, keep-alive agent of C sockets). No validation: the limit for Node on this machine.
 - **Figures**: objects/s and MB/s over the process's whole life (start-up included); client CPU = the tool's user + system time and its children's (rusage of the reaped tree), per 1,000 objects; peak RSS = the largest sum of the resident sizes of every process in the tool's process group, sampled every 50 ms from /proc (MB = MiB); every object landed = count and bytes found in the folder or the bucket listing equal the corpus's; *other load* = the machine's busy CPU during the run minus the tool's, in cores: the origin, fauxqs (about a core at these PUT rates), kernel threads working for the tool (loopback softirqs, memory reclaim: rclone's runs carry ~0.8 core of it), the RSS sampler (~0.04), and whatever else runs on this shared machine — a noisy run shows here. Medians over ${results.latency?.params.reps ?? results.cpu?.params.reps ?? '?'} repetitions.

@@ -5,9 +5,10 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { LOOP_BOUND_IN_FLIGHT, defaultJobs } from '../../dist/orchestrator/config.js';
 import { writeList, writeManifests } from './corpus.mjs';
 import { runMeasured } from './measure.mjs';
 import { startNginx } from './nginx.mjs';
@@ -266,7 +267,7 @@ export async function runScenario(name, sc, { corpus, workDir, destDir = default
       concurrencies.push(next);
       await pass([next]);
     }
-    return { scenario: name, title: sc.title, params: { concurrencies, reps, jobs: jobs ?? 'default', expected, expectedBytes, destDir, destFs: fsType(destDir), origin: sc.origin, kneeLimit: sc.kneeLimit, adaptiveOff: sc.adaptiveOff ?? null, dest: sc.dest }, runs };
+    return { scenario: name, title: sc.title, params: { concurrencies, reps, jobs: jobs ?? 'default', defaultJobs: Object.fromEntries(concurrencies.map((c) => [c, defaultJobs(availableParallelism(), c)])), loopBound: LOOP_BOUND_IN_FLIGHT, expected, expectedBytes, destDir, destFs: fsType(destDir), origin: sc.origin, kneeLimit: sc.kneeLimit, adaptiveOff: sc.adaptiveOff ?? null, dest: sc.dest }, runs };
   } finally {
     await origin.stop();
     await rm(scDir, { recursive: true, force: true });

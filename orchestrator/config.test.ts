@@ -1,0 +1,21 @@
+import { describe, expect, it } from 'vitest';
+import { LOOP_BOUND_IN_FLIGHT, defaultJobs } from './config.js';
+
+describe('default --jobs', () => {
+  it.each([
+    // cores, --concurrency, jobs
+    [1, 64, 1],
+    [1, 4096, 1], // never more workers than cores
+    [2, 64, 1], // one core left to the control plane
+    [2, 256, 1],
+    [2, LOOP_BOUND_IN_FLIGHT - 1, 1],
+    [2, LOOP_BOUND_IN_FLIGHT, 2], // one event loop is the limit: the spare core runs a worker too
+    [2, 1024, 2],
+    [8, 64, 7],
+    [8, 7 * LOOP_BOUND_IN_FLIGHT - 1, 7],
+    [8, 7 * LOOP_BOUND_IN_FLIGHT, 8],
+    [8, 100_000, 8],
+  ])('%i cores, --concurrency %i: %i', (cores, concurrency, jobs) => {
+    expect(defaultJobs(cores, concurrency)).toBe(jobs);
+  });
+});
