@@ -86,10 +86,10 @@ describe('bench report', () => {
     expect(startupSplit({ cpu: results.cpu })).toEqual([]);
   });
 
-  it('says which --jobs ferry\'s default gave at each concurrency, as the runs recorded it', () => {
+  it('says which --jobs ferry\'s default gave in each scenario, as the runs recorded it', () => {
     const params = (defaultJobs: Record<number, number>) => ({ params: { jobs: 'default', loopBound: 512, defaultJobs } });
-    expect(defaultJobsText({ cpu: params({ 64: 1 }), latency: params({ 256: 1, 512: 2, 1024: 2 }) })).toBe(
-      'CPU count − 1 (at least 1), and one more, up to the CPU count, when that leaves 512 or more requests in flight per worker (one worker\'s event loop is the limit there, not the cores): here 1 at c = 64, 256; 2 at c = 512, 1024',
+    expect(defaultJobsText({ latency: params({ 256: 1, 512: 2, 1024: 2 }), cpu: params({ 64: 1 }), knee: params({ 256: 1, 512: 1 }) })).toBe(
+      'CPU count − 1 (at least 1), and one more, up to the CPU count and the units, when that leaves 512 or more requests in flight per worker (one worker\'s event loop is the limit there, not the cores): here latency 1 at c = 256, 2 at c = 512, 1024; cpu 1; knee 1',
     );
     expect(defaultJobsText({ cpu: { params: { jobs: 3 } } })).toBe('CPU count − 1 (at least 1)');
   });

@@ -228,21 +228,20 @@ ${part('s3 scenario (fauxqs)', p.s3)}
 ${part('latency scenario (origin +50 ms, folder)', p.latency)}`;
 }
 
-/** ferry's default --jobs, and what it gave at each concurrency measured, as the runs recorded them. */
+/** ferry's default --jobs, and what it gave in each scenario, as the runs recorded it. */
 export function defaultJobsText(results) {
-  const byC = new Map();
+  const rule = 'CPU count − 1 (at least 1)';
   let bound = null;
-  for (const r of Object.values(results)) {
+  const parts = [];
+  for (const [name, r] of Object.entries(results)) {
     if (r?.params?.jobs !== 'default' || !r.params.defaultJobs) continue;
     bound ??= r.params.loopBound;
-    for (const [c, j] of Object.entries(r.params.defaultJobs)) byC.set(Number(c), j);
+    const groups = new Map();
+    for (const [c, j] of Object.entries(r.params.defaultJobs).sort((a, b) => Number(a[0]) - Number(b[0]))) groups.set(j, [...(groups.get(j) ?? []), c]);
+    parts.push(groups.size === 1 ? `${name} ${[...groups.keys()][0]}` : `${name} ${[...groups].map(([j, cs]) => `${j} at c = ${cs.join(', ')}`).join(', ')}`);
   }
-  const rule = 'CPU count − 1 (at least 1)';
-  if (byC.size === 0) return rule;
-  const groups = new Map();
-  for (const [c, j] of [...byC].sort((a, b) => a[0] - b[0])) groups.set(j, [...(groups.get(j) ?? []), c]);
-  const here = [...groups].map(([j, cs]) => `${j} at c = ${cs.join(', ')}`).join('; ');
-  return `${rule}, and one more, up to the CPU count, when that leaves ${bound} or more requests in flight per worker (one worker's event loop is the limit there, not the cores): here ${here}`;
+  if (parts.length === 0) return rule;
+  return `${rule}, and one more, up to the CPU count and the units, when that leaves ${bound} or more requests in flight per worker (one worker's event loop is the limit there, not the cores): here ${parts.join('; ')}`;
 }
 
 /** ferry's --jobs as run: its default (CPU count − 1, at least 1) unless the bench was given one. */

@@ -267,7 +267,7 @@ export async function runScenario(name, sc, { corpus, workDir, destDir = default
       concurrencies.push(next);
       await pass([next]);
     }
-    return { scenario: name, title: sc.title, params: { concurrencies, reps, jobs: jobs ?? 'default', defaultJobs: Object.fromEntries(concurrencies.map((c) => [c, defaultJobs(availableParallelism(), c)])), loopBound: LOOP_BOUND_IN_FLIGHT, expected, expectedBytes, destDir, destFs: fsType(destDir), origin: sc.origin, kneeLimit: sc.kneeLimit, adaptiveOff: sc.adaptiveOff ?? null, dest: sc.dest }, runs };
+    return { scenario: name, title: sc.title, params: { concurrencies, reps, jobs: jobs ?? 'default', defaultJobs: Object.fromEntries(concurrencies.map((c) => [c, Math.min(defaultJobs(availableParallelism(), c), units?.length ?? corpus.units)])), loopBound: LOOP_BOUND_IN_FLIGHT, expected, expectedBytes, destDir, destFs: fsType(destDir), origin: sc.origin, kneeLimit: sc.kneeLimit, adaptiveOff: sc.adaptiveOff ?? null, dest: sc.dest }, runs };
   } finally {
     await origin.stop();
     await rm(scDir, { recursive: true, force: true });
