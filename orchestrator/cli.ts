@@ -5,7 +5,7 @@
  * then its positional, then flags) is read by protocol/argv.ts without yargs; help and
  * everything else go to yargs, which loads only then and reads or explains them. Loading
  * and building yargs for every run cost ~60 ms of the orchestrator's start, before any
- * work (a 200-object compile: wall 0.89×, CPU 0.90× without it).
+ * work (a 200-object compile without it: wall 0.84×, CPU 0.88×).
  */
 import type { Argv, Options } from 'yargs';
 import { type QuickOption, WORKER_FLAG_SPECS, defaultText, quickArgv, workerFlagQuickOptions } from '../protocol/index.js';
@@ -23,7 +23,7 @@ export const RUNTIME_FOR_REPLAY: ReadonlySet<string> = new Set(WORKER_FLAG_SPECS
 
 const COMMON = {
   'work-dir': { type: 'string', describe: 'where journals live (resume state)', default: '.ferry' },
-  jobs: { type: 'string', describe: 'worker processes: units transferring at once (default: CPU count − 1, at least 1)' },
+  jobs: { type: 'string', describe: 'worker processes: units transferring at once (default: CPU count − 1, at least 1; one more, up to the CPU count, at 512 or more requests in flight per worker)' },
   progress: { type: 'string', describe: 'auto, tty, plain or none', default: 'auto' },
 } as const satisfies Record<string, CliOption>;
 
@@ -49,10 +49,15 @@ const DEMO = {
   dir: { type: 'string', default: 'ferry-demo', describe: 'folder for the demo’s manifests, objects and outputs' },
 } as const satisfies Record<string, CliOption>;
 
-type Spec = { positional?: string; options: Record<string, CliOption>; flags?: ReadonlySet<string> | 'all' };
+type Spec = {
+  positional?: { name: string; describe: string };
+  options: Record<string, CliOption>;
+  /** The worker's flags it takes: all, those in the set, or none. */
+  flags?: ReadonlySet<string> | 'all';
+};
 const SPECS: Record<Command, Spec> = {
-  compile: { positional: 'manifests', options: COMPILE, flags: 'all' },
-  replay: { positional: 'ledger', options: REPLAY, flags: RUNTIME_FOR_REPLAY },
+  compile: { positional: { name: 'manifests', describe: 'manifest folder (prefix)' }, options: COMPILE, flags: 'all' },
+  replay: { positional: { name: 'ledger', describe: '<unit>.ledger.tsv under an --out folder' }, options: REPLAY, flags: RUNTIME_FOR_REPLAY },
   demo: { options: DEMO },
 };
 
@@ -66,7 +71,7 @@ export function quickCommandLine(argv: readonly string[]): CommandLine | null {
   if (!isCommand(command)) return null;
   const spec = SPECS[command];
   const flags = spec.flags === undefined ? {} : workerFlagQuickOptions(spec.flags === 'all' ? undefined : spec.flags);
-  const raw = quickArgv(rest, { ...spec.options, ...flags }, spec.positional ? [spec.positional] : []);
+  const raw = quickArgv(rest, { ...spec.options, ...flags }, spec.positional ? [spec.positional.name] : []);
   return raw ? { command, raw } : null;
 }
 
@@ -86,7 +91,7 @@ export async function yargsCommandLine(argv: readonly string[]): Promise<Command
   const build = (command: Command) => (y: Argv) => {
     const spec = SPECS[command];
     let out = y;
-    if (spec.positional) out = out.positional(spec.positional, { type: 'string', describe: command === 'compile' ? 'manifest folder (prefix)' : '<unit>.ledger.tsv under an --out folder' });
+    if (spec.positional) out = out.positional(spec.positional.name, { type: 'string', describe: spec.positional.describe });
     out = out.options(spec.options);
     return spec.flags ? withWorkerFlags(out, spec.flags) : out;
   };
