@@ -135,6 +135,18 @@ describe('guard policy', () => {
     expect([strict.check(ip) === null, open.check(ip) === null, pinned.check(ip) === null]).toEqual([a, b, c]);
   });
 
+  it('gives the same verdicts when asked again (allowed addresses are remembered)', () => {
+    for (const g of [strict, open, pinned]) {
+      const first = ['8.8.8.8', '127.0.0.1', '10.1.2.3', '169.254.169.254', '::1'].map((ip) => g.check(ip)?.kind ?? null);
+      for (let i = 0; i < 3; i++) expect(['8.8.8.8', '127.0.0.1', '10.1.2.3', '169.254.169.254', '::1'].map((ip) => g.check(ip)?.kind ?? null)).toEqual(first);
+    }
+    expect(open.check('169.254.169.254')?.kind).toBe('metadata');
+    // Past the memo's size it starts afresh; verdicts are unchanged.
+    for (let i = 0; i < 1500; i++) expect(open.check(`10.0.${i >> 8}.${i & 255}`)).toBeNull();
+    expect(open.check('169.254.169.254')?.kind).toBe('metadata');
+    expect(strict.check('10.0.0.1')?.kind).toBe('private');
+  });
+
   it('metadata stays refused even when its CIDR is allowed explicitly', () => {
     const g = createGuard({ allowPrivateNetwork: true, allowCidrs: ['169.254.0.0/16'] });
     expect(g.check('169.254.169.254')?.kind).toBe('metadata');

@@ -209,17 +209,31 @@ export type Guard = {
   check(address: string, host?: string): BlockedAddressError | null;
 };
 
+/** Allowed addresses a guard remembers: every request checks its origin's literal address again. */
+const MEMO_SIZE = 1024;
+
 export function createGuard(policy: GuardPolicy): Guard {
   const allow = (policy.allowCidrs ?? []).map(parseCidr);
-  const check = (address: string, host = address): BlockedAddressError | null => {
+  // The verdict depends on the address alone (the policy is fixed): an allowed one is
+  // remembered, so the parse and the classification run once per address, not per request.
+  const allowed = new Set<string>();
+  const decide = (address: string, host: string): BlockedAddressError | null => {
     const kind = classifyAddress(address);
     if (kind === 'public') return null;
     if (kind === 'metadata') return new BlockedAddressError(host, address, kind);
     if (policy.allowPrivateNetwork) return null;
     const b = parseIp(address);
     const inner = b && embeddedIpv4(b);
-    const allowed = allow.some((c) => (b && inCidr(b, c)) || (inner && inCidr(inner, c)));
-    return allowed ? null : new BlockedAddressError(host, address, kind);
+    return allow.some((c) => (b && inCidr(b, c)) || (inner && inCidr(inner, c))) ? null : new BlockedAddressError(host, address, kind);
+  };
+  const check = (address: string, host = address): BlockedAddressError | null => {
+    if (allowed.has(address)) return null;
+    const refusal = decide(address, host);
+    if (refusal === null) {
+      if (allowed.size >= MEMO_SIZE) allowed.clear();
+      allowed.add(address);
+    }
+    return refusal;
   };
   return { policy, check };
 }
