@@ -8,7 +8,7 @@
  * work (a 200-object compile without it: wall 0.84×, CPU 0.88×).
  */
 import type { Argv, Options } from 'yargs';
-import { type QuickOption, WORKER_FLAG_SPECS, defaultText, quickArgv, workerFlagQuickOptions } from '../protocol/index.js';
+import { type QuickOption, WORKER_FLAG_SPECS, quickArgv, workerFlagHelp, workerFlagQuickOptions } from '../protocol/index.js';
 import { UsageError } from './errors.js';
 
 /** An option as both readers take it. */
@@ -19,7 +19,7 @@ export type CommandLine = { command: Command; raw: Record<string, unknown> } | {
 
 const CONTENT_FLAGS = new Set(WORKER_FLAG_SPECS.filter((s) => s.content).map((s) => s.flag as string));
 /** Replay reuses the unit's content flags: only runtime flags are its own. */
-export const RUNTIME_FOR_REPLAY: ReadonlySet<string> = new Set(WORKER_FLAG_SPECS.map((s) => s.flag as string).filter((f) => !CONTENT_FLAGS.has(f)));
+const RUNTIME_FOR_REPLAY: ReadonlySet<string> = new Set(WORKER_FLAG_SPECS.map((s) => s.flag as string).filter((f) => !CONTENT_FLAGS.has(f)));
 
 const COMMON = {
   'work-dir': { type: 'string', describe: 'where journals live (resume state)', default: '.ferry' },
@@ -75,16 +75,6 @@ export function quickCommandLine(argv: readonly string[]): CommandLine | null {
   return raw ? { command, raw } : null;
 }
 
-/** Worker flags as yargs options, grouped in the help by whether they are in the fingerprint. */
-function withWorkerFlags<T>(y: Argv<T>, only: ReadonlySet<string> | 'all'): Argv<T> {
-  let out = y;
-  for (const s of WORKER_FLAG_SPECS) {
-    if (only !== 'all' && !only.has(s.flag)) continue;
-    out = out.option(s.flag, { type: s.type, describe: s.describe, defaultDescription: defaultText(s), group: s.content ? 'Content (in the unit fingerprint):' : 'Runtime:' });
-  }
-  return out;
-}
-
 /** Every other line: yargs reads it, prints help, or refuses it (UsageError). */
 export async function yargsCommandLine(argv: readonly string[]): Promise<CommandLine> {
   const { default: yargs } = await import('yargs');
@@ -93,7 +83,7 @@ export async function yargsCommandLine(argv: readonly string[]): Promise<Command
     let out = y;
     if (spec.positional) out = out.positional(spec.positional.name, { type: 'string', describe: spec.positional.describe });
     out = out.options(spec.options);
-    return spec.flags ? withWorkerFlags(out, spec.flags) : out;
+    return spec.flags ? out.options(workerFlagHelp(spec.flags === 'all' ? undefined : spec.flags, true)) : out;
   };
   const cli = yargs([...argv])
     .scriptName('ferry')

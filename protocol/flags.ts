@@ -165,7 +165,7 @@ export const WORKER_FLAG_SPECS = [
 ] as const satisfies readonly Spec<keyof WorkerFlags>[];
 
 /** A flag's default as help prints it. */
-export function defaultText(spec: (typeof WORKER_FLAG_SPECS)[number]): string | undefined {
+function defaultText(spec: (typeof WORKER_FLAG_SPECS)[number]): string | undefined {
   const v = spec.default as unknown;
   if (spec.key === 'maxBytes') return '100MiB for image, 5TiB for any';
   if (spec.key === 'minRate') return '1KiB/s';
@@ -184,6 +184,23 @@ export function refuseRepeats(raw: Record<string, unknown>, arrays: readonly str
     if (!Array.isArray(value) || !/^[a-z][a-z0-9-]*$/.test(name) || arrays.includes(name)) continue;
     throw new FlagError(name, 'given more than once');
   }
+}
+
+/** How a worker flag reads in a command's help: yargs' option fields, as plain data. */
+export type WorkerFlagHelp = { type: (typeof WORKER_FLAG_SPECS)[number]['type']; describe: string; defaultDescription: string | undefined; group?: string };
+
+/**
+ * WORKER_FLAG_SPECS (or those in `only`) as a command's yargs options, for its help and
+ * for the lines its quick reader leaves to yargs; `grouped` files them under whether they
+ * are in the unit fingerprint.
+ */
+export function workerFlagHelp(only?: ReadonlySet<string>, grouped = false): Record<string, WorkerFlagHelp> {
+  const out: Record<string, WorkerFlagHelp> = {};
+  for (const s of WORKER_FLAG_SPECS) {
+    if (only && !only.has(s.flag)) continue;
+    out[s.flag] = { type: s.type, describe: s.describe, defaultDescription: defaultText(s), ...(grouped ? { group: s.content ? 'Content (in the unit fingerprint):' : 'Runtime:' } : {}) };
+  }
+  return out;
 }
 
 /** WORKER_FLAG_SPECS (or those in `only`) as quickArgv options: no defaults, as yargs has none for them (parseWorkerFlags fills them). */

@@ -3,7 +3,7 @@
  * What an orchestrator writes is read by node:util's parser; help and everything else by
  * yargs, which loads only then.
  */
-import { WORKER_FLAG_SPECS, type WorkerFlags, defaultText, parseWorkerFlags, quickArgv, refuseRepeats, workerFlagQuickOptions } from '../protocol/index.js';
+import { type WorkerFlags, parseWorkerFlags, quickArgv, refuseRepeats, workerFlagHelp, workerFlagQuickOptions } from '../protocol/index.js';
 
 export type Args = { tasks: string; dest: string; unit?: string; runId?: string; progressInterval: number; adaptive: boolean; flags: WorkerFlags };
 
@@ -41,7 +41,7 @@ export function quickArgs(argv: string[]): Record<string, unknown> | null {
 /** yargs, for help and for every command line quickArgs leaves to it. */
 export async function yargsArgs(argv: string[]): Promise<Record<string, unknown>> {
   const { default: yargs } = await import('yargs');
-  let y = yargs(argv)
+  const y = yargs(argv)
     .scriptName('ferry worker')
     .usage('$0 --tasks <file|-> --dest <uri> [--unit NAME] [flags]')
     .options(OWN_OPTIONS)
@@ -51,8 +51,8 @@ export async function yargsArgs(argv: string[]): Promise<Record<string, unknown>
     .exitProcess(false)
     .fail((msg, err) => {
       throw new UsageError(err?.message ?? msg);
-    });
-  for (const s of WORKER_FLAG_SPECS) y = y.option(s.flag, { type: s.type, describe: s.describe, defaultDescription: defaultText(s) });
+    })
+    .options(workerFlagHelp());
   const raw = y.parseSync() as Record<string, unknown>;
   if (raw.help) process.exit(0);
   return raw;
