@@ -244,7 +244,7 @@ export function defaultJobsText(results) {
   return `${rule}, and one more, up to the CPU count and the units, when that leaves ${bound} or more requests in flight per worker (one worker's event loop is the limit there, not the cores): here ${parts.join('; ')}`;
 }
 
-/** ferry's --jobs as run: its default (CPU count − 1, at least 1) unless the bench was given one. */
+/** The --jobs flag of ferry's command line: none (its default, defaultJobsText) unless the bench was given one. */
 function jobsText(jobs) {
   return jobs === undefined || jobs === 'default' ? '' : `--jobs ${jobs} `;
 }
