@@ -161,11 +161,23 @@ export class FileStore implements StorageAdapter {
 
   /** Folders made by this store: a recursive mkdir per object costs more than the write itself. */
   private readonly made = new Set<string>();
+  /**
+   * Folders being made: the objects that arrive for a new folder while its mkdir runs wait
+   * for that one (at concurrency 64, a unit's first objects asked for each folder ~3 times).
+   */
+  private readonly making = new Map<string, Promise<void>>();
 
   private async ensureDir(dir: string): Promise<void> {
     if (this.made.has(dir)) return;
-    await fs.mkdir(dir, { recursive: true });
-    this.made.add(dir);
+    let made = this.making.get(dir);
+    if (!made) {
+      made = fs
+        .mkdir(dir, { recursive: true })
+        .then(() => void this.made.add(dir))
+        .finally(() => this.making.delete(dir));
+      this.making.set(dir, made);
+    }
+    await made;
   }
 
   async put(key: string, body: Buffer | Readable, options: PutOptions): Promise<PutResult> {
