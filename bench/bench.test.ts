@@ -13,12 +13,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { defaultJobsText, startupSplit } from './lib/report.mjs';
+import { defaultJobsText, planesText, startupSplit } from './lib/report.mjs';
 
 const RUN = fileURLToPath(new URL('./run.mjs', import.meta.url));
 const OBJECTS = 240;
 
-type Run = { tool: string; concurrency: number; objectsPerSecond: number; mbPerSecond: number; cpuPer1k: number; peakRssMB: number; landed: number; landedBytes: number; expected: number; expectedBytes: number; allLanded: boolean; code: number };
+type Run = { tool: string; concurrency: number; objectsPerSecond: number; mbPerSecond: number; cpuPer1k: number; workerCpuPer1k?: number; peakRssMB: number; landed: number; landedBytes: number; expected: number; expectedBytes: number; allLanded: boolean; code: number };
 type Result = { skipped?: string; rclone?: boolean; runs: Run[] };
 
 function runBench(args: string[]): Promise<{ code: number | null; output: string }> {
@@ -56,6 +56,11 @@ describe('bench harness (smoke)', () => {
       expect(r.landedBytes, `${r.tool}: bytes landed`).toBe(r.expectedBytes);
       expect(r.allLanded).toBe(true);
       for (const k of ['objectsPerSecond', 'mbPerSecond', 'cpuPer1k', 'peakRssMB'] as const) expect(r[k], `${r.tool} ${k}`).toBeGreaterThan(0);
+      // ferry's workers' CPU set apart from its orchestrator's; the other tools have no workers.
+      if (r.tool === 'ferry') {
+        expect(r.workerCpuPer1k, 'ferry: its workers\' CPU').toBeGreaterThan(0);
+        expect(r.workerCpuPer1k!).toBeLessThan(r.cpuPer1k);
+      } else expect(r.workerCpuPer1k).toBeUndefined();
     }
     const md = readFileSync(join(out, 'BENCHMARKS.md'), 'utf8');
     expect(md).toContain('## 1. Latency');
@@ -84,6 +89,19 @@ describe('bench report', () => {
     expect(ferry!.beyondPer1k).toBeCloseTo(((6.2 - 1.1) / 19_800) * 1000, 10);
     expect(bare!.beyondPer1k).toBeCloseTo(((4.3 - 0.34) / 19_800) * 1000, 10);
     expect(startupSplit({ cpu: results.cpu })).toEqual([]);
+  });
+
+  it('splits ferry\'s CPU per object between its workers and its orchestrator, against the bare loop', () => {
+    const rows = [
+      { tool: 'ferry', cpuPer1k: 0.24, workerCpuPer1k: 0.18 },
+      { tool: 'ferry --profile any', cpuPer1k: 0.22, workerCpuPer1k: 0.16 },
+      { tool: 'rclone', cpuPer1k: 0.3 },
+    ];
+    expect(planesText(rows, { cpuPer1k: 0.2 })).toBe(
+      '\nBy process (the workers\' CPU from /proc, the orchestrator\'s the rest; medians): ferry: its workers 0.18 CPU-s per 1k (0.90× the bare loop\'s), its orchestrator 0.06 (0.30×); ferry --profile any: its workers 0.16 CPU-s per 1k (0.80× the bare loop\'s), its orchestrator 0.06 (0.30×).\n',
+    );
+    expect(planesText([{ tool: 'ferry', cpuPer1k: 0.24 }], { cpuPer1k: 0.16 })).toBe('');
+    expect(planesText(rows, undefined)).toBe('');
   });
 
   it('says which --jobs ferry\'s default gave in each scenario, as the runs recorded it', () => {

@@ -9,6 +9,8 @@
 // - RSS: every ~50 ms, the resident pages of every process in the tool's process group or
 //   below its pid (/proc/<pid>/stat, field 24), summed; the peak of those sums. Shared
 //   pages (the node binary, libraries) count once per process, as `ps` would.
+// - Workers: for ferry, the CPU of its `ferry worker` processes (their last samples, or what
+//   the orchestrator had reaped of them, whichever is more), the rest being its orchestrator.
 // - Background: the machine's busy CPU (/proc/stat) minus the tool's, over the run — the
 //   origin, fauxqs, the sampler and whatever else shares the machine (it is shared).
 import { spawn } from 'node:child_process';
@@ -44,6 +46,16 @@ function childrenSysTicks() {
   return Number(statFields('self')[14]);
 }
 
+/** Which ferry program a process runs, from its command line (node, bin/ferry.js, command, …), or null. */
+function ferryCommand(pid) {
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    return /ferry\.js$/.test(argv[1] ?? '') ? argv[2] : null;
+  } catch {
+    return null;
+  }
+}
+
 /** The processes of `root`'s group or tree: pid → { rss bytes, cpu ticks }. */
 export function treeOf(root) {
   const all = new Map();
@@ -51,7 +63,7 @@ export function treeOf(root) {
     if (name.charCodeAt(0) > 57) continue;
     const f = statFields(name);
     if (!f) continue;
-    all.set(Number(name), { ppid: Number(f[1]), pgrp: Number(f[2]), ticks: Number(f[11]) + Number(f[12]), rss: Number(f[21]) * PAGE });
+    all.set(Number(name), { ppid: Number(f[1]), pgrp: Number(f[2]), ticks: Number(f[11]) + Number(f[12]), childTicks: Number(f[13]) + Number(f[14]), rss: Number(f[21]) * PAGE });
   }
   const members = new Map();
   const isMember = (pid, depth = 0) => {
@@ -70,7 +82,7 @@ export function treeOf(root) {
 
 /**
  * Spawns `cmd args` in its own process group and resolves once it exits:
- * { seconds, cpuSeconds, sysSeconds, otherCpuSeconds, sampledCpuSeconds, peakRssBytes, processes, code, signal, stdout, stderr, timedOut }.
+ * { seconds, cpuSeconds, sysSeconds, otherCpuSeconds, sampledCpuSeconds, workerCpuSeconds, peakRssBytes, processes, code, signal, stdout, stderr, timedOut }.
  */
 export function runMeasured(cmd, args, { env = process.env, cwd, timeoutMs = 30 * 60_000, intervalMs = 50 } = {}) {
   return new Promise((resolve, reject) => {
@@ -86,11 +98,16 @@ export function runMeasured(cmd, args, { env = process.env, cwd, timeoutMs = 30 
     child.stderr.on('data', (d) => (stderr = keep(stderr, d)));
     let peak = 0;
     const seen = new Map();
+    const workers = new Set();
+    let rootChildTicks = 0;
     const sample = () => {
       let sum = 0;
       for (const [pid, p] of treeOf(child.pid)) {
         sum += p.rss;
+        if (!seen.has(pid) && ferryCommand(pid) === 'worker') workers.add(pid);
         seen.set(pid, p.ticks);
+        // The orchestrator's reaped children are its workers.
+        if (pid === child.pid && ferryCommand(pid) === 'compile') rootChildTicks = p.childTicks;
       }
       if (sum > peak) peak = sum;
     };
@@ -118,7 +135,11 @@ export function runMeasured(cmd, args, { env = process.env, cwd, timeoutMs = 30 
       // Everything else the machine ran meanwhile: the origin, fauxqs, this sampler, other users.
       const otherCpuSeconds = Math.max(0, (machineBusyTicks() - busy0) / TICKS - cpuSeconds);
       const sampledCpuSeconds = [...seen.values()].reduce((a, b) => a + b, 0) / TICKS;
-      resolve({ seconds, cpuSeconds, sysSeconds, otherCpuSeconds, sampledCpuSeconds, peakRssBytes: peak, processes: seen.size, code, signal, stdout, stderr, timedOut });
+      // ferry's data plane apart from its control plane: two lower bounds of the workers' CPU,
+      // their last samples and what the orchestrator had reaped of them by its last sample.
+      const workerTicks = [...workers].reduce((a, pid) => a + seen.get(pid), 0);
+      const workerCpuSeconds = workers.size ? Math.min(cpuSeconds, Math.max(workerTicks, rootChildTicks) / TICKS) : undefined;
+      resolve({ seconds, cpuSeconds, sysSeconds, otherCpuSeconds, sampledCpuSeconds, workerCpuSeconds, peakRssBytes: peak, processes: seen.size, code, signal, stdout, stderr, timedOut });
     });
     sample();
   });

@@ -29,6 +29,7 @@ export function summarize(runs) {
       opsMax: Math.max(...ops),
       mbPerSecond: med('mbPerSecond'),
       cpuPer1k: med('cpuPer1k'),
+      workerCpuPer1k: med('workerCpuPer1k'),
       cpuSeconds: med('cpuSeconds'),
       seconds: med('seconds'),
       peakRssMB: med('peakRssMB'),
@@ -184,6 +185,18 @@ export function targets(results) {
   return t;
 }
 
+/**
+ * ferry's CPU per object split between its data plane (the worker processes) and its
+ * control plane (the orchestrator: manifests read, every event journaled, renewed Parquet,
+ * ledger), each against the bare loop's. Empty for runs that recorded no split.
+ */
+export function planesText(rows, bare) {
+  const parts = rows
+    .filter((r) => r.tool.startsWith('ferry') && Number.isFinite(r.workerCpuPer1k) && Number.isFinite(bare?.cpuPer1k))
+    .map((r) => `${r.tool}: its workers ${n2(r.workerCpuPer1k)} CPU-s per 1k (${x2(r.workerCpuPer1k / bare.cpuPer1k)} the bare loop's), its orchestrator ${n2(r.cpuPer1k - r.workerCpuPer1k)} (${x2((r.cpuPer1k - r.workerCpuPer1k) / bare.cpuPer1k)})`);
+  return parts.length ? `\nBy process (the workers' CPU from /proc, the orchestrator's the rest; medians): ${parts.join('; ')}.\n` : '';
+}
+
 function dated(r) {
   return r?.date ? ` _(measured ${r.date})_` : '';
 }
@@ -318,6 +331,7 @@ CPU per object against the bare loop: ${cpu
       .filter((r) => r.tool !== 'bare')
       .map((r) => `${r.tool} ${x2(r.cpuPer1k / b?.cpuPer1k)}`)
       .join(', ')}.
+${planesText(cpu, b)}
 ${startupSection(results)}`);
   }
   if (s3) {

@@ -219,6 +219,7 @@ export async function runScenario(name, sc, { corpus, workDir, destDir = default
           seconds: m.seconds,
           cpuSeconds: m.cpuSeconds,
           sampledCpuSeconds: m.sampledCpuSeconds,
+          workerCpuSeconds: m.workerCpuSeconds,
           otherCores: m.otherCpuSeconds / m.seconds,
           peakRssMB: m.peakRssBytes / 2 ** 20,
           processes: m.processes,
@@ -232,6 +233,7 @@ export async function runScenario(name, sc, { corpus, workDir, destDir = default
           objectsPerSecond: landed.count / m.seconds,
           mbPerSecond: landed.bytes / 1e6 / m.seconds,
           cpuPer1k: landed.count ? (m.cpuSeconds / landed.count) * 1000 : NaN,
+          workerCpuPer1k: landed.count && m.workerCpuSeconds !== undefined ? (m.workerCpuSeconds / landed.count) * 1000 : undefined,
           statuses,
           errorRate: statuses && statuses.total ? (statuses.total - (statuses['200'] ?? 0)) / statuses.total : undefined,
           // Requests being served at once by the origin, from its log (Little's law with the real durations).
