@@ -15,8 +15,11 @@ import { type ObjectInfo, type PutOptions, type PutResult, type ReadResult, type
 import { pipeHashed } from './hashed.js';
 
 /**
- * Temporary files live under `<root>/.ferry-tmp/`, mirroring their keys' folders, so what
- * a killed writer left is found and removed without walking the objects themselves.
+ * Temporary files live under `<root>/.ferry-tmp/`, mirroring their keys' folders but the
+ * last, so what a killed writer left is found and removed without walking the objects
+ * themselves. The last folder of a key (its shard: 256 per unit) goes into the file's
+ * name instead: mirrored, it cost a mkdir per shard in the worker and a walk of them all at
+ * the unit's cleanup.
  */
 export const TEMP_DIR = '.ferry-tmp';
 const TEMP_SUFFIX = '.tmp';
@@ -61,6 +64,13 @@ export class InlineWrites {
     if (ms > InlineWrites.HANG_MS || this.stalls >= InlineWrites.STALLS || this.slow > InlineWrites.WINDOW / 2) this.on = false;
     if (++this.seen === InlineWrites.WINDOW) this.seen = this.slow = this.stalls = 0;
   }
+}
+
+/** Where a key's temporary files go: `a/b/ab/x.jpg` → `.ferry-tmp/a/b/ab-x.jpg` (+ tag, counter, suffix). */
+function tempBase(root: string, rel: string): string {
+  const dir = path.dirname(rel);
+  if (dir === '.') return path.join(root, TEMP_DIR, rel);
+  return path.join(root, TEMP_DIR, path.dirname(dir), `${path.basename(dir)}-${path.basename(rel)}`);
 }
 
 /** Temporary names: this process's random tag and a counter, unique without a random draw per object. */
@@ -195,7 +205,7 @@ export class FileStore implements StorageAdapter {
 
   private async putOnce(key: string, body: Buffer | Readable, options: PutOptions): Promise<PutResult> {
     const { p, rel } = this.place(key);
-    const tmp = `${path.join(this.root, TEMP_DIR, rel)}.${PROCESS_TAG}-${(tempSeq++).toString(36)}${TEMP_SUFFIX}`;
+    const tmp = `${tempBase(this.root, rel)}.${PROCESS_TAG}-${(tempSeq++).toString(36)}${TEMP_SUFFIX}`;
     try {
       await this.ensureDir(path.dirname(p));
       await this.ensureDir(path.dirname(tmp));
