@@ -169,25 +169,27 @@ export class FileStore implements StorageAdapter {
     return { body: handle.createReadStream(), info: { key, size: s.size, version: `${s.size}-${Math.trunc(s.mtimeMs)}`, metadata: {} } };
   }
 
-  /** Folders made by this store: a recursive mkdir per object costs more than the write itself. */
-  private readonly made = new Set<string>();
   /**
-   * Folders being made: the objects that arrive for a new folder while its mkdir runs wait
-   * for that one (at concurrency 64, a unit's first objects asked for each folder ~3 times).
+   * Folders made, or being made, by this store: a recursive mkdir per object costs more
+   * than the write itself, and the objects that arrive for a new folder while its mkdir
+   * runs wait for that one (at concurrency 64, a unit's first objects asked for each
+   * folder ~3 times). A failed mkdir is forgotten, so the next object tries again.
    */
-  private readonly making = new Map<string, Promise<void>>();
+  private readonly made = new Map<string, Promise<void>>();
 
-  private async ensureDir(dir: string): Promise<void> {
-    if (this.made.has(dir)) return;
-    let made = this.making.get(dir);
+  private ensureDir(dir: string): Promise<void> {
+    let made = this.made.get(dir);
     if (!made) {
-      made = fs
-        .mkdir(dir, { recursive: true })
-        .then(() => void this.made.add(dir))
-        .finally(() => this.making.delete(dir));
-      this.making.set(dir, made);
+      made = fs.mkdir(dir, { recursive: true }).then(
+        () => {},
+        (e: unknown) => {
+          this.made.delete(dir);
+          throw e;
+        },
+      );
+      this.made.set(dir, made);
     }
-    await made;
+    return made;
   }
 
   async put(key: string, body: Buffer | Readable, options: PutOptions): Promise<PutResult> {
