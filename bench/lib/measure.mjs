@@ -104,7 +104,8 @@ export function runMeasured(cmd, args, { env = process.env, cwd, timeoutMs = 30 
       let sum = 0;
       for (const [pid, p] of treeOf(child.pid)) {
         sum += p.rss;
-        if (!seen.has(pid) && ferryCommand(pid) === 'worker') workers.add(pid);
+        // Asked again until it answers: a process seen between its fork and its exec still shows its parent's command line.
+        if (!workers.has(pid) && ferryCommand(pid) === 'worker') workers.add(pid);
         seen.set(pid, p.ticks);
         // The orchestrator's reaped children are its workers.
         if (pid === child.pid && ferryCommand(pid) === 'compile') rootChildTicks = p.childTicks;
