@@ -8,12 +8,13 @@
  */
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { type BodyMeter, RateWatch } from './min-rate.js';
+import { type BodyMode, GetHandler, type HttpBody, type HttpHeaders, type ResponseHead } from './get-handler.js';
+import { RateWatch } from './min-rate.js';
 import { checkHost, checkLiteralHost, createGuard, guardedLookup, type Guard } from './netguard.js';
 import { redactUrl } from './redact.js';
 import { Agent, EnvHttpProxyAgent } from './undici.js';
 
-export type HttpHeaders = Record<string, string | string[] | undefined>;
+export type { HttpBody, HttpHeaders, WholeBody } from './get-handler.js';
 export type OriginHeaders = ReadonlyMap<string, ReadonlyArray<readonly [string, string]>>;
 export type ProxyConfig = { httpProxy?: string; httpsProxy?: string; noProxy?: string };
 
@@ -50,14 +51,14 @@ export type HttpResponse = {
   headers: HttpHeaders;
   /** Content-Length when present and valid, else null. */
   contentLength: number | null;
-  /** The body; the idle timeout applies while it is read. Destroy it to stop. */
-  body: Readable;
   /**
-   * The minimum-rate cut counts what the reader takes: `add` each chunk's length, or read
-   * through `metered(body, meter)` (min-rate.ts). A body read without counting is cut once
-   * the rate's window has passed.
+   * The body: read whole by the client (a 2xx whose Content-Length is at most the GET's
+   * `wholeUpTo`), or a stream. The idle timeout applies while it is read. Destroy a stream
+   * to stop it. The minimum-rate cut counts what a stream's reader takes: `add` each
+   * chunk's length to its meter, or read through `metered(stream, meter)` (min-rate.ts); a
+   * stream read without counting is cut once the rate's window has passed.
    */
-  meter: BodyMeter;
+  body: Exclude<HttpBody, { kind: 'discard' }>;
   /** The URL that answered, after redirects (not redacted: use redactUrl to print it). */
   url: string;
   redirects: number;
@@ -82,10 +83,16 @@ export class HttpGetError extends Error {
 
 export interface HttpClient {
   readonly options: ResolvedHttpOptions;
-  /** GET `url`, following redirects. Throws coded errors (see module doc). */
-  get(url: string, init?: { signal?: AbortSignal }): Promise<HttpResponse>;
+  /**
+   * GET `url` (a URL object must come from parseHttpUrl), following redirects. Throws coded
+   * errors (see module doc). A 2xx body whose Content-Length is at most `wholeUpTo` comes
+   * read whole; every other one as a stream.
+   */
+  get(url: string | URL, init?: GetInit): Promise<HttpResponse>;
   close(): Promise<void>;
 }
+
+export type GetInit = { signal?: AbortSignal; wholeUpTo?: number };
 
 export const HTTP_DEFAULTS = {
   timeoutMs: 30_000,
@@ -188,11 +195,6 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
 
-function parseLength(headers: HttpHeaders): number | null {
-  const v = headerValue(headers, 'content-length');
-  return v !== null && /^\d+$/.test(v.trim()) ? Number(v.trim()) : null;
-}
-
 /**
  * Reads and drops up to `limit` bytes of a body nobody wants (an error page), so a small
  * one leaves its keep-alive connection reusable; a larger one is cut (connection closed).
@@ -209,6 +211,12 @@ export async function discardBody(body: Readable, limit = 64 * 1024): Promise<vo
   }
 }
 
+/** A redirect's body is dropped; a 2xx body of at most `wholeUpTo` bytes is read whole; any other, streamed. */
+function modeOf(status: number, headers: HttpHeaders, length: number | null, wholeUpTo: number): BodyMode {
+  if (REDIRECTS.has(status) && headerValue(headers, 'location') !== null) return 'discard';
+  return status >= 200 && status < 300 && length !== null && length <= wholeUpTo ? 'whole' : 'stream';
+}
+
 export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
   const o = resolveOptions(options);
   const guard = createGuard({ allowPrivateNetwork: o.allowPrivateNetwork, allowCidrs: o.allowCidrs });
@@ -216,35 +224,28 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
   const rates = new RateWatch(o.minRate, o.minRateWindowMs, (detail) => new HttpGetError('FERRY_MIN_RATE', detail));
 
   /** One hop: the guard decides before any packet is sent to the target. */
-  async function hop(u: URL, signal: AbortSignal | undefined): Promise<Dispatcher.ResponseData> {
+  async function hop(u: URL, choose: (status: number, headers: HttpHeaders, length: number | null) => BodyMode, signal: AbortSignal | undefined): Promise<ResponseHead> {
     const refusal = checkLiteralHost(guard, u.hostname);
     if (refusal) throw refusal;
     // Through a proxy the lookup above never runs: resolve and check the target ourselves.
     if (o.proxy) await withTimeout(checkHost(guard, u.hostname), o.timeoutMs, `lookup of ${u.hostname}`);
-    return dispatcher.request({
-      origin: u.origin,
-      path: u.pathname + u.search,
-      method: 'GET',
-      headers: requestHeaders(o, u),
-      signal,
-    });
+    const handler = new GetHandler({ choose, rates, ...(signal ? { signal } : {}) });
+    dispatcher.dispatch({ origin: u.origin, path: u.pathname + u.search, method: 'GET', headers: requestHeaders(o, u) }, handler);
+    return handler.head;
   }
 
-  async function get(url: string, init: { signal?: AbortSignal } = {}): Promise<HttpResponse> {
-    let u = parseHttpUrl(url);
+  async function get(url: string | URL, init: GetInit = {}): Promise<HttpResponse> {
+    let u = typeof url === 'string' ? parseHttpUrl(url) : url;
+    const wholeUpTo = init.wholeUpTo ?? -1;
     for (let redirects = 0; ; redirects++) {
-      const res = await hop(u, init.signal);
-      const location = headerValue(res.headers, 'location');
-      if (!REDIRECTS.has(res.statusCode) || location === null) {
-        const headers = res.headers as HttpHeaders;
-        const meter = rates.watch(res.body);
-        return { status: res.statusCode, headers, contentLength: parseLength(headers), body: res.body, meter, url: u.href, redirects };
-      }
-      await res.body.dump({ limit: 64 * 1024 }).catch(() => undefined);
+      const res = await hop(u, (status, headers, length) => modeOf(status, headers, length, wholeUpTo), init.signal);
+      const { body } = res;
+      if (body.kind !== 'discard') return { status: res.status, headers: res.headers, contentLength: res.contentLength, body, url: u.href, redirects };
+      await body.done;
       if (redirects >= o.maxRedirects) {
-        throw new HttpGetError('FERRY_TOO_MANY_REDIRECTS', `more than ${o.maxRedirects} redirects from ${redactUrl(url)}`);
+        throw new HttpGetError('FERRY_TOO_MANY_REDIRECTS', `more than ${o.maxRedirects} redirects from ${redactUrl(String(url))}`);
       }
-      u = parseHttpUrl(location, u);
+      u = parseHttpUrl(headerValue(res.headers, 'location')!, u);
     }
   }
 

@@ -17,7 +17,12 @@ export interface BodyMeter {
 
 export const NO_METER: BodyMeter = { add() {} };
 
-type Watched = { body: Readable; total: number; history: number[] | null };
+type Watched = { cut: (err: Error) => void; total: number; history: number[] | null };
+
+/** A body being watched: count what is read on it, and `end` the watch once it is over. */
+export type Watch = BodyMeter & { end(): void };
+
+const NO_WATCH: Watch = { add() {}, end() {} };
 
 export class RateWatch {
   private readonly watched = new Set<Watched>();
@@ -44,13 +49,27 @@ export class RateWatch {
   /** Starts watching `body` until it closes. */
   watch(body: Readable): BodyMeter {
     if (!this.enabled) return NO_METER;
-    const w: Watched = { body, total: 0, history: null };
+    const w = this.watchCut((err) => body.destroy(err));
+    body.once('close', () => w.end());
+    return w;
+  }
+
+  /**
+   * Starts watching a body that is not a stream (one read whole by its client): a body too
+   * slow is ended by `cut`. The caller ends the watch when the body is over.
+   */
+  watchCut(cut: (err: Error) => void): Watch {
+    if (!this.enabled) return NO_WATCH;
+    const w: Watched = { cut, total: 0, history: null };
     this.watched.add(w);
-    body.once('close', () => this.watched.delete(w));
     this.timer ??= setInterval(() => this.tick(), this.tickMs).unref();
+    const watched = this.watched;
     return {
       add(n) {
         w.total += n;
+      },
+      end() {
+        watched.delete(w);
       },
     };
   }
@@ -64,7 +83,7 @@ export class RateWatch {
       const before = h.shift() ?? 0;
       if (w.total - before < this.need) {
         this.watched.delete(w);
-        w.body.destroy(this.cut(`body slower than ${this.minRate} B/s over ${this.windowMs} ms`));
+        w.cut(this.cut(`body slower than ${this.minRate} B/s over ${this.windowMs} ms`));
       }
     }
   }

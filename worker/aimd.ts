@@ -118,6 +118,8 @@ type Grant = { epoch: number; inFlight: number };
 /** The per-host limits of one worker stage (the origins, or the destination). */
 export class HostLimits implements Admission {
   private readonly hosts = new Map<string, Host>();
+  /** The host last moved to the end of `hosts`. */
+  private latest: string | null = null;
 
   constructor(
     readonly ceiling: number,
@@ -165,9 +167,14 @@ export class HostLimits implements Admission {
     return Math.min(this.ceiling, anyBusy ? busy : this.hosts.size > 0 ? known : this.ceiling);
   }
 
-  /** A host's state, moved to the end of the map: the map's order is least recently used first. */
+  /**
+   * A host's state, moved to the end of the map: the map's order is least recently used
+   * first. The host asked for last is there already (the common case: one origin).
+   */
   private stateOf(host: string): Host {
     let h = this.hosts.get(host);
+    if (h && host === this.latest) return h;
+    this.latest = host;
     if (h) this.hosts.delete(host);
     else {
       if (this.hosts.size >= this.maxHosts) this.forgetIdle();

@@ -211,6 +211,41 @@ describe('download against a fault origin (separate process, loopback)', () => {
     expect(Date.now() - t0).toBeGreaterThan(1000);
   });
 
+  // A small body with a Content-Length is read whole by the client (no stream): the same
+  // cuts apply to it, and its chunks come back as one body.
+  it('a small announced body is read whole across chunks, and cut by the minimum rate when too slow', async () => {
+    const whole = await download(`${origin.base}/steady/${key('whole')}?chunks=8&size=4096&every=150&length=1`, opts({ retries: 0 }));
+    expect(whole).toMatchObject({ ok: true, kind: 'buffer', attempts: 1 });
+    if (whole.ok && whole.kind === 'buffer') expect(whole.body.equals(Buffer.alloc(8 * 4096, 7))).toBe(true);
+    const t0 = Date.now();
+    const slow = await download(`${origin.base}/steady/${key('whole-slow')}?chunks=200&size=1&every=50&length=1`, opts({ retries: 0 }));
+    expect(slow).toMatchObject({ ok: false, reason: 'TIMEOUT', attempts: 1 });
+    expect(slow.ok || slow.detail).toMatch(/FERRY_MIN_RATE/);
+    expect(Date.now() - t0).toBeLessThan(3000);
+  });
+
+  it('the client reads a 2xx body whole up to wholeUpTo, after redirects; others come as streams', async () => {
+    const k = key('modes');
+    const whole = await fast.get(`${origin.base}/redirect/${k}?n=2&to=/ok/${k}`, { wholeUpTo: 1000 });
+    expect(whole).toMatchObject({ status: 200, redirects: 3, body: { kind: 'whole' } });
+    if (whole.body.kind === 'whole') expect(await whole.body.read).toMatchObject({ ok: true, bytes: expect.any(Buffer) });
+    const small = await fast.get(`${origin.base}/ok/${k}`, { wholeUpTo: 10 });
+    expect(small.body.kind).toBe('stream');
+    if (small.body.kind === 'stream') small.body.stream.destroy();
+    const notFound = await fast.get(`${origin.base}/status/404/${k}`, { wholeUpTo: 1000 });
+    expect(notFound).toMatchObject({ status: 404, body: { kind: 'stream' } });
+    if (notFound.body.kind === 'stream') notFound.body.stream.destroy();
+  });
+
+  it('an abort stops a body being read whole at once', async () => {
+    const ctl = new AbortController();
+    const t0 = Date.now();
+    setTimeout(() => ctl.abort(), 100);
+    const r = await download(`${origin.base}/stall/${key('abort-whole')}`, opts({ retries: 0, client: client({ timeoutMs: 5000 }) }), ctl.signal);
+    expect(r).toMatchObject({ ok: false, reason: 'TIMEOUT', detail: 'aborted' });
+    expect(Date.now() - t0).toBeLessThan(2000);
+  });
+
   it('a slow first byte within the timeout is fine; beyond it is TIMEOUT', async () => {
     const slow = await download(`${origin.base}/stall-headers/${key('sfb')}?ms=200`, opts({ retries: 0 }));
     expect(slow).toMatchObject({ ok: true, attempts: 1 });

@@ -11,7 +11,7 @@ import { Readable } from 'node:stream';
 import { type StorageAdapter, StorageError } from '../storage/adapter.js';
 import { LocalSourceError, isFileUrl, openLocalSource } from '../storage/local-source.js';
 import { type Place, parsePlace } from '../storage/uri.js';
-import { discardBody, headerValue, parseHttpUrl, type HttpClient } from '../storage/http.js';
+import { type HttpClient, type WholeBody, discardBody, headerValue, parseHttpUrl } from '../storage/http.js';
 import { type BodyMeter, NO_METER, metered } from '../storage/min-rate.js';
 import { redactText } from '../storage/redact.js';
 
@@ -113,6 +113,8 @@ type Success = (Omit<Buffered, 'attempts'> | Omit<Streamed, 'attempts'>) & { sta
 
 /** What a try opened: a body to read, before any of it is read. */
 type Source = { body: Readable; meter: BodyMeter; contentLength: number | null; status: number; contentType: string | null; etag: string | null };
+/** What a try opened whose body its client reads whole (HTTP: a 2xx image under every threshold). */
+type WholeSource = { whole: Promise<WholeBody>; contentLength: number; status: number; contentType: string | null; etag: string | null };
 
 
 // Error codes → reasons. Codes, never messages (STYLE.md).
@@ -325,6 +327,15 @@ function readSmall(src: Source, expected: number): Promise<Success | Failure> {
   });
 }
 
+/** A body its client read whole: the bytes, or the failure that stopped them. */
+async function readWhole(src: WholeSource): Promise<Success | Failure> {
+  const { status, contentType, etag, contentLength: expected } = src;
+  const r = await src.whole;
+  if (!r.ok) return readFailure(r.error, r.received, expected, status);
+  if (r.bytes.length < expected) return fail('SHORT_BODY', `${r.bytes.length} of ${expected} bytes`, { status });
+  return { ok: true, kind: 'buffer', body: r.bytes, status, contentType, etag, release: () => {} };
+}
+
 /** The chunks already read, then the rest of the iterator, as one stream. */
 function prepend(head: Buffer[], rest: AsyncIterator<Buffer>): Readable {
   async function* all() {
@@ -334,22 +345,27 @@ function prepend(head: Buffer[], rest: AsyncIterator<Buffer>): Readable {
   return Readable.from(all(), { objectMode: false });
 }
 
-async function openHttp(url: string, o: DownloadOptions, signal?: AbortSignal): Promise<Source | Failure> {
+async function openHttp(url: URL, o: DownloadOptions, maxBytes: number, signal?: AbortSignal): Promise<Source | WholeSource | Failure> {
   let res;
   try {
-    res = await o.client.get(url, signal ? { signal } : {});
+    // A body that readBody would read whole anyway is read by the client (no stream).
+    const wholeUpTo = Math.min(maxBytes, o.largeBodies?.threshold ?? Infinity, o.streamAbove ?? Infinity);
+    res = await o.client.get(url, signal ? { signal, wholeUpTo } : { wholeUpTo });
   } catch (err) {
     return fromError(err);
   }
   const reason = reasonForStatus(res.status);
+  const { body } = res;
   if (reason) {
-    await discardBody(res.body);
+    if (body.kind === 'stream') await discardBody(body.stream);
     const retryAfterMs =
       res.status === 429 || res.status === 503 ? parseRetryAfter(headerValue(res.headers, 'retry-after')) : null;
     const via = res.redirects > 0 ? ` after ${res.redirects} redirects` : '';
     return fail(reason, `HTTP ${res.status}${via}`, { status: res.status, retryAfterMs });
   }
-  return { body: res.body, meter: res.meter, contentLength: res.contentLength, status: res.status, contentType: headerValue(res.headers, 'content-type'), etag: headerValue(res.headers, 'etag') };
+  const head = { status: res.status, contentType: headerValue(res.headers, 'content-type'), etag: headerValue(res.headers, 'etag') };
+  if (body.kind === 'whole') return { whole: body.read, contentLength: res.contentLength!, ...head };
+  return { body: body.stream, meter: body.meter, contentLength: res.contentLength, ...head };
 }
 
 const STORE_REASONS: Record<StorageError['code'], Reason> = {
@@ -407,9 +423,11 @@ function isStoreUrl(url: string): boolean {
   return /^(s3|gs):\/\//i.test(url);
 }
 
-async function tryOnce(url: string, o: DownloadOptions, maxBytes: number, signal?: AbortSignal): Promise<Success | Failure> {
-  const src = isFileUrl(url) ? await openLocal(url, o) : isStoreUrl(url) ? await openStoreObject(url, o) : await openHttp(url, o, signal);
+/** One try; `http` is the URL parsed, for an HTTP source. */
+async function tryOnce(url: string, http: URL | null, o: DownloadOptions, maxBytes: number, signal?: AbortSignal): Promise<Success | Failure> {
+  const src = http ? await openHttp(http, o, maxBytes, signal) : isFileUrl(url) ? await openLocal(url, o) : await openStoreObject(url, o);
   if ('ok' in src) return src;
+  if ('whole' in src) return readWhole(src);
   return readBody(src, maxBytes, o);
 }
 
@@ -449,15 +467,17 @@ function slotKey(url: string, host: string): string {
 }
 
 /**
- * A buffered body is done with its host. A streamed one still talks to it: its slot goes
- * back when the stream closes, or when the caller releases the body, whichever is first.
+ * A try's success as the download's result. A buffered body is done with its host. A
+ * streamed one still talks to it: its slot goes back when the stream closes, or when the
+ * caller releases the body, whichever is first.
  */
-function holdWhileOpen(ok: Omit<Buffered, 'attempts'> | Omit<Streamed, 'attempts'>, lease: Lease): typeof ok {
-  if (ok.kind === 'buffer') {
+function succeeded(r: Success, lease: Lease, attempts: number): DownloadOk {
+  const { contentType, etag } = r;
+  if (r.kind === 'buffer') {
     lease.release('ok');
-    return ok;
+    return { ok: true, kind: 'buffer', body: r.body, contentType, etag, release: r.release, attempts };
   }
-  const stream = ok.stream;
+  const { stream, release } = r;
   let held = true;
   const done = () => {
     if (held) lease.release(stream.readableEnded ? 'ok' : 'neutral');
@@ -465,14 +485,11 @@ function holdWhileOpen(ok: Omit<Buffered, 'attempts'> | Omit<Streamed, 'attempts
   };
   if (stream.closed) done();
   else stream.once('close', done);
-  const release = ok.release;
-  return {
-    ...ok,
-    release: () => {
-      done();
-      release();
-    },
+  const releaseBoth = () => {
+    done();
+    release();
   };
+  return { ok: true, kind: 'stream', stream, size: r.size, contentType, etag, release: releaseBoth, attempts };
 }
 
 function toErr(f: Failure, attempts: number): DownloadErr {
@@ -494,32 +511,34 @@ export async function download(url: string, opts: DownloadOptions, signal?: Abor
 
 async function downloadWithRetries(url: string, o: DownloadOptions, signal?: AbortSignal): Promise<DownloadResult> {
   // BAD_URL / UNSUPPORTED_SCHEME are decided before any try: 0 attempts.
-  if (isStoreUrl(url) && !o.stores) return toErr(fail('UNSUPPORTED_SCHEME', `no object store configured for ${url}`), 0);
-  if (isFileUrl(url) && !o.localSourceRoot) return toErr(fail('UNSUPPORTED_SCHEME', `file: URLs are read only under --local-source-root: ${url}`), 0);
+  const store = isStoreUrl(url);
+  const file = isFileUrl(url);
+  if (store && !o.stores) return toErr(fail('UNSUPPORTED_SCHEME', `no object store configured for ${url}`), 0);
+  if (file && !o.localSourceRoot) return toErr(fail('UNSUPPORTED_SCHEME', `file: URLs are read only under --local-source-root: ${url}`), 0);
+  let http: URL | null = null;
   try {
-    if (!isStoreUrl(url) && !isFileUrl(url)) parseHttpUrl(url);
+    if (!store && !file) http = parseHttpUrl(url); // parsed once, for every try
   } catch (err) {
     return toErr(fromError(err), 0);
   }
   const retries = o.retries ?? DOWNLOAD_DEFAULTS.retries;
   const maxBytes = o.maxBytes ?? DOWNLOAD_DEFAULTS.maxBytes;
   const maxRetryAfter = o.maxRetryAfterMs ?? DOWNLOAD_DEFAULTS.maxRetryAfterMs;
-  const host = hostOf(url);
-  const key = slotKey(url, host);
+  const host = http ? http.host : hostOf(url);
+  const key = store ? slotKey(url, host) : host;
   for (let attempt = 1; ; attempt++) {
     if (signal?.aborted) return toErr(fail('TIMEOUT', 'aborted'), attempt - 1);
     const lease = o.admit ? await o.admit.acquire(key) : NO_SLOT;
     const started = Date.now();
-    const r = await tryOnce(url, o, maxBytes, signal).catch((err: unknown) => {
+    const r = await tryOnce(url, http, o, maxBytes, signal).catch((err: unknown) => {
       lease.release('neutral'); // a bug; the slot must not leak with it
       throw err;
     });
-    const failed = r.ok ? null : r;
-    report(o, host, { attempt, status: r.status, code: failed?.code ?? null, reason: failed?.reason ?? null, ms: Date.now() - started });
-    if (r.ok) {
-      const { status: _status, ...ok } = r;
-      return { ...holdWhileOpen(ok, lease), attempts: attempt };
+    if (o.onAttempt) {
+      const failed = r.ok ? null : r;
+      report(o, host, { attempt, status: r.status, code: failed?.code ?? null, reason: failed?.reason ?? null, ms: Date.now() - started });
     }
+    if (r.ok) return succeeded(r, lease, attempt);
     lease.release(verdictOf(r.status, r.reason));
     if (signal?.aborted) return toErr(fail('TIMEOUT', 'aborted'), attempt);
     if (!r.retriable || attempt > retries) return toErr(r, attempt);

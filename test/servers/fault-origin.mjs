@@ -13,7 +13,8 @@
 //   /stall/<k>                       headers, then nothing
 //   /stall-headers/<k>?ms=M          first byte after M ms
 //   /trickle/<k>                     chunked, 1 byte every 50 ms, forever
-//   /steady/<k>?chunks=C&size=B&every=M  chunked, C chunks of B bytes every M ms
+//   /steady/<k>?chunks=C&size=B&every=M[&length=1]  C chunks of B bytes every M ms: chunked,
+//                                    or with Content-Length C×B when length=1
 //   /huge/<k>                        Content-Length 10 GiB, 1 KiB, then stalls
 //   /big/<k>?size=N                  chunked (no Content-Length), N bytes
 //   /redirect/<k>?n=N&to=URL         N redirects, then Location: URL (absolute or path)
@@ -76,8 +77,8 @@ function partial(res, end) {
   res.write(Buffer.alloc(500, 1), () => later(20, () => end(res.socket)));
 }
 
-function streamChunks(res, chunks, size, ms) {
-  res.writeHead(200, { 'content-type': 'application/octet-stream' });
+function streamChunks(res, chunks, size, ms, announce = false) {
+  res.writeHead(200, { 'content-type': 'application/octet-stream', ...(announce ? { 'content-length': String(chunks * size) } : {}) });
   let sent = 0;
   const stop = every(ms, () => {
     if (res.destroyed) return stop();
@@ -143,7 +144,7 @@ const routes = {
   },
   'stall-headers': (q, res) => later(Number(q.get('ms') ?? 300), () => png(res)),
   trickle: (_q, res) => streamChunks(res, Infinity, 1, 50),
-  steady: (q, res) => streamChunks(res, Number(q.get('chunks')), Number(q.get('size')), Number(q.get('every'))),
+  steady: (q, res) => streamChunks(res, Number(q.get('chunks')), Number(q.get('size')), Number(q.get('every')), q.get('length') === '1'),
   huge: (_q, res) => {
     res.writeHead(200, { 'content-type': 'image/png', 'content-length': String(10 * 2 ** 30) });
     res.write(Buffer.alloc(1024));
