@@ -8,13 +8,13 @@
  */
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { type BodyMode, GetHandler, type HttpBody, type HttpHeaders, type ResponseHead } from './get-handler.js';
+import { type BodyMode, ResponseHandler, type HttpBody, type HttpHeaders, type ResponseHead } from './response.js';
 import { RateWatch } from './min-rate.js';
 import { checkHost, checkLiteralHost, createGuard, guardedLookup, type Guard } from './netguard.js';
 import { redactUrl } from './redact.js';
 import { Agent, EnvHttpProxyAgent } from './undici.js';
 
-export type { HttpBody, HttpHeaders, WholeBody } from './get-handler.js';
+export type { HttpBody, HttpHeaders, WholeBody } from './response.js';
 export type OriginHeaders = ReadonlyMap<string, ReadonlyArray<readonly [string, string]>>;
 export type ProxyConfig = { httpProxy?: string; httpsProxy?: string; noProxy?: string };
 
@@ -229,7 +229,7 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
     if (refusal) throw refusal;
     // Through a proxy the lookup above never runs: resolve and check the target ourselves.
     if (o.proxy) await withTimeout(checkHost(guard, u.hostname), o.timeoutMs, `lookup of ${u.hostname}`);
-    const handler = new GetHandler({ choose, rates, ...(signal ? { signal } : {}) });
+    const handler = new ResponseHandler({ choose, rates, ...(signal ? { signal } : {}) });
     dispatcher.dispatch({ origin: u.origin, path: u.pathname + u.search, method: 'GET', headers: requestHeaders(o, u) }, handler);
     return handler.head;
   }

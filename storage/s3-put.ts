@@ -25,6 +25,7 @@
  */
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { SignatureV4 } from '@smithy/signature-v4';
+import { ResponseHandler } from './response.js';
 import { Pool } from './undici.js';
 
 /**
@@ -233,11 +234,17 @@ export class LeanPut {
     const request = this.request(input);
     const headers = await this.sign(request);
     const sentAt = Date.now();
-    const res = await this.pool.request({ method: 'PUT', path: request.path + this.search, headers, body: input.body });
+    // S3's answer, an empty body or a short XML error, is read whole: no stream per PUT.
+    const handler = new ResponseHandler({ choose: () => 'whole' });
+    this.pool.dispatch({ method: 'PUT', path: request.path + this.search, headers, body: input.body }, handler);
+    const res = await handler.head;
     this.clock.sample(res.headers, sentAt);
-    const text = await res.body.text();
+    if (res.body.kind !== 'whole') throw new Error('internal: a PutObject answer not read whole');
+    const body = await res.body.read;
+    if (!body.ok) throw body.error;
+    const text = body.bytes.toString('utf8');
     const code = errorCode(text);
-    const status = res.statusCode;
+    const { status } = res;
     if ((status >= 300 && status < 400) || (status === 400 && code === 'IllegalLocationConstraintException')) {
       this.redirected = true;
       return false;

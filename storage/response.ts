@@ -1,6 +1,7 @@
 /**
- * One GET's response through undici's dispatch handler API, its body taken in one of three
- * ways decided from the status and headers as they arrive:
+ * One request's response through undici's dispatch handler API (a GET's for http.ts, a
+ * PutObject's for s3-put.ts), its body taken in one of three ways decided from the status
+ * and headers as they arrive:
  *
  * - `whole`: gathered here and handed over as one Buffer once complete: the common case,
  *   an image whose Content-Length is under every threshold. No stream, no async resource,
@@ -16,7 +17,7 @@
  */
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import type { BodyMeter, Watch } from './min-rate.js';
+import { type BodyMeter, NO_METER, type Watch } from './min-rate.js';
 
 export type HttpHeaders = Record<string, string | string[] | undefined>;
 
@@ -42,15 +43,15 @@ export function parseLength(headers: HttpHeaders): number | null {
   return first !== undefined && /^\d+$/.test(first.trim()) ? Number(first.trim()) : null;
 }
 
-export type GetHandlerOptions = {
+export type ResponseOptions = {
   /** The mode for a response, from its status and headers (called once, as they arrive). */
   choose(status: number, headers: HttpHeaders, contentLength: number | null): BodyMode;
-  /** The minimum-rate watch (min-rate.ts RateWatch): of a stream, or of a body read here. */
-  rates: { watch(body: Readable): BodyMeter; watchCut(cut: (err: Error) => void): Watch };
+  /** The minimum-rate watch (min-rate.ts RateWatch): of a stream, or of a body read here. None by default. */
+  rates?: { watch(body: Readable): BodyMeter; watchCut(cut: (err: Error) => void): Watch };
   signal?: AbortSignal;
 };
 
-export class GetHandler implements Dispatcher.DispatchHandler {
+export class ResponseHandler implements Dispatcher.DispatchHandler {
   /** Settles once the status and headers are in, or the request failed before them. */
   readonly head: Promise<ResponseHead>;
   private resolveHead!: (h: ResponseHead) => void;
@@ -68,7 +69,7 @@ export class GetHandler implements Dispatcher.DispatchHandler {
   /** The response has ended, or failed: nothing left to abort. */
   private over = false;
 
-  constructor(private readonly o: GetHandlerOptions) {
+  constructor(private readonly o: ResponseOptions) {
     this.head = new Promise((resolve, reject) => {
       this.resolveHead = resolve;
       this.rejectHead = reject;
@@ -96,9 +97,9 @@ export class GetHandler implements Dispatcher.DispatchHandler {
     let body: HttpBody;
     if (mode === 'stream') {
       const stream = this.makeStream(controller);
-      body = { kind: 'stream', stream, meter: this.o.rates.watch(stream) };
+      body = { kind: 'stream', stream, meter: this.o.rates?.watch(stream) ?? NO_METER };
     } else {
-      this.rate = this.o.rates.watchCut((err) => controller.abort(err));
+      this.rate = this.o.rates?.watchCut((err) => controller.abort(err)) ?? null;
       const read = new Promise<WholeBody>((resolve) => (this.settle = resolve));
       body = mode === 'whole' ? { kind: 'whole', read } : { kind: 'discard', done: read.then(() => undefined) };
     }
