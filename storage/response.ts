@@ -156,6 +156,9 @@ export class ResponseHandler implements Dispatcher.DispatchHandler {
 
   private makeStream(controller: Dispatcher.DispatchController): Readable {
     const stream = new Readable({
+      // undici's own body streams buffer 64 KiB. At Node's default (16 KiB) a 2 GiB object
+      // streamed to S3 peaked at ~289 MB of RSS against ~240 MB at 64 KiB (3 runs each).
+      highWaterMark: 64 * 1024,
       read: () => controller.resume(),
       destroy: (err, callback) => {
         // Destroyed by its reader before the end (too large, not wanted): stop the transfer.
