@@ -11,7 +11,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { type IncomingHttpHeaders, createServer as createHttpServer } from 'node:http';
 import { type AddressInfo, createServer } from 'node:net';
 import { Readable } from 'node:stream';
-import { CreateBucketCommand, CreateMultipartUploadCommand, ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, CreateMultipartUploadCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { fauxqsOptions, startS3Server, stopS3Server, useFakeAwsCredentials } from '../test/helpers/backend-s3.js';
 import { retryAfterMs } from '../worker/upload.js';
@@ -160,6 +160,16 @@ describe('S3Store on fauxqs', () => {
     expect(await store.stat('killed/done.txt')).not.toBeNull();
     await store.close();
   }, 60_000);
+
+  it('removes the probe markers a killed probe left at its root, and nothing else, at cleanup', async () => {
+    const store = await server.open({ conditionalWrites: 'off' });
+    const put = (key: string) => server.admin.send(new PutObjectCommand({ Bucket: server.bucket, Key: store.prefix + key, Body: 'probe' }));
+    await Promise.all([put(`${PROBE_MARKER}0123456789abcdef`), put(`${PROBE_MARKER}fedcba9876543210`), put('u/keep.txt')]);
+    await store.cleanup('u/');
+    const all = await server.admin.send(new ListObjectsV2Command({ Bucket: server.bucket, Prefix: store.prefix }));
+    expect((all.Contents ?? []).map((o) => o.Key)).toEqual([`${store.prefix}u/keep.txt`]);
+    await store.close();
+  });
 
   it('records ferry-sha256 with the caller metadata and content type after a streamed multipart upload', async () => {
     const store = await server.open({ conditionalWrites: 'off' });

@@ -195,7 +195,23 @@ export async function probeConditionalCreate(client: S3Client, bucket: string, p
       return { enforced: err.code === 'EXISTS', detail: err.code === 'EXISTS' ? `${err.message}: enforced` : `${err.message}; not enforced` };
     }
   } finally {
-    await client.send(new DeleteObjectCommand({ Bucket: bucket, Key })).catch(() => {});
+    await removeMarker(client, bucket, Key);
+  }
+}
+
+/**
+ * Deletes a probe marker, up to three times: a worker's client makes one attempt per
+ * request, and one failed DELETE would leave the marker behind. What a kill between the
+ * probe's PUT and its DELETE leaves, a unit's cleanup removes (S3Store.cleanup).
+ */
+async function removeMarker(client: S3Client, bucket: string, Key: string): Promise<void> {
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    try {
+      await client.send(new DeleteObjectCommand({ Bucket: bucket, Key }));
+      return;
+    } catch {
+      if (attempt < 3) await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+    }
   }
 }
 
@@ -484,7 +500,14 @@ export class S3Store implements StorageAdapter {
   }
 
   /** Aborts every multipart upload left open under the prefix (by killed writers). */
+  /**
+   * Aborts the multipart uploads left open under `prefix`, and removes the probe markers
+   * that killed probes left at the store's root. A marker removed while another process
+   * probes makes that probe find conditional writes not enforced: it then checks before
+   * writing, which is always safe.
+   */
   async cleanup(prefix: string): Promise<void> {
+    await this.removeProbeMarkers();
     const what = `cleanup ${this.uri(prefix)}`;
     let KeyMarker: string | undefined;
     let UploadIdMarker: string | undefined;
@@ -499,6 +522,16 @@ export class S3Store implements StorageAdapter {
       KeyMarker = more ? page.NextKeyMarker : undefined;
       UploadIdMarker = more ? page.NextUploadIdMarker : undefined;
     } while (KeyMarker !== undefined || UploadIdMarker !== undefined);
+  }
+
+  /** Best effort: a marker is harmless, and listing may not be allowed. */
+  private async removeProbeMarkers(): Promise<void> {
+    try {
+      const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix + PROBE_MARKER }));
+      await Promise.all((page.Contents ?? []).map((o) => (o.Key ? removeMarker(this.client, this.bucket, o.Key) : undefined)));
+    } catch {
+      // not listed: left for a later cleanup
+    }
   }
 
   /** Aborts a page of uploads a few at a time: thousands one by one take minutes on S3. */
