@@ -114,7 +114,7 @@ export class ResponseHandler implements Dispatcher.DispatchHandler {
     this.received += chunk.length;
     this.rate?.add(chunk.length);
     if (this.mode === 'discard') {
-      if (this.received > DISCARD_LIMIT) controller.abort(new Error('redirect body over 64 KB: connection closed'));
+      if (this.received > DISCARD_LIMIT) controller.abort(new Error('a discarded body over 64 KiB: connection closed'));
       return;
     }
     // Never past Content-Length: undici's parser frames the body by it.
