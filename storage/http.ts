@@ -8,13 +8,14 @@
  */
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { type BodyMode, ResponseHandler, type HttpBody, type HttpHeaders, type ResponseHead } from './response.js';
+import { type BodyMode, ResponseHandler, type HttpBody, type HttpHeaders, type ResponseHead, headerValue } from './response.js';
 import { RateWatch } from './min-rate.js';
 import { checkHost, checkLiteralHost, createGuard, guardedLookup, type Guard } from './netguard.js';
 import { redactUrl } from './redact.js';
 import { Agent, EnvHttpProxyAgent } from './undici.js';
 
 export type { HttpBody, HttpHeaders, WholeBody } from './response.js';
+export { headerValue } from './response.js';
 export type OriginHeaders = ReadonlyMap<string, ReadonlyArray<readonly [string, string]>>;
 export type ProxyConfig = { httpProxy?: string; httpsProxy?: string; noProxy?: string };
 
@@ -105,13 +106,6 @@ export const HTTP_DEFAULTS = {
 } as const;
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
-
-/** First value of a response header, or null. */
-export function headerValue(headers: HttpHeaders, name: string): string | null {
-  const v = headers[name.toLowerCase()];
-  const first = Array.isArray(v) ? v[0] : v;
-  return first ?? null;
-}
 
 function envProxy(): ProxyConfig | null {
   const e = process.env;

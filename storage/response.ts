@@ -36,11 +36,17 @@ export type ResponseHead = { status: number; headers: HttpHeaders; contentLength
 
 const DISCARD_LIMIT = 64 * 1024;
 
-/** Content-Length when present and valid, else null. */
-export function parseLength(headers: HttpHeaders): number | null {
-  const v = headers['content-length'];
+/** First value of a response header, or null. */
+export function headerValue(headers: HttpHeaders, name: string): string | null {
+  const v = headers[name.toLowerCase()];
   const first = Array.isArray(v) ? v[0] : v;
-  return first !== undefined && /^\d+$/.test(first.trim()) ? Number(first.trim()) : null;
+  return first ?? null;
+}
+
+/** Content-Length when present and valid, else null. */
+function parseLength(headers: HttpHeaders): number | null {
+  const v = headerValue(headers, 'content-length');
+  return v !== null && /^\d+$/.test(v.trim()) ? Number(v.trim()) : null;
 }
 
 export type ResponseOptions = {

@@ -525,7 +525,7 @@ async function downloadWithRetries(url: string, o: DownloadOptions, signal?: Abo
   const maxBytes = o.maxBytes ?? DOWNLOAD_DEFAULTS.maxBytes;
   const maxRetryAfter = o.maxRetryAfterMs ?? DOWNLOAD_DEFAULTS.maxRetryAfterMs;
   const host = http ? http.host : hostOf(url);
-  const key = store ? slotKey(url, host) : host;
+  const key = slotKey(url, host);
   for (let attempt = 1; ; attempt++) {
     if (signal?.aborted) return toErr(fail('TIMEOUT', 'aborted'), attempt - 1);
     const lease = o.admit ? await o.admit.acquire(key) : NO_SLOT;
