@@ -10,7 +10,7 @@ import { compileAll } from './compile.js';
 import { compileConfig, parseWith, CompileArgs } from './config.js';
 import { startDemoOrigin } from './demo/origin.js';
 import { type DemoRow, writeDemoManifest } from './demo/manifests.js';
-import { EXIT } from './errors.js';
+import { EXIT, UsageError } from './errors.js';
 import { Stores } from './io.js';
 import { Board } from './progress.js';
 import { replayLedger } from './replay.js';
@@ -46,9 +46,37 @@ function rows(origin: string): { products: DemoRow[]; catalog: DemoRow[] } {
   return { products, catalog };
 }
 
+/** What the demo writes in its folder: all it ever removes there. */
+const DEMO_ENTRIES = ['manifests', 'objects', 'out', '.ferry'] as const;
+/** Marks a folder as the demo's, so a second run may clear what the first one wrote. */
+const MARKER = '.ferry-demo';
+
+/**
+ * Readies the demo's folder: a new or empty folder is used as it is; a folder an earlier
+ * demo made (it holds the marker) loses what that demo wrote and nothing else; any other
+ * folder is refused, for it may hold someone's files.
+ */
+async function prepareDemoDir(root: string): Promise<void> {
+  let entries: string[];
+  try {
+    entries = await fs.readdir(root);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') entries = [];
+    else if (code === 'ENOTDIR') throw new UsageError(`--dir ${root} is a file, not a folder`);
+    else throw new UsageError(`--dir ${root}: ${(e as Error).message}`);
+  }
+  if (entries.length > 0 && !entries.includes(MARKER)) {
+    throw new UsageError(`--dir ${root} is not empty and was not made by ferry demo; name a new or empty folder (the demo clears its folder on each run)`);
+  }
+  await Promise.all(DEMO_ENTRIES.map((name) => fs.rm(path.join(root, name), { recursive: true, force: true })));
+  await fs.mkdir(root, { recursive: true });
+  await fs.writeFile(path.join(root, MARKER), 'made by `ferry demo`: a second run clears manifests/, objects/, out/ and .ferry/ here\n');
+}
+
 export async function runDemo(dir: string): Promise<number> {
   const root = path.resolve(dir);
-  await fs.rm(root, { recursive: true, force: true });
+  await prepareDemoDir(root);
   const origin = await startDemoOrigin();
   try {
     const { products, catalog } = rows(origin.url);

@@ -1,0 +1,50 @@
+/** `ferry demo --dir`: the demo clears only its own folder, never someone's files. */
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ferry } from '../helpers/run.js';
+
+let base: string;
+beforeAll(async () => {
+  base = await mkdtemp(join(tmpdir(), 'ferry-demo-'));
+});
+afterAll(async () => {
+  await rm(base, { recursive: true, force: true });
+});
+
+describe('ferry demo --dir', () => {
+  it('refuses a folder that holds files it did not write, and leaves them alone', async () => {
+    const dir = join(base, 'theirs');
+    await mkdir(dir);
+    await writeFile(join(dir, 'keep.txt'), 'precious');
+    const run = await ferry(['demo', '--dir', dir]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(`--dir ${dir} is not empty and was not made by ferry demo`);
+    expect(await readdir(dir)).toEqual(['keep.txt']);
+    expect(await readFile(join(dir, 'keep.txt'), 'utf8')).toBe('precious');
+  });
+
+  it('refuses a file', async () => {
+    const file = join(base, 'a-file');
+    await writeFile(file, 'x');
+    const run = await ferry(['demo', '--dir', file]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('is a file, not a folder');
+  });
+
+  it('runs in a new folder, and again in the same one, clearing only what it wrote', async () => {
+    const dir = join(base, 'demo');
+    const first = await ferry(['demo', '--dir', dir]);
+    expect(first.code, first.stderr).toBe(0);
+    expect(existsSync(join(dir, '.ferry-demo'))).toBe(true);
+    await writeFile(join(dir, 'notes.txt'), 'mine');
+    await writeFile(join(dir, 'out', 'stale.txt'), 'the demo’s own folder: cleared');
+    const second = await ferry(['demo', '--dir', dir]);
+    expect(second.code, second.stderr).toBe(0);
+    expect(await readFile(join(dir, 'notes.txt'), 'utf8')).toBe('mine');
+    expect(existsSync(join(dir, 'out', 'stale.txt'))).toBe(false);
+    expect(existsSync(join(dir, 'out', 'products.parquet'))).toBe(true);
+  });
+});
