@@ -10,7 +10,7 @@ import { type Task, encodeTask, isTerminal, workerFlagsToArgv } from '../protoco
 import { StorageError, describePlace, unitPrefix, uriOf } from '../storage/index.js';
 import { type CompileConfig, contentOptions, fingerprint } from './config.js';
 import { UnitError } from './errors.js';
-import { type Stores, checkWritable, localCopy, publishFile } from './io.js';
+import { type Stores, checkWorkDir, checkWritable, localCopy, publishFile } from './io.js';
 import { Journal, discardJournal, journalFiles, tidyWorkDir } from './journal.js';
 import { type Counts, stagedFiles, writeOutputs } from './materialize.js';
 import { ManifestError, scanManifest } from './parquet/index.js';
@@ -178,8 +178,10 @@ export type CompileSummary = { reports: UnitReport[]; runId: string };
 export async function compileAll(cfg: CompileConfig, stores: Stores, board: Board, signal: AbortSignal): Promise<CompileSummary> {
   const units = selectUnits(await listUnits(cfg.prefix, stores), cfg.only);
   await checkWritable(await stores.get(cfg.out), `--out ${describePlace(cfg.out)}`);
+  if (cfg.dest.scheme === 'file') await checkWritable(await stores.get(cfg.dest), `--dest ${describePlace(cfg.dest)}`);
   const runId = randomUUID();
   const workDir = path.resolve(cfg.workDir, runKey(cfg));
+  await checkWorkDir(workDir, `--work-dir ${path.resolve(cfg.workDir)}`);
   const jobs = Math.min(cfg.jobs, units.length);
   const ctx: RunContext = {
     runId,

@@ -9,7 +9,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { PlaceError } from './errors.js';
-import { FileStore, type Place, type StorageAdapter, type StoreOptions, StorageError, describePlace, openStore } from '../storage/index.js';
+import { FileStore, makeFolder, type Place, type StorageAdapter, type StoreOptions, StorageError, describePlace, openStore } from '../storage/index.js';
 
 /** The stores a command uses, opened once each. */
 export class Stores {
@@ -68,14 +68,31 @@ export async function publishText(store: StorageAdapter, key: string, text: stri
 }
 
 /**
- * Fails early, before any download, when --out cannot take a write: a marker written and
- * removed. Without it an unwritable --out would surface only after every unit's work.
+ * Fails early, before any download, when --out (or a folder --dest) cannot take a write: a
+ * marker written and removed. Without it an unwritable --out would surface only after
+ * every unit's work, and a read-only folder as a ledger of UPLOAD_FAILED rows.
  */
 export async function checkWritable(store: StorageAdapter, what: string): Promise<void> {
-  const marker = `.ferry-write-check-${process.pid}-${Date.now()}`;
-  try {
+  await checked(what, async () => {
+    const marker = `.ferry-write-check-${process.pid}-${Date.now()}`;
     await store.put(marker, Buffer.from('ferry'), { contentType: 'text/plain', metadata: {}, ifAbsent: false });
     await store.remove(marker);
+  });
+}
+
+/** The same early check for the work dir, which journals every event: made (0700) and written to. */
+export async function checkWorkDir(dir: string, what: string): Promise<void> {
+  await checked(what, async () => {
+    await makeFolder(dir, 0o700);
+    const marker = path.join(dir, `.ferry-write-check-${process.pid}-${Date.now()}`);
+    await fs.writeFile(marker, 'ferry');
+    await fs.rm(marker);
+  });
+}
+
+async function checked(what: string, check: () => Promise<void>): Promise<void> {
+  try {
+    await check();
   } catch (e) {
     throw new PlaceError(`${what} is not writable: ${(e as Error).message}`);
   }

@@ -14,7 +14,7 @@ import { runUnitTasks, type RunContext } from './compile.js';
 import { WorkerPool } from './supervise.js';
 import { type CompileConfig, fingerprint } from './config.js';
 import { EXIT, UsageError } from './errors.js';
-import { Stores, localCopy, publishFile, readText } from './io.js';
+import { Stores, checkWorkDir, localCopy, publishFile, readText } from './io.js';
 import { Journal, discardJournal, journalFiles, tidyWorkDir } from './journal.js';
 import { stagedFiles, writeOutputs } from './materialize.js';
 import { scanManifest } from './parquet/index.js';
@@ -96,8 +96,12 @@ async function replayRows(m: UnitManifest, rows: LedgerRow[], chosen: LedgerRow[
   if (!now) throw new UsageError(`${m.source.uri}: the unit's source manifest is gone`);
   if (now.version !== m.source.fingerprint)
     throw new UsageError(`${m.source.uri} changed since the unit was compiled: recompile it (ferry compile … --only ${m.unit} --force) instead of replaying`);
+  const renewedKey = outputKeys(r.unitName).parquet;
+  if (!(await r.out.stat(renewedKey)))
+    throw new UsageError(`${describePlace(r.parent)}: ${renewedKey} is missing beside the ledger: replay merges into the unit's renewed Parquet (recompile the unit with ferry compile … --only ${m.unit} --force)`);
+  await checkWorkDir(workDir, `--work-dir ${path.resolve(String(r.raw['work-dir'] ?? '.ferry'))}`);
   const source = await localCopy(sourceStore, sourceAt.key, staging);
-  const renewed = await localCopy(r.out, outputKeys(r.unitName).parquet, staging);
+  const renewed = await localCopy(r.out, renewedKey, staging);
   const staged = await stagedFiles(staging, r.unitName);
   try {
     // The unit as it stands: successes from the renewed Parquet, failures from the ledger.

@@ -74,6 +74,19 @@ function size(raw: unknown, flag: string): number {
   return n;
 }
 
+/** A size within [min, max]; `why` says where the bounds come from. */
+function sizeWithin(min: number, max: number, bounds: string) {
+  return (raw: unknown, flag: string): number => {
+    const n = size(raw, flag);
+    if (n < min || n > max) throw new FlagError(flag, `expected a size from ${bounds}, got "${String(raw)}"`);
+    return n;
+  };
+}
+
+/** `HOST=Name: value`: a host, an HTTP token as the name, a value without control characters but TAB. */
+// eslint-disable-next-line no-control-regex
+const ORIGIN_HEADER = /^[^=\s]+=[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\x00-\x08\x0a-\x1f\x7f]*$/;
+
 /** A fraction in (0,1], written as a plain decimal: `1`, `0.05`, `.5`. */
 const SAMPLE = /^sample:((?:\d+(?:\.\d*)?|\.\d+))$/;
 
@@ -141,7 +154,8 @@ export const WORKER_FLAG_SPECS = [
     describe: 'HOST=Name: value — a header sent to one origin host only (repeatable)',
     parse: (raw, flag) => {
       const list = (Array.isArray(raw) ? raw : raw === undefined ? [] : [raw]).map(String);
-      for (const h of list) if (!/^[^=\s]+=[^:\s]+:.*$/.test(h)) throw new FlagError(flag, `expected HOST=Name: value, got "${h}"`);
+      // The name is an HTTP token (RFC 9110 §5.6.2), so no request is built that undici refuses.
+      for (const h of list) if (!ORIGIN_HEADER.test(h)) throw new FlagError(flag, `expected HOST=Name: value with Name an HTTP header name, got "${h}"`);
       return list;
     } },
   { key: 'overwrite', flag: 'overwrite', content: false, type: 'boolean', default: false, describe: 'write unconditionally (no existence check)', parse: bool },
@@ -158,7 +172,8 @@ export const WORKER_FLAG_SPECS = [
     } },
   { key: 'multipartThreshold', flag: 'multipart-threshold', content: false, type: 'string', default: 64 * 2 ** 20,
     describe: 'objects larger than this are streamed in parts, never buffered whole', parse: size },
-  { key: 'partSize', flag: 'part-size', content: false, type: 'string', default: 64 * 2 ** 20, describe: 'part size of streamed objects', parse: size },
+  { key: 'partSize', flag: 'part-size', content: false, type: 'string', default: 64 * 2 ** 20,
+    describe: 'part size of streamed objects', parse: sizeWithin(5 * 2 ** 20, 5 * 2 ** 30, "5MiB to 5GiB (S3's part limits)") },
   { key: 'largeConcurrency', flag: 'large-concurrency', content: false, type: 'string', default: 1, describe: 'streamed (large) objects in flight per worker', parse: int(1, 64) },
   { key: 'localSourceRoot', flag: 'local-source-root', content: false, type: 'string', default: null,
     describe: 'read file:// URLs, but only under this folder (symlinks resolved)', parse: (raw) => resolvePath(String(raw)) },

@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -41,6 +41,30 @@ describe('FileStore', () => {
     const s = await store();
     await expect(s.put('../x', Buffer.from('x'), opts)).rejects.toBeInstanceOf(StorageError);
     expect(() => s.uri('../../etc/passwd')).toThrow(StorageError);
+  });
+
+  it('lists a symlink to a file as that file, and enters no symlinked folder', async () => {
+    const s = await store();
+    const elsewhere = await mkdtemp(path.join(tmpdir(), 'ferry-file-elsewhere-'));
+    await writeFile(path.join(elsewhere, 'm.parquet'), 'abcd');
+    await mkdir(path.join(elsewhere, 'dir'));
+    await writeFile(path.join(elsewhere, 'dir', 'inner.parquet'), 'x');
+    await symlink(path.join(elsewhere, 'm.parquet'), path.join(s.root, 'linked.parquet'));
+    await symlink(path.join(elsewhere, 'dir'), path.join(s.root, 'linked-dir'));
+    await symlink(path.join(elsewhere, 'gone'), path.join(s.root, 'dangling.parquet'));
+    const found = [];
+    for await (const o of s.list('')) found.push([o.key, o.size]);
+    expect(found).toEqual([['linked.parquet', 4]]);
+  });
+
+  it('takes keys whose names start with two dots (they stay inside)', async () => {
+    const s = await store();
+    await s.put('..notes.txt', Buffer.from('x'), opts);
+    await s.put('a/..b', Buffer.from('y'), opts);
+    expect((await s.stat('..notes.txt'))?.size).toBe(1);
+    const keys: string[] = [];
+    for await (const o of s.list('')) keys.push(o.key);
+    expect(keys.sort()).toEqual(['..notes.txt', 'a/..b']);
   });
 
   it('gives file: URLs that round-trip through fileURLToPath', async () => {

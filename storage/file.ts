@@ -13,6 +13,7 @@ import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { type ObjectInfo, type PutOptions, type PutResult, type ReadResult, type StorageAdapter, StorageError } from './adapter.js';
 import { pipeHashed } from './hashed.js';
+import { pathWithin } from './uri.js';
 
 /**
  * Temporary files live under `<root>/.ferry-tmp/`, mirroring their keys' folders but the
@@ -81,13 +82,34 @@ function errno(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException | undefined)?.code;
 }
 
+/**
+ * `mkdir -p` whose error says why: Node's recursive mkdir answers ENOENT for a read-only
+ * file system or a denied parent, and EEXIST when a file stands where a folder should. A
+ * plain mkdir of the first missing folder gives the real cause.
+ */
+export async function makeFolder(dir: string, mode?: number): Promise<void> {
+  try {
+    await fs.mkdir(dir, { recursive: true, ...(mode === undefined ? {} : { mode }) });
+  } catch (e) {
+    if (errno(e) === 'EEXIST') throw Object.assign(new Error(`${dir}: a file stands where a folder should be`), { code: 'ENOTDIR' });
+    if (errno(e) !== 'ENOENT') throw e;
+    let missing = path.resolve(dir);
+    while (path.dirname(missing) !== missing && !(await fs.stat(path.dirname(missing)).then(() => true, () => false))) missing = path.dirname(missing);
+    const real = await fs.mkdir(missing, { recursive: false }).then(() => null, (cause: unknown) => cause);
+    if (real) throw real;
+    throw e;
+  }
+}
+
 function classify(e: unknown, what: string): StorageError {
   const code = errno(e);
   if (code === 'ENOENT') return new StorageError('NOT_FOUND', `${what}: not found`, { cause: e });
-  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return new StorageError('FORBIDDEN', `${what}: ${code}`, { cause: e });
+  if (code === 'EACCES' || code === 'EPERM') return new StorageError('FORBIDDEN', `${what}: permission denied (${code})`, { cause: e });
+  if (code === 'EROFS') return new StorageError('FORBIDDEN', `${what}: read-only file system (EROFS)`, { cause: e });
+  if (code === 'ENOTDIR') return new StorageError('FATAL', (e as Error).message.includes('a file stands') ? (e as Error).message : `${what}: a file stands where a folder should be (ENOTDIR)`, { cause: e });
   if (code === 'EEXIST') return new StorageError('EXISTS', `${what}: exists`, { cause: e });
-  if (code === 'ENOSPC' || code === 'EMFILE' || code === 'ENFILE' || code === 'EIO' || code === 'EBUSY')
-    return new StorageError('TRANSIENT', `${what}: ${code}`, { cause: e });
+  if (code === 'ENOSPC') return new StorageError('TRANSIENT', `${what}: no space left on device (ENOSPC)`, { cause: e });
+  if (code === 'EMFILE' || code === 'ENFILE' || code === 'EIO' || code === 'EBUSY') return new StorageError('TRANSIENT', `${what}: ${code}`, { cause: e });
   return new StorageError('FATAL', `${what}: ${(e as Error).message}`, { cause: e });
 }
 
@@ -104,7 +126,7 @@ export class FileStore implements StorageAdapter {
   private place(key: string): { p: string; rel: string } {
     const p = path.resolve(this.root, key);
     const rel = path.relative(this.root, p);
-    if (rel.startsWith('..') || path.isAbsolute(rel)) throw new StorageError('FATAL', `key "${key}" escapes ${this.root}`);
+    if (!pathWithin(this.root, p)) throw new StorageError('FATAL', `key "${key}" escapes ${this.root}`);
     return { p, rel };
   }
 
@@ -127,7 +149,8 @@ export class FileStore implements StorageAdapter {
       throw classify(e, start);
     }
     for (const entry of entries) {
-      if (!entry.isFile()) continue;
+      // A symlink counts when it leads to a file (stat below follows it); folders it leads to are not entered.
+      if (!entry.isFile() && !entry.isSymbolicLink()) continue;
       const abs = path.join(entry.parentPath, entry.name);
       if (path.relative(this.root, abs).split(path.sep)[0] === TEMP_DIR) continue;
       const info = await this.stat(path.relative(this.root, abs).split(path.sep).join('/'));
@@ -180,7 +203,7 @@ export class FileStore implements StorageAdapter {
   private ensureDir(dir: string): Promise<void> {
     let made = this.made.get(dir);
     if (!made) {
-      made = fs.mkdir(dir, { recursive: true }).then(
+      made = makeFolder(dir).then(
         () => {},
         (e: unknown) => {
           this.made.delete(dir);

@@ -1,3 +1,5 @@
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { UriError, parsePlace, placeContains, uriOf } from './uri.js';
@@ -25,5 +27,23 @@ describe('places', () => {
     expect(placeContains(f('m'), f('m2'))).toBe(false);
     expect(placeContains(f('s3://mmm/a'), f('s3://mmm/a/b'))).toBe(true);
     expect(placeContains(f('s3://mmm/a'), f('s3://mmm/ab'))).toBe(false);
+    // A name that starts with two dots is inside; a climb is not.
+    expect(placeContains(f('m'), f('m/..out'))).toBe(true);
+    expect(placeContains(f('m'), f('m/../out'))).toBe(false);
+    expect(placeContains(f('m'), f('m'))).toBe(true);
+  });
+
+  it('sees through a symlink into the prefix', () => {
+    const base = mkdtempSync(path.join(tmpdir(), 'ferry-uri-'));
+    try {
+      mkdirSync(path.join(base, 'm'));
+      mkdirSync(path.join(base, 'o'));
+      symlinkSync(path.join(base, 'm'), path.join(base, 'o', 'link'));
+      expect(placeContains(parsePlace(path.join(base, 'm')), parsePlace(path.join(base, 'o', 'link', 'renewed')))).toBe(true);
+      expect(placeContains(parsePlace(path.join(base, 'o', 'link')), parsePlace(path.join(base, 'm', 'x')))).toBe(true);
+      expect(placeContains(parsePlace(path.join(base, 'm')), parsePlace(path.join(base, 'o', 'elsewhere')))).toBe(false);
+    } finally {
+      rmSync(base, { recursive: true, force: true });
+    }
   });
 });

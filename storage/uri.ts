@@ -3,6 +3,7 @@
  * `gs://bucket/prefix`, `file:///abs/dir` or a plain path. A prefix is a folder: a
  * trailing slash is implied, so `s3://m/manifests` never matches `manifests2/`.
  */
+import { realpathSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -60,12 +61,34 @@ export function describePlace(place: Place): string {
   return place.scheme === 'file' ? place.path : `${place.scheme}://${place.bucket}/${place.prefix}`;
 }
 
-/** Whether `inner` lies inside (or is) `outer`: used to refuse --out inside the manifest prefix. */
-export function placeContains(outer: Place, inner: Place): boolean {
-  if (outer.scheme === 'file' && inner.scheme === 'file') {
-    const rel = path.relative(outer.path, inner.path);
-    return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+/**
+ * Whether path `p` is `root` or lies below it, by their spelling (`..x` is a name inside,
+ * `../x` is not). Callers that must see through symlinks resolve both first.
+ */
+export function pathWithin(root: string, p: string): boolean {
+  const rel = path.relative(root, p);
+  return rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel);
+}
+
+/** A path with symlinks resolved as far as it exists (the rest, not yet made, kept as written). */
+function resolvedPath(p: string): string {
+  const rest: string[] = [];
+  for (let at = path.resolve(p); ; at = path.dirname(at)) {
+    try {
+      return path.join(realpathSync(at), ...rest.reverse());
+    } catch {
+      if (path.dirname(at) === at) return path.resolve(p);
+      rest.push(path.basename(at));
+    }
   }
+}
+
+/**
+ * Whether `inner` lies inside (or is) `outer`, symlinks seen through: used to refuse --out
+ * inside the manifest prefix.
+ */
+export function placeContains(outer: Place, inner: Place): boolean {
+  if (outer.scheme === 'file' && inner.scheme === 'file') return pathWithin(resolvedPath(outer.path), resolvedPath(inner.path));
   if (outer.scheme !== 'file' && inner.scheme === outer.scheme) {
     return outer.bucket === inner.bucket && inner.prefix.startsWith(outer.prefix);
   }

@@ -5,7 +5,7 @@
  * has its terminal event, whatever the outcomes.
  */
 import { randomUUID } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { FlagError, idProblem, parseTaskLine, storeOptionsOf } from '../protocol/index.js';
 import { UriError, openStore, parsePlace, unitPrefix } from '../storage/index.js';
@@ -38,6 +38,18 @@ function adaptiveLimits(args: Args) {
   };
 }
 
+/** The tasks file, opened now so that a missing or unreadable one is a usage error naming it. */
+async function openTasks(file: string): Promise<NodeJS.ReadableStream> {
+  const handle = await open(file).catch((e: unknown) => {
+    throw new UsageError(`--tasks ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+  });
+  if ((await handle.stat()).isDirectory()) {
+    await handle.close();
+    throw new UsageError(`--tasks ${file}: a folder, not a file`);
+  }
+  return handle.createReadStream();
+}
+
 async function main(argv: string[]): Promise<number> {
   const args = await parseArgs(argv[0] === 'worker' ? argv.slice(1) : argv);
   const store = await openStore(parsePlace(args.dest), { ...storeOptionsOf(args.flags), maxAttempts: 1 });
@@ -59,7 +71,7 @@ async function main(argv: string[]): Promise<number> {
   // Started by an orchestrator: its death closes the IPC channel, and we must not linger.
   if (process.send) process.on('disconnect', () => process.exit(1));
   const ticker = setInterval(() => emitter.progress(), args.progressInterval);
-  const input = args.tasks === '-' ? process.stdin : createReadStream(args.tasks);
+  const input = args.tasks === '-' ? process.stdin : await openTasks(args.tasks);
   const lines = createInterface({ input, crlfDelay: Infinity });
   let lineNo = 0;
   let malformed = 0;

@@ -62,6 +62,9 @@ describe('usage errors exit 2 and name the flag or path', () => {
     [['--jobs', '0'], '--jobs'],
     [['--bogus-flag'], 'bogus-flag'],
     [['--origin-header', 'nonsense'], '--origin-header'],
+    [['--origin-header', '127.0.0.1=X(A): b'], '--origin-header'],
+    [['--part-size', '0'], '--part-size'],
+    [['--part-size', '1MiB'], '--part-size'],
     [['--only', 'nope'], '--only'],
   ])('%j', async (extra, named) => {
     const r = await run('good', '--allow-private-network', ...extra);
@@ -109,6 +112,32 @@ describe('usage errors exit 2 and name the flag or path', () => {
     expect(r.stderr).toMatch(/--out .*a-file\/out is not writable/);
     expect(await origin.stats()).toEqual(before);
     noStack(r);
+  });
+
+  it.each([
+    ['--work-dir', 'a file', (f: string) => ['--work-dir', f], /--work-dir .*a-file-w is not writable: .*not a directory/],
+    ['--dest', 'a file', (f: string) => ['--dest', f], /--dest .*a-file-w is not writable: .*a file stands where a folder should be/],
+  ])('%s that is %s fails before any download, exit 1', async (_, __, flags, message) => {
+    const file = path.join(dir, 'a-file-w');
+    await fs.writeFile(file, 'x');
+    const before = await origin.stats();
+    const places: Record<string, string> = { '--dest': path.join(dir, 'o4'), '--out': path.join(dir, 'o4-out'), '--work-dir': path.join(dir, 'w4') };
+    const [flag, value] = flags(file) as [string, string];
+    places[flag] = value;
+    const r = await ferry(['compile', path.join(dir, 'good'), ...Object.entries(places).flat(), '--allow-private-network']);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(message);
+    expect(await origin.stats()).toEqual(before);
+    noStack(r);
+  });
+
+  it('a worker tasks file that does not exist, or is a folder', async () => {
+    for (const [tasks, says] of [[path.join(dir, 'no-tasks.tsv'), 'no such file'], [dir, 'a folder, not a file']]) {
+      const r = await ferry(['worker', '--tasks', tasks!, '--dest', path.join(dir, 'w-objects')]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`--tasks ${tasks}: ${says}`);
+      noStack(r);
+    }
   });
 
   it('replay of a ledger that does not exist', async () => {
