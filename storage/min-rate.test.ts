@@ -67,6 +67,19 @@ describe('RateWatch', () => {
     watch.close();
   });
 
+  it('does not cut a body while its reader has paused the watch, and judges it afresh on resume', async () => {
+    const watch = new RateWatch(1024, 300, cut);
+    const src = dripping(4096, 40);
+    const meter = watch.watch(src); // never counted: only the pause keeps it alive
+    meter.pause();
+    await sleep(700); // over two windows
+    expect(src.destroyed).toBe(false);
+    meter.resume();
+    const err = await readAll(src, () => {});
+    expect(err?.code).toBe('FERRY_MIN_RATE');
+    watch.close();
+  });
+
   it('forgets a body once it closes, and watches nothing when the rate or the window is 0', async () => {
     const watch = new RateWatch(1024, 200, cut);
     const src = Readable.from([Buffer.alloc(10)]);
@@ -87,7 +100,7 @@ describe('RateWatch', () => {
     expect(err?.code).toBe('FERRY_MIN_RATE');
     const fast = Readable.from([Buffer.alloc(5000), Buffer.alloc(5000)]);
     let n = 0;
-    expect(await readAll(metered(fast, { add: (k) => (n += k) }), () => {})).toBeNull();
+    expect(await readAll(metered(fast, { ...NO_METER, add: (k) => (n += k) }), () => {})).toBeNull();
     expect(n).toBe(10_000);
     expect(metered(fast, NO_METER)).toBe(fast);
     watch.close();

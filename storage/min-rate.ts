@@ -10,19 +10,25 @@
  */
 import { Transform, type Readable, pipeline } from 'node:stream';
 
-/** Bytes a reader took from one body. */
+/**
+ * Bytes a reader took from one body. `pause` while ferry itself holds a body unread (it
+ * waits for a large-body slot): the origin is not slow then, and its window starts again on
+ * `resume`.
+ */
 export interface BodyMeter {
   add(n: number): void;
+  pause(): void;
+  resume(): void;
 }
 
-export const NO_METER: BodyMeter = { add() {} };
+export const NO_METER: BodyMeter = { add() {}, pause() {}, resume() {} };
 
-type Watched = { cut: (err: Error) => void; total: number; history: number[] | null };
+type Watched = { cut: (err: Error) => void; total: number; history: number[] | null; paused: boolean };
 
 /** A body being watched: count what is read on it, and `end` the watch once it is over. */
 export type Watch = BodyMeter & { end(): void };
 
-const NO_WATCH: Watch = { add() {}, end() {} };
+const NO_WATCH: Watch = { ...NO_METER, end() {} };
 
 export class RateWatch {
   private readonly watched = new Set<Watched>();
@@ -60,13 +66,20 @@ export class RateWatch {
    */
   watchCut(cut: (err: Error) => void): Watch {
     if (!this.enabled) return NO_WATCH;
-    const w: Watched = { cut, total: 0, history: null };
+    const w: Watched = { cut, total: 0, history: null, paused: false };
     this.watched.add(w);
     this.timer ??= setInterval(() => this.tick(), this.tickMs).unref();
     const watched = this.watched;
     return {
       add(n) {
         w.total += n;
+      },
+      pause() {
+        w.paused = true;
+        w.history = null;
+      },
+      resume() {
+        w.paused = false;
       },
       end() {
         watched.delete(w);
@@ -76,6 +89,7 @@ export class RateWatch {
 
   private tick(): void {
     for (const w of this.watched) {
+      if (w.paused) continue;
       // Most bodies end before their first tick: their history is never allocated.
       const h = (w.history ??= [0]);
       h.push(w.total);

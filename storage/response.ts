@@ -172,6 +172,10 @@ export class ResponseHandler implements Dispatcher.DispatchHandler {
         callback(err);
       },
     });
+    // A body may wait before anyone reads it (for a large-body slot): an error meanwhile (a
+    // reset) must not be an unhandled 'error' event. Readers still get it: a destroyed
+    // stream's error reaches every iterator and pipeline made on it afterwards.
+    stream.on('error', () => {});
     this.stream = stream;
     return stream;
   }

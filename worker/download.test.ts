@@ -288,6 +288,20 @@ describe('download against a fault origin (separate process, loopback)', () => {
     expect(held).toBe(0);
   });
 
+  it('a body waiting for a large-body slot past the min-rate window is not cut: ferry held it, the origin was not slow', async () => {
+    let free = () => {};
+    const gate = new Promise<void>((r) => (free = r));
+    const slots = { acquire: () => gate, release: () => {} };
+    const timer = setTimeout(free, 2_500); // the test client's window is 1 s
+    try {
+      const r = await download(`${origin.base}/big/${key('slot-wait')}?size=200000`, opts({ retries: 0, largeBodies: { threshold: 10_000, slots } }));
+      expect(r).toMatchObject({ ok: true, kind: 'buffer', attempts: 1 });
+      expect(r.ok && r.kind === 'buffer' && r.body.length).toBe(200_000);
+    } finally {
+      clearTimeout(timer);
+    }
+  });
+
   it('follows a redirect chain as one attempt', async () => {
     const k = key('redir');
     const r = await download(`${origin.base}/redirect/${k}?n=3&to=/ok/${k}`, opts());

@@ -250,7 +250,7 @@ async function readBody(src: Source, maxBytes: number, o: DownloadOptions): Prom
   let n = 0;
   try {
     if (large && expected !== null && expected > large.threshold) {
-      await large.slots.acquire();
+      await waitUnmetered(large.slots, meter);
       held = true;
     }
     const it = (src.body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
@@ -269,10 +269,10 @@ async function readBody(src: Source, maxBytes: number, o: DownloadOptions): Prom
       if (o.streamAbove !== undefined && n > Math.min(o.streamAbove, large?.threshold ?? o.streamAbove)) {
         // No length announced and already long: hand over what came and the rest, unread.
         release();
-        return { ok: true, kind: 'stream', stream: metered(prepend(chunks, it), meter), size: null, status, contentType, etag, release: () => {} };
+        return { ok: true, kind: 'stream', stream: metered(prepend(chunks, it, src.body), meter), size: null, status, contentType, etag, release: () => {} };
       }
       if (large && !held && n > large.threshold) {
-        await large.slots.acquire();
+        await waitUnmetered(large.slots, meter);
         held = true;
       }
     }
@@ -337,12 +337,49 @@ async function readWhole(src: WholeSource): Promise<Success | Failure> {
 }
 
 /** The chunks already read, then the rest of the iterator, as one stream. */
-function prepend(head: Buffer[], rest: AsyncIterator<Buffer>): Readable {
-  async function* all() {
-    for (let c = head.shift(); c !== undefined; c = head.shift()) yield c; // let each go once yielded
-    for (let next = await rest.next(); !next.done; next = await rest.next()) yield next.value;
+/**
+ * The chunks read so far, then the rest of `source` through its iterator. Destroying it
+ * destroys `source`, which aborts the request: a generator-backed stream would instead
+ * wait, forever for a paused endless body, for the read it is suspended in.
+ */
+function prepend(head: Buffer[], rest: AsyncIterator<Buffer>, source: Readable): Readable {
+  let pulling = false;
+  return new Readable({
+    highWaterMark: 64 * 1024,
+    read() {
+      const chunk = head.shift(); // let each go once pushed
+      if (chunk !== undefined) {
+        this.push(chunk);
+        return;
+      }
+      if (pulling) return;
+      pulling = true;
+      rest.next().then(
+        (next) => {
+          pulling = false;
+          this.push(next.done ? null : next.value);
+        },
+        (err: unknown) => this.destroy(err as Error),
+      );
+    },
+    destroy(err, callback) {
+      source.destroy(err ?? undefined);
+      callback(err);
+    },
+  });
+}
+
+/**
+ * Waits for a large-body slot with the body's minimum-rate watch paused: ferry holds the
+ * body unread then, the origin is not slow.
+ */
+async function waitUnmetered(slots: { acquire(): Promise<void> }, meter: BodyMeter): Promise<void> {
+  meter.pause();
+  try {
+    await slots.acquire();
+  } finally {
+    meter.resume();
   }
-  return Readable.from(all(), { objectMode: false });
 }
 
 async function openHttp(url: URL, o: DownloadOptions, maxBytes: number, signal?: AbortSignal): Promise<Source | WholeSource | Failure> {

@@ -63,19 +63,28 @@ function flowing(head: Buffer, rest: AsyncIterator<Buffer>, maxBytes: number, co
   return Readable.from(all(), { objectMode: false });
 }
 
+/** The first error in `e`'s cause chain that is one of `kinds`, if any. */
+function causeOf(e: unknown, kinds: (abstract new (...args: never[]) => Error)[]): Error | null {
+  for (let at = e, depth = 0; at && depth < 8; at = (at as { cause?: unknown }).cause, depth++) {
+    if (kinds.some((k) => at instanceof k)) return at as Error;
+  }
+  return null;
+}
+
 function failureOf(e: unknown): StreamFailure {
-  if (e instanceof CeilingError) return { side: 'validate', reason: 'TOO_LARGE', detail: e.message, retriable: false };
-  if (e instanceof SourceError) {
-    const c = classifyError(e.cause);
-    return { side: 'download', reason: c.reason, detail: `${c.code ?? 'error'}: ${e.message}`, retriable: c.retriable };
+  // The source's failure first, wherever it is in the chain: a store (the folder's write
+  // pipeline, an SDK's upload) and stream plumbing carry it as their cause.
+  const source = causeOf(e, [CeilingError, SourceError]);
+  if (source instanceof CeilingError) return { side: 'validate', reason: 'TOO_LARGE', detail: source.message, retriable: false };
+  if (source instanceof SourceError) {
+    const c = classifyError(source.cause);
+    return { side: 'download', reason: c.reason, detail: `${c.code ?? 'error'}: ${source.message}`, retriable: c.retriable };
   }
-  if (e instanceof StorageError) {
-    const reason: Reason = e.code === 'FORBIDDEN' ? 'FORBIDDEN' : e.code === 'THROTTLED' ? 'THROTTLED' : 'UPLOAD_FAILED';
-    return { side: 'upload', reason, detail: e.message, retriable: e.code === 'TRANSIENT' || e.code === 'THROTTLED' };
+  const store = causeOf(e, [StorageError]);
+  if (store instanceof StorageError) {
+    const reason: Reason = store.code === 'FORBIDDEN' ? 'FORBIDDEN' : store.code === 'THROTTLED' ? 'THROTTLED' : 'UPLOAD_FAILED';
+    return { side: 'upload', reason, detail: store.message, retriable: store.code === 'TRANSIENT' || store.code === 'THROTTLED' };
   }
-  // Stream plumbing errors carry the source's error as their cause when it failed first.
-  const cause = (e as { cause?: unknown })?.cause;
-  if (cause instanceof SourceError || cause instanceof CeilingError || cause instanceof StorageError) return failureOf(cause);
   return { side: 'upload', reason: 'UPLOAD_FAILED', detail: (e as Error)?.message ?? String(e), retriable: true };
 }
 

@@ -8,8 +8,8 @@
 //   /status/<code>/<k>               that status, small body
 //   /flaky/<k>?fail=N&status=S       S (default 500) N times, then 200
 //   /throttle/<k>?after=V&fail=N     429 with Retry-After: V (seconds or date), N times (default forever)
-//   /short/<k>                       Content-Length 1000, 500 bytes, then FIN
-//   /reset/<k>                       Content-Length 1000, 500 bytes, then RST
+//   /short/<k>?size=N                Content-Length N (default 1000), N/2 bytes, then FIN
+//   /reset/<k>?size=N                Content-Length N (default 1000), N/2 bytes, then RST
 //   /stall/<k>                       headers, then nothing
 //   /stall-headers/<k>?ms=M          first byte after M ms
 //   /trickle/<k>                     chunked, 1 byte every 50 ms, forever
@@ -72,9 +72,9 @@ function png(res, type = 'image/png') {
   res.end(PNG);
 }
 
-function partial(res, end) {
-  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': 1000 });
-  res.write(Buffer.alloc(500, 1), () => later(20, () => end(res.socket)));
+function partial(res, end, size = 1000) {
+  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size });
+  res.write(Buffer.alloc(Math.floor(size / 2), 1), () => later(20, () => end(res.socket)));
 }
 
 function streamChunks(res, chunks, size, ms, announce = false) {
@@ -136,8 +136,8 @@ const routes = {
     res.writeHead(429, { 'retry-after': q.get('after') ?? '1' });
     res.end('slow down');
   },
-  short: (_q, res) => partial(res, (s) => s.end()),
-  reset: (_q, res) => partial(res, (s) => s.resetAndDestroy()),
+  short: (q, res) => partial(res, (s) => s.end(), Number(q.get('size') ?? 1000)),
+  reset: (q, res) => partial(res, (s) => s.resetAndDestroy(), Number(q.get('size') ?? 1000)),
   stall: (_q, res) => {
     res.writeHead(200, { 'content-type': 'image/png', 'content-length': 1000 });
     res.flushHeaders();

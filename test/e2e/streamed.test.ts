@@ -1,0 +1,62 @@
+/**
+ * Bodies past --multipart-threshold stream through the worker to a folder: a source that
+ * fails mid-stream is the download's failure (retried), a body cut at --max-bytes is
+ * TOO_LARGE (bad_image), and neither leaves a connection that keeps the process alive.
+ */
+import fs from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseLedger } from '../../ledger/index.js';
+import { parseEvent } from '../../protocol/index.js';
+import { duck, lit } from '../helpers/duckdb.js';
+import { type Origin, ferry, startOrigin } from '../helpers/run.js';
+
+let dir: string;
+let origin: Origin;
+const streamed = ['--profile', 'any', '--max-bytes', '5MiB', '--multipart-threshold', '1MiB', '--allow-private-network', '--retries', '2', '--timeout', '5000'];
+
+beforeAll(async () => {
+  dir = await fs.mkdtemp(path.join(tmpdir(), 'ferry-streamed-'));
+  origin = await startOrigin();
+});
+
+afterAll(async () => {
+  await origin?.close();
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+describe('streamed bodies to a folder', () => {
+  it('a reset mid-body is a retried RESET and an over-long body is TOO_LARGE, not UPLOAD_FAILED', async () => {
+    const tasks = [`cut\t${origin.url}/reset/s-cut?size=4000000`, `long\t${origin.url}/big/s-long?size=${40 * 2 ** 20}`, `fine\t${origin.url}/big/s-fine?size=3000000`].join('\n');
+    const r = await ferry(['worker', '--tasks', '-', '--dest', path.join(dir, 'w'), ...streamed], { input: tasks + '\n' });
+    expect(r.code, r.stderr).toBe(0);
+    const terminal = Object.fromEntries(
+      r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => parseEvent(l))
+        .filter((e) => e.kind !== 'DL_OK')
+        .map((e) => [e.id, e]),
+    );
+    expect(terminal.cut).toMatchObject({ kind: 'DL_ERR', reason: 'RESET', attempts: 3 });
+    expect(terminal.long).toMatchObject({ kind: 'BAD_IMAGE', reason: 'TOO_LARGE' });
+    expect(terminal.fine).toMatchObject({ kind: 'UP_OK', bytes: 3_000_000 });
+    const stats = await origin.stats();
+    expect(stats['/reset/s-cut']).toBe(3);
+    expect(stats['/big/s-long']).toBe(1);
+  });
+
+  it('a compile whose body was cut at --max-bytes ends, with the row ledgered TOO_LARGE and bad_image', async () => {
+    const db = await duck();
+    await fs.mkdir(path.join(dir, 'm'));
+    await db.run(`COPY (SELECT 'long' AS id, ${lit(`${origin.url}/big/c-long?size=${40 * 2 ** 20}`)} AS media_path) TO '${path.join(dir, 'm', 'u.parquet')}' (FORMAT parquet)`);
+    const r = await ferry(['compile', path.join(dir, 'm'), '--dest', path.join(dir, 'objects'), '--out', path.join(dir, 'out'), '--work-dir', path.join(dir, 'work'), '--progress', 'none', ...streamed]);
+    expect(r.code, r.stderr).toBe(0);
+    const ledger = parseLedger(await fs.readFile(path.join(dir, 'out', 'u.ledger.tsv'), 'utf8'));
+    expect(ledger).toMatchObject([{ id: 'long', reason: 'TOO_LARGE', stage: 'validate' }]);
+    const renewed = await db.rows(`SELECT bad_image, updated_media_path FROM '${path.join(dir, 'out', 'u.parquet')}'`);
+    expect(renewed).toEqual([{ bad_image: true, updated_media_path: null }]);
+    db.close();
+  }, 60_000);
+});
