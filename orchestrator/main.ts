@@ -15,6 +15,7 @@ import { EXIT, PlaceError, UnitError, UsageError } from './errors.js';
 import { Stores } from './io.js';
 import { Board, type BoardMode } from './progress.js';
 import { replayLedger } from './replay.js';
+import { proxyEnvProblem } from '../storage/proxy-env.js';
 import { printSummary } from './summary.js';
 
 function boardMode(text: string): BoardMode {
@@ -78,6 +79,9 @@ async function compileCommand(raw: Record<string, unknown>): Promise<number> {
 
 async function main(argv: string[]): Promise<number> {
   const line = await readCommandLine(argv);
+  // Workers inherit the environment: a proxy setting they cannot use is the command's error.
+  const proxy = proxyEnvProblem();
+  if (proxy && line.command !== 'help') throw new UsageError(proxy);
   switch (line.command) {
     case 'help':
       return EXIT.OK;

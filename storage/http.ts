@@ -11,13 +11,15 @@ import type { Dispatcher } from 'undici';
 import { type BodyMode, ResponseHandler, type HttpBody, type HttpHeaders, type ResponseHead, headerValue } from './response.js';
 import { RateWatch } from './min-rate.js';
 import { checkHost, checkLiteralHost, createGuard, guardedLookup, type Guard } from './netguard.js';
+import { type ProxyConfig, envProxy } from './proxy-env.js';
 import { redactUrl } from './redact.js';
-import { Agent, EnvHttpProxyAgent } from './undici.js';
+
+export type { ProxyConfig } from './proxy-env.js';
+import { Agent, EnvHttpProxyAgent, Pool } from './undici.js';
 
 export type { HttpBody, HttpHeaders, WholeBody } from './response.js';
 export { headerValue } from './response.js';
 export type OriginHeaders = ReadonlyMap<string, ReadonlyArray<readonly [string, string]>>;
-export type ProxyConfig = { httpProxy?: string; httpsProxy?: string; noProxy?: string };
 
 export type HttpClientOptions = {
   /** Connect, headers, and idle time between body chunks, in ms (`--timeout`). Default 30000. */
@@ -107,15 +109,6 @@ export const HTTP_DEFAULTS = {
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
-function envProxy(): ProxyConfig | null {
-  const e = process.env;
-  const httpProxy = e.http_proxy ?? e.HTTP_PROXY;
-  const httpsProxy = e.https_proxy ?? e.HTTPS_PROXY;
-  if (!httpProxy && !httpsProxy) return null;
-  const noProxy = e.no_proxy ?? e.NO_PROXY;
-  return { ...(httpProxy ? { httpProxy } : {}), ...(httpsProxy ? { httpsProxy } : {}), ...(noProxy ? { noProxy } : {}) };
-}
-
 function resolveOptions(o: HttpClientOptions): ResolvedHttpOptions {
   const headers = new Map<string, ReadonlyArray<readonly [string, string]>>();
   for (const [host, list] of o.originHeaders ?? []) headers.set(host.toLowerCase(), list);
@@ -158,12 +151,26 @@ function makeDispatcher(o: ResolvedHttpOptions, guard: Guard): Dispatcher {
     // Only direct connections use this lookup; a proxy's own connection is operator-configured.
     connect: { lookup: guardedLookup(guard), timeout: o.timeoutMs },
   };
-  return o.proxy ? new EnvHttpProxyAgent({ ...agentOpts, ...o.proxy }) : new Agent(agentOpts);
+  if (!o.proxy) return new Agent(agentOpts);
+  // The tunnel to the proxy (CONNECT) has its own client, which undici leaves without our
+  // timeouts: a proxy that accepts and never answers would hold a fetch forever.
+  const bounded = { connectTimeout: o.timeoutMs, headersTimeout: o.timeoutMs, bodyTimeout: o.timeoutMs };
+  return new EnvHttpProxyAgent({
+    ...agentOpts,
+    ...o.proxy,
+    proxyTls: { timeout: o.timeoutMs },
+    clientFactory: (origin: URL, opts: object) => new Pool(origin, { ...opts, ...bounded }),
+  });
 }
 
-function requestHeaders(o: ResolvedHttpOptions, u: URL): Record<string, string> {
+/**
+ * A hop's headers. `--origin-header` values go to their host, but not in clear text after
+ * the chain was on https (a redirect to http: on the same host would leak them, as curl
+ * also refuses).
+ */
+function requestHeaders(o: ResolvedHttpOptions, u: URL, downgraded: boolean): Record<string, string> {
   const h: Record<string, string> = { 'user-agent': o.userAgent, accept: '*/*', 'accept-encoding': 'identity' };
-  const extra = o.originHeaders.get(u.host.toLowerCase()) ?? o.originHeaders.get(u.hostname.toLowerCase()) ?? [];
+  const extra = downgraded ? [] : (o.originHeaders.get(u.host.toLowerCase()) ?? o.originHeaders.get(u.hostname.toLowerCase()) ?? []);
   for (const [name, value] of extra) h[name.toLowerCase()] = value;
   if (u.username || u.password) {
     const cred = `${safeDecode(u.username)}:${safeDecode(u.password)}`;
@@ -218,21 +225,22 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
   const rates = new RateWatch(o.minRate, o.minRateWindowMs, (detail) => new HttpGetError('FERRY_MIN_RATE', detail));
 
   /** One hop: the guard decides before any packet is sent to the target. */
-  async function hop(u: URL, choose: (status: number, headers: HttpHeaders, length: number | null) => BodyMode, signal: AbortSignal | undefined): Promise<ResponseHead> {
+  async function hop(u: URL, choose: (status: number, headers: HttpHeaders, length: number | null) => BodyMode, signal: AbortSignal | undefined, downgraded: boolean): Promise<ResponseHead> {
     const refusal = checkLiteralHost(guard, u.hostname);
     if (refusal) throw refusal;
     // Through a proxy the lookup above never runs: resolve and check the target ourselves.
     if (o.proxy) await withTimeout(checkHost(guard, u.hostname), o.timeoutMs, `lookup of ${u.hostname}`);
     const handler = new ResponseHandler({ choose, rates, ...(signal ? { signal } : {}) });
-    dispatcher.dispatch({ origin: u.origin, path: u.pathname + u.search, method: 'GET', headers: requestHeaders(o, u) }, handler);
+    dispatcher.dispatch({ origin: u.origin, path: u.pathname + u.search, method: 'GET', headers: requestHeaders(o, u, downgraded) }, handler);
     return handler.head;
   }
 
   async function get(url: string | URL, init: GetInit = {}): Promise<HttpResponse> {
     let u = typeof url === 'string' ? parseHttpUrl(url) : url;
     const wholeUpTo = init.wholeUpTo ?? -1;
+    let tls = u.protocol === 'https:';
     for (let redirects = 0; ; redirects++) {
-      const res = await hop(u, (status, headers, length) => modeOf(status, headers, length, wholeUpTo), init.signal);
+      const res = await hop(u, (status, headers, length) => modeOf(status, headers, length, wholeUpTo), init.signal, tls && u.protocol === 'http:');
       const { body } = res;
       if (body.kind !== 'discard') return { status: res.status, headers: res.headers, contentLength: res.contentLength, body, url: u.href, redirects };
       await body.done;
@@ -240,6 +248,7 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
         throw new HttpGetError('FERRY_TOO_MANY_REDIRECTS', `more than ${o.maxRedirects} redirects from ${redactUrl(String(url))}`);
       }
       u = parseHttpUrl(headerValue(res.headers, 'location')!, u);
+      tls ||= u.protocol === 'https:';
     }
   }
 

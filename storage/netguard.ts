@@ -168,6 +168,7 @@ const V4_RULES = rules([
 const V6_RULES = rules([
   ['fd00:ec2::254/128', 'metadata'],
   ['fd00:ec2::23/128', 'metadata'],
+  ['fd20:ce::254/128', 'metadata'], // GCE's IPv6 metadata server
   ['::/128', 'unspecified'],
   ['::1/128', 'loopback'],
   ['::/8', 'reserved'],

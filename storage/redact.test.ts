@@ -28,6 +28,9 @@ describe('redactUrl', () => {
     ['https://api.example/i?token=t&access_token=a&key=k&api_key=z&apikey=y', 'https://api.example/i?token=REDACTED&access_token=REDACTED&key=REDACTED&api_key=REDACTED&apikey=REDACTED'],
     ['https://x/i?client_secret=s&password=p&sas_token=q', 'https://x/i?client_secret=REDACTED&password=REDACTED&sas_token=REDACTED'],
     ['https://x/i?a=1;sig=2;b=3', 'https://x/i?a=1;sig=REDACTED;b=3'],
+    ['https://cdn.x/a.jpg?sign=1&hmac=2&jwt=3&hdnts=st%3D1~hmac%3D9&session=4', 'https://cdn.x/a.jpg?sign=REDACTED&hmac=REDACTED&jwt=REDACTED&hdnts=REDACTED&session=REDACTED'],
+    ['https://b.s3.amazonaws.com/k?AWSAccessKeyId=AKIA1&Expires=1&Signature=s', 'https://b.s3.amazonaws.com/k?AWSAccessKeyId=REDACTED&Expires=1&Signature=REDACTED'],
+    ['https://x/i?design=a&signal=b&sessions_total=3', 'https://x/i?design=a&signal=b&sessions_total=3'],
     ['https://x/i?token', 'https://x/i?token'],
     ['https://x/i?token=', 'https://x/i?token=REDACTED'],
     // fragments carry OAuth tokens too

@@ -9,8 +9,10 @@ export const REDACTED = 'REDACTED';
 // Names compared lower-cased, after percent-decoding (so X%2DAmz%2DSignature is caught).
 // Exact names, then suffixes that name a secret in any vendor's spelling
 // (X-Amz-Security-Token, sas_token, client_secret, x-api-key, X-Goog-Credential…).
-const SECRET_NAMES = new Set(['sig', 'key', 'apikey', 'googleaccessid', 'auth', 'authorization', 'pass', 'pwd']);
-const SECRET_SUFFIX = /(?:^|[-_.])(?:key|sig)$|token$|secret$|signature$|password$|passwd$|credentials?$/;
+// Also CDN tokens (Akamai's hdnts, `sign`/`hmac` schemes), JWTs, session ids, and SigV2's
+// AWSAccessKeyId, redacted like SigV4's X-Amz-Credential.
+const SECRET_NAMES = new Set(['sig', 'key', 'apikey', 'googleaccessid', 'awsaccesskeyid', 'auth', 'authorization', 'pass', 'pwd', 'sign', 'hdnts', 'session', 'sessionid']);
+const SECRET_SUFFIX = /(?:^|[-_.])(?:key|sig)$|token$|secret$|signature$|password$|passwd$|credentials?$|hmac$|jwt$/;
 
 function decodeName(raw: string): string {
   try {

@@ -2,7 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { connect as netConnect } from 'node:net';
+import { connect as netConnect, createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -302,6 +302,14 @@ describe('download against a fault origin (separate process, loopback)', () => {
     }
   });
 
+  it('a response that is not HTTP is a retried RESET that names the parse error, not a bug', async () => {
+    const k = key('garbage');
+    const r = await download(`${origin.base}/garbage/${k}`, opts());
+    expect(r).toMatchObject({ ok: false, reason: 'RESET', attempts: 3 });
+    expect(!r.ok && r.detail).toMatch(/^HPE_INVALID_RESPONSE: .*HTTP\/1\.1 protocol/);
+    expect(await hits(`/garbage/${k}`)).toBe(3);
+  });
+
   it('follows a redirect chain as one attempt', async () => {
     const k = key('redir');
     const r = await download(`${origin.base}/redirect/${k}?n=3&to=/ok/${k}`, opts());
@@ -465,6 +473,21 @@ describe('through a proxy (HTTP_PROXY-style config)', () => {
     expect(tunnels).toBe(1);
     expect(await hits(path)).toBe(0);
   });
+
+  it('a proxy that accepts the tunnel request and never answers is a TIMEOUT after --timeout', async () => {
+    const mute = createNetServer((socket) => socket.on('error', () => {}));
+    mute.listen(0, '127.0.0.1');
+    await once(mute, 'listening');
+    try {
+      const silent = client({ proxy: { httpProxy: `http://127.0.0.1:${(mute.address() as { port: number }).port}` } }); // timeoutMs 500
+      const started = Date.now();
+      const r = await download(`${origin.base}/ok/${key('px-mute')}`, opts({ client: silent, retries: 1 }));
+      expect(r).toMatchObject({ ok: false, reason: 'TIMEOUT', attempts: 2 });
+      expect(Date.now() - started).toBeLessThan(10_000);
+    } finally {
+      mute.close();
+    }
+  });
 });
 
 describe('pure helpers', () => {
@@ -515,6 +538,9 @@ describe('pure helpers', () => {
     expect(classifyError(new Error('ECONNRESET timeout', { cause: coded('ENOTFOUND') })).reason).toBe('DNS');
     expect(classifyError(new AggregateError([coded('ECONNREFUSED')])).reason).toBe('RESET');
     expect(classifyError(new TypeError('ETIMEDOUT'))).toEqual({ reason: 'RESET', code: null, retriable: false });
+    // undici 7 builds HTTPParserError without its code: a malformed response, retried.
+    const parser = Object.assign(new Error('Response does not match the HTTP/1.1 protocol (Invalid status code)'), { name: 'HTTPParserError', code: undefined });
+    expect(classifyError(new TypeError('fetch failed', { cause: parser }))).toEqual({ reason: 'RESET', code: 'HPE_INVALID_RESPONSE', retriable: true });
   });
 
   it.each([

@@ -164,6 +164,8 @@ export function errorCode(err: unknown): string | null {
   for (let e = err, depth = 0; e && typeof e === 'object' && depth < 6; depth++) {
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'string' && code) return code;
+    // undici's parser errors lose their HPE_ code (its table of names has no reverse entries).
+    if ((e as { name?: unknown }).name === 'HTTPParserError') return 'HPE_INVALID_RESPONSE';
     const members = (e as { errors?: unknown }).errors;
     e = Array.isArray(members) && members.length > 0 ? members[0] : (e as { cause?: unknown }).cause;
   }

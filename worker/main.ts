@@ -9,6 +9,7 @@ import { open } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { FlagError, idProblem, parseTaskLine, storeOptionsOf } from '../protocol/index.js';
 import { UriError, openStore, parsePlace, unitPrefix } from '../storage/index.js';
+import { proxyEnvProblem } from '../storage/proxy-env.js';
 import { HostLimits } from './aimd.js';
 import { type Args, UsageError, parseArgs } from './args.js';
 import { downloadOptions, sourceStores } from './download-options.js';
@@ -52,6 +53,8 @@ async function openTasks(file: string): Promise<NodeJS.ReadableStream> {
 
 async function main(argv: string[]): Promise<number> {
   const args = await parseArgs(argv[0] === 'worker' ? argv.slice(1) : argv);
+  const proxy = proxyEnvProblem();
+  if (proxy) throw new UsageError(proxy);
   const store = await openStore(parsePlace(args.dest), { ...storeOptionsOf(args.flags), maxAttempts: 1 });
   await prepareGates(args.flags);
   const sem = new Semaphore(args.flags.concurrency);

@@ -131,6 +131,18 @@ describe('usage errors exit 2 and name the flag or path', () => {
     noStack(r);
   });
 
+  it('a proxy variable that is not a URL, for compile and for the worker (its value is not printed)', async () => {
+    const env = { HTTP_PROXY: 'not a url:secret', http_proxy: '' };
+    const compile = await ferry(['compile', path.join(dir, 'good'), '--dest', path.join(dir, 'o5'), '--out', path.join(dir, 'o5-out'), '--work-dir', path.join(dir, 'w5'), '--allow-private-network'], { env });
+    const worker = await ferry(['worker', '--tasks', '-', '--dest', path.join(dir, 'o5')], { env, input: 'a\thttp://127.0.0.1:9/a.png\n' });
+    for (const r of [compile, worker]) {
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain('HTTP_PROXY is not a URL');
+      expect(r.stderr).not.toContain('secret');
+      noStack(r);
+    }
+  });
+
   it('a worker tasks file that does not exist, or is a folder', async () => {
     for (const [tasks, says] of [[path.join(dir, 'no-tasks.tsv'), 'no such file'], [dir, 'a folder, not a file']]) {
       const r = await ferry(['worker', '--tasks', tasks!, '--dest', path.join(dir, 'w-objects')]);

@@ -10,6 +10,7 @@
 //   /throttle/<k>?after=V&fail=N     429 with Retry-After: V (seconds or date), N times (default forever)
 //   /short/<k>?size=N                Content-Length N (default 1000), N/2 bytes, then FIN
 //   /reset/<k>?size=N                Content-Length N (default 1000), N/2 bytes, then RST
+//   /garbage/<k>                     bytes that are not an HTTP response, then FIN
 //   /stall/<k>                       headers, then nothing
 //   /stall-headers/<k>?ms=M          first byte after M ms
 //   /trickle/<k>                     chunked, 1 byte every 50 ms, forever
@@ -138,6 +139,7 @@ const routes = {
   },
   short: (q, res) => partial(res, (s) => s.end(), Number(q.get('size') ?? 1000)),
   reset: (q, res) => partial(res, (s) => s.resetAndDestroy(), Number(q.get('size') ?? 1000)),
+  garbage: (_q, res) => res.socket.end('HTTP/1.1 9x9 What\r\n\r\n'),
   stall: (_q, res) => {
     res.writeHead(200, { 'content-type': 'image/png', 'content-length': 1000 });
     res.flushHeaders();
