@@ -11,7 +11,7 @@ import { StorageError, describePlace, unitPrefix, uriOf } from '../storage/index
 import { type CompileConfig, contentOptions, fingerprint } from './config.js';
 import { UnitError } from './errors.js';
 import { type Stores, checkWorkDir, checkWritable, localCopy, publishFile } from './io.js';
-import { Journal, discardJournal, journalFiles, tidyWorkDir } from './journal.js';
+import { Journal, discardJournal, journalFiles, stagingDir, tidyWorkDir } from './journal.js';
 import { type Counts, stagedFiles, writeOutputs } from './materialize.js';
 import { ManifestError, scanManifest } from './parquet/index.js';
 import type { Board } from './progress.js';
@@ -95,8 +95,9 @@ export async function compileUnit(unit: Unit, cfg: CompileConfig, ctx: RunContex
     if (e instanceof ManifestError) throw new UnitError(unit.name, e.message.replace(e.file, sourceUri));
     if (e instanceof SuperviseError) throw new UnitError(unit.name, e.message);
     if (e instanceof StorageError) throw new UnitError(unit.name, e.message);
+    // A file-system error (a full or read-only work dir, a folder removed): the unit's too.
     const err = e as NodeJS.ErrnoException;
-    if (typeof err?.code === 'string' && typeof err.path === 'string') throw new UnitError(unit.name, `cannot write ${err.path}: ${err.code}`);
+    if (typeof err?.code === 'string' && /^E[A-Z]+$/.test(err.code)) throw new UnitError(unit.name, typeof err.path === 'string' ? `cannot write ${err.path}: ${err.code}` : err.message);
     throw e;
   }
 }
@@ -113,9 +114,16 @@ async function compileUnitOrThrow(unit: Unit, sourceUri: string, cfg: CompileCon
   // A worker starts (~0.2 s of loading) while the manifest is read: it is needed next.
   ctx.workers.prewarm(workerArgs(cfg, ctx));
   const started = new Date().toISOString();
+  // A complete unit has no journal; one found here is an interrupted run's, --force or not,
+  // and resuming from it is what "run the same command again" promises.
   const files = journalFiles(ctx.workDir, unit.name);
-  if (cfg.force) await fs.rm(files.events, { force: true });
-  const source = await localCopy(await ctx.stores.get(cfg.prefix), unit.key, ctx.staging);
+  const prefixStore = await ctx.stores.get(cfg.prefix);
+  const source = await localCopy(prefixStore, unit.key, ctx.staging);
+  /** The manifest may not change under a compile: its rows are read twice. */
+  const unchanged = async () => {
+    if ((await prefixStore.stat(unit.key))?.version === unit.version) return;
+    throw new UnitError(unit.name, `${sourceUri} changed while its unit was compiled: run the command again (objects already written are journaled and not fetched again)`);
+  };
   const staged = await stagedFiles(ctx.staging, unit.name);
   try {
     const { tasks, rows } = await planUnit(source.file, cfg);
@@ -134,8 +142,16 @@ async function compileUnitOrThrow(unit: Unit, sourceUri: string, cfg: CompileCon
     if (ctx.signal.aborted) return { unit: unit.name, status: 'interrupted' };
     const missing = tasks.find((t) => !state.has(t.id));
     if (missing) throw new Error(`internal: task "${missing.id}" has no outcome`);
-    const { counts, int96 } = await writeOutputs(source.file, staged, state, { id: cfg.idColumn, url: cfg.urlColumn, path: cfg.pathColumn, bad: cfg.badColumn });
+    await unchanged();
+    const { counts, int96 } = await writeOutputs(source.file, staged, state, { id: cfg.idColumn, url: cfg.urlColumn, path: cfg.pathColumn, bad: cfg.badColumn }).catch(async (e: unknown) => {
+      await unchanged(); // a row with no outcome: the file changed while it was read
+      throw e;
+    });
+    await unchanged();
     const keys = outputKeys(unit.name);
+    // Outputs about to be replaced stop being the truth first: a kill between the files
+    // below must not leave an old manifest.json saying "complete" over a new Parquet.
+    if (previous) await out.remove(keys.manifest);
     await publishFile(out, keys.parquet, staged.parquet, 'application/vnd.apache.parquet');
     await publishFile(out, keys.ledger, staged.ledger, 'text/tab-separated-values');
     await writeUnitManifest(out, {
@@ -158,18 +174,24 @@ async function compileUnitOrThrow(unit: Unit, sourceUri: string, cfg: CompileCon
 
 async function writeTasksFile(file: string, tasks: Task[]): Promise<void> {
   const tmp = `${file}.${process.pid}.tmp`;
-  const handle = await fs.open(tmp, 'w', 0o600);
   try {
-    const chunk: string[] = [];
-    for (const t of tasks) {
-      chunk.push(encodeTask(t));
-      if (chunk.length >= 4096) await handle.write(chunk.splice(0).join(''));
+    const handle = await fs.open(tmp, 'w', 0o600);
+    try {
+      const chunk: string[] = [];
+      for (const t of tasks) {
+        chunk.push(encodeTask(t));
+        if (chunk.length >= 4096) await handle.write(chunk.splice(0).join(''));
+      }
+      await handle.write(chunk.join(''));
+    } finally {
+      await handle.close();
     }
-    await handle.write(chunk.join(''));
-  } finally {
-    await handle.close();
+    await fs.rename(tmp, file);
+  } catch (e) {
+    // A full work dir: no half-written copy is left for each retry to add to.
+    await fs.rm(tmp, { force: true });
+    throw Object.assign(e as Error, { path: (e as NodeJS.ErrnoException).path ?? tmp });
   }
-  await fs.rename(tmp, file);
 }
 
 export type CompileSummary = { reports: UnitReport[]; runId: string };
@@ -186,7 +208,7 @@ export async function compileAll(cfg: CompileConfig, stores: Stores, board: Boar
   const ctx: RunContext = {
     runId,
     workDir,
-    staging: path.join(workDir, 'staging'),
+    staging: stagingDir(workDir),
     stores,
     board,
     signal,
@@ -213,7 +235,7 @@ export async function compileAll(cfg: CompileConfig, stores: Stores, board: Boar
     await Promise.all(Array.from({ length: Math.min(units.length, jobs + 1) }, lane));
   } finally {
     await ctx.workers.close();
-    await tidyWorkDir(workDir, ctx.staging);
+    await tidyWorkDir(workDir);
   }
   return { reports, runId };
 }

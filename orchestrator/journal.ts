@@ -6,7 +6,7 @@
  * line is cut off before anything is appended after it.
  */
 import fs from 'node:fs';
-import { rm, rmdir } from 'node:fs/promises';
+import { readdir, rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { type Event, ProtocolError, parseEvent } from '../protocol/index.js';
 
@@ -121,8 +121,33 @@ export async function discardJournal(files: JournalFiles): Promise<void> {
   }
 }
 
-/** At the end of a command: staged copies go, and the run's folder if nothing is left in it. */
-export async function tidyWorkDir(workDir: string, staging: string): Promise<void> {
-  await rm(staging, { recursive: true, force: true });
+/**
+ * This process's staging folder: `<work-dir>/<run-key>/staging/<pid>`. Two commands may share
+ * a work dir (a CI job per unit), so each stages, and tidies, only its own.
+ */
+export function stagingDir(workDir: string): string {
+  return path.join(workDir, 'staging', String(process.pid));
+}
+
+/**
+ * At the end of a command: this process's staged copies go, and those of processes no longer
+ * alive (killed), then the staging and run folders if nothing is left in them.
+ */
+export async function tidyWorkDir(workDir: string): Promise<void> {
+  const root = path.join(workDir, 'staging');
+  const mine = stagingDir(workDir);
+  const all = await readdir(root).catch(() => [] as string[]);
+  const gone = all.filter((name) => /^\d+$/.test(name) && path.join(root, name) !== mine && !alive(Number(name)));
+  await Promise.all([mine, ...gone.map((name) => path.join(root, name))].map((dir) => rm(dir, { recursive: true, force: true })));
+  await rmdir(root).catch(() => {}); // another command still stages here
   await rmdir(workDir).catch(() => {}); // journals of unfinished units stay
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

@@ -3,6 +3,7 @@
  * together in one pass over the manifest's row groups (rows in input order). Publishing
  * them (and manifest.json, last) is the caller's.
  */
+import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -41,6 +42,10 @@ export async function writeOutputs(
 ): Promise<{ counts: Counts; int96: { columns: string[]; subMicrosecondValues: number } }> {
   const counts: Counts = { rows: 0, migrated: 0, failed: 0, bad: 0, byReason: {}, byClass: {} };
   const ledger = createWriteStream(staged.ledger, { mode: 0o644 });
+  // Its error (a full disk, a folder removed) is thrown by the next await on it, or by
+  // finished(); without a listener it would be an uncaught 'error' event.
+  let failed: Error | null = null;
+  ledger.on('error', (e) => (failed ??= e));
   try {
     ledger.write(ledgerHeaderLine());
     state.rewind();
@@ -54,10 +59,11 @@ export async function writeOutputs(
         counts.byReason[row.reason] = (counts.byReason[row.reason] ?? 0) + 1;
         const cls = classOf(row.reason);
         counts.byClass[cls] = (counts.byClass[cls] ?? 0) + 1;
-        if (!ledger.write(encodeLedgerRow(row))) await new Promise<void>((r) => ledger.once('drain', () => r()));
+        if (!ledger.write(encodeLedgerRow(row))) await once(ledger, 'drain'); // rejects on the stream's error
       }
       return { paths: o.paths, bad: o.bad };
     });
+    if (failed) throw failed;
     ledger.end();
     await finished(ledger);
     return { counts, int96: renewed.int96 };

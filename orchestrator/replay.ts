@@ -15,7 +15,7 @@ import { WorkerPool } from './supervise.js';
 import { type CompileConfig, fingerprint } from './config.js';
 import { EXIT, UsageError } from './errors.js';
 import { Stores, checkWorkDir, localCopy, publishFile, readText } from './io.js';
-import { Journal, discardJournal, journalFiles, tidyWorkDir } from './journal.js';
+import { Journal, discardJournal, journalFiles, stagingDir, tidyWorkDir } from './journal.js';
 import { stagedFiles, writeOutputs } from './materialize.js';
 import { scanManifest } from './parquet/index.js';
 import { Board, type BoardMode } from './progress.js';
@@ -89,7 +89,7 @@ async function replayRows(m: UnitManifest, rows: LedgerRow[], chosen: LedgerRow[
   const flags = flagsFor(m, r.raw);
   const workDir = path.resolve(String(r.raw['work-dir'] ?? '.ferry'), 'replay-' + fingerprint({ ledger: describePlace(r.parent) + r.unitName }).slice(0, 16));
   const cfg = { dest: parsePlace(String(m.options.dest)), flags, workDir } as CompileConfig;
-  const staging = path.join(workDir, 'staging');
+  const staging = stagingDir(workDir);
   const sourceAt = splitObjectUri(m.source.uri);
   const sourceStore = await r.stores.get(sourceAt.parent);
   const now = await sourceStore.stat(sourceAt.key);
@@ -174,6 +174,6 @@ async function replayRows(m: UnitManifest, rows: LedgerRow[], chosen: LedgerRow[
     await staged.done();
     await renewed.done();
     await source.done();
-    await tidyWorkDir(workDir, staging);
+    await tidyWorkDir(workDir);
   }
 }

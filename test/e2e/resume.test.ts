@@ -152,3 +152,70 @@ describe('resume after SIGKILL', () => {
     expect(await snapshot('sigint')).toEqual(await snapshot('baseline'));
   }, 60_000);
 });
+
+describe('interrupted recompiles, shared work dirs, manifests that change', () => {
+  const manifestOf = async (name: string) => JSON.parse(await fs.readFile(path.join(layout(name).out, 'm.manifest.json'), 'utf8')) as { counts: { resumedFromJournal: number } };
+
+  it('SIGINT during --force, then the same command again: it resumes from the journal', async () => {
+    const first = await ferry(args('forced'));
+    expect(first.code, first.stderr).toBe(0);
+    const child = ferrySpawn([...args('forced'), '--force']);
+    await until(async () => (await eventsJournaled('forced')) >= 10);
+    process.kill(child.pid!, 'SIGINT');
+    expect((await once(child, 'exit'))[0]).toBe(130);
+    const again = await ferry([...args('forced'), '--force']);
+    expect(again.code, again.stderr).toBe(0);
+    expect((await manifestOf('forced')).counts.resumedFromJournal).toBeGreaterThanOrEqual(10);
+    expect(await snapshot('forced')).toEqual(await snapshot('baseline'));
+  }, 60_000);
+
+  it('a recompile whose outputs fail to publish leaves no manifest.json saying complete', async () => {
+    const first = await ferry(args('republish'));
+    expect(first.code, first.stderr).toBe(0);
+    const parquet = path.join(layout('republish').out, 'm.parquet');
+    await fs.rm(parquet);
+    await fs.mkdir(parquet); // the Parquet cannot be written over a folder
+    const forced = await ferry([...args('republish'), '--force']);
+    expect(forced.code).toBe(1);
+    await expect(fs.stat(path.join(layout('republish').out, 'm.manifest.json'))).rejects.toMatchObject({ code: 'ENOENT' });
+    await fs.rmdir(parquet);
+    const again = await ferry(args('republish')); // not skipped: it is not complete
+    expect(again.code, again.stderr).toBe(0);
+    expect(await snapshot('republish')).toEqual(await snapshot('baseline'));
+  }, 60_000);
+
+  it('two compiles sharing a work dir both complete, and leave no staging behind', async () => {
+    const a = ferrySpawn(args('shared'));
+    const exited = once(a, 'exit'); // it may end while the other runs
+    let stderr = '';
+    a.stderr!.on('data', (d) => (stderr += d));
+    await until(async () => (await eventsJournaled('shared')) >= 5);
+    const b = await ferry(args('shared'));
+    expect(b.code, b.stderr).toBe(0);
+    expect((await exited)[0], stderr).toBe(0);
+    expect(stderr).not.toContain('internal error');
+    expect(await snapshot('shared')).toEqual(await snapshot('baseline'));
+    expect(await fs.readdir(layout('shared').work, { recursive: true })).toEqual([]);
+  }, 60_000);
+
+  it('a manifest replaced while its unit compiles fails that unit, naming it; the next run compiles the new file', async () => {
+    const folder = path.join(dir, 'changing-manifests');
+    await fs.mkdir(folder);
+    const file = path.join(folder, 'm.parquet');
+    await fs.copyFile(path.join(dir, 'manifests', 'm.parquet'), file);
+    const run = () => ['compile', folder, ...args('changing').slice(2)];
+    const child = ferrySpawn(run());
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    await until(async () => (await eventsJournaled('changing')) >= 10);
+    await db.run(`COPY (SELECT * FROM '${path.join(dir, 'manifests', 'm.parquet')}' UNION ALL SELECT 'extra', ${lit(`${origin.url}/file/extra/a.png`)}, ${N}) TO '${file}.new' (FORMAT parquet)`);
+    await fs.rename(`${file}.new`, file);
+    expect((await once(child, 'exit'))[0], stderr).toBe(1);
+    expect(stderr).toContain(`${file} changed while its unit was compiled`);
+    expect(stderr).not.toContain('internal error');
+    const again = await ferry(run());
+    expect(again.code, again.stderr).toBe(0);
+    const rows = await db.rows(`SELECT count(*)::INTEGER AS n, count(updated_media_path)::INTEGER AS migrated FROM '${path.join(layout('changing').out, 'm.parquet')}' WHERE id = 'extra'`);
+    expect(rows).toEqual([{ n: 1, migrated: 1 }]);
+  }, 60_000);
+});
