@@ -91,7 +91,7 @@ describe('AIMD arithmetic', () => {
 
   it.each<[number | null, Reason | null, Verdict]>([
     [429, 'THROTTLED', 'throttled'],
-    [503, 'HTTP_5XX', 'throttled'],
+    [503, 'HTTP_5XX', 'neutral'], // no Retry-After: one dead object as often as load
     [400, 'THROTTLED', 'throttled'], // S3 Throttling / RequestLimitExceeded
     [null, 'THROTTLED', 'throttled'],
     [200, null, 'ok'],
@@ -104,6 +104,8 @@ describe('AIMD arithmetic', () => {
   ])('a try with status %s and reason %s is %s', (status, reason, verdict) => {
     expect(verdictOf(status, reason)).toBe(verdict);
   });
+
+  it('a 503 with Retry-After is a throttle', () => expect(verdictOf(503, 'HTTP_5XX', true)).toBe('throttled'));
 
   it.each<[unknown, Verdict]>([
     [new StorageError('THROTTLED', 'SlowDown', { status: 503 }), 'throttled'],
@@ -355,6 +357,18 @@ describe('download and upload hold a host slot per try', () => {
     expect(s.verdicts).toEqual(['throttled', 'throttled', 'ok']);
     expect(s.held).toBe(0);
     expect(limits.limitOf(new URL(origin.url).host)).toBe(1); // refused with only itself in flight: 8 → 1, then 1 again (a retry starts after the decrease)
+  });
+
+  it('a bare 503 (one dead object) leaves the host limit alone; a 503 with Retry-After lowers it', async () => {
+    const limits = new HostLimits(64);
+    const s = spy(limits);
+    const dead = await Promise.all(Array.from({ length: 12 }, () => download(`${origin.url}/status/503/${key('dead')}`, { client, retries: 0, admit: s })));
+    expect(dead.map((r) => (r.ok ? 'ok' : r.reason))).toEqual(Array(12).fill('HTTP_5XX'));
+    expect(s.verdicts).toEqual(Array(12).fill('neutral'));
+    expect(limits.limitOf(new URL(origin.url).host)).toBe(8);
+    const busy = await download(`${origin.url}/flaky/${key('busy')}?fail=1&status=503&retryAfter=0`, { client, retries: 1, admit: s });
+    expect(busy).toMatchObject({ ok: true, attempts: 2 });
+    expect(limits.limitOf(new URL(origin.url).host)).toBeLessThan(8);
   });
 
   it('the slot is free during the backoff sleep: another task on that host goes first', async () => {

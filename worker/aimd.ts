@@ -3,7 +3,7 @@
  * host:port, an object-store bucket, the destination — gets its own limit of requests in
  * flight, under the worker's --concurrency ceiling, learnt as TCP learns its congestion
  * window: slow start from a small window (RFC 5681), multiplicative decrease (×0.7, floor
- * 1) on every throttle (429, any 503, SlowDown), and between throttles CUBIC's increase
+ * 1) on every throttle (429, a 503 with Retry-After, SlowDown), and between throttles CUBIC's increase
  * (RFC 9438, whose β is that same 0.7). Why not +1 per round: that sawtooth averages 0.85
  * of the point where the host pushed back, and one early throttle leaves a high ceiling
  * hundreds of rounds away. The cubic is back near that point within a few rounds, dwells

@@ -6,7 +6,7 @@
 //   /ok/<k>                          200 image/png, Content-Length
 //   /type/<k>                        200 PNG bytes served as text/html
 //   /status/<code>/<k>               that status, small body
-//   /flaky/<k>?fail=N&status=S       S (default 500) N times, then 200
+//   /flaky/<k>?fail=N&status=S[&retryAfter=V]  S (default 500, with Retry-After: V if given) N times, then 200
 //   /throttle/<k>?after=V&fail=N     429 with Retry-After: V (seconds or date), N times (default forever)
 //   /short/<k>?size=N                Content-Length N (default 1000), N/2 bytes, then FIN
 //   /reset/<k>?size=N                Content-Length N (default 1000), N/2 bytes, then RST
@@ -126,7 +126,7 @@ const routes = {
   },
   flaky: (q, res, n) => {
     if (n <= Number(q.get('fail') ?? 1)) {
-      res.writeHead(Number(q.get('status') ?? 500));
+      res.writeHead(Number(q.get('status') ?? 500), q.has('retryAfter') ? { 'retry-after': q.get('retryAfter') } : {});
       return res.end('not yet');
     }
     png(res);
