@@ -23,12 +23,13 @@ const RUNTIME_FOR_REPLAY: ReadonlySet<string> = new Set(WORKER_FLAG_SPECS.map((s
 
 const COMMON = {
   'work-dir': { type: 'string', describe: 'where journals live (resume state)', default: '.ferry' },
-  jobs: { type: 'string', describe: 'worker processes: units transferring at once (default: CPU count − 1, at least 1; one more, up to the CPU count, at 512 or more requests in flight per worker)' },
   progress: { type: 'string', describe: 'auto, tty, plain or none', default: 'auto' },
 } as const satisfies Record<string, CliOption>;
 
 const COMPILE = {
   ...COMMON,
+  // Replay runs one unit: it has no --jobs.
+  jobs: { type: 'string', describe: 'worker processes: units transferring at once (default: CPU count − 1, at least 1; one more, up to the CPU count, at 512 or more requests in flight per worker)' },
   dest: { type: 'string', describe: 'where objects go: a folder or file:// URI' },
   out: { type: 'string', describe: 'where renewed Parquet, ledgers and manifest.json go' },
   'id-column': { type: 'string', default: 'id', describe: 'id column' },

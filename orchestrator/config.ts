@@ -23,10 +23,10 @@ export const CompileArgs = z.object({
   only: z.array(z.string()).default([]),
   force: z.boolean().default(false),
   strict: z.boolean().default(false),
-  jobs: z.coerce
-    .number({ error: '--jobs: expected a whole number' })
-    .int('--jobs: expected a whole number')
-    .min(1, '--jobs: must be at least 1')
+  jobs: z
+    .union([z.number(), z.string().trim().regex(/^\d+$/, '--jobs: expected a whole number')]) // decimal digits: not 0x2 or 1e1
+    .transform(Number)
+    .pipe(z.number().int('--jobs: expected a whole number').min(1, '--jobs: must be at least 1'))
     .optional(), // defaultJobs, once --concurrency is known
   progress: z.enum(['auto', 'tty', 'plain', 'none'], { error: '--progress: expected auto, tty, plain or none' }).default('auto'),
 });

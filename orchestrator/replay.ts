@@ -7,7 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
-import { type LedgerRow, parseLedger, parseReasonSelector, replayable } from '../ledger/index.js';
+import { LedgerError, type LedgerRow, type ReasonSelector, parseLedger, parseReasonSelector, replayable } from '../ledger/index.js';
 import { type Task, type WorkerFlags, isTerminal, parseDecode, parseWorkerFlags, storeOptionsOf } from '../protocol/index.js';
 import { StorageError, UriError, describePlace, parsePlace, splitObjectUri } from '../storage/index.js';
 import { runUnitTasks, type RunContext } from './compile.js';
@@ -50,6 +50,8 @@ function locate(ledgerUri: string) {
 
 export async function replayLedger(ledgerUri: string, raw: Record<string, unknown>, mode: BoardMode, signal: AbortSignal): Promise<number> {
   const { parent, unitName } = locate(ledgerUri);
+  const reasons = String(raw.reasons ?? 'transient');
+  const selector = reasonSelector(reasons);
   const flagsNow = parseWorkerFlags(raw);
   const stores = new Stores(storeOptionsOf(flagsNow));
   try {
@@ -61,8 +63,7 @@ export async function replayLedger(ledgerUri: string, raw: Record<string, unknow
     const rows = parseLedger(text, ledgerUri);
     const m = await readUnitManifest(out, unitName);
     if (!m) throw new UsageError(`${outputKeys(unitName).manifest} beside ${ledgerUri}: missing or not a complete unit manifest`);
-    const reasons = String(raw.reasons ?? 'transient');
-    const chosen = replayable(rows, parseReasonSelector(reasons));
+    const chosen = replayable(rows, selector);
     if (chosen.length === 0) {
       process.stderr.write(`ferry replay: no ledger row matches --reasons ${reasons}; nothing to do\n`);
       return EXIT.OK;
@@ -175,5 +176,15 @@ async function replayRows(m: UnitManifest, rows: LedgerRow[], chosen: LedgerRow[
     await renewed.done();
     await source.done();
     await tidyWorkDir(workDir);
+  }
+}
+
+/** --reasons, refused as a bad flag value (exit 2), not as a bad ledger. */
+function reasonSelector(text: string): ReasonSelector {
+  try {
+    return parseReasonSelector(text);
+  } catch (e) {
+    if (e instanceof LedgerError) throw new UsageError(e.message);
+    throw e;
   }
 }

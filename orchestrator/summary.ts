@@ -23,11 +23,14 @@ export function printSummary(reports: UnitReport[], seconds: number, opts: { str
       '\n',
   );
   for (const f of failed) out.write(`ferry: unit ${f.unit} failed: ${f.error}\n`);
-  const example = complete.find((r) => (r.counts?.failed ?? 0) > 0);
+  // A ledger to show: one with transient rows (replay's default re-runs them), else any.
+  const transient = complete.find((r) => (r.counts?.byClass.transient ?? 0) > 0);
+  const example = transient ?? complete.find((r) => (r.counts?.failed ?? 0) > 0);
   if (example) {
     const key = outputKeys(example.unit).ledger;
     const ledger = opts.out.scheme === 'file' ? uriOf(opts.out, key).replace(/^file:\/\//, '') : uriOf(opts.out, key);
-    out.write(`ferry: failures are in the ledgers, e.g. ${ledger}; re-run the transient ones with: ferry replay ${ledger}\n`);
+    const next = transient ? `; re-run the transient ones with: ferry replay ${ledger}` : ' (none is transient: fix the data, or replay chosen ones with --reasons)';
+    out.write(`ferry: failures are in the ledgers, e.g. ${ledger}${next}\n`);
   }
   if (failed.length > 0) return EXIT.FAILED;
   if (opts.strict && ledgered > 0) {

@@ -61,8 +61,10 @@ type Spec<K extends keyof WorkerFlags> = {
 
 function int(min: number, max = Number.MAX_SAFE_INTEGER) {
   return (raw: unknown, flag: string): number => {
-    const n = typeof raw === 'number' ? raw : Number(String(raw).trim());
-    if (String(raw).trim() === '' || !Number.isSafeInteger(n) || n < min || n > max)
+    // Decimal digits only: Number() would also take 0x10, 1e3 and 0b11.
+    const text = String(raw).trim();
+    const n = typeof raw === 'number' ? raw : /^-?\d+$/.test(text) ? Number(text) : NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max)
       throw new FlagError(flag, `expected a whole number from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ''}, got "${String(raw)}"`);
     return n;
   };

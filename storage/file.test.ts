@@ -82,6 +82,8 @@ describe('FileStore', () => {
     await s.put('u/ab/big.bin', other, { ...opts, ifAbsent: false });
     expect((await readFile(path.join(s.root, 'u/ab/big.bin')).then((b) => b[0]))).toBe(2);
     expect(await readdir(path.join(s.root, '.ferry-tmp/u'))).toEqual([]);
+    await s.close(); // its empty temporary folders go
+    expect(await readdir(s.root)).toEqual(['u']);
   });
 });
 

@@ -101,6 +101,12 @@ export async function makeFolder(dir: string, mode?: number): Promise<void> {
   }
 }
 
+async function removeEmptyFolders(dir: string): Promise<void> {
+  const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
+  await Promise.all(entries.filter((e) => e.isDirectory()).map((e) => removeEmptyFolders(path.join(dir, e.name))));
+  await fs.rmdir(dir).catch(() => {});
+}
+
 function classify(e: unknown, what: string): StorageError {
   const code = errno(e);
   if (code === 'ENOENT') return new StorageError('NOT_FOUND', `${what}: not found`, { cause: e });
@@ -302,7 +308,10 @@ export class FileStore implements StorageAdapter {
     await fs.rm(this.full(key), { force: true });
   }
 
-  async close(): Promise<void> {}
+  /** What writes leave behind: empty temporary folders (one in use elsewhere keeps its files, and stays). */
+  async close(): Promise<void> {
+    await removeEmptyFolders(path.join(this.root, TEMP_DIR));
+  }
 
   async cleanup(prefix: string): Promise<void> {
     this.made.clear();

@@ -55,11 +55,14 @@ describe('usage errors exit 2 and name the flag or path', () => {
   it.each([
     [['--concurrency', '0'], '--concurrency'],
     [['--concurrency', 'many'], '--concurrency'],
+    [['--concurrency', '0x10'], '--concurrency'],
+    [['--retries', '1e1'], '--retries'],
     [['--retries', '-1'], '--retries'],
     [['--max-bytes', '12XB'], '--max-bytes'],
     [['--decode', 'sometimes'], '--decode'],
     [['--profile', 'video'], '--profile'],
     [['--jobs', '0'], '--jobs'],
+    [['--jobs', '0x2'], '--jobs'],
     [['--bogus-flag'], 'bogus-flag'],
     [['--origin-header', 'nonsense'], '--origin-header'],
     [['--origin-header', '127.0.0.1=X(A): b'], '--origin-header'],
@@ -150,6 +153,13 @@ describe('usage errors exit 2 and name the flag or path', () => {
       expect(r.stderr).toContain(`--tasks ${tasks}: ${says}`);
       noStack(r);
     }
+  });
+
+  it.each([['BOGUS'], [''], [',']])('replay --reasons %j is a usage error', async (reasons) => {
+    const r = await ferry(['replay', path.join(dir, 'none.ledger.tsv'), '--reasons', reasons]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--reasons');
+    noStack(r);
   });
 
   it('replay of a ledger that does not exist', async () => {

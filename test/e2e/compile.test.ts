@@ -125,6 +125,7 @@ describe('ferry compile, end to end', () => {
     }
     const all = await fs.readdir(path.join(dir, 'objects'), { recursive: true });
     expect(all.filter((f) => f.includes('ferry-tmp'))).toEqual([]);
+    expect((await fs.readdir(path.join(dir, 'out'), { recursive: true })).filter((f) => f.includes('ferry-tmp'))).toEqual([]);
   });
 
   it('keeps every input column, type and value', async () => {
