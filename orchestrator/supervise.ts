@@ -22,7 +22,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Event, type Progress, type Task, encodeEvent, encodeTask, encodeUnitSwitch, isTerminal, parseEvent, parseProgress } from '../protocol/index.js';
+import { type Event, type Progress, type Task, encodeEvent, encodeTask, encodeUnitSwitch, isTerminal, parseEvent, parseProgress, secretsToEnv } from '../protocol/index.js';
 import { eachLine } from './lines.js';
 
 /**
@@ -121,10 +121,11 @@ class WorkerProcess {
   readonly exited: Promise<void>;
 
   constructor(args: string[]) {
-    this.child = spawn(process.execPath, [ferryBin(), 'worker', '--tasks=-', ...args], {
+    const { argv, env } = secretsToEnv(args); // header values stay out of `ps`
+    this.child = spawn(process.execPath, [ferryBin(), 'worker', '--tasks=-', ...argv], {
       stdio: ['pipe', 'pipe', 'pipe', 'ipc'],
       // The AWS SDK's Node-version notice is for the operator once (the orchestrator shows it), not once per worker.
-      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+      env: { ...process.env, ...env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
     });
     const { child } = this;
     child.stdin!.on('error', () => {}); // a dead worker's stdin: the exit handler decides what happens

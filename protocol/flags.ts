@@ -228,13 +228,30 @@ export function workerFlagQuickOptions(only?: ReadonlySet<string>): Record<strin
 }
 
 /** Parses raw values keyed by flag name (as a CLI parser hands them over) into WorkerFlags. */
-export function parseWorkerFlags(raw: Record<string, unknown>): WorkerFlags {
+/**
+ * `--origin-header` values also come from this variable, one per line: a process's
+ * environment is readable by its user only, its command line by everyone (`ps`). The
+ * orchestrator hands its workers their headers this way (`secretsToEnv`).
+ */
+export const ORIGIN_HEADERS_ENV = 'FERRY_ORIGIN_HEADERS';
+
+function originHeadersFromEnv(env: NodeJS.ProcessEnv): string[] {
+  const list = (env[ORIGIN_HEADERS_ENV] ?? '').split('\n').filter((line) => line.trim() !== '');
+  list.forEach((h, i) => {
+    // The value is a secret: the message names the line, never prints it.
+    if (!ORIGIN_HEADER.test(h)) throw new FlagError('origin-header', `line ${i + 1} of ${ORIGIN_HEADERS_ENV}: expected HOST=Name: value with Name an HTTP header name`);
+  });
+  return list;
+}
+
+export function parseWorkerFlags(raw: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): WorkerFlags {
   const out: Record<string, unknown> = {};
   for (const spec of WORKER_FLAG_SPECS) {
     const v = raw[spec.flag];
     out[spec.key] = v === undefined ? spec.default : (spec.parse as (r: unknown, f: string) => unknown)(v, spec.flag);
   }
   const flags = out as WorkerFlags;
+  flags.originHeader = [...flags.originHeader, ...originHeadersFromEnv(env)];
   if (flags.maxBytes !== null && flags.maxBytes < flags.minBytes) throw new FlagError('max-bytes', 'is below --min-bytes');
   return flags;
 }
@@ -256,6 +273,21 @@ export function workerFlagsToArgv(f: WorkerFlags): string[] {
     else if (v !== null) argv.push(`--${spec.flag}`, String(v));
   }
   return argv;
+}
+
+/**
+ * A worker's command line split for spawning: `--origin-header` values leave the argv
+ * (world-readable) for the environment (`ORIGIN_HEADERS_ENV`, set even when empty, so an
+ * inherited value is never counted twice).
+ */
+export function secretsToEnv(argv: readonly string[]): { argv: string[]; env: Record<string, string> } {
+  const rest: string[] = [];
+  const headers: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--origin-header' && i + 1 < argv.length) headers.push(argv[++i]!);
+    else rest.push(argv[i]!);
+  }
+  return { argv: rest, env: { [ORIGIN_HEADERS_ENV]: headers.join('\n') } };
 }
 
 /** The options of the stores a process opens (structurally storage's StoreOptions). */

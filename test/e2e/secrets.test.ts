@@ -92,3 +92,35 @@ describe('secrets in manifest URLs', () => {
     expect(leaks(r.stdout + r.stderr)).toEqual([]);
   });
 });
+
+describe('--origin-header values', () => {
+  it('reach their origin from the command line or FERRY_ORIGIN_HEADERS, and never a worker command line that ps shows', async () => {
+    const host = new URL(origin.url).host;
+    const m = path.join(dir, 'hdr-manifests');
+    await fs.mkdir(m);
+    const db = await duck();
+    await db.run(`COPY (SELECT * FROM (VALUES ('slow', ${lit(`${origin.url}/stall-headers/h1?ms=1500`)}), ('echo', ${lit(`${origin.url}/echo-headers/h2`)})) t(id, media_path)) TO '${path.join(m, 'h.parquet')}' (FORMAT parquet)`);
+    db.close();
+    const child = ferrySpawn(['compile', m, '--dest', path.join(dir, 'hdr-objects'), '--out', path.join(dir, 'hdr-out'), '--work-dir', path.join(dir, 'work'), '--allow-private-network', '--profile', 'any', '--progress', 'none', '--origin-header', `${host}=X-Flag-Token: HDRFLAGSECRET`], {
+      env: { FERRY_ORIGIN_HEADERS: `${host}=X-Env-Token: HDRENVSECRET` },
+    });
+    const exited = once(child, 'exit');
+    // While the slow row holds the worker: every process's command line but the user's own.
+    let seen = '';
+    for (let i = 0; i < 50 && !seen.includes('ferry.js worker'); i++) {
+      await new Promise((r) => setTimeout(r, 40));
+      for (const pid of await fs.readdir('/proc')) {
+        const cmd = await fs.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+        if (cmd.includes('ferry.js\0worker')) seen += cmd.replaceAll('\0', ' ') + '\n';
+      }
+    }
+    expect(seen).toContain('ferry.js worker');
+    expect(seen).not.toContain('HDRFLAGSECRET');
+    expect(seen).not.toContain('HDRENVSECRET');
+    expect((await exited)[0]).toBe(0);
+    const echoed = await allFiles(path.join(dir, 'hdr-objects'));
+    const headers = JSON.parse(await fs.readFile(echoed.find((f) => f.includes('echo'))!, 'utf8')) as Record<string, string>;
+    expect(headers['x-flag-token']).toBe('HDRFLAGSECRET');
+    expect(headers['x-env-token']).toBe('HDRENVSECRET');
+  }, 60_000);
+});

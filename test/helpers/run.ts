@@ -22,8 +22,8 @@ export async function ferry(args: string[], opts: { cwd?: string; input?: string
 }
 
 /** Starts `ferry …` and returns the child, for tests that kill it. */
-export function ferrySpawn(args: string[], opts: { cwd?: string } = {}): ChildProcess {
-  return spawn(process.execPath, [FERRY, ...args], { cwd: opts.cwd ?? ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+export function ferrySpawn(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): ChildProcess {
+  return spawn(process.execPath, [FERRY, ...args], { cwd: opts.cwd ?? ROOT, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
 }
 
 export type Origin = { url: string; stats(): Promise<Record<string, number>>; close(): Promise<void> };
