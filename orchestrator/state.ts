@@ -4,7 +4,7 @@
  * bytes and non-terminal events are not.
  */
 import type { LedgerRow, Stage } from '../ledger/index.js';
-import { type Reason, type TerminalEvent, idProblem } from '../protocol/index.js';
+import { type Reason, type TerminalEvent, idProblem, notUtf8Bytes } from '../protocol/index.js';
 
 export type Outcome =
   | { ok: true; uri: string }
@@ -25,6 +25,7 @@ export function refuseRow(id: string | null, url: string | null, row: number, se
   seen.add(id);
   if (url === null) return { reason: 'NULL_URL', detail: `row ${row}: url is null` };
   if (/[\t\r\n]/.test(url)) return { reason: 'BAD_URL', detail: `row ${row}: url contains TAB, CR or LF` };
+  if (notUtf8Bytes(url) !== null) return { reason: 'BAD_URL', detail: `row ${row}: url is not UTF-8 text` };
   return null;
 }
 

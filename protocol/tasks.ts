@@ -10,8 +10,26 @@ export type Task = { id: string; url: string };
 export const MAX_ID_BYTES = 1024;
 
 /** Why an id cannot travel as a task, or null when it can. */
+/**
+ * A binary id or url that is not UTF-8 reaches the row checks as this mark and its bytes in
+ * hex: a lone surrogate, which no decoded text holds, so it can never equal a real value
+ * (decoding with U+FFFD would make distinct ids collide, and fetch a URL nobody wrote).
+ */
+const NOT_UTF8 = '\uDBFF';
+
+export function notUtf8(bytes: Uint8Array): string {
+  return NOT_UTF8 + Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
+}
+
+/** For a value made by `notUtf8`: its bytes in hex; else null. */
+export function notUtf8Bytes(value: string): string | null {
+  return value.startsWith(NOT_UTF8) ? value.slice(NOT_UTF8.length) : null;
+}
+
 export function idProblem(id: string): string | null {
   if (id === '') return 'empty id';
+  const bytes = notUtf8Bytes(id);
+  if (bytes !== null) return `id is not UTF-8 text (bytes ${bytes.slice(0, 64)}${bytes.length > 64 ? '…' : ''})`;
   if (/[\t\r\n]/.test(id)) return 'id contains TAB, CR or LF';
   if (Buffer.byteLength(id, 'utf8') > MAX_ID_BYTES) return `id longer than ${MAX_ID_BYTES} bytes`;
   return null;

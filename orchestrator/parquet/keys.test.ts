@@ -1,3 +1,5 @@
+import { notUtf8 } from '../../protocol/index.js';
+import { refuseRow } from '../state.js';
 import { Binary, Bool, Dictionary, Float64, Int8, Int16, Int32, Int64, LargeUtf8, Timestamp, TimeUnit, Uint64, Utf8, vectorFromArray } from './arrow.js';
 import type { DataType } from './arrow.js';
 import { describe, expect, it } from 'vitest';
@@ -28,8 +30,15 @@ describe('toStrings', () => {
     ['int16 in decimal', vectorFromArray([-32768, 0, null, 7], new Int16()), ['-32768', '0', null, '7']],
     ['int64 beyond 2^53, exact', vectorFromArray([9007199254740993n, -9223372036854775808n, null], new Int64()), ['9007199254740993', '-9223372036854775808', null]],
     ['uint64 above int64', vectorFromArray([18446744073709551615n], new Uint64()), ['18446744073709551615']],
-    ['binary as UTF-8', vectorFromArray([new TextEncoder().encode('ab'), new Uint8Array([0xff]), null], new Binary()), ['ab', '\ufffd', null]],
+    ['binary as UTF-8, or marked when it is not', vectorFromArray([new TextEncoder().encode('ab'), new Uint8Array([0xff]), new Uint8Array([0xfe]), null], new Binary()), ['ab', notUtf8(new Uint8Array([0xff])), notUtf8(new Uint8Array([0xfe])), null]],
   ])('%s', (_, vector, expected) => {
     expect(toStrings(vector)).toEqual(expected);
+  });
+
+  it('refuses a marked id as INVALID_ID naming its bytes, and a marked url as BAD_URL; two such ids never collide', () => {
+    const seen = new Set<string>();
+    expect(refuseRow(notUtf8(new Uint8Array([0xff])), 'http://h/a', 1, seen)).toEqual({ reason: 'INVALID_ID', detail: 'row 1: id is not UTF-8 text (bytes ff)' });
+    expect(refuseRow(notUtf8(new Uint8Array([0xfe])), 'http://h/b', 2, seen)).toEqual({ reason: 'INVALID_ID', detail: 'row 2: id is not UTF-8 text (bytes fe)' });
+    expect(refuseRow('ok', notUtf8(new Uint8Array([0x68, 0xff])), 3, seen)).toEqual({ reason: 'BAD_URL', detail: 'row 3: url is not UTF-8 text' });
   });
 });

@@ -1,5 +1,6 @@
 // Which Arrow types can hold ids and urls, and their normalisation to strings.
 // DESIGN.md: ids are strings; integer id columns are written in decimal.
+import { notUtf8 } from '../../protocol/tasks.js';
 import { Type } from './arrow.js';
 import type { DataType, Dictionary, Vector } from './arrow.js';
 
@@ -21,13 +22,12 @@ export function usableAsUrl(type: DataType): boolean {
   return TEXT.has(t) || BYTES.has(t);
 }
 
-const utf8 = new TextDecoder('utf-8');
+const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
  * Values as strings: text as-is, integers (bigint included, so exact beyond 2^53) in
- * decimal, binary decoded as UTF-8 (invalid sequences become U+FFFD; two such ids may
- * then collide and the second is ledgered as a duplicate, never mixed up silently).
- * Null stays null.
+ * decimal, binary decoded as UTF-8, or, when it is not UTF-8, marked (protocol `notUtf8`)
+ * for the row checks to refuse as INVALID_ID or BAD_URL. Null stays null.
  */
 export function toStrings(vector: Vector): (string | null)[] {
   const out = new Array<string | null>(vector.length);
@@ -41,6 +41,12 @@ export function toStrings(vector: Vector): (string | null)[] {
 function asString(v: unknown): string {
   if (typeof v === 'string') return v;
   if (typeof v === 'number' || typeof v === 'bigint') return v.toString(10);
-  if (v instanceof Uint8Array) return utf8.decode(v);
+  if (v instanceof Uint8Array) {
+    try {
+      return utf8.decode(v);
+    } catch {
+      return notUtf8(v);
+    }
+  }
   throw new TypeError(`unexpected key value of type ${typeof v}`);
 }
