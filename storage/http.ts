@@ -170,8 +170,11 @@ function makeDispatcher(o: ResolvedHttpOptions, guard: Guard): Dispatcher {
  */
 function requestHeaders(o: ResolvedHttpOptions, u: URL, downgraded: boolean): Record<string, string> {
   const h: Record<string, string> = { 'user-agent': o.userAgent, accept: '*/*', 'accept-encoding': 'identity' };
-  const extra = downgraded ? [] : (o.originHeaders.get(u.host.toLowerCase()) ?? o.originHeaders.get(u.hostname.toLowerCase()) ?? []);
-  for (const [name, value] of extra) h[name.toLowerCase()] = value;
+  if (!downgraded && o.originHeaders.size > 0) {
+    // Headers for the host alone, then for host:port, which wins where both name one header.
+    const port = u.host !== u.hostname ? o.originHeaders.get(u.host.toLowerCase()) : undefined;
+    for (const list of [o.originHeaders.get(u.hostname.toLowerCase()), port]) for (const [name, value] of list ?? []) h[name.toLowerCase()] = value;
+  }
   if (u.username || u.password) {
     const cred = `${safeDecode(u.username)}:${safeDecode(u.password)}`;
     h.authorization = `Basic ${Buffer.from(cred).toString('base64')}`;

@@ -368,11 +368,17 @@ describe('download against a fault origin (separate process, loopback)', () => {
   });
 
   it('sends per-origin headers and URL userinfo as Basic auth, and redacts secrets in details', async () => {
-    const withHeaders = client({ originHeaders: new Map([[`127.0.0.1:${origin.port}`, [['X-Origin-Token', 'abc']]]]) });
+    const withHeaders = client({
+      originHeaders: new Map([
+        [`127.0.0.1:${origin.port}`, [['X-Origin-Token', 'abc']]],
+        ['127.0.0.1', [['X-Host-Wide', 'h'], ['X-Origin-Token', 'loses to host:port']]],
+      ]),
+    });
     const r = await download(`http://u:p%40ss@127.0.0.1:${origin.port}/echo-headers/${key('eh')}`, opts({ client: withHeaders }));
     expect(r.ok).toBe(true);
     const seen = r.ok && r.kind === 'buffer' ? (JSON.parse(r.body.toString()) as Record<string, string>) : {};
     expect(seen['x-origin-token']).toBe('abc');
+    expect(seen['x-host-wide']).toBe('h');
     expect(seen.authorization).toBe(`Basic ${Buffer.from('u:p@ss').toString('base64')}`);
     const bad = await download(`http://user:hunter2@127.0.0.1:${origin.port}/redirect/${key('rs')}?n=9&X-Amz-Signature=s3cr3t`, opts());
     expect(bad).toMatchObject({ ok: false, reason: 'TOO_MANY_REDIRECTS' });
