@@ -253,6 +253,9 @@ export class FileStore implements StorageAdapter {
           taken = await this.moveIntoPlace(tmp, p, options.ifAbsent);
         }
       } else {
+        // A stream cannot be replayed after a failed open, so its folder is made again, not
+        // taken from the cache: another process may have just removed it as empty (close).
+        await makeFolder(path.dirname(tmp));
         sha256 = await pipeHashed(body, createWriteStream(tmp, { mode: 0o644 }));
         taken = await this.moveIntoPlace(tmp, p, options.ifAbsent);
       }
