@@ -18,6 +18,11 @@ export type TaskContext = {
   /** A slot of the destination (adaptive concurrency), held while a task talks to it. */
   destSlot?: () => Promise<Lease>;
   emit: (e: Event) => void;
+  /**
+   * Bytes of a streamed (large) body as they pass, for PROGRESS's rates; `n < 0` takes
+   * them back before the body's DL_OK and UP_OK count them (or when it fails).
+   */
+  flowed?: (n: number) => void;
 };
 
 export function gateOptions(f: WorkerFlags): GateOptions {

@@ -51,6 +51,12 @@ export class Emitter {
     }
   }
 
+  /** Bytes of a streamed body as they pass (down and up at once), or taken back (`n < 0`). */
+  flowed(n: number): void {
+    this.downBytes += n;
+    this.upBytes += n;
+  }
+
   flush(): void {
     this.scheduled = false;
     if (this.batch === '') return;

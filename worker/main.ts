@@ -70,6 +70,7 @@ async function main(argv: string[]): Promise<number> {
     download: { ...downloadOptions(args.flags, sources.get), ...(limits ? { admit: limits.origins } : {}) },
     ...(limits ? { destSlot: limits.destSlot } : {}),
     emit: (e) => emitter.emit(e),
+    flowed: (n) => emitter.flowed(n),
   };
   // Started by an orchestrator: its death closes the IPC channel, and we must not linger.
   if (process.send) process.on('disconnect', () => process.exit(1));

@@ -41,10 +41,14 @@ async function readHead(stream: Readable, n: number): Promise<{ head: Buffer; re
   return { head: Buffer.concat(chunks), rest: it };
 }
 
-/** The head, then the rest, counted against the ceiling; source errors marked as such. */
-function flowing(head: Buffer, rest: AsyncIterator<Buffer>, maxBytes: number, count: (n: number) => void): Readable {
+/**
+ * The head, then the rest, counted against the ceiling; source errors marked as such.
+ * `passed` hears of each chunk as it goes on.
+ */
+function flowing(head: Buffer, rest: AsyncIterator<Buffer>, maxBytes: number, passed: (n: number) => void): Readable {
   let total = head.length;
   async function* all() {
+    passed(head.length);
     yield head;
     for (;;) {
       let next: IteratorResult<Buffer>;
@@ -56,9 +60,9 @@ function flowing(head: Buffer, rest: AsyncIterator<Buffer>, maxBytes: number, co
       if (next.done) break;
       total += next.value.length;
       if (total > maxBytes) throw new CeilingError(`body over max ${maxBytes} bytes`);
+      passed(next.value.length);
       yield next.value;
     }
-    count(total);
   }
   return Readable.from(all(), { objectMode: false });
 }
@@ -93,6 +97,7 @@ function failureOf(e: unknown): StreamFailure {
  * failure otherwise (the caller decides on a retry and the terminal event).
  */
 export async function streamObject(id: string, dl: Streamed, ctx: TaskContext): Promise<StreamFailure | null> {
+  let bytes = 0;
   try {
     const { head, rest } = await readHead(dl.stream, HEAD_BYTES);
     const type = (await sniffType(head)) ?? { ext: 'bin', contentType: 'application/octet-stream' };
@@ -114,8 +119,11 @@ export async function streamObject(id: string, dl: Streamed, ctx: TaskContext): 
         return { side: 'upload', reason: 'DEST_CONFLICT', detail: 'an object is already at the key and its source size/ETag differ (use --overwrite to replace it)', retriable: false };
       }
     }
-    let bytes = 0;
-    const body = flowing(head, rest, maxBytesOf(ctx.flags), (n) => (bytes = n));
+    // Counted live for PROGRESS, and taken back before the events count them (or on failure).
+    const body = flowing(head, rest, maxBytesOf(ctx.flags), (n) => {
+      bytes += n;
+      ctx.flowed?.(n);
+    });
     const put = await ctx.store
       .put(key, body, {
         contentType: type.contentType,
@@ -127,15 +135,19 @@ export async function streamObject(id: string, dl: Streamed, ctx: TaskContext): 
         if (compareAfter && e instanceof StorageError && e.code === 'EXISTS') return null;
         throw e;
       });
+    ctx.flowed?.(-bytes);
+    const landed = bytes;
+    bytes = 0;
     if (put === null) return { side: 'upload', reason: 'DEST_CONFLICT', detail: 'a different object is already at the key (use --overwrite to replace it)', retriable: false };
-    if (bytes < ctx.flags.minBytes && !put.existed) {
+    if (landed < ctx.flags.minBytes && !put.existed) {
       await ctx.store.remove(key);
-      return { side: 'validate', reason: bytes === 0 ? 'EMPTY' : 'TOO_SMALL', detail: `${bytes} bytes`, retriable: false };
+      return { side: 'validate', reason: landed === 0 ? 'EMPTY' : 'TOO_SMALL', detail: `${landed} bytes`, retriable: false };
     }
-    ctx.emit({ kind: 'DL_OK', id, bytes });
-    ctx.emit({ kind: 'UP_OK', id, uri: ctx.store.uri(key), ext: type.ext, bytes, sha256: put.sha256, width: null, height: null, existed: put.existed === true });
+    ctx.emit({ kind: 'DL_OK', id, bytes: landed });
+    ctx.emit({ kind: 'UP_OK', id, uri: ctx.store.uri(key), ext: type.ext, bytes: landed, sha256: put.sha256, width: null, height: null, existed: put.existed === true });
     return null;
   } catch (e) {
+    ctx.flowed?.(-bytes);
     dl.stream.destroy();
     const f = failureOf(e);
     return { ...f, detail: oneLine(f.detail) };

@@ -47,6 +47,25 @@ describe('streamed bodies to a folder', () => {
     expect(stats['/big/s-long']).toBe(1);
   });
 
+  it('PROGRESS counts a streamed body while it flows, and each byte once in the end', async () => {
+    // 30 chunks of 100 KB, one every 100 ms: ~3 s, with progress every 500 ms.
+    const tasks = `slow\t${origin.url}/steady/s-slow?chunks=30&size=100000&every=100&length=1\n`;
+    const r = await ferry(['worker', '--tasks', '-', '--dest', path.join(dir, 'p'), '--progress-interval', '500', ...streamed], { input: tasks });
+    expect(r.code, r.stderr).toBe(0);
+    const progress = r.stderr
+      .split('\n')
+      .filter((l) => l.startsWith('PROGRESS'))
+      .map((l) => Object.fromEntries(l.split(' ').slice(1).map((kv) => kv.split('=') as [string, string])));
+    const during = progress.filter((p) => p.DlOk === '0');
+    expect(during.length).toBeGreaterThan(2);
+    expect(during.filter((p) => Number(p.DownRate) > 0).length).toBeGreaterThan(during.length / 2);
+    // Over the whole run, the rate's bytes add up to the body once: Σ rate × interval ≈ 3,000,000.
+    expect(progress.at(-1)).toMatchObject({ DlOk: '1', UpOk: '1' });
+    const counted = progress.reduce((sum, p, i) => sum + Number(p.DownRate) * (Number(p.t) - Number(i ? progress[i - 1]!.t : 0)), 0);
+    expect(counted).toBeGreaterThan(2_600_000); // t is printed to 0.1 s: a loose bound, far from 0 and from twice
+    expect(counted).toBeLessThan(3_400_000);
+  });
+
   it('a compile whose body was cut at --max-bytes ends, with the row ledgered TOO_LARGE and bad_image', async () => {
     const db = await duck();
     await fs.mkdir(path.join(dir, 'm'));
