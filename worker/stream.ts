@@ -16,7 +16,7 @@ import { ferryMetadata } from './upload.js';
 const HEAD_BYTES = 4100; // what file-type needs to tell a type
 
 /** Why a streamed transfer stopped, and on which side. */
-export type StreamFailure = { side: 'download' | 'validate' | 'upload'; reason: Reason; detail: string; retriable: boolean };
+export type StreamFailure = { side: 'download' | 'validate' | 'upload'; reason: Reason; detail: string; retriable: boolean; code?: string | null };
 
 class SourceError extends Error {
   constructor(cause: unknown) {
@@ -82,7 +82,7 @@ function failureOf(e: unknown): StreamFailure {
   if (source instanceof CeilingError) return { side: 'validate', reason: 'TOO_LARGE', detail: source.message, retriable: false };
   if (source instanceof SourceError) {
     const c = classifyError(source.cause);
-    return { side: 'download', reason: c.reason, detail: `${c.code ?? 'error'}: ${source.message}`, retriable: c.retriable };
+    return { side: 'download', reason: c.reason, detail: `${c.code ?? 'error'}: ${source.message}`, retriable: c.retriable, code: c.code };
   }
   const store = causeOf(e, [StorageError]);
   if (store instanceof StorageError) {
@@ -150,6 +150,10 @@ export async function streamObject(id: string, dl: Streamed, ctx: TaskContext): 
     ctx.flowed?.(-bytes);
     dl.stream.destroy();
     const f = failureOf(e);
+    // The origin closed cleanly before its Content-Length: a short body, as when buffered.
+    if (f.side === 'download' && dl.size !== null && bytes < dl.size && (f.code === 'UND_ERR_SOCKET' || f.code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH')) {
+      return { side: 'download', reason: 'SHORT_BODY', detail: oneLine(`${bytes} of ${dl.size} bytes (${f.code})`), retriable: true };
+    }
     return { ...f, detail: oneLine(f.detail) };
   }
 }

@@ -27,8 +27,8 @@ afterAll(async () => {
 });
 
 describe('streamed bodies to a folder', () => {
-  it('a reset mid-body is a retried RESET and an over-long body is TOO_LARGE, not UPLOAD_FAILED', async () => {
-    const tasks = [`cut\t${origin.url}/reset/s-cut?size=4000000`, `long\t${origin.url}/big/s-long?size=${40 * 2 ** 20}`, `fine\t${origin.url}/big/s-fine?size=3000000`].join('\n');
+  it('a body ending early is a retried SHORT_BODY, a reset mid-body a retried RESET, an over-long body TOO_LARGE, never UPLOAD_FAILED', async () => {
+    const tasks = [`short\t${origin.url}/short/s-short?size=4000000`, `cut\t${origin.url}/reset/s-cut?size=4000000`, `long\t${origin.url}/big/s-long?size=${40 * 2 ** 20}`, `fine\t${origin.url}/big/s-fine?size=3000000`].join('\n');
     const r = await ferry(['worker', '--tasks', '-', '--dest', path.join(dir, 'w'), ...streamed], { input: tasks + '\n' });
     expect(r.code, r.stderr).toBe(0);
     const terminal = Object.fromEntries(
@@ -39,6 +39,7 @@ describe('streamed bodies to a folder', () => {
         .filter((e) => e.kind !== 'DL_OK')
         .map((e) => [e.id, e]),
     );
+    expect(terminal.short).toMatchObject({ kind: 'DL_ERR', reason: 'SHORT_BODY', attempts: 3, detail: expect.stringMatching(/^\d+ of 4000000 bytes/) });
     expect(terminal.cut).toMatchObject({ kind: 'DL_ERR', reason: 'RESET', attempts: 3 });
     expect(terminal.long).toMatchObject({ kind: 'BAD_IMAGE', reason: 'TOO_LARGE' });
     expect(terminal.fine).toMatchObject({ kind: 'UP_OK', bytes: 3_000_000 });
