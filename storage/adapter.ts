@@ -89,8 +89,9 @@ export interface StorageAdapter {
   /** The sha256 of a key's bytes, for stores that keep no metadata of their own (files). */
   contentSha256?(key: string): Promise<string | null>;
   /**
-   * Removes what killed writers left under a prefix: temporary files, open multipart
-   * uploads. Call it when no writer of this run is active there.
+   * Removes what killed writers left for one unit's objects (`prefix` = the unit's key
+   * prefix, `isUnitObjectKey`): temporary files, open multipart uploads; nested units'
+   * are theirs. Call it when no writer of this run is active there.
    */
   cleanup(prefix: string): Promise<void>;
   /** Releases sockets and timers. */

@@ -57,6 +57,18 @@ describe('FileStore', () => {
     expect(found).toEqual([['linked.parquet', 4]]);
   });
 
+  it("cleans a unit's temporary files, not those of a unit nested under it", async () => {
+    const s = await store();
+    const tmp = path.join(s.root, '.ferry-tmp');
+    await mkdir(path.join(tmp, 'x', 'sub'), { recursive: true });
+    await writeFile(path.join(tmp, 'x', 'ab-killed.bin.1.tmp'), 'left by a killed writer of x');
+    await writeFile(path.join(tmp, 'x', 'sub', 'cd-live.bin.2.tmp'), 'being written for x/sub');
+    await s.cleanup('x/');
+    expect(await readdir(path.join(tmp, 'x'), { recursive: true })).toEqual(['sub', path.join('sub', 'cd-live.bin.2.tmp')]);
+    await s.cleanup('x/sub/');
+    expect(await readdir(s.root)).toEqual([]); // every emptied folder went, up to the root's
+  });
+
   it('takes keys whose names start with two dots (they stay inside)', async () => {
     const s = await store();
     await s.put('..notes.txt', Buffer.from('x'), opts);

@@ -320,11 +320,15 @@ export class FileStore implements StorageAdapter {
     this.made.clear();
     const temp = path.join(this.root, TEMP_DIR);
     let dir = path.resolve(temp, prefix);
-    await fs.rm(dir, { recursive: true, force: true });
-    // Empty parents go too, up to the temporary root itself: each stays while another unit uses it.
-    while (dir !== temp && dir.startsWith(temp)) {
+    // A unit's temporary files lie right in its folder (tempBase: `<shard>-<name>`); its
+    // subfolders hold nested units' files, which may be being written now.
+    const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
+    await Promise.all(entries.filter((e) => !e.isDirectory()).map((e) => fs.rm(path.join(dir, e.name), { force: true })));
+    // The folder and its empty parents go too, up to the temporary root itself: each stays
+    // while another unit uses it.
+    while (await fs.rmdir(dir).then(() => true, () => false)) {
+      if (dir === temp || !dir.startsWith(temp)) break;
       dir = path.dirname(dir);
-      if (!(await fs.rmdir(dir).then(() => true, () => false))) break;
     }
   }
 }

@@ -50,3 +50,12 @@ export function objectKey(id: string, ext: string, unit?: string): string {
   const head = unit === undefined || unit === '' ? '' : unitPrefix(unit) + '/';
   return `${head}${shardOf(id)}/${keyId(id)}.${ext}`;
 }
+
+/**
+ * Whether `key` is an object of the unit whose keys start with `prefix` (`unitPrefix(u)/`,
+ * or '' without a unit): `<shard>/<key-id>.<ext>` right below it. A nested unit's objects
+ * (`<prefix><sub>/<shard>/…`) are not: cleaning one unit must never touch another's writes.
+ */
+export function isUnitObjectKey(prefix: string, key: string): boolean {
+  return key.startsWith(prefix) && /^[0-9a-f]{2}\/[^/]+$/.test(key.slice(prefix.length));
+}

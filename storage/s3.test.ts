@@ -147,17 +147,19 @@ describe('S3Store on fauxqs', () => {
     await store.close();
   });
 
-  it('aborts the multipart uploads left open under a prefix, across pages, and nothing else', async () => {
+  it("aborts the multipart uploads a unit's killed writers left open, across pages, and nothing else", async () => {
     const store = await server.open({ conditionalWrites: 'off' });
     const start = (key: string) => server.admin.send(new CreateMultipartUploadCommand({ Bucket: server.bucket, Key: store.prefix + key }));
-    for (let i = 0; i < 1005; i += 100) await Promise.all(Array.from({ length: Math.min(100, 1005 - i) }, (_, j) => start(`killed/${i + j}.bin`)));
-    await start('other/keep.bin');
-    await store.put('killed/done.txt', Buffer.from('x'), opts());
+    const shard = (n: number) => (n % 256).toString(16).padStart(2, '0');
+    for (let i = 0; i < 1005; i += 100) await Promise.all(Array.from({ length: Math.min(100, 1005 - i) }, (_, j) => start(`killed/${shard(i + j)}/${i + j}.bin`)));
+    await start('other/ab/keep.bin');
+    await start('killed/sub/cd/nested-unit.bin'); // unit killed/sub: not killed's to clean
+    await store.put('killed/ab/done.txt', Buffer.from('x'), opts());
     expect(await openUploads(server.admin, server.bucket, `${store.prefix}killed/`)).toHaveLength(1000); // one page of many
     await store.cleanup('killed/');
-    expect(await openUploads(server.admin, server.bucket, `${store.prefix}killed/`)).toEqual([]);
-    expect(await openUploads(server.admin, server.bucket, `${store.prefix}other/`)).toEqual([`${store.prefix}other/keep.bin`]);
-    expect(await store.stat('killed/done.txt')).not.toBeNull();
+    expect(await openUploads(server.admin, server.bucket, `${store.prefix}killed/`)).toEqual([`${store.prefix}killed/sub/cd/nested-unit.bin`]);
+    expect(await openUploads(server.admin, server.bucket, `${store.prefix}other/`)).toEqual([`${store.prefix}other/ab/keep.bin`]);
+    expect(await store.stat('killed/ab/done.txt')).not.toBeNull();
     await store.close();
   }, 60_000);
 

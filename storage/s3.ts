@@ -36,6 +36,7 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { isUnitObjectKey } from './layout.js';
 import { multipartUpload } from './multipart.js';
 import { EXPECT_CONTINUE_BYTES, type LeanPut, type LeanPutOptions, openLeanPut } from './s3-put.js';
 import {
@@ -517,7 +518,8 @@ export class S3Store implements StorageAdapter {
         .catch((e: unknown) => {
           throw classifyS3Error(e, what);
         });
-      await this.abortAll(page.Uploads ?? [], what);
+      const own = (page.Uploads ?? []).filter((u) => u.Key !== undefined && isUnitObjectKey(this.prefix + prefix, u.Key));
+      await this.abortAll(own, what);
       const more = page.IsTruncated === true && (page.NextKeyMarker !== undefined || page.NextUploadIdMarker !== undefined);
       KeyMarker = more ? page.NextKeyMarker : undefined;
       UploadIdMarker = more ? page.NextUploadIdMarker : undefined;
