@@ -38,7 +38,7 @@ const COMPILE = {
   'bad-column': { type: 'string', default: 'bad_image', describe: 'name of the added bad-payload column' },
   only: { type: 'string', array: true, describe: 'compile only this unit (repeatable)' },
   force: { type: 'boolean', default: false, describe: 'recompile units already complete' },
-  strict: { type: 'boolean', default: false, describe: 'exit 1 when any ledger row was written' },
+  strict: { type: 'boolean', default: false, describe: "exit 1 when any selected unit's ledger has rows (units already complete included)" },
 } as const satisfies Record<string, CliOption>;
 
 const REPLAY = {

@@ -20,7 +20,14 @@ import { SuperviseError, WorkerPool, superviseTasks } from './supervise.js';
 import { outputKeys, readUnitManifest, writeUnitManifest } from './unit-manifest.js';
 import { type Unit, listUnits, selectUnits } from './units.js';
 
-export type UnitReport = { unit: string; status: 'complete' | 'skipped' | 'failed' | 'interrupted'; counts?: Counts; error?: string };
+export type UnitReport = {
+  unit: string;
+  status: 'complete' | 'skipped' | 'failed' | 'interrupted';
+  counts?: Counts;
+  /** a skipped unit's ledger rows, from its manifest.json */
+  ledgerRows?: number;
+  error?: string;
+};
 
 export type RunContext = {
   runId: string;
@@ -109,7 +116,9 @@ async function compileUnitOrThrow(unit: Unit, sourceUri: string, cfg: CompileCon
   const previous = await readUnitManifest(out, unit.name);
   if (!cfg.force && previous && previous.source.fingerprint === unit.version && previous.optionsFingerprint === optionsFingerprint) {
     ctx.board.skip(unit.name);
-    return { unit: unit.name, status: 'skipped' };
+    // Its ledger still counts for --strict: a re-run must not pass a gate the first failed.
+    const failed = Number((previous.counts as Record<string, unknown>).failed ?? 0);
+    return { unit: unit.name, status: 'skipped', ledgerRows: Number.isFinite(failed) ? failed : 0 };
   }
   // A worker starts (~0.2 s of loading) while the manifest is read: it is needed next.
   ctx.workers.prewarm(workerArgs(cfg, ctx));

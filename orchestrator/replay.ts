@@ -19,7 +19,7 @@ import { Journal, discardJournal, journalFiles, stagingDir, tidyWorkDir } from '
 import { stagedFiles, writeOutputs } from './materialize.js';
 import { scanManifest } from './parquet/index.js';
 import { Board, type BoardMode } from './progress.js';
-import { type Outcome, UnitState, outcomeOf } from './state.js';
+import { type Outcome, UnitState, outcomeOf, refuseRow } from './state.js';
 import { type UnitManifest, outputKeys, readUnitManifest, writeUnitManifest } from './unit-manifest.js';
 
 const LEDGER_SUFFIX = '.ledger.tsv';
@@ -117,12 +117,22 @@ async function replayRows(m: UnitManifest, rows: LedgerRow[], chosen: LedgerRow[
     // The selected ids' real URLs come from the source manifest (the ledger's are redacted).
     const wanted = new Set(chosen.map((row) => row.id as string));
     const tasks: Task[] = [];
+    // Every row that became a task has an outcome in the ledger or the Parquet: checked now,
+    // before any fetch, for a ledger edited by hand or taken from another run.
+    const seen = new Set<string>();
+    let row = 0;
+    let orphan: string | null = null;
     await scanManifest(source.file, { id: cols.id, url: cols.url }, { path: cols.path, bad: cols.bad }, (ids, urls) => {
       ids.forEach((id, i) => {
-        const url = urls[i];
+        const url = urls[i] ?? null;
+        if (refuseRow(id ?? null, url, ++row, seen) === null && !state.has(id as string)) orphan ??= `row ${row} (id ${JSON.stringify(id)})`;
         if (id !== null && url && wanted.delete(id)) tasks.push({ id, url });
       });
     });
+    if (orphan)
+      throw new UsageError(
+        `${r.ledgerUri}: ${orphan} has neither a destination in ${renewedKey} nor a ledger row: the ledger was edited or comes from another compile; recompile the unit (ferry compile … --only ${m.unit} --force)`,
+      );
     const board = new Board(r.mode);
     const files = journalFiles(workDir, r.unitName);
     const { journal, replayed } = Journal.open(files.events, `${m.source.fingerprint}:${fingerprint(chosen.map((row) => row.id))}`);

@@ -33,8 +33,10 @@ export function printSummary(reports: UnitReport[], seconds: number, opts: { str
     out.write(`ferry: failures are in the ledgers, e.g. ${ledger}${next}\n`);
   }
   if (failed.length > 0) return EXIT.FAILED;
-  if (opts.strict && ledgered > 0) {
-    out.write('ferry: --strict: ledger rows were written\n');
+  const earlier = skipped.reduce((sum, r) => sum + (r.ledgerRows ?? 0), 0);
+  if (opts.strict && ledgered + earlier > 0) {
+    const where = ledgered > 0 ? 'ledger rows were written' : `the ledgers of units already complete hold ${earlier} row(s)`;
+    out.write(`ferry: --strict: ${where}\n`);
     return EXIT.FAILED;
   }
   return EXIT.OK;

@@ -166,6 +166,12 @@ describe('ferry compile, end to end', () => {
     expect(await origin.stats()).toEqual(before);
   });
 
+  it('--strict fails a re-run whose complete units hold ledger rows, as it failed the first run', async () => {
+    const r = await ferry([...compileArgs(), '--strict']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/--strict: the ledgers of units already complete hold \d+ row\(s\)/);
+  });
+
   it('replays only the transient failure and merges the repair', async () => {
     const before = await origin.stats();
     const r = await ferry(['replay', path.join(dir, 'out', 'u1.ledger.tsv'), ...common().filter((a, i, all) => a !== '--jobs' && all[i - 1] !== '--jobs')]);
@@ -179,6 +185,19 @@ describe('ferry compile, end to end', () => {
     expect(ledger.map((x) => x.id)).toContain('missing');
     const row = await db.rows(`SELECT updated_media_path AS p FROM '${path.join(dir, 'out', 'u1.parquet')}' WHERE id = 'down'`);
     expect(String(row[0]!.p)).toMatch(/^file:.*\/u1\/..\/down\.png$/);
+  });
+
+  it('refuses, before any fetch, a ledger edited so that a row has no outcome', async () => {
+    const edited = path.join(dir, 'out-edited');
+    await fs.cp(path.join(dir, 'out'), edited, { recursive: true });
+    const file = path.join(edited, 'u1.ledger.tsv');
+    await fs.writeFile(file, (await fs.readFile(file, 'utf8')).split('\n').filter((l) => !l.startsWith('missing\t')).join('\n'));
+    const before = await origin.stats();
+    const r = await ferry(['replay', file, '--reasons', 'all', ...common().filter((a, i, all) => a !== '--jobs' && all[i - 1] !== '--jobs')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/row \d+ \(id "missing"\) has neither a destination in u1\.parquet nor a ledger row/);
+    expect(r.stderr).not.toContain('internal error');
+    expect(await origin.stats()).toEqual(before);
   });
 
   it('--only X --force recompiles X alone, rewriting no object', async () => {
