@@ -17,7 +17,8 @@ export async function listUnits(prefix: Place, stores: Stores): Promise<Unit[]> 
   }
   const units: Unit[] = [];
   for await (const o of (await stores.get(prefix)).list('')) {
-    if (!o.key.endsWith('.parquet') || o.key.split('/').some((seg) => seg.startsWith('.'))) continue;
+    // Hidden or in-progress names are skipped, as Spark and Hive skip them (`.x`, `_temporary/`).
+    if (!o.key.endsWith('.parquet') || o.key.split('/').some((seg) => seg.startsWith('.') || seg.startsWith('_'))) continue;
     units.push({ name: o.key.slice(0, -'.parquet'.length), key: o.key, size: o.size, version: o.version });
   }
   if (units.length === 0) throw new UsageError(`no *.parquet manifest under ${describePlace(prefix)}`);

@@ -83,6 +83,18 @@ describe('usage errors exit 2 and name the flag or path', () => {
     noStack(r);
   });
 
+  it('skips hidden and in-progress names, as Spark and Hive do', async () => {
+    const one = `SELECT 'a' AS id, ${lit(origin.url + '/file/h1/a.png')} AS media_path`;
+    await manifest('hidden', 'ok.parquet', one);
+    await manifest('hidden/_temporary/0', 'part-0.parquet', one);
+    await manifest('hidden', '.draft.parquet', one);
+    await manifest('hidden', '_part.parquet', one);
+    const r = await run('hidden', '--allow-private-network');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('1 unit(s) compiled');
+    expect(await fs.readdir(path.join(dir, 'hidden-out'))).toEqual(['ok.ledger.tsv', 'ok.manifest.json', 'ok.parquet']);
+  });
+
   it('a folder without manifests', async () => {
     const r = await run('empty');
     expect(r.code).toBe(2);
