@@ -65,7 +65,8 @@ async function planUnit(source: string, cfg: CompileConfig): Promise<{ tasks: Ta
 /** The flags of every worker of a run: the same for each unit, so one process serves them all. */
 function workerArgs(cfg: CompileConfig, ctx: RunContext): string[] {
   const flags = { ...cfg.flags, concurrency: ctx.concurrencyPerUnit };
-  return ['--dest', uriOf(cfg.dest, ''), '--run-id', ctx.runId, ...workerFlagsToArgv(flags)];
+  // PROGRESS every second (the worker's default is 5 s): the board's `conc` follows it.
+  return ['--dest', uriOf(cfg.dest, ''), '--run-id', ctx.runId, '--progress-interval', '1000', ...workerFlagsToArgv(flags)];
 }
 
 /** Runs the given tasks through workers, journaling every fact, until each has its outcome. */

@@ -5,7 +5,7 @@
 import type { Event, Progress } from '../protocol/index.js';
 import type { Counts } from './materialize.js';
 
-type Row = { total: number; done: number; failed: number; bytes: number; started: number; conc: number; lastDone: number; lastBytes: number; lastT: number; rate: number; byteRate: number };
+type Row = { total: number; done: number; failed: number; bytes: number; started: number; conc: number | null; lastDone: number; lastBytes: number; lastT: number; rate: number; byteRate: number };
 
 export type BoardMode = 'tty' | 'plain' | 'none';
 
@@ -37,7 +37,7 @@ export class Board {
 
   start(unit: string, total: number): void {
     const now = Date.now();
-    this.rows.set(unit, { total, done: 0, failed: 0, bytes: 0, started: now, conc: 0, lastDone: 0, lastBytes: 0, lastT: now, rate: 0, byteRate: 0 });
+    this.rows.set(unit, { total, done: 0, failed: 0, bytes: 0, started: now, conc: null, lastDone: 0, lastBytes: 0, lastT: now, rate: 0, byteRate: 0 });
     this.tick();
   }
 
@@ -66,9 +66,15 @@ export class Board {
       r.lastBytes = r.bytes;
       r.lastT = now;
     }
-    const avg = r.done / Math.max((now - r.started) / 1000, 0.001);
+    const elapsed = Math.max((now - r.started) / 1000, 0.001);
+    const avg = r.done / elapsed;
     const pct = r.total ? ((100 * r.done) / r.total).toFixed(1) : '100';
-    return `${unit}  ${r.done}/${r.total} (${pct}%)  ${fmtRate(r.rate)} obj/s  ${(r.byteRate / 1e6).toFixed(1)} MB/s  failed ${r.failed}  conc ${r.conc}  ETA ${fmtEta((r.total - r.done) / avg)}`;
+    // Before a first whole second of rate, the average so far; before the worker's first
+    // PROGRESS, its concurrency is not known yet ('–', not 0).
+    const first = r.lastT === r.started;
+    const rate = first ? avg : r.rate;
+    const byteRate = first ? r.bytes / elapsed : r.byteRate;
+    return `${unit}  ${r.done}/${r.total} (${pct}%)  ${fmtRate(rate)} obj/s  ${(byteRate / 1e6).toFixed(1)} MB/s  failed ${r.failed}  conc ${r.conc ?? '–'}  ETA ${fmtEta((r.total - r.done) / avg)}`;
   }
 
   private clear(): void {
