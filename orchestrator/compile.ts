@@ -138,7 +138,8 @@ async function compileUnitOrThrow(unit: Unit, sourceUri: string, cfg: CompileCon
   try {
     const { tasks, rows } = await planUnit(source.file, cfg);
     const ids = new Set(tasks.map((t) => t.id));
-    const { journal, replayed } = Journal.open(files.events, unit.version);
+    const { journal, replayed } = Journal.open(files.events, unit.version, { runId: ctx.runId, startedAt: started });
+    const earlier = replayed.runs;
     let pending: Task[];
     const state = new UnitState();
     try {
@@ -171,7 +172,11 @@ async function compileUnitOrThrow(unit: Unit, sourceUri: string, cfg: CompileCon
       optionsFingerprint,
       counts: { ...counts, tasks: tasks.length, sentThisRun: pending.length, resumedFromJournal: tasks.length - pending.length },
       int96,
-      runs: [...(previous?.runs ?? []), { runId: ctx.runId, startedAt: started, finishedAt: new Date().toISOString(), sent: pending.length }],
+      runs: [
+        ...(previous?.runs ?? []),
+        ...earlier.filter((r) => r.outcomes > 0).map((r) => ({ runId: r.runId, startedAt: r.startedAt, interrupted: true, outcomes: r.outcomes })),
+        { runId: ctx.runId, startedAt: started, finishedAt: new Date().toISOString(), sent: pending.length },
+      ],
     });
     await discardJournal(files);
     ctx.board.done(unit.name, counts);

@@ -8,14 +8,18 @@
 import fs from 'node:fs';
 import { readdir, rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
-import { type Event, ProtocolError, parseEvent } from '../protocol/index.js';
+import { type Event, ProtocolError, isTerminal, parseEvent } from '../protocol/index.js';
 
 const MAGIC = '#ferry-journal v1';
 const FLUSH_MS = 50;
 const FSYNC_MS = 1000;
 const FLUSH_BYTES = 256 * 1024;
 
-export type Replayed = { events: Event[]; badLines: number };
+/** A run that appended to a journal before this one, and how many outcomes it journaled. */
+export type EarlierRun = { runId: string; startedAt: string; outcomes: number };
+export type Replayed = { events: Event[]; badLines: number; runs: EarlierRun[] };
+
+const RUN_MARK = '#run ';
 
 export class Journal {
   private buffer: string[] = [];
@@ -30,8 +34,12 @@ export class Journal {
     private readonly fd: number,
   ) {}
 
-  /** Opens (or starts) the journal of a unit and returns the events it already holds. */
-  static open(file: string, source: string): { journal: Journal; replayed: Replayed } {
+  /**
+   * Opens (or starts) the journal of a unit and returns the events it already holds, and
+   * the runs that wrote them. `run`, when given, is marked before this run's events, so a
+   * run interrupted before the unit completed is still listed by the run that completes it.
+   */
+  static open(file: string, source: string, run?: { runId: string; startedAt: string }): { journal: Journal; replayed: Replayed } {
     fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
     const header = `${MAGIC} source=${source}\n`;
     const replayed = Journal.read(file, header);
@@ -40,7 +48,8 @@ export class Journal {
       fs.chmodSync(file, 0o600); // a file that was there keeps its mode otherwise
     }
     const fd = fs.openSync(file, 'a', 0o600);
-    return { journal: new Journal(file, fd), replayed: replayed ?? { events: [], badLines: 0 } };
+    if (run) fs.writeSync(fd, `${RUN_MARK}${run.runId} ${run.startedAt}\n`);
+    return { journal: new Journal(file, fd), replayed: replayed ?? { events: [], badLines: 0, runs: [] } };
   }
 
   /** Reads a journal, trimming a torn tail; null when absent or for another source. */
@@ -56,17 +65,24 @@ export class Journal {
     const end = text.lastIndexOf('\n') + 1;
     if (end < text.length) fs.truncateSync(file, Buffer.byteLength(text.slice(0, end)));
     const events: Event[] = [];
+    const runs: EarlierRun[] = [];
     let badLines = 0;
     for (const line of text.slice(header.length, end).split('\n')) {
+      if (line.startsWith(RUN_MARK)) {
+        const [runId = '', startedAt = ''] = line.slice(RUN_MARK.length).split(' ');
+        runs.push({ runId, startedAt, outcomes: 0 });
+      }
       if (line === '' || line.startsWith('#')) continue;
       try {
-        events.push(parseEvent(line));
+        const e = parseEvent(line);
+        events.push(e);
+        if (isTerminal(e) && runs.length > 0) runs[runs.length - 1]!.outcomes++;
       } catch (e) {
         if (!(e instanceof ProtocolError)) throw e;
         badLines++;
       }
     }
-    return { events, badLines };
+    return { events, badLines, runs };
   }
 
   /** Appends one event line (with its newline). */

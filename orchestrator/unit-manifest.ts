@@ -7,7 +7,18 @@ import type { StorageAdapter } from '../storage/index.js';
 import type { Counts } from './materialize.js';
 import { publishText, readText } from './io.js';
 
-const RunRecord = z.looseObject({ runId: z.string(), startedAt: z.string(), finishedAt: z.string(), sent: z.number() });
+/**
+ * A run that contributed: one that finished the unit (`finishedAt`, `sent`: tasks it sent),
+ * or one interrupted before that (`interrupted`, `outcomes`: the tasks it finished).
+ */
+const RunRecord = z.looseObject({
+  runId: z.string(),
+  startedAt: z.string(),
+  finishedAt: z.string().optional(),
+  sent: z.number().optional(),
+  interrupted: z.boolean().optional(),
+  outcomes: z.number().optional(),
+});
 
 export const UnitManifest = z.looseObject({
   ferry: z.literal(1),

@@ -150,6 +150,12 @@ describe('resume after SIGKILL', () => {
     const last = await ferry(args('sigint'));
     expect(last.code, last.stderr).toBe(0);
     expect(await snapshot('sigint')).toEqual(await snapshot('baseline'));
+    // Both runs contributed objects: manifest.json lists both, the interrupted one as such.
+    const { runs } = JSON.parse(await fs.readFile(path.join(layout('sigint').out, 'm.manifest.json'), 'utf8')) as { runs: Record<string, unknown>[] };
+    expect(runs).toHaveLength(2);
+    expect(runs[0]).toMatchObject({ interrupted: true, outcomes: expect.any(Number) });
+    expect(Number(runs[0]!.outcomes)).toBeGreaterThanOrEqual(10);
+    expect(runs[1]).toMatchObject({ finishedAt: expect.any(String), sent: N - Number(runs[0]!.outcomes) });
   }, 60_000);
 });
 
