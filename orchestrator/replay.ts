@@ -173,7 +173,8 @@ async function replayRows(m: UnitManifest, rows: LedgerRow[], chosen: LedgerRow[
       source: { uri: m.source.uri, fingerprint: m.source.fingerprint, rows: m.source.rows },
       options: m.options,
       optionsFingerprint: m.optionsFingerprint,
-      counts: { ...(m.counts as Record<string, unknown>), ...counts },
+      // "This run" is the last one that wrote the manifest: this replay.
+      counts: { ...(m.counts as Record<string, unknown>), ...counts, sentThisRun: pending.length, resumedFromJournal: tasks.length - pending.length },
       int96,
       runs: [...m.runs, { runId, startedAt: started, finishedAt: new Date().toISOString(), sent: pending.length, replay: true }],
     });
