@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { StorageError } from '../storage/adapter.js';
 import { createHttpClient, type HttpClient, type HttpClientOptions } from '../storage/http.js';
 import {
   backoffMs,
@@ -544,6 +545,9 @@ describe('pure helpers', () => {
     expect(classifyError(new Error('ECONNRESET timeout', { cause: coded('ENOTFOUND') })).reason).toBe('DNS');
     expect(classifyError(new AggregateError([coded('ECONNREFUSED')])).reason).toBe('RESET');
     expect(classifyError(new TypeError('ETIMEDOUT'))).toEqual({ reason: 'RESET', code: null, retriable: false });
+    // A store source failing mid-body, and the AWS SDK's socket timeout: transient, retried.
+    expect(classifyError(new StorageError('TRANSIENT', 'read gs://b/k: HTTP 500'))).toEqual({ reason: 'RESET', code: 'TRANSIENT', retriable: true });
+    expect(classifyError(Object.assign(new Error('socket timed out after 2000 ms'), { name: 'TimeoutError' }))).toEqual({ reason: 'TIMEOUT', code: 'ETIMEDOUT', retriable: true });
     // undici 7 builds HTTPParserError without its code: a malformed response, retried.
     const parser = Object.assign(new Error('Response does not match the HTTP/1.1 protocol (Invalid status code)'), { name: 'HTTPParserError', code: undefined });
     expect(classifyError(new TypeError('fetch failed', { cause: parser }))).toEqual({ reason: 'RESET', code: 'HPE_INVALID_RESPONSE', retriable: true });

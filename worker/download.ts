@@ -126,6 +126,9 @@ const CODE_REASONS: ReadonlyMap<string, Reason> = new Map(
     FERRY_BAD_URL: 'BAD_URL',
     ERR_INVALID_URL: 'BAD_URL',
     FERRY_MIN_RATE: 'TIMEOUT',
+    // A store source's body failing mid-read (StorageError codes): transient, retried.
+    TRANSIENT: 'RESET',
+    THROTTLED: 'THROTTLED',
     FERRY_LOOKUP_TIMEOUT: 'TIMEOUT',
     UND_ERR_CONNECT_TIMEOUT: 'TIMEOUT',
     UND_ERR_HEADERS_TIMEOUT: 'TIMEOUT',
@@ -164,8 +167,11 @@ export function errorCode(err: unknown): string | null {
   for (let e = err, depth = 0; e && typeof e === 'object' && depth < 6; depth++) {
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'string' && code) return code;
-    // undici's parser errors lose their HPE_ code (its table of names has no reverse entries).
-    if ((e as { name?: unknown }).name === 'HTTPParserError') return 'HPE_INVALID_RESPONSE';
+    // undici's parser errors lose their HPE_ code (its table of names has no reverse entries);
+    // the AWS SDK's socket timeouts (smithy's TimeoutError) never had one.
+    const name = (e as { name?: unknown }).name;
+    if (name === 'HTTPParserError') return 'HPE_INVALID_RESPONSE';
+    if (name === 'TimeoutError') return 'ETIMEDOUT';
     const members = (e as { errors?: unknown }).errors;
     e = Array.isArray(members) && members.length > 0 ? members[0] : (e as { cause?: unknown }).cause;
   }
