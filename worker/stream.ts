@@ -4,9 +4,10 @@
  * multipart or resumable upload on the other side, never buffered whole. Memory per
  * object is the store's queue of parts (at most 3 × --part-size).
  */
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { type Reason, maxBytesOf, oneLine } from '../protocol/index.js';
 import { StorageError, objectKey } from '../storage/index.js';
+import { pipeHashed } from '../storage/hashed.js';
 import { classifyError } from './download.js';
 import type { Streamed } from './download.js';
 import { sniffType } from './gates.js';
@@ -114,9 +115,25 @@ export async function streamObject(id: string, dl: Streamed, ctx: TaskContext): 
       }
       // A store without metadata (files) compares the bytes once they have streamed.
       compareAfter = there !== null && ctx.store.contentSha256 !== undefined && ctx.store.capabilities.conditionalCreate;
+      // One ferry wrote, from a source that gives no ETag: the bytes decide, hashed on the
+      // way and dropped (a re-run must not rewrite an identical object, nor refuse it).
+      const theirs = there?.metadata['ferry-sha256'];
+      if (there && !compareAfter && theirs) {
+        const sha256 = await pipeHashed(flowing(head, rest, maxBytesOf(ctx.flags), (n) => {
+          bytes += n;
+          ctx.flowed?.(n);
+        }), new Writable({ write: (_chunk, _enc, done) => done() }));
+        ctx.flowed?.(-bytes);
+        const landed = bytes;
+        bytes = 0;
+        if (sha256 !== theirs) return { side: 'upload', reason: 'DEST_CONFLICT', detail: 'a different object is already at the key: its sha256 differs (use --overwrite to replace it)', retriable: false };
+        ctx.emit({ kind: 'DL_OK', id, bytes: landed });
+        ctx.emit({ kind: 'UP_OK', id, uri: ctx.store.uri(key), ext: type.ext, bytes: there.size, sha256, width: null, height: null, existed: true });
+        return null;
+      }
       if (there && !compareAfter) {
         dl.stream.destroy();
-        return { side: 'upload', reason: 'DEST_CONFLICT', detail: 'an object is already at the key and its source size/ETag differ (use --overwrite to replace it)', retriable: false };
+        return { side: 'upload', reason: 'DEST_CONFLICT', detail: 'an object not written by ferry, or from another source, is already at the key (use --overwrite to replace it)', retriable: false };
       }
     }
     // Counted live for PROGRESS, and taken back before the events count them (or on failure).

@@ -148,6 +148,19 @@ describe('compile with everything on S3', () => {
     expect(r.stdout).toMatch(/^UP_OK\tdoc\ts3:\/\/objects\/large\/[0-9a-f]{2}\/doc\.pdf\tpdf\t10485760\t/m);
     expect(sha(await get('objects', `large/${objectKey('doc', 'pdf')}`))).toBe(sha(big));
   }, 120_000);
+
+  it('a large object from a source without an ETag is, on a re-run, the same object (its sha256), not a conflict', async () => {
+    const tasks = `noetag\t${origin.url}/big/noetag?size=${9 * 2 ** 20}\n`; // chunked: no length, no ETag
+    const run = () => ferry(['worker', '--tasks', '-', '--dest', 's3://objects/large-noetag', '--profile', 'any', '--multipart-threshold', '4MiB', '--part-size', '6MiB', '--s3-endpoint', endpoint(), '--allow-private-network'], { input: tasks });
+    const first = await run();
+    expect(first.stdout).toMatch(/^UP_OK\tnoetag\t.*\t0$/m);
+    const key = `large-noetag/${objectKey('noetag', 'bin')}`;
+    const stamped = (await s3.send(new HeadObjectCommand({ Bucket: 'objects', Key: key }))).Metadata?.['ferry-run'];
+    const again = await run();
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(/^UP_OK\tnoetag\t.*\t[0-9a-f]{64}\t\t\t1$/m);
+    expect((await s3.send(new HeadObjectCommand({ Bucket: 'objects', Key: key }))).Metadata?.['ferry-run']).toBe(stamped); // not rewritten
+  }, 120_000);
 });
 
 describe('mixed: manifests on S3, objects to GCS, outputs to S3, sources from S3 and HTTP', () => {
