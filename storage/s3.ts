@@ -205,15 +205,24 @@ export async function probeConditionalCreate(client: S3Client, bucket: string, p
  * request, and one failed DELETE would leave the marker behind. What a kill between the
  * probe's PUT and its DELETE leaves, a unit's cleanup removes (S3Store.cleanup).
  */
-async function removeMarker(client: S3Client, bucket: string, Key: string): Promise<void> {
+/**
+ * Up to three tries of a request whose failure would only leave something behind (a probe
+ * marker, an object without its sha256): a worker's client makes one attempt per request.
+ */
+async function thrice(request: () => Promise<unknown>): Promise<boolean> {
   for (let attempt = 1; attempt <= 3; attempt++) {
     try {
-      await client.send(new DeleteObjectCommand({ Bucket: bucket, Key }));
-      return;
+      await request();
+      return true;
     } catch {
       if (attempt < 3) await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
     }
   }
+  return false;
+}
+
+async function removeMarker(client: S3Client, bucket: string, Key: string): Promise<void> {
+  await thrice(() => client.send(new DeleteObjectCommand({ Bucket: bucket, Key })));
 }
 
 /** One probe per endpoint and bucket for the whole process, shared by every store on it. */
@@ -445,7 +454,7 @@ export class S3Store implements StorageAdapter {
       const etag = await this.upload(key, chain(head.chunks, it), options);
       const sha256 = state.hash.digest('hex');
       // Best effort: the bytes are stored whole either way, and the outputs carry the sha256.
-      if (state.bytes <= MAX_COPY_BYTES) await this.stampSha256(key, etag, options, sha256).catch(() => {});
+      if (state.bytes <= MAX_COPY_BYTES) await thrice(() => this.stampSha256(key, etag, options, sha256));
       return { sha256 };
     } catch (e) {
       body.destroy();
