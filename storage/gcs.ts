@@ -107,6 +107,8 @@ function makeClient(options: StoreOptions): Client {
   const endpoint = options.gcs?.endpoint;
   const storage = new Storage({
     ...(endpoint ? { apiEndpoint: endpoint } : {}),
+    // Per request (the library's default is 60 s); its streams run without one.
+    ...(options.timeoutMs ? { timeout: options.timeoutMs } : {}),
     ...(options.gcs?.projectId ? { projectId: options.gcs.projectId } : {}),
     // The library's own retries only where asked (the worker retries, counting its tries).
     retryOptions: (options.maxAttempts ?? 3) > 1 ? { autoRetry: true, maxRetries: (options.maxAttempts ?? 3) - 1 } : { autoRetry: false, retryableErrorFn: () => false },

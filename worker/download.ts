@@ -12,7 +12,7 @@ import { type StorageAdapter, StorageError } from '../storage/adapter.js';
 import { LocalSourceError, isFileUrl, openLocalSource } from '../storage/local-source.js';
 import { type Place, parsePlace } from '../storage/uri.js';
 import { type HttpClient, type WholeBody, discardBody, headerValue, parseHttpUrl } from '../storage/http.js';
-import { type BodyMeter, NO_METER, metered } from '../storage/min-rate.js';
+import { type BodyMeter, NO_METER, RateWatch, metered } from '../storage/min-rate.js';
 import { redactText } from '../storage/redact.js';
 
 type Fetched = {
@@ -422,6 +422,19 @@ const STORE_REASONS: Record<StorageError['code'], Reason> = {
   FATAL: 'HTTP_4XX',
 };
 
+const storeRateWatches = new WeakMap<HttpClient, RateWatch>();
+
+/** One minimum-rate watch per client for store bodies, with the client's rate and window. */
+function storeRates(client: HttpClient): RateWatch {
+  let w = storeRateWatches.get(client);
+  if (!w) {
+    const { minRate, minRateWindowMs } = client.options;
+    w = new RateWatch(minRate, minRateWindowMs, (detail) => Object.assign(new Error(detail), { code: 'FERRY_MIN_RATE' }));
+    storeRateWatches.set(client, w);
+  }
+  return w;
+}
+
 /** An s3:// or gs:// source, read with the store's own client and credentials. */
 async function openStoreObject(url: string, o: DownloadOptions): Promise<Source | Failure> {
   if (!o.stores) return fail('UNSUPPORTED_SCHEME', `no object store configured for ${url}`); // checked before, kept for the types
@@ -437,7 +450,9 @@ async function openStoreObject(url: string, o: DownloadOptions): Promise<Source 
   }
   try {
     const { body, info } = await (await o.stores(place)).read(key);
-    return { body, meter: NO_METER, contentLength: info.size, status: 200, contentType: info.contentType ?? null, etag: info.version };
+    // The stores' SDKs bound a body's waits loosely or not at all (GCS streams have no
+    // timeout): the same minimum rate as HTTP bodies ends one that stalls.
+    return { body, meter: storeRates(o.client).watch(body), contentLength: info.size, status: 200, contentType: info.contentType ?? null, etag: info.version };
   } catch (err) {
     if (!(err instanceof StorageError)) return fromError(err);
     const reason = err.code === 'TRANSIENT' && err.status === undefined ? 'RESET' : STORE_REASONS[err.code];

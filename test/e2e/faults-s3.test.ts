@@ -16,11 +16,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { CreateBucketCommand, GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseLedger } from '../../ledger/index.js';
+import { createHttpClient } from '../../storage/http.js';
+import { openStore } from '../../storage/index.js';
 import { objectKey } from '../../storage/layout.js';
+import { download } from '../../worker/download.js';
 import { createS3Client } from '../../storage/s3.js';
 import { fauxqsOptions, startS3Server, stopS3Server, useFakeAwsCredentials } from '../helpers/backend-s3.js';
 import { duck, lit } from '../helpers/duckdb.js';
@@ -260,4 +263,23 @@ describe('a destination failing every PUT is not hammered, and the unit still co
     expect(ledger[0]!.detail).toContain('Retry-After 120 s');
     for (let i = 0; i < ROWS; i++) expect(countFor(seen, 'PUT', keyOf(scenario, i))).toBe(1);
   }, 120_000);
+});
+
+describe('an s3:// source through the proxy', () => {
+  it('whose body stalls is cut by the minimum rate and retried, never held for good', async () => {
+    const key = 'src/stall.bin';
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: Buffer.alloc(200_000, 1) }));
+    await faults([{ method: 'GET', path: `/${BUCKET}/src/stall\\.bin`, fault: 'stall-body' }]);
+    // The SDK's own socket timeout is long here: only the watch can end the body.
+    const client = createHttpClient({ allowPrivateNetwork: true, proxy: 'none', minRate: 1024, minRateWindowMs: 1000 });
+    const stores = () => openStore({ scheme: 's3', bucket: BUCKET, prefix: '' }, { s3: { endpoint: proxy.url, forcePathStyle: true }, maxAttempts: 1, timeoutMs: 120_000 });
+    const started = Date.now();
+    try {
+      const r = await download(`s3://${BUCKET}/${key}`, { client, retries: 1, backoffBaseMs: 5, stores });
+      expect(r).toMatchObject({ ok: false, reason: 'TIMEOUT', attempts: 2 });
+      expect(Date.now() - started).toBeLessThan(30_000);
+    } finally {
+      await client.close();
+    }
+  }, 60_000);
 });
