@@ -10,6 +10,7 @@ import { createServer } from 'node:http';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GCS_TEST_BUCKET, type RunningGcs, startGcsEmulator } from '../test/helpers/backend-gcs.js';
+import { type ServerProcess, startServer } from '../test/helpers/server.js';
 import { StorageError } from './adapter.js';
 import { classifyGcsError, openGcsStore } from './gcs.js';
 
@@ -114,6 +115,21 @@ describe('GCS store on the emulator', () => {
   afterAll(async () => {
     await gcs?.stop();
   });
+
+  it('ends a one-request upload that the endpoint stalls after --timeout (the library would wait 60 s)', async () => {
+    const proxy: ServerProcess = await startServer(new URL('../test/servers/fault-proxy.mjs', import.meta.url).pathname, [gcs.endpoint]);
+    try {
+      const url = `http://127.0.0.1:${proxy.port}`;
+      await fetch(`${url}/__faults`, { method: 'POST', body: JSON.stringify({ rules: [{ method: 'POST', path: 'upload.*stalled', fault: 'stall' }] }) });
+      const store = await openGcsStore(GCS_TEST_BUCKET, 'stalled/', { gcs: { endpoint: url }, conditionalWrites: 'off', maxAttempts: 1, timeoutMs: 1000 });
+      const started = Date.now();
+      await expect(store.put('a.bin', Buffer.from('x'), { contentType: 'application/octet-stream', metadata: {}, ifAbsent: false })).rejects.toMatchObject({ code: 'TRANSIENT' });
+      expect(Date.now() - started).toBeLessThan(10_000);
+      await store.close();
+    } finally {
+      await proxy.stop();
+    }
+  }, 30_000);
 
   it('finds conditional create unenforced there, and obeys on/off', async () => {
     expect((await gcs.open()).capabilities.conditionalCreate).toBe(false);

@@ -107,7 +107,7 @@ function makeClient(options: StoreOptions): Client {
   const endpoint = options.gcs?.endpoint;
   const storage = new Storage({
     ...(endpoint ? { apiEndpoint: endpoint } : {}),
-    // Per request (the library's default is 60 s); its streams run without one.
+    // Per request, one-request uploads and the probe included (the library's default is 60 s).
     ...(options.timeoutMs ? { timeout: options.timeoutMs } : {}),
     ...(options.gcs?.projectId ? { projectId: options.gcs.projectId } : {}),
     // The library's own retries only where asked (the worker retries, counting its tries).
@@ -151,21 +151,12 @@ async function servesJsonAtRoot(storage: Storage, bucket: string): Promise<boole
 }
 
 /**
- * The client's per-request timeout, for a one-request upload: the library sends those with
- * none of their own (0), so a destination that stalls held the write forever.
- */
-function requestTimeout(bucket: Bucket): { timeout?: number } {
-  const timeout = (bucket.storage as { timeout?: number }).timeout;
-  return timeout ? { timeout } : {};
-}
-
-/**
  * Whether the endpoint enforces `ifGenerationMatch: 0`: writes a fresh marker twice with
  * it; a 412 on the second write means enforced. Emulators accept and ignore it.
  */
 async function enforcesConditionalCreate(bucket: Bucket, prefix: string): Promise<boolean> {
   const marker = bucket.file(`${prefix}${PROBE_NAME}${randomBytes(8).toString('hex')}`);
-  const write = () => marker.save(Buffer.alloc(0), { resumable: false, validation: false, preconditionOpts: { ifGenerationMatch: 0 }, ...requestTimeout(bucket) });
+  const write = () => marker.save(Buffer.alloc(0), { resumable: false, validation: false, preconditionOpts: { ifGenerationMatch: 0 } });
   try {
     await write();
     try {
@@ -290,7 +281,6 @@ export class GcsStore implements StorageAdapter {
     const sha256 = hash('sha256', body, 'hex');
     const md5Hash = createHash('md5').update(body).digest('base64');
     await this.file(key).save(body, {
-      ...requestTimeout(this.bucket),
       resumable: false,
       validation: 'md5',
       contentType: options.contentType,
