@@ -15,7 +15,7 @@ import { Journal, discardJournal, journalFiles, stagingDir, tidyWorkDir } from '
 import { type Counts, stagedFiles, writeOutputs } from './materialize.js';
 import { ManifestError, scanManifest } from './parquet/index.js';
 import type { Board } from './progress.js';
-import { UnitState, outcomeOf, refuseRow } from './state.js';
+import { RowVerdicts, UnitState, outcomeOf } from './state.js';
 import { SuperviseError, WorkerPool, superviseTasks } from './supervise.js';
 import { outputKeys, readUnitManifest, writeUnitManifest } from './unit-manifest.js';
 import { type Unit, listUnits, selectUnits } from './units.js';
@@ -50,13 +50,12 @@ export function runKey(cfg: CompileConfig): string {
 /** Reads the manifest's id and url columns: the unit's tasks, and its compile-time refusals. */
 async function planUnit(source: string, cfg: CompileConfig): Promise<{ tasks: Task[]; rows: number }> {
   const tasks: Task[] = [];
-  const seen = new Set<string>();
-  let row = 0;
+  const verdicts = new RowVerdicts();
   const info = await scanManifest(source, { id: cfg.idColumn, url: cfg.urlColumn }, { path: cfg.pathColumn, bad: cfg.badColumn }, (ids, urls) => {
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i] ?? null;
       const url = urls[i] ?? null;
-      if (refuseRow(id, url, ++row, seen) === null) tasks.push({ id: id as string, url: url as string });
+      if (verdicts.next(id, url) === null) tasks.push({ id: id as string, url: url as string });
     }
   });
   return { tasks, rows: info.rows };

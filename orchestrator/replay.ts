@@ -19,7 +19,7 @@ import { Journal, discardJournal, journalFiles, stagingDir, tidyWorkDir } from '
 import { stagedFiles, writeOutputs } from './materialize.js';
 import { scanManifest } from './parquet/index.js';
 import { Board, type BoardMode } from './progress.js';
-import { type Outcome, UnitState, outcomeOf, refuseRow } from './state.js';
+import { type Outcome, RowVerdicts, UnitState, outcomeOf } from './state.js';
 import { type UnitManifest, outputKeys, readUnitManifest, writeUnitManifest } from './unit-manifest.js';
 
 const LEDGER_SUFFIX = '.ledger.tsv';
@@ -88,7 +88,8 @@ type ReplayContext = {
 async function replayRows(m: UnitManifest, rows: LedgerRow[], chosen: LedgerRow[], r: ReplayContext): Promise<number> {
   const cols = { id: String(m.options.idColumn), url: String(m.options.urlColumn), path: String(m.options.pathColumn), bad: String(m.options.badColumn) };
   const flags = flagsFor(m, r.raw);
-  const workDir = path.resolve(String(r.raw['work-dir'] ?? '.ferry'), 'replay-' + fingerprint({ ledger: describePlace(r.parent) + r.unitName }).slice(0, 16));
+  const workRoot = path.resolve(String(r.raw['work-dir'] ?? '.ferry'));
+  const workDir = path.join(workRoot, 'replay-' + fingerprint({ ledger: describePlace(r.parent) + r.unitName }).slice(0, 16));
   const cfg = { dest: parsePlace(String(m.options.dest)), flags, workDir } as CompileConfig;
   const staging = stagingDir(workDir);
   const sourceAt = splitObjectUri(m.source.uri);
@@ -100,7 +101,7 @@ async function replayRows(m: UnitManifest, rows: LedgerRow[], chosen: LedgerRow[
   const renewedKey = outputKeys(r.unitName).parquet;
   if (!(await r.out.stat(renewedKey)))
     throw new UsageError(`${describePlace(r.parent)}: ${renewedKey} is missing beside the ledger: replay merges into the unit's renewed Parquet (recompile the unit with ferry compile … --only ${m.unit} --force)`);
-  await checkWorkDir(workDir, `--work-dir ${path.resolve(String(r.raw['work-dir'] ?? '.ferry'))}`);
+  await checkWorkDir(workDir, `--work-dir ${workRoot}`);
   const source = await localCopy(sourceStore, sourceAt.key, staging);
   const renewed = await localCopy(r.out, renewedKey, staging);
   const staged = await stagedFiles(staging, r.unitName);
@@ -119,13 +120,12 @@ async function replayRows(m: UnitManifest, rows: LedgerRow[], chosen: LedgerRow[
     const tasks: Task[] = [];
     // Every row that became a task has an outcome in the ledger or the Parquet: checked now,
     // before any fetch, for a ledger edited by hand or taken from another run.
-    const seen = new Set<string>();
-    let row = 0;
+    const verdicts = new RowVerdicts();
     let orphan: string | null = null;
     await scanManifest(source.file, { id: cols.id, url: cols.url }, { path: cols.path, bad: cols.bad }, (ids, urls) => {
       ids.forEach((id, i) => {
         const url = urls[i] ?? null;
-        if (refuseRow(id ?? null, url, ++row, seen) === null && !state.has(id as string)) orphan ??= `row ${row} (id ${JSON.stringify(id)})`;
+        if (verdicts.next(id ?? null, url) === null && !state.has(id as string)) orphan ??= `row ${verdicts.row} (id ${JSON.stringify(id)})`;
         if (id !== null && url && wanted.delete(id)) tasks.push({ id, url });
       });
     });

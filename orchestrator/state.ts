@@ -29,6 +29,17 @@ export function refuseRow(id: string | null, url: string | null, row: number, se
   return null;
 }
 
+/** One pass over a manifest's rows, from row 1: each row's verdict, in order. */
+export class RowVerdicts {
+  private readonly seen = new Set<string>();
+  /** The number of the row judged last. */
+  row = 0;
+
+  next(id: string | null, url: string | null): Refusal | null {
+    return refuseRow(id, url, ++this.row, this.seen);
+  }
+}
+
 export function stageOf(e: TerminalEvent): Stage {
   switch (e.kind) {
     case 'UP_OK':
@@ -51,8 +62,7 @@ export type RowOutputs = { paths: (string | null)[]; bad: boolean[]; ledger: Led
 /** Outcomes by id for one unit, and the per-row outputs derived from them. */
 export class UnitState {
   private readonly outcomes = new Map<string, Outcome>();
-  private seen = new Set<string>();
-  private row = 0;
+  private verdicts = new RowVerdicts();
 
   set(id: string, outcome: Outcome): void {
     this.outcomes.set(id, outcome);
@@ -72,8 +82,7 @@ export class UnitState {
 
   /** Starts a new pass over the manifest's rows (verdicts restart from row 1). */
   rewind(): void {
-    this.seen = new Set();
-    this.row = 0;
+    this.verdicts = new RowVerdicts();
   }
 
   /**
@@ -85,11 +94,11 @@ export class UnitState {
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i] ?? null;
       const url = urls[i] ?? null;
-      const refusal = refuseRow(id, url, ++this.row, this.seen);
+      const refusal = this.verdicts.next(id, url);
       const outcome: Outcome | undefined = refusal
         ? { ok: false, reason: refusal.reason, stage: 'compile', attempts: 0, detail: refusal.detail, bad: false }
         : this.outcomes.get(id as string);
-      if (outcome === undefined) throw new Error(`internal: no outcome for id "${id}" at row ${this.row}`);
+      if (outcome === undefined) throw new Error(`internal: no outcome for id "${id}" at row ${this.verdicts.row}`);
       if (outcome.ok) {
         out.paths.push(outcome.uri);
         out.bad.push(false);

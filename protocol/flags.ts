@@ -76,7 +76,7 @@ function size(raw: unknown, flag: string): number {
   return n;
 }
 
-/** A size within [min, max]; `why` says where the bounds come from. */
+/** A size within [min, max]; `bounds` says them, and where they come from, for the error. */
 function sizeWithin(min: number, max: number, bounds: string) {
   return (raw: unknown, flag: string): number => {
     const n = size(raw, flag);

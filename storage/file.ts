@@ -13,7 +13,7 @@ import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { type ObjectInfo, type PutOptions, type PutResult, type ReadResult, type StorageAdapter, StorageError } from './adapter.js';
 import { pipeHashed } from './hashed.js';
-import { pathWithin } from './uri.js';
+import { relWithin } from './uri.js';
 
 /**
  * Temporary files live under `<root>/.ferry-tmp/`, mirroring their keys' folders but the
@@ -112,7 +112,7 @@ function classify(e: unknown, what: string): StorageError {
   if (code === 'ENOENT') return new StorageError('NOT_FOUND', `${what}: not found`, { cause: e });
   if (code === 'EACCES' || code === 'EPERM') return new StorageError('FORBIDDEN', `${what}: permission denied (${code})`, { cause: e });
   if (code === 'EROFS') return new StorageError('FORBIDDEN', `${what}: read-only file system (EROFS)`, { cause: e });
-  if (code === 'ENOTDIR') return new StorageError('FATAL', (e as Error).message.includes('a file stands') ? (e as Error).message : `${what}: a file stands where a folder should be (ENOTDIR)`, { cause: e });
+  if (code === 'ENOTDIR') return new StorageError('FATAL', `${what}: a file stands where a folder should be (ENOTDIR)`, { cause: e });
   if (code === 'EEXIST') return new StorageError('EXISTS', `${what}: exists`, { cause: e });
   if (code === 'ENOSPC') return new StorageError('TRANSIENT', `${what}: no space left on device (ENOSPC)`, { cause: e });
   if (code === 'EMFILE' || code === 'ENFILE' || code === 'EIO' || code === 'EBUSY') return new StorageError('TRANSIENT', `${what}: ${code}`, { cause: e });
@@ -132,7 +132,7 @@ export class FileStore implements StorageAdapter {
   private place(key: string): { p: string; rel: string } {
     const p = path.resolve(this.root, key);
     const rel = path.relative(this.root, p);
-    if (!pathWithin(this.root, p)) throw new StorageError('FATAL', `key "${key}" escapes ${this.root}`);
+    if (!relWithin(rel)) throw new StorageError('FATAL', `key "${key}" escapes ${this.root}`);
     return { p, rel };
   }
 
@@ -239,7 +239,10 @@ export class FileStore implements StorageAdapter {
     const tmp = `${tempBase(this.root, rel)}.${PROCESS_TAG}-${(tempSeq++).toString(36)}${TEMP_SUFFIX}`;
     try {
       await this.ensureDir(path.dirname(p));
-      await this.ensureDir(path.dirname(tmp));
+      // A stream cannot be replayed after a failed open, so its temporary folder is made
+      // afresh, not taken from the cache: another process may just have removed it as empty
+      // (close). A buffer's write is retried once instead (put).
+      await (Buffer.isBuffer(body) ? this.ensureDir(path.dirname(tmp)) : makeFolder(path.dirname(tmp)));
       let sha256: string;
       let taken: Error | null;
       if (Buffer.isBuffer(body)) {
@@ -253,9 +256,6 @@ export class FileStore implements StorageAdapter {
           taken = await this.moveIntoPlace(tmp, p, options.ifAbsent);
         }
       } else {
-        // A stream cannot be replayed after a failed open, so its folder is made again, not
-        // taken from the cache: another process may have just removed it as empty (close).
-        await makeFolder(path.dirname(tmp));
         sha256 = await pipeHashed(body, createWriteStream(tmp, { mode: 0o644 }));
         taken = await this.moveIntoPlace(tmp, p, options.ifAbsent);
       }

@@ -9,7 +9,7 @@
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { type BodyMode, ResponseHandler, type HttpBody, type HttpHeaders, type ResponseHead, headerValue } from './response.js';
-import { RateWatch } from './min-rate.js';
+import { type BodyMeter, RateWatch } from './min-rate.js';
 import { checkHost, checkLiteralHost, createGuard, guardedLookup, type Guard } from './netguard.js';
 import { type ProxyConfig, envProxy } from './proxy-env.js';
 import { redactUrl } from './redact.js';
@@ -92,6 +92,8 @@ export interface HttpClient {
    * read whole; every other one as a stream.
    */
   get(url: string | URL, init?: GetInit): Promise<HttpResponse>;
+  /** Puts a body fetched by other means (an object store's) under the same minimum-rate cut. */
+  watch(body: Readable): BodyMeter;
   close(): Promise<void>;
 }
 
@@ -259,5 +261,5 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
     rates.close();
     return dispatcher.close();
   };
-  return { options: o, get, close };
+  return { options: o, get, watch: (body) => rates.watch(body), close };
 }

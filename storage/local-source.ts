@@ -7,7 +7,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { pathWithin } from './uri.js';
+import { relWithin } from './uri.js';
 
 export type LocalSourceErrorCode = 'BAD_URL' | 'BLOCKED_PATH' | 'NOT_FOUND' | 'FORBIDDEN' | 'TRANSIENT';
 
@@ -58,5 +58,6 @@ export async function openLocalSource(url: string, root: string): Promise<{ body
 }
 
 function inside(root: string, p: string): boolean {
-  return path.relative(root, p) !== '' && pathWithin(root, p);
+  const rel = path.relative(root, p);
+  return rel !== '' && relWithin(rel);
 }

@@ -201,11 +201,6 @@ export async function probeConditionalCreate(client: S3Client, bucket: string, p
 }
 
 /**
- * Deletes a probe marker, up to three times: a worker's client makes one attempt per
- * request, and one failed DELETE would leave the marker behind. What a kill between the
- * probe's PUT and its DELETE leaves, a unit's cleanup removes (S3Store.cleanup).
- */
-/**
  * Up to three tries of a request whose failure would only leave something behind (a probe
  * marker, an object without its sha256): a worker's client makes one attempt per request.
  */
@@ -221,6 +216,7 @@ async function thrice(request: () => Promise<unknown>): Promise<boolean> {
   return false;
 }
 
+/** Deletes a probe marker; what a kill between the probe's PUT and its DELETE leaves, a unit's cleanup removes (S3Store.cleanup). */
 async function removeMarker(client: S3Client, bucket: string, Key: string): Promise<void> {
   await thrice(() => client.send(new DeleteObjectCommand({ Bucket: bucket, Key })));
 }
@@ -509,9 +505,9 @@ export class S3Store implements StorageAdapter {
     }
   }
 
-  /** Aborts every multipart upload left open under the prefix (by killed writers). */
   /**
-   * Aborts the multipart uploads left open under `prefix`, and removes the probe markers
+   * Aborts the multipart uploads killed writers left open for the unit at `prefix` (its own
+   * keys, isUnitObjectKey: not a nested unit's), and removes the probe markers
    * that killed probes left at the store's root. A marker removed while another process
    * probes makes that probe find conditional writes not enforced: it then checks before
    * writing, which is always safe.

@@ -66,7 +66,11 @@ export function describePlace(place: Place): string {
  * `../x` is not). Callers that must see through symlinks resolve both first.
  */
 export function pathWithin(root: string, p: string): boolean {
-  const rel = path.relative(root, p);
+  return relWithin(path.relative(root, p));
+}
+
+/** The same, for a path already made relative to the root (`path.relative(root, p)`). */
+export function relWithin(rel: string): boolean {
   return rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel);
 }
 

@@ -12,7 +12,7 @@ import { type StorageAdapter, StorageError } from '../storage/adapter.js';
 import { LocalSourceError, isFileUrl, openLocalSource } from '../storage/local-source.js';
 import { type Place, parsePlace } from '../storage/uri.js';
 import { type HttpClient, type WholeBody, discardBody, headerValue, parseHttpUrl } from '../storage/http.js';
-import { type BodyMeter, NO_METER, RateWatch, metered } from '../storage/min-rate.js';
+import { type BodyMeter, NO_METER, metered } from '../storage/min-rate.js';
 import { redactText } from '../storage/redact.js';
 
 type Fetched = {
@@ -344,7 +344,6 @@ async function readWhole(src: WholeSource): Promise<Success | Failure> {
   return { ok: true, kind: 'buffer', body: r.bytes, status, contentType, etag, release: () => {} };
 }
 
-/** The chunks already read, then the rest of the iterator, as one stream. */
 /**
  * The chunks read so far, then the rest of `source` through its iterator. Destroying it
  * destroys `source`, which aborts the request: a generator-backed stream would instead
@@ -422,19 +421,6 @@ const STORE_REASONS: Record<StorageError['code'], Reason> = {
   FATAL: 'HTTP_4XX',
 };
 
-const storeRateWatches = new WeakMap<HttpClient, RateWatch>();
-
-/** One minimum-rate watch per client for store bodies, with the client's rate and window. */
-function storeRates(client: HttpClient): RateWatch {
-  let w = storeRateWatches.get(client);
-  if (!w) {
-    const { minRate, minRateWindowMs } = client.options;
-    w = new RateWatch(minRate, minRateWindowMs, (detail) => Object.assign(new Error(detail), { code: 'FERRY_MIN_RATE' }));
-    storeRateWatches.set(client, w);
-  }
-  return w;
-}
-
 /** An s3:// or gs:// source, read with the store's own client and credentials. */
 async function openStoreObject(url: string, o: DownloadOptions): Promise<Source | Failure> {
   if (!o.stores) return fail('UNSUPPORTED_SCHEME', `no object store configured for ${url}`); // checked before, kept for the types
@@ -452,7 +438,7 @@ async function openStoreObject(url: string, o: DownloadOptions): Promise<Source 
     const { body, info } = await (await o.stores(place)).read(key);
     // The stores' SDKs bound a body's waits loosely or not at all (GCS streams have no
     // timeout): the same minimum rate as HTTP bodies ends one that stalls.
-    return { body, meter: storeRates(o.client).watch(body), contentLength: info.size, status: 200, contentType: info.contentType ?? null, etag: info.version };
+    return { body, meter: o.client.watch(body), contentLength: info.size, status: 200, contentType: info.contentType ?? null, etag: info.version };
   } catch (err) {
     if (!(err instanceof StorageError)) return fromError(err);
     const reason = err.code === 'TRANSIENT' && err.status === undefined ? 'RESET' : STORE_REASONS[err.code];
@@ -602,7 +588,7 @@ async function downloadWithRetries(url: string, o: DownloadOptions, signal?: Abo
       report(o, host, { attempt, status: r.status, code: failed?.code ?? null, reason: failed?.reason ?? null, ms: Date.now() - started });
     }
     if (r.ok) return succeeded(r, lease, attempt);
-    lease.release(verdictOf(r.status, r.reason, !r.ok && r.retryAfterMs !== null));
+    lease.release(verdictOf(r.status, r.reason, r.retryAfterMs !== null));
     if (signal?.aborted) return toErr(fail('TIMEOUT', 'aborted'), attempt);
     if (!r.retriable || attempt > retries) return toErr(r, attempt);
     if (r.retryAfterMs !== null && r.retryAfterMs > maxRetryAfter) {
