@@ -295,10 +295,18 @@ async function readBody(src: Source, maxBytes: number, o: DownloadOptions): Prom
   return { ok: true, kind: 'buffer', body: Buffer.concat(chunks, n), status, contentType, etag, release };
 }
 
+/**
+ * Whether a body that failed with `code` after `received` of `expected` bytes ended early:
+ * the origin closed before its Content-Length, a short body, not a reset. Read buffered or
+ * streamed alike.
+ */
+export function endedEarly(code: string | null, received: number, expected: number | null): boolean {
+  return expected !== null && received < expected && (code === 'UND_ERR_SOCKET' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH');
+}
+
 function readFailure(err: unknown, n: number, expected: number | null, status: number): Failure {
   const code = errorCode(err);
-  // The origin closed cleanly before Content-Length: a short body, not a reset.
-  if (expected !== null && n < expected && (code === 'UND_ERR_SOCKET' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH')) {
+  if (endedEarly(code, n, expected)) {
     return fail('SHORT_BODY', `${n} of ${expected} bytes (${code})`, { status, code });
   }
   return fromError(err, status);

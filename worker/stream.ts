@@ -8,7 +8,7 @@ import { Readable, Writable } from 'node:stream';
 import { type Reason, maxBytesOf, oneLine } from '../protocol/index.js';
 import { StorageError, objectKey } from '../storage/index.js';
 import { pipeHashed } from '../storage/hashed.js';
-import { classifyError } from './download.js';
+import { classifyError, endedEarly } from './download.js';
 import type { Streamed } from './download.js';
 import { sniffType } from './gates.js';
 import type { TaskContext } from './context.js';
@@ -167,8 +167,7 @@ export async function streamObject(id: string, dl: Streamed, ctx: TaskContext): 
     ctx.flowed?.(-bytes);
     dl.stream.destroy();
     const f = failureOf(e);
-    // The origin closed cleanly before its Content-Length: a short body, as when buffered.
-    if (f.side === 'download' && dl.size !== null && bytes < dl.size && (f.code === 'UND_ERR_SOCKET' || f.code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH')) {
+    if (f.side === 'download' && endedEarly(f.code ?? null, bytes, dl.size)) {
       return { side: 'download', reason: 'SHORT_BODY', detail: oneLine(`${bytes} of ${dl.size} bytes (${f.code})`), retriable: true };
     }
     return { ...f, detail: oneLine(f.detail) };
