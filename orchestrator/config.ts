@@ -64,6 +64,8 @@ export function compileConfig(args: CompileArgs, flags: WorkerFlags): CompileCon
   if (placeContains(prefix, out)) throw new UsageError(`--out ${describePlace(out)} lies inside the manifest prefix ${describePlace(prefix)}: choose another place`);
   const names = [args.idColumn, args.urlColumn, args.pathColumn, args.badColumn];
   if (new Set(names).size !== names.length) throw new UsageError('--id-column, --url-column, --path-column and --bad-column must all differ');
+  // DuckDB and Spark resolve column names regardless of case: two outputs so named are one to them.
+  if (args.pathColumn.toLowerCase() === args.badColumn.toLowerCase()) throw new UsageError('--path-column and --bad-column must differ in more than case (DuckDB and Spark ignore case in column names)');
   const { manifests: _m, dest: _d, out: _o, ...rest } = args;
   const jobs = args.jobs ?? defaultJobs(os.availableParallelism(), flags.concurrency);
   return { ...rest, jobs, prefix, dest, out, destUri: describePlace(dest), flags };

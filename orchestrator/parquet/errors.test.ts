@@ -62,6 +62,13 @@ describe('columns', () => {
 
   it('an input column named like the bad output names it and --bad-column', () =>
     expectRefused(good, /already has a column named "n", an output column; rename the output with --bad-column/, KEYS, { path: 'updated_media_path', bad: 'n' }));
+
+  // DuckDB would rename the output and answer `SELECT score` with the input's column; Spark
+  // would refuse the file for a duplicate column.
+  it.each([
+    [{ path: 'SCORE', bad: 'bad_image' }, /already has a column named "score", which DuckDB and Spark \(ignoring case\) take for the output column "SCORE"; rename the output with --path-column/],
+    [{ path: 'updated_media_path', bad: 'N' }, /already has a column named "n", which DuckDB and Spark \(ignoring case\) take for the output column "N"; rename the output with --bad-column/],
+  ])('an input column named like an output but for case: %j', (out, message) => expectRefused(good, message, KEYS, out));
 });
 
 describe('files that are not (whole) Parquet', () => {

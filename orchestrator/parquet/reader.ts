@@ -95,6 +95,14 @@ export function checkColumns(m: Manifest, keys: KeyColumns | null, out: OutputCo
     [out.bad, '--bad-column'],
   ] as const) {
     if (field(name)) throw new ReadError(`already has a column named "${name}", an output column; rename the output with ${flag}`);
+    // DuckDB and Spark resolve names regardless of case: to them such a column and the
+    // output would be one (DuckDB's `SELECT bad_image` would return the input's).
+    const twin = m.schema.fields.find((f) => f.name.toLowerCase() === name.toLowerCase());
+    if (twin) {
+      throw new ReadError(
+        `already has a column named "${twin.name}", which DuckDB and Spark (ignoring case) take for the output column "${name}"; rename the output with ${flag}`,
+      );
+    }
   }
   if (!keys) return;
   const checks = [

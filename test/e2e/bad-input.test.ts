@@ -69,6 +69,7 @@ describe('usage errors exit 2 and name the flag or path', () => {
     [['--part-size', '0'], '--part-size'],
     [['--part-size', '1MiB'], '--part-size'],
     [['--only', 'nope'], '--only'],
+    [['--path-column', 'Flag', '--bad-column', 'flag'], '--bad-column'],
   ])('%j', async (extra, named) => {
     const r = await run('good', '--allow-private-network', ...extra);
     expect(r.code, r.stderr).toBe(2);
