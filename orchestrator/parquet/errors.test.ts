@@ -9,7 +9,7 @@ import { footerTail, readFooter } from './footer.js';
 import { ManifestError, renewManifest, scanManifest } from './index.js';
 import type { KeyColumns, OutputColumns } from './index.js';
 import { FIXTURES, OUT, recorder } from './testing.js';
-import { TType, setField, struct, structs } from './thrift.js';
+import { TType, field, setField, str, struct, structs } from './thrift.js';
 
 let oracle: Oracle;
 let dir: string;
@@ -69,6 +69,19 @@ describe('columns', () => {
     [{ path: 'SCORE', bad: 'bad_image' }, /already has a column named "score", which DuckDB and Spark \(ignoring case\) take for the output column "SCORE"; rename the output with --path-column/],
     [{ path: 'updated_media_path', bad: 'N' }, /already has a column named "n", which DuckDB and Spark \(ignoring case\) take for the output column "N"; rename the output with --bad-column/],
   ])('an input column named like an output but for case: %j', (out, message) => expectRefused(good, message, KEYS, out));
+
+  it('two columns named like the id column (Parquet allows it; which one holds the ids is unclear)', async () => {
+    const file = join(dir, 'two-ids.parquet');
+    const id = { t: TType.Binary, v: new TextEncoder().encode('id') } as const;
+    // Column "n" renamed "id", in the schema and in its column chunks' paths.
+    await writeFile(file, await withFooter(good, (meta) => {
+      setField(structs(meta, 2).find((e) => str(e, 4) === 'n')!, 4, id);
+      const chunks = structs(meta, 4).flatMap((rowGroup) => structs(rowGroup, 1).map((chunk) => struct(chunk, 3)!));
+      for (const cmd of chunks.filter((c) => Buffer.from(path(c)).toString() === 'n')) setField(cmd, 3, { t: TType.List, elem: TType.Binary, items: [id] });
+    }));
+    expect((await oracle.columns(file)).map((c) => c.name)).toEqual(['id', 'url', 'score', 'id_1', 'updated_media_path_x']);
+    await expectRefused(file, /has 2 columns named "id" \(--id-column\): which one holds the keys is ambiguous/);
+  });
 });
 
 describe('files that are not (whole) Parquet', () => {
@@ -171,6 +184,12 @@ describe('callers', () => {
     for (const f of copies) expect(await oracle.count(`${f}.renewed`)).toBe(100);
   });
 });
+
+/** A column chunk's path_in_schema, when it is one name long. */
+function path(cmd: ReturnType<typeof struct> & object): Uint8Array {
+  const p = field(cmd, 3);
+  return p?.t === TType.List && p.items.length === 1 && p.items[0]!.t === TType.Binary ? p.items[0]!.v : new Uint8Array();
+}
 
 /** The file's bytes with its footer edited. */
 async function withFooter(file: string, edit: (meta: Parameters<typeof footerTail>[0]) => void): Promise<Buffer> {

@@ -112,6 +112,8 @@ export function checkColumns(m: Manifest, keys: KeyColumns | null, out: OutputCo
   for (const [name, flag, usable, wanted] of checks) {
     const f = field(name);
     if (!f) throw new ReadError(`has no column "${name}" (${flag}); its columns: ${m.schema.fields.map((x) => x.name).join(', ')}`);
+    const count = m.schema.fields.filter((x) => x.name === name).length;
+    if (count > 1) throw new ReadError(`has ${count} columns named "${name}" (${flag}): which one holds the keys is ambiguous`);
     if (!usable(f.type)) throw new ReadError(`column "${name}" (${flag}) has type ${String(f.type)}; it must be ${wanted} column`);
   }
 }
