@@ -130,6 +130,26 @@ describe('files that are not (whole) Parquet', () => {
   });
 });
 
+describe('a footer whose row counts lie (DuckDB and parquet-wasm would read different rows)', () => {
+  type Meta = Parameters<typeof footerTail>[0];
+  const rowGroup = (meta: Meta) => structs(meta, 4)[0]!;
+  const rows = (meta: Meta, n: bigint) => setField(rowGroup(meta), 3, { t: TType.I64, v: n });
+  const values = (meta: Meta, n: bigint) => {
+    for (const chunk of structs(rowGroup(meta), 1)) setField(struct(chunk, 3)!, 5, { t: TType.I64, v: n });
+  };
+  it.each([
+    ['fewer rows than its columns hold values', (m: Meta) => rows(m, 40n), /corrupt footer: row group 0 says it has 40 rows, but its column "id" holds 100 values/],
+    ['more rows than its columns hold values', (m: Meta) => rows(m, 200n), /corrupt footer: row group 0 says it has 200 rows, but its column "id" holds 100 values/],
+    ['no rows, hiding its pages', (m: Meta) => rows(m, 0n), /corrupt footer: row group 0 says it has 0 rows, but its column "id" holds 100 values/],
+    ['a negative row count', (m: Meta) => rows(m, -5n), /corrupt footer: row group 0 has no valid row count/],
+    ['rows and values that agree, but not with the pages', (m: Meta) => (rows(m, 40n), values(m, 40n)), /row group 0: the footer says 40 rows, its pages hold 100: corrupt file/],
+  ])('%s', async (_, edit, message) => {
+    const file = join(dir, `lying-${Math.random().toString(36).slice(2)}.parquet`);
+    await writeFile(file, await withFooter(good, edit));
+    await expectRefused(file, message);
+  });
+});
+
 describe('a crash of the wasm decoder', () => {
   it('becomes a ManifestError, and the codec keeps working', async () => {
     // Column chunks pointing at byte 4 make parquet-wasm panic (RuntimeError: unreachable)

@@ -80,6 +80,37 @@ export function rowGroupRows(meta: TStruct): number[] {
   });
 }
 
+/** FieldRepetitionType REPEATED. */
+const REPEATED = 2;
+
+/**
+ * Refuses a footer whose row counts contradict its column chunks. A top-level leaf that
+ * is not repeated holds one value, null or not, per row: its chunk's num_values is the
+ * row group's num_rows. Where they differ, readers disagree on the rows (DuckDB believes
+ * one count, parquet-wasm the pages; a num_rows of 0 hides the row group from both).
+ */
+export function checkRowCounts(meta: TStruct): void {
+  const flat = new Set(schemaTree(meta).children.filter((c) => c.children.length === 0 && i32(c.element, 3) !== REPEATED).map((c) => c.name));
+  structs(meta, 4).forEach((rg, g) => {
+    const rows = field(rg, 3);
+    if (rows?.t !== TType.I64 || rows.v < 0n) throw new FooterError(`corrupt footer: row group ${g} has no valid row count`);
+    for (const chunk of structs(rg, 1)) {
+      const cmd = struct(chunk, 3);
+      const path = cmd ? chunkPath(cmd) : [];
+      const values = cmd ? field(cmd, 5) : undefined;
+      if (path.length !== 1 || !flat.has(path[0]!) || values?.t !== TType.I64 || values.v === rows.v) continue;
+      throw new FooterError(`corrupt footer: row group ${g} says it has ${rows.v} rows, but its column "${path[0]}" holds ${values.v} values`);
+    }
+  });
+}
+
+/** A column chunk's path_in_schema. */
+function chunkPath(cmd: TStruct): string[] {
+  const path = field(cmd, 3);
+  if (path?.t !== TType.List) return [];
+  return path.items.map((item) => (item.t === TType.Binary ? new TextDecoder().decode(item.v) : ''));
+}
+
 /**
  * Per row group, the uncompressed bytes of the column chunks under the given top-level
  * columns (all when omitted): about what decoding the row group will take.
@@ -90,8 +121,7 @@ export function rowGroupBytes(meta: TStruct, columns?: ReadonlySet<string>): num
     for (const chunk of structs(rg, 1)) {
       const cmd = struct(chunk, 3);
       if (!cmd) continue;
-      const path = field(cmd, 3);
-      const top = path?.t === TType.List && path.items[0]?.t === TType.Binary ? new TextDecoder().decode(path.items[0].v) : undefined;
+      const top = chunkPath(cmd)[0];
       if (columns && (top === undefined || !columns.has(top))) continue;
       const size = field(cmd, 6);
       if (size?.t === TType.I64) total += Number(size.v);

@@ -5,7 +5,7 @@ import { open } from 'node:fs/promises';
 import { RecordBatch, Schema, Struct, Table, makeData, tableFromIPC } from './arrow.js';
 import type { Vector } from './arrow.js';
 import { ParquetFile } from './wasm.js';
-import { PhysicalType, footerTail, int96Paths, leaves, readFooter, rowGroupBytes, schemaTree, withInt96AsBytes } from './footer.js';
+import { PhysicalType, checkRowCounts, footerTail, int96Paths, leaves, readFooter, rowGroupBytes, rowGroupRows, schemaTree, withInt96AsBytes } from './footer.js';
 import type { Footer } from './footer.js';
 import { convertInt96Column, convertInt96Field } from './int96.js';
 import type { Int96Tally } from './int96.js';
@@ -42,6 +42,8 @@ export type Manifest = {
   schema: Schema;
   /** Per top-level column, the depth-first indexes of its INT96 leaves. */
   int96: Map<string, Set<number>>;
+  /** Rows per row group, as the footer declares them. */
+  rowGroups: number[];
 };
 
 /** Runs a step of parquet-wasm or Arrow decoding; whatever it throws is the file's fault. */
@@ -63,10 +65,11 @@ export async function openManifest(path: string): Promise<Manifest> {
   } finally {
     await fh.close();
   }
+  checkRowCounts(footer.meta);
   const source = await sourceBlob(path, footer);
   const file = await decoding('cannot read the Parquet metadata', () => ParquetFile.fromFile(source));
   const schema = await decoding('cannot read the schema', () => tableFromIPC(file.schema().intoIPCStream()).schema);
-  return { footer, file, schema, int96: int96Leaves(footer, schema) };
+  return { footer, file, schema, int96: int96Leaves(footer, schema), rowGroups: rowGroupRows(footer.meta) };
 }
 
 /** The file itself, or, when it has INT96 columns, the file with a patched footer. */
@@ -139,10 +142,17 @@ export function projection(columns: string[]): string[] | undefined {
   return columns.some((c) => c.includes('.')) ? undefined : columns;
 }
 
+/** Decodes a row group; its pages must hold the rows its footer entry declares. */
 export async function readRowGroup(m: Manifest, index: number, columns?: string[]): Promise<Table> {
   const what = `cannot read row group ${index}`;
   const wasm = await decoding(what, () => m.file.read({ rowGroups: [index], batchSize: BATCH_ROWS, ...(columns ? { columns } : {}) }));
-  return decoding(what, () => tableFromIPC(wasm.intoIPCStream()));
+  const table = await decoding(what, () => tableFromIPC(wasm.intoIPCStream()));
+  const declared = m.rowGroups[index];
+  if (table.numRows !== declared) {
+    // Other readers take the footer's count: they would read other rows than ferry did.
+    throw new ReadError(`row group ${index}: the footer says ${declared} rows, its pages hold ${table.numRows}: corrupt file`);
+  }
+  return table;
 }
 
 /** The table with its INT96 leaves as µs timestamps (throws Int96RangeError). */
