@@ -18,7 +18,7 @@ import type { Board } from './progress.js';
 import { RowVerdicts, UnitState, outcomeOf } from './state.js';
 import { SuperviseError, WorkerPool, superviseTasks } from './supervise.js';
 import { outputKeys, readUnitManifest, writeUnitManifest } from './unit-manifest.js';
-import { type Unit, listUnits, selectUnits } from './units.js';
+import { type Unit, listUnits, selectUnits, unitNameProblem } from './units.js';
 
 export type UnitReport = {
   unit: string;
@@ -110,6 +110,8 @@ export async function compileUnit(unit: Unit, cfg: CompileConfig, ctx: RunContex
 }
 
 async function compileUnitOrThrow(unit: Unit, sourceUri: string, cfg: CompileConfig, ctx: RunContext): Promise<UnitReport> {
+  const problem = unitNameProblem(unit.name);
+  if (problem) throw new UnitError(unit.name, `${sourceUri}: ${problem}`);
   const out = await ctx.stores.get(cfg.out);
   const options = contentOptions(cfg);
   const optionsFingerprint = fingerprint(options);

@@ -25,6 +25,17 @@ export async function listUnits(prefix: Place, stores: Stores): Promise<Unit[]> 
   return units.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
+/**
+ * Why a unit's name cannot name its files, or undefined. An object store key may hold an
+ * empty path segment (`m//x.parquet`, as string concatenation leaves them); in a folder
+ * (--out, --dest, the work dir) that segment vanishes, so the unit's outputs, objects and
+ * journal would be those of `m/x.parquet`, each unit overwriting the other's.
+ */
+export function unitNameProblem(name: string): string | undefined {
+  if (!name.split('/').includes('')) return undefined;
+  return `its key has an empty path segment (a leading or doubled "/"), so in a folder its files would be those of unit "${name.split('/').filter(Boolean).join('/')}": rename the manifest`;
+}
+
 /** Restricts to `--only` units, refusing names that do not exist. */
 export function selectUnits(units: Unit[], only: readonly string[]): Unit[] {
   if (only.length === 0) return units;

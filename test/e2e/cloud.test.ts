@@ -163,6 +163,20 @@ describe('compile with everything on S3', () => {
   }, 120_000);
 });
 
+describe('manifest keys with an empty path segment, compiled to folders', () => {
+  it('fails that unit, naming it, instead of letting it overwrite the outputs of its twin', async () => {
+    const body = await fs.readFile(path.join(dir, 'u2.parquet'));
+    for (const key of ['doubled/a/b.parquet', 'doubled/a//b.parquet']) await s3.send(new PutObjectCommand({ Bucket: 'meta', Key: key, Body: body }));
+    const out = path.join(dir, 'doubled-out');
+    const r = await ferry(['compile', 's3://meta/doubled', '--dest', path.join(dir, 'doubled-objects'), '--out', out, '--s3-endpoint', endpoint(), '--allow-private-network', '--work-dir', path.join(dir, 'work'), '--progress', 'none']);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain('1 unit(s) compiled');
+    expect(r.stderr).toContain('unit a//b failed: s3://meta/doubled/a//b.parquet: its key has an empty path segment');
+    const manifest = JSON.parse(await fs.readFile(path.join(out, 'a', 'b.manifest.json'), 'utf8')) as { unit: string; source: { uri: string } };
+    expect(manifest.source.uri).toBe('s3://meta/doubled/a/b.parquet');
+  }, 120_000);
+});
+
 describe('mixed: manifests on S3, objects to GCS, outputs to S3, sources from S3 and HTTP', () => {
   let gcs: RunningGcs;
   let first: Awaited<ReturnType<typeof ferry>>;
