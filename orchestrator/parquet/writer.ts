@@ -16,7 +16,12 @@ import { renewedMetadata } from './metadata.js';
 import { ReadError, checkColumns, checkRowGroupSizes, convertInt96, keysOf, readRowGroup, renewedField } from './reader.js';
 import type { Manifest } from './reader.js';
 
-/** The writer's default row-group ceiling; row groups follow the input's below it. */
+/**
+ * The writer's row-group ceiling. Below it, output row groups hold as many rows as the
+ * input's largest: parquet-wasm's stream writer cuts by row count and cannot be told to
+ * flush at the input's boundaries, so the rows and their order are the input's, the
+ * row-group boundaries need not be.
+ */
 const MAX_ROW_GROUP_ROWS = 1 << 20;
 
 export type Ask = (m: FromThread) => Promise<ToThread>;
