@@ -135,7 +135,10 @@ async function replayRows(m: UnitManifest, rows: LedgerRow[], chosen: LedgerRow[
       );
     const board = new Board(r.mode);
     const files = journalFiles(workDir, r.unitName);
-    const { journal, replayed } = Journal.open(files.events, `${m.source.fingerprint}:${fingerprint(chosen.map((row) => row.id))}`);
+    // An interrupted replay's journal is reused only for the same source, content options and
+    // selection: a unit recompiled since with another --dest or other gates starts afresh
+    // (its journaled UP_OKs name objects under the old destination, judged by the old gates).
+    const { journal, replayed } = Journal.open(files.events, `${m.source.fingerprint}:${m.optionsFingerprint}:${fingerprint(chosen.map((row) => row.id))}`);
     const started = new Date().toISOString();
     const runId = randomUUID();
     let pending: Task[];

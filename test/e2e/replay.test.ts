@@ -1,0 +1,109 @@
+/**
+ * Replay as an operator meets it over time: interrupted, resumed, after the unit was
+ * recompiled, and checked each time against the invariants of the three outputs (every
+ * path names an object, every failed id has one ledger row, manifest.json counts them).
+ */
+import { once } from 'node:events';
+import fs from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseLedger } from '../../ledger/index.js';
+import { duck, lit } from '../helpers/duckdb.js';
+import { type Origin, ferry, ferrySpawn, startOrigin } from '../helpers/run.js';
+
+const N = 12;
+let dir: string;
+let origin: Origin;
+let db: Awaited<ReturnType<typeof duck>>;
+let img: Buffer;
+
+const place = (name: string) => ({ manifests: path.join(dir, name, 'manifests'), out: path.join(dir, name, 'out'), work: path.join(dir, name, 'work')});
+const common = (name: string) => ['--allow-private-network', '--work-dir', place(name).work, '--progress', 'none', '--retries', '0'];
+const compile = (name: string, dest: string, ...more: string[]) => ferry(['compile', place(name).manifests, '--dest', path.join(dir, name, dest), '--out', place(name).out, ...common(name), ...more]);
+const replayArgs = (name: string, ...more: string[]) => ['replay', path.join(place(name).out, 'm.ledger.tsv'), ...common(name), ...more];
+
+/** A unit of N rows whose files are served from the scenario's own origin folder, absent until `serve`. */
+async function scenario(name: string): Promise<void> {
+  const p = place(name);
+  await fs.mkdir(p.manifests, { recursive: true });
+  const values = Array.from({ length: N }, (_, i) => `(${lit(`r${i}`)}, ${lit(`${origin.url}/file/${name}-${i}/${name}-${i}.png?delay=150`)})`).join(',');
+  await db.run(`COPY (SELECT * FROM (VALUES ${values}) t(id, media_path)) TO '${path.join(p.manifests, 'm.parquet')}' (FORMAT parquet)`);
+}
+
+/** The origin serves files from one folder: a scenario's files appear and go by name. */
+async function serve(name: string, on: boolean): Promise<void> {
+  for (let i = 0; i < N; i++) {
+    const file = path.join(dir, 'origin', `${name}-${i}.png`);
+    if (on) await fs.writeFile(file, img);
+    else await fs.rm(file, { force: true });
+  }
+}
+
+/** The three outputs agree with each other and with the objects; returns the renewed paths. */
+async function consistent(name: string): Promise<Map<string, string | null>> {
+  const out = place(name).out;
+  const rows = (await db.rows(`SELECT id, updated_media_path AS p FROM '${path.join(out, 'm.parquet')}' ORDER BY id`)) as { id: string; p: string | null }[];
+  const ledger = parseLedger(await fs.readFile(path.join(out, 'm.ledger.tsv'), 'utf8'));
+  const m = JSON.parse(await fs.readFile(path.join(out, 'm.manifest.json'), 'utf8')) as { counts: { migrated: number; failed: number } };
+  const failed = ledger.map((r) => r.id);
+  for (const r of rows) {
+    if (r.p !== null) await expect(fs.stat(fileURLToPath(r.p)), `${r.id}: ${r.p}`).resolves.toBeTruthy();
+    expect(failed.filter((id) => id === r.id)).toHaveLength(r.p === null ? 1 : 0);
+  }
+  expect(m.counts).toMatchObject({ migrated: rows.filter((r) => r.p !== null).length, failed: ledger.length });
+  return new Map(rows.map((r) => [r.id, r.p]));
+}
+
+async function journaledOk(name: string): Promise<number> {
+  let n = 0;
+  const work = place(name).work;
+  for (const f of await fs.readdir(work, { recursive: true }).catch(() => [] as string[]))
+    if (String(f).endsWith('.events')) n += (await fs.readFile(path.join(work, String(f)), 'utf8')).split('\n').filter((l) => l.startsWith('UP_OK')).length;
+  return n;
+}
+
+async function until(cond: () => Promise<boolean>, ms = 30_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+beforeAll(async () => {
+  dir = await fs.mkdtemp(path.join(tmpdir(), 'ferry-replay-'));
+  await fs.mkdir(path.join(dir, 'origin'));
+  img = await sharp({ create: { width: 40, height: 40, channels: 3, background: { r: 9, g: 8, b: 7 } } }).png().toBuffer();
+  origin = await startOrigin(path.join(dir, 'origin'));
+  db = await duck();
+}, 120_000);
+
+afterAll(async () => {
+  db?.close();
+  await origin?.close();
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+describe('replay after the unit changed', () => {
+  it('an interrupted replay does not resume into a unit recompiled since with another --dest', async () => {
+    await scenario('redest');
+    expect((await compile('redest', 'dest1')).code).toBe(0); // every file missing: N × NOT_FOUND
+    await serve('redest', true);
+    const child = ferrySpawn(replayArgs('redest', '--reasons', 'all', '--concurrency', '1'));
+    await until(async () => (await journaledOk('redest')) >= 2);
+    process.kill(child.pid!, 'SIGINT');
+    expect((await once(child, 'exit'))[0]).toBe(130);
+    // The operator moves the unit to another destination while the files are gone again.
+    await serve('redest', false);
+    const forced = await compile('redest', 'dest2', '--force');
+    expect(forced.code, forced.stderr).toBe(0);
+    await serve('redest', true);
+    const r = await ferry(replayArgs('redest', '--reasons', 'all'));
+    expect(r.code, r.stderr).toBe(0);
+    const paths = await consistent('redest');
+    for (const [id, p] of paths) expect(p, id).toContain(`/redest/dest2/m/`);
+  }, 120_000);
+});
