@@ -166,7 +166,7 @@ async function compileUnitOrThrow(unit: Unit, sourceUri: string, cfg: CompileCon
     if (previous) await out.remove(keys.manifest);
     await publishFile(out, keys.parquet, staged.parquet, 'application/vnd.apache.parquet');
     await publishFile(out, keys.ledger, staged.ledger, 'text/tab-separated-values');
-    await writeUnitManifest(out, {
+    await writeUnitManifest(out, unit.name, {
       unit: unit.name,
       source: { uri: sourceUri, fingerprint: unit.version, rows },
       options,

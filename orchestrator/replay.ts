@@ -171,7 +171,7 @@ async function replayRows(m: UnitManifest, rows: LedgerRow[], chosen: LedgerRow[
     const keys = outputKeys(r.unitName);
     await publishFile(r.out, keys.parquet, staged.parquet, 'application/vnd.apache.parquet');
     await publishFile(r.out, keys.ledger, staged.ledger, 'text/tab-separated-values');
-    await writeUnitManifest(r.out, {
+    await writeUnitManifest(r.out, r.unitName, {
       unit: m.unit,
       source: { uri: m.source.uri, fingerprint: m.source.fingerprint, rows: m.source.rows },
       options: m.options,

@@ -60,7 +60,12 @@ export type UnitManifestFields = {
   runs: RunRecord[];
 };
 
-export async function writeUnitManifest(out: StorageAdapter, m: UnitManifestFields): Promise<void> {
+/**
+ * Writes a complete unit's manifest.json beside its other outputs: `at` is the unit's name
+ * relative to `out` (a replay opens the ledger's own folder, so a unit `2024/b` is `b` there);
+ * the document names the outputs relative to --out.
+ */
+export async function writeUnitManifest(out: StorageAdapter, at: string, m: UnitManifestFields): Promise<void> {
   const keys = outputKeys(m.unit);
   const doc = {
     ferry: 1,
@@ -74,5 +79,5 @@ export async function writeUnitManifest(out: StorageAdapter, m: UnitManifestFiel
     int96: { columns: m.int96.columns, writtenAs: 'INT64 timestamp (microseconds)', subMicrosecondValues: m.int96.subMicrosecondValues },
     runs: m.runs,
   };
-  await publishText(out, keys.manifest, JSON.stringify(doc, null, 2) + '\n', 'application/json');
+  await publishText(out, outputKeys(at).manifest, JSON.stringify(doc, null, 2) + '\n', 'application/json');
 }

@@ -23,14 +23,17 @@ let img: Buffer;
 const place = (name: string) => ({ manifests: path.join(dir, name, 'manifests'), out: path.join(dir, name, 'out'), work: path.join(dir, name, 'work')});
 const common = (name: string) => ['--allow-private-network', '--work-dir', place(name).work, '--progress', 'none', '--retries', '0'];
 const compile = (name: string, dest: string, ...more: string[]) => ferry(['compile', place(name).manifests, '--dest', path.join(dir, name, dest), '--out', place(name).out, ...common(name), ...more]);
-const replayArgs = (name: string, ...more: string[]) => ['replay', path.join(place(name).out, 'm.ledger.tsv'), ...common(name), ...more];
+const replayArgs = (name: string, ...more: string[]) => ['replay', path.join(place(name).out, `${unitOf(name)}.ledger.tsv`), ...common(name), ...more];
+/** Each scenario's one unit: `m`, or `2024/m` for names starting with `nested`. */
+const unitOf = (name: string) => (name.startsWith('nested') ? '2024/m' : 'm');
 
 /** A unit of N rows whose files are served from the scenario's own origin folder, absent until `serve`. */
 async function scenario(name: string): Promise<void> {
   const p = place(name);
-  await fs.mkdir(p.manifests, { recursive: true });
+  const manifest = path.join(p.manifests, `${unitOf(name)}.parquet`);
+  await fs.mkdir(path.dirname(manifest), { recursive: true });
   const values = Array.from({ length: N }, (_, i) => `(${lit(`r${i}`)}, ${lit(`${origin.url}/file/${name}-${i}/${name}-${i}.png?delay=150`)})`).join(',');
-  await db.run(`COPY (SELECT * FROM (VALUES ${values}) t(id, media_path)) TO '${path.join(p.manifests, 'm.parquet')}' (FORMAT parquet)`);
+  await db.run(`COPY (SELECT * FROM (VALUES ${values}) t(id, media_path)) TO '${manifest}' (FORMAT parquet)`);
 }
 
 /** The origin serves files from one folder: a scenario's files appear and go by name. */
@@ -44,10 +47,11 @@ async function serve(name: string, on: boolean): Promise<void> {
 
 /** The three outputs agree with each other and with the objects; returns the renewed paths. */
 async function consistent(name: string): Promise<Map<string, string | null>> {
-  const out = place(name).out;
-  const rows = (await db.rows(`SELECT id, updated_media_path AS p FROM '${path.join(out, 'm.parquet')}' ORDER BY id`)) as { id: string; p: string | null }[];
-  const ledger = parseLedger(await fs.readFile(path.join(out, 'm.ledger.tsv'), 'utf8'));
-  const m = JSON.parse(await fs.readFile(path.join(out, 'm.manifest.json'), 'utf8')) as { counts: { migrated: number; failed: number } };
+  const base = path.join(place(name).out, unitOf(name));
+  const rows = (await db.rows(`SELECT id, updated_media_path AS p FROM '${base}.parquet' ORDER BY id`)) as { id: string; p: string | null }[];
+  const ledger = parseLedger(await fs.readFile(`${base}.ledger.tsv`, 'utf8'));
+  const m = JSON.parse(await fs.readFile(`${base}.manifest.json`, 'utf8')) as { status: string; counts: { migrated: number; failed: number } };
+  expect(m.status).toBe('complete');
   const failed = ledger.map((r) => r.id);
   for (const r of rows) {
     if (r.p !== null) await expect(fs.stat(fileURLToPath(r.p)), `${r.id}: ${r.p}`).resolves.toBeTruthy();
@@ -105,5 +109,24 @@ describe('replay after the unit changed', () => {
     expect(r.code, r.stderr).toBe(0);
     const paths = await consistent('redest');
     for (const [id, p] of paths) expect(p, id).toContain(`/redest/dest2/m/`);
+  }, 120_000);
+});
+
+describe('replay of a unit in a subfolder', () => {
+  it('writes manifest.json beside the ledger it replayed, where compile reads it', async () => {
+    await scenario('nested');
+    expect((await compile('nested', 'dest')).code).toBe(0);
+    await serve('nested', true);
+    const r = await ferry(replayArgs('nested', '--reasons', 'all'));
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(`${N} of ${N} repaired`);
+    const paths = await consistent('nested');
+    expect([...paths.values()].filter((p) => p === null)).toEqual([]);
+    await expect(fs.readdir(path.join(place('nested').out, '2024'))).resolves.toEqual(['m.ledger.tsv', 'm.manifest.json', 'm.parquet']);
+    // The unit is complete with an empty ledger: --strict passes, and nothing is fetched.
+    const before = await origin.stats();
+    const again = await compile('nested', 'dest', '--strict');
+    expect(again.code, again.stderr).toBe(0);
+    expect(await origin.stats()).toEqual(before);
   }, 120_000);
 });
