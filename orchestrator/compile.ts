@@ -116,7 +116,8 @@ async function compileUnitOrThrow(unit: Unit, sourceUri: string, cfg: CompileCon
   const options = contentOptions(cfg);
   const optionsFingerprint = fingerprint(options);
   const previous = await readUnitManifest(out, unit.name);
-  if (!cfg.force && previous && previous.source.fingerprint === unit.version && previous.optionsFingerprint === optionsFingerprint) {
+  const complete = previous?.status === 'complete';
+  if (!cfg.force && complete && previous.source.fingerprint === unit.version && previous.optionsFingerprint === optionsFingerprint) {
     ctx.board.skip(unit.name);
     // Its ledger still counts for --strict: a re-run must not pass a gate the first failed.
     const failed = Number((previous.counts as Record<string, unknown>).failed ?? 0);

@@ -20,7 +20,7 @@ import { stagedFiles, writeOutputs } from './materialize.js';
 import { scanManifest } from './parquet/index.js';
 import { Board, type BoardMode } from './progress.js';
 import { type Outcome, RowVerdicts, UnitState, outcomeOf } from './state.js';
-import { type UnitManifest, outputKeys, readUnitManifest, writeUnitManifest } from './unit-manifest.js';
+import { type UnitManifest, markReplaying, outputKeys, readUnitManifest, writeUnitManifest } from './unit-manifest.js';
 
 const LEDGER_SUFFIX = '.ledger.tsv';
 
@@ -62,9 +62,10 @@ export async function replayLedger(ledgerUri: string, raw: Record<string, unknow
     if (text === null) throw new UsageError(`${ledgerUri}: no such ledger`);
     const rows = parseLedger(text, ledgerUri);
     const m = await readUnitManifest(out, unitName);
-    if (!m) throw new UsageError(`${outputKeys(unitName).manifest} beside ${ledgerUri}: missing or not a complete unit manifest`);
+    if (!m) throw new UsageError(`${outputKeys(unitName).manifest} beside ${ledgerUri}: missing or not a unit manifest`);
     const chosen = replayable(rows, selector);
-    if (chosen.length === 0) {
+    // A replay stopped while it published has outputs to finish even with nothing to send.
+    if (chosen.length === 0 && m.status === 'complete') {
       process.stderr.write(`ferry replay: no ledger row matches --reasons ${reasons}; nothing to do\n`);
       return EXIT.OK;
     }
@@ -169,6 +170,9 @@ async function replayRows(m: UnitManifest, rows: LedgerRow[], chosen: LedgerRow[
     }
     const { counts, int96 } = await writeOutputs(source.file, staged, state, cols);
     const keys = outputKeys(r.unitName);
+    // Until manifest.json is rewritten below, the Parquet and the ledger may disagree: the
+    // unit must not read as complete meanwhile (a kill here is finished by replaying again).
+    if (m.status === 'complete') await markReplaying(r.out, r.unitName, m);
     await publishFile(r.out, keys.parquet, staged.parquet, 'application/vnd.apache.parquet');
     await publishFile(r.out, keys.ledger, staged.ledger, 'text/tab-separated-values');
     await writeUnitManifest(r.out, r.unitName, {

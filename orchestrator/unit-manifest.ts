@@ -1,6 +1,8 @@
 /**
  * `<unit>.manifest.json`: the truth of what is complete. `status: "complete"` is written
- * only after the renewed Parquet and the ledger are in place.
+ * only after the renewed Parquet and the ledger are in place. A replay about to replace
+ * them first rewrites it as `status: "replaying"`: between its publishes the Parquet and
+ * the ledger disagree, so the unit is not complete until the replay (run again) finishes.
  */
 import { z } from 'zod';
 import type { StorageAdapter } from '../storage/index.js';
@@ -22,7 +24,7 @@ const RunRecord = z.looseObject({
 
 export const UnitManifest = z.looseObject({
   ferry: z.literal(1),
-  status: z.literal('complete'),
+  status: z.enum(['complete', 'replaying']),
   unit: z.string(),
   source: z.looseObject({ uri: z.string(), fingerprint: z.string(), rows: z.number() }),
   options: z.record(z.string(), z.union([z.string(), z.number()])),
@@ -38,7 +40,10 @@ export function outputKeys(unit: string) {
   return { parquet: `${unit}.parquet`, ledger: `${unit}.ledger.tsv`, manifest: `${unit}.manifest.json` };
 }
 
-/** A unit's manifest.json when it says complete, else null (absent, partial or foreign). */
+/**
+ * A unit's manifest.json when it says complete or replaying, else null (absent, partial or
+ * foreign). Only `complete` means the outputs agree: callers check `status`.
+ */
 export async function readUnitManifest(out: StorageAdapter, unit: string): Promise<UnitManifest | null> {
   const text = await readText(out, outputKeys(unit).manifest);
   if (text === null) return null;
@@ -48,6 +53,11 @@ export async function readUnitManifest(out: StorageAdapter, unit: string): Promi
   } catch {
     return null;
   }
+}
+
+/** Marks a complete unit as being replayed, before its outputs are replaced (see the top). */
+export async function markReplaying(out: StorageAdapter, at: string, m: UnitManifest): Promise<void> {
+  await publishText(out, outputKeys(at).manifest, JSON.stringify({ ...m, status: 'replaying' }, null, 2) + '\n', 'application/json');
 }
 
 export type UnitManifestFields = {

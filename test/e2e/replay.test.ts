@@ -130,3 +130,33 @@ describe('replay of a unit in a subfolder', () => {
     expect(await origin.stats()).toEqual(before);
   }, 120_000);
 });
+
+describe('replay stopped while it publishes', () => {
+  it('leaves no manifest.json saying complete over outputs that disagree, and a second replay finishes', async () => {
+    await scenario('publish');
+    expect((await compile('publish', 'dest')).code).toBe(0);
+    await serve('publish', true);
+    const ledger = path.join(place('publish').out, 'm.ledger.tsv');
+    const before = await fs.readFile(ledger);
+    const child = ferrySpawn(replayArgs('publish', '--reasons', 'all', '--concurrency', '1'));
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    await until(async () => (await journaledOk('publish')) >= 1);
+    // The ledger cannot be replaced (a folder stands in its way): the replay stops after the
+    // Parquet is published and before the ledger is, as a kill there would.
+    await fs.rm(ledger);
+    await fs.mkdir(ledger);
+    expect((await once(child, 'exit'))[0], stderr).not.toBe(0);
+    await fs.rmdir(ledger);
+    await fs.writeFile(ledger, before);
+    const m = JSON.parse(await fs.readFile(path.join(place('publish').out, 'm.manifest.json'), 'utf8')) as { status: string };
+    expect(m.status).not.toBe('complete');
+    const fetched = await origin.stats();
+    const again = await ferry(replayArgs('publish', '--reasons', 'all'));
+    expect(again.code, again.stderr).toBe(0);
+    expect(await origin.stats()).toEqual(fetched); // every outcome came from the journal
+    const paths = await consistent('publish');
+    expect([...paths.values()].filter((p) => p === null)).toEqual([]);
+    expect(await fs.readdir(place('publish').work, { recursive: true })).toEqual([]);
+  }, 120_000);
+});
