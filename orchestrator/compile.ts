@@ -98,15 +98,22 @@ export async function compileUnit(unit: Unit, cfg: CompileConfig, ctx: RunContex
   try {
     return await compileUnitOrThrow(unit, sourceUri, cfg, ctx);
   } catch (e) {
-    // A unit's own failure: named, and the other units go on.
-    if (e instanceof ManifestError) throw new UnitError(unit.name, e.message.replace(e.file, sourceUri));
-    if (e instanceof SuperviseError) throw new UnitError(unit.name, e.message);
-    if (e instanceof StorageError) throw new UnitError(unit.name, e.message);
-    // A file-system error (a full or read-only work dir, a folder removed): the unit's too.
-    const err = e as NodeJS.ErrnoException;
-    if (typeof err?.code === 'string' && /^E[A-Z]+$/.test(err.code)) throw new UnitError(unit.name, typeof err.path === 'string' ? `cannot write ${err.path}: ${err.code}` : err.message);
-    throw e;
+    throw asUnitError(e, unit.name, sourceUri);
   }
+}
+
+/**
+ * A unit's own failure (its manifest unreadable, its workers unable to start, a store or the
+ * work dir refusing a write) as a UnitError naming it; anything else is returned as it is.
+ */
+export function asUnitError(e: unknown, unit: string, sourceUri: string): unknown {
+  if (e instanceof ManifestError) return new UnitError(unit, e.message.replace(e.file, sourceUri));
+  if (e instanceof SuperviseError) return new UnitError(unit, e.message);
+  if (e instanceof StorageError) return new UnitError(unit, e.message);
+  // A file-system error (a full or read-only work dir, a folder removed): the unit's too.
+  const err = e as NodeJS.ErrnoException;
+  if (typeof err?.code === 'string' && /^E[A-Z]+$/.test(err.code)) return new UnitError(unit, typeof err.path === 'string' ? `cannot write ${err.path}: ${err.code}` : err.message);
+  return e;
 }
 
 async function compileUnitOrThrow(unit: Unit, sourceUri: string, cfg: CompileConfig, ctx: RunContext): Promise<UnitReport> {

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { LedgerError, type LedgerRow, type ReasonSelector, parseLedger, parseReasonSelector, replayable } from '../ledger/index.js';
 import { type Task, type WorkerFlags, isTerminal, parseDecode, parseWorkerFlags, storeOptionsOf } from '../protocol/index.js';
 import { StorageError, UriError, describePlace, parsePlace, splitObjectUri } from '../storage/index.js';
-import { runUnitTasks, type RunContext } from './compile.js';
+import { asUnitError, runUnitTasks, type RunContext } from './compile.js';
 import { WorkerPool } from './supervise.js';
 import { type CompileConfig, fingerprint } from './config.js';
 import { EXIT, UsageError } from './errors.js';
@@ -69,7 +69,10 @@ export async function replayLedger(ledgerUri: string, raw: Record<string, unknow
       process.stderr.write(`ferry replay: no ledger row matches --reasons ${reasons}; nothing to do\n`);
       return EXIT.OK;
     }
-    return await replayRows(m, rows, chosen, { out, parent, unitName, ledgerUri, raw, stores, mode, signal });
+    // A unit's failure (a write --out or --dest refuses, an unreadable source) is exit 1, named.
+    return await replayRows(m, rows, chosen, { out, parent, unitName, ledgerUri, raw, stores, mode, signal }).catch((e: unknown) => {
+      throw asUnitError(e, m.unit, m.source.uri);
+    });
   } finally {
     await stores.close();
   }
