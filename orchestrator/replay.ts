@@ -6,6 +6,7 @@
  * be a path or a URI (s3://, gs://, file://).
  */
 import { randomUUID } from 'node:crypto';
+import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { LedgerError, type LedgerRow, type ReasonSelector, parseLedger, parseReasonSelector, replayable } from '../ledger/index.js';
 import { type Task, type WorkerFlags, isTerminal, parseDecode, parseWorkerFlags, storeOptionsOf } from '../protocol/index.js';
@@ -37,19 +38,29 @@ function outcomeFromLedger(r: LedgerRow): Outcome {
   return { ok: false, reason: r.reason, stage: r.stage, attempts: r.attempts, detail: r.detail, bad: r.stage === 'validate' };
 }
 
-function locate(ledgerUri: string) {
-  if (!ledgerUri.endsWith(LEDGER_SUFFIX)) throw new UsageError(`${ledgerUri}: a ledger's name ends in ${LEDGER_SUFFIX}`);
+/**
+ * The ledger's folder and unit name. A local ledger is taken where it really is, symlinks
+ * resolved: its manifest.json and renewed Parquet sit beside the file, not beside a link to
+ * it, and every spelling of one ledger shares one replay journal.
+ */
+async function locate(ledgerUri: string) {
+  let split: ReturnType<typeof splitObjectUri>;
   try {
-    const { parent, key } = splitObjectUri(ledgerUri);
-    return { parent, unitName: key.slice(0, -LEDGER_SUFFIX.length) };
+    split = splitObjectUri(ledgerUri);
+    if (split.parent.scheme === 'file') {
+      const real = await realpath(path.join(split.parent.path, split.key)).catch(() => null);
+      if (real) split = splitObjectUri(real);
+    }
   } catch (e) {
     if (e instanceof UriError) throw new UsageError(`${ledgerUri}: ${e.message}`);
     throw e;
   }
+  if (!split.key.endsWith(LEDGER_SUFFIX)) throw new UsageError(`${ledgerUri}: a ledger's name ends in ${LEDGER_SUFFIX}`);
+  return { parent: split.parent, unitName: split.key.slice(0, -LEDGER_SUFFIX.length) };
 }
 
 export async function replayLedger(ledgerUri: string, raw: Record<string, unknown>, mode: BoardMode, signal: AbortSignal): Promise<number> {
-  const { parent, unitName } = locate(ledgerUri);
+  const { parent, unitName } = await locate(ledgerUri);
   const reasons = String(raw.reasons ?? 'transient');
   const selector = reasonSelector(reasons);
   const flagsNow = parseWorkerFlags(raw);

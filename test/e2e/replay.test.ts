@@ -163,3 +163,17 @@ describe('replay stopped while it publishes', () => {
     expect(await fs.readdir(place('publish').work, { recursive: true })).toEqual([]);
   }, 120_000);
 });
+
+describe('the ledger named in other ways', () => {
+  it('a symlink to the ledger replays the unit the link points to', async () => {
+    await scenario('linked');
+    expect((await compile('linked', 'dest')).code).toBe(0);
+    await serve('linked', true);
+    const link = path.join(dir, 'linked', 'failures.ledger.tsv');
+    await fs.symlink(path.join(place('linked').out, 'm.ledger.tsv'), link);
+    const r = await ferry(['replay', link, ...common('linked'), '--reasons', 'all']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(`${N} of ${N} repaired`);
+    await consistent('linked');
+  }, 120_000);
+});
