@@ -147,12 +147,18 @@ async function compileUnitOrThrow(unit: Unit, sourceUri: string, cfg: CompileCon
   try {
     const { tasks, rows } = await planUnit(source.file, cfg);
     const ids = new Set(tasks.map((t) => t.id));
-    const { journal, replayed } = Journal.open(files.events, unit.version, { runId: ctx.runId, startedAt: started });
+    const state = new UnitState();
+    const { journal, replayed } = Journal.open(
+      files.events,
+      unit.version,
+      (e) => {
+        if (isTerminal(e) && ids.has(e.id)) state.set(e.id, outcomeOf(e));
+      },
+      { runId: ctx.runId, startedAt: started },
+    );
     const earlier = replayed.runs;
     let pending: Task[];
-    const state = new UnitState();
     try {
-      for (const e of replayed.events) if (isTerminal(e) && ids.has(e.id)) state.set(e.id, outcomeOf(e));
       await writeTasksFile(files.tasks, tasks);
       pending = tasks.filter((t) => !state.has(t.id));
       await runUnitTasks(unit.name, pending, state, journal, cfg, ctx);

@@ -17,9 +17,14 @@ const FLUSH_BYTES = 256 * 1024;
 
 /** A run that appended to a journal before this one, and how many outcomes it journaled. */
 export type EarlierRun = { runId: string; startedAt: string; outcomes: number };
-export type Replayed = { events: Event[]; badLines: number; runs: EarlierRun[] };
+/** What a journal held: its events went to the caller one by one, as they were read. */
+export type Replayed = { events: number; badLines: number; runs: EarlierRun[] };
 
 const RUN_MARK = '#run ';
+/** A journal is read this much at a time: a unit of millions of tasks journals gigabytes. */
+const READ_CHUNK = 1024 * 1024;
+/** Far longer than any event line (ids ≤ 1 KiB, details a line): past it, a line is garbage. */
+const MAX_LINE = 1024 * 1024;
 
 export class Journal {
   private buffer: string[] = [];
@@ -35,54 +40,77 @@ export class Journal {
   ) {}
 
   /**
-   * Opens (or starts) the journal of a unit and returns the events it already holds, and
-   * the runs that wrote them. `run`, when given, is marked before this run's events, so a
-   * run interrupted before the unit completed is still listed by the run that completes it.
+   * Opens (or starts) the journal of a unit, giving each event it already holds to
+   * `onEvent` in order, and returns the runs that wrote them. `run`, when given, is marked
+   * before this run's events, so a run interrupted before the unit completed is still
+   * listed by the run that completes it.
    */
-  static open(file: string, source: string, run?: { runId: string; startedAt: string }): { journal: Journal; replayed: Replayed } {
+  static open(
+    file: string,
+    source: string,
+    onEvent: (e: Event) => void,
+    run?: { runId: string; startedAt: string },
+  ): { journal: Journal; replayed: Replayed } {
     fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
     const header = `${MAGIC} source=${source}\n`;
-    const replayed = Journal.read(file, header);
+    const replayed = Journal.read(file, header, onEvent);
     if (replayed === null) {
       fs.writeFileSync(file, header, { mode: 0o600 });
       fs.chmodSync(file, 0o600); // a file that was there keeps its mode otherwise
     }
     const fd = fs.openSync(file, 'a', 0o600);
     if (run) fs.writeSync(fd, `${RUN_MARK}${run.runId} ${run.startedAt}\n`);
-    return { journal: new Journal(file, fd), replayed: replayed ?? { events: [], badLines: 0, runs: [] } };
+    return { journal: new Journal(file, fd), replayed: replayed ?? { events: 0, badLines: 0, runs: [] } };
   }
 
-  /** Reads a journal, trimming a torn tail; null when absent or for another source. */
-  private static read(file: string, header: string): Replayed | null {
-    let text: string;
+  /**
+   * Reads a journal line by line (never whole: it may exceed what one string can hold),
+   * trimming a torn tail; null when absent or for another source.
+   */
+  private static read(file: string, header: string, onEvent: (e: Event) => void): Replayed | null {
+    let fd: number;
     try {
-      text = fs.readFileSync(file, 'utf8');
+      fd = fs.openSync(file, 'r');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw e;
     }
-    if (!text.startsWith(header)) return null;
-    const end = text.lastIndexOf('\n') + 1;
-    if (end < text.length) fs.truncateSync(file, Buffer.byteLength(text.slice(0, end)));
-    const events: Event[] = [];
-    const runs: EarlierRun[] = [];
-    let badLines = 0;
-    for (const line of text.slice(header.length, end).split('\n')) {
-      if (line.startsWith(RUN_MARK)) {
-        const [runId = '', startedAt = ''] = line.slice(RUN_MARK.length).split(' ');
-        runs.push({ runId, startedAt, outcomes: 0 });
-      }
-      if (line === '' || line.startsWith('#')) continue;
-      try {
-        const e = parseEvent(line);
-        events.push(e);
-        if (isTerminal(e) && runs.length > 0) runs[runs.length - 1]!.outcomes++;
-      } catch (e) {
-        if (!(e instanceof ProtocolError)) throw e;
-        badLines++;
-      }
+    const replayed: Replayed = { events: 0, badLines: 0, runs: [] };
+    let whole: number;
+    try {
+      const want = Buffer.from(header);
+      const got = Buffer.alloc(want.length);
+      if (fs.readSync(fd, got, 0, got.length, 0) < want.length || !got.equals(want)) return null;
+      whole = readLines(fd, want.length, (line) => Journal.take(line, replayed, onEvent));
+    } finally {
+      fs.closeSync(fd);
     }
-    return { events, badLines, runs };
+    if (whole < fs.statSync(file).size) fs.truncateSync(file, whole);
+    return replayed;
+  }
+
+  /** One whole line of a journal: a run mark, a comment, an event, or a bad line (null: overlong). */
+  private static take(line: string | null, replayed: Replayed, onEvent: (e: Event) => void): void {
+    if (line === null) {
+      replayed.badLines++;
+      return;
+    }
+    if (line.startsWith(RUN_MARK)) {
+      const [runId = '', startedAt = ''] = line.slice(RUN_MARK.length).split(' ');
+      replayed.runs.push({ runId, startedAt, outcomes: 0 });
+    }
+    if (line === '' || line.startsWith('#')) return;
+    let e: Event;
+    try {
+      e = parseEvent(line);
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      replayed.badLines++;
+      return;
+    }
+    replayed.events++;
+    if (isTerminal(e) && replayed.runs.length > 0) replayed.runs[replayed.runs.length - 1]!.outcomes++;
+    onEvent(e);
   }
 
   /** Appends one event line (with its newline). */
@@ -165,5 +193,41 @@ function alive(pid: number): boolean {
     return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Calls `onLine` with each newline-terminated line of the file from byte `from` (without its
+ * newline), reading a chunk at a time, or with null for a line longer than any event (bytes
+ * a crash or a disk left: skipped, never held whole); returns the offset just past the last
+ * whole line.
+ */
+function readLines(fd: number, from: number, onLine: (line: string | null) => void): number {
+  const chunk = Buffer.allocUnsafe(READ_CHUNK);
+  let rest: Buffer[] = []; // the current line's bytes from earlier chunks
+  let restBytes = 0;
+  let overlong = false;
+  let pos = from;
+  let whole = from;
+  for (;;) {
+    const n = fs.readSync(fd, chunk, 0, chunk.length, pos);
+    if (n === 0) return whole;
+    let start = 0;
+    for (let nl = chunk.indexOf(10); nl >= 0 && nl < n; nl = chunk.indexOf(10, start)) {
+      if (overlong) onLine(null);
+      else if (restBytes > 0) onLine(Buffer.concat([...rest, chunk.subarray(start, nl)]).toString('utf8'));
+      else onLine(chunk.toString('utf8', start, nl));
+      rest = [];
+      restBytes = 0;
+      overlong = false;
+      start = nl + 1;
+      whole = pos + start;
+    }
+    restBytes += n - start;
+    if (restBytes > MAX_LINE) {
+      overlong = true;
+      rest = [];
+    } else if (start < n) rest.push(Buffer.from(chunk.subarray(start, n))); // a copy: the chunk is read into again
+    pos += n;
   }
 }

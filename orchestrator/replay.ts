@@ -153,19 +153,19 @@ async function replayRows(m: UnitManifest, rows: LedgerRow[], chosen: LedgerRow[
     // An interrupted replay's journal is reused only for the same source, content options and
     // selection: a unit recompiled since with another --dest or other gates starts afresh
     // (its journaled UP_OKs name objects under the old destination, judged by the old gates).
-    const { journal, replayed } = Journal.open(files.events, `${m.source.fingerprint}:${m.optionsFingerprint}:${fingerprint(chosen.map((row) => row.id))}`);
+    // A replay interrupted earlier resumes from its own journal.
+    const selected = new Set(tasks.map((t) => t.id));
+    const done = new Set<string>();
+    const { journal } = Journal.open(files.events, `${m.source.fingerprint}:${m.optionsFingerprint}:${fingerprint(chosen.map((row) => row.id))}`, (e) => {
+      if (isTerminal(e) && selected.has(e.id)) {
+        state.set(e.id, outcomeOf(e));
+        done.add(e.id);
+      }
+    });
     const started = new Date().toISOString();
     const runId = randomUUID();
     let pending: Task[];
     try {
-      // A replay interrupted earlier resumes from its own journal.
-      const selected = new Set(tasks.map((t) => t.id));
-      const done = new Set<string>();
-      for (const e of replayed.events)
-        if (isTerminal(e) && selected.has(e.id)) {
-          state.set(e.id, outcomeOf(e));
-          done.add(e.id);
-        }
       pending = tasks.filter((t) => !done.has(t.id));
       board.log(`ferry replay: ${tasks.length} of ${rows.length} ledger row(s) selected (${String(r.raw.reasons ?? 'transient')})`);
       const ctx: RunContext = { runId, workDir, staging, stores: r.stores, board, signal: r.signal, concurrencyPerUnit: flags.concurrency, workers: new WorkerPool() };
