@@ -10,14 +10,14 @@ import { type Task, encodeTask, isTerminal, workerFlagsToArgv } from '../protoco
 import { StorageError, describePlace, unitPrefix, uriOf } from '../storage/index.js';
 import { type CompileConfig, contentOptions, fingerprint } from './config.js';
 import { UnitError } from './errors.js';
-import { type Stores, checkWorkDir, checkWritable, localCopy, publishFile } from './io.js';
+import { type Stores, checkWorkDir, checkWritable, localCopy } from './io.js';
 import { Journal, discardJournal, journalFiles, stagingDir, tidyWorkDir } from './journal.js';
 import { type Counts, stagedFiles, writeOutputs } from './materialize.js';
 import { ManifestError, scanManifest } from './parquet/index.js';
 import type { Board } from './progress.js';
 import { RowVerdicts, UnitState, outcomeOf } from './state.js';
 import { SuperviseError, WorkerPool, superviseTasks } from './supervise.js';
-import { outputKeys, readUnitManifest, writeUnitManifest } from './unit-manifest.js';
+import { outputKeys, publishOutputs, readUnitManifest } from './unit-manifest.js';
 import { type Unit, listUnits, selectUnits, unitNameProblem } from './units.js';
 
 export type UnitReport = {
@@ -178,9 +178,7 @@ async function compileUnitOrThrow(unit: Unit, sourceUri: string, cfg: CompileCon
     // Outputs about to be replaced stop being the truth first: a kill between the files
     // below must not leave an old manifest.json saying "complete" over a new Parquet.
     if (previous) await out.remove(keys.manifest);
-    await publishFile(out, keys.parquet, staged.parquet, 'application/vnd.apache.parquet');
-    await publishFile(out, keys.ledger, staged.ledger, 'text/tab-separated-values');
-    await writeUnitManifest(out, unit.name, {
+    await publishOutputs(out, unit.name, staged, {
       unit: unit.name,
       source: { uri: sourceUri, fingerprint: unit.version, rows },
       options,

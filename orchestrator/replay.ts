@@ -15,13 +15,13 @@ import { asUnitError, runUnitTasks, type RunContext } from './compile.js';
 import { WorkerPool } from './supervise.js';
 import { type CompileConfig, fingerprint } from './config.js';
 import { EXIT, UsageError } from './errors.js';
-import { Stores, checkWorkDir, localCopy, publishFile, readText } from './io.js';
+import { Stores, checkWorkDir, localCopy, readText } from './io.js';
 import { Journal, discardJournal, journalFiles, stagingDir, tidyWorkDir } from './journal.js';
 import { stagedFiles, writeOutputs } from './materialize.js';
 import { scanManifest } from './parquet/index.js';
 import { Board, type BoardMode } from './progress.js';
 import { type Outcome, RowVerdicts, UnitState, outcomeOf } from './state.js';
-import { type UnitManifest, markReplaying, outputKeys, readUnitManifest, writeUnitManifest } from './unit-manifest.js';
+import { type UnitManifest, markReplaying, outputKeys, publishOutputs, readUnitManifest } from './unit-manifest.js';
 
 const LEDGER_SUFFIX = '.ledger.tsv';
 
@@ -183,13 +183,10 @@ async function replayRows(m: UnitManifest, rows: LedgerRow[], chosen: LedgerRow[
       return EXIT.SIGINT;
     }
     const { counts, int96 } = await writeOutputs(source.file, staged, state, cols);
-    const keys = outputKeys(r.unitName);
     // Until manifest.json is rewritten below, the Parquet and the ledger may disagree: the
     // unit must not read as complete meanwhile (a kill here is finished by replaying again).
     if (m.status === 'complete') await markReplaying(r.out, r.unitName, m);
-    await publishFile(r.out, keys.parquet, staged.parquet, 'application/vnd.apache.parquet');
-    await publishFile(r.out, keys.ledger, staged.ledger, 'text/tab-separated-values');
-    await writeUnitManifest(r.out, r.unitName, {
+    await publishOutputs(r.out, r.unitName, staged, {
       unit: m.unit,
       source: { uri: m.source.uri, fingerprint: m.source.fingerprint, rows: m.source.rows },
       options: m.options,

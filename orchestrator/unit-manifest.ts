@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import type { StorageAdapter } from '../storage/index.js';
 import type { Counts } from './materialize.js';
-import { publishText, readText } from './io.js';
+import { publishFile, publishText, readText } from './io.js';
 
 /**
  * A run that contributed: one that finished the unit (`finishedAt`, `sent`: tasks it sent),
@@ -71,11 +71,21 @@ export type UnitManifestFields = {
 };
 
 /**
- * Writes a complete unit's manifest.json beside its other outputs: `at` is the unit's name
- * relative to `out` (a replay opens the ledger's own folder, so a unit `2024/b` is `b` there);
- * the document names the outputs relative to --out.
+ * Publishes a unit's outputs: the renewed Parquet and the ledger, then its manifest.json,
+ * which says they agree; then removes what interrupted publishes of them left (a killed
+ * run's temporary file or multipart upload). `at` is the unit's name relative to `out` (a
+ * replay opens the ledger's own folder, so a unit `2024/b` is `b` there).
  */
-export async function writeUnitManifest(out: StorageAdapter, at: string, m: UnitManifestFields): Promise<void> {
+export async function publishOutputs(out: StorageAdapter, at: string, staged: { parquet: string; ledger: string }, m: UnitManifestFields): Promise<void> {
+  const keys = outputKeys(at);
+  await publishFile(out, keys.parquet, staged.parquet, 'application/vnd.apache.parquet');
+  await publishFile(out, keys.ledger, staged.ledger, 'text/tab-separated-values');
+  await writeUnitManifest(out, at, m);
+  for (const key of [keys.parquet, keys.ledger, keys.manifest]) await out.discardPartial(key);
+}
+
+/** Writes a complete unit's manifest.json at `at`; the document names the outputs relative to --out. */
+async function writeUnitManifest(out: StorageAdapter, at: string, m: UnitManifestFields): Promise<void> {
   const keys = outputKeys(m.unit);
   const doc = {
     ferry: 1,

@@ -94,6 +94,12 @@ export interface StorageAdapter {
    * are theirs. Call it when no writer of this run is active there.
    */
   cleanup(prefix: string): Promise<void>;
+  /**
+   * Removes what interrupted writes of exactly this key left (a temporary file, an open
+   * multipart upload), whoever wrote them; the key itself is untouched. Call it when no
+   * writer of this run is writing the key.
+   */
+  discardPartial(key: string): Promise<void>;
   /** Releases sockets and timers. */
   close(): Promise<void>;
 }

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -67,6 +67,22 @@ describe('FileStore', () => {
     expect(await readdir(path.join(tmp, 'x'), { recursive: true })).toEqual(['sub', path.join('sub', 'cd-live.bin.2.tmp')]);
     await s.cleanup('x/sub/');
     expect(await readdir(s.root)).toEqual([]); // every emptied folder went, up to the root's
+  });
+
+  it("discards a key's partial writes, whoever left them, and nothing else", async () => {
+    const s = await store();
+    const tmp = path.join(s.root, '.ferry-tmp'); // `2024/b1.parquet` is written through `.ferry-tmp/2024-b1.parquet.<tag>-<n>.tmp`
+    await mkdir(tmp, { recursive: true });
+    const left = ['2024-b1.parquet.0123456789ab-0.tmp', '2024-b1.parquet.ba9876543210-1z.tmp']; // two killed runs
+    const kept = ['2024-b1.parquet.ledger.tsv.0123456789ab-1.tmp', '2024-b12.parquet.0123456789ab-2.tmp', '2024-b1.parquet.notes'];
+    for (const f of [...left, ...kept]) await writeFile(path.join(tmp, f), 'x');
+    await s.put('2024/b1.parquet', Buffer.from('renewed'), opts);
+    await s.discardPartial('2024/b1.parquet');
+    expect((await readdir(tmp)).sort()).toEqual([...kept].sort());
+    expect(await readFile(path.join(s.root, '2024', 'b1.parquet'), 'utf8')).toBe('renewed');
+    for (const f of kept) await rm(path.join(tmp, f));
+    await s.discardPartial('2024/b1.parquet');
+    expect(await readdir(s.root)).toEqual(['2024']); // the emptied temporary folder went
   });
 
   it('takes keys whose names start with two dots (they stay inside)', async () => {

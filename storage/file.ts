@@ -77,6 +77,8 @@ function tempBase(root: string, rel: string): string {
 /** Temporary names: this process's random tag and a counter, unique without a random draw per object. */
 const PROCESS_TAG = randomBytes(6).toString('hex');
 let tempSeq = 0;
+/** What follows a key's temporary base in the names of its temporary files: `.<tag>-<counter>.tmp`. */
+const TEMP_NAME = /^[0-9a-f]{12}-[0-9a-z]+\.tmp$/;
 
 function errno(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException | undefined)?.code;
@@ -105,6 +107,17 @@ async function removeEmptyFolders(dir: string): Promise<void> {
   const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
   await Promise.all(entries.filter((e) => e.isDirectory()).map((e) => removeEmptyFolders(path.join(dir, e.name))));
   await fs.rmdir(dir).catch(() => {});
+}
+
+/**
+ * Removes a temporary folder and its empty parents, up to the temporary root itself: each
+ * stays while another unit uses it.
+ */
+async function removeEmptyParents(dir: string, temp: string): Promise<void> {
+  while (await fs.rmdir(dir).then(() => true, () => false)) {
+    if (dir === temp || !dir.startsWith(temp)) break;
+    dir = path.dirname(dir);
+  }
 }
 
 function classify(e: unknown, what: string): StorageError {
@@ -316,19 +329,24 @@ export class FileStore implements StorageAdapter {
     await removeEmptyFolders(path.join(this.root, TEMP_DIR));
   }
 
+  async discardPartial(key: string): Promise<void> {
+    const base = tempBase(this.root, this.place(key).rel);
+    const dir = path.dirname(base);
+    const name = path.basename(base) + '.';
+    const entries = await fs.readdir(dir).catch(() => []);
+    const partial = entries.filter((e) => e.startsWith(name) && TEMP_NAME.test(e.slice(name.length)));
+    await Promise.all(partial.map((e) => fs.rm(path.join(dir, e), { force: true })));
+    await removeEmptyParents(dir, path.join(this.root, TEMP_DIR));
+  }
+
   async cleanup(prefix: string): Promise<void> {
     this.made.clear();
     const temp = path.join(this.root, TEMP_DIR);
-    let dir = path.resolve(temp, prefix);
+    const dir = path.resolve(temp, prefix);
     // A unit's temporary files lie right in its folder (tempBase: `<shard>-<name>`); its
     // subfolders hold nested units' files, which may be being written now.
     const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
     await Promise.all(entries.filter((e) => !e.isDirectory()).map((e) => fs.rm(path.join(dir, e.name), { force: true })));
-    // The folder and its empty parents go too, up to the temporary root itself: each stays
-    // while another unit uses it.
-    while (await fs.rmdir(dir).then(() => true, () => false)) {
-      if (dir === temp || !dir.startsWith(temp)) break;
-      dir = path.dirname(dir);
-    }
+    await removeEmptyParents(dir, temp);
   }
 }

@@ -332,6 +332,9 @@ export class GcsStore implements StorageAdapter {
    */
   async cleanup(_prefix: string): Promise<void> {}
 
+  /** An interrupted resumable upload leaves nothing visible (its session expires in a week). */
+  async discardPartial(_key: string): Promise<void> {}
+
   /** The client holds no sockets of its own (teeny-request's agent is process-wide) and no timers. */
   async close(): Promise<void> {}
 }

@@ -163,6 +163,19 @@ describe('S3Store on fauxqs', () => {
     await store.close();
   }, 60_000);
 
+  it("aborts the multipart uploads killed publishes of a key left open, and no other key's", async () => {
+    const store = await server.open({ conditionalWrites: 'off' });
+    const start = (key: string) => server.admin.send(new CreateMultipartUploadCommand({ Bucket: server.bucket, Key: store.prefix + key }));
+    await start('out/2024/b1.parquet');
+    await start('out/2024/b1.parquet');
+    await start('out/2024/b1.parquet.bak');
+    await store.put('out/2024/b1.parquet', Buffer.from('renewed'), opts());
+    await store.discardPartial('out/2024/b1.parquet');
+    expect(await openUploads(server.admin, server.bucket, `${store.prefix}out/`)).toEqual([`${store.prefix}out/2024/b1.parquet.bak`]);
+    expect(await store.stat('out/2024/b1.parquet')).not.toBeNull();
+    await store.close();
+  });
+
   it('removes the probe markers a killed probe left at its root, and nothing else, at cleanup', async () => {
     const store = await server.open({ conditionalWrites: 'off' });
     const put = (key: string) => server.admin.send(new PutObjectCommand({ Bucket: server.bucket, Key: store.prefix + key, Body: 'probe' }));

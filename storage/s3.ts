@@ -514,17 +514,26 @@ export class S3Store implements StorageAdapter {
    */
   async cleanup(prefix: string): Promise<void> {
     await this.removeProbeMarkers();
-    const what = `cleanup ${this.uri(prefix)}`;
+    const full = this.prefix + prefix;
+    await this.abortUploads(full, (key) => isUnitObjectKey(full, key), `cleanup ${this.uri(prefix)}`);
+  }
+
+  async discardPartial(key: string): Promise<void> {
+    const full = this.prefix + key;
+    await this.abortUploads(full, (k) => k === full, `cleanup ${this.uri(key)}`);
+  }
+
+  /** Aborts the open multipart uploads under a key prefix whose keys `own` accepts. */
+  private async abortUploads(prefix: string, own: (key: string) => boolean, what: string): Promise<void> {
     let KeyMarker: string | undefined;
     let UploadIdMarker: string | undefined;
     do {
       const page = await this.client
-        .send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: this.prefix + prefix, KeyMarker, UploadIdMarker }))
+        .send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: prefix, KeyMarker, UploadIdMarker }))
         .catch((e: unknown) => {
           throw classifyS3Error(e, what);
         });
-      const own = (page.Uploads ?? []).filter((u) => u.Key !== undefined && isUnitObjectKey(this.prefix + prefix, u.Key));
-      await this.abortAll(own, what);
+      await this.abortAll((page.Uploads ?? []).filter((u) => u.Key !== undefined && own(u.Key)), what);
       const more = page.IsTruncated === true && (page.NextKeyMarker !== undefined || page.NextUploadIdMarker !== undefined);
       KeyMarker = more ? page.NextKeyMarker : undefined;
       UploadIdMarker = more ? page.NextUploadIdMarker : undefined;

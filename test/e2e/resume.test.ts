@@ -190,6 +190,17 @@ describe('interrupted recompiles, shared work dirs, manifests that change', () =
     expect(await snapshot('republish')).toEqual(await snapshot('baseline'));
   }, 60_000);
 
+  it("a run that completes a unit removes what a publish killed midway left under --out", async () => {
+    const out = layout('killed-publish').out;
+    await fs.mkdir(path.join(out, '.ferry-tmp'), { recursive: true });
+    // What a publish SIGKILLed while copying the renewed Parquet leaves: its temporary file.
+    await fs.writeFile(path.join(out, '.ferry-tmp', 'm.parquet.0123456789ab-0.tmp'), 'PAR1 half a file');
+    const run = await ferry(args('killed-publish'));
+    expect(run.code, run.stderr).toBe(0);
+    expect((await fs.readdir(out)).sort()).toEqual(['m.ledger.tsv', 'm.manifest.json', 'm.parquet']);
+    expect(await snapshot('killed-publish')).toEqual(await snapshot('baseline'));
+  }, 60_000);
+
   it('two compiles sharing a work dir both complete, and leave no staging behind', async () => {
     const a = ferrySpawn(args('shared'));
     const exited = once(a, 'exit'); // it may end while the other runs
