@@ -57,6 +57,35 @@ function bmp(width: number, height: number): Buffer {
   return b;
 }
 
+/** An OS/2 1.x BMP: its 12-byte header holds 16-bit sizes. */
+function bmpCore(width: number, height: number): Buffer {
+  const rowBytes = Math.ceil((width * 3) / 4) * 4;
+  const b = Buffer.alloc(26 + rowBytes * height, 0x80);
+  b.write('BM', 0, 'latin1');
+  b.writeUInt32LE(b.length, 2);
+  b.writeUInt32LE(26, 10);
+  b.writeUInt32LE(12, 14);
+  b.writeUInt16LE(width, 18);
+  b.writeUInt16LE(height, 20);
+  b.writeUInt16LE(1, 22);
+  b.writeUInt16LE(24, 24);
+  return b;
+}
+
+/**
+ * A JPEG's header segments rebuilt: the frame header (SOF) moved first, as encoders that
+ * write no JFIF APP0 do, and `fill` 0xFF fill bytes before every marker (T.81 B.1.1.2).
+ */
+function rewriteJpegHeader(jpeg: Buffer, fill: number): Buffer {
+  const segments: Buffer[] = [];
+  let i = 2;
+  for (; jpeg[i + 1] !== 0xda; i += 2 + jpeg.readUInt16BE(i + 2)) segments.push(jpeg.subarray(i, i + 2 + jpeg.readUInt16BE(i + 2)));
+  const sof = segments.findIndex((s) => s[1] === 0xc0);
+  segments.unshift(...segments.splice(sof, 1));
+  const pad = Buffer.alloc(fill, 0xff);
+  return Buffer.concat([jpeg.subarray(0, 2), ...segments.flatMap((s) => [pad, s]), pad, jpeg.subarray(i)]);
+}
+
 /** A PNG signature and an IHDR claiming width×height, and nothing else: no decoder may see it. */
 function pngHeaderOnly(width: number, height: number): Buffer {
   const ihdr = Buffer.alloc(25);
@@ -97,6 +126,9 @@ const fx: Record<string, Buffer> = {};
 beforeAll(async () => {
   for (const f of ['jpeg', 'png', 'webp', 'gif', 'avif', 'tiff'] as const) fx[f] = await image(f);
   fx['bmp'] = bmp(64, 48);
+  fx['bmpCore'] = bmpCore(64, 48);
+  fx['jpegSofFirst'] = rewriteJpegHeader(fx['jpeg']!, 0);
+  fx['jpegFillBytes'] = rewriteJpegHeader(fx['jpeg']!, 3);
   fx['gifAnimated'] = await image('gif', 64, 96, 48);
   fx['webpAnimated'] = await image('webp', 64, 96, 48);
   fx['progressive'] = await sharp(noisePixels(64, 48), { raw: { width: 64, height: 48, channels: 3 } })
@@ -135,6 +167,9 @@ describe('validate: good images are accepted with their real type and size', () 
     ['gifAnimated', 'gif', 'image/gif', 64, 48],
     ['webpAnimated', 'webp', 'image/webp', 64, 48],
     ['progressive', 'jpg', 'image/jpeg', 64, 48],
+    ['jpegSofFirst', 'jpg', 'image/jpeg', 64, 48],
+    ['jpegFillBytes', 'jpg', 'image/jpeg', 64, 48],
+    ['bmpCore', 'bmp', 'image/bmp', 64, 48],
   ])('%s → %s', async (name, ext, contentType, width, height) => {
     for (const opts of [IMAGE, ALWAYS]) {
       expect(await validate('id', get(name), opts)).toEqual({ ok: true, ext, contentType, width, height });

@@ -1,16 +1,15 @@
 /**
- * Header dimensions with image-size (pure JS, microseconds): the parser is chosen by the
- * type file-type found, so the two libraries cannot disagree on what the bytes are.
+ * Header dimensions with image-size (pure JS, microseconds), or ferry's own parser where
+ * image-size misreads real files (header-parsers.ts): the parser is chosen by the type
+ * file-type found, so the two libraries cannot disagree on what the bytes are.
  */
 import type * as ImageSize from 'image-size';
-import { BMP } from 'image-size/types/bmp';
 import { GIF } from 'image-size/types/gif';
 import { HEIF } from 'image-size/types/heif';
-import type { IImage } from 'image-size/types/interface';
-import { JPG } from 'image-size/types/jpg';
 import { PNG } from 'image-size/types/png';
 import { TIFF } from 'image-size/types/tiff';
 import { WEBP } from 'image-size/types/webp';
+import { bmpSize, jpegSize } from './header-parsers.js';
 
 export type Dimensions = { width: number; height: number };
 
@@ -21,15 +20,17 @@ export type Dimensions = { width: number; height: number };
 let imageSizeModule: Promise<typeof ImageSize> | undefined;
 const anyImageSize = async () => (await (imageSizeModule ??= import('image-size'))).imageSize;
 
-const PARSERS: Readonly<Partial<Record<string, IImage>>> = {
-  jpg: JPG,
-  png: PNG,
-  webp: WEBP,
-  gif: GIF,
-  avif: HEIF,
-  heic: HEIF,
-  tif: TIFF,
-  bmp: BMP,
+type HeaderParser = (input: Uint8Array) => { width?: number | undefined; height?: number | undefined };
+
+const PARSERS: Readonly<Partial<Record<string, HeaderParser>>> = {
+  jpg: jpegSize,
+  png: PNG.calculate,
+  webp: WEBP.calculate,
+  gif: GIF.calculate,
+  avif: HEIF.calculate,
+  heic: HEIF.calculate,
+  tif: TIFF.calculate,
+  bmp: bmpSize,
 };
 
 /**
@@ -40,7 +41,7 @@ const PARSERS: Readonly<Partial<Record<string, IImage>>> = {
 export async function headerDimensions(ext: string, bytes: Uint8Array): Promise<Dimensions> {
   const parser = PARSERS[ext];
   const input = endsItsArrayBuffer(bytes) ? bytes : new Uint8Array(bytes);
-  const size = parser ? parser.calculate(input) : (await anyImageSize())(input);
+  const size = parser ? parser(input) : (await anyImageSize())(input);
   const { width, height } = size;
   if (!isPositiveInt(width) || !isPositiveInt(height)) {
     throw new TypeError(`header gives ${String(width)}x${String(height)}`);

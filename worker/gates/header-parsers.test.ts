@@ -1,0 +1,114 @@
+import sharp from 'sharp';
+import { describe, expect, it } from 'vitest';
+import { seeded } from '../../test/helpers/seeded.mjs';
+import { bmpSize, jpegSize } from './header-parsers.js';
+
+const jpeg = (width: number, height: number, progressive = false): Promise<Buffer> =>
+  sharp({ create: { width, height, channels: 3, background: { r: 90, g: 120, b: 30 } } })
+    .jpeg({ progressive })
+    .withMetadata()
+    .toBuffer();
+
+/** The segments between SOI and the first SOS, as [start, end) byte ranges. */
+function headerSegments(b: Buffer): [number, number][] {
+  const out: [number, number][] = [];
+  for (let i = 2; b[i + 1] !== 0xda; i += 2 + b.readUInt16BE(i + 2)) out.push([i, i + 2 + b.readUInt16BE(i + 2)]);
+  return out;
+}
+
+/** The same JPEG with its segments reordered so that the frame header (SOF) comes first. */
+function sofFirst(b: Buffer): Buffer {
+  const segs = headerSegments(b);
+  const sof = segs.find(([s]) => b[s + 1] === 0xc0 || b[s + 1] === 0xc2)!;
+  const rest = segs.filter((s) => s !== sof).map(([s, e]) => b.subarray(s, e));
+  return Buffer.concat([b.subarray(0, 2), b.subarray(...sof), ...rest, b.subarray(segs.at(-1)![1])]);
+}
+
+/** The same JPEG with 0xFF fill bytes before every header marker, as T.81 B.1.1.2 allows. */
+function withFill(b: Buffer): Buffer {
+  const segs = headerSegments(b);
+  const parts = [b.subarray(0, 2)];
+  for (const [s, e] of segs) parts.push(Buffer.from([0xff, 0xff]), b.subarray(s, e));
+  return Buffer.concat([...parts, b.subarray(segs.at(-1)![1])]);
+}
+
+/** The same JPEG with its SOF0 marker relabelled as another frame type (SOF9: arithmetic). */
+function relabelSof(b: Buffer, marker: number): Buffer {
+  const c = Buffer.from(b);
+  const [s] = headerSegments(c).find(([at]) => c[at + 1] === 0xc0)!;
+  c[s + 1] = marker;
+  return c;
+}
+
+describe('jpegSize', () => {
+  it.each([
+    ['as written', (b: Buffer) => b],
+    ['with the frame header first (no APP0)', sofFirst],
+    ['with fill bytes before its markers', withFill],
+    ['arithmetic-coded (SOF9)', (b: Buffer) => relabelSof(b, 0xc9)],
+    ['lossless (SOF3)', (b: Buffer) => relabelSof(b, 0xc3)],
+  ])('reads width and height %s', async (_, variant) => {
+    expect(jpegSize(variant(await jpeg(300, 200)))).toEqual({ width: 300, height: 200 });
+  });
+
+  it('reads a progressive JPEG and a DNL frame (height 0)', async () => {
+    expect(jpegSize(await jpeg(64, 1000, true))).toEqual({ width: 64, height: 1000 });
+    const dnl = Buffer.from(await jpeg(64, 48));
+    const [s] = headerSegments(dnl).find(([at]) => dnl[at + 1] === 0xc0)!;
+    dnl.writeUInt16BE(0, s + 5);
+    expect(jpegSize(dnl)).toEqual({ width: 64, height: 0 });
+  });
+
+  it('throws when the header is not there, never reads past the bytes', async () => {
+    const b = await jpeg(64, 48);
+    const sofEnd = headerSegments(b).find(([at]) => b[at + 1] === 0xc0)![0] + 9;
+    for (let n = 0; n < sofEnd; n++) expect(() => jpegSize(b.subarray(0, n))).toThrow(TypeError);
+    expect(() => jpegSize(Buffer.from([0xff, 0xd8, 0xff, 0xd9]))).toThrow(/no frame header/);
+    const random = seeded(5);
+    for (let k = 0; k < 2000; k++) {
+      const c = Buffer.from(b.subarray(0, 200));
+      c[2 + Math.floor(random() * 198)] = Math.floor(random() * 256);
+      try {
+        jpegSize(c);
+      } catch (err) {
+        expect(err).toBeInstanceOf(TypeError);
+      }
+    }
+  });
+});
+
+describe('bmpSize', () => {
+  /** A BMP's file header and a DIB header of `headerSize` bytes. */
+  function bmp(headerSize: number, width: number, height: number): Buffer {
+    const b = Buffer.alloc(14 + Math.max(headerSize, 16) + 64);
+    b.write('BM', 0, 'latin1');
+    b.writeUInt32LE(b.length, 2);
+    b.writeUInt32LE(14 + headerSize, 10);
+    b.writeUInt32LE(headerSize, 14);
+    if (headerSize === 12) {
+      b.writeUInt16LE(width, 18);
+      b.writeUInt16LE(height, 20);
+      b.writeUInt16LE(1, 22);
+      b.writeUInt16LE(24, 24);
+    } else {
+      b.writeInt32LE(width, 18);
+      b.writeInt32LE(height, 22);
+      b.writeUInt16LE(1, 26);
+      b.writeUInt16LE(24, 28);
+    }
+    return b;
+  }
+
+  it.each([12, 16, 40, 52, 56, 64, 108, 124])('reads a %i-byte DIB header', (headerSize) => {
+    expect(bmpSize(bmp(headerSize, 640, 480))).toEqual({ width: 640, height: 480 });
+  });
+
+  it('reads a top-down bitmap (negative height) as its height', () => {
+    expect(bmpSize(bmp(40, 640, -480))).toEqual({ width: 640, height: 480 });
+  });
+
+  it('throws on a cut or unknown header', () => {
+    expect(() => bmpSize(bmp(40, 640, 480).subarray(0, 25))).toThrow(TypeError);
+    expect(() => bmpSize(bmp(8, 640, 480))).toThrow(/header size 8/);
+  });
+});
