@@ -5,11 +5,10 @@
  */
 import type * as ImageSize from 'image-size';
 import { GIF } from 'image-size/types/gif';
-import { HEIF } from 'image-size/types/heif';
 import { PNG } from 'image-size/types/png';
 import { TIFF } from 'image-size/types/tiff';
 import { WEBP } from 'image-size/types/webp';
-import { bmpSize, jpegSize } from './header-parsers.js';
+import { bmpSize, heifSize, jpegSize } from './header-parsers.js';
 
 export type Dimensions = { width: number; height: number };
 
@@ -27,8 +26,8 @@ const PARSERS: Readonly<Partial<Record<string, HeaderParser>>> = {
   png: PNG.calculate,
   webp: WEBP.calculate,
   gif: GIF.calculate,
-  avif: HEIF.calculate,
-  heic: HEIF.calculate,
+  avif: heifSize,
+  heic: heifSize,
   tif: TIFF.calculate,
   bmp: bmpSize,
 };

@@ -1,7 +1,7 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { seeded } from '../../test/helpers/seeded.mjs';
-import { bmpSize, jpegSize } from './header-parsers.js';
+import { bmpSize, heifSize, jpegSize } from './header-parsers.js';
 
 const jpeg = (width: number, height: number, progressive = false): Promise<Buffer> =>
   sharp({ create: { width, height, channels: 3, background: { r: 90, g: 120, b: 30 } } })
@@ -110,5 +110,55 @@ describe('bmpSize', () => {
   it('throws on a cut or unknown header', () => {
     expect(() => bmpSize(bmp(40, 640, 480).subarray(0, 25))).toThrow(TypeError);
     expect(() => bmpSize(bmp(8, 640, 480))).toThrow(/header size 8/);
+  });
+});
+
+describe('heifSize', () => {
+  const u32 = (...n: number[]) => Buffer.concat(n.map((v) => Buffer.from([v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255])));
+  const u16 = (...n: number[]) => Buffer.concat(n.map((v) => Buffer.from([v >>> 8, v & 255])));
+  const box = (type: string, ...body: Buffer[]) => Buffer.concat([u32(8 + Buffer.concat(body).length), Buffer.from(type, 'latin1'), ...body]);
+  const full = (type: string, version: number, flags: number, ...body: Buffer[]) => box(type, u32((version << 24) | flags), ...body);
+  const ispe = (w: number, h: number) => full('ispe', 0, 0, u32(w, h));
+
+  /**
+   * A grid HEIC laid out as iPhones write them: the tiles' hvcC and 512×512 ispe come first
+   * in ipco, the grid (the primary item, 1) is associated with a later ispe and a clap.
+   */
+  function gridHeic(clap: Buffer | null): Buffer {
+    const properties: Buffer[] = [box('hvcC', Buffer.alloc(23)), ispe(512, 512), ispe(4096, 3072), box('irot', Buffer.from([1]))];
+    if (clap) properties.push(clap);
+    const tiles = Array.from({ length: 48 }, (_, k) => Buffer.concat([u16(2 + k), Buffer.from([2, 0x81, 2])]));
+    const grid = Buffer.concat([u16(1), Buffer.from(clap ? [3, 3, 4, 5] : [2, 3, 4])]);
+    const ipma = full('ipma', 0, 0, u32(49), grid, ...tiles);
+    const meta = full('meta', 0, 0, full('hdlr', 0, 0, u32(0), Buffer.from('pict'), Buffer.alloc(13)), full('pitm', 0, 0, u16(1)), box('iprp', box('ipco', ...properties), ipma));
+    return Buffer.concat([box('ftyp', Buffer.from('heic'), u32(0), Buffer.from('mif1heic')), meta, box('mdat', Buffer.alloc(64))]);
+  }
+
+  it("reads the primary item's size, not a tile's", () => {
+    expect(heifSize(gridHeic(null))).toEqual({ width: 4096, height: 3072 });
+  });
+
+  it('crops to the clean aperture, as decoders show the image', () => {
+    const clap = box('clap', u32(4032, 1, 3024, 1, 0, 1, 0, 1));
+    expect(heifSize(gridHeic(clap))).toEqual({ width: 4032, height: 3024 });
+  });
+
+  it("reads sharp's AVIF and falls back to the first ispe when no primary is named", async () => {
+    const avif = await sharp({ create: { width: 120, height: 80, channels: 4, background: 'red' } }).avif().toBuffer();
+    expect(heifSize(avif)).toEqual({ width: 120, height: 80 });
+    const noPitm = Buffer.from(avif);
+    noPitm.write('skip', noPitm.indexOf('pitm', 0, 'latin1'), 'latin1');
+    expect(heifSize(noPitm)).toEqual({ width: 120, height: 80 });
+  });
+
+  it('throws, never reads past the bytes, on every prefix of a grid HEIC', () => {
+    const b = gridHeic(null);
+    for (let n = 0; n < b.length; n++) {
+      try {
+        heifSize(b.subarray(0, n));
+      } catch (err) {
+        expect(err).toBeInstanceOf(Error);
+      }
+    }
   });
 });

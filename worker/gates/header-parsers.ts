@@ -3,9 +3,12 @@
  * starts inside the first segment, so it never sees an SOF written first, loses its way on
  * 0xFF fill bytes (ITU T.81 B.1.1.2) and knows only SOF0–SOF2, so arithmetic-coded and
  * lossless JPEGs had no size; its BMP parser reads every header as BITMAPINFOHEADER, so an
- * OS/2 1.x BMP (16-bit sizes) came out as trillions of pixels.
+ * OS/2 1.x BMP (16-bit sizes) came out as trillions of pixels; its HEIF parser takes the
+ * first size property in the file, which in a grid image (every iPhone and Samsung photo)
+ * is a 512×512 tile's, not the picture's.
  * Each parser returns the stored width and height, or throws when the header is not there.
  */
+import { HEIF } from 'image-size/types/heif';
 import type { Dimensions } from './dimensions.js';
 
 /**
@@ -48,6 +51,104 @@ export function bmpSize(b: Uint8Array): Dimensions {
   if (headerSize === 12) return { width: view.getUint16(18, true), height: view.getUint16(20, true) };
   if (headerSize < 16) throw new TypeError(`unknown BMP header size ${headerSize}`);
   return { width: view.getInt32(18, true), height: Math.abs(view.getInt32(22, true)) };
+}
+
+/** An ISO-BMFF box: its type and where its payload starts and ends (clipped to the bytes). */
+type Box = { type: string; body: number; end: number };
+
+/** The boxes from `from` to `to`, stopping at one whose header does not fit. */
+function boxesIn(view: DataView, from: number, to: number): Box[] {
+  const boxes: Box[] = [];
+  for (let at = from; at + 8 <= to; ) {
+    let size = view.getUint32(at);
+    let header = 8;
+    if (size === 1) {
+      if (at + 16 > to) break;
+      size = Number(view.getBigUint64(at + 8));
+      header = 16;
+    } else if (size === 0) {
+      size = to - at; // to the end
+    }
+    if (size < header) break;
+    const type = String.fromCharCode(view.getUint8(at + 4), view.getUint8(at + 5), view.getUint8(at + 6), view.getUint8(at + 7));
+    boxes.push({ type, body: at + header, end: Math.min(at + size, to) });
+    at += size;
+  }
+  return boxes;
+}
+
+/**
+ * An AVIF's or HEIC's size: the spatial extent (ispe) associated with the primary item
+ * (pitm), cropped by its clean aperture (clap) as decoders show it. A file whose boxes
+ * name no primary size falls back to image-size's reading (the first ispe).
+ */
+export function heifSize(b: Uint8Array): Dimensions {
+  const primary = heifPrimarySize(new DataView(b.buffer, b.byteOffset, b.byteLength));
+  if (primary) return primary;
+  const { width, height } = HEIF.calculate(b);
+  return { width: width ?? 0, height: height ?? 0 };
+}
+
+function heifPrimarySize(view: DataView): Dimensions | null {
+  const child = (boxes: Box[], type: string) => boxes.find((x) => x.type === type);
+  const meta = child(boxesIn(view, 0, view.byteLength), 'meta');
+  if (!meta || meta.body + 4 > meta.end) return null;
+  const inMeta = boxesIn(view, meta.body + 4, meta.end); // meta is a FullBox
+  const pitm = child(inMeta, 'pitm');
+  const iprp = child(inMeta, 'iprp');
+  if (!pitm || !iprp || pitm.body + 4 > pitm.end) return null;
+  const shortId = view.getUint8(pitm.body) === 0; // version 0: a 16-bit item id
+  if (pitm.body + (shortId ? 6 : 8) > pitm.end) return null;
+  const primary = shortId ? view.getUint16(pitm.body + 4) : view.getUint32(pitm.body + 4);
+  const inIprp = boxesIn(view, iprp.body, iprp.end);
+  const ipco = child(inIprp, 'ipco');
+  const ipma = child(inIprp, 'ipma');
+  if (!ipco || !ipma) return null;
+  const properties = boxesIn(view, ipco.body, ipco.end);
+  const associated = primaryProperties(view, ipma, primary).map((index) => properties[index - 1]);
+  const ispe = associated.find((p) => p?.type === 'ispe');
+  if (!ispe || ispe.body + 12 > ispe.end) return null;
+  const size = { width: view.getUint32(ispe.body + 4), height: view.getUint32(ispe.body + 8) };
+  const clap = associated.find((p) => p?.type === 'clap');
+  return clap && clap.body + 16 <= clap.end ? cleanAperture(view, clap, size) : size;
+}
+
+/** The 1-based ipco indexes the ipma box associates with one item. */
+function primaryProperties(view: DataView, ipma: Box, item: number): number[] {
+  const version = view.getUint8(ipma.body);
+  const wide = (view.getUint8(ipma.body + 3) & 1) === 1; // flags: 15-bit indexes
+  let at = ipma.body + 4;
+  if (at + 4 > ipma.end) return [];
+  const entries = view.getUint32(at);
+  at += 4;
+  for (let e = 0; e < entries; e++) {
+    const idBytes = version < 1 ? 2 : 4;
+    if (at + idBytes + 1 > ipma.end) return [];
+    const id = version < 1 ? view.getUint16(at) : view.getUint32(at);
+    const count = view.getUint8(at + idBytes);
+    at += idBytes + 1;
+    const end = at + count * (wide ? 2 : 1);
+    if (end > ipma.end) return [];
+    if (id === item) {
+      const indexes: number[] = [];
+      for (let k = at; k < end; k += wide ? 2 : 1) indexes.push(wide ? view.getUint16(k) & 0x7fff : view.getUint8(k) & 0x7f);
+      return indexes;
+    }
+    at = end;
+  }
+  return [];
+}
+
+/** The size cropped to a clean aperture (fractions of pixels, rounded), when it is a crop. */
+function cleanAperture(view: DataView, clap: Box, size: Dimensions): Dimensions {
+  const fraction = (at: number) => {
+    const d = view.getUint32(at + 4);
+    return d === 0 ? 0 : Math.round(view.getUint32(at) / d);
+  };
+  const width = fraction(clap.body);
+  const height = fraction(clap.body + 8);
+  const isCrop = width >= 1 && height >= 1 && width <= size.width && height <= size.height;
+  return isCrop ? { width, height } : size;
 }
 
 const readU16BE = (b: Uint8Array, at: number): number => ((b[at] ?? 0) << 8) | (b[at + 1] ?? 0);
