@@ -86,6 +86,18 @@ function rewriteJpegHeader(jpeg: Buffer, fill: number): Buffer {
   return Buffer.concat([jpeg.subarray(0, 2), ...segments.flatMap((s) => [pad, s]), pad, jpeg.subarray(i)]);
 }
 
+/**
+ * The same JPEG with its frame header relabelled: another SOFn marker and sample precision,
+ * as a 12-bit (medical, scientific) or hierarchical JPEG has, which sharp's libjpeg refuses.
+ */
+function relabelFrame(jpeg: Buffer, sof: number, precision: number): Buffer {
+  const c = Buffer.from(jpeg);
+  const at = c.indexOf(Buffer.from([0xff, 0xc0]));
+  c[at + 1] = sof;
+  c[at + 4] = precision;
+  return c;
+}
+
 /** A PNG signature and an IHDR claiming width×height, and nothing else: no decoder may see it. */
 function pngHeaderOnly(width: number, height: number): Buffer {
   const ihdr = Buffer.alloc(25);
@@ -129,6 +141,8 @@ beforeAll(async () => {
   fx['bmpCore'] = bmpCore(64, 48);
   fx['jpegSofFirst'] = rewriteJpegHeader(fx['jpeg']!, 0);
   fx['jpegFillBytes'] = rewriteJpegHeader(fx['jpeg']!, 3);
+  fx['jpeg12Bit'] = relabelFrame(fx['jpeg']!, 0xc1, 12);
+  fx['jpegHierarchical'] = relabelFrame(fx['jpeg']!, 0xc5, 8);
   fx['gifAnimated'] = await image('gif', 64, 96, 48);
   fx['webpAnimated'] = await image('webp', 64, 96, 48);
   fx['progressive'] = await sharp(noisePixels(64, 48), { raw: { width: 64, height: 48, channels: 3 } })
@@ -170,6 +184,8 @@ describe('validate: good images are accepted with their real type and size', () 
     ['jpegSofFirst', 'jpg', 'image/jpeg', 64, 48],
     ['jpegFillBytes', 'jpg', 'image/jpeg', 64, 48],
     ['bmpCore', 'bmp', 'image/bmp', 64, 48],
+    ['jpeg12Bit', 'jpg', 'image/jpeg', 64, 48], // not decoded: sharp reads 8-bit JPEGs only
+    ['jpegHierarchical', 'jpg', 'image/jpeg', 64, 48],
   ])('%s → %s', async (name, ext, contentType, width, height) => {
     for (const opts of [IMAGE, ALWAYS]) {
       expect(await validate('id', get(name), opts)).toEqual({ ok: true, ext, contentType, width, height });

@@ -87,7 +87,7 @@ async function imageGates(id: string, body: Buffer, type: DetectedType, opts: Ga
   const broken = STRUCTURE_CHECKS[type.ext]?.(body) ?? null;
   if (broken !== null) return reject('INCOMPLETE_IMAGE', `${type.ext}: ${broken}`);
 
-  if (isDecodeChosen(id, opts.decode) && isDecodable(type.ext)) {
+  if (isDecodeChosen(id, opts.decode) && isDecodable(type.ext, body)) {
     const failure = await decodeFailure(body, opts.maxPixels);
     if (failure !== null) return reject('UNDECODABLE', `${type.ext} decode failed: ${oneLine(failure)}`);
   }

@@ -7,6 +7,7 @@ import type { Sharp, SharpOptions } from 'sharp';
 
 // The policy and its parser live in protocol/ (the `--decode` flag is shared with the orchestrator).
 import type { DecodePolicy } from '../../protocol/index.js';
+import { jpegFrame } from './header-parsers.js';
 export type { DecodePolicy } from '../../protocol/index.js';
 export { parseDecode as parseDecodePolicy } from '../../protocol/index.js';
 
@@ -32,8 +33,22 @@ export function isDecodeChosen(id: string, policy: DecodePolicy): boolean {
  */
 const DECODABLE: ReadonlySet<string> = new Set(['jpg', 'png', 'webp', 'gif', 'avif', 'tif']);
 
-export function isDecodable(ext: string): boolean {
-  return DECODABLE.has(ext);
+/**
+ * Its libjpeg (mozjpeg) reads 8-bit samples only ("Unsupported JPEG data precision 12") and no
+ * hierarchical frames (SOF5-7, SOF13-15: "Unsupported JPEG process"), so those sound
+ * JPEGs pass on header and structure, as BMP and HEIC do.
+ */
+const HIERARCHICAL_JPEG_FRAMES: ReadonlySet<number> = new Set([0xc5, 0xc6, 0xc7, 0xcd, 0xce, 0xcf]);
+
+export function isDecodable(ext: string, bytes: Uint8Array): boolean {
+  if (!DECODABLE.has(ext)) return false;
+  if (ext !== 'jpg') return true;
+  try {
+    const frame = jpegFrame(bytes);
+    return frame.precision === 8 && !HIERARCHICAL_JPEG_FRAMES.has(frame.sof);
+  } catch {
+    return true; // no frame header: let the decoder say what is wrong
+  }
 }
 
 /** Where the id falls in [0,1): the first 4 bytes of SHA-1 of its UTF-8 bytes, over 2^32. */

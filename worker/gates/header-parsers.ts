@@ -11,11 +11,20 @@
 import { HEIF } from 'image-size/types/heif';
 import type { Dimensions } from './dimensions.js';
 
+/** A JPEG's frame header: its SOFn marker (the coding process), sample precision and size. */
+export type JpegFrame = Dimensions & { sof: number; precision: number };
+
+/** The stored width and height of a JPEG (see jpegFrame). */
+export function jpegSize(b: Uint8Array): Dimensions {
+  const { width, height } = jpegFrame(b);
+  return { width, height };
+}
+
 /**
  * The frame header of a JPEG: walks marker segments by their lengths from SOI up to the
  * first SOFn. A height of 0 (defined later by a DNL segment) is returned as 0.
  */
-export function jpegSize(b: Uint8Array): Dimensions {
+export function jpegFrame(b: Uint8Array): JpegFrame {
   if (b[0] !== 0xff || b[1] !== 0xd8) throw new TypeError('no SOI marker');
   let i = 2;
   for (;;) {
@@ -27,7 +36,7 @@ export function jpegSize(b: Uint8Array): Dimensions {
     if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) continue; // TEM and RSTn stand alone
     if (isFrameHeader(marker)) {
       if (i + 7 > b.length) throw new TypeError('frame header cut short');
-      return { height: readU16BE(b, i + 3), width: readU16BE(b, i + 5) };
+      return { sof: marker, precision: b[i + 2] ?? 0, height: readU16BE(b, i + 3), width: readU16BE(b, i + 5) };
     }
     const length = readU16BE(b, i); // includes its own 2 bytes
     if (length < 2) throw new TypeError(`bad segment length at byte ${i}`);
