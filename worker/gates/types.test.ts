@@ -85,6 +85,18 @@ describe('detectType', () => {
     expect(await detectType(apng)).toEqual({ ext: 'png', contentType: 'image/png' });
   });
 
+  it('tells SVG, which file-type does not, past its prologue', async () => {
+    const svg = { ext: 'svg', contentType: 'image/svg+xml' };
+    const tag = '<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"/>';
+    expect(await detectType(Buffer.from(tag))).toEqual(svg);
+    expect(await detectType(Buffer.from(`<?xml version="1.0" encoding="UTF-8"?>\n${tag}`))).toEqual(svg);
+    const prologue = '\uFEFF<?xml version="1.0"?>\n<!-- made by hand -->\n<!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" "http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd" [ <!ENTITY a "b"> ]>\n';
+    expect(await detectType(Buffer.from(`${prologue}<svg>`))).toEqual(svg);
+    expect(await detectType(Buffer.from('<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><svg/></feed>'))).toEqual({ ext: 'xml', contentType: 'application/xml' });
+    expect(await detectType(Buffer.from('<svgx/>'))).toBeNull();
+    expect(await detectType(Buffer.from('<html><svg/></html>'))).not.toEqual(svg);
+  });
+
   it('returns null for what it does not recognise', async () => {
     expect(await detectType(Buffer.from('hello, world\n'))).toBeNull();
     expect(await detectType(Buffer.alloc(0))).toBeNull();

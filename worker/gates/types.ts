@@ -39,10 +39,25 @@ export async function detectType(bytes: Uint8Array): Promise<DetectedType | null
   const common = commonImageType(bytes);
   if (common) return common;
   const found = await (await fileType()).fileTypeFromBuffer(bytes);
+  if ((!found || found.ext === 'xml') && isSvg(bytes)) return SVG;
   if (!found) return null;
   let ext = ALIASES[found.ext] ?? found.ext;
   if (ext === 'heic' && isAvifInHeifBox(bytes)) ext = 'avif';
   return { ext, contentType: CANONICAL[ext] ?? found.mime };
+}
+
+/**
+ * SVG, which file-type does not detect (an SVG with an XML declaration is `xml` to it, a
+ * bare one nothing): text whose first element, past a byte-order mark, the XML declaration,
+ * comments, processing instructions and a DOCTYPE, is `<svg`. Never an image of the
+ * `image` profile (a script can hide in it), it gets its own type under `any`.
+ */
+const SVG: DetectedType = { ext: 'svg', contentType: 'image/svg+xml' };
+const SVG_PROLOGUE = /^(?:\uFEFF)?(?:\s+|<\?[^]*?\?>|<!--[^]*?-->|<!DOCTYPE\s[^[>]*(?:\[[^]*?\])?\s*>)*<svg[\s/>]/;
+
+function isSvg(bytes: Uint8Array): boolean {
+  const head = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.byteLength, 4096)).toString('utf8');
+  return SVG_PROLOGUE.test(head);
 }
 
 /** An image type of ours, with its canonical content-type. */
