@@ -1,9 +1,9 @@
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { checkGif, checkJpeg, checkPng, checkWebp } from './structure.js';
+import { checkGif, checkHeif, checkJpeg, checkPng, checkWebp } from './structure.js';
 import type { StructureCheck } from './structure.js';
 
-const CHECKS: Record<string, StructureCheck> = { jpeg: checkJpeg, png: checkPng, webp: checkWebp, gif: checkGif };
+const CHECKS: Record<string, StructureCheck> = { jpeg: checkJpeg, png: checkPng, webp: checkWebp, gif: checkGif, avif: checkHeif };
 
 /** Photo-like pixels (gradient + deterministic noise). */
 function pixels(width: number, height: number): Buffer {
@@ -18,7 +18,7 @@ function pixels(width: number, height: number): Buffer {
 
 const fx: Record<string, Buffer> = {};
 beforeAll(async () => {
-  for (const f of ['jpeg', 'png', 'webp', 'gif'] as const) {
+  for (const f of ['jpeg', 'png', 'webp', 'gif', 'avif'] as const) {
     fx[f] = await sharp(pixels(40, 30), { raw: { width: 40, height: 30, channels: 3 } })
       .toFormat(f)
       .toBuffer();
@@ -28,7 +28,7 @@ beforeAll(async () => {
 const get = (name: string): Buffer => fx[name] ?? Buffer.alloc(0);
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
-describe.each(['jpeg', 'png', 'webp', 'gif'])('%s', (format) => {
+describe.each(['jpeg', 'png', 'webp', 'gif', 'avif'])('%s', (format) => {
   const check = (b: Buffer): string | null => (CHECKS[format] as StructureCheck)(b);
 
   it('a whole image passes, and so does one followed by other bytes', () => {
@@ -119,5 +119,23 @@ describe('checkGif', () => {
     expect(checkGif(Buffer.concat([header, hex('3b')]))).toMatch(/before any image/);
     expect(checkGif(Buffer.concat([header, hex('99')]))).toMatch(/unknown block/);
     expect(checkGif(Buffer.concat([header, hex('21f90400000000 00 3b')]))).toMatch(/before any image/);
+  });
+});
+
+describe('checkHeif follows the item locations, not only the boxes', () => {
+  it('an AVIF whose mdat was shortened with its box size fixed up is still cut', () => {
+    const whole = get('avif');
+    const mdat = whole.indexOf('mdat') - 4;
+    const cut = Buffer.from(whole.subarray(0, whole.length - 10));
+    cut.writeUInt32BE(cut.length - mdat, mdat); // the boxes tile the bytes again
+    expect(checkHeif(whole)).toBeNull();
+    expect(checkHeif(cut)).toMatch(/^truncated at byte \d+: an item's data reaches byte \d+$/);
+  });
+
+  it('an HEIC whose boxes end before its mdat is cut, and one with bytes after it is whole', () => {
+    const whole = get('avif');
+    const mdat = whole.indexOf('mdat') - 4;
+    expect(checkHeif(whole.subarray(0, mdat))).toBe(`truncated at byte ${mdat}: no mdat box`);
+    expect(checkHeif(Buffer.concat([whole, Buffer.from('trailing, not a box')]))).toBeNull();
   });
 });

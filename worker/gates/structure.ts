@@ -1,6 +1,6 @@
 /**
  * Structural completeness: is the image whole? Each check walks the format's own framing
- * (JPEG markers, PNG chunks, RIFF chunks, GIF blocks) to its end marker, because a payload
+ * (JPEG markers, PNG chunks, RIFF chunks, GIF blocks, ISO-BMFF boxes) to its end, because a payload
  * cut short by a dropped connection or a partial upload at the origin is the common
  * corruption, and it is found here for microseconds instead of a full decode.
  * Bytes after a complete image (motion photos, MPF, padding) are allowed.
@@ -15,6 +15,8 @@ export const STRUCTURE_CHECKS: Readonly<Partial<Record<string, StructureCheck>>>
   png: checkPng,
   webp: checkWebp,
   gif: checkGif,
+  avif: checkHeif,
+  heic: checkHeif,
 };
 
 const truncated = (b: Buffer, what: string): string => `truncated at byte ${b.length}: ${what}`;
@@ -167,4 +169,102 @@ function skipSubBlocks(b: Buffer, from: number): number {
     i += 1 + n;
     if (n === 0) return i;
   }
+}
+
+// ---------------------------------------------------------------- AVIF, HEIC (ISO-BMFF boxes)
+
+const isFourCC = (b: Buffer, at: number): boolean => {
+  for (let k = at; k < at + 4; k++) if (b[k]! < 0x20 || b[k]! > 0x7e) return false;
+  return true;
+};
+
+/**
+ * The top-level boxes, each within the bytes received, from `ftyp` through `meta` (the
+ * items) to the data they point into: an `mdat` box, or an `idat` inside `meta`; and every
+ * extent the item locations (`iloc`) give in the file lies within it. Bytes after the
+ * image's boxes (padding, a trailer) are allowed, whatever they look like.
+ */
+export function checkHeif(b: Buffer): string | null {
+  if (b.length < 16 || b.toString('latin1', 4, 8) !== 'ftyp') return 'no ftyp box';
+  let i = 0;
+  let meta: [number, number] | null = null;
+  let mdat = false;
+  let cut: string | null = null;
+  while (i + 8 <= b.length && isFourCC(b, i + 4)) {
+    const type = b.toString('latin1', i + 4, i + 8);
+    let size = b.readUInt32BE(i);
+    let header = 8;
+    if (size === 1) {
+      if (i + 16 > b.length) return truncated(b, `in the header of box ${type}`);
+      size = Number(b.readBigUInt64BE(i + 8));
+      header = 16;
+    } else if (size === 0) {
+      size = b.length - i; // to the end of the file
+    }
+    if (size < header || i + size > b.length) {
+      cut = size < header ? `box ${type} at byte ${i} has a size of ${size}` : truncated(b, `box ${type} at byte ${i} says ${size} bytes`);
+      break; // a cut, unless the image is whole before it (checked below)
+    }
+    if (type === 'meta') meta = [i + header + 4, i + size]; // a FullBox: version and flags first
+    if (type === 'mdat') mdat = true;
+    i += size;
+  }
+  if (!meta) return cut ?? (i < b.length ? truncated(b, 'before a whole meta box') : 'no meta box');
+  if (!mdat && childBox(b, meta[0], meta[1], 'idat') === null) return cut ?? truncated(b, 'no mdat box');
+  const iloc = childBox(b, meta[0], meta[1], 'iloc');
+  const end = iloc && furthestExtent(b, iloc[0], iloc[1]);
+  if (end === undefined) return 'unreadable iloc box';
+  if (end !== null && end > b.length) return truncated(b, `an item's data reaches byte ${end}`);
+  return null;
+}
+
+/** A child box's payload [start, end) within [from, to), or null. */
+function childBox(b: Buffer, from: number, to: number, type: string): [number, number] | null {
+  for (let i = from; i + 8 <= to; ) {
+    const size = b.readUInt32BE(i);
+    if (size < 8 || i + size > to) return null;
+    if (b.toString('latin1', i + 4, i + 8) === type) return [i + 8, i + size];
+    i += size;
+  }
+  return null;
+}
+
+/**
+ * The furthest byte the file-offset extents of an `iloc` box (ISO/IEC 14496-12, 8.11.3)
+ * reach, null when none does, undefined when the box cannot be read. Extents in `idat`
+ * (construction method 1) or in other items (2) are not file offsets.
+ */
+function furthestExtent(b: Buffer, from: number, to: number): number | null | undefined {
+  let at = from;
+  const read = (bytes: number): number | undefined => {
+    if (at + bytes > to) return undefined;
+    const v = bytes === 0 ? 0 : bytes === 2 ? b.readUInt16BE(at) : bytes === 4 ? b.readUInt32BE(at) : Number(b.readBigUInt64BE(at));
+    at += bytes;
+    return v;
+  };
+  const version = read(4)! >>> 24; // FullBox
+  if (at > to || version > 2) return undefined;
+  const sizes = read(2);
+  if (sizes === undefined) return undefined;
+  const [offsetSize, lengthSize, baseSize, indexSize] = [sizes >> 12, (sizes >> 8) & 15, (sizes >> 4) & 15, version > 0 ? sizes & 15 : 0];
+  if (![offsetSize, lengthSize, baseSize, indexSize].every((n) => n === 0 || n === 4 || n === 8)) return undefined;
+  const items = read(version < 2 ? 2 : 4);
+  if (items === undefined) return undefined;
+  let furthest: number | null = null;
+  for (let n = 0; n < items; n++) {
+    if (read(version < 2 ? 2 : 4) === undefined) return undefined; // item id
+    const method = version > 0 ? (read(2) ?? -1) & 15 : 0;
+    if (read(2) === undefined) return undefined; // data reference index
+    const base = read(baseSize);
+    const extents = read(2);
+    if (method < 0 || base === undefined || extents === undefined) return undefined;
+    for (let e = 0; e < extents; e++) {
+      if (read(indexSize) === undefined) return undefined;
+      const offset = read(offsetSize);
+      const length = read(lengthSize);
+      if (offset === undefined || length === undefined) return undefined;
+      if (method === 0 && length > 0) furthest = Math.max(furthest ?? 0, base + offset + length);
+    }
+  }
+  return furthest;
 }
