@@ -71,15 +71,44 @@ describe('ferry command line', () => {
 
   it('still reads or refuses through yargs what it leaves to it', async () => {
     expect(await byYargs([])).toBe('name a command: compile, replay, demo or worker');
-    expect(await byYargs(['bogus'])).toMatch(/Unknown argument: bogus/);
-    expect(await byYargs(['--force', 'compile', 'm'])).toMatch(/Unknown arguments: force, m/);
+    expect(await byYargs(['bogus'])).toBe('unknown command "bogus": name compile, replay, demo or worker');
+    expect(await byYargs(['--force', 'compile', 'm'])).toBe('name a command first: ferry compile|replay|demo|worker [flags] (got --force)');
     expect(await byYargs(['compile', '--dest', 'd', 'm'])).toMatchObject({ command: 'compile', manifests: 'm', dest: 'd' });
-    expect(await byYargs(['compile', '--dest', 'd'])).toMatch(/Not enough non-option arguments/);
-    expect(await byYargs(['compile', 'm', 'n'])).toMatch(/Unknown argument: n/);
+    expect(await byYargs(['compile', '--dest', 'd'])).toBe('compile: missing <manifests>, the manifest folder (prefix)');
+    expect(await byYargs(['compile', 'm', 'n'])).toBe('unexpected argument "n"');
     expect(await byYargs(['compile', 'm', '--only', 'a', 'b'])).toMatchObject({ only: ['a', 'b'] });
     expect(await byYargs(['compile', 'm', '--dest', 'a', '--dest', 'b'])).toMatchObject({ dest: ['a', 'b'] }); // refused after, by refuseRepeats
-    expect(await byYargs(['replay', 'x.ledger.tsv', '--profile', 'any'])).toMatch(/Unknown argument: profile/);
+    expect(await byYargs(['replay', 'x.ledger.tsv', '--profile', 'any'])).toBe(
+      "unknown flag --profile (--profile is a content flag: replay reuses the unit's own, from its manifest.json)",
+    );
     expect(await byYargs(['compile', 'm', '--no-force'])).toMatchObject({ force: false });
     expect(await byYargs(['compile', 'm', '--force=false'])).toMatchObject({ force: false });
+  });
+
+  // yargs reads a flag without its value as the flag's default (or ''), as if it had not
+  // been typed: `--only` alone compiled every unit, `--progress` alone ran with auto.
+  it.each([
+    ['--progress', ['compile', 'm', '--dest', 'd', '--out', 'o', '--progress']],
+    ['--only', ['compile', 'm', '--dest', 'd', '--out', 'o', '--only', '--force']],
+    ['--id-column', ['compile', 'm', '--dest', 'd', '--out', 'o', '--id-column']],
+    ['--work-dir', ['compile', 'm', '--work-dir', '--dest', 'd', '--out', 'o']],
+    ['--concurrency', ['compile', 'm', '--dest', 'd', '--out', 'o', '--concurrency']],
+    ['--reasons', ['replay', 'x.ledger.tsv', '--reasons']],
+    ['--dir', ['demo', '--dir']],
+  ])('refuses %s without its value, naming it', async (flag, argv) => {
+    expect(quickCommandLine(argv)).toBeNull();
+    expect(await byYargs(argv)).toBe(`${flag}: expected a value`);
+  });
+
+  it('names a misspelt flag or command once, with the nearest one', async () => {
+    expect(await byYargs(['compile', 'm', '--concurency', '4'])).toBe('unknown flag --concurency (did you mean --concurrency?)');
+    expect(await byYargs(['compile', 'm', '--min-dimm', '4'])).toBe('unknown flag --min-dimm (did you mean --min-dim?)');
+    expect(await byYargs(['demo', '--dri', 'x'])).toBe('unknown flag --dri (did you mean --dir?)');
+    expect(await byYargs(['compile', 'm', '--frobnicate'])).toBe('unknown flag --frobnicate');
+    expect(await byYargs(['compil', 'm'])).toBe('unknown command "compil": did you mean compile?');
+  });
+
+  it('still takes a negative number as a value, for its own check to refuse', async () => {
+    expect(await byYargs(['compile', 'm', '--concurrency', '-5'])).toMatchObject({ concurrency: '-5' });
   });
 });

@@ -8,7 +8,7 @@
  * work (a 200-object compile without it: wall 0.84×, CPU 0.88×).
  */
 import type { Argv, Options } from 'yargs';
-import { type QuickOption, WORKER_FLAG_SPECS, quickArgv, workerFlagHelp, workerFlagQuickOptions } from '../protocol/index.js';
+import { type QuickOption, WORKER_FLAG_SPECS, quickArgv, usageMessage, valueRequired, workerFlagHelp, workerFlagQuickOptions } from '../protocol/index.js';
 import { UsageError } from './errors.js';
 
 /** An option as both readers take it. */
@@ -62,6 +62,12 @@ const SPECS: Record<Command, Spec> = {
   demo: { options: DEMO },
 };
 
+/** Every flag a command takes, by name. */
+function flagNames(spec: Spec): string[] {
+  const worker = spec.flags === undefined ? [] : Object.keys(workerFlagQuickOptions(spec.flags === 'all' ? undefined : spec.flags));
+  return [...Object.keys(spec.options), ...worker];
+}
+
 function isCommand(word: string | undefined): word is Command {
   return word === 'compile' || word === 'replay' || word === 'demo';
 }
@@ -83,8 +89,21 @@ export async function yargsCommandLine(argv: readonly string[]): Promise<Command
     const spec = SPECS[command];
     let out = y;
     if (spec.positional) out = out.positional(spec.positional.name, { type: 'string', describe: spec.positional.describe });
-    out = out.options(spec.options);
+    out = out.options(Object.fromEntries(Object.entries(spec.options).map(([flag, o]) => [flag, { ...o, ...valueRequired(o.array ? 'array' : o.type) }])));
     return spec.flags ? out.options(workerFlagHelp(spec.flags === 'all' ? undefined : spec.flags, true)) : out;
+  };
+  const command = isCommand(argv[0]) ? argv[0] : null;
+  const refusal = (msg: string): string => {
+    const spec = command && SPECS[command];
+    if (spec?.positional && msg.startsWith('Not enough non-option arguments')) return `${command}: missing <${spec.positional.name}>, the ${spec.positional.describe}`;
+    if (!spec && argv[0] !== undefined) {
+      if (argv[0].startsWith('-')) return `name a command first: ferry compile|replay|demo|worker [flags] (got ${argv[0]})`;
+      const near = msg.startsWith('Did you mean ') ? `: ${msg.charAt(0).toLowerCase()}${msg.slice(1)}` : ': name compile, replay, demo or worker';
+      return `unknown command "${argv[0]}"${near}`;
+    }
+    const said = usageMessage(msg, argv, spec ? [...flagNames(spec), 'help'] : ['help']);
+    const content = command === 'replay' ? [...CONTENT_FLAGS].find((f) => argv.some((a) => a === `--${f}` || a.startsWith(`--${f}=`))) : undefined;
+    return content ? `${said} (--${content} is a content flag: replay reuses the unit's own, from its manifest.json)` : said;
   };
   const cli = yargs([...argv])
     .scriptName('ferry')
@@ -98,6 +117,7 @@ export async function yargsCommandLine(argv: readonly string[]): Promise<Command
     .command('demo', 'run the embedded example: a local origin of generated images compiled to a local folder', build('demo'))
     .command('worker', 'the data plane program (see `ferry worker --help`)')
     .demandCommand(1, 'name a command: compile, replay, demo or worker')
+    .recommendCommands()
     .strict()
     .help()
     .version(false)
@@ -105,12 +125,12 @@ export async function yargsCommandLine(argv: readonly string[]): Promise<Command
     .wrap(argv.includes('--help') ? Math.min(110, process.stdout.columns || 110) : null)
     .exitProcess(false)
     .fail((msg, err) => {
-      throw new UsageError(err?.message ?? msg);
+      throw new UsageError(refusal(err?.message ?? msg));
     });
   const raw = (await cli.parseAsync()) as Record<string, unknown> & { _: unknown[] };
-  const command = raw._[0];
-  if (raw.help || !isCommand(String(command))) return { command: 'help' };
-  return { command: command as Command, raw };
+  const read = raw._[0];
+  if (raw.help || !isCommand(String(read))) return { command: 'help' };
+  return { command: read as Command, raw };
 }
 
 export async function readCommandLine(argv: readonly string[]): Promise<CommandLine> {

@@ -62,3 +62,74 @@ export function quickArgv(
   }
   return raw;
 }
+
+/**
+ * yargs' fields for an option that takes a value: `requiresArg`, so that a flag given
+ * without its value (`--progress` last on the line, or before another flag) is refused.
+ * yargs would otherwise read it as the flag's default, or as '' for a flag without one,
+ * and run as if the flag had not been typed.
+ */
+export function valueRequired(type: QuickOption['type'] | 'array'): { requiresArg?: true } {
+  return type === 'boolean' ? {} : { requiresArg: true };
+}
+
+/** `min-dim` → `minDim`, as yargs' camel-case expansion spells a flag's copy. */
+function camel(flag: string): string {
+  return flag.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+/** Edit distance counting a swap of neighbours as one edit (`--dri` for `--dir`), for a flag's likely spelling. */
+function distance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const row = d[i]!;
+      row[j] = Math.min(d[i - 1]![j]! + 1, row[j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) row[j] = Math.min(row[j]!, d[i - 2]![j - 2]! + 1);
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/** The known flag nearest to `typed`, when it is near enough to be a typo. */
+export function nearestFlag(typed: string, known: readonly string[]): string | null {
+  let best: string | null = null;
+  let bestD = Infinity;
+  for (const k of known) {
+    const d = distance(typed, k);
+    if (d < bestD) [best, bestD] = [k, d];
+  }
+  return best !== null && bestD <= Math.max(1, Math.floor(typed.length / 4)) ? best : null;
+}
+
+/**
+ * yargs' refusals, reworded to name each flag as the user typed it: `--min-dim`, not
+ * `min-dim, minDim` (its camel-case copy), with the nearest flag of the command for a
+ * misspelt one, and a word that is not a flag called an argument.
+ */
+export function usageMessage(message: string, argv: readonly string[], known: readonly string[]): string {
+  const noValue = /^Not enough arguments following: (.+)$/.exec(message);
+  if (noValue) return `--${noValue[1]}: expected a value`;
+  const missing = /^Missing required arguments?: (.+)$/.exec(message);
+  if (missing) {
+    const flags = missing[1]!.split(', ').map((f) => `--${f}`);
+    return `${flags.join(' and ')} ${flags.length > 1 ? 'are' : 'is'} required`;
+  }
+  const unknown = /^Unknown arguments?: (.+)$/.exec(message);
+  if (!unknown) return message;
+  const names = unknown[1]!.split(', ');
+  // How the user wrote the flag yargs names, or null for a word that is not one.
+  const spelling = (name: string) => {
+    for (const dashes of ['--', '-']) if (argv.some((a) => a === dashes + name || a.startsWith(`${dashes}${name}=`))) return dashes + name;
+    return argv.includes(`--no-${name}`) ? `--no-${name}` : null;
+  };
+  return names
+    .filter((n) => !names.some((o) => o !== n && camel(o) === n && spelling(n) === null))
+    .map((n) => {
+      const flag = spelling(n);
+      if (flag === null) return `unexpected argument "${n}"`;
+      const near = nearestFlag(n, known);
+      return `unknown flag ${flag}${near ? ` (did you mean --${near}?)` : ''}`;
+    })
+    .join('; ');
+}

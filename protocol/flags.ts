@@ -7,7 +7,7 @@
  * reuses them); runtime flags never recompile a complete unit.
  */
 import { resolve as resolvePath } from 'node:path';
-import type { QuickOption } from './argv.js';
+import { type QuickOption, valueRequired } from './argv.js';
 import { parseRate, parseSize } from './units.js';
 
 export type Profile = 'image' | 'any';
@@ -204,7 +204,7 @@ export function refuseRepeats(raw: Record<string, unknown>, arrays: readonly str
 }
 
 /** How a worker flag reads in a command's help: yargs' option fields, as plain data. */
-export type WorkerFlagHelp = { type: (typeof WORKER_FLAG_SPECS)[number]['type']; describe: string; defaultDescription: string | undefined; group?: string };
+export type WorkerFlagHelp = { type: (typeof WORKER_FLAG_SPECS)[number]['type']; describe: string; defaultDescription: string | undefined; group?: string; requiresArg?: true };
 
 /**
  * WORKER_FLAG_SPECS (or those in `only`) as a command's yargs options, for its help and
@@ -215,7 +215,7 @@ export function workerFlagHelp(only?: ReadonlySet<string>, grouped = false): Rec
   const out: Record<string, WorkerFlagHelp> = {};
   for (const s of WORKER_FLAG_SPECS) {
     if (only && !only.has(s.flag)) continue;
-    out[s.flag] = { type: s.type, describe: s.describe, defaultDescription: defaultText(s), ...(grouped ? { group: s.content ? 'Content (in the unit fingerprint):' : 'Runtime:' } : {}) };
+    out[s.flag] = { type: s.type, describe: s.describe, defaultDescription: defaultText(s), ...valueRequired(s.type), ...(grouped ? { group: s.content ? 'Content (in the unit fingerprint):' : 'Runtime:' } : {}) };
   }
   return out;
 }

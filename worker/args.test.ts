@@ -68,8 +68,14 @@ describe('worker command line', () => {
 
   it('still refuses through yargs what it leaves to it', async () => {
     expect(await byYargs(['--tasks', 'a', '--dest', 'b', '--concurrency', '5', '--concurrency', '6'])).toBe('--concurrency: given more than once');
-    expect(await byYargs(['--tasks', 'a', '--dest', 'b', '--bogus'])).toMatch(/Unknown argument: bogus/);
-    expect(await byYargs(['--tasks', 'a'])).toMatch(/Missing required argument: dest/);
+    expect(await byYargs(['--tasks', 'a', '--dest', 'b', '--bogus'])).toBe('unknown flag --bogus');
+    expect(await byYargs(['--tasks', 'a', '--dest', 'b', '--concurency', '3'])).toBe('unknown flag --concurency (did you mean --concurrency?)');
+    expect(await byYargs(['--tasks', 'a'])).toBe('--dest is required');
+    expect(await byYargs([])).toBe('--tasks and --dest are required');
+    // A flag without its value was read as '' (--unit: no unit at all) or as its default.
+    expect(await byYargs(['--tasks', 'a', '--dest', 'b', '--unit'])).toBe('--unit: expected a value');
+    expect(await byYargs(['--tasks', 'a', '--unit', '--dest', 'b'])).toBe('--unit: expected a value');
+    expect(await byYargs(['--tasks', 'a', '--dest', 'b', '--min-dim'])).toBe('--min-dim: expected a value');
     expect(await byYargs(['--tasks', 'a', '--dest', 'b', '--no-adaptive'])).toMatchObject({ adaptive: false });
     expect(await byYargs(['--tasks', 'a', '--dest', 'b', '--progress-interval', '1e3'])).toMatchObject({ progressInterval: 1000 });
   });

@@ -3,7 +3,7 @@
  * What an orchestrator writes is read by node:util's parser; help and everything else by
  * yargs, which loads only then.
  */
-import { type WorkerFlags, parseWorkerFlags, quickArgv, refuseRepeats, workerFlagHelp, workerFlagQuickOptions } from '../protocol/index.js';
+import { type WorkerFlags, parseWorkerFlags, quickArgv, refuseRepeats, usageMessage, workerFlagHelp, workerFlagQuickOptions } from '../protocol/index.js';
 
 export type Args = { tasks: string; dest: string; unit?: string; runId?: string; progressInterval: number; adaptive: boolean; flags: WorkerFlags };
 
@@ -11,11 +11,11 @@ export class UsageError extends Error {}
 
 /** The worker's own options, beside the shared WORKER_FLAG_SPECS. */
 const OWN_OPTIONS = {
-  tasks: { type: 'string', demandOption: true, describe: 'task file (id<TAB>url per line), or - for stdin' },
-  dest: { type: 'string', demandOption: true, describe: 'destination: a folder path or file:// URI' },
-  unit: { type: 'string', describe: 'unit name: objects go under <dest>/<unit>/' },
-  'run-id': { type: 'string', hidden: true },
-  'progress-interval': { type: 'number', default: 5000, hidden: true },
+  tasks: { type: 'string', demandOption: true, requiresArg: true, describe: 'task file (id<TAB>url per line), or - for stdin' },
+  dest: { type: 'string', demandOption: true, requiresArg: true, describe: 'destination: a folder, file:// URI, s3://bucket/prefix or gs://bucket/prefix' },
+  unit: { type: 'string', requiresArg: true, describe: 'unit name: objects go under <dest>/<unit>/' },
+  'run-id': { type: 'string', requiresArg: true, hidden: true },
+  'progress-interval': { type: 'number', requiresArg: true, default: 5000, hidden: true },
   // --no-adaptive: fixed concurrency, for measuring what the per-host limits save (tests, benchmarks).
   adaptive: { type: 'boolean', default: true, hidden: true },
 } as const;
@@ -50,7 +50,7 @@ export async function yargsArgs(argv: string[]): Promise<Record<string, unknown>
     .version(false)
     .exitProcess(false)
     .fail((msg, err) => {
-      throw new UsageError(err?.message ?? msg);
+      throw new UsageError(usageMessage(err?.message ?? msg, argv, [...Object.keys(OWN_OPTIONS), ...Object.keys(workerFlagQuickOptions()), 'help']));
     })
     .options(workerFlagHelp());
   const raw = y.parseSync() as Record<string, unknown>;

@@ -25,7 +25,7 @@ function accepts(args) {
   try {
     mkdirSync(join(dir, 'm'));
     const r = spawnSync(process.execPath, [FERRY, ...args.map((a) => a.replaceAll('$DIR', dir))], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-    return !/Unknown argument/i.test(r.stderr) && r.status !== null;
+    return !/unknown (argument|flag)/i.test(r.stderr) && r.status !== null;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
