@@ -75,6 +75,8 @@ async function prepareDemoDir(root: string): Promise<void> {
 }
 
 export async function runDemo(dir: string): Promise<number> {
+  // '' would resolve to the current folder: never the user's meaning.
+  if (dir.trim() === '') throw new UsageError('--dir: must not be empty');
   const root = path.resolve(dir);
   await prepareDemoDir(root);
   const origin = await startDemoOrigin();

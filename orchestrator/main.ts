@@ -95,6 +95,7 @@ async function main(argv: string[]): Promise<number> {
       return stop.code() ?? code;
     }
     case 'demo': {
+      refuseRepeats(line.raw, []);
       const { runDemo } = await import('./demo.js');
       return runDemo(String(line.raw.dir));
     }

@@ -26,6 +26,22 @@ describe('ferry demo --dir', () => {
     expect(await readFile(join(dir, 'keep.txt'), 'utf8')).toBe('precious');
   });
 
+  it('refuses --dir given twice or empty, and writes nothing', async () => {
+    const a = join(base, 'first');
+    const b = join(base, 'second');
+    // yargs joined the two into one folder named "<a>,<b>", and ran there.
+    const twice = await ferry(['demo', '--dir', a, '--dir', b]);
+    expect(twice.code).toBe(2);
+    expect(twice.stderr.trim()).toBe('ferry: --dir: given more than once');
+    expect(existsSync(`${a},${b}`) || existsSync(a) || existsSync(b)).toBe(false);
+    const cwd = join(base, 'cwd');
+    await mkdir(cwd);
+    const empty = await ferry(['demo', '--dir='], { cwd });
+    expect(empty.code).toBe(2);
+    expect(empty.stderr.trim()).toBe('ferry: --dir: must not be empty');
+    expect(await readdir(cwd)).toEqual([]);
+  });
+
   it('refuses a file', async () => {
     const file = join(base, 'a-file');
     await writeFile(file, 'x');
