@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Progress } from '../protocol/index.js';
 import { Board } from './progress.js';
 
@@ -15,6 +15,29 @@ describe('the progress board', () => {
     board.progress('u', { Conc: 16 } as Progress);
     board.render();
     expect(lines.at(-1)).toContain('conc 16');
+    board.stop();
+  });
+
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('measures a unit from its first event, not from when it queued behind another', () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(0);
+    const lines: string[] = [];
+    const board = new Board('plain', (t) => lines.push(t), 60_000);
+    const up = (i: number) => board.event('b', { kind: 'UP_OK', id: `i${i}`, uri: 'file:///x', ext: 'png', bytes: 10, sha256: '', width: 1, height: 1, existed: false });
+    board.start('b', 400);
+    board.render();
+    expect(lines.at(-1)).toMatch(/ETA --\n$/);
+    vi.setSystemTime(10_000); // its worker was busy with another unit's last tasks
+    for (let i = 0; i < 20; i++) up(i);
+    vi.setSystemTime(11_000);
+    for (let i = 20; i < 40; i++) up(i);
+    board.render();
+    // 40 in the 1 s since its first event, 360 to go: 9 s, not the 99 s of 40 in 11 s.
+    expect(lines.at(-1)).toMatch(/^b {2}40\/400 \(10\.0%\) {2}40\.0 obj\/s .* ETA 9s\n$/);
     board.stop();
   });
 });

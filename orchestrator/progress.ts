@@ -5,7 +5,12 @@
 import type { Event, Progress } from '../protocol/index.js';
 import type { Counts } from './materialize.js';
 
-type Row = { total: number; done: number; failed: number; bytes: number; started: number; conc: number | null; lastDone: number; lastBytes: number; lastT: number; rate: number; byteRate: number };
+/**
+ * `started` is when the unit's first event came, not when its tasks were handed over: a
+ * unit queued behind another's tail on the same worker would otherwise count its wait in
+ * its rate and ETA (0.0 obj/s and an ETA of 17m for a unit done 6 s later).
+ */
+type Row = { total: number; done: number; failed: number; bytes: number; begun: boolean; started: number; conc: number | null; lastDone: number; lastBytes: number; lastT: number; rate: number; byteRate: number };
 
 export type BoardMode = 'tty' | 'plain' | 'none';
 
@@ -37,13 +42,17 @@ export class Board {
 
   start(unit: string, total: number): void {
     const now = Date.now();
-    this.rows.set(unit, { total, done: 0, failed: 0, bytes: 0, started: now, conc: null, lastDone: 0, lastBytes: 0, lastT: now, rate: 0, byteRate: 0 });
+    this.rows.set(unit, { total, done: 0, failed: 0, bytes: 0, begun: false, started: now, conc: null, lastDone: 0, lastBytes: 0, lastT: now, rate: 0, byteRate: 0 });
     this.tick();
   }
 
   event(unit: string, e: Event): void {
     const r = this.rows.get(unit);
     if (!r) return;
+    if (!r.begun) {
+      r.begun = true;
+      r.started = r.lastT = Date.now();
+    }
     if (e.kind === 'DL_OK') r.bytes += e.bytes;
     else {
       r.done++;
