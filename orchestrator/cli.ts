@@ -30,8 +30,8 @@ const COMPILE = {
   ...COMMON,
   // Replay runs one unit: it has no --jobs.
   jobs: { type: 'string', describe: 'worker processes: units transferring at once (default: CPU count − 1, at least 1; one more, up to the CPU count, at 512 or more requests in flight per worker)' },
-  dest: { type: 'string', describe: 'where objects go: a folder or file:// URI' },
-  out: { type: 'string', describe: 'where renewed Parquet, ledgers and manifest.json go' },
+  dest: { type: 'string', describe: 'where objects go: a folder, file:// URI, s3://bucket/prefix or gs://bucket/prefix (required)' },
+  out: { type: 'string', describe: 'where renewed Parquet, ledgers and manifest.json go, in the same forms, not inside <manifests> (required)' },
   'id-column': { type: 'string', default: 'id', describe: 'id column' },
   'url-column': { type: 'string', default: 'media_path', describe: 'URL column' },
   'path-column': { type: 'string', default: 'updated_media_path', describe: 'name of the added destination-URI column' },

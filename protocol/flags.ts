@@ -173,7 +173,7 @@ export const WORKER_FLAG_SPECS = [
       throw new FlagError(flag, `expected auto, on or off, got "${String(raw)}"`);
     } },
   { key: 'multipartThreshold', flag: 'multipart-threshold', content: false, type: 'string', default: 64 * 2 ** 20,
-    describe: 'objects larger than this are streamed in parts, never buffered whole', parse: size },
+    describe: 'under --profile any, objects larger than this are streamed in parts, never buffered whole', parse: size },
   { key: 'partSize', flag: 'part-size', content: false, type: 'string', default: 64 * 2 ** 20,
     describe: 'part size of streamed objects', parse: sizeWithin(5 * 2 ** 20, 5 * 2 ** 30, "5MiB to 5GiB (S3's part limits)") },
   { key: 'largeConcurrency', flag: 'large-concurrency', content: false, type: 'string', default: 1, describe: 'streamed (large) objects in flight per worker', parse: int(1, 64) },
@@ -187,7 +187,9 @@ function defaultText(spec: (typeof WORKER_FLAG_SPECS)[number]): string | undefin
   if (spec.key === 'maxBytes') return '100MiB for image, 5TiB for any';
   if (spec.key === 'minRate') return '1KiB/s';
   if (spec.key === 'decode') return formatDecode(v as DecodePolicy);
-  if (Array.isArray(v) || v === false) return undefined;
+  if (spec.key === 'multipartThreshold' || spec.key === 'partSize') return `${(v as number) / 2 ** 20}MiB`;
+  // null: unset, and the description says what stands in (an environment variable).
+  if (Array.isArray(v) || v === false || v === null) return undefined;
   return String(v);
 }
 
