@@ -78,5 +78,8 @@ describe('worker command line', () => {
     expect(await byYargs(['--tasks', 'a', '--dest', 'b', '--min-dim'])).toBe('--min-dim: expected a value');
     expect(await byYargs(['--tasks', 'a', '--dest', 'b', '--no-adaptive'])).toMatchObject({ adaptive: false });
     expect(await byYargs(['--tasks', 'a', '--dest', 'b', '--progress-interval', '1e3'])).toMatchObject({ progressInterval: 1000 });
+    // NaN or 0 made setInterval fire every millisecond: a PROGRESS line per ms on stderr.
+    expect(await byYargs(['--tasks', 'a', '--dest', 'b', '--progress-interval', 'abc'])).toMatch(/^--progress-interval: expected a whole number/);
+    expect(await byYargs(['--tasks', 'a', '--dest', 'b', '--progress-interval', '0'])).toMatch(/^--progress-interval: expected a whole number/);
   });
 });

@@ -3,7 +3,7 @@
  * What an orchestrator writes is read by node:util's parser; help and everything else by
  * yargs, which loads only then.
  */
-import { type WorkerFlags, parseWorkerFlags, quickArgv, refuseRepeats, usageMessage, workerFlagHelp, workerFlagQuickOptions } from '../protocol/index.js';
+import { FlagError, type WorkerFlags, parseWorkerFlags, quickArgv, refuseRepeats, usageMessage, workerFlagHelp, workerFlagQuickOptions } from '../protocol/index.js';
 
 export type Args = { tasks: string; dest: string; unit?: string; runId?: string; progressInterval: number; adaptive: boolean; flags: WorkerFlags };
 
@@ -58,6 +58,13 @@ export async function yargsArgs(argv: string[]): Promise<Record<string, unknown>
   return raw;
 }
 
+/** --progress-interval in ms: a whole number of at least 1 (NaN would make setInterval fire every 1 ms). */
+function progressInterval(raw: unknown): number {
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < 1) throw new FlagError('progress-interval', `expected a whole number of ms from 1, got "${String(raw)}"`);
+  return n;
+}
+
 /** The Args of raw values keyed by flag name, from either parser. */
 export function argsOf(raw: Record<string, unknown>): Args {
   refuseRepeats(raw, ['origin-header']);
@@ -66,7 +73,7 @@ export function argsOf(raw: Record<string, unknown>): Args {
     dest: String(raw.dest),
     unit: raw.unit === undefined ? undefined : String(raw.unit),
     runId: raw['run-id'] === undefined ? undefined : String(raw['run-id']),
-    progressInterval: Number(raw['progress-interval']),
+    progressInterval: progressInterval(raw['progress-interval']),
     adaptive: raw.adaptive !== false,
     flags: parseWorkerFlags(raw),
   };

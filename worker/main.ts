@@ -51,11 +51,21 @@ async function openTasks(file: string): Promise<NodeJS.ReadableStream> {
   return handle.createReadStream();
 }
 
+/** --dest as a place; what is wrong with it is a usage error naming the flag. */
+function destPlace(dest: string) {
+  try {
+    return parsePlace(dest);
+  } catch (e) {
+    if (e instanceof UriError) throw new UsageError(`--dest: ${e.message}`);
+    throw e;
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const args = await parseArgs(argv[0] === 'worker' ? argv.slice(1) : argv);
   const proxy = proxyEnvProblem();
   if (proxy) throw new UsageError(proxy);
-  const store = await openStore(parsePlace(args.dest), { ...storeOptionsOf(args.flags), maxAttempts: 1 });
+  const store = await openStore(destPlace(args.dest), { ...storeOptionsOf(args.flags), maxAttempts: 1 });
   await prepareGates(args.flags);
   const sem = new Semaphore(args.flags.concurrency);
   const limits = adaptiveLimits(args);

@@ -168,6 +168,16 @@ describe('usage errors exit 2 and name the flag or path', () => {
     }
   });
 
+  it.each([
+    ['', '--dest: empty location'],
+    ['ftp://x/y', '--dest: unsupported location scheme "ftp:"'],
+  ])('a worker --dest of %j is a usage error naming --dest', async (dest, says) => {
+    const r = await ferry(['worker', '--tasks', '-', '--dest', dest], { input: '' });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`ferry worker: ${says}`);
+    noStack(r);
+  });
+
   it.each([['BOGUS'], [''], [',']])('replay --reasons %j is a usage error', async (reasons) => {
     const r = await ferry(['replay', path.join(dir, 'none.ledger.tsv'), '--reasons', reasons]);
     expect(r.code).toBe(2);
