@@ -102,6 +102,15 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// Our stdout and stderr carry help, progress and messages only: a reader that went away
+// (`| head`, a log shipper that died) must neither stop a migration half-way nor turn its
+// exit code into an uncaught EPIPE's 1.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+  });
+}
+
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (e: unknown) => {

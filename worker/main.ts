@@ -84,6 +84,16 @@ async function main(argv: string[]): Promise<number> {
   };
   // Started by an orchestrator: its death closes the IPC channel, and we must not linger.
   if (process.send) process.on('disconnect', () => process.exit(1));
+  // Whoever reads the events is gone (a dead orchestrator, or `| head`): no fact can reach
+  // anyone any more, so stop, quietly, as a process killed by SIGPIPE would. A closed
+  // stderr only loses PROGRESS and log lines: the events still flow.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(1);
+    throw e;
+  });
+  process.stderr.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+  });
   const ticker = setInterval(() => emitter.progress(), args.progressInterval);
   const input = args.tasks === '-' ? process.stdin : await openTasks(args.tasks);
   const lines = createInterface({ input, crlfDelay: Infinity });
