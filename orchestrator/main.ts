@@ -17,27 +17,12 @@ import { Board, type BoardMode } from './progress.js';
 import { replayLedger } from './replay.js';
 import { proxyEnvProblem } from '../storage/proxy-env.js';
 import { printSummary } from './summary.js';
+import { interruptible } from './interrupt.js';
 
 function boardMode(text: string): BoardMode {
   if (text === 'auto') return process.stderr.isTTY ? 'tty' : 'plain';
   if (text === 'tty' || text === 'plain' || text === 'none') return text;
   throw new UsageError(`--progress: expected auto, tty, plain or none, got "${text}"`);
-}
-
-/** SIGINT/SIGTERM: stop the workers, flush journals, and say how to resume. */
-function interruptible(): { signal: AbortSignal; code: () => number | null } {
-  const ctl = new AbortController();
-  let code: number | null = null;
-  const on = (sig: NodeJS.Signals, exit: number) =>
-    process.on(sig, () => {
-      if (code !== null) process.exit(exit); // a second signal: leave at once
-      code = exit;
-      process.stderr.write(`\nferry: ${sig} — stopping workers and flushing journals (again to quit at once)\n`);
-      ctl.abort();
-    });
-  on('SIGINT', EXIT.SIGINT);
-  on('SIGTERM', EXIT.SIGTERM);
-  return { signal: ctl.signal, code: () => code };
 }
 
 async function compileCommand(raw: Record<string, unknown>): Promise<number> {
