@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LOOP_BOUND_IN_FLIGHT, defaultJobs } from './config.js';
+import { CompileArgs, LOOP_BOUND_IN_FLIGHT, defaultJobs, parseWith } from './config.js';
 
 describe('default --jobs', () => {
   it.each([
@@ -17,5 +17,11 @@ describe('default --jobs', () => {
     [8, 100_000, 8],
   ])('%i cores, --concurrency %i: %i', (cores, concurrency, jobs) => {
     expect(defaultJobs(cores, concurrency)).toBe(jobs);
+  });
+});
+
+describe('compile arguments', () => {
+  it('refuses an empty --work-dir naming the flag (it said only "Too small: expected string to have >=1 characters")', () => {
+    expect(() => parseWith(CompileArgs, { manifests: 'm', dest: 'd', out: 'o', workDir: '' })).toThrow(/^--work-dir: must not be empty$/);
   });
 });

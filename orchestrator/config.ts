@@ -15,7 +15,7 @@ export const CompileArgs = z.object({
   manifests: z.string().min(1, 'the manifest prefix must not be empty'),
   dest: z.string({ error: '--dest is required' }).min(1, '--dest: must not be empty'),
   out: z.string({ error: '--out is required' }).min(1, '--out: must not be empty'),
-  workDir: z.string().min(1).default('.ferry'),
+  workDir: z.string().min(1, '--work-dir: must not be empty').default('.ferry'),
   idColumn: columnName('id-column').default('id'),
   urlColumn: columnName('url-column').default('media_path'),
   pathColumn: columnName('path-column').default('updated_media_path'),

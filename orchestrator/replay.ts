@@ -61,6 +61,8 @@ async function locate(ledgerUri: string) {
 
 export async function replayLedger(ledgerUri: string, raw: Record<string, unknown>, mode: BoardMode, signal: AbortSignal): Promise<number> {
   const { parent, unitName } = await locate(ledgerUri);
+  // '' would resolve to the current folder.
+  if (String(raw['work-dir'] ?? '.ferry').trim() === '') throw new UsageError('--work-dir: must not be empty');
   const reasons = String(raw.reasons ?? 'transient');
   const selector = reasonSelector(reasons);
   const flagsNow = parseWorkerFlags(raw);

@@ -178,7 +178,12 @@ export const WORKER_FLAG_SPECS = [
     describe: 'part size of streamed objects', parse: sizeWithin(5 * 2 ** 20, 5 * 2 ** 30, "5MiB to 5GiB (S3's part limits)") },
   { key: 'largeConcurrency', flag: 'large-concurrency', content: false, type: 'string', default: 1, describe: 'streamed (large) objects in flight per worker', parse: int(1, 64) },
   { key: 'localSourceRoot', flag: 'local-source-root', content: false, type: 'string', default: null,
-    describe: 'read file:// URLs, but only under this folder (symlinks resolved)', parse: (raw) => resolvePath(String(raw)) },
+    describe: 'read file:// URLs, but only under this folder (symlinks resolved)',
+    parse: (raw, flag) => {
+      // '' would resolve to the current folder: a root nobody named.
+      if (String(raw).trim() === '') throw new FlagError(flag, 'must not be empty');
+      return resolvePath(String(raw));
+    } },
 ] as const satisfies readonly Spec<keyof WorkerFlags>[];
 
 /** A flag's default as help prints it. */

@@ -76,6 +76,11 @@ describe('worker command line', () => {
     expect(await byYargs(['--tasks', 'a', '--dest', 'b', '--unit'])).toBe('--unit: expected a value');
     expect(await byYargs(['--tasks', 'a', '--unit', '--dest', 'b'])).toBe('--unit: expected a value');
     expect(await byYargs(['--tasks', 'a', '--dest', 'b', '--min-dim'])).toBe('--min-dim: expected a value');
+    // '' was no unit at all; '/x' failed every task as UPLOAD_FAILED; 'a//b' wrote as 'a/b'.
+    for (const unit of ['', '/x', 'a//b', 'a/']) expect(await byYargs(['--tasks', 'a', '--dest', 'b', `--unit=${unit}`])).toMatch(/^--unit: expected a unit name/);
+    expect(await byYargs(['--tasks', 'a', '--dest', 'b', '--unit', '2024/batch-01'])).toMatchObject({ unit: '2024/batch-01' });
+    // '' resolved to the current folder.
+    expect(await byYargs(['--tasks', 'a', '--dest', 'b', '--local-source-root='])).toBe('--local-source-root: must not be empty');
     expect(await byYargs(['--tasks', 'a', '--dest', 'b', '--no-adaptive'])).toMatchObject({ adaptive: false });
     expect(await byYargs(['--tasks', 'a', '--dest', 'b', '--progress-interval', '1e3'])).toMatchObject({ progressInterval: 1000 });
     // NaN or 0 made setInterval fire every millisecond: a PROGRESS line per ms on stderr.

@@ -65,13 +65,23 @@ function progressInterval(raw: unknown): number {
   return n;
 }
 
+/**
+ * --unit: a relative path of non-empty segments, as the orchestrator's unit names are. ''
+ * meant no unit at all; '/x' failed every task as UPLOAD_FAILED (transient) on a folder,
+ * and 'a//b' or 'a/' wrote where unit 'a/b' or 'a' writes.
+ */
+function unitName(unit: string): string {
+  if (unit === '' || unit.split('/').some((seg) => seg === '')) throw new FlagError('unit', `expected a unit name such as 2024/batch-01 (no leading, trailing or doubled /), got "${unit}"`);
+  return unit;
+}
+
 /** The Args of raw values keyed by flag name, from either parser. */
 export function argsOf(raw: Record<string, unknown>): Args {
   refuseRepeats(raw, ['origin-header']);
   return {
     tasks: String(raw.tasks),
     dest: String(raw.dest),
-    unit: raw.unit === undefined ? undefined : String(raw.unit),
+    unit: raw.unit === undefined ? undefined : unitName(String(raw.unit)),
     runId: raw['run-id'] === undefined ? undefined : String(raw['run-id']),
     progressInterval: progressInterval(raw['progress-interval']),
     adaptive: raw.adaptive !== false,

@@ -185,6 +185,12 @@ describe('usage errors exit 2 and name the flag or path', () => {
     noStack(r);
   });
 
+  it('replay with an empty --work-dir (it resolved to the current folder)', async () => {
+    const r = await ferry(['replay', path.join(dir, 'none.ledger.tsv'), '--work-dir=']);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe('ferry: --work-dir: must not be empty');
+  });
+
   it('replay of a ledger that does not exist', async () => {
     const r = await ferry(['replay', path.join(dir, 'none.ledger.tsv')]);
     expect(r.code).toBe(2);
