@@ -102,8 +102,10 @@ async function main(argv: string[]): Promise<number> {
   // The unit of the tasks read now: --unit, until a unit directive names another. Each task
   // keeps the context it was read with, so a switch never moves a task in flight.
   let unitCtx = ctx;
-  for await (const line of lines) {
+  for await (const read of lines) {
     lineNo++;
+    // A byte-order mark (editors on Windows write one) is not part of the first id.
+    const line = lineNo === 1 && read.startsWith('\uFEFF') ? read.slice(1) : read;
     let parsed;
     try {
       parsed = parseTaskLine(line);

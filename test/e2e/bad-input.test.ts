@@ -185,6 +185,14 @@ describe('usage errors exit 2 and name the flag or path', () => {
     noStack(r);
   });
 
+  it('a worker tasks file that starts with a byte-order mark: the mark is not part of the first id', async () => {
+    const tasks = path.join(dir, 'bom-tasks.tsv');
+    await fs.writeFile(tasks, '\uFEFFfirst\thttp://127.0.0.1:9/a.png\r\nsecond\thttp://127.0.0.1:9/b.png\r\n');
+    const r = await ferry(['worker', '--tasks', tasks, '--dest', path.join(dir, 'w-bom'), '--allow-private-network', '--retries', '0']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.split('\n').filter(Boolean).map((l) => l.split('\t')[1]).sort()).toEqual(['first', 'second']);
+  });
+
   it('replay with an empty --work-dir (it resolved to the current folder)', async () => {
     const r = await ferry(['replay', path.join(dir, 'none.ledger.tsv'), '--work-dir=']);
     expect(r.code).toBe(2);
