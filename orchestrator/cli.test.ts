@@ -108,6 +108,15 @@ describe('ferry command line', () => {
     expect(await byYargs(['compil', 'm'])).toBe('unknown command "compil": did you mean compile?');
   });
 
+  // yargs reads any value but 'true' as false: --strict=1 passed the gate it was meant to close.
+  it.each([
+    ['--strict=1', 'strict', '1'],
+    ['--force=yes', 'force', 'yes'],
+    ['--allow-private-network=no', 'allow-private-network', 'no'],
+  ])('refuses %s', async (given, flag, value) => {
+    expect(await byYargs(['compile', 'm', '--dest', 'd', '--out', 'o', given])).toBe(`--${flag}: takes no value (or =true, =false), got "${value}"`);
+  });
+
   it('still takes a negative number as a value, for its own check to refuse', async () => {
     expect(await byYargs(['compile', 'm', '--concurrency', '-5'])).toMatchObject({ concurrency: '-5' });
   });

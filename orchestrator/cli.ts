@@ -8,7 +8,7 @@
  * work (a 200-object compile without it: wall 0.84×, CPU 0.88×).
  */
 import type { Argv, Options } from 'yargs';
-import { type QuickOption, WORKER_FLAG_SPECS, quickArgv, usageMessage, valueRequired, workerFlagHelp, workerFlagQuickOptions } from '../protocol/index.js';
+import { type QuickOption, WORKER_FLAG_SPECS, booleanValueProblem, quickArgv, usageMessage, valueRequired, workerFlagHelp, workerFlagQuickOptions } from '../protocol/index.js';
 import { UsageError } from './errors.js';
 
 /** An option as both readers take it. */
@@ -62,10 +62,10 @@ const SPECS: Record<Command, Spec> = {
   demo: { options: DEMO },
 };
 
-/** Every flag a command takes, by name. */
-function flagNames(spec: Spec): string[] {
-  const worker = spec.flags === undefined ? [] : Object.keys(workerFlagQuickOptions(spec.flags === 'all' ? undefined : spec.flags));
-  return [...Object.keys(spec.options), ...worker];
+/** Every flag a command takes, its own and the worker's, as quickArgv reads them. */
+function optionsOf(spec: Spec): Record<string, QuickOption> {
+  const flags = spec.flags === undefined ? {} : workerFlagQuickOptions(spec.flags === 'all' ? undefined : spec.flags);
+  return { ...spec.options, ...flags };
 }
 
 function isCommand(word: string | undefined): word is Command {
@@ -77,8 +77,7 @@ export function quickCommandLine(argv: readonly string[]): CommandLine | null {
   const [command, ...rest] = argv;
   if (!isCommand(command)) return null;
   const spec = SPECS[command];
-  const flags = spec.flags === undefined ? {} : workerFlagQuickOptions(spec.flags === 'all' ? undefined : spec.flags);
-  const raw = quickArgv(rest, { ...spec.options, ...flags }, spec.positional ? [spec.positional.name] : []);
+  const raw = quickArgv(rest, optionsOf(spec), spec.positional ? [spec.positional.name] : []);
   return raw ? { command, raw } : null;
 }
 
@@ -93,6 +92,11 @@ export async function yargsCommandLine(argv: readonly string[]): Promise<Command
     return spec.flags ? out.options(workerFlagHelp(spec.flags === 'all' ? undefined : spec.flags, true)) : out;
   };
   const command = isCommand(argv[0]) ? argv[0] : null;
+  if (command) {
+    const booleans = Object.entries(optionsOf(SPECS[command])).filter(([, o]) => o.type === 'boolean');
+    const problem = booleanValueProblem(argv, booleans.map(([flag]) => flag));
+    if (problem) throw new UsageError(problem);
+  }
   const refusal = (msg: string): string => {
     const spec = command && SPECS[command];
     if (spec?.positional && msg.startsWith('Not enough non-option arguments')) return `${command}: missing <${spec.positional.name}>, the ${spec.positional.describe}`;
@@ -101,7 +105,7 @@ export async function yargsCommandLine(argv: readonly string[]): Promise<Command
       const near = msg.startsWith('Did you mean ') ? `: ${msg.charAt(0).toLowerCase()}${msg.slice(1)}` : ': name compile, replay, demo or worker';
       return `unknown command "${argv[0]}"${near}`;
     }
-    const said = usageMessage(msg, argv, spec ? [...flagNames(spec), 'help'] : ['help']);
+    const said = usageMessage(msg, argv, spec ? [...Object.keys(optionsOf(spec)), 'help'] : ['help']);
     const content = command === 'replay' ? [...CONTENT_FLAGS].find((f) => argv.some((a) => a === `--${f}` || a.startsWith(`--${f}=`))) : undefined;
     return content ? `${said} (--${content} is a content flag: replay reuses the unit's own, from its manifest.json)` : said;
   };

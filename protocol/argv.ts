@@ -133,3 +133,18 @@ export function usageMessage(message: string, argv: readonly string[], known: re
     })
     .join('; ');
 }
+
+/**
+ * A boolean flag written with a value other than true or false (`--strict=1`,
+ * `--force=yes`): yargs reads every such value as false, so `--strict=1` passed a CI gate
+ * it was meant to close. Returns the message naming the flag, or null.
+ */
+export function booleanValueProblem(argv: readonly string[], booleans: Iterable<string>): string | null {
+  for (const flag of booleans) {
+    const given = argv.find((a) => a.startsWith(`--${flag}=`));
+    if (given === undefined) continue;
+    const value = given.slice(flag.length + 3);
+    if (value !== 'true' && value !== 'false') return `--${flag}: takes no value (or =true, =false), got "${value}"`;
+  }
+  return null;
+}

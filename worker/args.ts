@@ -3,7 +3,7 @@
  * What an orchestrator writes is read by node:util's parser; help and everything else by
  * yargs, which loads only then.
  */
-import { FlagError, type WorkerFlags, parseWorkerFlags, quickArgv, refuseRepeats, usageMessage, workerFlagHelp, workerFlagQuickOptions } from '../protocol/index.js';
+import { FlagError, type WorkerFlags, booleanValueProblem, parseWorkerFlags, quickArgv, refuseRepeats, usageMessage, workerFlagHelp, workerFlagQuickOptions } from '../protocol/index.js';
 
 export type Args = { tasks: string; dest: string; unit?: string; runId?: string; progressInterval: number; adaptive: boolean; flags: WorkerFlags };
 
@@ -40,6 +40,9 @@ export function quickArgs(argv: string[]): Record<string, unknown> | null {
 
 /** yargs, for help and for every command line quickArgs leaves to it. */
 export async function yargsArgs(argv: string[]): Promise<Record<string, unknown>> {
+  const options = { ...OWN_OPTIONS, ...workerFlagQuickOptions() };
+  const problem = booleanValueProblem(argv, Object.keys(options).filter((f) => options[f as keyof typeof options].type === 'boolean'));
+  if (problem) throw new UsageError(problem);
   const { default: yargs } = await import('yargs');
   const y = yargs(argv)
     .scriptName('ferry worker')
