@@ -85,22 +85,28 @@ function errno(e: unknown): string | undefined {
 }
 
 /**
- * `mkdir -p` whose error says why: Node's recursive mkdir answers ENOENT for a read-only
- * file system or a denied parent, and EEXIST when a file stands where a folder should. A
- * plain mkdir of the first missing folder gives the real cause.
+ * `mkdir -p`, a folder at a time, whose error says why. Node's recursive mkdir answers
+ * ENOENT for a read-only file system or a denied parent, EEXIST when a file stands where a
+ * folder should, and never returns where a folder cannot be made under an existing parent
+ * (it spins on `/proc/x`, Node 20). Here a plain mkdir is tried first (the parent nearly
+ * always exists), then the parents, then once more: a second refusal is the real cause.
  */
 export async function makeFolder(dir: string, mode?: number): Promise<void> {
-  try {
-    await fs.mkdir(dir, { recursive: true, ...(mode === undefined ? {} : { mode }) });
-  } catch (e) {
-    if (errno(e) === 'EEXIST') throw Object.assign(new Error(`${dir}: a file stands where a folder should be`), { code: 'ENOTDIR' });
-    if (errno(e) !== 'ENOENT') throw e;
-    let missing = path.resolve(dir);
-    while (path.dirname(missing) !== missing && !(await fs.stat(path.dirname(missing)).then(() => true, () => false))) missing = path.dirname(missing);
-    const real = await fs.mkdir(missing, { recursive: false }).then(() => null, (cause: unknown) => cause);
-    if (real) throw real;
-    throw e;
-  }
+  const options = mode === undefined ? {} : { mode };
+  const first = await fs.mkdir(dir, options).then(() => null, (e: unknown) => e);
+  if (first === null || (await isFolder(dir, first))) return;
+  const parent = path.dirname(dir);
+  if (errno(first) !== 'ENOENT' || parent === dir) throw first;
+  await makeFolder(parent, mode);
+  const again = await fs.mkdir(dir, options).then(() => null, (e: unknown) => e);
+  if (again !== null && !(await isFolder(dir, again))) throw again;
+}
+
+/** After mkdir failed with `e`: true when a folder is there (made meanwhile); throws when a file is. */
+async function isFolder(dir: string, e: unknown): Promise<boolean> {
+  if (errno(e) !== 'EEXIST') return false;
+  if ((await fs.stat(dir).catch(() => null))?.isDirectory()) return true;
+  throw Object.assign(new Error(`${dir}: a file stands where a folder should be`), { code: 'ENOTDIR' });
 }
 
 async function removeEmptyFolders(dir: string): Promise<void> {

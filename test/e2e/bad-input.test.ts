@@ -133,6 +133,8 @@ describe('usage errors exit 2 and name the flag or path', () => {
   it.each([
     ['--work-dir', 'a file', (f: string) => ['--work-dir', f], /--work-dir .*a-file-w is not writable: .*not a directory/],
     ['--dest', 'a file', (f: string) => ['--dest', f], /--dest .*a-file-w is not writable: .*a file stands where a folder should be/],
+    // Node's recursive mkdir spins for ever where a folder cannot be made under an existing parent.
+    ['--work-dir', 'under /proc', () => ['--work-dir', '/proc/ferry-nope/w'], /--work-dir \/proc\/ferry-nope\/w is not writable: ENOENT/],
   ])('%s that is %s fails before any download, exit 1', async (_, __, flags, message) => {
     const file = path.join(dir, 'a-file-w');
     await fs.writeFile(file, 'x');
