@@ -3,6 +3,7 @@
  * recursively; a unit's name is its path relative to the prefix without `.parquet`.
  */
 import { stat } from 'node:fs/promises';
+import { isUnitName } from '../protocol/index.js';
 import { type Place, describePlace } from '../storage/index.js';
 import { UsageError } from './errors.js';
 import type { Stores } from './io.js';
@@ -32,7 +33,7 @@ export async function listUnits(prefix: Place, stores: Stores): Promise<Unit[]> 
  * journal would be those of `m/x.parquet`, each unit overwriting the other's.
  */
 export function unitNameProblem(name: string): string | undefined {
-  if (!name.split('/').includes('')) return undefined;
+  if (isUnitName(name)) return undefined;
   return `its key has an empty path segment (a leading or doubled "/"), so in a folder its files would be those of unit "${name.split('/').filter(Boolean).join('/')}": rename the manifest`;
 }
 

@@ -18,7 +18,7 @@ describe('tasks', () => {
   it('accepts an id of exactly 1 KiB', () => expect(idProblem('é'.repeat(512))).toBeNull());
   it.each([['noturl'], ['\turl'], ['a\tb\tc']])('refuses task line %j', (line) => expect(() => parseTask(line)).toThrow());
   it('skips blank lines', () => expect(parseTask('')).toBeNull());
-  it.each([['u1'], ['sub/u 2'], ['tab\there'], ['line\nbreak'], ['"quoted"'], ['']])('switches to unit %j on the stream', (unit) => {
+  it.each([['u1'], ['sub/u 2'], ['tab\there'], ['line\nbreak'], ['"quoted"'], ['..a']])('switches to unit %j on the stream', (unit) => {
     const line = encodeUnitSwitch(unit);
     expect(line.split('\n')).toHaveLength(2); // one line, whatever the name holds
     expect(parseTaskLine(line.slice(0, -1))).toEqual({ kind: 'unit', unit });
@@ -28,6 +28,8 @@ describe('tasks', () => {
     expect(parseTaskLine('a\thttp://h/x')).toEqual({ kind: 'task', task: { id: 'a', url: 'http://h/x' } });
     expect(parseTaskLine('')).toBeNull();
     for (const bad of ['\turl', '\tunit', '\tunit\tu1', '\tunit\t1', '\tunit\t"a"\tx', '\tstop\t"a"']) expect(() => parseTaskLine(bad), bad).toThrow();
+    // Names whose empty segments would vanish in a folder: `a//b` writes where `a/b` does.
+    for (const bad of ['""', '"/x"', '"a//b"', '"a/"']) expect(() => parseTaskLine(`\tunit\t${bad}`), bad).toThrow(/not a unit/);
   });
 });
 

@@ -48,6 +48,14 @@ export function encodeUnitSwitch(unit: string): string {
 
 export type TaskLine = { kind: 'task'; task: Task } | { kind: 'unit'; unit: string };
 
+/**
+ * A unit name: a relative path of non-empty segments (`2024/batch-01`). Its segments name
+ * folders and key prefixes, where an empty one would vanish (`a//b` is where `a/b` writes).
+ */
+export function isUnitName(name: string): boolean {
+  return name !== '' && !name.split('/').includes('');
+}
+
 /** Parses one line of a task stream: a task, a directive, or null for a blank line; throws on a malformed one. */
 export function parseTaskLine(raw: string): TaskLine | null {
   if (!raw.startsWith('\t')) {
@@ -63,6 +71,7 @@ export function parseTaskLine(raw: string): TaskLine | null {
     unit = undefined;
   }
   if (typeof unit !== 'string') throw new Error('the unit directive needs a JSON string');
+  if (!isUnitName(unit)) throw new Error(`the unit directive names "${unit.slice(0, 80)}", not a unit (a relative path: no leading, trailing or doubled /)`);
   return { kind: 'unit', unit };
 }
 

@@ -3,7 +3,7 @@
  * What an orchestrator writes is read by node:util's parser; help and everything else by
  * yargs, which loads only then.
  */
-import { FlagError, type WorkerFlags, booleanValueProblem, parseWorkerFlags, quickArgv, refuseRepeats, usageMessage, workerFlagHelp, workerFlagQuickOptions } from '../protocol/index.js';
+import { FlagError, type WorkerFlags, booleanValueProblem, isUnitName, parseWorkerFlags, quickArgv, refuseRepeats, usageMessage, workerFlagHelp, workerFlagQuickOptions } from '../protocol/index.js';
 
 export type Args = { tasks: string; dest: string; unit?: string; runId?: string; progressInterval: number; adaptive: boolean; flags: WorkerFlags };
 
@@ -74,7 +74,7 @@ function progressInterval(raw: unknown): number {
  * and 'a//b' or 'a/' wrote where unit 'a/b' or 'a' writes.
  */
 function unitName(unit: string): string {
-  if (unit === '' || unit.split('/').some((seg) => seg === '')) throw new FlagError('unit', `expected a unit name such as 2024/batch-01 (no leading, trailing or doubled /), got "${unit}"`);
+  if (!isUnitName(unit)) throw new FlagError('unit', `expected a unit name such as 2024/batch-01 (no leading, trailing or doubled /), got "${unit}"`);
   return unit;
 }
 

@@ -102,6 +102,9 @@ async function main(argv: string[]): Promise<number> {
   // The unit of the tasks read now: --unit, until a unit directive names another. Each task
   // keeps the context it was read with, so a switch never moves a task in flight.
   let unitCtx = ctx;
+  // After a refused unit directive, the tasks up to the next one have no unit: skipped, not
+  // written under the unit before it.
+  let unitless = false;
   for await (const read of lines) {
     lineNo++;
     // A byte-order mark (editors on Windows write one) is not part of the first id.
@@ -112,11 +115,18 @@ async function main(argv: string[]): Promise<number> {
     } catch (e) {
       parsed = null;
       malformed++;
-      process.stderr.write(`${args.tasks}:${lineNo}: ${(e as Error).message}; line skipped\n`);
+      const directive = line.startsWith('\t');
+      if (directive) unitless = true;
+      process.stderr.write(`${args.tasks}:${lineNo}: ${(e as Error).message}; ${directive ? 'the tasks up to the next unit directive are skipped' : 'line skipped'}\n`);
     }
     if (!parsed) continue;
     if (parsed.kind === 'unit') {
       unitCtx = { ...ctx, unit: parsed.unit };
+      unitless = false;
+      continue;
+    }
+    if (unitless) {
+      malformed++;
       continue;
     }
     const task = parsed.task;

@@ -195,6 +195,18 @@ describe('usage errors exit 2 and name the flag or path', () => {
     expect(r.stdout.split('\n').filter(Boolean).map((l) => l.split('\t')[1]).sort()).toEqual(['first', 'second']);
   });
 
+  it('a worker skips the tasks after a refused unit directive instead of writing them under the unit before it', async () => {
+    const dest = path.join(dir, 'w-directive');
+    const url = (k: string) => `${origin.url}/file/${k}/a.png`;
+    const input = ['\tunit\t"a"', `x\t${url('d1')}`, '\tunit\t"b//c"', `y\t${url('d2')}`, `z\t${url('d3')}`, '\tunit\t"d"', `w\t${url('d4')}`, ''].join('\n');
+    const r = await ferry(['worker', '--tasks', '-', '--dest', dest, '--allow-private-network', '--retries', '0'], { input });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('-:3: the unit directive names "b//c", not a unit');
+    expect(r.stdout.split('\n').filter((l) => l.startsWith('UP_OK')).map((l) => l.split('\t')[1]).sort()).toEqual(['w', 'x']);
+    const files = (await fs.readdir(dest, { recursive: true, withFileTypes: true })).filter((e) => e.isFile());
+    expect(files.map((f) => path.relative(dest, f.parentPath).split(path.sep)[0]).sort()).toEqual(['a', 'd']);
+  });
+
   it('replay with an empty --work-dir (it resolved to the current folder)', async () => {
     const r = await ferry(['replay', path.join(dir, 'none.ledger.tsv'), '--work-dir=']);
     expect(r.code).toBe(2);
