@@ -232,7 +232,8 @@ export async function compileAll(cfg: CompileConfig, stores: Stores, board: Boar
   const runId = randomUUID();
   const workDir = path.resolve(cfg.workDir, runKey(cfg));
   await checkWorkDir(workDir, `--work-dir ${path.resolve(cfg.workDir)}`);
-  const jobs = Math.min(cfg.jobs, units.length);
+  // Each job takes at least one request of --concurrency: never more jobs than either allows.
+  const jobs = Math.max(1, Math.min(cfg.jobs, units.length, cfg.flags.concurrency));
   const ctx: RunContext = {
     runId,
     workDir,
