@@ -1,9 +1,10 @@
-import { appendFile, mkdtemp, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { rmSync } from 'node:fs';
+import { appendFile, mkdtemp, readFile, rm, rmdir, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Event } from '../protocol/index.js';
-import { Journal } from './journal.js';
+import { Journal, discardJournal, journalFiles } from './journal.js';
 
 /** Opens a journal and collects the events it gives back. */
 function open(file: string, source: string) {
@@ -85,5 +86,32 @@ describe('journal: lines no event can be', () => {
     expect(events.map((e) => `${e.kind}:${e.id}`)).toEqual(['DL_OK:a', 'UP_OK:a']);
     expect(replayed.badLines).toBe(1);
     await rm(file);
+  });
+
+  it('opens in a folder that a concurrent prune removes as it opens', async () => {
+    // Another unit's discardJournal (or another command's tidy) removes the folders it
+    // leaves empty, on libuv's thread pool, while this thread opens a unit in the same folder.
+    const root = await mkdtemp(path.join(tmpdir(), 'ferry-journal-'));
+    for (let i = 0; i < 100; i++) {
+      const done = journalFiles(root, `2024/a${i}`);
+      open(done.events, 'fp').journal.close();
+      rmSync(done.events);
+      const pruning = rmdir(path.dirname(done.events)).catch(() => {});
+      const next = journalFiles(root, `2024/b${i}`);
+      const opened = (() => {
+        try {
+          open(next.events, 'fp').journal.close();
+          return 'opened';
+        } catch (e) {
+          return (e as NodeJS.ErrnoException).code;
+        }
+      })();
+      await pruning;
+      expect(opened).toBe('opened');
+      const reopened = open(next.events, 'fp');
+      reopened.journal.close();
+      expect(reopened.events).toEqual([]);
+      await discardJournal(next);
+    }
   });
 });

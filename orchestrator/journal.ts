@@ -51,11 +51,10 @@ export class Journal {
     onEvent: (e: Event) => void,
     run?: { runId: string; startedAt: string },
   ): { journal: Journal; replayed: Replayed } {
-    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
     const header = `${MAGIC} source=${source}\n`;
     const replayed = Journal.read(file, header, onEvent);
     if (replayed === null) {
-      fs.writeFileSync(file, header, { mode: 0o600 });
+      createWithFolders(file, header);
       fs.chmodSync(file, 0o600); // a file that was there keeps its mode otherwise
     }
     const fd = fs.openSync(file, 'a', 0o600);
@@ -144,6 +143,27 @@ export class Journal {
     this.flush(true);
     this.closed = true;
     fs.closeSync(this.fd);
+  }
+}
+
+/** Tries at creating a file whose folder a concurrent prune keeps removing: one more is rare. */
+const CREATE_TRIES = 10;
+
+/**
+ * Writes a new file (0600), making its folders (0700). Another unit's discardJournal, or
+ * another command's tidy, removes folders it leaves empty, and may remove this one between
+ * the mkdir and the write: the file is then written again, into a folder made again. Once
+ * the file exists its folder is not empty, so it stays.
+ */
+function createWithFolders(file: string, text: string): void {
+  for (let tries = 1; ; tries++) {
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    try {
+      fs.writeFileSync(file, text, { mode: 0o600 });
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || tries >= CREATE_TRIES) throw e;
+    }
   }
 }
 
