@@ -15,7 +15,8 @@ import { type ProxyConfig, envProxy } from './proxy-env.js';
 import { redactUrl } from './redact.js';
 
 export type { ProxyConfig } from './proxy-env.js';
-import { Agent, EnvHttpProxyAgent, Pool } from './undici.js';
+import { EnvHttpProxyAgent, Pool } from './undici.js';
+import { OriginPools } from './origin-pools.js';
 
 export type { HttpBody, HttpHeaders, WholeBody } from './response.js';
 export { headerValue } from './response.js';
@@ -144,7 +145,10 @@ export function parseHttpUrl(text: string, base?: URL): URL {
   return u;
 }
 
-function makeDispatcher(o: ResolvedHttpOptions, guard: Guard): Dispatcher {
+/** What a GET needs of its dispatcher. */
+type Dispatch = Pick<Dispatcher, 'dispatch'> & { close(): Promise<void> };
+
+function makeDispatcher(o: ResolvedHttpOptions, guard: Guard): Dispatch {
   const agentOpts = {
     connections: o.connectionsPerHost,
     connectTimeout: o.timeoutMs,
@@ -153,7 +157,7 @@ function makeDispatcher(o: ResolvedHttpOptions, guard: Guard): Dispatcher {
     // Only direct connections use this lookup; a proxy's own connection is operator-configured.
     connect: { lookup: guardedLookup(guard), timeout: o.timeoutMs },
   };
-  if (!o.proxy) return new Agent(agentOpts);
+  if (!o.proxy) return new OriginPools(agentOpts);
   // The tunnel to the proxy (CONNECT) has its own client, which undici leaves without our
   // timeouts: a proxy that accepts and never answers would hold a fetch forever.
   const bounded = { connectTimeout: o.timeoutMs, headersTimeout: o.timeoutMs, bodyTimeout: o.timeoutMs };

@@ -1,0 +1,79 @@
+// The HTTP client's pools against many real origins on 127.0.0.1: one keep-alive socket
+// per origin visited must not stay open for each of thousands of hosts.
+import { type Server, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHttpClient } from './http.js';
+import { MAX_IDLE_ORIGINS } from './origin-pools.js';
+
+const ORIGINS = MAX_IDLE_ORIGINS + 6;
+type Origin = { url: string; connections: number; server: Server };
+const origins: Origin[] = [];
+
+beforeAll(async () => {
+  for (let i = 0; i < ORIGINS; i++) {
+    const server = createServer((_req, res) => res.end('x'));
+    server.keepAliveTimeout = 60_000; // the client, not the server, decides when an idle socket goes
+    const o: Origin = { url: '', connections: 0, server };
+    server.on('connection', () => o.connections++);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    o.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+    origins.push(o);
+  }
+});
+
+afterAll(async () => {
+  for (const o of origins) o.server.closeAllConnections();
+  await Promise.all(origins.map((o) => new Promise((resolve) => o.server.close(resolve))));
+});
+
+async function getText(client: ReturnType<typeof createHttpClient>, url: string): Promise<string> {
+  const res = await client.get(url, { wholeUpTo: 1024 });
+  if (res.body.kind !== 'whole') throw new Error(`unexpected body ${res.body.kind}`);
+  const w = await res.body.read;
+  if (!w.ok) throw w.error;
+  // undici frees the socket for its next request just after the response's end: a request
+  // sent in the same tick would open another connection, whatever the pools keep.
+  await new Promise((resolve) => setImmediate(resolve));
+  return w.bytes.toString();
+}
+
+describe('origin pools', () => {
+  it(`keeps at most ${MAX_IDLE_ORIGINS} idle origins: the least recently used one's socket is closed`, async () => {
+    const client = createHttpClient({ allowPrivateNetwork: true, proxy: 'none' });
+    try {
+      for (const o of origins) expect(await getText(client, o.url)).toBe('x');
+      expect(origins.map((o) => o.connections)).toEqual(origins.map(() => 1));
+      // The newest origin's socket is reused; the oldest's was closed, so it connects again.
+      expect(await getText(client, origins[ORIGINS - 1]!.url)).toBe('x');
+      expect(origins[ORIGINS - 1]!.connections).toBe(1);
+      expect(await getText(client, origins[0]!.url)).toBe('x');
+      expect(origins[0]!.connections).toBe(2);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('never closes an origin with a request in flight, and keeps it once that ends', async () => {
+    let release = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let connections = 0;
+    const slow = createServer((_req, res) => void held.then(() => res.end('slow')));
+    slow.on('connection', () => connections++);
+    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(slow.address() as AddressInfo).port}/`;
+    const client = createHttpClient({ allowPrivateNetwork: true, proxy: 'none' });
+    try {
+      const pending = getText(client, url);
+      for (const o of origins) expect(await getText(client, o.url)).toBe('x');
+      release();
+      expect(await pending).toBe('slow');
+      expect(await getText(client, url)).toBe('slow');
+      expect(connections).toBe(1);
+    } finally {
+      await client.close();
+      slow.closeAllConnections();
+      await new Promise((resolve) => slow.close(resolve));
+    }
+  });
+});
