@@ -90,6 +90,28 @@ describe('WorkerPool', () => {
     expect(Object.values(landed(b, dest)).flat()).toEqual(Array(6).fill('u2'));
   }, 60_000);
 
+  it("starts another process, while the bound allows, rather than pile a unit onto one still finishing a tail", async () => {
+    // Each process has a share of --concurrency: small units all sent to the first one,
+    // while the bound allowed more processes, ran on that one share alone.
+    const dest = path.join(dir, 'dest-spread');
+    const pool = new WorkerPool(2);
+    const finished: string[] = [];
+    try {
+      const first = runUnit(pool, dest, 'u1', [slowTask('slow', 'spread-slow', 1500)], finished);
+      await new Promise((r) => setTimeout(r, 100)); // u1's one task is sent: its worker is back in the pool
+      const second = await runUnit(pool, dest, 'u2', tasksOf('p2-', 3), finished);
+      expect(pool.started).toBe(2);
+      expect(Object.values(landed(second, dest)).flat()).toEqual(Array(3).fill('u2'));
+      expect(Object.values(landed(await first, dest)).flat()).toEqual(['u1']);
+      expect(finished).toEqual(['u2', 'u1']);
+      // With both processes back and nothing in flight, a third unit reuses one of them.
+      await runUnit(pool, dest, 'u3', tasksOf('p3-', 2));
+      expect(pool.started).toBe(2);
+    } finally {
+      await pool.close();
+    }
+  }, 60_000);
+
   it('never lets one worker hold an id twice: the second unit waits for the first to settle it', async () => {
     const dest = path.join(dir, 'dest-same-ids');
     const { a, b, finished, started } = await twoUnits(

@@ -184,6 +184,11 @@ class WorkerProcess {
     if (this.sessions.length === 0) for (const wake of this.quietWaiters.splice(0)) wake();
   }
 
+  /** No session is attached: nothing of any unit is in flight here. */
+  get settled(): boolean {
+    return this.sessions.length === 0;
+  }
+
   /** Resolves once no session is attached (the tasks of other units have all settled). */
   quiet(): Promise<void> {
     return this.sessions.length === 0 ? Promise.resolve() : new Promise((resolve) => this.quietWaiters.push(resolve));
@@ -224,9 +229,13 @@ class WorkerProcess {
 
 /**
  * A run's worker processes, at most `size` alive at once: one is taken for a unit's tasks
- * and given back once they are all sent, for the next unit to reuse (same flags). A
- * process that died is never given back. A take past the bound waits for a give or an
- * exit; one for other flags ends an idle process to make room. `close` lets them all exit.
+ * and given back once they are all sent, for the next unit to reuse (same flags). A take
+ * prefers a process with nothing in flight, then a new one while the bound allows, and only
+ * then one still finishing a unit's tail: each process has a share of --concurrency, so
+ * small units piled onto one process while the others were never started would use that
+ * share alone. A process that died is never given back. A take past the bound waits for a
+ * give or an exit; one for other flags ends an idle process to make room. `close` lets
+ * them all exit.
  */
 export class WorkerPool {
   private readonly idle = new Map<string, WorkerProcess[]>();
@@ -242,9 +251,12 @@ export class WorkerPool {
   async take(args: string[], signal?: AbortSignal): Promise<WorkerProcess | null> {
     const key = args.join('\0');
     while (!this.closed && !signal?.aborted) {
-      const idle = popAlive(this.idle.get(key));
-      if (idle) return idle;
+      const list = this.idle.get(key);
+      const settled = popAlive(list, (w) => w.settled);
+      if (settled) return settled;
       if (this.all.size < this.size) return this.spawn(args);
+      const finishing = popAlive(list);
+      if (finishing) return finishing;
       const other = this.takeAnyIdle();
       if (other) {
         other.end();
@@ -285,7 +297,7 @@ export class WorkerPool {
 
   /** Starts a process for these flags now, unless one is idle or the pool is full: a take soon finds it ready. */
   prewarm(args: string[]): void {
-    if (this.closed || this.all.size >= this.size || this.idle.get(args.join('\0'))?.some((w) => w.alive)) return;
+    if (this.closed || this.all.size >= this.size || this.idle.get(args.join('\0'))?.some((w) => w.alive && w.settled)) return;
     this.give(args, this.spawn(args));
   }
 
@@ -311,9 +323,14 @@ export class WorkerPool {
   }
 }
 
-/** The last live process of a list, taken out of it with the dead ones after it. */
-function popAlive(list: WorkerProcess[] | undefined): WorkerProcess | null {
-  for (let w = list?.pop(); w; w = list?.pop()) if (w.alive) return w;
+/** The last live process of a list that `fits`, taken out of it; dead ones are dropped. */
+function popAlive(list: WorkerProcess[] | undefined, fits: (w: WorkerProcess) => boolean = () => true): WorkerProcess | null {
+  if (!list) return null;
+  for (let i = list.length - 1; i >= 0; i--) {
+    const w = list[i]!;
+    if (!w.alive) list.splice(i, 1);
+    else if (fits(w)) return list.splice(i, 1)[0]!;
+  }
   return null;
 }
 
