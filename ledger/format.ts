@@ -44,23 +44,51 @@ export class LedgerError extends Error {
   readonly code = 'LEDGER';
 }
 
-/** Parses a whole ledger file's text; throws LedgerError naming the line on anything malformed. */
-export function parseLedger(text: string, file = 'ledger'): LedgerRow[] {
-  const lines = text.split('\n');
-  if (lines[lines.length - 1] === '') lines.pop();
-  if (lines[0]?.replace(/\r$/, '') !== LEDGER_HEADER.join('\t'))
-    throw new LedgerError(`${file}: line 1: expected the header "${LEDGER_HEADER.join(' ')}" (TAB-separated)`);
-  const rows: LedgerRow[] = [];
-  for (let i = 1; i < lines.length; i++) {
-    const f = (lines[i] ?? '').replace(/\r$/, '').split('\t');
-    const where = `${file}: line ${i + 1}`;
+/**
+ * Parses a ledger line by line, so that a ledger larger than one string can hold (V8's
+ * limit is 2^29 characters: a unit of a few million failed rows) is read all the same.
+ * Throws LedgerError naming the line on anything malformed.
+ */
+export class LedgerReader {
+  private lineNo = 0;
+  private readonly rows: LedgerRow[] = [];
+
+  constructor(private readonly file = 'ledger') {}
+
+  /** One line, without its LF. */
+  push(raw: string): void {
+    const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+    const where = `${this.file}: line ${++this.lineNo}`;
+    if (this.lineNo === 1) {
+      if (line !== LEDGER_HEADER.join('\t')) throw this.noHeader();
+      return;
+    }
+    const f = line.split('\t');
     if (f.length < LEDGER_HEADER.length) throw new LedgerError(`${where}: expected ${LEDGER_HEADER.length} fields, found ${f.length}`);
     const [id, reason, , stage, attempts, url, detail] = f as [string, string, string, string, string, string, string];
     if (!isReason(reason)) throw new LedgerError(`${where}: unknown reason "${reason}"`);
     if (!(STAGES as readonly string[]).includes(stage)) throw new LedgerError(`${where}: unknown stage "${stage}"`);
     const n = Number(attempts);
     if (!Number.isSafeInteger(n) || n < 0) throw new LedgerError(`${where}: bad attempts "${attempts}"`);
-    rows.push({ id: unescapeField(id), reason, stage: stage as Stage, attempts: n, url: unescapeField(url), detail: unescapeField(detail) ?? '' });
+    this.rows.push({ id: unescapeField(id), reason, stage: stage as Stage, attempts: n, url: unescapeField(url), detail: unescapeField(detail) ?? '' });
   }
-  return rows;
+
+  /** The rows, once every line is in. */
+  end(): LedgerRow[] {
+    if (this.lineNo === 0) throw this.noHeader();
+    return this.rows;
+  }
+
+  private noHeader(): LedgerError {
+    return new LedgerError(`${this.file}: line 1: expected the header "${LEDGER_HEADER.join(' ')}" (TAB-separated)`);
+  }
+}
+
+/** Parses a whole ledger file's text; throws LedgerError naming the line on anything malformed. */
+export function parseLedger(text: string, file = 'ledger'): LedgerRow[] {
+  const reader = new LedgerReader(file);
+  const lines = text.split('\n');
+  if (lines[lines.length - 1] === '') lines.pop();
+  for (const line of lines) reader.push(line);
+  return reader.end();
 }

@@ -7,8 +7,10 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import { finished, pipeline } from 'node:stream/promises';
 import { PlaceError } from './errors.js';
+import { eachLine } from './lines.js';
 import { FileStore, makeFolder, type Place, type StorageAdapter, type StoreOptions, StorageError, describePlace, openStore } from '../storage/index.js';
 
 /** The stores a command uses, opened once each. */
@@ -55,6 +57,36 @@ export async function readText(store: StorageAdapter, key: string): Promise<stri
     if (e instanceof StorageError && e.code === 'NOT_FOUND') return null;
     throw e;
   }
+}
+
+/**
+ * A text object's lines, each handed to `onLine` as it is read (a ledger may be larger
+ * than one string can hold); false when the object does not exist. What `onLine` throws
+ * stops the read and is thrown here.
+ */
+export async function readLines(store: StorageAdapter, key: string, onLine: (line: string) => void): Promise<boolean> {
+  let body: Readable;
+  try {
+    ({ body } = await store.read(key));
+  } catch (e) {
+    if (e instanceof StorageError && e.code === 'NOT_FOUND') return false;
+    throw e;
+  }
+  let failed: { error: unknown } | null = null;
+  eachLine(body, (line) => {
+    if (failed) return;
+    try {
+      onLine(line);
+    } catch (error) {
+      failed = { error };
+      body.destroy();
+    }
+  });
+  await finished(body).catch((e: unknown) => {
+    if (!failed) throw e;
+  });
+  if (failed) throw (failed as { error: unknown }).error;
+  return true;
 }
 
 /** Publishes a staged file under a key (replacing what is there). */

@@ -8,14 +8,14 @@
 import { randomUUID } from 'node:crypto';
 import { realpath } from 'node:fs/promises';
 import path from 'node:path';
-import { LedgerError, type LedgerRow, type ReasonSelector, parseLedger, parseReasonSelector, replayable } from '../ledger/index.js';
+import { LedgerError, type LedgerRow, type ReasonSelector, LedgerReader, parseReasonSelector, replayable } from '../ledger/index.js';
 import { type Task, type WorkerFlags, isTerminal, parseDecode, parseWorkerFlags, storeOptionsOf } from '../protocol/index.js';
 import { StorageError, UriError, describePlace, parsePlace, splitObjectUri } from '../storage/index.js';
 import { asUnitError, runUnitTasks, type RunContext } from './compile.js';
 import { WorkerPool } from './supervise.js';
 import { type CompileConfig, fingerprint } from './config.js';
 import { EXIT, UsageError } from './errors.js';
-import { Stores, checkWorkDir, localCopy, readText } from './io.js';
+import { Stores, checkWorkDir, localCopy, readLines } from './io.js';
 import { Journal, discardJournal, journalFiles, stagingDir, tidyWorkDir } from './journal.js';
 import { stagedFiles, writeOutputs } from './materialize.js';
 import { scanManifest } from './parquet/index.js';
@@ -69,11 +69,12 @@ export async function replayLedger(ledgerUri: string, raw: Record<string, unknow
   const stores = new Stores(storeOptionsOf(flagsNow));
   try {
     const out = await stores.get(parent);
-    const text = await readText(out, outputKeys(unitName).ledger).catch((e: unknown) => {
+    const reader = new LedgerReader(ledgerUri);
+    const found = await readLines(out, outputKeys(unitName).ledger, (line) => reader.push(line)).catch((e: unknown) => {
       throw e instanceof StorageError ? new UsageError(`${ledgerUri}: cannot read (${e.message})`) : e;
     });
-    if (text === null) throw new UsageError(`${ledgerUri}: no such ledger`);
-    const rows = parseLedger(text, ledgerUri);
+    if (!found) throw new UsageError(`${ledgerUri}: no such ledger`);
+    const rows = reader.end();
     const m = await readUnitManifest(out, unitName);
     if (!m) throw new UsageError(`${outputKeys(unitName).manifest} beside ${ledgerUri}: missing or not a unit manifest`);
     const chosen = replayable(rows, selector);

@@ -1,0 +1,33 @@
+import fs from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { LedgerReader, encodeLedgerRow, ledgerHeaderLine } from '../ledger/index.js';
+import { FileStore } from '../storage/index.js';
+import { readLines } from './io.js';
+
+describe('readLines', () => {
+  it('reads a ledger line by line over many chunks, into the rows parseLedger gives', async () => {
+    // replay read a ledger whole, as one string: past 2^29 characters (a unit of a few
+    // million failed rows) it stopped with an internal error; it is read line by line now.
+    const dir = await fs.mkdtemp(path.join(tmpdir(), 'ferry-io-'));
+    const row = (i: number) => ({ id: `id-ü-${i}`, reason: 'TIMEOUT' as const, stage: 'download' as const, attempts: 4, url: `https://h/${i}`, detail: 'idle '.repeat(20) });
+    await fs.writeFile(path.join(dir, 'u.ledger.tsv'), ledgerHeaderLine() + Array.from({ length: 5000 }, (_, i) => encodeLedgerRow(row(i))).join(''));
+    const store = new FileStore(dir);
+    const reader = new LedgerReader('u.ledger.tsv');
+    expect(await readLines(store, 'u.ledger.tsv', (line) => reader.push(line))).toBe(true);
+    const rows = reader.end();
+    expect(rows).toHaveLength(5000);
+    expect(rows[4999]).toEqual(row(4999));
+    expect(await readLines(store, 'missing.tsv', () => {})).toBe(false);
+  });
+
+  it('stops at the first line its caller refuses, with that error', async () => {
+    const dir = await fs.mkdtemp(path.join(tmpdir(), 'ferry-io-'));
+    await fs.writeFile(path.join(dir, 'bad.ledger.tsv'), ledgerHeaderLine() + 'x\tNOPE\tpermanent\tdownload\t1\tu\td\n'.repeat(10_000));
+    const reader = new LedgerReader('bad.ledger.tsv');
+    let seen = 0;
+    await expect(readLines(new FileStore(dir), 'bad.ledger.tsv', (line) => (seen++, reader.push(line)))).rejects.toThrow('bad.ledger.tsv: line 2: unknown reason "NOPE"');
+    expect(seen).toBe(2);
+  });
+});
