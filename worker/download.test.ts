@@ -529,6 +529,8 @@ describe('pure helpers', () => {
     ['EPIPE', 'RESET', true],
     ['UND_ERR_SOCKET', 'RESET', true],
     ['UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'SHORT_BODY', true],
+    ['EMFILE', 'RESET', true],
+    ['ENFILE', 'RESET', true],
     ['FERRY_BLOCKED_ADDRESS', 'BLOCKED_ADDRESS', false],
     ['FERRY_TOO_MANY_REDIRECTS', 'TOO_MANY_REDIRECTS', false],
     ['FERRY_UNSUPPORTED_SCHEME', 'UNSUPPORTED_SCHEME', false],

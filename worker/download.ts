@@ -148,6 +148,10 @@ const CODE_REASONS: ReadonlyMap<string, Reason> = new Map(
     UND_ERR_SOCKET: 'RESET',
     UND_ERR_CLOSED: 'RESET',
     UND_ERR_RES_CONTENT_LENGTH_MISMATCH: 'SHORT_BODY',
+    // Out of file descriptors (--concurrency past `ulimit -n`): this machine's limit, not
+    // the origin's nor a bug; sockets free up as requests end, so a later try may connect.
+    EMFILE: 'RESET',
+    ENFILE: 'RESET',
   } satisfies Record<string, Reason>),
 );
 
