@@ -89,10 +89,18 @@ export async function readLines(store: StorageAdapter, key: string, onLine: (lin
   return true;
 }
 
-/** Publishes a staged file under a key (replacing what is there). */
+/**
+ * Publishes a staged file under a key (replacing what is there). A folder store's
+ * temporary folder may vanish between its mkdir and its open (another run sharing the place
+ * tidied it as empty): the file is read again and put once more.
+ */
 export async function publishFile(store: StorageAdapter, key: string, file: string, contentType: string): Promise<void> {
   const { size } = await fs.stat(file);
-  await store.put(key, createReadStream(file), { contentType, metadata: {}, ifAbsent: false, size });
+  const put = () => store.put(key, createReadStream(file), { contentType, metadata: {}, ifAbsent: false, size });
+  await put().catch((e: unknown) => {
+    if (e instanceof StorageError && e.code === 'NOT_FOUND') return put();
+    throw e;
+  });
 }
 
 export async function publishText(store: StorageAdapter, key: string, text: string, contentType: string): Promise<void> {

@@ -82,7 +82,8 @@ describe('FileStore', () => {
     expect(await readFile(path.join(s.root, '2024', 'b1.parquet'), 'utf8')).toBe('renewed');
     for (const f of kept) await rm(path.join(tmp, f));
     await s.discardPartial('2024/b1.parquet');
-    expect(await readdir(s.root)).toEqual(['2024']); // the emptied temporary folder went
+    await s.close();
+    expect(await readdir(s.root)).toEqual(['2024']); // the emptied temporary folder went, at close
   });
 
   it('takes keys whose names start with two dots (they stay inside)', async () => {

@@ -341,8 +341,9 @@ export class FileStore implements StorageAdapter {
     const name = path.basename(base) + '.';
     const entries = await fs.readdir(dir).catch(() => []);
     const partial = entries.filter((e) => e.startsWith(name) && TEMP_NAME.test(e.slice(name.length)));
+    // The files only: their folder may be in use by another write this moment (between its
+    // mkdir and its open); close() removes the temporary folders left empty.
     await Promise.all(partial.map((e) => fs.rm(path.join(dir, e), { force: true })));
-    await removeEmptyParents(dir, path.join(this.root, TEMP_DIR));
   }
 
   async cleanup(prefix: string): Promise<void> {
