@@ -9,6 +9,7 @@
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { type BodyMode, ResponseHandler, type HttpBody, type HttpHeaders, type ResponseHead, headerValue } from './response.js';
+import { idleCut } from './idle.js';
 import { type BodyMeter, RateWatch } from './min-rate.js';
 import { checkHost, checkLiteralHost, createGuard, guardedLookup, type Guard } from './netguard.js';
 import { type ProxyConfig, envProxy } from './proxy-env.js';
@@ -73,6 +74,7 @@ export type HttpErrorCode =
   | 'FERRY_UNSUPPORTED_SCHEME'
   | 'FERRY_TOO_MANY_REDIRECTS'
   | 'FERRY_MIN_RATE'
+  | 'FERRY_IDLE_TIMEOUT'
   | 'FERRY_LOOKUP_TIMEOUT';
 
 export class HttpGetError extends Error {
@@ -93,8 +95,11 @@ export interface HttpClient {
    * read whole; every other one as a stream.
    */
   get(url: string | URL, init?: GetInit): Promise<HttpResponse>;
-  /** Puts a body fetched by other means (an object store's) under the same minimum-rate cut. */
-  watch(body: Readable): BodyMeter;
+  /**
+   * Puts a body fetched by other means (an object store's) under the same idle timeout and
+   * minimum-rate cut as an HTTP body: read the body returned, counting on its meter.
+   */
+  watch(body: Readable): { body: Readable; meter: BodyMeter };
   close(): Promise<void>;
 }
 
@@ -265,5 +270,9 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
     rates.close();
     return dispatcher.close();
   };
-  return { options: o, get, watch: (body) => rates.watch(body), close };
+  const watch = (source: Readable) => {
+    const body = idleCut(source, o.timeoutMs, (detail) => new HttpGetError('FERRY_IDLE_TIMEOUT', detail));
+    return { body, meter: rates.watch(body) };
+  };
+  return { options: o, get, watch, close };
 }

@@ -126,6 +126,7 @@ const CODE_REASONS: ReadonlyMap<string, Reason> = new Map(
     FERRY_BAD_URL: 'BAD_URL',
     ERR_INVALID_URL: 'BAD_URL',
     FERRY_MIN_RATE: 'TIMEOUT',
+    FERRY_IDLE_TIMEOUT: 'TIMEOUT',
     // A store source's body failing mid-read (StorageError codes): transient, retried.
     TRANSIENT: 'RESET',
     THROTTLED: 'THROTTLED',
@@ -447,10 +448,11 @@ async function openStoreObject(url: string, o: DownloadOptions): Promise<Source 
     return fail('BAD_URL', `not an object URL: ${url}`);
   }
   try {
-    const { body, info } = await (await o.stores(place)).read(key);
+    const { body: source, info } = await (await o.stores(place)).read(key);
     // The stores' SDKs bound a body's waits loosely or not at all (GCS streams have no
-    // timeout): the same minimum rate as HTTP bodies ends one that stalls.
-    return { body, meter: o.client.watch(body), contentLength: info.size, status: 200, contentType: info.contentType ?? null, etag: info.version };
+    // timeout): the same idle timeout and minimum rate as HTTP bodies end one that stalls.
+    const { body, meter } = o.client.watch(source);
+    return { body, meter, contentLength: info.size, status: 200, contentType: info.contentType ?? null, etag: info.version };
   } catch (err) {
     if (!(err instanceof StorageError)) return fromError(err);
     const reason = err.code === 'TRANSIENT' && err.status === undefined ? 'RESET' : STORE_REASONS[err.code];

@@ -282,4 +282,21 @@ describe('an s3:// source through the proxy', () => {
       await client.close();
     }
   }, 60_000);
+
+  it('whose body stalls is cut after --timeout without a byte, as an HTTP body is, and retried', async () => {
+    const key = 'src/stall-idle.bin';
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: Buffer.alloc(200_000, 2) }));
+    await faults([{ method: 'GET', path: `/${BUCKET}/src/stall-idle\\.bin`, fault: 'stall-body' }]);
+    // No minimum rate, and the SDK's own socket timeout far off: only --timeout can end it.
+    const client = createHttpClient({ allowPrivateNetwork: true, proxy: 'none', minRate: 0, timeoutMs: 1000 });
+    const stores = () => openStore({ scheme: 's3', bucket: BUCKET, prefix: '' }, { s3: { endpoint: proxy.url, forcePathStyle: true }, maxAttempts: 1, timeoutMs: 120_000 });
+    try {
+      const r = await download(`s3://${BUCKET}/${key}`, { client, retries: 1, backoffBaseMs: 5, stores });
+      expect(r).toMatchObject({ ok: false, reason: 'TIMEOUT', attempts: 2 });
+      expect(r.ok || r.detail).toContain('FERRY_IDLE_TIMEOUT');
+      expect((await stats()).faults).toEqual({ 'GET stall-body': 2 });
+    } finally {
+      await client.close();
+    }
+  }, 60_000);
 });

@@ -1,0 +1,65 @@
+/**
+ * GCS through test/servers/fault-proxy.mjs, a proxy process in front of the Storage
+ * emulator that stalls requests and bodies on real sockets: a stalled gs:// source body
+ * and a stalled streamed upload must each end after --timeout and be retried, never hold
+ * a task for good.
+ */
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHttpClient } from '../../storage/http.js';
+import { openStore } from '../../storage/index.js';
+import { download } from '../../worker/download.js';
+import { GCS_TEST_BUCKET, type RunningGcs, startGcsEmulator } from '../helpers/backend-gcs.js';
+import { type ServerProcess, startServer } from '../helpers/server.js';
+
+const PROXY = fileURLToPath(new URL('../servers/fault-proxy.mjs', import.meta.url));
+type Rule = { method?: string; path?: string; fault: string; times?: number; ms?: number };
+
+let gcs: RunningGcs;
+let proxy: ServerProcess;
+let url: string;
+
+async function control(method: string, route: string, body?: unknown): Promise<unknown> {
+  const r = await fetch(`${url}${route}`, { method, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+  if (!r.ok) throw new Error(`fault-proxy ${method} ${route}: ${r.status} ${await r.text()}`);
+  return r.json();
+}
+
+async function faults(rules: Rule[]): Promise<void> {
+  await control('POST', '/__faults', { rules, seed: 7 });
+  await control('DELETE', '/__stats');
+}
+
+const stats = () => control('GET', '/__stats') as Promise<{ faults: Record<string, number> }>;
+
+beforeAll(async () => {
+  gcs = await startGcsEmulator();
+  proxy = await startServer(PROXY, [gcs.endpoint]);
+  url = `http://127.0.0.1:${proxy.port}`;
+}, 60_000);
+
+afterAll(async () => {
+  await proxy?.stop();
+  await gcs?.stop();
+});
+
+describe('a gs:// source through the proxy', () => {
+  it('whose body stalls is cut after --timeout without a byte, as an HTTP body is, and retried', async () => {
+    const key = 'src/stall-idle.bin';
+    const direct = await openStore({ scheme: 'gs', bucket: GCS_TEST_BUCKET, prefix: '' }, { gcs: { endpoint: gcs.endpoint }, conditionalWrites: 'off' });
+    await direct.put(key, Buffer.alloc(200_000, 3), { contentType: 'application/octet-stream', metadata: {}, ifAbsent: false });
+    // Only the media GET stalls (the metadata GET before it answers).
+    await faults([{ method: 'GET', path: 'stall-idle\\.bin.*alt=media', fault: 'stall-body' }]);
+    // No minimum rate, and the library's per-request timeout far off: only --timeout can end it.
+    const client = createHttpClient({ allowPrivateNetwork: true, proxy: 'none', minRate: 0, timeoutMs: 1000 });
+    const stores = () => openStore({ scheme: 'gs', bucket: GCS_TEST_BUCKET, prefix: '' }, { gcs: { endpoint: url }, conditionalWrites: 'off', maxAttempts: 1, timeoutMs: 120_000 });
+    try {
+      const r = await download(`gs://${GCS_TEST_BUCKET}/${key}`, { client, retries: 1, backoffBaseMs: 5, stores });
+      expect(r).toMatchObject({ ok: false, reason: 'TIMEOUT', attempts: 2 });
+      expect(r.ok || r.detail).toContain('FERRY_IDLE_TIMEOUT');
+      expect((await stats()).faults).toEqual({ 'GET stall-body': 2 });
+    } finally {
+      await client.close();
+    }
+  }, 60_000);
+});
