@@ -9,7 +9,9 @@
  *   hang on the firebase Storage emulator (FACTS.md), and one streamed request needs no
  *   chunk buffer: memory stays at a few stream chunks whatever the object's size (the
  *   library keeps the last chunk for a retry it will not make). Its sha256, known only at
- *   the end, is then recorded by a metadata patch.
+ *   the end, is then recorded by a metadata patch. The library sends the session request
+ *   and that PUT with no timeout: --timeout bounds each wait for the destination to take
+ *   bytes or to answer (idleWrites, storage/idle.ts).
  * - The library's own retries are off: the worker retries each upload as one attempt
  *   (DESIGN.md, "No retry storms") and needs to see 429s to slow down.
  * - Sockets: the JSON API, single-request uploads and downloads go through teeny-request,
@@ -33,8 +35,11 @@ import {
   type StoreOptions,
 } from './adapter.js';
 import { pipeHashed } from './hashed.js';
+import { idleWrites } from './idle.js';
 
 const LIST_PAGE = 1000;
+/** The library's own per-request default, for stores opened without --timeout. */
+const DEFAULT_TIMEOUT_MS = 60_000;
 const PROBE_NAME = '.ferry-probe-';
 
 /* ------------------------------------------------------------------ errors */
@@ -186,7 +191,7 @@ export async function openGcsStore(bucket: string, prefix: string, options: Stor
   if (mode === 'auto') {
     conditionalCreate = !custom || (await probeOnce(conditionalProbes, `${storage.apiEndpoint} ${bucket}`, () => enforcesConditionalCreate(storage.bucket(bucket), prefix)));
   }
-  return new GcsStore(storage.bucket(bucket), prefix, { conditionalCreate });
+  return new GcsStore(storage.bucket(bucket), prefix, { conditionalCreate }, options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
 }
 
 /* ------------------------------------------------------------------- store */
@@ -212,6 +217,8 @@ export class GcsStore implements StorageAdapter {
     /** empty or ending in `/` */
     readonly prefix: string,
     readonly capabilities: Capabilities,
+    /** `--timeout`: how long a streamed upload may take none of its bytes (see putStream) */
+    private readonly timeoutMs: number = DEFAULT_TIMEOUT_MS,
   ) {}
 
   private file(key: string, generation?: string | number): File {
@@ -301,7 +308,10 @@ export class GcsStore implements StorageAdapter {
       metadata: { metadata, ...(options.size !== undefined ? { contentLength: options.size } : {}) },
       ...(conditional ? { preconditionOpts: { ifGenerationMatch: 0 } } : {}),
     });
-    const sha256 = await pipeHashed(body, sink);
+    // The library sends the session request and the streamed PUT with no timeout at all: a
+    // destination that stops taking bytes, or never answers once given them all, is cut.
+    const what = `put ${this.uri(key)}`;
+    const sha256 = await pipeHashed(body, idleWrites(sink, this.timeoutMs, (detail) => new StorageError('TRANSIENT', `${what}: ${detail}`)));
     await this.recordSha256(file, file.metadata.generation, sha256);
     return { sha256 };
   }

@@ -1,7 +1,8 @@
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { idleCut } from './idle.js';
+import { idleCut, idleWrites } from './idle.js';
 
 const cut = (detail: string) => Object.assign(new Error(detail), { code: 'FERRY_IDLE_TIMEOUT' });
 
@@ -64,5 +65,64 @@ describe('idleCut', () => {
   it('is the source itself when off', () => {
     const source = new Readable({ read() {} });
     expect(idleCut(source, 0, cut)).toBe(source);
+  });
+});
+
+describe('idleWrites', () => {
+  /** A sink that takes `takes` writes, then holds the next one; `finishes` says whether it ever finishes once ended. */
+  function sink(takes = Infinity, finishes = true) {
+    const got: Buffer[] = [];
+    const w = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        if (got.length >= takes) return; // never called back: a stalled destination
+        got.push(chunk);
+        done();
+      },
+      final(done) {
+        if (finishes) done();
+      },
+    });
+    return { w, got };
+  }
+  const parts = () => Array.from({ length: 20 }, (_, i) => Buffer.alloc(10_000, i));
+
+  it('passes every byte on and finishes with its sink', async () => {
+    const s = sink();
+    await pipeline(Readable.from(parts()), idleWrites(s.w, 1000, cut));
+    expect(Buffer.concat(s.got)).toEqual(Buffer.concat(parts()));
+    expect(s.w.writableFinished).toBe(true);
+  });
+
+  it('cuts a sink that stops taking bytes, and destroys it', async () => {
+    const s = sink(3);
+    await expect(pipeline(Readable.from(parts()), idleWrites(s.w, 50, cut))).rejects.toMatchObject({ code: 'FERRY_IDLE_TIMEOUT', message: 'the destination took no bytes for 50 ms' });
+    expect(s.w.destroyed).toBe(true);
+  });
+
+  it('cuts a sink that takes every byte but never finishes', async () => {
+    const s = sink(Infinity, false);
+    await expect(pipeline(Readable.from(parts()), idleWrites(s.w, 50, cut))).rejects.toMatchObject({ code: 'FERRY_IDLE_TIMEOUT' });
+  });
+
+  it('does not cut a sink that waits for a slow writer', async () => {
+    async function* slow() {
+      for (const p of parts().slice(0, 3)) {
+        await sleep(120); // the source, not the destination, is slow
+        yield p;
+      }
+    }
+    const s = sink();
+    await pipeline(Readable.from(slow()), idleWrites(s.w, 30, cut));
+    expect(s.got).toHaveLength(3);
+  });
+
+  it("passes the sink's own error on", async () => {
+    const w = new Writable({ write: (_c, _e, done) => done(Object.assign(new Error('refused'), { code: 'E_REFUSED' })) });
+    await expect(pipeline(Readable.from(parts()), idleWrites(w, 1000, cut))).rejects.toMatchObject({ code: 'E_REFUSED' });
+  });
+
+  it('is the sink itself when off', () => {
+    const s = sink();
+    expect(idleWrites(s.w, 0, cut)).toBe(s.w);
   });
 });

@@ -1,12 +1,18 @@
 /**
- * The idle timeout (`--timeout`) for a body whose client has none of its own: an object
- * store's (the GCS library's download streams wait forever; the S3 SDK's socket timeout
- * starts only seconds into a request). What undici's body timeout is to an HTTP body: a
- * body that delivers no bytes for `ms` while its reader has room for them is destroyed
- * with the error `cut` makes. A body held back by its reader (backpressure, a wait for a
- * large-body slot) is not idle: the clock runs only while bytes are wanted.
+ * The idle timeout (`--timeout`) for bodies whose clients have none of their own, both ways.
+ *
+ * - idleCut, a body read: an object store's download (the GCS library's read streams wait
+ *   forever; the S3 SDK's socket timeout starts only seconds into a request). What
+ *   undici's body timeout is to an HTTP body: a body that delivers no bytes for `ms` while
+ *   its reader has room for them is destroyed with the error `cut` makes. A body held back
+ *   by its reader (backpressure, a wait for a large-body slot) is not idle: the clock runs
+ *   only while bytes are wanted.
+ * - idleWrites, a body written: a streamed upload (the GCS library sends a resumable
+ *   upload's session request and its PUT with no timeout at all). A destination that takes
+ *   none of the bytes it was given, or does not finish once given the end, for `ms` is cut.
+ *   One that waits for its writer (a slow source) is not idle: the source has its own clock.
  */
-import { Readable, finished } from 'node:stream';
+import { Readable, Writable, finished } from 'node:stream';
 
 /** `source` as a stream that fails with `cut(detail)` after `ms` without a byte while wanted; itself when `ms` is not positive. */
 export function idleCut(source: Readable, ms: number, cut: (detail: string) => Error): Readable {
@@ -50,6 +56,53 @@ export function idleCut(source: Readable, ms: number, cut: (detail: string) => E
   finished(source, { writable: false }, (err) => {
     stop();
     if (err && !out.destroyed) out.destroy(err);
+  });
+  return out;
+}
+
+/**
+ * A Writable in front of `sink` that destroys both with `cut(detail)` once `sink` has held
+ * a write without calling it back, or its end without finishing, for `ms`; `sink` itself
+ * when `ms` is not positive. Errors of `sink` pass through.
+ */
+export function idleWrites(sink: Writable, ms: number, cut: (detail: string) => Error): Writable {
+  if (!(ms > 0)) return sink;
+  let timer: NodeJS.Timeout | null = null;
+  const waiting = () => {
+    if (timer) timer.refresh();
+    else timer = setTimeout(() => out.destroy(cut(`the destination took no bytes for ${ms} ms`)), ms).unref();
+  };
+  const stop = () => {
+    if (timer) clearTimeout(timer);
+    timer = null;
+  };
+  let final: ((err?: Error | null) => void) | null = null;
+  const out = new Writable({
+    highWaterMark: 64 * 1024,
+    write(chunk: Buffer, _enc, callback) {
+      waiting();
+      sink.write(chunk, (err) => {
+        // Taken: the clock stops until the next chunk comes from the writer.
+        stop();
+        callback(err);
+      });
+    },
+    final(callback) {
+      waiting();
+      final = callback;
+      sink.end();
+    },
+    destroy(err, callback) {
+      stop();
+      sink.destroy(err ?? undefined);
+      callback(err);
+    },
+  });
+  finished(sink, (err) => {
+    stop();
+    if (out.destroyed) return;
+    if (final) final(err);
+    else out.destroy(err ?? new Error('the destination closed before its end'));
   });
   return out;
 }

@@ -4,6 +4,7 @@
  * and a stalled streamed upload must each end after --timeout and be retried, never hold
  * a task for good.
  */
+import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHttpClient } from '../../storage/http.js';
@@ -61,5 +62,26 @@ describe('a gs:// source through the proxy', () => {
     } finally {
       await client.close();
     }
+  }, 60_000);
+});
+
+describe('a gs:// destination through the proxy', () => {
+  const big = () => Readable.from(Array.from({ length: 64 }, (_, i) => Buffer.alloc(65_536, i)));
+  const opts = { contentType: 'application/octet-stream', metadata: {}, ifAbsent: false };
+
+  it.each([
+    { what: 'the session request', rule: { method: 'POST', path: 'upload.*uploadType=resumable', fault: 'stall' } },
+    { what: 'the streamed PUT, once it has every byte', rule: { method: 'PUT', path: 'upload', fault: 'stall' } },
+    { what: 'the streamed PUT, half-way', rule: { method: 'PUT', path: 'upload', fault: 'stall-body' } },
+  ])('ends a streamed (resumable) upload that stalls at $what after --timeout, as a transient failure', async ({ rule }) => {
+    await faults([rule]);
+    const store = await openStore({ scheme: 'gs', bucket: GCS_TEST_BUCKET, prefix: 'stalled-up/' }, { gcs: { endpoint: url }, conditionalWrites: 'off', maxAttempts: 1, timeoutMs: 1000 });
+    await expect(store.put('big.bin', big(), opts)).rejects.toMatchObject({ code: 'TRANSIENT', message: expect.stringContaining('took no bytes for 1000 ms') });
+    expect(Object.values((await stats()).faults)).toEqual([1]);
+    // Without the fault, the next try goes through.
+    await faults([]);
+    await store.put('big.bin', big(), opts);
+    expect((await store.stat('big.bin'))?.size).toBe(64 * 65_536);
+    await store.close();
   }, 60_000);
 });
