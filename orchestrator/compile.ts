@@ -136,7 +136,7 @@ async function compileUnitOrThrow(unit: Unit, sourceUri: string, cfg: CompileCon
   // A complete unit has no journal; one found here is an interrupted run's, --force or not,
   // and resuming from it is what "run the same command again" promises.
   const files = journalFiles(ctx.workDir, unit.name);
-  const prefixStore = await ctx.stores.get(cfg.prefix);
+  const prefixStore = await ctx.stores.source(cfg.prefix);
   const source = await localCopy(prefixStore, unit.key, ctx.staging);
   /** The manifest may not change under a compile: its rows are read twice. */
   const unchanged = async () => {

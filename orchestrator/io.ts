@@ -19,11 +19,24 @@ export class Stores {
 
   constructor(private readonly options: StoreOptions) {}
 
+  /** A place written to (--dest, --out). */
   get(place: Place): Promise<StorageAdapter> {
-    const id = describePlace(place);
+    return this.opened(`write ${describePlace(place)}`, place, this.options);
+  }
+
+  /**
+   * A place only read (the manifest prefix, a unit's source manifest): opened without the
+   * conditional-write probe, which writes and removes a marker there (DESIGN.md: the source
+   * is only ever read).
+   */
+  source(place: Place): Promise<StorageAdapter> {
+    return this.opened(`read ${describePlace(place)}`, place, { ...this.options, conditionalWrites: 'off' });
+  }
+
+  private opened(id: string, place: Place, options: StoreOptions): Promise<StorageAdapter> {
     let store = this.open.get(id);
     if (!store) {
-      store = openStore(place, this.options);
+      store = openStore(place, options);
       this.open.set(id, store);
     }
     return store;

@@ -17,7 +17,7 @@ export async function listUnits(prefix: Place, stores: Stores): Promise<Unit[]> 
     if (!s.isDirectory()) throw new UsageError(`manifest prefix ${prefix.path} is not a folder`);
   }
   const units: Unit[] = [];
-  for await (const o of (await stores.get(prefix)).list('')) {
+  for await (const o of (await stores.source(prefix)).list('')) {
     // Hidden or in-progress names are skipped, as Spark and Hive skip them (`.x`, `_temporary/`).
     if (!o.key.endsWith('.parquet') || o.key.split('/').some((seg) => seg.startsWith('.') || seg.startsWith('_'))) continue;
     units.push({ name: o.key.slice(0, -'.parquet'.length), key: o.key, size: o.size, version: o.version });

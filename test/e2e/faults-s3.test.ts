@@ -265,6 +265,34 @@ describe('a destination failing every PUT is not hammered, and the unit still co
   }, 120_000);
 });
 
+describe('a manifest prefix on S3 through the proxy', () => {
+  it('of more than 1,000 manifests is listed page by page, and only read', async () => {
+    await s3.send(new CreateBucketCommand({ Bucket: 'manifests' }));
+    const manifest = path.join(dir, 'one-row.parquet');
+    await db.run(`COPY (SELECT 'only' AS id, ${lit(`${origin.url}/file/many/img0.png`)} AS media_path) TO '${manifest}' (FORMAT parquet)`);
+    const body = await fs.readFile(manifest);
+    const names = Array.from({ length: 1001 }, (_, i) => String(i).padStart(4, '0'));
+    for (let i = 0; i < names.length; i += 50) {
+      await Promise.all(names.slice(i, i + 50).map((n) => s3.send(new PutObjectCommand({ Bucket: 'manifests', Key: `many/${n}.parquet`, Body: body }))));
+    }
+    await faults([]);
+    const out = path.join(dir, 'many-out');
+    // The last unit in key order is on the second page of the listing.
+    const run = await ferry([
+      'compile', 's3://manifests/many', '--only', '1000',
+      '--dest', `s3://${BUCKET}/many`, '--out', out, '--work-dir', path.join(dir, 'many-work'),
+      '--s3-endpoint', proxy.url, '--allow-private-network', '--progress', 'none',
+    ]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(JSON.parse(await fs.readFile(path.join(out, '1000.manifest.json'), 'utf8')).status).toBe('complete');
+    const seen = await stats();
+    const onManifests = Object.entries(seen.paths).filter(([k]) => k.split(' ')[1]!.startsWith('/manifests/'));
+    expect(seen.paths['GET /manifests/']).toBe(2); // two pages of ListObjectsV2
+    // No conditional-write probe (a PUT and a DELETE) in the manifests' bucket: it is a source.
+    expect(onManifests.map(([k]) => k.split(' ')[0]).filter((m) => m !== 'GET' && m !== 'HEAD')).toEqual([]);
+  }, 120_000);
+});
+
 describe('an s3:// source through the proxy', () => {
   it('whose body stalls is cut by the minimum rate and retried, never held for good', async () => {
     const key = 'src/stall.bin';
