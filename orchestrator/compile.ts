@@ -228,7 +228,7 @@ export type CompileSummary = { reports: UnitReport[]; runId: string };
 export async function compileAll(cfg: CompileConfig, stores: Stores, board: Board, signal: AbortSignal): Promise<CompileSummary> {
   const units = selectUnits(await listUnits(cfg.prefix, stores), cfg.only);
   await checkWritable(await stores.get(cfg.out), `--out ${describePlace(cfg.out)}`);
-  if (cfg.dest.scheme === 'file') await checkWritable(await stores.get(cfg.dest), `--dest ${describePlace(cfg.dest)}`);
+  await checkWritable(await stores.get(cfg.dest), `--dest ${describePlace(cfg.dest)}`, 'a refusal');
   const runId = randomUUID();
   const workDir = path.resolve(cfg.workDir, runKey(cfg));
   await checkWorkDir(workDir, `--work-dir ${path.resolve(cfg.workDir)}`);

@@ -121,15 +121,24 @@ export async function publishText(store: StorageAdapter, key: string, text: stri
 }
 
 /**
- * Fails early, before any download, when --out (or a folder --dest) cannot take a write: a
- * marker written and removed. Without it an unwritable --out would surface only after
- * every unit's work, and a read-only folder as a ledger of UPLOAD_FAILED rows.
+ * Fails early, before any download, when --out or --dest cannot take a write: a marker
+ * written and removed. Without it an unwritable --out would surface only after every
+ * unit's work, and a read-only folder, a bucket that does not exist or credentials that
+ * may not write as a ledger of UPLOAD_FAILED rows, every object downloaded for nothing.
+ * Only the write decides: a store that lets ferry write but not delete (a drop bucket)
+ * keeps the marker. With `only: 'a refusal'` (--dest), a busy or failing store passes: its
+ * objects' uploads are retried, and ledgered if they still fail.
  */
-export async function checkWritable(store: StorageAdapter, what: string): Promise<void> {
+export async function checkWritable(store: StorageAdapter, what: string, only: 'any failure' | 'a refusal' = 'any failure'): Promise<void> {
   await checked(what, async () => {
     const marker = `.ferry-write-check-${process.pid}-${Date.now()}`;
-    await store.put(marker, Buffer.from('ferry'), { contentType: 'text/plain', metadata: {}, ifAbsent: false });
-    await store.remove(marker);
+    try {
+      await store.put(marker, Buffer.from('ferry'), { contentType: 'text/plain', metadata: {}, ifAbsent: false });
+    } catch (e) {
+      if (only === 'a refusal' && e instanceof StorageError && (e.code === 'TRANSIENT' || e.code === 'THROTTLED')) return;
+      throw e;
+    }
+    await store.remove(marker).catch(() => undefined);
   });
 }
 

@@ -4,8 +4,8 @@
  */
 import { stat } from 'node:fs/promises';
 import { isUnitName } from '../protocol/index.js';
-import { type Place, describePlace } from '../storage/index.js';
-import { UsageError } from './errors.js';
+import { type ObjectInfo, type Place, StorageError, describePlace } from '../storage/index.js';
+import { PlaceError, UsageError } from './errors.js';
 import type { Stores } from './io.js';
 
 export type Unit = { name: string; key: string; size: number; version: string };
@@ -17,7 +17,7 @@ export async function listUnits(prefix: Place, stores: Stores): Promise<Unit[]> 
     if (!s.isDirectory()) throw new UsageError(`manifest prefix ${prefix.path} is not a folder`);
   }
   const units: Unit[] = [];
-  for await (const o of (await stores.source(prefix)).list('')) {
+  for await (const o of listed(prefix, stores)) {
     // Hidden or in-progress names are skipped, as Spark and Hive skip them (`.x`, `_temporary/`).
     if (!o.key.endsWith('.parquet') || o.key.split('/').some((seg) => seg.startsWith('.') || seg.startsWith('_'))) continue;
     units.push({ name: o.key.slice(0, -'.parquet'.length), key: o.key, size: o.size, version: o.version });
@@ -47,4 +47,19 @@ export function selectUnits(units: Unit[], only: readonly string[]): Unit[] {
   }
   const wanted = new Set(only.map((o) => (o.endsWith('.parquet') ? o.slice(0, -'.parquet'.length) : o)));
   return units.filter((u) => wanted.has(u.name));
+}
+
+/**
+ * The objects under the prefix. A store that refuses the listing (no such bucket, wrong
+ * credentials, a busy endpoint) is the user's to fix, said in one line: a missing bucket
+ * is a prefix that does not exist (exit 2), anything else a place that cannot be used.
+ */
+async function* listed(prefix: Place, stores: Stores): AsyncIterable<ObjectInfo> {
+  try {
+    yield* (await stores.source(prefix)).list('');
+  } catch (e) {
+    if (!(e instanceof StorageError)) throw e;
+    if (e.code === 'NOT_FOUND') throw new UsageError(`manifest prefix ${describePlace(prefix)} does not exist: ${e.message}`);
+    throw new PlaceError(`manifest prefix ${describePlace(prefix)} cannot be listed: ${e.message}`);
+  }
 }

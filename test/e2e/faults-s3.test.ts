@@ -37,7 +37,7 @@ const TRIES = 1 + RETRIES;
 
 type ProxyProcess = ChildProcessByStdio<Writable, Readable, null>;
 type ProxyStats = { total: number; methods: Record<string, number>; paths: Record<string, number>; faults: Record<string, number> };
-type Rule = { method?: string | string[]; path?: string; fault: string; times?: number; perPath?: boolean; probability?: number; ms?: number; retryAfter?: string };
+type Rule = { method?: string | string[]; path?: string; fault: string; times?: number; perPath?: boolean; probability?: number; ms?: number; retryAfter?: string; status?: number; code?: string };
 
 let dir: string;
 let origin: Origin;
@@ -84,7 +84,7 @@ const keyOf = (scenario: string, i: number) => `${scenario}/${objectKey(idOf(sce
 const countFor = (s: ProxyStats, method: string, key: string) => s.paths[`${method} /${BUCKET}/${key}`] ?? 0;
 
 /** Writes the scenario's manifest (one row per image, served by the origin) and compiles it through the proxy. */
-async function compile(scenario: string): Promise<{ run: Run; out: string }> {
+async function compile(scenario: string, dest = `s3://${BUCKET}/${scenario}`): Promise<{ run: Run; out: string }> {
   const root = path.join(dir, scenario);
   await fs.mkdir(path.join(root, 'manifests'), { recursive: true });
   const values = images.map((_, i) => `(${lit(idOf(scenario, i))}, ${lit(`${origin.url}/file/${scenario}-${i}/img${i}.png`)})`).join(',');
@@ -92,7 +92,7 @@ async function compile(scenario: string): Promise<{ run: Run; out: string }> {
   const out = path.join(root, 'out');
   const run = await ferry([
     'compile', path.join(root, 'manifests'),
-    '--dest', `s3://${BUCKET}/${scenario}`,
+    '--dest', dest,
     '--out', out,
     '--work-dir', path.join(root, 'work'),
     '--s3-endpoint', proxy.url,
@@ -245,10 +245,13 @@ describe('a destination failing every PUT is not hammered, and the unit still co
       expect(countFor(seen, 'HEAD', keyOf(scenario, i))).toBe(TRIES);
       objectPuts += countFor(seen, 'PUT', keyOf(scenario, i));
     }
-    // Beyond the objects' PUTs, only the conditional-write probes of the orchestrator and its worker.
+    // Beyond the objects' PUTs, only the conditional-write probes of the orchestrator and its
+    // worker, and the orchestrator's check that --dest takes a write (a refused one is no refusal).
     const probePuts = Object.entries(seen.paths).filter(([k]) => k.startsWith('PUT ') && k.includes('.ferry-probe-'));
-    expect((seen.methods.PUT ?? 0) - objectPuts).toBe(probePuts.reduce((n, [, v]) => n + v, 0));
+    const checkPuts = Object.entries(seen.paths).filter(([k]) => k.startsWith('PUT ') && k.includes('.ferry-write-check-'));
+    expect((seen.methods.PUT ?? 0) - objectPuts).toBe([...probePuts, ...checkPuts].reduce((n, [, v]) => n + v, 0));
     expect(probePuts.length).toBeLessThanOrEqual(2);
+    expect(checkPuts.length).toBe(1);
     console.log(`${fault} on every PUT: proxy saw ${JSON.stringify(seen.methods)} (${objectPuts} object PUTs for ${ROWS} objects)`);
   }, 120_000);
 
@@ -263,6 +266,46 @@ describe('a destination failing every PUT is not hammered, and the unit still co
     expect(ledger[0]!.detail).toContain('Retry-After 120 s');
     for (let i = 0; i < ROWS; i++) expect(countFor(seen, 'PUT', keyOf(scenario, i))).toBe(1);
   }, 120_000);
+});
+
+describe('a bucket ferry cannot use is one clear line before any download', () => {
+  const oneLine = (stderr: string) => {
+    expect(stderr).not.toMatch(/internal error|^\s+at /m);
+    expect(stderr).not.toContain(process.env.AWS_SECRET_ACCESS_KEY!);
+  };
+
+  it('--dest on a bucket that does not exist: exit 1, naming it, nothing downloaded', async () => {
+    await faults([]);
+    const before = await origin.stats();
+    const { run, out } = await compile('no-bucket', 's3://no-such-bucket/x');
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/--dest s3:\/\/no-such-bucket\/x\/ is not writable: .*NoSuchBucket/);
+    oneLine(run.stderr);
+    expect(await origin.stats()).toEqual(before);
+    await expect(fs.stat(path.join(out, 'm.ledger.tsv'))).rejects.toMatchObject({ code: 'ENOENT' });
+  }, 60_000);
+
+  it('credentials the store refuses: exit 1 for --dest, naming it', async () => {
+    await faults([{ fault: 'status', status: 403, code: 'InvalidAccessKeyId' }]);
+    const { run } = await compile('bad-creds');
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/--dest s3:\/\/faults\/bad-creds\/ is not writable: .*InvalidAccessKeyId, HTTP 403/);
+    oneLine(run.stderr);
+  }, 60_000);
+
+  it('a manifest prefix in a bucket that does not exist is exit 2, one it may not list exit 1', async () => {
+    const args = (prefix: string) => ['compile', prefix, '--dest', `s3://${BUCKET}/x`, '--out', path.join(dir, 'bad-prefix-out'), '--work-dir', path.join(dir, 'bad-prefix-work'), '--s3-endpoint', proxy.url, '--allow-private-network', '--progress', 'none'];
+    await faults([]);
+    const missing = await ferry(args('s3://no-such-bucket/manifests'));
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/manifest prefix s3:\/\/no-such-bucket\/manifests\/ does not exist: .*NoSuchBucket/);
+    oneLine(missing.stderr);
+    await faults([{ fault: 'status', status: 403, code: 'InvalidAccessKeyId' }]);
+    const refused = await ferry(args(`s3://${BUCKET}/manifests`));
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/manifest prefix s3:\/\/faults\/manifests\/ cannot be listed: .*InvalidAccessKeyId, HTTP 403/);
+    oneLine(refused.stderr);
+  }, 60_000);
 });
 
 describe('a manifest prefix on S3 through the proxy', () => {
