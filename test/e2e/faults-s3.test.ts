@@ -14,9 +14,9 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { Readable, Writable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseLedger } from '../../ledger/index.js';
@@ -266,6 +266,51 @@ describe('a destination failing every PUT is not hammered, and the unit still co
     expect(ledger[0]!.detail).toContain('Retry-After 120 s');
     for (let i = 0; i < ROWS; i++) expect(countFor(seen, 'PUT', keyOf(scenario, i))).toBe(1);
   }, 120_000);
+});
+
+describe('a streamed (multipart) upload through the proxy', () => {
+  const MiB = 2 ** 20;
+  const body = Buffer.alloc(7 * MiB, 5); // more than one 6 MiB part: multipart, then a CopyObject stamp
+  const chunks = () => Readable.from(Array.from({ length: 7 }, (_, i) => body.subarray(i * MiB, (i + 1) * MiB)));
+  const opts = { contentType: 'application/octet-stream', metadata: { 'ferry-id': 'big' }, ifAbsent: false, size: body.length };
+  // The worker's store: one request per call, parts that fit fauxqs.
+  const open = () => openStore({ scheme: 's3', bucket: BUCKET, prefix: 'stamp/' }, { ...fauxqsOptions(0, { maxAttempts: 1 }), s3: { endpoint: proxy.url, forcePathStyle: true, region: 'us-east-1' } });
+  /** The SDK names its operation in the query (parts carry ?partNumber instead). */
+  const copyOf = (name: string) => `^/${BUCKET}/stamp/${name}\\?x-id=CopyObject$`;
+  const head = (name: string) => s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: `stamp/${name}` }));
+
+  it.each(['slowdown', 'internal'])('stamps the sha256 when CopyObject answers %s twice, on its third try', async (fault) => {
+    const name = `retried-${fault}.bin`;
+    await faults([{ method: 'PUT', path: copyOf(name), fault, times: 2 }]);
+    const store = await open();
+    expect((await store.put(name, chunks(), opts)).sha256).toBe(sha(body));
+    expect((await stats()).faults).toEqual({ [`PUT ${fault}`]: 2 }); // then the third copy landed
+    expect((await head(name)).Metadata).toMatchObject({ 'ferry-id': 'big', 'ferry-sha256': sha(body) });
+    await store.close();
+  }, 60_000);
+
+  it('leaves the object whole, without its sha256, when every CopyObject fails: three tries, then the outputs carry it', async () => {
+    const name = 'never-stamped.bin';
+    await faults([{ method: 'PUT', path: copyOf(name), fault: 'slowdown' }]);
+    const store = await open();
+    expect((await store.put(name, chunks(), opts)).sha256).toBe(sha(body));
+    expect((await stats()).faults).toEqual({ 'PUT slowdown': 3 });
+    const info = await head(name);
+    expect(info.ContentLength).toBe(body.length);
+    expect(info.Metadata).toEqual({ 'ferry-id': 'big' });
+    await store.close();
+  }, 60_000);
+
+  it('aborts the upload when a part is refused, leaving no object and no open upload', async () => {
+    const name = 'part-refused.bin';
+    await faults([{ method: 'PUT', path: `^/${BUCKET}/stamp/${name}\\?.*partNumber=2`, fault: 'slowdown' }]);
+    const store = await open();
+    await expect(store.put(name, chunks(), opts)).rejects.toMatchObject({ code: 'THROTTLED' });
+    await expect(head(name)).rejects.toMatchObject({ name: 'NotFound' });
+    const open_ = await s3.send(new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: `stamp/${name}` }));
+    expect(open_.Uploads ?? []).toEqual([]);
+    await store.close();
+  }, 60_000);
 });
 
 describe('a bucket ferry cannot use is one clear line before any download', () => {
