@@ -18,8 +18,9 @@ import { uploadPayload } from './upload.js';
 export async function runTask(task: Task, ctx: TaskContext): Promise<void> {
   let downloaded = false;
   try {
-    // At most 1 + retries tries of the download stage, whole streamed transfers included.
-    for (let left = 1 + ctx.flags.retries, used = 0; ; ) {
+    // At most 1 + retries tries of the download stage, whole streamed transfers included;
+    // each streamed transfer is also one try of the upload stage.
+    for (let left = 1 + ctx.flags.retries, used = 0, uploads = 0; ; ) {
       const dl = await download(task.url, { ...ctx.download, retries: left - 1 });
       used += dl.attempts;
       left -= dl.attempts;
@@ -36,6 +37,7 @@ export async function runTask(task: Task, ctx: TaskContext): Promise<void> {
         }
       }
       await ctx.largeSlots.acquire();
+      uploads++;
       const f = await streamToStore(task.id, dl, ctx).finally(() => ctx.largeSlots.release());
       if (!f) return;
       if (f.retriable && left > 0) {
@@ -43,7 +45,7 @@ export async function runTask(task: Task, ctx: TaskContext): Promise<void> {
         continue;
       }
       const kind = f.side === 'download' ? 'DL_ERR' : f.side === 'validate' ? 'BAD_IMAGE' : 'UP_ERR';
-      ctx.emit({ kind, id: task.id, reason: f.reason, attempts: f.side === 'upload' ? 1 : used, detail: f.detail });
+      ctx.emit({ kind, id: task.id, reason: f.reason, attempts: f.side === 'upload' ? uploads : used, detail: f.detail });
       return;
     }
   } catch (e) {

@@ -301,6 +301,15 @@ describe('a streamed (multipart) upload through the proxy', () => {
     await store.close();
   }, 60_000);
 
+  it('counts every streamed try of a refused upload in UP_ERR attempts', async () => {
+    await faults([{ method: 'PUT', path: `^/${BUCKET}/att/.*partNumber=2`, fault: 'internal' }]);
+    const task = `big\t${origin.url}/big/att?size=${8 * MiB}\n`;
+    const run = await ferry(['worker', '--tasks', '-', '--dest', `s3://${BUCKET}/att`, '--s3-endpoint', proxy.url, '--allow-private-network', '--profile', 'any', '--multipart-threshold', '6MiB', '--part-size', '6MiB', '--retries', String(RETRIES), '--progress-interval', '60000'], { input: task });
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout.trim().split('\n').filter((l) => l.startsWith('UP_ERR'))).toEqual([expect.stringMatching(new RegExp(`^UP_ERR\tbig\tUPLOAD_FAILED\t${TRIES}\t`))]);
+    expect((await stats()).faults).toEqual({ 'PUT internal': TRIES });
+  }, 60_000);
+
   it('aborts the upload when a part is refused, leaving no object and no open upload', async () => {
     const name = 'part-refused.bin';
     await faults([{ method: 'PUT', path: `^/${BUCKET}/stamp/${name}\\?.*partNumber=2`, fault: 'slowdown' }]);
