@@ -122,7 +122,7 @@ async function compileUnitOrThrow(unit: Unit, sourceUri: string, cfg: CompileCon
   const out = await ctx.stores.get(cfg.out);
   const options = contentOptions(cfg);
   const optionsFingerprint = fingerprint(options);
-  const previous = await readUnitManifest(out, unit.name);
+  const previous = await readUnitManifest(out, unit.name, cfg.flags.timeout);
   const complete = previous?.status === 'complete';
   if (!cfg.force && complete && previous.source.fingerprint === unit.version && previous.optionsFingerprint === optionsFingerprint) {
     ctx.board.skip(unit.name);
@@ -137,7 +137,7 @@ async function compileUnitOrThrow(unit: Unit, sourceUri: string, cfg: CompileCon
   // and resuming from it is what "run the same command again" promises.
   const files = journalFiles(ctx.workDir, unit.name);
   const prefixStore = await ctx.stores.source(cfg.prefix);
-  const source = await localCopy(prefixStore, unit.key, ctx.staging);
+  const source = await localCopy(prefixStore, unit.key, ctx.staging, cfg.flags.timeout);
   /** The manifest may not change under a compile: its rows are read twice. */
   const unchanged = async () => {
     if ((await prefixStore.stat(unit.key))?.version === unit.version) return;

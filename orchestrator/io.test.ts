@@ -15,11 +15,11 @@ describe('readLines', () => {
     await fs.writeFile(path.join(dir, 'u.ledger.tsv'), ledgerHeaderLine() + Array.from({ length: 5000 }, (_, i) => encodeLedgerRow(row(i))).join(''));
     const store = new FileStore(dir);
     const reader = new LedgerReader('u.ledger.tsv');
-    expect(await readLines(store, 'u.ledger.tsv', (line) => reader.push(line))).toBe(true);
+    expect(await readLines(store, 'u.ledger.tsv', 30_000, (line) => reader.push(line))).toBe(true);
     const rows = reader.end();
     expect(rows).toHaveLength(5000);
     expect(rows[4999]).toEqual(row(4999));
-    expect(await readLines(store, 'missing.tsv', () => {})).toBe(false);
+    expect(await readLines(store, 'missing.tsv', 30_000, () => {})).toBe(false);
   });
 
   it('stops at the first line its caller refuses, with that error', async () => {
@@ -27,7 +27,7 @@ describe('readLines', () => {
     await fs.writeFile(path.join(dir, 'bad.ledger.tsv'), ledgerHeaderLine() + 'x\tNOPE\tpermanent\tdownload\t1\tu\td\n'.repeat(10_000));
     const reader = new LedgerReader('bad.ledger.tsv');
     let seen = 0;
-    await expect(readLines(new FileStore(dir), 'bad.ledger.tsv', (line) => (seen++, reader.push(line)))).rejects.toThrow('bad.ledger.tsv: line 2: unknown reason "NOPE"');
+    await expect(readLines(new FileStore(dir), 'bad.ledger.tsv', 30_000, (line) => (seen++, reader.push(line)))).rejects.toThrow('bad.ledger.tsv: line 2: unknown reason "NOPE"');
     expect(seen).toBe(2);
   });
 });

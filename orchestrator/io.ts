@@ -11,6 +11,7 @@ import type { Readable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { PlaceError } from './errors.js';
 import { eachLine } from './lines.js';
+import { idleCut } from '../storage/idle.js';
 import { FileStore, makeFolder, type Place, type StorageAdapter, type StoreOptions, StorageError, describePlace, openStore } from '../storage/index.js';
 
 /** The stores a command uses, opened once each. */
@@ -49,20 +50,29 @@ export class Stores {
   }
 }
 
+/**
+ * An object's body that ends after --timeout (`timeoutMs`) without a byte: the GCS
+ * library's read streams have no timeout of their own, and a stalled manifest held the
+ * whole run (a first SIGTERM waits for work in flight, and this never ends).
+ */
+async function readBody(store: StorageAdapter, key: string, timeoutMs: number): Promise<Readable> {
+  const { body } = await store.read(key);
+  return idleCut(body, timeoutMs, (detail) => new StorageError('TRANSIENT', `read ${store.uri(key)}: ${detail}`));
+}
+
 /** A local file holding an object's bytes: the file itself for folders, else a streamed copy. */
-export async function localCopy(store: StorageAdapter, key: string, staging: string): Promise<{ file: string; done(): Promise<void> }> {
+export async function localCopy(store: StorageAdapter, key: string, staging: string, timeoutMs: number): Promise<{ file: string; done(): Promise<void> }> {
   if (store instanceof FileStore) return { file: store.localPath(key), done: async () => {} };
   const file = path.join(staging, `${process.pid}-${Date.now()}-${path.basename(key)}`);
   await fs.mkdir(staging, { recursive: true });
-  const { body } = await store.read(key);
-  await pipeline(body, createWriteStream(file, { mode: 0o600 }));
+  await pipeline(await readBody(store, key, timeoutMs), createWriteStream(file, { mode: 0o600 }));
   return { file, done: () => fs.rm(file, { force: true }) };
 }
 
 /** A small object's text, or null when it does not exist. */
-export async function readText(store: StorageAdapter, key: string): Promise<string | null> {
+export async function readText(store: StorageAdapter, key: string, timeoutMs: number): Promise<string | null> {
   try {
-    const { body } = await store.read(key);
+    const body = await readBody(store, key, timeoutMs);
     const chunks: Buffer[] = [];
     for await (const c of body) chunks.push(c as Buffer);
     return Buffer.concat(chunks).toString('utf8');
@@ -77,10 +87,10 @@ export async function readText(store: StorageAdapter, key: string): Promise<stri
  * than one string can hold); false when the object does not exist. What `onLine` throws
  * stops the read and is thrown here.
  */
-export async function readLines(store: StorageAdapter, key: string, onLine: (line: string) => void): Promise<boolean> {
+export async function readLines(store: StorageAdapter, key: string, timeoutMs: number, onLine: (line: string) => void): Promise<boolean> {
   let body: Readable;
   try {
-    ({ body } = await store.read(key));
+    body = await readBody(store, key, timeoutMs);
   } catch (e) {
     if (e instanceof StorageError && e.code === 'NOT_FOUND') return false;
     throw e;

@@ -70,12 +70,12 @@ export async function replayLedger(ledgerUri: string, raw: Record<string, unknow
   try {
     const out = await stores.get(parent);
     const reader = new LedgerReader(ledgerUri);
-    const found = await readLines(out, outputKeys(unitName).ledger, (line) => reader.push(line)).catch((e: unknown) => {
+    const found = await readLines(out, outputKeys(unitName).ledger, flagsNow.timeout, (line) => reader.push(line)).catch((e: unknown) => {
       throw e instanceof StorageError ? new UsageError(`${ledgerUri}: cannot read (${e.message})`) : e;
     });
     if (!found) throw new UsageError(`${ledgerUri}: no such ledger`);
     const rows = reader.end();
-    const m = await readUnitManifest(out, unitName);
+    const m = await readUnitManifest(out, unitName, flagsNow.timeout);
     if (!m) throw new UsageError(`${outputKeys(unitName).manifest} beside ${ledgerUri}: missing or not a unit manifest`);
     const chosen = replayable(rows, selector);
     // A replay stopped while it published has outputs to finish even with nothing to send.
@@ -120,8 +120,8 @@ async function replayRows(m: UnitManifest, rows: LedgerRow[], chosen: LedgerRow[
   if (!(await r.out.stat(renewedKey)))
     throw new UsageError(`${describePlace(r.parent)}: ${renewedKey} is missing beside the ledger: replay merges into the unit's renewed Parquet (recompile the unit with ferry compile … --only ${m.unit} --force)`);
   await checkWorkDir(workDir, `--work-dir ${workRoot}`);
-  const source = await localCopy(sourceStore, sourceAt.key, staging);
-  const renewed = await localCopy(r.out, renewedKey, staging);
+  const source = await localCopy(sourceStore, sourceAt.key, staging, flags.timeout);
+  const renewed = await localCopy(r.out, renewedKey, staging, flags.timeout);
   const staged = await stagedFiles(staging, r.unitName);
   try {
     // The unit as it stands: successes from the renewed Parquet, failures from the ledger.

@@ -44,8 +44,8 @@ export function outputKeys(unit: string) {
  * A unit's manifest.json when it says complete or replaying, else null (absent, partial or
  * foreign). Only `complete` means the outputs agree: callers check `status`.
  */
-export async function readUnitManifest(out: StorageAdapter, unit: string): Promise<UnitManifest | null> {
-  const text = await readText(out, outputKeys(unit).manifest);
+export async function readUnitManifest(out: StorageAdapter, unit: string, timeoutMs: number): Promise<UnitManifest | null> {
+  const text = await readText(out, outputKeys(unit).manifest, timeoutMs);
   if (text === null) return null;
   try {
     const r = UnitManifest.safeParse(JSON.parse(text));

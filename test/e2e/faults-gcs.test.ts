@@ -4,6 +4,9 @@
  * and a stalled streamed upload must each end after --timeout and be retried, never hold
  * a task for good.
  */
+import fs from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,6 +14,8 @@ import { createHttpClient } from '../../storage/http.js';
 import { openStore } from '../../storage/index.js';
 import { download } from '../../worker/download.js';
 import { GCS_TEST_BUCKET, type RunningGcs, startGcsEmulator } from '../helpers/backend-gcs.js';
+import { duck } from '../helpers/duckdb.js';
+import { ferry } from '../helpers/run.js';
 import { type ServerProcess, startServer } from '../helpers/server.js';
 
 const PROXY = fileURLToPath(new URL('../servers/fault-proxy.mjs', import.meta.url));
@@ -83,5 +88,30 @@ describe('a gs:// destination through the proxy', () => {
     await store.put('big.bin', big(), opts);
     expect((await store.stat('big.bin'))?.size).toBe(64 * 65_536);
     await store.close();
+  }, 60_000);
+});
+
+describe('a gs:// manifest prefix through the proxy', () => {
+  it('whose manifest stalls mid-body fails its unit after --timeout, naming it, instead of holding the run', async () => {
+    const dir = await fs.mkdtemp(path.join(tmpdir(), 'ferry-faults-gcs-'));
+    const db = await duck();
+    try {
+      const local = path.join(dir, 'm.parquet');
+      // Large enough that the proxy's stall (after half the body) cuts inside it.
+      await db.run(`COPY (SELECT i::VARCHAR AS id, NULL::VARCHAR AS media_path, md5(i::VARCHAR) AS pad FROM range(20000) t(i)) TO '${local}' (FORMAT parquet)`);
+      const direct = await openStore({ scheme: 'gs', bucket: GCS_TEST_BUCKET, prefix: 'stalled-manifests/' }, { gcs: { endpoint: gcs.endpoint }, conditionalWrites: 'off' });
+      await direct.put('m.parquet', await fs.readFile(local), { contentType: 'application/octet-stream', metadata: {}, ifAbsent: false });
+      await faults([{ method: 'GET', path: 'm\\.parquet.*alt=media', fault: 'stall-body' }]);
+      const run = await ferry([
+        'compile', `gs://${GCS_TEST_BUCKET}/stalled-manifests`, '--dest', path.join(dir, 'dest'), '--out', path.join(dir, 'out'), '--work-dir', path.join(dir, 'work'),
+        '--gcs-endpoint', url, '--allow-private-network', '--progress', 'none', '--timeout', '1000',
+      ]);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toContain(`unit m failed: read gs://${GCS_TEST_BUCKET}/stalled-manifests/m.parquet: no body bytes for 1000 ms`);
+      expect((await stats()).faults).toEqual({ 'GET stall-body': 1 });
+    } finally {
+      db.close();
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   }, 60_000);
 });
