@@ -14,7 +14,7 @@ import { StorageError, UriError, describePlace, parsePlace, splitObjectUri } fro
 import { asUnitError, runUnitTasks, type RunContext } from './compile.js';
 import { WorkerPool } from './supervise.js';
 import { type CompileConfig, fingerprint } from './config.js';
-import { EXIT, UsageError } from './errors.js';
+import { EXIT, PlaceError, UsageError } from './errors.js';
 import { Stores, checkWorkDir, localCopy, readLines } from './io.js';
 import { Journal, discardJournal, journalFiles, stagingDir, tidyWorkDir } from './journal.js';
 import { stagedFiles, writeOutputs } from './materialize.js';
@@ -87,6 +87,11 @@ export async function replayLedger(ledgerUri: string, raw: Record<string, unknow
     return await replayRows(m, rows, chosen, { out, parent, unitName, ledgerUri, raw, stores, mode, signal }).catch((e: unknown) => {
       throw asUnitError(e, m.unit, m.source.uri);
     });
+  } catch (e) {
+    // A store that refuses or fails before (credentials, a bucket gone, a stalled read) is
+    // the operator's to fix, said in one line, not a bug.
+    if (e instanceof StorageError) throw new PlaceError(`replay of ${ledgerUri}: ${e.message}`);
+    throw e;
   } finally {
     await stores.close();
   }

@@ -347,6 +347,21 @@ describe('a bucket ferry cannot use is one clear line before any download', () =
     oneLine(run.stderr);
   }, 60_000);
 
+  it('replay on an --out the store refuses: exit 1, one line', async () => {
+    await faults([]);
+    const root = path.join(dir, 'replay-refused');
+    await fs.mkdir(path.join(root, 'manifests'), { recursive: true });
+    await db.run(`COPY (SELECT 'gone' AS id, ${lit(`${origin.url}/status/404/gone.png`)} AS media_path) TO '${path.join(root, 'manifests', 'm.parquet')}' (FORMAT parquet)`);
+    const common = ['--s3-endpoint', proxy.url, '--allow-private-network', '--progress', 'none', '--work-dir', path.join(root, 'work')];
+    const first = await ferry(['compile', path.join(root, 'manifests'), '--dest', `s3://${BUCKET}/replay-refused`, '--out', `s3://${BUCKET}/replay-refused-out`, ...common]);
+    expect(first.code, first.stderr).toBe(0);
+    await faults([{ method: 'HEAD', path: `^/${BUCKET}/replay-refused-out/`, fault: 'status', status: 403, code: 'AccessDenied' }]);
+    const r = await ferry(['replay', `s3://${BUCKET}/replay-refused-out/m.ledger.tsv`, '--reasons', 'all', ...common]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/replay of s3:\/\/faults\/replay-refused-out\/m\.ledger\.tsv: HEAD s3:\/\/faults\/replay-refused-out\/m\.parquet: .*HTTP 403/);
+    oneLine(r.stderr);
+  }, 60_000);
+
   it('a manifest prefix in a bucket that does not exist is exit 2, one it may not list exit 1', async () => {
     const args = (prefix: string) => ['compile', prefix, '--dest', `s3://${BUCKET}/x`, '--out', path.join(dir, 'bad-prefix-out'), '--work-dir', path.join(dir, 'bad-prefix-work'), '--s3-endpoint', proxy.url, '--allow-private-network', '--progress', 'none'];
     await faults([]);
