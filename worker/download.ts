@@ -455,7 +455,9 @@ async function openStoreObject(url: string, o: DownloadOptions): Promise<Source 
     return { body, meter, contentLength: info.size, status: 200, contentType: info.contentType ?? null, etag: info.version };
   } catch (err) {
     if (!(err instanceof StorageError)) return fromError(err);
-    const reason = err.code === 'TRANSIENT' && err.status === undefined ? 'RESET' : STORE_REASONS[err.code];
+    // A request that got no answer: the network's own reason (DNS, TIMEOUT), else RESET.
+    const network = () => CODE_REASONS.get(errorCode(err.cause) ?? '') ?? 'RESET';
+    const reason = err.code === 'TRANSIENT' && err.status === undefined ? network() : STORE_REASONS[err.code];
     return fail(reason, `${err.code}: ${err.message}`, { status: err.status ?? null });
   }
 }

@@ -2,6 +2,7 @@
  * Bad input, as users produce it: each gets one clear line naming the flag, file or
  * column (never a stack trace), the documented exit code, and loses nothing already done.
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -9,7 +10,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseLedger } from '../../ledger/index.js';
 import { duck, lit } from '../helpers/duckdb.js';
-import { type Origin, type Run, ferry, startOrigin } from '../helpers/run.js';
+import { FERRY, type Origin, type Run, ferry, startOrigin } from '../helpers/run.js';
 
 let dir: string;
 let origin: Origin;
@@ -205,6 +206,16 @@ describe('usage errors exit 2 and name the flag or path', () => {
     expect(r.stdout.split('\n').filter((l) => l.startsWith('UP_OK')).map((l) => l.split('\t')[1]).sort()).toEqual(['w', 'x']);
     const files = (await fs.readdir(dest, { recursive: true, withFileTypes: true })).filter((e) => e.isFile());
     expect(files.map((f) => path.relative(dest, f.parentPath).split(path.sep)[0]).sort()).toEqual(['a', 'd']);
+  });
+
+  // A name no resolver answers, looked up in a network namespace of its own (only `lo`):
+  // the lookup can reach no server, whatever this machine's resolver is.
+  it.skipIf(spawnSync('unshare', ['-n', 'true']).status !== 0)('an s3:// source whose endpoint does not resolve is DNS, not RESET', () => {
+    const env = { ...process.env, AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'y', AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_S3: '', AWS_ENDPOINT_URL: '' };
+    const worker = [FERRY, 'worker', '--tasks', '-', '--dest', path.join(dir, 'w-dns'), '--retries', '0', '--profile', 'any'];
+    const r = spawnSync('unshare', ['-n', 'sh', '-c', 'ip link set lo up && exec "$0" "$@"', process.execPath, ...worker], { input: 'a\ts3://src/k\n', env, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^DL_ERR\ta\tDNS\t1\t/m);
   });
 
   it('replay with an empty --work-dir (it resolved to the current folder)', async () => {
