@@ -358,7 +358,7 @@ describe('a bucket ferry cannot use is one clear line before any download', () =
     await faults([{ method: 'HEAD', path: `^/${BUCKET}/replay-refused-out/`, fault: 'status', status: 403, code: 'AccessDenied' }]);
     const r = await ferry(['replay', `s3://${BUCKET}/replay-refused-out/m.ledger.tsv`, '--reasons', 'all', ...common]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/replay of s3:\/\/faults\/replay-refused-out\/m\.ledger\.tsv: HEAD s3:\/\/faults\/replay-refused-out\/m\.parquet: .*HTTP 403/);
+    expect(r.stderr).toMatch(/^ferry: m: HEAD s3:\/\/faults\/replay-refused-out\/m\.parquet: .*HTTP 403$/m); // the unit's failure, named
     oneLine(r.stderr);
   }, 60_000);
 
