@@ -226,6 +226,26 @@ export async function discardBody(body: Readable, limit = 64 * 1024): Promise<vo
   }
 }
 
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A redirect's Location as text. Header bytes reach us as latin1 (undici's decoding, as
+ * HTTP/1.1 defines them), but origins that put a non-ASCII path in Location (nginx
+ * rewrites, PHP's header()) send it in UTF-8, as browsers and curl read it: '/ümlaut' came
+ * as '/Ã¼mlaut' and was requested as '/%C3%83%C2%BCmlaut', a 404. Bytes that are valid
+ * UTF-8 are read as UTF-8; others stay latin1 characters.
+ */
+export function locationOf(headers: HttpHeaders): string | null {
+  const v = headerValue(headers, 'location');
+  // eslint-disable-next-line no-control-regex
+  if (v === null || /^[\x00-\x7f]*$/.test(v)) return v;
+  try {
+    return UTF8.decode(Buffer.from(v, 'latin1'));
+  } catch {
+    return v;
+  }
+}
+
 /** A redirect's body is dropped; a 2xx body of at most `wholeUpTo` bytes is read whole; any other, streamed. */
 function modeOf(status: number, headers: HttpHeaders, length: number | null, wholeUpTo: number): BodyMode {
   if (REDIRECTS.has(status) && headerValue(headers, 'location') !== null) return 'discard';
@@ -261,7 +281,7 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
       if (redirects >= o.maxRedirects) {
         throw new HttpGetError('FERRY_TOO_MANY_REDIRECTS', `more than ${o.maxRedirects} redirects from ${redactUrl(String(url))}`);
       }
-      u = parseHttpUrl(headerValue(res.headers, 'location')!, u);
+      u = parseHttpUrl(locationOf(res.headers)!, u);
       tls ||= u.protocol === 'https:';
     }
   }

@@ -1,0 +1,80 @@
+/**
+ * download() against responses written byte for byte (node:net on 127.0.0.1): the HTTP a
+ * real origin sends that a well-behaved test server never would.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHttpClient, type HttpClient } from '../storage/http.js';
+import { download, type DownloadResult } from './download.js';
+
+const PNG = Buffer.from(
+  '89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8cfc0f01f0005000201a3b1e1d40000000049454e44ae426082',
+  'hex',
+);
+
+/** Routes by request path: each writes its raw response (bytes) on the socket. */
+type Route = (sock: Socket, target: string) => void;
+const routes = new Map<string, Route>();
+const seen: string[] = [];
+
+function head(status: string, headers: string[]): Buffer {
+  return Buffer.from(`HTTP/1.1 ${status}\r\n${headers.map((h) => `${h}\r\n`).join('')}\r\n`, 'latin1');
+}
+
+let server: Server;
+let base: string;
+let client: HttpClient;
+
+beforeAll(async () => {
+  server = createServer((sock) => {
+    let buf = Buffer.alloc(0);
+    sock.on('error', () => {});
+    sock.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      for (let end = buf.indexOf('\r\n\r\n'); end >= 0; end = buf.indexOf('\r\n\r\n')) {
+        const target = buf.subarray(0, end).toString('latin1').split(' ')[1] ?? '';
+        buf = buf.subarray(end + 4);
+        seen.push(target);
+        const route = routes.get(target.split('?')[0]!);
+        if (route) route(sock, target);
+        else sock.write(head('404 Not Found', ['Content-Length: 0']));
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const addr = server.address();
+  base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+  client = createHttpClient({ allowPrivateNetwork: true, timeoutMs: 2000, proxy: 'none' });
+});
+
+afterAll(async () => {
+  await client.close();
+  await new Promise((resolve) => server.close(resolve));
+});
+
+const get = (path: string): Promise<DownloadResult> => download(`${base}${path}`, { client, retries: 1, backoffBaseMs: 1 });
+
+function bytesOf(r: DownloadResult): Buffer {
+  if (!r.ok || r.kind !== 'buffer') throw new Error(`not a buffered body: ${JSON.stringify(r)}`);
+  return r.body;
+}
+
+describe('redirects', () => {
+  it('reads a Location sent as raw UTF-8 bytes as UTF-8, as browsers and curl do', async () => {
+    routes.set('/r/utf8', (sock) =>
+      sock.write(Buffer.concat([head('302 Found', ['Content-Length: 0']).subarray(0, -2), Buffer.from('Location: /img/ümlaut é.png\r\n\r\n', 'utf8')])),
+    );
+    routes.set('/img/%C3%BCmlaut%20%C3%A9.png', (sock) => sock.write(Buffer.concat([head('200 OK', [`Content-Length: ${PNG.length}`]), PNG])));
+    const r = await get('/r/utf8');
+    expect(bytesOf(r)).toEqual(PNG);
+    expect(seen).toContain('/img/%C3%BCmlaut%20%C3%A9.png');
+  });
+
+  it('keeps a Location that is not UTF-8 as latin1 characters', async () => {
+    routes.set('/r/latin1', (sock) =>
+      sock.write(Buffer.concat([head('302 Found', ['Content-Length: 0']).subarray(0, -2), Buffer.from('Location: /img/caf\xe9.png\r\n\r\n', 'latin1')])),
+    );
+    routes.set('/img/caf%C3%A9.png', (sock) => sock.write(Buffer.concat([head('200 OK', [`Content-Length: ${PNG.length}`]), PNG])));
+    expect(bytesOf(await get('/r/latin1'))).toEqual(PNG);
+  });
+});
