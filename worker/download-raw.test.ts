@@ -78,3 +78,24 @@ describe('redirects', () => {
     expect(bytesOf(await get('/r/latin1'))).toEqual(PNG);
   });
 });
+
+describe('status codes a GET without Range or conditions should not get', () => {
+  const partial = (range: string, body: Buffer): Route => (sock) =>
+    sock.write(Buffer.concat([head('206 Partial Content', ['Content-Type: image/png', `Content-Range: ${range}`, `Content-Length: ${body.length}`]), body]));
+
+  it('a 206 that is a part of the object is SHORT_BODY (retried), never the object', async () => {
+    routes.set('/206/head', partial(`bytes 0-19/${PNG.length}`, PNG.subarray(0, 20)));
+    routes.set('/206/tail', partial(`bytes 20-${PNG.length - 1}/${PNG.length}`, PNG.subarray(20)));
+    routes.set('/206/unknown', partial('bytes 0-19/*', PNG.subarray(0, 20)));
+    for (const path of ['/206/head', '/206/tail', '/206/unknown']) {
+      const r = await get(path);
+      expect(r).toMatchObject({ ok: false, reason: 'SHORT_BODY', attempts: 2 });
+      expect(!r.ok && r.detail).toMatch(/^HTTP 206 Partial Content to a GET without Range: Content-Range bytes .*, not the whole object$/);
+    }
+  });
+
+  it('a 206 whose Content-Range is the whole object is the object', async () => {
+    routes.set('/206/all', partial(`bytes 0-${PNG.length - 1}/${PNG.length}`, PNG));
+    expect(bytesOf(await get('/206/all'))).toEqual(PNG);
+  });
+});

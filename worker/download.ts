@@ -402,6 +402,18 @@ async function waitUnmetered(slots: { acquire(): Promise<void> }, meter: BodyMet
   }
 }
 
+/**
+ * Why a 206 is not the whole object, or null when its Content-Range covers all of it
+ * (`bytes 0-(N-1)/N`). ferry never sends Range, yet some origins and caches answer 206
+ * anyway: a part stored as the object would be a truncated file under a success.
+ */
+export function partOnly(contentRange: string | null): string | null {
+  if (contentRange === null) return 'no Content-Range';
+  const m = /^bytes\s+(\d+)-(\d+)\/(\d+)$/i.exec(contentRange.trim());
+  if (m && Number(m[1]) === 0 && Number(m[2]) + 1 === Number(m[3])) return null;
+  return `Content-Range ${contentRange.trim()}, not the whole object`;
+}
+
 async function openHttp(url: URL, o: DownloadOptions, maxBytes: number, signal?: AbortSignal): Promise<Source | WholeSource | Failure> {
   let res;
   try {
@@ -419,6 +431,11 @@ async function openHttp(url: URL, o: DownloadOptions, maxBytes: number, signal?:
       res.status === 429 || res.status === 503 ? parseRetryAfter(headerValue(res.headers, 'retry-after')) : null;
     const via = res.redirects > 0 ? ` after ${res.redirects} redirects` : '';
     return fail(reason, `HTTP ${res.status}${via}`, { status: res.status, retryAfterMs });
+  }
+  const part = res.status === 206 ? partOnly(headerValue(res.headers, 'content-range')) : null;
+  if (part !== null) {
+    if (body.kind === 'stream') await discardBody(body.stream);
+    return fail('SHORT_BODY', `HTTP 206 Partial Content to a GET without Range: ${part}`, { status: res.status });
   }
   const head = { status: res.status, contentType: headerValue(res.headers, 'content-type'), etag: headerValue(res.headers, 'etag') };
   if (body.kind === 'whole') return { whole: body.read, contentLength: res.contentLength!, ...head };
