@@ -9,6 +9,7 @@
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { type BodyMode, ResponseHandler, type HttpBody, type HttpHeaders, type ResponseHead, headerValue } from './response.js';
+import { codingsToRemove, decodedBody } from './content-coding.js';
 import { idleCut } from './idle.js';
 import { type BodyMeter, RateWatch } from './min-rate.js';
 import { checkHost, checkLiteralHost, createGuard, guardedLookup, type Guard } from './netguard.js';
@@ -54,7 +55,7 @@ export type ResolvedHttpOptions = Required<Omit<HttpClientOptions, 'originHeader
 export type HttpResponse = {
   status: number;
   headers: HttpHeaders;
-  /** Content-Length when present and valid, else null. */
+  /** Content-Length when present and valid, else null (and null for a body whose Content-Encoding ferry removes). */
   contentLength: number | null;
   /**
    * The body: read whole by the client (a 2xx whose Content-Length is at most the GET's
@@ -75,7 +76,8 @@ export type HttpErrorCode =
   | 'FERRY_TOO_MANY_REDIRECTS'
   | 'FERRY_MIN_RATE'
   | 'FERRY_IDLE_TIMEOUT'
-  | 'FERRY_LOOKUP_TIMEOUT';
+  | 'FERRY_LOOKUP_TIMEOUT'
+  | 'FERRY_BAD_ENCODING';
 
 export class HttpGetError extends Error {
   constructor(
@@ -249,8 +251,16 @@ export function locationOf(headers: HttpHeaders): string | null {
 /** A redirect's body is dropped; a 2xx body of at most `wholeUpTo` bytes is read whole; any other, streamed. */
 function modeOf(status: number, headers: HttpHeaders, length: number | null, wholeUpTo: number): BodyMode {
   if (REDIRECTS.has(status) && headerValue(headers, 'location') !== null) return 'discard';
-  return status >= 200 && status < 300 && length !== null && length <= wholeUpTo ? 'whole' : 'stream';
+  return status >= 200 && status < 300 && length !== null && length <= wholeUpTo && !codingsOf(status, headers) ? 'whole' : 'stream';
 }
+
+/** The content codings ferry removes from a 2xx body (content-coding.ts), or null. */
+function codingsOf(status: number, headers: HttpHeaders): string[] | null {
+  if (status < 200 || status >= 300) return null;
+  return codingsToRemove(headerValue(headers, 'content-encoding'), headerValue(headers, 'content-type'));
+}
+
+const badEncoding = (detail: string) => new HttpGetError('FERRY_BAD_ENCODING', detail);
 
 export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
   const o = resolveOptions(options);
@@ -276,6 +286,12 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
     for (let redirects = 0; ; redirects++) {
       const res = await hop(u, (status, headers, length) => modeOf(status, headers, length, wholeUpTo), init.signal, tls && u.protocol === 'http:');
       const { body } = res;
+      const codings = body.kind === 'stream' ? codingsOf(res.status, res.headers) : null;
+      if (body.kind === 'stream' && codings) {
+        // The announced length is of the coded bytes: the decoded body's is unknown.
+        const decoded = { ...body, stream: decodedBody(body.stream, codings, badEncoding) };
+        return { status: res.status, headers: res.headers, contentLength: null, body: decoded, url: u.href, redirects };
+      }
       if (body.kind !== 'discard') return { status: res.status, headers: res.headers, contentLength: res.contentLength, body, url: u.href, redirects };
       await body.done;
       if (redirects >= o.maxRedirects) {

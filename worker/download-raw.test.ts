@@ -3,6 +3,7 @@
  * real origin sends that a well-behaved test server never would.
  */
 import { createServer, type Server, type Socket } from 'node:net';
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHttpClient, type HttpClient } from '../storage/http.js';
 import { download, type DownloadResult } from './download.js';
@@ -97,5 +98,53 @@ describe('status codes a GET without Range or conditions should not get', () => 
   it('a 206 whose Content-Range is the whole object is the object', async () => {
     routes.set('/206/all', partial(`bytes 0-${PNG.length - 1}/${PNG.length}`, PNG));
     expect(bytesOf(await get('/206/all'))).toEqual(PNG);
+  });
+});
+
+describe('Content-Encoding sent though ferry asked for identity', () => {
+  const coded = (encoding: string, body: Buffer, extra: string[] = []): Route => (sock) =>
+    sock.write(Buffer.concat([head('200 OK', ['Content-Type: image/png', `Content-Encoding: ${encoding}`, `Content-Length: ${body.length}`, ...extra]), body]));
+
+  it.each([
+    ['gzip', gzipSync(PNG)],
+    ['x-gzip', gzipSync(PNG)],
+    ['deflate', deflateSync(PNG)],
+    ['br', brotliCompressSync(PNG)],
+    ['gzip, br', brotliCompressSync(gzipSync(PNG))],
+  ])('a body coded %s is decoded: the object, not its compressed form', async (encoding, body) => {
+    const path = `/coded/${encodeURIComponent(encoding)}`;
+    routes.set(path, coded(encoding, body));
+    expect(bytesOf(await get(path))).toEqual(PNG);
+  });
+
+  it('a chunked coded body is decoded too', async () => {
+    const z = gzipSync(PNG);
+    routes.set('/coded/chunked', (sock) =>
+      sock.write(Buffer.concat([head('200 OK', ['Content-Encoding: gzip', 'Transfer-Encoding: chunked']), Buffer.from(`${z.length.toString(16)}\r\n`), z, Buffer.from('\r\n0\r\n\r\n')])),
+    );
+    expect(bytesOf(await get('/coded/chunked'))).toEqual(PNG);
+  });
+
+  it('the size ceiling counts decoded bytes: a gzip bomb is TOO_LARGE', async () => {
+    routes.set('/coded/bomb', coded('gzip', gzipSync(Buffer.alloc(8 * 2 ** 20))));
+    const r = await download(`${base}/coded/bomb`, { client, retries: 1, maxBytes: 2 ** 20 });
+    expect(r).toMatchObject({ ok: false, reason: 'TOO_LARGE', attempts: 1 });
+  });
+
+  it('a coded body that does not decode is RESET, retried, naming the coding', async () => {
+    routes.set('/coded/broken', coded('gzip', gzipSync(PNG).subarray(0, 40)));
+    const r = await get('/coded/broken');
+    expect(r).toMatchObject({ ok: false, reason: 'RESET', attempts: 2 });
+    expect(!r.ok && r.detail).toMatch(/^FERRY_BAD_ENCODING: Content-Encoding gzip: /);
+  });
+
+  it('keeps a gzip file labelled as one, and bytes under a coding Node cannot remove', async () => {
+    const gz = gzipSync(PNG);
+    routes.set('/coded/gzfile', (sock) =>
+      sock.write(Buffer.concat([head('200 OK', ['Content-Type: application/gzip', 'Content-Encoding: gzip', `Content-Length: ${gz.length}`]), gz])),
+    );
+    routes.set('/coded/unknown', coded('utf-8', PNG));
+    expect(bytesOf(await get('/coded/gzfile'))).toEqual(gz);
+    expect(bytesOf(await get('/coded/unknown'))).toEqual(PNG);
   });
 });

@@ -131,6 +131,8 @@ const CODE_REASONS: ReadonlyMap<string, Reason> = new Map(
     TRANSIENT: 'RESET',
     THROTTLED: 'THROTTLED',
     FERRY_LOOKUP_TIMEOUT: 'TIMEOUT',
+    // A body whose Content-Encoding does not decode (cut short, or not that coding).
+    FERRY_BAD_ENCODING: 'RESET',
     UND_ERR_CONNECT_TIMEOUT: 'TIMEOUT',
     UND_ERR_HEADERS_TIMEOUT: 'TIMEOUT',
     UND_ERR_BODY_TIMEOUT: 'TIMEOUT',
