@@ -371,6 +371,17 @@ describe('download and upload hold a host slot per try', () => {
     expect(limits.limitOf(new URL(origin.url).host)).toBeLessThan(8);
   });
 
+  it('a 503 whose Retry-After is malformed (-5, 1.5) is a bare 503, not a throttle', async () => {
+    const limits = new HostLimits(64);
+    const s = spy(limits);
+    for (const value of ['-5', '1.5']) {
+      const r = await download(`${origin.url}/flaky/${key('malformed')}?fail=1&status=503&retryAfter=${value}`, { client, retries: 1, admit: s });
+      expect(r).toMatchObject({ ok: true, attempts: 2 });
+    }
+    expect(s.verdicts).toEqual(['neutral', 'ok', 'neutral', 'ok']);
+    expect(limits.limitOf(new URL(origin.url).host)).toBe(8);
+  });
+
   it('the slot is free during the backoff sleep: another task on that host goes first', async () => {
     const limits = new HostLimits(1); // one slot for the host
     const finished: string[] = [];

@@ -560,8 +560,16 @@ describe('pure helpers', () => {
     [' 30 ', 30_000],
     ['Thu, 01 Jan 1970 00:00:10 GMT', 5_000],
     ['Thu, 01 Jan 1970 00:00:01 GMT', 0],
+    ['Thursday, 01-Jan-70 00:00:10 GMT', 5_000],
+    ['Thu Jan  1 00:00:10 1970', 5_000], // asctime: GMT, whatever the machine's zone
     ['soon', null],
     [null, null],
+    // Not delta-seconds nor an HTTP-date, though Date.parse reads each as a day of 2001.
+    ['-5', null],
+    ['+5', null],
+    ['1.5', null],
+    ['120, 5', null],
+    ['1e3', null],
   ])('Retry-After %s → %s ms', (value, ms) => {
     expect(parseRetryAfter(value, 5_000)).toBe(ms);
   });

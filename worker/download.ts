@@ -205,12 +205,22 @@ function isKnownCode(code: string | null): boolean {
   return code !== null && (CODE_REASONS.has(code) || TLS_CODE.test(code) || OTHER_KNOWN.test(code));
 }
 
-/** Retry-After (delta-seconds or HTTP-date) in ms, or null when absent or unreadable. */
+// HTTP-date's three forms (RFC 9110 §5.6.7): IMF-fixdate and the obsolete RFC 850 date
+// (`Sun, 06 Nov 1994 08:49:37 GMT`, `Sunday, 06-Nov-94 08:49:37 GMT`), and asctime
+// (`Sun Nov  6 08:49:37 1994`, which is GMT though it does not say so).
+const GMT_DATE = /^[A-Za-z]{3,9}, \d{2}[ -][A-Za-z]{3}[ -]\d{2,4} \d{2}:\d{2}:\d{2} GMT$/;
+const ASCTIME_DATE = /^[A-Za-z]{3} [A-Za-z]{3} [ \d]\d \d{2}:\d{2}:\d{2} \d{4}$/;
+
+/**
+ * Retry-After (delta-seconds or HTTP-date) in ms, or null when absent or unreadable. Only
+ * those forms: Date.parse alone takes `-5`, `1.5` or `2` for dates in 2001, long past, so
+ * a malformed value would have meant "retry now" (and made a 503 a throttle).
+ */
 export function parseRetryAfter(value: string | null, now = Date.now()): number | null {
   if (value === null) return null;
   const v = value.trim();
   if (/^\d+$/.test(v)) return Number(v) * 1000;
-  const at = Date.parse(v);
+  const at = GMT_DATE.test(v) ? Date.parse(v) : ASCTIME_DATE.test(v) ? Date.parse(`${v} GMT`) : NaN;
   return Number.isNaN(at) ? null : Math.max(0, at - now);
 }
 
