@@ -9,6 +9,18 @@ export function backoffMs(attempt: number, baseMs: number, capMs: number, random
   return Math.floor(random() * Math.min(capMs, baseMs * 2 ** (attempt - 1)));
 }
 
+/**
+ * The wait after try `attempt` failed. When the server named one (Retry-After), never less
+ * than it, with the same full jitter on top: the tasks a burst of 429s refused together
+ * were all told the same wait, and would otherwise all come back at the same instant. At
+ * most the cap, unless the server asked for more (the caller gives up before that).
+ */
+export function retryWaitMs(attempt: number, retryAfterMs: number | null, baseMs: number, capMs: number, random: () => number = Math.random): number {
+  const jitter = backoffMs(attempt, baseMs, capMs, random);
+  if (retryAfterMs === null) return jitter;
+  return Math.max(retryAfterMs, Math.min(capMs, retryAfterMs + jitter));
+}
+
 /** Sleeps, waking early (without error) when the signal aborts. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {

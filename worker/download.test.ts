@@ -18,6 +18,7 @@ import {
   type AttemptOutcome,
   type DownloadOptions,
 } from './download.js';
+import { retryWaitMs } from './backoff.js';
 
 const ORIGIN = fileURLToPath(new URL('../test/servers/fault-origin.mjs', import.meta.url));
 const PNG_MAGIC = Buffer.from('89504e470d0a1a0a', 'hex');
@@ -145,6 +146,21 @@ describe('download against a fault origin (separate process, loopback)', () => {
     expect(r).toMatchObject({ ok: true, attempts: 2 });
     expect(Date.now() - t0).toBeGreaterThanOrEqual(950);
     expect(await hits(path)).toBe(2);
+  });
+
+  it('tasks refused together with the same Retry-After do not all come back together', async () => {
+    // Twelve tasks throttled at once, each told Retry-After: 1. Each second try is reported
+    // as it ends; a wait of exactly 1 s would bring them back within a few ms of each other.
+    const back: number[] = [];
+    const onAttempt = (_host: string, o: AttemptOutcome) => {
+      if (o.attempt === 2) back.push(Date.now());
+    };
+    const paths = Array.from({ length: 12 }, () => `/throttle/${key('herd')}`);
+    const rs = await Promise.all(paths.map((p) => download(`${origin.base}${p}?after=1&fail=1`, opts({ retries: 1, backoffBaseMs: 1000, onAttempt }))));
+    expect(rs.every((r) => r.ok && r.attempts === 2)).toBe(true);
+    for (const p of paths) expect(await hits(p)).toBe(2);
+    expect(back).toHaveLength(12);
+    expect(Math.max(...back) - Math.min(...back)).toBeGreaterThan(100); // ~850 ms expected
   });
 
   it('gives up at once as THROTTLED when Retry-After exceeds the bound', async () => {
@@ -572,6 +588,14 @@ describe('pure helpers', () => {
     ['1e3', null],
   ])('Retry-After %s → %s ms', (value, ms) => {
     expect(parseRetryAfter(value, 5_000)).toBe(ms);
+  });
+
+  it('a Retry-After is a floor under the same jitter, within the cap', () => {
+    expect(retryWaitMs(1, null, 250, 60_000, () => 0.5)).toBe(125);
+    expect(retryWaitMs(1, 1000, 250, 60_000, () => 0.5)).toBe(1125);
+    expect(retryWaitMs(3, 0, 250, 60_000, () => 0.999)).toBe(999);
+    expect(retryWaitMs(1, 59_900, 250, 60_000, () => 0.999)).toBe(60_000);
+    expect(retryWaitMs(1, 90_000, 250, 60_000, () => 0)).toBe(90_000); // the caller gives up before such a wait
   });
 
   it('backoff is full jitter, exponential and capped', () => {

@@ -5,7 +5,7 @@
  * count as one attempt.
  */
 import type { Admission, Lease, Verdict } from './aimd.js';
-import { backoffMs, sleep } from './backoff.js';
+import { retryWaitMs, sleep } from './backoff.js';
 import { classOf, oneLine, type Reason } from '../protocol/index.js';
 import { Readable } from 'node:stream';
 import { type StorageAdapter, StorageError } from '../storage/adapter.js';
@@ -641,6 +641,6 @@ async function downloadWithRetries(url: string, o: DownloadOptions, signal?: Abo
     }
     const base = o.backoffBaseMs ?? DOWNLOAD_DEFAULTS.backoffBaseMs;
     const cap = o.backoffCapMs ?? DOWNLOAD_DEFAULTS.backoffCapMs;
-    await sleep(r.retryAfterMs ?? backoffMs(attempt, base, cap, o.random), signal);
+    await sleep(retryWaitMs(attempt, r.retryAfterMs, base, cap, o.random), signal);
   }
 }

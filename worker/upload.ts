@@ -7,7 +7,7 @@
 import type { Reason } from '../protocol/index.js';
 import { type StorageAdapter, StorageError, keyId } from '../storage/index.js';
 import { type Lease, type Verdict, NO_LEASE } from './aimd.js';
-import { MAX_BACKOFF_MS, backoffMs, sleep } from './backoff.js';
+import { MAX_BACKOFF_MS, retryWaitMs, sleep } from './backoff.js';
 import { parseRetryAfter } from './download.js';
 
 export type Payload = { id: string; key: string; body: Buffer; contentType: string; sha256: string; source: string; runId: string };
@@ -16,6 +16,8 @@ export type UploadOptions = {
   overwrite: boolean;
   retries: number;
   backoffBaseMs?: number;
+  /** The jitter's source (tests fix it). */
+  random?: () => number;
   /** A slot of the destination, held for one try (its HEAD and PUT), never across a backoff. */
   admit?: () => Promise<Lease>;
 };
@@ -111,7 +113,7 @@ export async function uploadPayload(store: Store, p: Payload, opts: UploadOption
       const asked = retryAfterMs(e);
       // A wait beyond the backoff bound would hold the task for minutes: THROTTLED at once (DESIGN.md, "No retry storms").
       if (asked !== null && asked > MAX_BACKOFF_MS) return { ok: false, reason: 'THROTTLED', attempts: attempt, detail: `${detail}, Retry-After ${Math.ceil(asked / 1000)} s` };
-      await sleep(asked ?? backoffMs(attempt, opts.backoffBaseMs ?? 250, MAX_BACKOFF_MS));
+      await sleep(retryWaitMs(attempt, asked, opts.backoffBaseMs ?? 250, MAX_BACKOFF_MS, opts.random));
     }
   }
 }
