@@ -8,7 +8,7 @@ import { type Task, oneLine } from '../protocol/index.js';
 import { objectKey } from '../storage/index.js';
 import { redactUrl } from '../storage/redact.js';
 import { NO_LEASE } from './aimd.js';
-import { MAX_BACKOFF_MS, backoffMs, sleep } from './backoff.js';
+import { MAX_BACKOFF_MS, retryWaitMs, sleep } from './backoff.js';
 import { type Buffered, type Streamed, download } from './download.js';
 import { type TaskContext, gateOptions } from './context.js';
 import { validate } from './gates.js';
@@ -38,11 +38,16 @@ export async function runTask(task: Task, ctx: TaskContext): Promise<void> {
       }
       await ctx.largeSlots.acquire();
       uploads++;
-      const f = await streamToStore(task.id, dl, ctx).finally(() => ctx.largeSlots.release());
+      let f = await streamToStore(task.id, dl, ctx).finally(() => ctx.largeSlots.release());
       if (!f) return;
       if (f.retriable && left > 0) {
-        await sleep(backoffMs(used, 250, MAX_BACKOFF_MS));
-        continue;
+        const asked = f.retryAfterMs ?? null;
+        if (asked === null || asked <= MAX_BACKOFF_MS) {
+          await sleep(retryWaitMs(used, asked, 250, MAX_BACKOFF_MS));
+          continue;
+        }
+        // A store asking for a wait past the backoff bound: THROTTLED at once, as a buffered object's upload (upload.ts).
+        f = { ...f, reason: 'THROTTLED', detail: `${f.detail}, Retry-After ${Math.ceil(asked / 1000)} s` };
       }
       const kind = f.side === 'download' ? 'DL_ERR' : f.side === 'validate' ? 'BAD_IMAGE' : 'UP_ERR';
       ctx.emit({ kind, id: task.id, reason: f.reason, attempts: f.side === 'upload' ? uploads : used, detail: f.detail });

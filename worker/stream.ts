@@ -12,12 +12,12 @@ import { classifyError, endedEarly } from './download.js';
 import type { Streamed } from './download.js';
 import { sniffType } from './gates.js';
 import type { TaskContext } from './context.js';
-import { ferryMetadata } from './upload.js';
+import { ferryMetadata, retryAfterMs } from './upload.js';
 
 const HEAD_BYTES = 4100; // what file-type needs to tell a type
 
-/** Why a streamed transfer stopped, and on which side. */
-export type StreamFailure = { side: 'download' | 'validate' | 'upload'; reason: Reason; detail: string; retriable: boolean; code?: string | null };
+/** Why a streamed transfer stopped, and on which side; `retryAfterMs`, the wait a refusing store asked for. */
+export type StreamFailure = { side: 'download' | 'validate' | 'upload'; reason: Reason; detail: string; retriable: boolean; code?: string | null; retryAfterMs?: number | null };
 
 class SourceError extends Error {
   constructor(cause: unknown) {
@@ -88,7 +88,7 @@ function failureOf(e: unknown): StreamFailure {
   const store = causeOf(e, [StorageError]);
   if (store instanceof StorageError) {
     const reason: Reason = store.code === 'FORBIDDEN' ? 'FORBIDDEN' : store.code === 'THROTTLED' ? 'THROTTLED' : 'UPLOAD_FAILED';
-    return { side: 'upload', reason, detail: store.message, retriable: store.code === 'TRANSIENT' || store.code === 'THROTTLED' };
+    return { side: 'upload', reason, detail: store.message, retriable: store.code === 'TRANSIENT' || store.code === 'THROTTLED', retryAfterMs: retryAfterMs(store) };
   }
   return { side: 'upload', reason: 'UPLOAD_FAILED', detail: (e as Error)?.message ?? String(e), retriable: true };
 }

@@ -310,6 +310,29 @@ describe('a streamed (multipart) upload through the proxy', () => {
     expect((await stats()).faults).toEqual({ 'PUT internal': TRIES });
   }, 60_000);
 
+  it("honours a store's Retry-After between streamed tries, and ends the row THROTTLED at once past 60 s", async () => {
+    const MiB8 = 8 * MiB;
+    const worker = (dest: string, task: string) =>
+      ferry(['worker', '--tasks', '-', '--dest', `s3://${BUCKET}/${dest}`, '--s3-endpoint', proxy.url, '--allow-private-network', '--profile', 'any', '--multipart-threshold', '6MiB', '--part-size', '6MiB', '--retries', String(RETRIES), '--progress-interval', '60000'], { input: task });
+    // Retry-After: 1 on the first try's second part: the next try starts a second or more later.
+    await faults([{ method: 'PUT', path: `^/${BUCKET}/ra-short/.*partNumber=2`, fault: 'throttle', retryAfter: '1', times: 1 }]);
+    const short = await worker('ra-short', `big\t${origin.url}/big/ra-short?size=${MiB8}\n`);
+    expect(short.code, short.stderr).toBe(0);
+    expect(short.stdout).toMatch(/^UP_OK\tbig\t/m);
+    const log = (await requestLog()).filter((r) => r.path.startsWith(`/${BUCKET}/ra-short/`));
+    const refused = log.find((r) => r.fault === 'throttle');
+    const tries = log.filter((r) => r.method === 'HEAD'); // each streamed try starts with one
+    expect(tries).toHaveLength(2);
+    expect(tries[1]!.t - refused!.t).toBeGreaterThanOrEqual(990);
+    // Retry-After: 120, past the bound: one try, THROTTLED, the origin read once.
+    await faults([{ method: 'PUT', path: `^/${BUCKET}/ra-long/.*partNumber=2`, fault: 'throttle', retryAfter: '120' }]);
+    const long = await worker('ra-long', `big\t${origin.url}/big/ra-long?size=${MiB8}\n`);
+    expect(long.code, long.stderr).toBe(0);
+    expect(long.stdout.trim().split('\n').filter((l) => l.startsWith('UP_ERR'))).toEqual([expect.stringMatching(/^UP_ERR\tbig\tTHROTTLED\t1\t.*Retry-After 120 s$/)]);
+    expect((await stats()).faults).toEqual({ 'PUT throttle': 1 });
+    expect((await origin.stats())['/big/ra-long']).toBe(1);
+  }, 60_000);
+
   it('aborts the upload when a part is refused, leaving no object and no open upload', async () => {
     const name = 'part-refused.bin';
     await faults([{ method: 'PUT', path: `^/${BUCKET}/stamp/${name}\\?.*partNumber=2`, fault: 'slowdown' }]);
