@@ -37,6 +37,17 @@ describe('redactUrl', () => {
     ['https://x/cb#access_token=abc&state=1', 'https://x/cb#access_token=REDACTED&state=1'],
     // both
     ['https://u:p@x/a?Signature=s&w=1', 'https://***@x/a?Signature=REDACTED&w=1'],
+    // a URL nested in a parameter's value, as is or percent-encoded (image proxies, redirectors)
+    ['https://proxy/i?url=https://b/k?X-Amz-Signature=s', 'https://proxy/i?url=https://b/k?X-Amz-Signature=REDACTED'],
+    [
+      'https://o/redirect?n=1&to=http%3A%2F%2Fh%2Fx%3FX-Goog-Signature%3DGS%26X-Goog-Credential%3DGC%26w%3D1',
+      'https://o/redirect?n=1&to=http%3A%2F%2Fh%2Fx%3FX-Goog-Signature%3DREDACTED%26X-Goog-Credential%3DREDACTED%26w%3D1',
+    ],
+    ['https://o/r?to=ftp%3A%2F%2Fu%3APW%40host%2Fx', 'https://o/r?to=ftp%3A%2F%2F***%40host%2Fx'],
+    ['https://o/r?u=https%253A%252F%252Fh%252Fx%253Fsig%253DS', 'https://o/r?u=https%253A%252F%252Fh%252Fx%253Fsig%253DREDACTED'],
+    ['https://o/r?state=a%3D1%26token%3DT', 'https://o/r?state=a%3D1%26token%3DREDACTED'],
+    ['https://o/r?url=https%3A%2F%2Fh%2Fa.jpg%3Fw%3D1&q=a%20b', 'https://o/r?url=https%3A%2F%2Fh%2Fa.jpg%3Fw%3D1&q=a%20b'],
+    ['https://o/r?mail=a%40b.c&x=y=z', 'https://o/r?mail=a%40b.c&x=y=z'],
     // other schemes
     ['s3://bucket/key.jpg?X-Amz-Signature=s', 's3://bucket/key.jpg?X-Amz-Signature=REDACTED'],
     // garbage: best effort, never throws

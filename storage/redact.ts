@@ -28,15 +28,42 @@ export function isSecretParam(name: string): boolean {
 }
 
 /** Redacts `a=1&sig=x`-style text (a query or a fragment), keeping its separators. */
-function redactParams(text: string): string {
+function redactParams(text: string, depth = 0): string {
   return text
     .split(/([&;])/)
     .map((part) => {
       const eq = part.indexOf('=');
-      if (eq < 0) return part;
-      return isSecretParam(part.slice(0, eq)) ? `${part.slice(0, eq)}=${REDACTED}` : part;
+      if (eq < 0) return redactValue(part, depth);
+      const name = part.slice(0, eq);
+      return isSecretParam(name) ? `${name}=${REDACTED}` : `${name}=${redactValue(part.slice(eq + 1), depth)}`;
     })
     .join('');
+}
+
+// How deep URLs nested in parameter values are opened (an encoded URL in `?url=`, encoded again…).
+const MAX_NESTING = 4;
+const SCHEME_PREFIX = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\//;
+
+/**
+ * A parameter's value that is itself a URL or a query, as is (`?to=https://x/a?sig=s`) or
+ * percent-encoded (`?url=https%3A%2F%2Fx%2Fa%3Fsig%3Ds`, as image proxies and redirectors
+ * take them): redacted in turn. An encoded value is given back re-encoded only when
+ * something in it was redacted; otherwise byte for byte.
+ */
+function redactValue(value: string, depth: number): string {
+  if (depth >= MAX_NESTING) return value;
+  let out = value;
+  if (SCHEME_PREFIX.test(value) || /[?#]/.test(value)) out = redactUrlAt(value, depth + 1);
+  else if (value.includes('=')) out = redactParams(value, depth + 1);
+  if (out !== value || !value.includes('%')) return out;
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(value);
+  } catch {
+    return value;
+  }
+  const inner = redactValue(decoded, depth + 1);
+  return inner === decoded ? value : encodeURIComponent(inner);
 }
 
 /** Replaces the userinfo of `scheme://userinfo@host…`; `authorityEnd` says where the authority stops. */
@@ -68,7 +95,10 @@ function hasUserinfo(url: string): boolean | null {
  * Never throws: text that is not a URL gets the same treatment on a best-effort reading.
  */
 export function redactUrl(url: string): string {
-  const text = String(url);
+  return redactUrlAt(String(url), 0);
+}
+
+function redactUrlAt(text: string, depth: number): string {
   const parsedUserinfo = hasUserinfo(text);
   // A parsable URL's authority ends where the WHATWG parser ends it; for garbage, any
   // '@' before the query is treated as ending a userinfo, which may over-redact but never leaks.
@@ -80,8 +110,8 @@ export function redactUrl(url: string): string {
   const fragment = hash < 0 ? '' : out.slice(hash);
   out = hash < 0 ? out : out.slice(0, hash);
   const q = out.indexOf('?');
-  if (q >= 0) out = out.slice(0, q + 1) + redactParams(out.slice(q + 1));
-  return out + (fragment ? '#' + redactParams(fragment.slice(1)) : '');
+  if (q >= 0) out = out.slice(0, q + 1) + redactParams(out.slice(q + 1), depth);
+  return out + (fragment ? '#' + redactParams(fragment.slice(1), depth) : '');
 }
 
 // A token that looks like a URL or carries a query: `scheme://…`, or `…?name=value`.
