@@ -89,6 +89,21 @@ function sizeWithin(min: number, max: number, bounds: string) {
 // eslint-disable-next-line no-control-regex
 const ORIGIN_HEADER = /^[^=\s]+=[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\x00-\x08\x0a-\x1f\x7f]*$/;
 
+/**
+ * What is wrong with an `--origin-header` value, or null. A header value is often a
+ * credential (a bearer token, an API key), so the answer never quotes it: an error line
+ * ends up in terminals, CI logs and bug reports.
+ */
+export function originHeaderProblem(h: string): string | null {
+  if (ORIGIN_HEADER.test(h)) return null;
+  const eq = h.indexOf('=');
+  const colon = h.indexOf(':', eq + 1);
+  if (eq <= 0 || /\s/.test(h.slice(0, eq))) return 'expected HOST=Name: value, and it does not start with HOST= (the origin host the header is for)';
+  if (colon < 0) return 'expected HOST=Name: value, and it has no ":" between the header name and its value';
+  if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(h.slice(eq + 1, colon))) return 'expected HOST=Name: value, and its Name is not an HTTP header name';
+  return 'expected HOST=Name: value, and its value holds a control character';
+}
+
 /** A fraction in (0,1], written as a plain decimal: `1`, `0.05`, `.5`. */
 const SAMPLE = /^sample:((?:\d+(?:\.\d*)?|\.\d+))$/;
 
@@ -157,7 +172,10 @@ export const WORKER_FLAG_SPECS = [
     parse: (raw, flag) => {
       const list = (Array.isArray(raw) ? raw : raw === undefined ? [] : [raw]).map(String);
       // The name is an HTTP token (RFC 9110 §5.6.2), so no request is built that undici refuses.
-      for (const h of list) if (!ORIGIN_HEADER.test(h)) throw new FlagError(flag, `expected HOST=Name: value with Name an HTTP header name, got "${h}"`);
+      list.forEach((h, i) => {
+        const problem = originHeaderProblem(h);
+        if (problem) throw new FlagError(flag, list.length > 1 ? `value ${i + 1} of ${list.length}: ${problem}` : problem);
+      });
       return list;
     } },
   { key: 'overwrite', flag: 'overwrite', content: false, type: 'boolean', default: false, describe: 'write unconditionally (no existence check)', parse: bool },
@@ -245,8 +263,8 @@ export const ORIGIN_HEADERS_ENV = 'FERRY_ORIGIN_HEADERS';
 function originHeadersFromEnv(env: NodeJS.ProcessEnv): string[] {
   const list = (env[ORIGIN_HEADERS_ENV] ?? '').split('\n').filter((line) => line.trim() !== '');
   list.forEach((h, i) => {
-    // The value is a secret: the message names the line, never prints it.
-    if (!ORIGIN_HEADER.test(h)) throw new FlagError('origin-header', `line ${i + 1} of ${ORIGIN_HEADERS_ENV}: expected HOST=Name: value with Name an HTTP header name`);
+    const problem = originHeaderProblem(h);
+    if (problem) throw new FlagError('origin-header', `line ${i + 1} of ${ORIGIN_HEADERS_ENV}: ${problem}`);
   });
   return list;
 }

@@ -89,3 +89,26 @@ describe('worker command line', () => {
     expect(await byYargs(['--tasks', 'a', '--dest', 'b', '--progress-interval', '0'])).toMatch(/^--progress-interval: expected a whole number/);
   });
 });
+
+describe('--origin-header refused', () => {
+  // A header value is often a credential: an error line goes to terminals and CI logs.
+  it.each([
+    ['no HOST=', 'Authorization: Bearer SECRETTOKEN', /does not start with HOST=/],
+    ['no HOST= but a = in the token', 'Authorization: Bearer SECRETTOKEN==', /does not start with HOST=/],
+    ['no colon', 'img.example.com=Authorization Bearer SECRETTOKEN', /no ":"/],
+    ['a bad name', 'img.example.com=Bad Name: SECRETTOKEN', /not an HTTP header name/],
+    ['a control character', 'img.example.com=X-Key: SECRETTOKEN\u0001', /control character/],
+  ])('with %s, without quoting it', (_, value, why) => {
+    for (const parse of [() => parseWorkerFlags({ 'origin-header': ['h=A: b', value] }), () => parseWorkerFlags({}, { FERRY_ORIGIN_HEADERS: value })]) {
+      let message = '';
+      try {
+        parse();
+      } catch (e) {
+        expect(e).toBeInstanceOf(FlagError);
+        message = (e as Error).message;
+      }
+      expect(message).toMatch(why);
+      expect(message).not.toContain('SECRETTOKEN');
+    }
+  });
+});
