@@ -17,6 +17,8 @@ export const REASON_CLASSES = {
   DUPLICATE_ID: 'permanent',
   DEST_CONFLICT: 'permanent',
   HTTP_4XX: 'permanent',
+  /** the destination key is longer than the store takes (1,024 bytes on S3 and GCS) */
+  KEY_TOO_LONG: 'permanent',
   // invalid: the payload is not acceptable; sets bad_image
   EMPTY: 'invalid',
   TOO_SMALL: 'invalid',

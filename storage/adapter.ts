@@ -52,7 +52,8 @@ export type PutResult = {
 
 export type ReadResult = { body: Readable; info: ObjectInfo };
 
-export type StorageErrorCode = 'NOT_FOUND' | 'EXISTS' | 'FORBIDDEN' | 'THROTTLED' | 'TRANSIENT' | 'FATAL';
+/** KEY_TOO_LONG: the store can never hold an object under that name (no retry helps). */
+export type StorageErrorCode = 'NOT_FOUND' | 'EXISTS' | 'FORBIDDEN' | 'THROTTLED' | 'TRANSIENT' | 'KEY_TOO_LONG' | 'FATAL';
 
 /** Errors carry a classification that callers read, never their message (STYLE.md). */
 export class StorageError extends Error {
@@ -135,3 +136,17 @@ export type StoreOptions = {
 
 /** Reads user metadata written by ferry under either spelling. */
 export const FERRY_META = { id: 'ferry-id', sha256: 'ferry-sha256', source: 'ferry-source', run: 'ferry-run' } as const;
+
+/** S3 and GCS both refuse an object name over 1,024 bytes of UTF-8 (the bucket's prefix included). */
+export const MAX_OBJECT_NAME_BYTES = 1024;
+
+/**
+ * `name`, the whole object name a key becomes in its bucket, or KEY_TOO_LONG when the store
+ * would refuse it: decided before any request, so it is never retried. The message says why
+ * before naming `uri`, which is long by definition (a one-line detail may cut its end).
+ */
+export function checkedObjectName(name: string, uri: string): string {
+  const bytes = Buffer.byteLength(name, 'utf8');
+  if (bytes <= MAX_OBJECT_NAME_BYTES) return name;
+  throw new StorageError('KEY_TOO_LONG', `an object name of ${bytes} bytes (UTF-8), over the ${MAX_OBJECT_NAME_BYTES} that S3 and GCS take: ${uri}`);
+}

@@ -32,6 +32,7 @@ import {
   type ReadResult,
   type StorageAdapter,
   StorageError,
+  checkedObjectName,
   type StoreOptions,
 } from './adapter.js';
 import { pipeHashed } from './hashed.js';
@@ -222,7 +223,7 @@ export class GcsStore implements StorageAdapter {
   ) {}
 
   private file(key: string, generation?: string | number): File {
-    return this.bucket.file(this.prefix + key, generation === undefined ? undefined : { generation });
+    return this.bucket.file(checkedObjectName(this.prefix + key, this.uri(key)), generation === undefined ? undefined : { generation });
   }
 
   uri(key: string): string {

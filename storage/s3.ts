@@ -48,6 +48,8 @@ import {
   type ReadResult,
   type StorageAdapter,
   StorageError,
+  checkedObjectName,
+  MAX_OBJECT_NAME_BYTES,
   type StorageErrorCode,
   type StoreOptions,
 } from './adapter.js';
@@ -90,6 +92,8 @@ const NETWORK_CODES = new Set([
 
 function codeOf(status: number | undefined, name: string, errno: string): StorageErrorCode {
   if (status === 412 || EXISTS_NAMES.has(name)) return 'EXISTS';
+  // An endpoint whose own limit is lower than S3's says so in a 400.
+  if (name === 'KeyTooLongError') return 'KEY_TOO_LONG';
   if (status === 404 || NOT_FOUND_NAMES.has(name)) return 'NOT_FOUND';
   if (status === 401 || status === 403 || FORBIDDEN_NAMES.has(name)) return 'FORBIDDEN';
   // S3 answers 503 Slow Down when it wants fewer requests: back off, as for 429.
@@ -337,6 +341,11 @@ export class S3Store implements StorageAdapter {
     return `s3://${this.bucket}/${this.prefix}${key}`;
   }
 
+  /** The object's name in the bucket; KEY_TOO_LONG past S3's limit. */
+  private name(key: string): string {
+    return checkedObjectName(this.prefix + key, this.uri(key));
+  }
+
   async *list(prefix: string): AsyncIterable<ObjectInfo> {
     let token: string | undefined;
     do {
@@ -357,7 +366,7 @@ export class S3Store implements StorageAdapter {
 
   async stat(key: string): Promise<ObjectInfo | null> {
     try {
-      const r = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }));
+      const r = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.name(key) }));
       return { key, size: r.ContentLength ?? 0, version: unquote(r.ETag), contentType: r.ContentType, metadata: r.Metadata ?? {} };
     } catch (e) {
       const err = classifyS3Error(e, `HEAD ${this.uri(key)}`);
@@ -368,7 +377,7 @@ export class S3Store implements StorageAdapter {
 
   async read(key: string): Promise<ReadResult> {
     try {
-      const r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }));
+      const r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.name(key) }));
       if (!(r.Body instanceof Readable)) throw new StorageError('FATAL', `GET ${this.uri(key)}: no body stream`);
       const info = { key, size: r.ContentLength ?? 0, version: unquote(r.ETag), contentType: r.ContentType, metadata: r.Metadata ?? {} };
       return { body: r.Body, info };
@@ -409,7 +418,7 @@ export class S3Store implements StorageAdapter {
   private async putBuffer(key: string, body: Buffer, options: PutOptions, metadata: Record<string, string>, sha256: string): Promise<void> {
     const lean = await this.leanFor(body);
     if (lean) {
-      const input = { key: this.prefix + key, body, sha256, contentType: options.contentType, metadata, ifNoneMatch: this.conditional(options).IfNoneMatch !== undefined };
+      const input = { key: this.name(key), body, sha256, contentType: options.contentType, metadata, ifNoneMatch: this.conditional(options).IfNoneMatch !== undefined };
       const stored = await lean.put(input).catch((e: unknown) => {
         throw classifyS3Error(e, `PUT ${this.uri(key)}`);
       });
@@ -417,7 +426,7 @@ export class S3Store implements StorageAdapter {
     }
     const command = new PutObjectCommand({
       Bucket: this.bucket,
-      Key: this.prefix + key,
+      Key: this.name(key),
       Body: body,
       ContentLength: body.length,
       ContentMD5: createHash('md5').update(body).digest('base64'),
@@ -465,7 +474,7 @@ export class S3Store implements StorageAdapter {
       {
         client: this.client,
         bucket: this.bucket,
-        key: this.prefix + key,
+        key: this.name(key),
         contentType: options.contentType,
         metadata: options.metadata,
         ifNoneMatch: this.conditional(options).IfNoneMatch !== undefined,
@@ -482,7 +491,7 @@ export class S3Store implements StorageAdapter {
    * the object stands with the caller's metadata (ferry-source identifies a large one).
    */
   private async stampSha256(key: string, etag: string | undefined, options: PutOptions, sha256: string): Promise<void> {
-    const Key = this.prefix + key;
+    const Key = this.name(key);
     await this.client.send(
       new CopyObjectCommand({
         Bucket: this.bucket,
@@ -498,7 +507,7 @@ export class S3Store implements StorageAdapter {
 
   async remove(key: string): Promise<void> {
     try {
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }));
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.name(key) }));
     } catch (e) {
       const err = classifyS3Error(e, `DELETE ${this.uri(key)}`);
       if (err.code !== 'NOT_FOUND') throw err;
@@ -519,6 +528,8 @@ export class S3Store implements StorageAdapter {
   }
 
   async discardPartial(key: string): Promise<void> {
+    // A name too long for S3 has no upload to abort (and no listing takes it as a prefix).
+    if (Buffer.byteLength(this.prefix + key, 'utf8') > MAX_OBJECT_NAME_BYTES) return;
     const full = this.prefix + key;
     await this.abortUploads(full, (k) => k === full, `cleanup ${this.uri(key)}`);
   }

@@ -460,6 +460,8 @@ const STORE_REASONS: Record<StorageError['code'], Reason> = {
   THROTTLED: 'THROTTLED',
   TRANSIENT: 'HTTP_5XX',
   EXISTS: 'HTTP_4XX',
+  // a key no bucket can hold: no object is there to fetch
+  KEY_TOO_LONG: 'BAD_URL',
   FATAL: 'HTTP_4XX',
 };
 

@@ -87,7 +87,7 @@ function failureOf(e: unknown): StreamFailure {
   }
   const store = causeOf(e, [StorageError]);
   if (store instanceof StorageError) {
-    const reason: Reason = store.code === 'FORBIDDEN' ? 'FORBIDDEN' : store.code === 'THROTTLED' ? 'THROTTLED' : 'UPLOAD_FAILED';
+    const reason: Reason = store.code === 'FORBIDDEN' || store.code === 'KEY_TOO_LONG' || store.code === 'THROTTLED' ? store.code : 'UPLOAD_FAILED';
     return { side: 'upload', reason, detail: store.message, retriable: store.code === 'TRANSIENT' || store.code === 'THROTTLED', retryAfterMs: retryAfterMs(store) };
   }
   return { side: 'upload', reason: 'UPLOAD_FAILED', detail: (e as Error)?.message ?? String(e), retriable: true };

@@ -107,7 +107,7 @@ export async function uploadPayload(store: Store, p: Payload, opts: UploadOption
     } catch (e) {
       const code = e instanceof StorageError ? e.code : 'FATAL';
       const detail = (e as Error).message;
-      if (code === 'FORBIDDEN') return { ok: false, reason: 'FORBIDDEN', attempts: attempt, detail };
+      if (code === 'FORBIDDEN' || code === 'KEY_TOO_LONG') return { ok: false, reason: code, attempts: attempt, detail };
       const retriable = code === 'TRANSIENT' || code === 'THROTTLED';
       if (!retriable || attempt > opts.retries) return { ok: false, reason: code === 'THROTTLED' ? 'THROTTLED' : 'UPLOAD_FAILED', attempts: attempt, detail };
       const asked = retryAfterMs(e);
