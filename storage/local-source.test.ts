@@ -1,9 +1,11 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtemp, mkdir, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { openLocalSource } from './local-source.js';
+import { LocalSourceError, openLocalSource } from './local-source.js';
 
 let base: string;
 let root: string;
@@ -43,4 +45,40 @@ describe('file:// sources under --local-source-root', () => {
   it('refuses what is not a file URL', async () => {
     await expect(openLocalSource('file://host/x', root)).rejects.toMatchObject({ code: 'BAD_URL' });
   });
+
+  it('never reads outside when a folder on the path is swapped for a link out between the check and the open', async () => {
+    // root/d is, in turn, a real folder and a link to a folder outside holding a file of the same name.
+    const swap = path.join(base, 'swap');
+    await mkdir(path.join(swap, 'root', 'd'), { recursive: true });
+    await mkdir(path.join(swap, 'outside'));
+    await writeFile(path.join(swap, 'root', 'd', 'f.bin'), 'inside');
+    await writeFile(path.join(swap, 'outside', 'f.bin'), 'OUTSIDE');
+    await symlink(path.join(swap, 'outside'), path.join(swap, 'root', 'e'));
+    const r = (n: string) => path.join(swap, 'root', n);
+    const swapper = spawn(process.execPath, ['-e', `const fs = require('node:fs'); process.stdout.write('go'); for (;;) { fs.renameSync(${JSON.stringify(r('e'))}, ${JSON.stringify(r('t'))}); fs.renameSync(${JSON.stringify(r('d'))}, ${JSON.stringify(r('e'))}); fs.renameSync(${JSON.stringify(r('t'))}, ${JSON.stringify(r('d'))}); }`], { stdio: ['ignore', 'pipe', 'ignore'] });
+    await once(swapper.stdout!, 'data'); // swapping from now on
+    const seen = { inside: 0, outside: 0, refused: 0 };
+    try {
+      for (let round = 0; round < 300; round++) {
+        await Promise.all(
+          Array.from({ length: 8 }, async () => {
+            try {
+              const f = await openLocalSource(url(r('d/f.bin')), r(''));
+              const chunks: Buffer[] = [];
+              for await (const c of f.body) chunks.push(c as Buffer);
+              seen[Buffer.concat(chunks).toString() === 'inside' ? 'inside' : 'outside']++;
+            } catch (e) {
+              if (!(e instanceof LocalSourceError)) throw e;
+              seen.refused++;
+            }
+          }),
+        );
+      }
+    } finally {
+      swapper.kill();
+      await once(swapper, 'exit');
+    }
+    expect(seen.outside).toBe(0);
+    expect(seen.inside).toBeGreaterThan(0);
+  }, 60_000);
 });

@@ -3,7 +3,8 @@
  * "Sources"): the path, with every symlink resolved, must lie inside DIR (itself
  * resolved), so neither `..` nor a link can reach the rest of the machine.
  */
-import fs from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import fs, { type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -46,15 +47,38 @@ export async function openLocalSource(url: string, root: string): Promise<{ body
     throw new LocalSourceError(code === 'EACCES' ? 'FORBIDDEN' : code === 'ENOENT' || code === 'ENOTDIR' ? 'NOT_FOUND' : 'TRANSIENT', `${wanted}: ${code ?? 'error'}`);
   }
   if (!inside(realRoot, real)) throw new LocalSourceError('BLOCKED_PATH', `${wanted} resolves outside --local-source-root`);
-  const handle = await fs.open(real, 'r').catch((e: NodeJS.ErrnoException) => {
+  // A link in place of the file itself, swapped in since the check, is refused (ELOOP).
+  const handle = await fs.open(real, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ELOOP') throw new LocalSourceError('BLOCKED_PATH', `${wanted} became a link after it was checked`);
     throw new LocalSourceError(e.code === 'EACCES' ? 'FORBIDDEN' : e.code === 'EISDIR' ? 'NOT_FOUND' : 'TRANSIENT', `${wanted}: ${e.code ?? 'error'}`);
   });
+  // A folder on the path swapped for a link between the check and the open would have
+  // opened a file outside the root: what was opened decides, not what was checked.
+  const opened = await openedPath(handle, real);
+  if (opened === null || !inside(realRoot, opened)) {
+    await handle.close();
+    throw new LocalSourceError('BLOCKED_PATH', `${wanted} resolves outside --local-source-root (it changed while being opened)`);
+  }
   const s = await handle.stat();
   if (!s.isFile()) {
     await handle.close();
     throw new LocalSourceError('NOT_FOUND', `${wanted} is not a file`);
   }
   return { body: handle.createReadStream(), size: s.size, version: `${s.size}-${Math.trunc(s.mtimeMs)}` };
+}
+
+/**
+ * The path of the file `handle` has open, or null when it cannot be told. Linux names it in
+ * /proc/self/fd; elsewhere `real` is resolved again and must still be that very file (same
+ * device and inode), which leaves only a swap and a swap back within the open as a gap.
+ */
+async function openedPath(handle: FileHandle, real: string): Promise<string | null> {
+  const named = await fs.readlink(`/proc/self/fd/${handle.fd}`).catch(() => null);
+  if (named !== null && path.isAbsolute(named)) return named.replace(/ \(deleted\)$/, '');
+  const [open, again] = await Promise.all([handle.stat(), fs.realpath(real).catch(() => null)]);
+  if (again === null) return null;
+  const there = await fs.stat(again).catch(() => null);
+  return there !== null && there.dev === open.dev && there.ino === open.ino ? again : null;
 }
 
 function inside(root: string, p: string): boolean {
