@@ -30,6 +30,12 @@ describe('tasks', () => {
     for (const bad of ['\turl', '\tunit', '\tunit\tu1', '\tunit\t1', '\tunit\t"a"\tx', '\tstop\t"a"']) expect(() => parseTaskLine(bad), bad).toThrow();
     // Names whose empty segments would vanish in a folder: `a//b` writes where `a/b` does.
     for (const bad of ['""', '"/x"', '"a//b"', '"a/"']) expect(() => parseTaskLine(`\tunit\t${bad}`), bad).toThrow(/not a unit/);
+    expect(() => parseTaskLine('\tstop\t"a"')).toThrow('unknown directive "stop"');
+  });
+  it('never quotes the URL of a task line whose id is empty (it may carry credentials)', () => {
+    for (const line of ['\thttp://user:s3cretPW@cdn.example/a.jpg', '\thttps://b.s3.amazonaws.com/k?X-Amz-Signature=s3cretPW']) {
+      expect(() => parseTaskLine(line)).toThrow('unknown directive (a task line needs a non-empty id)');
+    }
   });
 });
 

@@ -63,7 +63,12 @@ export function parseTaskLine(raw: string): TaskLine | null {
     return task && { kind: 'task', task };
   }
   const [, name, arg, extra] = (raw.endsWith('\r') ? raw.slice(0, -1) : raw).split('\t');
-  if (name !== 'unit' || arg === undefined || extra !== undefined) throw new Error(`unknown directive "${(name ?? '').slice(0, 40)}" (a task line needs a non-empty id)`);
+  if (name !== 'unit' || arg === undefined || extra !== undefined) {
+    // What follows the TAB is most often a task's URL (its id left empty), which may carry
+    // credentials: only a word that could be a directive's name is quoted.
+    const quoted = /^[A-Za-z][A-Za-z0-9_-]{0,39}$/.test(name ?? '') ? ` "${name}"` : '';
+    throw new Error(`unknown directive${quoted} (a task line needs a non-empty id)`);
+  }
   let unit: unknown;
   try {
     unit = JSON.parse(arg);
