@@ -112,8 +112,11 @@ export function asUnitError(e: unknown, unit: string, sourceUri: string): unknow
   if (e instanceof StorageError) return new UnitError(unit, e.message);
   // A file-system error (a full or read-only work dir, a folder removed): the unit's too.
   const err = e as NodeJS.ErrnoException;
-  if (typeof err?.code === 'string' && /^E[A-Z]+$/.test(err.code)) return new UnitError(unit, typeof err.path === 'string' ? `cannot write ${err.path}: ${err.code}` : err.message);
-  return e;
+  if (typeof err?.code !== 'string' || !/^E[A-Z]+$/.test(err.code)) return e;
+  if (typeof err.path !== 'string') return new UnitError(unit, err.message);
+  // The unit's name makes its files' names (outputs, journal, staging): one too long for the file system is the manifest's to shorten.
+  const why = err.code === 'ENAMETOOLONG' ? ' (a file name longer than the file system allows: rename the manifest)' : '';
+  return new UnitError(unit, `cannot write ${err.path}: ${err.code}${why}`);
 }
 
 async function compileUnitOrThrow(unit: Unit, sourceUri: string, cfg: CompileConfig, ctx: RunContext): Promise<UnitReport> {

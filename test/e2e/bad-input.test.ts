@@ -196,6 +196,18 @@ describe('usage errors exit 2 and name the flag or path', () => {
     expect(r.stdout.split('\n').filter(Boolean).map((l) => l.split('\t')[1]).sort()).toEqual(['first', 'second']);
   });
 
+  it('a manifest whose name is too long for the file names ferry derives from it fails its unit, saying so; the others complete', async () => {
+    const long = 'u'.repeat(240);
+    await fs.mkdir(path.join(dir, 'long-name'));
+    await fs.copyFile(path.join(dir, 'good', 'm.parquet'), path.join(dir, 'long-name', `${long}.parquet`));
+    await fs.copyFile(path.join(dir, 'good', 'm.parquet'), path.join(dir, 'long-name', 'short.parquet'));
+    const r = await run('long-name', '--allow-private-network');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/ENAMETOOLONG \(a file name longer than the file system allows: rename the manifest\)/);
+    expect(r.stderr).toContain('1 unit(s) compiled');
+    noStack(r);
+  });
+
   it('a worker skips the tasks after a refused unit directive instead of writing them under the unit before it', async () => {
     const dest = path.join(dir, 'w-directive');
     const url = (k: string) => `${origin.url}/file/${k}/a.png`;
