@@ -9,6 +9,11 @@ describe('redactUrl', () => {
     ['https://example.com/@user/a.png', 'https://example.com/@user/a.png'],
     ['https://example.com/a.jpg?Expires=1700000000&X-Amz-Date=20240101T000000Z', 'https://example.com/a.jpg?Expires=1700000000&X-Amz-Date=20240101T000000Z'],
     ['https://example.com/a.jpg?q=a%20b+c&keyword=x', 'https://example.com/a.jpg?q=a%20b+c&keyword=x'],
+    // session ids, in the query and in the path (servlet URL rewriting)
+    ['https://example.com/a.jpg?JSESSIONID=abc&w=1', 'https://example.com/a.jpg?JSESSIONID=REDACTED&w=1'],
+    ['https://example.com/shop/a.jpg;jsessionid=ABC123?w=1', 'https://example.com/shop/a.jpg;jsessionid=REDACTED?w=1'],
+    ['https://example.com/x;jsessionid=ABC/a.jpg', 'https://example.com/x;jsessionid=REDACTED/a.jpg'],
+    ['https://example.com/a;v=2/b.jpg', 'https://example.com/a;v=2/b.jpg'],
     // userinfo
     ['https://user:pass@example.com/a.jpg', 'https://***@example.com/a.jpg'],
     ['https://user@example.com/a.jpg', 'https://***@example.com/a.jpg'],

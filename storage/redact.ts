@@ -11,7 +11,7 @@ export const REDACTED = 'REDACTED';
 // (X-Amz-Security-Token, sas_token, client_secret, x-api-key, X-Goog-Credential…).
 // Also CDN tokens (Akamai's hdnts, `sign`/`hmac` schemes), JWTs, session ids, and SigV2's
 // AWSAccessKeyId, redacted like SigV4's X-Amz-Credential.
-const SECRET_NAMES = new Set(['sig', 'key', 'apikey', 'googleaccessid', 'awsaccesskeyid', 'auth', 'authorization', 'pass', 'pwd', 'sign', 'hdnts', 'session', 'sessionid']);
+const SECRET_NAMES = new Set(['sig', 'key', 'apikey', 'googleaccessid', 'awsaccesskeyid', 'auth', 'authorization', 'pass', 'pwd', 'sign', 'hdnts', 'session', 'sessionid', 'jsessionid', 'phpsessid']);
 const SECRET_SUFFIX = /(?:^|[-_.])(?:key|sig)$|token$|secret$|signature$|password$|passwd$|credentials?$|hmac$|jwt$/;
 
 function decodeName(raw: string): string {
@@ -98,6 +98,8 @@ export function redactUrl(url: string): string {
   return redactUrlAt(String(url), 0);
 }
 
+const PATH_SESSION = /;(jsessionid|phpsessid|sessionid)=[^/?#;]*/gi;
+
 function redactUrlAt(text: string, depth: number): string {
   const parsedUserinfo = hasUserinfo(text);
   // A parsable URL's authority ends where the WHATWG parser ends it; for garbage, any
@@ -110,6 +112,9 @@ function redactUrlAt(text: string, depth: number): string {
   const fragment = hash < 0 ? '' : out.slice(hash);
   out = hash < 0 ? out : out.slice(0, hash);
   const q = out.indexOf('?');
+  // A session id in the path (`/a;jsessionid=…`, servlet URL rewriting) is one as well.
+  const pathEnd = q < 0 ? out.length : q;
+  out = out.slice(0, pathEnd).replace(PATH_SESSION, (_, name: string) => `;${name}=${REDACTED}`) + out.slice(pathEnd);
   if (q >= 0) out = out.slice(0, q + 1) + redactParams(out.slice(q + 1), depth);
   return out + (fragment ? '#' + redactParams(fragment.slice(1), depth) : '');
 }
