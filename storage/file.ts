@@ -133,6 +133,8 @@ function classify(e: unknown, what: string): StorageError {
   if (code === 'EROFS') return new StorageError('FORBIDDEN', `${what}: read-only file system (EROFS)`, { cause: e });
   if (code === 'ENOTDIR') return new StorageError('FATAL', `${what}: a file stands where a folder should be (ENOTDIR)`, { cause: e });
   if (code === 'EEXIST') return new StorageError('EXISTS', `${what}: exists`, { cause: e });
+  // A folder where an object should be: taken, whatever the write (link, rename, a read to compare).
+  if (code === 'EISDIR') return new StorageError('EXISTS', `${what}: a folder is there (EISDIR)`, { cause: e });
   if (code === 'ENOSPC') return new StorageError('TRANSIENT', `${what}: no space left on device (ENOSPC)`, { cause: e });
   if (code === 'EMFILE' || code === 'ENFILE' || code === 'EIO' || code === 'EBUSY') return new StorageError('TRANSIENT', `${what}: ${code}`, { cause: e });
   return new StorageError('FATAL', `${what}: ${(e as Error).message}`, { cause: e });

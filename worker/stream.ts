@@ -87,7 +87,8 @@ function failureOf(e: unknown): StreamFailure {
   }
   const store = causeOf(e, [StorageError]);
   if (store instanceof StorageError) {
-    const reason: Reason = store.code === 'FORBIDDEN' || store.code === 'KEY_TOO_LONG' || store.code === 'THROTTLED' ? store.code : 'UPLOAD_FAILED';
+    // EXISTS here: the key is taken by what no write replaces (a folder at a folder store's key).
+    const reason: Reason = store.code === 'FORBIDDEN' || store.code === 'KEY_TOO_LONG' || store.code === 'THROTTLED' ? store.code : store.code === 'EXISTS' ? 'DEST_CONFLICT' : 'UPLOAD_FAILED';
     return { side: 'upload', reason, detail: store.message, retriable: store.code === 'TRANSIENT' || store.code === 'THROTTLED', retryAfterMs: retryAfterMs(store) };
   }
   return { side: 'upload', reason: 'UPLOAD_FAILED', detail: (e as Error)?.message ?? String(e), retriable: true };
@@ -126,14 +127,14 @@ export async function streamObject(id: string, dl: Streamed, ctx: TaskContext): 
         ctx.flowed?.(-bytes);
         const landed = bytes;
         bytes = 0;
-        if (sha256 !== theirs) return { side: 'upload', reason: 'DEST_CONFLICT', detail: 'a different object is already at the key: its sha256 differs (use --overwrite to replace it)', retriable: false };
+        if (sha256 !== theirs) return { side: 'upload', reason: 'DEST_CONFLICT', detail: `a different object is already at ${ctx.store.uri(key)}: its sha256 differs (use --overwrite to replace it)`, retriable: false };
         ctx.emit({ kind: 'DL_OK', id, bytes: landed });
         ctx.emit({ kind: 'UP_OK', id, uri: ctx.store.uri(key), ext: type.ext, bytes: there.size, sha256, width: null, height: null, existed: true });
         return null;
       }
       if (there && !compareAfter) {
         dl.stream.destroy();
-        return { side: 'upload', reason: 'DEST_CONFLICT', detail: 'an object not written by ferry, or from another source, is already at the key (use --overwrite to replace it)', retriable: false };
+        return { side: 'upload', reason: 'DEST_CONFLICT', detail: `an object not written by ferry, or from another source, is already at ${ctx.store.uri(key)} (use --overwrite to replace it)`, retriable: false };
       }
     }
     // Counted live for PROGRESS, and taken back before the events count them (or on failure).
@@ -155,7 +156,7 @@ export async function streamObject(id: string, dl: Streamed, ctx: TaskContext): 
     ctx.flowed?.(-bytes);
     const landed = bytes;
     bytes = 0;
-    if (put === null) return { side: 'upload', reason: 'DEST_CONFLICT', detail: 'a different object is already at the key (use --overwrite to replace it)', retriable: false };
+    if (put === null) return { side: 'upload', reason: 'DEST_CONFLICT', detail: `a different object is already at ${ctx.store.uri(key)} (use --overwrite to replace it)`, retriable: false };
     if (landed < ctx.flags.minBytes && !put.existed) {
       await ctx.store.remove(key);
       return { side: 'validate', reason: landed === 0 ? 'EMPTY' : 'TOO_SMALL', detail: `${landed} bytes`, retriable: false };

@@ -33,18 +33,38 @@ export function ferryMetadata(p: { id: string; source: string; runId: string; sh
   return { 'ferry-id': keyId(p.id), ...(p.sha256 ? { 'ferry-sha256': p.sha256 } : {}), 'ferry-source': p.source, 'ferry-run': p.runId };
 }
 
-/** The sha256 of what is stored under a key: recorded metadata, or the bytes themselves. */
-async function existingSha256(store: Store, key: string): Promise<string | null | undefined> {
+/**
+ * What stands at a key: nothing a store can describe (absent, or not an object at all: a
+ * folder at a folder store's key), or an object, its size and sha256 (recorded metadata,
+ * or the bytes themselves; null when neither says).
+ */
+type There = { kind: 'none' } | { kind: 'object'; size: number; sha256: string | null };
+
+async function whatIsThere(store: Store, key: string): Promise<There> {
   const info = await store.stat(key);
-  if (!info) return undefined;
-  return info.metadata['ferry-sha256'] ?? (store.contentSha256 ? store.contentSha256(key) : null);
+  if (!info) return { kind: 'none' };
+  const sha256 = info.metadata['ferry-sha256'] ?? (store.contentSha256 ? await store.contentSha256(key) : null);
+  return { kind: 'object', size: info.size, sha256 };
+}
+
+/** The same bytes as the payload, by their sha256. */
+function same(there: There, p: Payload): boolean {
+  return there.kind === 'object' && there.sha256 === p.sha256;
+}
+
+/** Why an object at the key is not this payload, naming the key's URI (one line). */
+function conflictDetail(there: There, uri: string): string {
+  const fix = '(use --overwrite to replace it)';
+  if (there.kind === 'none') return `${uri} is taken by something that is not an object (a folder?), or was removed meanwhile: move it away, then replay with --reasons DEST_CONFLICT`;
+  if (there.sha256 === null) return `an object without ferry metadata (${there.size} bytes) is already at ${uri} ${fix}`;
+  return `a different object (sha256 ${there.sha256.slice(0, 16)}…, ${there.size} bytes) is already at ${uri} ${fix}`;
 }
 
 async function once(store: Store, p: Payload, overwrite: boolean): Promise<{ existed: boolean } | { conflict: string }> {
   const options = { contentType: p.contentType, metadata: ferryMetadata(p), ifAbsent: !overwrite, sha256: p.sha256 };
   if (!overwrite && !store.capabilities.conditionalCreate) {
-    const there = await existingSha256(store, p.key);
-    if (there !== undefined) return there === p.sha256 ? { existed: true } : { conflict: there ?? 'none' };
+    const there = await whatIsThere(store, p.key);
+    if (there.kind === 'object') return same(there, p) ? { existed: true } : { conflict: conflictDetail(there, store.uri(p.key)) };
     options.ifAbsent = false;
   }
   try {
@@ -52,9 +72,9 @@ async function once(store: Store, p: Payload, overwrite: boolean): Promise<{ exi
     return { existed: put.existed === true };
   } catch (e) {
     if (!(e instanceof StorageError) || e.code !== 'EXISTS') throw e;
-    const there = await existingSha256(store, p.key);
-    if (there === p.sha256) return { existed: true };
-    return { conflict: there ?? 'none' };
+    const there = await whatIsThere(store, p.key);
+    if (!overwrite && same(there, p)) return { existed: true };
+    return { conflict: conflictDetail(there, store.uri(p.key)) };
   }
 }
 
@@ -101,7 +121,7 @@ export async function uploadPayload(store: Store, p: Payload, opts: UploadOption
           ok: false,
           reason: 'DEST_CONFLICT',
           attempts: attempt,
-          detail: r.conflict === 'none' ? 'an object without ferry metadata is already at the key (use --overwrite to replace it)' : `a different object (sha256 ${r.conflict.slice(0, 16)}…) is already at the key (use --overwrite to replace it)`,
+          detail: r.conflict,
         };
       return { ok: true, existed: r.existed, attempts: attempt };
     } catch (e) {

@@ -1,0 +1,47 @@
+import { hash } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FileStore, StorageAdapter } from '../storage/index.js';
+import { type Backend, type RunningBackend, backends, fileBackend } from '../test/helpers/backends.js';
+import { type Payload, uploadPayload } from './upload.js';
+
+const payloadOf = (key: string, body: Buffer): Payload => ({ id: 'x', key, body, contentType: 'image/png', sha256: hash('sha256', body, 'hex'), source: `${body.length}:"e"`, runId: 'r' });
+
+describe.each(backends.map((b) => [b.name, b] as [string, Backend]))('uploadPayload onto an existing object, %s', (_name, backend) => {
+  let running: RunningBackend;
+  let store: StorageAdapter;
+  beforeAll(async () => {
+    running = await backend.start();
+    store = await running.open();
+  }, 60_000);
+  afterAll(async () => {
+    await store?.close();
+    await running?.stop();
+  });
+
+  it('an identical object is existed, and is not rewritten', async () => {
+    const p = payloadOf('u/aa/same.png', Buffer.from('the same bytes'));
+    expect(await uploadPayload(store, p, { overwrite: false, retries: 0 })).toMatchObject({ ok: true, existed: false });
+    const before = await store.stat(p.key);
+    expect(await uploadPayload(store, p, { overwrite: false, retries: 0 })).toMatchObject({ ok: true, existed: true });
+    expect((await store.stat(p.key))?.metadata).toEqual(before?.metadata);
+  });
+});
+
+describe('uploadPayload onto a folder at the key (folder store)', () => {
+  let running: RunningBackend;
+  beforeAll(async () => {
+    running = await fileBackend.start();
+  });
+  afterAll(() => running?.stop());
+
+  it.each([false, true])('is a permanent DEST_CONFLICT naming the key, never a transient failure (overwrite %s)', async (overwrite) => {
+    const store = (await running.open()) as FileStore;
+    const p = payloadOf('u/cc/folder.png', Buffer.from('bytes'));
+    await mkdir(path.join(store.root, p.key), { recursive: true });
+    const r = await uploadPayload(store, p, { overwrite, retries: 2, backoffBaseMs: 1 });
+    expect(r).toMatchObject({ ok: false, reason: 'DEST_CONFLICT', attempts: 1 });
+    expect(r.ok ? '' : r.detail).toContain(store.uri(p.key));
+  });
+});
