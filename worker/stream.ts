@@ -109,7 +109,7 @@ export async function streamObject(id: string, dl: Streamed, ctx: TaskContext): 
     let compareAfter = false;
     if (!ctx.flags.overwrite) {
       const there = await ctx.store.stat(key);
-      if (there && dl.size !== null && dl.etag && there.metadata['ferry-source'] === source) {
+      if (there && dl.size !== null && dl.etag && there.metadata['ferry-source'] === source && there.size === dl.size) {
         dl.stream.destroy();
         ctx.emit({ kind: 'UP_OK', id, uri: ctx.store.uri(key), ext: type.ext, bytes: there.size, sha256: there.metadata['ferry-sha256'] ?? '', width: null, height: null, existed: true });
         return null;

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FileStore, StorageAdapter } from '../storage/index.js';
 import { type Backend, type RunningBackend, backends, fileBackend } from '../test/helpers/backends.js';
-import { type Payload, uploadPayload } from './upload.js';
+import { type Payload, ferryMetadata, uploadPayload } from './upload.js';
 
 const payloadOf = (key: string, body: Buffer): Payload => ({ id: 'x', key, body, contentType: 'image/png', sha256: hash('sha256', body, 'hex'), source: `${body.length}:"e"`, runId: 'r' });
 
@@ -26,6 +26,17 @@ describe.each(backends.map((b) => [b.name, b] as [string, Backend]))('uploadPayl
     const before = await store.stat(p.key);
     expect(await uploadPayload(store, p, { overwrite: false, retries: 0 })).toMatchObject({ ok: true, existed: true });
     expect((await store.stat(p.key))?.metadata).toEqual(before?.metadata);
+  });
+
+  it("other bytes under ferry's metadata for this payload are DEST_CONFLICT, naming the key, and --overwrite replaces them", async () => {
+    // A tool that rewrote the bytes and carried the metadata along: the metadata says this payload, the object is not it.
+    const p = payloadOf('u/bb/edited.png', Buffer.from('the bytes ferry wrote'));
+    await store.put(p.key, Buffer.from('bytes edited by hand, longer'), { contentType: p.contentType, metadata: ferryMetadata(p), ifAbsent: false });
+    const r = await uploadPayload(store, p, { overwrite: false, retries: 0 });
+    expect(r).toMatchObject({ ok: false, reason: 'DEST_CONFLICT' });
+    expect(r.ok ? '' : r.detail).toContain(store.uri(p.key));
+    expect(await uploadPayload(store, p, { overwrite: true, retries: 0 })).toMatchObject({ ok: true, existed: false });
+    expect((await store.stat(p.key))?.size).toBe(p.body.length);
   });
 });
 

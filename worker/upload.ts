@@ -47,9 +47,13 @@ async function whatIsThere(store: Store, key: string): Promise<There> {
   return { kind: 'object', size: info.size, sha256 };
 }
 
-/** The same bytes as the payload, by their sha256. */
+/**
+ * The same bytes as the payload: its sha256 and its size. Metadata survives tools that
+ * rewrite an object's bytes and copy its metadata along, so the recorded sha256 alone is
+ * not trusted where the object's own size says otherwise.
+ */
 function same(there: There, p: Payload): boolean {
-  return there.kind === 'object' && there.sha256 === p.sha256;
+  return there.kind === 'object' && there.sha256 === p.sha256 && there.size === p.body.length;
 }
 
 /** Why an object at the key is not this payload, naming the key's URI (one line). */
