@@ -23,6 +23,12 @@ export type ObjectInfo = {
   contentType?: string;
   /** user metadata, names lower-case without any x-amz-meta- prefix */
   metadata: Record<string, string>;
+  /**
+   * The MD5 of the bytes (hex) as the store itself computed it, where it guarantees one
+   * (GCS's md5Hash; not S3's ETag, which is no MD5 under SSE-KMS nor for a multipart upload).
+   * Unlike user metadata, no tool can carry it over onto other bytes.
+   */
+  md5?: string;
 };
 
 export type PutOptions = {

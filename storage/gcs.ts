@@ -237,6 +237,8 @@ export class GcsStore implements StorageAdapter {
       version: String(m.generation ?? m.etag ?? ''),
       ...(m.contentType ? { contentType: m.contentType } : {}),
       metadata: customMetadata(m.metadata),
+      // A composite object has no md5Hash (only a CRC32C).
+      ...(typeof m.md5Hash === 'string' && m.md5Hash !== '' ? { md5: Buffer.from(m.md5Hash, 'base64').toString('hex') } : {}),
     };
   }
 

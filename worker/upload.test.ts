@@ -2,7 +2,9 @@ import { hash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { GcsStore } from '../storage/gcs.js';
 import type { FileStore, StorageAdapter } from '../storage/index.js';
+import { gcsBackend } from '../test/helpers/backend-gcs.js';
 import { type Backend, type RunningBackend, backends, fileBackend } from '../test/helpers/backends.js';
 import { type Payload, ferryMetadata, uploadPayload } from './upload.js';
 
@@ -37,6 +39,30 @@ describe.each(backends.map((b) => [b.name, b] as [string, Backend]))('uploadPayl
     expect(r.ok ? '' : r.detail).toContain(store.uri(p.key));
     expect(await uploadPayload(store, p, { overwrite: true, retries: 0 })).toMatchObject({ ok: true, existed: false });
     expect((await store.stat(p.key))?.size).toBe(p.body.length);
+  });
+});
+
+describe('uploadPayload onto other bytes of the same size under its own metadata (GCS)', () => {
+  let running: RunningBackend;
+  let store: GcsStore;
+  beforeAll(async () => {
+    running = await gcsBackend.start();
+    store = (await running.open()) as GcsStore;
+  }, 60_000);
+  afterAll(async () => {
+    await store?.close();
+    await running?.stop();
+  });
+
+  it("is DEST_CONFLICT: GCS's own md5Hash says the bytes are not the payload's", async () => {
+    const p = payloadOf('u/dd/edited.png', Buffer.from('the bytes ferry wrote'));
+    const edited = Buffer.from('the bytes ferry wrotE');
+    // Written with the raw client, as a tool that copies metadata along would: the store's put records the true sha256.
+    await store.bucket.file(store.prefix + p.key).save(edited, { resumable: false, metadata: { contentType: p.contentType, metadata: ferryMetadata(p) } });
+    expect((await store.stat(p.key))?.metadata['ferry-sha256']).toBe(p.sha256);
+    expect(await uploadPayload(store, p, { overwrite: false, retries: 0 })).toMatchObject({ ok: false, reason: 'DEST_CONFLICT' });
+    expect(await uploadPayload(store, p, { overwrite: true, retries: 0 })).toMatchObject({ ok: true, existed: false });
+    expect(await uploadPayload(store, p, { overwrite: false, retries: 0 })).toMatchObject({ ok: true, existed: true });
   });
 });
 

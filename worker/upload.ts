@@ -4,6 +4,7 @@
  * and an unconditional write under --overwrite. An object already there with the same
  * sha256 is success (`existed`); anything else there is DEST_CONFLICT.
  */
+import { hash } from 'node:crypto';
 import type { Reason } from '../protocol/index.js';
 import { type StorageAdapter, StorageError, keyId } from '../storage/index.js';
 import { type Lease, type Verdict, NO_LEASE } from './aimd.js';
@@ -38,29 +39,32 @@ export function ferryMetadata(p: { id: string; source: string; runId: string; sh
  * folder at a folder store's key), or an object, its size and sha256 (recorded metadata,
  * or the bytes themselves; null when neither says).
  */
-type There = { kind: 'none' } | { kind: 'object'; size: number; sha256: string | null };
+type There = { kind: 'none' } | { kind: 'object'; size: number; sha256: string | null; md5: string | undefined };
 
 async function whatIsThere(store: Store, key: string): Promise<There> {
   const info = await store.stat(key);
   if (!info) return { kind: 'none' };
   const sha256 = info.metadata['ferry-sha256'] ?? (store.contentSha256 ? await store.contentSha256(key) : null);
-  return { kind: 'object', size: info.size, sha256 };
+  return { kind: 'object', size: info.size, sha256, md5: info.md5 };
 }
 
 /**
- * The same bytes as the payload: its sha256 and its size. Metadata survives tools that
- * rewrite an object's bytes and copy its metadata along, so the recorded sha256 alone is
- * not trusted where the object's own size says otherwise.
+ * The same bytes as the payload: its sha256, its size and, where the store computed one,
+ * its MD5. Metadata survives tools that rewrite an object's bytes and copy its metadata
+ * along, so the recorded sha256 alone is not trusted where the object's own size or the
+ * store's own hash says otherwise.
  */
 function same(there: There, p: Payload): boolean {
-  return there.kind === 'object' && there.sha256 === p.sha256 && there.size === p.body.length;
+  if (there.kind !== 'object' || there.sha256 !== p.sha256 || there.size !== p.body.length) return false;
+  return there.md5 === undefined || there.md5 === hash('md5', p.body, 'hex');
 }
 
 /** Why an object at the key is not this payload, naming the key's URI (one line). */
-function conflictDetail(there: There, uri: string): string {
+function conflictDetail(there: There, p: Payload, uri: string): string {
   const fix = '(use --overwrite to replace it)';
   if (there.kind === 'none') return `${uri} is taken by something that is not an object (a folder?), or was removed meanwhile: move it away, then replay with --reasons DEST_CONFLICT`;
   if (there.sha256 === null) return `an object without ferry metadata (${there.size} bytes) is already at ${uri} ${fix}`;
+  if (there.sha256 === p.sha256) return `an object whose bytes (${there.size}) are not the ones its ferry-sha256 names, edited since, is already at ${uri} ${fix}`;
   return `a different object (sha256 ${there.sha256.slice(0, 16)}…, ${there.size} bytes) is already at ${uri} ${fix}`;
 }
 
@@ -68,7 +72,7 @@ async function once(store: Store, p: Payload, overwrite: boolean): Promise<{ exi
   const options = { contentType: p.contentType, metadata: ferryMetadata(p), ifAbsent: !overwrite, sha256: p.sha256 };
   if (!overwrite && !store.capabilities.conditionalCreate) {
     const there = await whatIsThere(store, p.key);
-    if (there.kind === 'object') return same(there, p) ? { existed: true } : { conflict: conflictDetail(there, store.uri(p.key)) };
+    if (there.kind === 'object') return same(there, p) ? { existed: true } : { conflict: conflictDetail(there, p, store.uri(p.key)) };
     options.ifAbsent = false;
   }
   try {
@@ -78,7 +82,7 @@ async function once(store: Store, p: Payload, overwrite: boolean): Promise<{ exi
     if (!(e instanceof StorageError) || e.code !== 'EXISTS') throw e;
     const there = await whatIsThere(store, p.key);
     if (!overwrite && same(there, p)) return { existed: true };
-    return { conflict: conflictDetail(there, store.uri(p.key)) };
+    return { conflict: conflictDetail(there, p, store.uri(p.key)) };
   }
 }
 
