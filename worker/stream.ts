@@ -127,7 +127,9 @@ export async function streamObject(id: string, dl: Streamed, ctx: TaskContext): 
         ctx.flowed?.(-bytes);
         const landed = bytes;
         bytes = 0;
-        if (sha256 !== theirs) return { side: 'upload', reason: 'DEST_CONFLICT', detail: `a different object is already at ${ctx.store.uri(key)}: its sha256 differs (use --overwrite to replace it)`, retriable: false };
+        // The object's own size too: its metadata may have been carried over onto other bytes.
+        if (sha256 !== theirs || there.size !== landed)
+          return { side: 'upload', reason: 'DEST_CONFLICT', detail: `a different object (${there.size} bytes) is already at ${ctx.store.uri(key)} (use --overwrite to replace it)`, retriable: false };
         ctx.emit({ kind: 'DL_OK', id, bytes: landed });
         ctx.emit({ kind: 'UP_OK', id, uri: ctx.store.uri(key), ext: type.ext, bytes: there.size, sha256, width: null, height: null, existed: true });
         return null;

@@ -161,6 +161,27 @@ describe('compile with everything on S3', () => {
     expect(again.stdout).toMatch(/^UP_OK\tnoetag\t.*\t[0-9a-f]{64}\t\t\t1$/m);
     expect((await s3.send(new HeadObjectCommand({ Bucket: 'objects', Key: key }))).Metadata?.['ferry-run']).toBe(stamped); // not rewritten
   }, 120_000);
+
+  it('a large object rewritten under its kept ferry metadata is, on a re-run, DEST_CONFLICT, not the same object', async () => {
+    const big = Buffer.alloc(9 * 2 ** 20, 3);
+    big.write('%PDF-1.7\n', 0);
+    await s3.send(new PutObjectCommand({ Bucket: 'src', Key: 'kept/doc.pdf', Body: big }));
+    // One source with an ETag (decided on ferry-source) and one without (decided on ferry-sha256 after streaming).
+    const tasks = `tagged\ts3://src/kept/doc.pdf\nuntagged\t${origin.url}/big/kept?size=${9 * 2 ** 20}\n`;
+    const run = () => ferry(['worker', '--tasks', '-', '--dest', 's3://objects/kept', '--profile', 'any', '--multipart-threshold', '4MiB', '--part-size', '6MiB', '--s3-endpoint', endpoint(), '--allow-private-network'], { input: tasks });
+    const first = await run();
+    expect(first.stdout.match(/^UP_OK\t.*\t0$/gm)).toHaveLength(2);
+    for (const [id, ext] of [['tagged', 'pdf'], ['untagged', 'bin']] as const) {
+      const Key = `kept/${objectKey(id, ext)}`;
+      const { Metadata } = await s3.send(new HeadObjectCommand({ Bucket: 'objects', Key }));
+      expect(Metadata?.['ferry-sha256']).toMatch(/^[0-9a-f]{64}$/);
+      await s3.send(new PutObjectCommand({ Bucket: 'objects', Key, Body: Buffer.from('%PDF-1.7 edited by hand'), Metadata }));
+    }
+    const again = await run();
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(/^UP_ERR\ttagged\tDEST_CONFLICT\t/m);
+    expect(again.stdout).toMatch(/^UP_ERR\tuntagged\tDEST_CONFLICT\t/m);
+  }, 120_000);
 });
 
 describe('manifest keys with an empty path segment, compiled to folders', () => {
