@@ -12,7 +12,7 @@ import { classifyError, endedEarly } from './download.js';
 import type { Streamed } from './download.js';
 import { sniffType } from './gates.js';
 import type { TaskContext } from './context.js';
-import { ferryMetadata, retryAfterMs } from './upload.js';
+import { ferryMetadata, retryAfterMs, unfinishedWrite } from './upload.js';
 
 const HEAD_BYTES = 4100; // what file-type needs to tell a type
 
@@ -134,7 +134,8 @@ export async function streamObject(id: string, dl: Streamed, ctx: TaskContext): 
         ctx.emit({ kind: 'UP_OK', id, uri: ctx.store.uri(key), ext: type.ext, bytes: there.size, sha256, width: null, height: null, existed: true });
         return null;
       }
-      if (there && !compareAfter) {
+      // This id's own object, cut short by a kill before its sha256 was recorded, is written again.
+      if (there && !compareAfter && !unfinishedWrite(there, id)) {
         dl.stream.destroy();
         return { side: 'upload', reason: 'DEST_CONFLICT', detail: `an object not written by ferry, or from another source, is already at ${ctx.store.uri(key)} (use --overwrite to replace it)`, retriable: false };
       }

@@ -6,7 +6,7 @@
  */
 import { hash } from 'node:crypto';
 import type { Reason } from '../protocol/index.js';
-import { type StorageAdapter, StorageError, keyId } from '../storage/index.js';
+import { type ObjectInfo, type StorageAdapter, StorageError, keyId } from '../storage/index.js';
 import { type Lease, type Verdict, NO_LEASE } from './aimd.js';
 import { MAX_BACKOFF_MS, retryWaitMs, sleep } from './backoff.js';
 import { parseRetryAfter } from './download.js';
@@ -35,17 +35,29 @@ export function ferryMetadata(p: { id: string; source: string; runId: string; sh
 }
 
 /**
+ * Whether the object at a key is this id's own, cut short by a kill: ferry wrote it for
+ * this id (its `ferry-id`) but its sha256 was never recorded, as when a run dies between a
+ * streamed upload's last byte and the metadata patch that records its sha256. Nothing
+ * says what its bytes are, and it is no one else's: it is written again, as any task that
+ * was in flight when a run died (DESIGN.md, "Crash-proof"), never refused as a conflict.
+ */
+export function unfinishedWrite(info: ObjectInfo, id: string): boolean {
+  return info.metadata['ferry-id'] === keyId(id) && info.metadata['ferry-sha256'] === undefined;
+}
+
+/**
  * What stands at a key: nothing a store can describe (absent, or not an object at all: a
  * folder at a folder store's key), or an object, its size and sha256 (recorded metadata,
- * or the bytes themselves; null when neither says).
+ * or the bytes themselves; null when neither says), and whether it is an unfinished write
+ * of this id.
  */
-type There = { kind: 'none' } | { kind: 'object'; size: number; sha256: string | null; md5: string | undefined };
+type There = { kind: 'none' } | { kind: 'object'; size: number; sha256: string | null; md5: string | undefined; unfinished: boolean };
 
-async function whatIsThere(store: Store, key: string): Promise<There> {
+async function whatIsThere(store: Store, key: string, id: string): Promise<There> {
   const info = await store.stat(key);
   if (!info) return { kind: 'none' };
   const sha256 = info.metadata['ferry-sha256'] ?? (store.contentSha256 ? await store.contentSha256(key) : null);
-  return { kind: 'object', size: info.size, sha256, md5: info.md5 };
+  return { kind: 'object', size: info.size, sha256, md5: info.md5, unfinished: sha256 === null && unfinishedWrite(info, id) };
 }
 
 /**
@@ -67,12 +79,13 @@ function conflictDetail(there: There, p: Payload, uri: string): string {
   if (there.sha256 === p.sha256) return `an object whose bytes (${there.size}) are not the ones its ferry-sha256 names, edited since, is already at ${uri} ${fix}`;
   return `a different object (sha256 ${there.sha256.slice(0, 16)}…, ${there.size} bytes) is already at ${uri} ${fix}`;
 }
+}
 
 async function once(store: Store, p: Payload, overwrite: boolean): Promise<{ existed: boolean } | { conflict: string }> {
   const options = { contentType: p.contentType, metadata: ferryMetadata(p), ifAbsent: !overwrite, sha256: p.sha256 };
   if (!overwrite && !store.capabilities.conditionalCreate) {
-    const there = await whatIsThere(store, p.key);
-    if (there.kind === 'object') return same(there, p) ? { existed: true } : { conflict: conflictDetail(there, p, store.uri(p.key)) };
+    const there = await whatIsThere(store, p.key, p.id);
+    if (there.kind === 'object' && !there.unfinished) return same(there, p) ? { existed: true } : { conflict: conflictDetail(there, p, store.uri(p.key)) };
     options.ifAbsent = false;
   }
   try {
@@ -80,8 +93,9 @@ async function once(store: Store, p: Payload, overwrite: boolean): Promise<{ exi
     return { existed: put.existed === true };
   } catch (e) {
     if (!(e instanceof StorageError) || e.code !== 'EXISTS') throw e;
-    const there = await whatIsThere(store, p.key);
+    const there = await whatIsThere(store, p.key, p.id);
     if (!overwrite && same(there, p)) return { existed: true };
+    if (there.kind === 'object' && there.unfinished) return { existed: (await store.put(p.key, p.body, { ...options, ifAbsent: false })).existed === true };
     return { conflict: conflictDetail(there, p, store.uri(p.key)) };
   }
 }

@@ -4,6 +4,7 @@
  * and a stalled streamed upload must each end after --timeout and be retried, never hold
  * a task for good.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -11,11 +12,11 @@ import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHttpClient } from '../../storage/http.js';
-import { openStore } from '../../storage/index.js';
+import { objectKey, openStore } from '../../storage/index.js';
 import { download } from '../../worker/download.js';
 import { GCS_TEST_BUCKET, type RunningGcs, startGcsEmulator } from '../helpers/backend-gcs.js';
 import { duck } from '../helpers/duckdb.js';
-import { ferry } from '../helpers/run.js';
+import { type Origin, ferry, ferrySpawn, startOrigin } from '../helpers/run.js';
 import { type ServerProcess, startServer } from '../helpers/server.js';
 
 const PROXY = fileURLToPath(new URL('../servers/fault-proxy.mjs', import.meta.url));
@@ -111,6 +112,50 @@ describe('a gs:// manifest prefix through the proxy', () => {
       expect((await stats()).faults).toEqual({ 'GET stall-body': 1 });
     } finally {
       db.close();
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
+
+describe('a streamed upload to gs:// killed before its sha256 is recorded', () => {
+  let origin: Origin;
+  beforeAll(async () => {
+    origin = await startOrigin();
+  });
+  afterAll(async () => {
+    await origin?.close();
+  });
+
+  // A resumable upload's object appears when its last byte lands; its sha256 comes after,
+  // by a metadata patch. A kill in between left this id's own object without its sha256,
+  // which the next run refused as DEST_CONFLICT (permanent) when the source gives no ETag.
+  it.each([
+    { what: 'streamed again', threshold: '100KiB' },
+    { what: 'buffered', threshold: '64MiB' },
+  ])('is written again by the next run ($what), not refused as a conflict', async ({ threshold }) => {
+    const dir = await fs.mkdtemp(path.join(tmpdir(), 'ferry-unfinished-'));
+    try {
+      const id = `u-${threshold}`;
+      const dest = `gs://${GCS_TEST_BUCKET}/unfinished-${threshold}`;
+      // Chunked, no ETag: only the bytes can tell what the source is.
+      await fs.writeFile(path.join(dir, 'tasks.tsv'), `${id}\t${origin.url}/big/unf-${threshold}?size=300000\n`);
+      const args = (endpoint: string, t: string) => ['worker', '--tasks', path.join(dir, 'tasks.tsv'), '--dest', dest, '--gcs-endpoint', endpoint, '--allow-private-network', '--profile', 'any', '--multipart-threshold', t];
+      await faults([{ method: 'PATCH', path: `unfinished-${threshold}`, fault: 'stall' }]);
+      const child = ferrySpawn(args(url, '100KiB'));
+      while (((await stats()).faults['PATCH stall'] ?? 0) < 1) await new Promise((r) => setTimeout(r, 50));
+      process.kill(-child.pid!, 'SIGKILL');
+      const store = await openStore({ scheme: 'gs', bucket: GCS_TEST_BUCKET, prefix: `unfinished-${threshold}/` }, { gcs: { endpoint: gcs.endpoint } });
+      const key = objectKey(id, 'bin');
+      const left = await store.stat(key);
+      expect(left?.metadata).toMatchObject({ 'ferry-id': id });
+      expect(left?.metadata['ferry-sha256']).toBeUndefined();
+
+      const run = await ferry(args(gcs.endpoint, threshold));
+      expect(run.code).toBe(0);
+      const sha256 = createHash('sha256').update(Buffer.alloc(300_000, 3)).digest('hex');
+      expect(run.stdout.split('\n').filter((l) => /^(UP_OK|UP_ERR|DL_ERR)/.test(l))).toEqual([`UP_OK\t${id}\t${dest}/${key}\tbin\t300000\t${sha256}\t\t\t0`]);
+      expect((await store.stat(key))?.metadata['ferry-sha256']).toBe(sha256);
+    } finally {
       await fs.rm(dir, { recursive: true, force: true });
     }
   }, 60_000);
