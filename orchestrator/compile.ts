@@ -18,7 +18,7 @@ import type { Board } from './progress.js';
 import { RowVerdicts, UnitState, outcomeOf } from './state.js';
 import { SuperviseError, WorkerPool, superviseTasks } from './supervise.js';
 import { outputKeys, publishOutputs, readUnitManifest } from './unit-manifest.js';
-import { type Unit, listUnits, selectUnits, unitNameProblem } from './units.js';
+import { type Unit, checkOutputsOutsidePrefix, listUnits, selectUnits, unitNameProblem } from './units.js';
 
 export type UnitReport = {
   unit: string;
@@ -230,6 +230,7 @@ export type CompileSummary = { reports: UnitReport[]; runId: string };
 /** Compiles the selected units, `--jobs` at a time. A failing unit never stops the others. */
 export async function compileAll(cfg: CompileConfig, stores: Stores, board: Board, signal: AbortSignal): Promise<CompileSummary> {
   const units = selectUnits(await listUnits(cfg.prefix, stores), cfg.only);
+  checkOutputsOutsidePrefix(units, cfg.prefix, cfg.out);
   await checkWritable(await stores.get(cfg.out), `--out ${describePlace(cfg.out)}`);
   await checkWritable(await stores.get(cfg.dest), `--dest ${describePlace(cfg.dest)}`, 'a refusal');
   const runId = randomUUID();

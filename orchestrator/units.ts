@@ -3,8 +3,9 @@
  * recursively; a unit's name is its path relative to the prefix without `.parquet`.
  */
 import { stat } from 'node:fs/promises';
+import path from 'node:path';
 import { isUnitName } from '../protocol/index.js';
-import { type ObjectInfo, type Place, StorageError, describePlace } from '../storage/index.js';
+import { type ObjectInfo, type Place, StorageError, describePlace, placeContains } from '../storage/index.js';
 import { PlaceError, UsageError } from './errors.js';
 import type { Stores } from './io.js';
 
@@ -47,6 +48,22 @@ export function selectUnits(units: Unit[], only: readonly string[]): Unit[] {
   }
   const wanted = new Set(only.map((o) => (o.endsWith('.parquet') ? o.slice(0, -'.parquet'.length) : o)));
   return units.filter((u) => wanted.has(u.name));
+}
+
+/**
+ * Refuses an --out whose outputs for some unit would land inside the manifest prefix: with
+ * --out above the prefix (`--out gs://m/` for manifests under `gs://m/q/`), unit `q/x`
+ * (`gs://m/q/q/x.parquet`) writes `gs://m/q/x.parquet`, which the next run reads as a
+ * manifest of its own and fails (it already has the output columns). Checked before
+ * anything is written, as --out inside the prefix is.
+ */
+export function checkOutputsOutsidePrefix(units: readonly Unit[], prefix: Place, out: Place): void {
+  for (const u of units) {
+    const outputs: Place = out.scheme === 'file' ? { scheme: 'file', path: path.join(out.path, u.name) } : { ...out, prefix: out.prefix + u.name };
+    if (placeContains(prefix, outputs)) {
+      throw new UsageError(`--out ${describePlace(out)} would write the outputs of unit ${u.name} inside the manifest prefix ${describePlace(prefix)} (${describePlace(outputs)}.parquet), where the next run would take them for a manifest: choose another place`);
+    }
+  }
 }
 
 /**

@@ -109,6 +109,16 @@ describe('usage errors exit 2 and name the flag or path', () => {
     expect(r.stderr).toContain('--out');
   });
 
+  it('--out above the manifest folder, where the outputs of a unit would land inside it', async () => {
+    await manifest('above/q/q', 'x.parquet', `SELECT 'a' AS id, ${lit(origin.url + '/file/ab/a.png')} AS media_path`);
+    const r = await ferry(['compile', path.join(dir, 'above', 'q'), '--dest', path.join(dir, 'above-objects'), '--out', path.join(dir, 'above'), '--work-dir', path.join(dir, 'work'), '--allow-private-network', '--progress', 'none']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`would write the outputs of unit q/x inside the manifest prefix ${path.join(dir, 'above', 'q')}`);
+    noStack(r);
+    expect(await fs.readdir(path.join(dir, 'above', 'q'))).toEqual(['q']);
+    expect(await fs.stat(path.join(dir, 'above-objects')).catch(() => null)).toBeNull();
+  });
+
   it('a missing --dest', async () => {
     const r = await ferry(['compile', path.join(dir, 'good'), '--out', path.join(dir, 'o')]);
     expect(r.code).toBe(2);
