@@ -188,9 +188,13 @@ describe('GCS store on the emulator', () => {
     expect(store.uri('u/a%2Fb c.png')).toBe(`gs://${GCS_TEST_BUCKET}/${store.prefix}u/a%2Fb c.png`);
   });
 
-  it('honours STORAGE_EMULATOR_HOST when no endpoint is given', async () => {
+  // `host:port` is how the firebase emulator, the Go client and gcloud spell it: plain HTTP.
+  it.each([
+    { form: 'a URL', host: () => gcs.endpoint },
+    { form: 'host:port, without a scheme', host: () => new URL(gcs.endpoint).host },
+  ])('honours STORAGE_EMULATOR_HOST ($form) when no endpoint is given', async ({ host }) => {
     const saved = process.env.STORAGE_EMULATOR_HOST;
-    process.env.STORAGE_EMULATOR_HOST = gcs.endpoint;
+    process.env.STORAGE_EMULATOR_HOST = host();
     try {
       const store = await openGcsStore(GCS_TEST_BUCKET, `env-${randomBytes(4).toString('hex')}/`, {});
       expect(store.capabilities.conditionalCreate).toBe(false);

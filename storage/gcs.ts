@@ -100,17 +100,18 @@ export function classifyGcsError(err: unknown, what: string): StorageError {
 
 /* --------------------------------------------------------------- endpoints */
 
-type Client = { storage: Storage; custom: boolean };
+type Client = { storage: Storage; custom: boolean; endpoint: string | undefined };
 
 /**
  * One client per store. Without a custom endpoint: GCS itself, with application default
  * credentials. `options.gcs.endpoint` wins over STORAGE_EMULATOR_HOST (which the library
  * reads by itself: it then sends the JSON API to that host's root, uploads to
- * `/upload/storage/v1`, and no credentials). A custom endpoint gets no credentials either
- * (the library's rule for custom endpoints).
+ * `/upload/storage/v1`, and no credentials; a `host:port` without a scheme is taken as an
+ * endpoint, see schemelessEmulatorHost). A custom endpoint gets no credentials either (the
+ * library's rule for custom endpoints).
  */
 function makeClient(options: StoreOptions): Client {
-  const endpoint = options.gcs?.endpoint;
+  const endpoint = options.gcs?.endpoint ?? schemelessEmulatorHost();
   const storage = new Storage({
     ...(endpoint ? { apiEndpoint: endpoint } : {}),
     // Per request, one-request uploads and the probe included (the library's default is 60 s).
@@ -121,7 +122,18 @@ function makeClient(options: StoreOptions): Client {
   });
   // The library would send JSON calls to STORAGE_EMULATOR_HOST even when given an endpoint.
   if (endpoint) storage.baseUrl = `${storage.apiEndpoint}/storage/v1`;
-  return { storage, custom: Boolean(endpoint) || Boolean(process.env.STORAGE_EMULATOR_HOST) };
+  return { storage, custom: Boolean(endpoint) || Boolean(process.env.STORAGE_EMULATOR_HOST), endpoint };
+}
+
+/**
+ * STORAGE_EMULATOR_HOST as `host:port`, the form the firebase emulator prints and the Go
+ * client and gcloud take, as the plain-HTTP endpoint it names. The library would send its
+ * JSON calls to the bare `host:port` (not a URL: "Only HTTP(S) protocols are supported")
+ * and its uploads to `https://host:port`, which no local emulator speaks.
+ */
+function schemelessEmulatorHost(): string | undefined {
+  const host = process.env.STORAGE_EMULATOR_HOST;
+  return host && !/^[a-z][a-z0-9+.-]*:\/\//i.test(host) ? `http://${host.replace(/\/+$/, '')}` : undefined;
 }
 
 const rootProbes = new Map<string, Promise<boolean>>();
@@ -184,8 +196,7 @@ async function enforcesConditionalCreate(bucket: Bucket, prefix: string): Promis
 /** Opens a store at gs://bucket/prefix (prefix empty or ending in `/`), probing a custom endpoint once. */
 export async function openGcsStore(bucket: string, prefix: string, options: StoreOptions = {}): Promise<GcsStore> {
   if (prefix !== '' && !prefix.endsWith('/')) prefix += '/';
-  const { storage, custom } = makeClient(options);
-  const endpoint = options.gcs?.endpoint;
+  const { storage, custom, endpoint } = makeClient(options);
   if (endpoint && (await probeOnce(rootProbes, storage.apiEndpoint, () => servesJsonAtRoot(storage, bucket)))) storage.baseUrl = storage.apiEndpoint;
   const mode = options.conditionalWrites ?? 'auto';
   let conditionalCreate = mode === 'on';
