@@ -231,8 +231,8 @@ export type CompileSummary = { reports: UnitReport[]; runId: string };
 export async function compileAll(cfg: CompileConfig, stores: Stores, board: Board, signal: AbortSignal): Promise<CompileSummary> {
   const units = selectUnits(await listUnits(cfg.prefix, stores), cfg.only);
   checkOutputsOutsidePrefix(units, cfg.prefix, cfg.out);
-  await checkWritable(await stores.get(cfg.out), `--out ${describePlace(cfg.out)}`);
-  await checkWritable(await stores.get(cfg.dest), `--dest ${describePlace(cfg.dest)}`, 'a refusal');
+  await checkWritable(stores.get(cfg.out), `--out ${describePlace(cfg.out)}`);
+  await checkWritable(stores.get(cfg.dest), `--dest ${describePlace(cfg.dest)}`, 'a refusal');
   const runId = randomUUID();
   const workDir = path.resolve(cfg.workDir, runKey(cfg));
   await checkWorkDir(workDir, `--work-dir ${path.resolve(cfg.workDir)}`);

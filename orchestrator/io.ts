@@ -137,10 +137,14 @@ export async function publishText(store: StorageAdapter, key: string, text: stri
  * may not write as a ledger of UPLOAD_FAILED rows, every object downloaded for nothing.
  * Only the write decides: a store that lets ferry write but not delete (a drop bucket)
  * keeps the marker. With `only: 'a refusal'` (--dest), a busy or failing store passes: its
- * objects' uploads are retried, and ledgered if they still fail.
+ * objects' uploads are retried, and ledgered if they still fail. A store that cannot be
+ * opened fails the check either way.
  */
-export async function checkWritable(store: StorageAdapter, what: string, only: 'any failure' | 'a refusal' = 'any failure'): Promise<void> {
+export async function checkWritable(opening: Promise<StorageAdapter>, what: string, only: 'any failure' | 'a refusal' = 'any failure'): Promise<void> {
   await checked(what, async () => {
+    // Opening may already write (the conditional-write probe on a custom endpoint): a
+    // bucket that does not exist or may not be written to is refused there, as here.
+    const store = await opening;
     const marker = `.ferry-write-check-${process.pid}-${Date.now()}`;
     try {
       await store.put(marker, Buffer.from('ferry'), { contentType: 'text/plain', metadata: {}, ifAbsent: false });

@@ -20,7 +20,7 @@ import { type Origin, ferry, ferrySpawn, startOrigin } from '../helpers/run.js';
 import { type ServerProcess, startServer } from '../helpers/server.js';
 
 const PROXY = fileURLToPath(new URL('../servers/fault-proxy.mjs', import.meta.url));
-type Rule = { method?: string; path?: string; fault: string; times?: number; ms?: number };
+type Rule = { method?: string; path?: string; fault: string; times?: number; ms?: number; status?: number; code?: string };
 
 let gcs: RunningGcs;
 let proxy: ServerProcess;
@@ -110,6 +110,29 @@ describe('a gs:// manifest prefix through the proxy', () => {
       expect(run.code).toBe(1);
       expect(run.stderr).toContain(`unit m failed: read gs://${GCS_TEST_BUCKET}/stalled-manifests/m.parquet: no body bytes for 1000 ms`);
       expect((await stats()).faults).toEqual({ 'GET stall-body': 1 });
+    } finally {
+      db.close();
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
+
+describe('a gs:// bucket that does not exist, behind a custom endpoint', () => {
+  // The emulator makes a bucket on first write; GCS answers 404 notFound, here from the proxy.
+  it.each(['--dest', '--out'])('as %s is refused before any work, in one line, exit 1 (not an internal error)', async (flag) => {
+    const dir = await fs.mkdtemp(path.join(tmpdir(), 'ferry-nobucket-'));
+    const db = await duck();
+    try {
+      await fs.mkdir(path.join(dir, 'm'));
+      await db.run(`COPY (SELECT 'a' AS id, 'gs://src/none.png' AS media_path) TO '${path.join(dir, 'm', 'u.parquet')}' (FORMAT parquet)`);
+      await faults([{ path: '/b/no-such-bucket/', fault: 'status', status: 404, code: 'notFound' }]);
+      const places = { '--dest': path.join(dir, 'dest'), '--out': path.join(dir, 'out'), [flag]: 'gs://no-such-bucket/x' };
+      const run = await ferry([
+        'compile', path.join(dir, 'm'), '--dest', places['--dest']!, '--out', places['--out']!, '--work-dir', path.join(dir, 'work'),
+        '--gcs-endpoint', url, '--allow-private-network', '--progress', 'none',
+      ]);
+      expect(run.code).toBe(1);
+      expect(run.stderr.trim()).toBe(`ferry: ${flag} gs://no-such-bucket/x/ is not writable: probe of conditional create on gs://no-such-bucket: HTTP 404`);
     } finally {
       db.close();
       await fs.rm(dir, { recursive: true, force: true });
