@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { FlagError, idProblem, parseTaskLine, storeOptionsOf } from '../protocol/index.js';
-import { UriError, openStore, parsePlace, unitPrefix } from '../storage/index.js';
+import { StorageError, UriError, describePlace, openStore, parsePlace, unitPrefix } from '../storage/index.js';
 import { proxyEnvProblem } from '../storage/proxy-env.js';
 import { HostLimits } from './aimd.js';
 import { type Args, UsageError, parseArgs } from './args.js';
@@ -65,7 +65,12 @@ async function main(argv: string[]): Promise<number> {
   const args = await parseArgs(argv[0] === 'worker' ? argv.slice(1) : argv);
   const proxy = proxyEnvProblem();
   if (proxy) throw new UsageError(proxy);
-  const store = await openStore(destPlace(args.dest), { ...storeOptionsOf(args.flags), maxAttempts: 1 });
+  const dest = destPlace(args.dest);
+  // Opening probes a custom endpoint (a marker written twice): a bucket that does not exist,
+  // or may not be written to, is the user's to fix, said in one line.
+  const store = await openStore(dest, { ...storeOptionsOf(args.flags), maxAttempts: 1 }).catch((e: unknown) => {
+    throw e instanceof StorageError ? new PlaceError(`--dest ${describePlace(dest)} cannot be used: ${e.message}`) : e;
+  });
   await prepareGates(args.flags);
   const sem = new Semaphore(args.flags.concurrency);
   const limits = adaptiveLimits(args);
@@ -149,12 +154,19 @@ async function main(argv: string[]): Promise<number> {
   return malformed > 0 ? 1 : 0;
 }
 
+/** A place the worker needs that cannot be used (exit 1, as compile's). */
+class PlaceError extends Error {}
+
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (e: unknown) => {
     if (e instanceof UsageError || e instanceof FlagError || e instanceof UriError) {
       process.stderr.write(`ferry worker: ${(e as Error).message}\n`);
       process.exit(2);
+    }
+    if (e instanceof PlaceError) {
+      process.stderr.write(`ferry worker: ${e.message}\n`);
+      process.exit(1);
     }
     process.stderr.write(`ferry worker: internal error (a bug, please report it):\n${(e as Error)?.stack ?? String(e)}\n`);
     process.exit(70);

@@ -138,6 +138,14 @@ describe('a gs:// bucket that does not exist, behind a custom endpoint', () => {
       await fs.rm(dir, { recursive: true, force: true });
     }
   }, 60_000);
+
+  it('as the --dest of ferry worker is refused in one line, exit 1, before any task', async () => {
+    await faults([{ path: '/b/no-such-bucket/', fault: 'status', status: 404, code: 'notFound' }]);
+    const run = await ferry(['worker', '--tasks', '-', '--dest', 'gs://no-such-bucket/x', '--gcs-endpoint', url], { input: 'a\tgs://src/none.png\n' });
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe('');
+    expect(run.stderr.trim()).toBe('ferry worker: --dest gs://no-such-bucket/x/ cannot be used: probe of conditional create on gs://no-such-bucket: HTTP 404');
+  });
 });
 
 describe('a streamed upload to gs:// killed before its sha256 is recorded', () => {
