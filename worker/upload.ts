@@ -79,7 +79,6 @@ function conflictDetail(there: There, p: Payload, uri: string): string {
   if (there.sha256 === p.sha256) return `an object whose bytes (${there.size}) are not the ones its ferry-sha256 names, edited since, is already at ${uri} ${fix}`;
   return `a different object (sha256 ${there.sha256.slice(0, 16)}…, ${there.size} bytes) is already at ${uri} ${fix}`;
 }
-}
 
 async function once(store: Store, p: Payload, overwrite: boolean): Promise<{ existed: boolean } | { conflict: string }> {
   const options = { contentType: p.contentType, metadata: ferryMetadata(p), ifAbsent: !overwrite, sha256: p.sha256 };
