@@ -1,9 +1,14 @@
-import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { StorageError } from './adapter.js';
-import { FileStore, InlineWrites } from './file.js';
+import { FileStore, InlineWrites, TEMP_STALE_MS, writerTag } from './file.js';
+
+/** A pid no process has: above the largest pid_max Linux allows (2^22). */
+const DEAD = writerTag(4_194_305);
 
 async function store() {
   return new FileStore(await mkdtemp(path.join(tmpdir(), 'ferry-file-')));
@@ -61,20 +66,44 @@ describe('FileStore', () => {
     const s = await store();
     const tmp = path.join(s.root, '.ferry-tmp');
     await mkdir(path.join(tmp, 'x', 'sub'), { recursive: true });
-    await writeFile(path.join(tmp, 'x', 'ab-killed.bin.1.tmp'), 'left by a killed writer of x');
-    await writeFile(path.join(tmp, 'x', 'sub', 'cd-live.bin.2.tmp'), 'being written for x/sub');
+    await writeFile(path.join(tmp, 'x', `ab-killed.bin.${DEAD}-1.tmp`), 'left by a killed writer of x');
+    await writeFile(path.join(tmp, 'x', 'sub', `cd-live.bin.${DEAD}-2.tmp`), 'being written for x/sub');
     await s.cleanup('x/');
-    expect(await readdir(path.join(tmp, 'x'), { recursive: true })).toEqual(['sub', path.join('sub', 'cd-live.bin.2.tmp')]);
+    expect(await readdir(path.join(tmp, 'x'), { recursive: true })).toEqual(['sub', path.join('sub', `cd-live.bin.${DEAD}-2.tmp`)]);
     await s.cleanup('x/sub/');
     expect(await readdir(s.root)).toEqual([]); // every emptied folder went, up to the root's
   });
 
-  it("discards a key's partial writes, whoever left them, and nothing else", async () => {
+  it("keeps a live writer's temporary files (another run of the unit), and removes any stale one", async () => {
     const s = await store();
-    const tmp = path.join(s.root, '.ferry-tmp'); // `2024/b1.parquet` is written through `.ferry-tmp/2024-b1.parquet.<tag>-<n>.tmp`
+    const tmp = path.join(s.root, '.ferry-tmp', 'x');
     await mkdir(tmp, { recursive: true });
-    const left = ['2024-b1.parquet.0123456789ab-0.tmp', '2024-b1.parquet.ba9876543210-1z.tmp']; // two killed runs
-    const kept = ['2024-b1.parquet.ledger.tsv.0123456789ab-1.tmp', '2024-b12.parquet.0123456789ab-2.tmp', '2024-b1.parquet.notes'];
+    const live = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      const files = {
+        live: `ab-a.bin.${writerTag(live.pid!)}-1.tmp`, // between its write and its link
+        mine: `ab-b.bin.${writerTag(process.pid)}-2.tmp`,
+        otherHost: 'ab-c.bin.00000000p1-3.tmp',
+        dead: `ab-d.bin.${DEAD}-4.tmp`,
+        staleLive: `ab-e.bin.${writerTag(live.pid!)}-5.tmp`, // its pid reused, say
+        staleOtherHost: 'ab-f.bin.00000000p1-6.tmp',
+      };
+      for (const f of Object.values(files)) await writeFile(path.join(tmp, f), 'x');
+      const old = new Date(Date.now() - TEMP_STALE_MS - 60_000);
+      for (const f of [files.staleLive, files.staleOtherHost]) await utimes(path.join(tmp, f), old, old);
+      await s.cleanup('x/');
+      expect((await readdir(tmp)).sort()).toEqual([files.live, files.mine, files.otherHost].sort());
+    } finally {
+      live.kill();
+    }
+  });
+
+  it("discards a key's partial writes that dead writers left, and nothing else", async () => {
+    const s = await store();
+    const tmp = path.join(s.root, '.ferry-tmp'); // `2024/b1.parquet` is written through `.ferry-tmp/2024-b1.parquet.<writer>-<n>.tmp`
+    await mkdir(tmp, { recursive: true });
+    const left = [`2024-b1.parquet.${DEAD}-0.tmp`, `2024-b1.parquet.${writerTag(4_194_306)}-1z.tmp`]; // two killed runs
+    const kept = [`2024-b1.parquet.ledger.tsv.${DEAD}-1.tmp`, `2024-b12.parquet.${DEAD}-2.tmp`, '2024-b1.parquet.notes', `2024-b1.parquet.${writerTag(process.pid)}-3.tmp`];
     for (const f of [...left, ...kept]) await writeFile(path.join(tmp, f), 'x');
     await s.put('2024/b1.parquet', Buffer.from('renewed'), opts);
     await s.discardPartial('2024/b1.parquet');
@@ -84,6 +113,20 @@ describe('FileStore', () => {
     await s.discardPartial('2024/b1.parquet');
     await s.close();
     expect(await readdir(s.root)).toEqual(['2024']); // the emptied temporary folder went, at close
+  });
+
+  it("writes on after another run's cleanup removed its temporary folders as empty, buffer or stream", async () => {
+    const s = await store();
+    await s.put('u/ab/one.bin', Buffer.from('one'), opts); // its temporary folder is made, and remembered
+    const other = new FileStore(s.root);
+    await other.cleanup('u/'); // another run completing the unit: the folders are empty, and go
+    await other.close();
+    await expect(readdir(path.join(s.root, '.ferry-tmp'))).rejects.toMatchObject({ code: 'ENOENT' });
+    await s.put('u/ab/two.bin', Buffer.from('two'), opts);
+    await other.close();
+    await s.put('u/ab/three.bin', Readable.from([Buffer.from('thr'), Buffer.from('ee')]), opts);
+    expect(await readFile(path.join(s.root, 'u/ab/two.bin'), 'utf8')).toBe('two');
+    expect(await readFile(path.join(s.root, 'u/ab/three.bin'), 'utf8')).toBe('three');
   });
 
   it('takes keys whose names start with two dots (they stay inside)', async () => {

@@ -4,9 +4,10 @@
  * a partial object. Files keep no metadata: the sha256 is recomputed from the bytes when
  * asked, which for a file costs one read.
  */
-import { createHash, hash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, link as linkCb, linkSync, renameSync, unlink as unlinkCb, unlinkSync, writeFile as writeFileCb, writeFileSync } from 'node:fs';
-import fs from 'node:fs/promises';
+import { createHash, hash } from 'node:crypto';
+import { createReadStream, link as linkCb, linkSync, renameSync, unlink as unlinkCb, unlinkSync, writeFile as writeFileCb, writeFileSync } from 'node:fs';
+import fs, { type FileHandle } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
@@ -24,6 +25,8 @@ import { relWithin } from './uri.js';
  */
 export const TEMP_DIR = '.ferry-tmp';
 const TEMP_SUFFIX = '.tmp';
+/** Tries at a write whose temporary folder another run's cleanup keeps removing as empty. */
+const PUT_TRIES = 3;
 
 // The callback forms: fs/promises wraps every call in a FileHandle and promise machinery
 // that cost more CPU than the write of a small object itself (about 3× in user time).
@@ -74,11 +77,45 @@ function tempBase(root: string, rel: string): string {
   return path.join(root, TEMP_DIR, path.dirname(dir), `${path.basename(dir)}-${path.basename(rel)}`);
 }
 
-/** Temporary names: this process's random tag and a counter, unique without a random draw per object. */
-const PROCESS_TAG = randomBytes(6).toString('hex');
+/**
+ * Temporary names carry their writer: a tag of this host's name and the writer's pid, then
+ * a counter (`.<host>p<pid>-<counter>.tmp`), unique without a random draw per object. Two
+ * runs may write the same unit at once (a shared work dir, a re-run started early): a
+ * cleanup removes what a dead writer left, never a live writer's file between its write
+ * and its link.
+ */
+const HOST_TAG = hash('sha256', hostname(), 'hex').slice(0, 8);
+export const writerTag = (pid: number): string => `${HOST_TAG}p${pid}`;
+const PROCESS_TAG = writerTag(process.pid);
 let tempSeq = 0;
-/** What follows a key's temporary base in the names of its temporary files: `.<tag>-<counter>.tmp`. */
-const TEMP_NAME = /^[0-9a-f]{12}-[0-9a-z]+\.tmp$/;
+/** What follows a key's temporary base in the names of its temporary files. */
+const TEMP_NAME = /^([0-9a-f]{8})p(\d+)-[0-9a-z]+\.tmp$/;
+/** A temporary file not written to for this long is abandoned, whoever's it is (another host's, a reused pid). */
+export const TEMP_STALE_MS = 60 * 60_000;
+
+/** Whether the writer a temporary file's name names is gone: on this host, no such process. */
+function writerGone(name: string): boolean {
+  const tail = name.slice(name.lastIndexOf('.', name.length - TEMP_SUFFIX.length - 1) + 1); // `<host>p<pid>-<counter>.tmp`
+  const m = TEMP_NAME.exec(tail);
+  if (!m || m[1] !== HOST_TAG) return false;
+  const pid = Number(m[2]);
+  if (pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return false; // running (or a reused pid: then the file goes when it is stale)
+  } catch (e) {
+    return errno(e) === 'ESRCH';
+  }
+}
+
+/** Removes a temporary file when its writer is gone or it is stale; a live writer's stays. */
+async function removeAbandoned(file: string): Promise<void> {
+  if (!writerGone(path.basename(file))) {
+    const s = await fs.stat(file).catch(() => null);
+    if (!s || Date.now() - s.mtimeMs < TEMP_STALE_MS) return;
+  }
+  await fs.rm(file, { force: true });
+}
 
 function errno(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException | undefined)?.code;
@@ -107,6 +144,18 @@ async function isFolder(dir: string, e: unknown): Promise<boolean> {
   if (errno(e) !== 'EEXIST') return false;
   if ((await fs.stat(dir).catch(() => null))?.isDirectory()) return true;
   throw Object.assign(new Error(`${dir}: a file stands where a folder should be`), { code: 'ENOTDIR' });
+}
+
+/** Opens a new temporary file, making its folder again while another run's cleanup removes it as empty. */
+async function openTemp(tmp: string): Promise<FileHandle> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fs.open(tmp, 'wx', 0o644);
+    } catch (e) {
+      if (errno(e) !== 'ENOENT' || attempt === PUT_TRIES) throw e;
+      await makeFolder(path.dirname(tmp));
+    }
+  }
 }
 
 async function removeEmptyFolders(dir: string): Promise<void> {
@@ -243,13 +292,16 @@ export class FileStore implements StorageAdapter {
   }
 
   async put(key: string, body: Buffer | Readable, options: PutOptions): Promise<PutResult> {
-    try {
-      return await this.putOnce(key, body, options);
-    } catch (e) {
-      // A folder removed behind our back (a cleanup): forget what we made, try once more.
-      if (!(e instanceof StorageError) || errno(e.cause) !== 'ENOENT' || !Buffer.isBuffer(body)) throw e;
-      this.made.clear();
-      return this.putOnce(key, body, options);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.putOnce(key, body, options);
+      } catch (e) {
+        // A temporary folder removed as empty by another run's cleanup, between our mkdir
+        // and our write: forget what we made and write again (a stream cannot be replayed;
+        // its file is opened the same way before its body is read: openTemp).
+        if (!(e instanceof StorageError) || errno(e.cause) !== 'ENOENT' || attempt === PUT_TRIES || !Buffer.isBuffer(body)) throw e;
+        this.made.clear();
+      }
     }
   }
 
@@ -260,10 +312,7 @@ export class FileStore implements StorageAdapter {
     const tmp = `${tempBase(this.root, rel)}.${PROCESS_TAG}-${(tempSeq++).toString(36)}${TEMP_SUFFIX}`;
     try {
       await this.ensureDir(path.dirname(p));
-      // A stream cannot be replayed after a failed open, so its temporary folder is made
-      // afresh, not taken from the cache: another process may just have removed it as empty
-      // (close). A buffer's write is retried once instead (put).
-      await (Buffer.isBuffer(body) ? this.ensureDir(path.dirname(tmp)) : makeFolder(path.dirname(tmp)));
+      await this.ensureDir(path.dirname(tmp));
       let sha256: string;
       let taken: Error | null;
       if (Buffer.isBuffer(body)) {
@@ -277,7 +326,7 @@ export class FileStore implements StorageAdapter {
           taken = await this.moveIntoPlace(tmp, p, options.ifAbsent);
         }
       } else {
-        sha256 = await pipeHashed(body, createWriteStream(tmp, { mode: 0o644 }));
+        sha256 = await pipeHashed(body, (await openTemp(tmp)).createWriteStream());
         taken = await this.moveIntoPlace(tmp, p, options.ifAbsent);
       }
       // Taken: by the same bytes (a re-run) is success without a write; else EXISTS.
@@ -345,7 +394,7 @@ export class FileStore implements StorageAdapter {
     const partial = entries.filter((e) => e.startsWith(name) && TEMP_NAME.test(e.slice(name.length)));
     // The files only: their folder may be in use by another write this moment (between its
     // mkdir and its open); close() removes the temporary folders left empty.
-    await Promise.all(partial.map((e) => fs.rm(path.join(dir, e), { force: true })));
+    await Promise.all(partial.map((e) => removeAbandoned(path.join(dir, e))));
   }
 
   async cleanup(prefix: string): Promise<void> {
@@ -353,9 +402,10 @@ export class FileStore implements StorageAdapter {
     const temp = path.join(this.root, TEMP_DIR);
     const dir = path.resolve(temp, prefix);
     // A unit's temporary files lie right in its folder (tempBase: `<shard>-<name>`); its
-    // subfolders hold nested units' files, which may be being written now.
+    // subfolders hold nested units' files, which may be being written now. So may the
+    // unit's own, by another run of it: only what dead writers left goes.
     const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
-    await Promise.all(entries.filter((e) => !e.isDirectory()).map((e) => fs.rm(path.join(dir, e.name), { force: true })));
+    await Promise.all(entries.filter((e) => !e.isDirectory()).map((e) => removeAbandoned(path.join(dir, e.name))));
     await removeEmptyParents(dir, temp);
   }
 }

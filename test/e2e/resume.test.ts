@@ -13,6 +13,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseLedger } from '../../ledger/index.js';
+import { writerTag } from '../../storage/file.js';
 import { duck, lit } from '../helpers/duckdb.js';
 import { type Origin, ferry, ferrySpawn, startOrigin } from '../helpers/run.js';
 
@@ -193,8 +194,8 @@ describe('interrupted recompiles, shared work dirs, manifests that change', () =
   it("a run that completes a unit removes what a publish killed midway left under --out", async () => {
     const out = layout('killed-publish').out;
     await fs.mkdir(path.join(out, '.ferry-tmp'), { recursive: true });
-    // What a publish SIGKILLed while copying the renewed Parquet leaves: its temporary file.
-    await fs.writeFile(path.join(out, '.ferry-tmp', 'm.parquet.0123456789ab-0.tmp'), 'PAR1 half a file');
+    // What a publish SIGKILLed while copying the renewed Parquet leaves: its temporary file (its writer's pid is no process's).
+    await fs.writeFile(path.join(out, '.ferry-tmp', `m.parquet.${writerTag(4_194_305)}-0.tmp`), 'PAR1 half a file');
     const run = await ferry(args('killed-publish'));
     expect(run.code, run.stderr).toBe(0);
     expect((await fs.readdir(out)).sort()).toEqual(['m.ledger.tsv', 'm.manifest.json', 'm.parquet']);
