@@ -18,9 +18,13 @@
  *   which always uses its own process-wide keep-alive agent (`maxSockets: Infinity`, fixed
  *   when first created) and ignores an agent passed in. So `options.maxSockets` cannot size
  *   a store's pool without reaching into its internals; the sockets in use are the
- *   requests in flight, which the worker's concurrency already bounds.
+ *   requests in flight, which the worker's concurrency already bounds. A resumable
+ *   upload's requests go through gaxios instead, each upload with an agent of its own
+ *   that is destroyed when it ends: the only way to close a cut upload's socket (ownAgent).
  */
 import { createHash, hash, randomBytes } from 'node:crypto';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import { PassThrough, type Readable } from 'node:stream';
 import { type Bucket, type File, type FileMetadata, Storage } from '@google-cloud/storage';
 import {
@@ -39,6 +43,22 @@ import { pipeHashed } from './hashed.js';
 import { idleWrites } from './idle.js';
 
 const LIST_PAGE = 1000;
+/**
+ * Gives a resumable upload's requests (its session POST and its PUT) an agent of their own,
+ * for the caller to destroy when the upload ends. The library never aborts a request it has
+ * started when its stream is destroyed (it aborts only on an error of its own): a cut
+ * upload's socket would otherwise stay open to a stalled destination, one per cut, for
+ * good. Not under an HTTP(S)_PROXY, which only the library's default agent goes through.
+ */
+function ownAgent(file: File): { destroy(): void } | null {
+  if (['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy'].some((v) => process.env[v])) return null;
+  const agents = { 'http:': new HttpAgent(), 'https:': new HttpsAgent() };
+  // At the library's requests' options (teeny-request's type names a `uri` they also carry as `url`).
+  type Options = ReturnType<File['interceptors'][number]['request']>;
+  file.interceptors.push({ request: (reqOpts) => Object.assign(reqOpts, { agent: (url: URL) => agents[url.protocol as keyof typeof agents] }) as Options });
+  return { destroy: () => Object.values(agents).forEach((a) => a.destroy()) };
+}
+
 /** The library's own per-request default, for stores opened without --timeout. */
 const DEFAULT_TIMEOUT_MS = 60_000;
 const PROBE_NAME = '.ferry-probe-';
@@ -325,9 +345,14 @@ export class GcsStore implements StorageAdapter {
     // The library sends the session request and the streamed PUT with no timeout at all: a
     // destination that stops taking bytes, or never answers once given them all, is cut.
     const what = `put ${this.uri(key)}`;
-    const sha256 = await pipeHashed(body, idleWrites(sink, this.timeoutMs, (detail) => new StorageError('TRANSIENT', `${what}: ${detail}`)));
-    await this.recordSha256(file, file.metadata.generation, sha256);
-    return { sha256 };
+    const agent = ownAgent(file);
+    try {
+      const sha256 = await pipeHashed(body, idleWrites(sink, this.timeoutMs, (detail) => new StorageError('TRANSIENT', `${what}: ${detail}`)));
+      await this.recordSha256(file, file.metadata.generation, sha256);
+      return { sha256 };
+    } finally {
+      agent?.destroy();
+    }
   }
 
   /** A metadata patch on the generation just written; if it fails, that object is taken back. */

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createHttpClient } from '../../storage/http.js';
 import { objectKey, openStore } from '../../storage/index.js';
 import { download } from '../../worker/download.js';
@@ -37,7 +37,7 @@ async function faults(rules: Rule[]): Promise<void> {
   await control('DELETE', '/__stats');
 }
 
-const stats = () => control('GET', '/__stats') as Promise<{ faults: Record<string, number> }>;
+const stats = () => control('GET', '/__stats') as Promise<{ faults: Record<string, number>; stalled: number }>;
 
 beforeAll(async () => {
   gcs = await startGcsEmulator();
@@ -84,6 +84,8 @@ describe('a gs:// destination through the proxy', () => {
     const store = await openStore({ scheme: 'gs', bucket: GCS_TEST_BUCKET, prefix: 'stalled-up/' }, { gcs: { endpoint: url }, conditionalWrites: 'off', maxAttempts: 1, timeoutMs: 1000 });
     await expect(store.put('big.bin', big(), opts)).rejects.toMatchObject({ code: 'TRANSIENT', message: expect.stringContaining('took no bytes for 1000 ms') });
     expect(Object.values((await stats()).faults)).toEqual([1]);
+    // The cut request's socket is closed, not left to the stalled server (one per cut, for good).
+    await vi.waitFor(async () => expect((await stats()).stalled).toBe(0), { timeout: 10_000, interval: 100 });
     // Without the fault, the next try goes through.
     await faults([]);
     await store.put('big.bin', big(), opts);

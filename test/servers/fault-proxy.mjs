@@ -30,7 +30,8 @@
 // The error faults also take `retryAfter`.
 //
 // Control routes (never counted, never faulted; `__` cannot start an S3 bucket name):
-//   GET /__stats      JSON { total, methods: {PUT: n}, paths: {"PUT /b/k": n}, faults: {"PUT slowdown": n} }
+//   GET /__stats      JSON { total, methods: {PUT: n}, paths: {"PUT /b/k": n}, faults: {"PUT slowdown": n},
+//                     stalled: sockets a stall holds that their client has not closed }
 //   DELETE /__stats   zeroes the counters and the log
 //   GET /__log        JSON [{ t, method, path, fault }]: each request in order of arrival, t in ms
 //                     since the proxy started (the last 100 000), to check waits between tries
@@ -120,6 +121,8 @@ function pickRule(method, target, pathname) {
 
 const sockets = new Set();
 const timers = new Set();
+/** Sockets held by a stall whose client has not closed them (a client that gave up must close its socket). */
+const stalled = new Set();
 
 function later(ms, fn) {
   const t = setTimeout(() => {
@@ -203,8 +206,10 @@ function s3Error(req, res, status, code, message, retryAfter) {
   });
 }
 
-/** Holds a socket without answering; resets it after `ms` when given. */
+/** Holds a socket without answering; resets it after `ms` when given. Counted in `stalled` while the client keeps it open. */
 function stall(socket, ms) {
+  stalled.add(socket);
+  socket.once('close', () => stalled.delete(socket));
   if (ms !== undefined) later(Number(ms), () => reset(socket));
 }
 
@@ -274,7 +279,7 @@ function readJson(req) {
 }
 
 async function control(req, res, pathname) {
-  if (pathname === '/__stats' && req.method === 'GET') return json(res, 200, stats);
+  if (pathname === '/__stats' && req.method === 'GET') return json(res, 200, { ...stats, stalled: stalled.size });
   if (pathname === '/__stats' && req.method === 'DELETE') {
     Object.assign(stats, { total: 0, methods: {}, paths: {}, faults: {} });
     log = [];
