@@ -175,12 +175,30 @@ async function removeEmptyParents(dir: string, temp: string): Promise<void> {
   }
 }
 
+/**
+ * Which file stands where a folder of `p` (or of its temporary file `tmp`) should be, for
+ * ENOTDIR, which names none; `p` when none is found (gone meanwhile).
+ */
+async function fileInTheWay(root: string, p: string, tmp: string): Promise<string> {
+  for (const file of [p, tmp]) {
+    const parts = path.relative(root, path.dirname(file)).split(path.sep);
+    for (let i = 0; i <= parts.length; i++) {
+      const at = path.join(root, ...parts.slice(0, i));
+      const s = await fs.stat(at).catch(() => null);
+      if (s && !s.isDirectory()) return at;
+    }
+  }
+  return p;
+}
+
 function classify(e: unknown, what: string): StorageError {
   const code = errno(e);
   if (code === 'ENOENT') return new StorageError('NOT_FOUND', `${what}: not found`, { cause: e });
   if (code === 'EACCES' || code === 'EPERM') return new StorageError('FORBIDDEN', `${what}: permission denied (${code})`, { cause: e });
   if (code === 'EROFS') return new StorageError('FORBIDDEN', `${what}: read-only file system (EROFS)`, { cause: e });
-  if (code === 'ENOTDIR') return new StorageError('FATAL', `${what}: a file stands where a folder should be (ENOTDIR)`, { cause: e });
+  // A file where one of the key's folders should be: the key is taken, as by a folder at it
+  // (no write, --overwrite included, replaces either). Reads and stats see no object there.
+  if (code === 'ENOTDIR') return new StorageError('EXISTS', `${what}: a file stands where a folder should be (ENOTDIR)`, { cause: e });
   if (code === 'EEXIST') return new StorageError('EXISTS', `${what}: exists`, { cause: e });
   // A folder where an object should be: taken, whatever the write (link, rename, a read to compare).
   if (code === 'EISDIR') return new StorageError('EXISTS', `${what}: a folder is there (EISDIR)`, { cause: e });
@@ -253,7 +271,7 @@ export class FileStore implements StorageAdapter {
     try {
       for await (const chunk of createReadStream(p)) hasher.update(chunk as Buffer);
     } catch (e) {
-      if (errno(e) === 'ENOENT') return null;
+      if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR') return null;
       throw classify(e, p);
     }
     return hasher.digest('hex');
@@ -262,6 +280,7 @@ export class FileStore implements StorageAdapter {
   async read(key: string): Promise<ReadResult> {
     const p = this.full(key);
     const handle = await fs.open(p, 'r').catch((e: unknown) => {
+      if (errno(e) === 'ENOTDIR') throw new StorageError('NOT_FOUND', `${p}: not found`, { cause: e });
       throw classify(e, p);
     });
     const s = await handle.stat();
@@ -335,7 +354,7 @@ export class FileStore implements StorageAdapter {
     } catch (e) {
       await unlinkFast(tmp).catch(() => {});
       if (e instanceof StorageError) throw e;
-      throw classify(e, p);
+      throw classify(e, errno(e) === 'ENOTDIR' ? await fileInTheWay(this.root, p, tmp) : p);
     }
   }
 

@@ -12,7 +12,7 @@ import { classifyError, endedEarly } from './download.js';
 import type { Streamed } from './download.js';
 import { sniffType } from './gates.js';
 import type { TaskContext } from './context.js';
-import { ferryMetadata, retryAfterMs, unfinishedWrite } from './upload.js';
+import { conflictDetail, ferryMetadata, retryAfterMs, unfinishedWrite } from './upload.js';
 
 const HEAD_BYTES = 4100; // what file-type needs to tell a type
 
@@ -153,13 +153,18 @@ export async function streamObject(id: string, dl: Streamed, ctx: TaskContext): 
         ...(dl.size !== null ? { size: dl.size } : {}),
       })
       .catch((e: unknown) => {
-        if (compareAfter && e instanceof StorageError && e.code === 'EXISTS') return null;
+        // Taken: by an object the bytes were compared with, or by what no write replaces.
+        if (e instanceof StorageError && e.code === 'EXISTS' && !causeOf(e, [SourceError, CeilingError])) return e;
         throw e;
       });
     ctx.flowed?.(-bytes);
     const landed = bytes;
     bytes = 0;
-    if (put === null) return { side: 'upload', reason: 'DEST_CONFLICT', detail: `a different object is already at ${ctx.store.uri(key)} (use --overwrite to replace it)`, retriable: false };
+    if (put instanceof StorageError) {
+      const uri = ctx.store.uri(key);
+      const detail = compareAfter ? `a different object is already at ${uri} (use --overwrite to replace it)` : conflictDetail({ kind: 'none' }, { sha256: '' }, uri, put.message);
+      return { side: 'upload', reason: 'DEST_CONFLICT', detail: oneLine(detail), retriable: false };
+    }
     if (landed < ctx.flags.minBytes && !put.existed) {
       await ctx.store.remove(key);
       return { side: 'validate', reason: landed === 0 ? 'EMPTY' : 'TOO_SMALL', detail: `${landed} bytes`, retriable: false };

@@ -51,7 +51,7 @@ export function unfinishedWrite(info: ObjectInfo, id: string): boolean {
  * or the bytes themselves; null when neither says), and whether it is an unfinished write
  * of this id.
  */
-type There = { kind: 'none' } | { kind: 'object'; size: number; sha256: string | null; md5: string | undefined; unfinished: boolean };
+export type There = { kind: 'none' } | { kind: 'object'; size: number; sha256: string | null; md5: string | undefined; unfinished: boolean };
 
 async function whatIsThere(store: Store, key: string, id: string): Promise<There> {
   const info = await store.stat(key);
@@ -71,10 +71,14 @@ function same(there: There, p: Payload): boolean {
   return there.md5 === undefined || there.md5 === hash('md5', p.body, 'hex');
 }
 
-/** Why an object at the key is not this payload, naming the key's URI (one line). */
-function conflictDetail(there: There, p: Payload, uri: string): string {
+/**
+ * Why an object at the key is not this payload, naming the key's URI (one line); `refusal`,
+ * the store's own word when no object is there to describe (a folder at the key, a file
+ * where one of its folders should be).
+ */
+export function conflictDetail(there: There, p: { sha256: string }, uri: string, refusal?: string): string {
   const fix = '(use --overwrite to replace it)';
-  if (there.kind === 'none') return `${uri} is taken by something that is not an object (a folder?), or was removed meanwhile: move it away, then replay with --reasons DEST_CONFLICT`;
+  if (there.kind === 'none') return `${uri} is taken by something that is not an object${refusal ? ` (${refusal})` : ''}, or was removed meanwhile: move it away, then replay with --reasons DEST_CONFLICT`;
   if (there.sha256 === null) return `an object without ferry metadata (${there.size} bytes) is already at ${uri} ${fix}`;
   if (there.sha256 === p.sha256) return `an object whose bytes (${there.size}) are not the ones its ferry-sha256 names, edited since, is already at ${uri} ${fix}`;
   return `a different object (sha256 ${there.sha256.slice(0, 16)}…, ${there.size} bytes) is already at ${uri} ${fix}`;
@@ -95,7 +99,7 @@ async function once(store: Store, p: Payload, overwrite: boolean): Promise<{ exi
     const there = await whatIsThere(store, p.key, p.id);
     if (!overwrite && same(there, p)) return { existed: true };
     if (there.kind === 'object' && there.unfinished) return { existed: (await store.put(p.key, p.body, { ...options, ifAbsent: false })).existed === true };
-    return { conflict: conflictDetail(there, p, store.uri(p.key)) };
+    return { conflict: conflictDetail(there, p, store.uri(p.key), e.message) };
   }
 }
 

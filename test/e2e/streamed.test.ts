@@ -3,6 +3,7 @@
  * fails mid-stream is the download's failure (retried), a body cut at --max-bytes is
  * TOO_LARGE (bad_image), and neither leaves a connection that keeps the process alive.
  */
+import { hash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -83,4 +84,30 @@ describe('streamed bodies to a folder', () => {
     expect(renewed).toEqual([{ bad_image: true, updated_media_path: null }]);
     db.close();
   }, 60_000);
+});
+
+describe('a file where a key\'s shard folder should be', () => {
+  it.each([
+    ['buffered', (k: string) => `${origin.url}/ok/${k}`, ['--allow-private-network', '--retries', '2']],
+    ['streamed', (k: string) => `${origin.url}/big/${k}?size=1500000`, streamed],
+  ])('is a permanent DEST_CONFLICT naming the URI and the file, tried once, with or without --overwrite (%s)', async (name, url, flags) => {
+    const dest = path.join(dir, `file-in-the-way-${name}`);
+    const shard = hash('sha1', 'x', 'hex').slice(0, 2);
+    await fs.mkdir(path.join(dest, 'u'), { recursive: true });
+    await fs.writeFile(path.join(dest, 'u', shard), 'not a folder');
+    for (const overwrite of [[], ['--overwrite']]) {
+      const r = await ferry(['worker', '--tasks', '-', '--dest', dest, '--unit', 'u', '--min-dim', '1', ...flags, ...overwrite], { input: `x\t${url(`fw-${name}-${overwrite.length}`)}\n` });
+      expect(r.code, r.stderr).toBe(0);
+      const up = r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => parseEvent(l))
+        .find((e) => e.kind !== 'DL_OK');
+      expect(up).toMatchObject({ kind: 'UP_ERR', reason: 'DEST_CONFLICT', attempts: 1 });
+      const detail = (up as { detail: string }).detail;
+      expect(detail).toContain(`file://${path.join(dest, 'u', shard)}/x.`);
+      expect(detail).toContain(`${path.join(dest, 'u', shard)}: a file stands where a folder should be`);
+    }
+    expect(await fs.readFile(path.join(dest, 'u', shard), 'utf8')).toBe('not a folder');
+  });
 });
