@@ -105,21 +105,28 @@ export async function streamObject(id: string, dl: Streamed, ctx: TaskContext): 
     const type = (await sniffType(head)) ?? { ext: 'bin', contentType: 'application/octet-stream' };
     const key = objectKey(id, type.ext, ctx.unit);
     const source = `${dl.size ?? ''}:${dl.etag ?? ''}`;
-    // Already there? Decided without a transfer where the store recorded the source.
+    // Already there? Decided without a transfer where the store recorded the source and the sha256.
     let compareAfter = false;
     if (!ctx.flags.overwrite) {
       const there = await ctx.store.stat(key);
-      if (there && dl.size !== null && dl.etag && there.metadata['ferry-source'] === source && there.size === dl.size) {
+      const theirs = there?.metadata['ferry-sha256'];
+      const sameSource = there !== null && dl.size !== null && !!dl.etag && there.metadata['ferry-source'] === source && there.size === dl.size;
+      if (there && sameSource && theirs) {
         dl.stream.destroy();
-        ctx.emit({ kind: 'UP_OK', id, uri: ctx.store.uri(key), ext: type.ext, bytes: there.size, sha256: there.metadata['ferry-sha256'] ?? '', width: null, height: null, existed: true });
+        ctx.emit({ kind: 'UP_OK', id, uri: ctx.store.uri(key), ext: type.ext, bytes: there.size, sha256: theirs, width: null, height: null, existed: true });
         return null;
       }
       // A store without metadata (files) compares the bytes once they have streamed.
       compareAfter = there !== null && ctx.store.contentSha256 !== undefined && ctx.store.capabilities.conditionalCreate;
-      // One ferry wrote, from a source that gives no ETag: the bytes decide, hashed on the
-      // way and dropped (a re-run must not rewrite an identical object, nor refuse it).
-      const theirs = there?.metadata['ferry-sha256'];
-      if (there && !compareAfter && theirs) {
+      // The bytes decide, hashed on the way and dropped (a re-run must not rewrite an
+      // identical object, nor refuse it): one ferry wrote with its sha256, from a source
+      // that gives no ETag; or this id's own from this very source (size and ETag) whose
+      // sha256 was never recorded (a kill before the metadata patch, an S3 object past what
+      // CopyObject stamps). Hashing is the cheaper correct answer there: its bytes are whole
+      // (a multipart or resumable upload lands whole or not at all), and writing them again
+      // would not record a sha256 that S3 cannot stamp.
+      const ours = there !== null && sameSource && unfinishedWrite(there, id);
+      if (there && !compareAfter && (theirs || ours)) {
         const sha256 = await pipeHashed(flowing(head, rest, maxBytesOf(ctx.flags), (n) => {
           bytes += n;
           ctx.flowed?.(n);
@@ -128,7 +135,7 @@ export async function streamObject(id: string, dl: Streamed, ctx: TaskContext): 
         const landed = bytes;
         bytes = 0;
         // The object's own size too: its metadata may have been carried over onto other bytes.
-        if (sha256 !== theirs || there.size !== landed)
+        if ((theirs && sha256 !== theirs) || there.size !== landed)
           return { side: 'upload', reason: 'DEST_CONFLICT', detail: `a different object (${there.size} bytes) is already at ${ctx.store.uri(key)} (use --overwrite to replace it)`, retriable: false };
         ctx.emit({ kind: 'DL_OK', id, bytes: landed });
         ctx.emit({ kind: 'UP_OK', id, uri: ctx.store.uri(key), ext: type.ext, bytes: there.size, sha256, width: null, height: null, existed: true });

@@ -301,6 +301,49 @@ describe('a streamed (multipart) upload through the proxy', () => {
     await store.close();
   }, 60_000);
 
+  /** `ferry worker` streaming one task to `s3://faults/<dest>` through the proxy. */
+  const streamTo = (dest: string, task: string) =>
+    ferry(['worker', '--tasks', '-', '--dest', `s3://${BUCKET}/${dest}`, '--s3-endpoint', proxy.url, '--allow-private-network', '--profile', 'any', '--multipart-threshold', '6MiB', '--part-size', '6MiB', '--retries', String(RETRIES), '--progress-interval', '60000'], { input: task });
+  const upOk = (run: Run) => {
+    const line = run.stdout.split('\n').find((l) => l.startsWith('UP_'));
+    expect(line, run.stdout + run.stderr).toMatch(/^UP_OK\t/);
+    const f = line!.split('\t');
+    return { sha256: f[5], existed: f[8] };
+  };
+  /** What a run killed between the last byte and the stamp leaves: the object whole, without ferry-sha256. */
+  const unstamped = async (dest: string, task: string, bytes: Buffer) => {
+    await faults([{ method: 'PUT', path: `^/${BUCKET}/${dest}/.*\\?x-id=CopyObject$`, fault: 'slowdown' }]);
+    const first = await streamTo(dest, task);
+    expect(upOk(first).sha256).toBe(sha(bytes));
+    expect((await stats()).faults).toEqual({ 'PUT slowdown': 3 });
+    const key = `${dest}/${objectKey('big', 'bin')}`;
+    expect(Object.keys((await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }))).Metadata ?? {})).not.toContain('ferry-sha256');
+    await faults([]);
+    return key;
+  };
+
+  it('an unstamped object from a source with an ETag: the next run hashes the download, UP_OK existed with its sha256, nothing written', async () => {
+    await fs.writeFile(path.join(dir, 'origin', 'big.bin'), body);
+    const task = `big\t${origin.url}/file/unstamped-etag/big.bin\n`;
+    const key = await unstamped('unstamped-etag', task, body);
+    const again = await streamTo('unstamped-etag', task);
+    expect(upOk(again)).toEqual({ sha256: sha(body), existed: '1' });
+    const seen = await stats();
+    // Requests at the object's key (the conditional-write probe writes its own marker): one HEAD, no write.
+    expect(Object.keys(seen.paths).filter((p) => p.split(' ')[1]!.startsWith(`/${BUCKET}/${key}`))).toEqual([`HEAD /${BUCKET}/${key}`]);
+    expect(countFor(seen, 'HEAD', key)).toBe(1);
+    expect((await origin.stats())['/file/unstamped-etag/big.bin']).toBe(2);
+  }, 60_000);
+
+  it('an unstamped object from a source without an ETag is no DEST_CONFLICT: the next run writes it again, stamped', async () => {
+    const served = Buffer.alloc(body.length, 3); // what /big/ serves, chunked, no ETag
+    const task = `big\t${origin.url}/big/unstamped-plain?size=${served.length}\n`;
+    const key = await unstamped('unstamped-plain', task, served);
+    const again = await streamTo('unstamped-plain', task);
+    expect(upOk(again)).toEqual({ sha256: sha(served), existed: '0' });
+    expect((await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }))).Metadata).toMatchObject({ 'ferry-id': 'big', 'ferry-sha256': sha(served) });
+  }, 60_000);
+
   it('counts every streamed try of a refused upload in UP_ERR attempts', async () => {
     await faults([{ method: 'PUT', path: `^/${BUCKET}/att/.*partNumber=2`, fault: 'internal' }]);
     const task = `big\t${origin.url}/big/att?size=${8 * MiB}\n`;
