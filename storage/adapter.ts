@@ -93,6 +93,11 @@ export interface StorageAdapter {
    */
   put(key: string, body: Buffer | Readable, options: PutOptions): Promise<PutResult>;
   remove(key: string): Promise<void>;
+  /**
+   * Why this store could never hold an object at `key`, known without a request
+   * (KEY_TOO_LONG: past the object-name limit, the store's prefix included), or null.
+   */
+  keyError(key: string): StorageError | null;
   /** The sha256 of a key's bytes, for stores that keep no metadata of their own (files). */
   contentSha256?(key: string): Promise<string | null>;
   /**
@@ -147,12 +152,19 @@ export const FERRY_META = { id: 'ferry-id', sha256: 'ferry-sha256', source: 'fer
 export const MAX_OBJECT_NAME_BYTES = 1024;
 
 /**
- * `name`, the whole object name a key becomes in its bucket, or KEY_TOO_LONG when the store
- * would refuse it: decided before any request, so it is never retried. The message says why
- * before naming `uri`, which is long by definition (a one-line detail may cut its end).
+ * KEY_TOO_LONG when a store would refuse `name`, the whole object name a key becomes in its
+ * bucket, else null: decided before any request, so it is never retried. The message says
+ * why before naming `uri`, which is long by definition (a one-line detail may cut its end).
  */
-export function checkedObjectName(name: string, uri: string): string {
+export function objectNameError(name: string, uri: string): StorageError | null {
   const bytes = Buffer.byteLength(name, 'utf8');
-  if (bytes <= MAX_OBJECT_NAME_BYTES) return name;
-  throw new StorageError('KEY_TOO_LONG', `an object name of ${bytes} bytes (UTF-8), over the ${MAX_OBJECT_NAME_BYTES} that S3 and GCS take: ${uri}`);
+  if (bytes <= MAX_OBJECT_NAME_BYTES) return null;
+  return new StorageError('KEY_TOO_LONG', `an object name of ${bytes} bytes (UTF-8), over the ${MAX_OBJECT_NAME_BYTES} that S3 and GCS take: ${uri}`);
+}
+
+/** `name`, or KEY_TOO_LONG thrown where the store would refuse it (objectNameError). */
+export function checkedObjectName(name: string, uri: string): string {
+  const error = objectNameError(name, uri);
+  if (error) throw error;
+  return name;
 }

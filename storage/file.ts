@@ -396,6 +396,11 @@ export class FileStore implements StorageAdapter {
     }
   }
 
+  /** A folder takes names of any length ferry's layout makes (a key-id is at most 200 bytes). */
+  keyError(_key: string): StorageError | null {
+    return null;
+  }
+
   async remove(key: string): Promise<void> {
     await fs.rm(this.full(key), { force: true });
   }

@@ -37,6 +37,7 @@ import {
   type StorageAdapter,
   StorageError,
   checkedObjectName,
+  objectNameError,
   type StoreOptions,
 } from './adapter.js';
 import { pipeHashed } from './hashed.js';
@@ -252,6 +253,10 @@ export class GcsStore implements StorageAdapter {
     /** `--timeout`: how long a streamed upload may take none of its bytes (see putStream) */
     private readonly timeoutMs: number = DEFAULT_TIMEOUT_MS,
   ) {}
+
+  keyError(key: string): StorageError | null {
+    return objectNameError(this.prefix + key, this.uri(key));
+  }
 
   private file(key: string, generation?: string | number): File {
     return this.bucket.file(checkedObjectName(this.prefix + key, this.uri(key)), generation === undefined ? undefined : { generation });

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { keyId, objectKey, shardOf, unitPrefix } from './layout.js';
+import { keyId, objectKey, shardOf, shortestObjectKey, unitPrefix } from './layout.js';
 
 const sha1 = (s: string) => createHash('sha1').update(s).digest('hex');
 
@@ -39,4 +39,14 @@ describe('key layout', () => {
   });
 
   it('encodes unit segments like ids', () => expect(unitPrefix('a b/..')).toBe('a%20b/%2E%2E'));
+
+  it.each([
+    ['x y', 'batch/2024'],
+    ['/'.repeat(67), 'u'],
+    ['abc', undefined],
+  ])('every key of %j starts with its shortest key, the one without an extension', (id, unit) => {
+    const shortest = shortestObjectKey(id, unit);
+    expect(shortest.endsWith('.')).toBe(true);
+    for (const ext of ['jpg', 'webp', 'Z']) expect(objectKey(id, ext, unit)).toBe(shortest + ext);
+  });
 });

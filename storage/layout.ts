@@ -47,8 +47,20 @@ export function unitPrefix(unit: string): string {
 }
 
 export function objectKey(id: string, ext: string, unit?: string): string {
+  return `${keyStem(id, unit)}.${ext}`;
+}
+
+/**
+ * What every object key of an id starts with, up to and with the dot before its extension
+ * (`[<unit>/]<shard>/<key-id>.`): no key of the id is shorter, whatever its type.
+ */
+export function shortestObjectKey(id: string, unit?: string): string {
+  return `${keyStem(id, unit)}.`;
+}
+
+function keyStem(id: string, unit: string | undefined): string {
   const head = unit === undefined || unit === '' ? '' : unitPrefix(unit) + '/';
-  return `${head}${shardOf(id)}/${keyId(id)}.${ext}`;
+  return `${head}${shardOf(id)}/${keyId(id)}`;
 }
 
 /**

@@ -49,6 +49,7 @@ import {
   type StorageAdapter,
   StorageError,
   checkedObjectName,
+  objectNameError,
   MAX_OBJECT_NAME_BYTES,
   type StorageErrorCode,
   type StoreOptions,
@@ -339,6 +340,10 @@ export class S3Store implements StorageAdapter {
 
   uri(key: string): string {
     return `s3://${this.bucket}/${this.prefix}${key}`;
+  }
+
+  keyError(key: string): StorageError | null {
+    return objectNameError(this.prefix + key, this.uri(key));
   }
 
   /** The object's name in the bucket; KEY_TOO_LONG past S3's limit. */

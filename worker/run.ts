@@ -5,7 +5,7 @@
  */
 import { hash } from 'node:crypto';
 import { type Task, oneLine } from '../protocol/index.js';
-import { objectKey } from '../storage/index.js';
+import { objectKey, shortestObjectKey } from '../storage/index.js';
 import { redactUrl } from '../storage/redact.js';
 import { NO_LEASE } from './aimd.js';
 import { MAX_BACKOFF_MS, retryWaitMs, sleep } from './backoff.js';
@@ -18,6 +18,12 @@ import { uploadPayload } from './upload.js';
 export async function runTask(task: Task, ctx: TaskContext): Promise<void> {
   let downloaded = false;
   try {
+    // A key the store can never hold whatever the payload's type: refused before any download.
+    const tooLong = ctx.store.keyError(shortestObjectKey(task.id, ctx.unit));
+    if (tooLong) {
+      ctx.emit({ kind: 'UP_ERR', id: task.id, reason: 'KEY_TOO_LONG', attempts: 0, detail: oneLine(`whatever its extension, ${tooLong.message}`) });
+      return;
+    }
     // At most 1 + retries tries of the download stage, whole streamed transfers included;
     // each streamed transfer is also one try of the upload stage.
     for (let left = 1 + ctx.flags.retries, used = 0, uploads = 0; ; ) {
