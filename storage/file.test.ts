@@ -129,6 +129,19 @@ describe('FileStore', () => {
     expect(await readFile(path.join(s.root, 'u/ab/three.bin'), 'utf8')).toBe('three');
   });
 
+  it('refuses a key whose path this file system cannot take as KEY_TOO_LONG, never a transient failure', async () => {
+    const s = await store();
+    const deep = path.join(s.root, ...Array.from({ length: 19 }, () => 'd'.repeat(200)), 'e'.repeat(150)); // ~4,000 bytes
+    await mkdir(deep, { recursive: true });
+    const long = new FileStore(deep);
+    const key = `u/ab/${'i'.repeat(200)}.png`; // past Linux's 4,096-byte PATH_MAX; `u/ab/x.png` is not
+    for (const body of [Buffer.from('x'), Readable.from([Buffer.from('x')])]) {
+      const refused = await long.put(key, body, opts).catch((e: unknown) => e);
+      expect(refused).toMatchObject({ code: 'KEY_TOO_LONG', message: expect.stringMatching(/^a path of \d+ bytes, or a name in it, too long for this file system \(ENAMETOOLONG\)/) });
+    }
+    await expect(long.put('u/ab/x.png', Buffer.from('x'), opts)).resolves.toMatchObject({});
+  });
+
   it('takes keys whose names start with two dots (they stay inside)', async () => {
     const s = await store();
     await s.put('..notes.txt', Buffer.from('x'), opts);

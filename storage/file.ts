@@ -199,6 +199,12 @@ function classify(e: unknown, what: string): StorageError {
   // A file where one of the key's folders should be: the key is taken, as by a folder at it
   // (no write, --overwrite included, replaces either). Reads and stats see no object there.
   if (code === 'ENOTDIR') return new StorageError('EXISTS', `${what}: a file stands where a folder should be (ENOTDIR)`, { cause: e });
+  // A path, or a name in it, past what this file system takes (PATH_MAX, NAME_MAX): no
+  // retry makes it fit. Why comes first: the path is long by definition, and a one-line detail may cut its end.
+  if (code === 'ENAMETOOLONG') {
+    const too = (e as NodeJS.ErrnoException).path ?? what;
+    return new StorageError('KEY_TOO_LONG', `a path of ${Buffer.byteLength(too, 'utf8')} bytes, or a name in it, too long for this file system (ENAMETOOLONG): ${too}`, { cause: e });
+  }
   if (code === 'EEXIST') return new StorageError('EXISTS', `${what}: exists`, { cause: e });
   // A folder where an object should be: taken, whatever the write (link, rename, a read to compare).
   if (code === 'EISDIR') return new StorageError('EXISTS', `${what}: a folder is there (EISDIR)`, { cause: e });
