@@ -215,7 +215,9 @@ describe('validate: each gate rejects with its reason', () => {
     ['progressive'],
     ['gifAnimated'],
     ['webpAnimated'],
-    ['tiff'], // no structure walk, but its IFD comes after the pixels
+    ['tiff'],
+    ['bmp'],
+    ['bmpCore'],
   ])('the first half of %s → INCOMPLETE_IMAGE', async (name) => {
     expectRejected(await validate('id', half(get(name)), IMAGE), 'INCOMPLETE_IMAGE');
   });
@@ -237,6 +239,9 @@ describe('validate: each gate rejects with its reason', () => {
     ['a PNG cut inside IHDR', () => get('png').subarray(0, 20), IMAGE, 'INCOMPLETE_IMAGE'],
     ['a PNG without IEND', () => get('png').subarray(0, get('png').length - 12), IMAGE, 'INCOMPLETE_IMAGE'],
     ['a GIF without its trailer', () => get('gif').subarray(0, get('gif').length - 1), IMAGE, 'INCOMPLETE_IMAGE'],
+    ['a TIFF without its last byte (a directory value)', () => get('tiff').subarray(0, get('tiff').length - 1), IMAGE, 'INCOMPLETE_IMAGE'],
+    ['a BMP without its last row', () => get('bmp').subarray(0, get('bmp').length - 192), IMAGE, 'INCOMPLETE_IMAGE'],
+    ['an OS/2 BMP without its last row', () => get('bmpCore').subarray(0, get('bmpCore').length - 192), IMAGE, 'INCOMPLETE_IMAGE'],
     ['a JPEG scan overwritten, decode always', () => overwriteMidScan(get('big')), ALWAYS, 'UNDECODABLE'],
   ])('%s → %s', async (_name, body, opts, reason) => {
     expectRejected(await validate('id', body(), opts), reason);

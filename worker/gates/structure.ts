@@ -1,11 +1,14 @@
 /**
  * Structural completeness: is the image whole? Each check walks the format's own framing
- * (JPEG markers, PNG chunks, RIFF chunks, GIF blocks, ISO-BMFF boxes) to its end, because a payload
- * cut short by a dropped connection or a partial upload at the origin is the common
- * corruption, and it is found here for microseconds instead of a full decode.
+ * (JPEG markers, PNG chunks, RIFF chunks, GIF blocks, ISO-BMFF boxes, TIFF directories, BMP
+ * headers) to its end, because a payload cut short by a dropped connection or a partial
+ * upload at the origin is the common corruption, and it is found here for microseconds
+ * instead of a full decode.
  * Bytes after a complete image (motion photos, MPF, padding) are allowed.
  * Each check returns why the image is not whole, or null when it is.
  */
+import { checkBmp } from './structure-bmp.js';
+import { checkTiff } from './structure-tiff.js';
 
 export type StructureCheck = (b: Buffer) => string | null;
 
@@ -17,6 +20,8 @@ export const STRUCTURE_CHECKS: Readonly<Partial<Record<string, StructureCheck>>>
   gif: checkGif,
   avif: checkHeif,
   heic: checkHeif,
+  tif: checkTiff,
+  bmp: checkBmp,
 };
 
 const truncated = (b: Buffer, what: string): string => `truncated at byte ${b.length}: ${what}`;
