@@ -121,6 +121,15 @@ const PDF = Buffer.from('%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\nt
 
 const half = (b: Buffer): Buffer => b.subarray(0, b.length >> 1);
 
+/** The same GIF with its first frame (the first image descriptor sharp writes) resized. */
+function gifFirstFrame(gif: Buffer, width: number, height: number): Buffer {
+  const c = Buffer.from(gif);
+  const at = c.indexOf(0x2c, 13 + (c[10]! & 0x80 ? 3 << ((c[10]! & 7) + 1) : 0));
+  c.writeUInt16LE(width, at + 5);
+  c.writeUInt16LE(height, at + 7);
+  return c;
+}
+
 // ---------------------------------------------------------------- options
 
 const IMAGE: GateOptions = {
@@ -148,6 +157,7 @@ beforeAll(async () => {
   fx['progressive'] = await sharp(noisePixels(64, 48), { raw: { width: 64, height: 48, channels: 3 } })
     .jpeg({ progressive: true })
     .toBuffer();
+  fx['gifScreen0x0'] = Buffer.from(fx['gif']!).fill(0, 6, 10);
   fx['tiny'] = await image('png', 8, 8);
   fx['thin'] = await image('jpeg', 640, 16);
   fx['big'] = await image('jpeg', 256, 192);
@@ -186,6 +196,7 @@ describe('validate: good images are accepted with their real type and size', () 
     ['bmpCore', 'bmp', 'image/bmp', 64, 48],
     ['jpeg12Bit', 'jpg', 'image/jpeg', 64, 48], // not decoded: sharp reads 8-bit JPEGs only
     ['jpegHierarchical', 'jpg', 'image/jpeg', 64, 48],
+    ['gifScreen0x0', 'gif', 'image/gif', 64, 48], // decoders size it by its first frame
   ])('%s → %s', async (name, ext, contentType, width, height) => {
     for (const opts of [IMAGE, ALWAYS]) {
       expect(await validate('id', get(name), opts)).toEqual({ ok: true, ext, contentType, width, height });
@@ -235,6 +246,7 @@ describe('validate: each gate rejects with its reason', () => {
     ['a 640x16 image (each side counts)', () => get('thin'), IMAGE, 'TOO_FEW_PIXELS'],
     ['a PNG header claiming 100000x100000', () => pngHeaderOnly(100_000, 100_000), ALWAYS, 'PIXEL_BOMB'],
     ['64x48 over --max-pixels 3000', () => get('png'), { ...IMAGE, maxPixels: 3000 }, 'PIXEL_BOMB'],
+    ['a GIF whose first frame is 20000x20000 in a 64x48 screen', () => gifFirstFrame(get('gif'), 20_000, 20_000), IMAGE, 'PIXEL_BOMB'],
     ['a JPEG cut inside its header', () => get('jpeg').subarray(0, 100), IMAGE, 'INCOMPLETE_IMAGE'],
     ['a PNG cut inside IHDR', () => get('png').subarray(0, 20), IMAGE, 'INCOMPLETE_IMAGE'],
     ['a PNG without IEND', () => get('png').subarray(0, get('png').length - 12), IMAGE, 'INCOMPLETE_IMAGE'],

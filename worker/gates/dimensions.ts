@@ -4,11 +4,10 @@
  * file-type found, so the two libraries cannot disagree on what the bytes are.
  */
 import type * as ImageSize from 'image-size';
-import { GIF } from 'image-size/types/gif';
 import { PNG } from 'image-size/types/png';
 import { TIFF } from 'image-size/types/tiff';
 import { WEBP } from 'image-size/types/webp';
-import { bmpSize, heifSize, jpegSize } from './header-parsers.js';
+import { bmpSize, gifSize, heifSize, jpegSize } from './header-parsers.js';
 
 export type Dimensions = { width: number; height: number };
 
@@ -25,7 +24,7 @@ const PARSERS: Readonly<Partial<Record<string, HeaderParser>>> = {
   jpg: jpegSize,
   png: PNG.calculate,
   webp: WEBP.calculate,
-  gif: GIF.calculate,
+  gif: gifSize,
   avif: heifSize,
   heic: heifSize,
   tif: TIFF.calculate,

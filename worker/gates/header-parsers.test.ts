@@ -1,7 +1,7 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { seeded } from '../../test/helpers/seeded.mjs';
-import { bmpSize, heifSize, jpegSize } from './header-parsers.js';
+import { bmpSize, gifSize, heifSize, jpegSize } from './header-parsers.js';
 
 const jpeg = (width: number, height: number, progressive = false): Promise<Buffer> =>
   sharp({ create: { width, height, channels: 3, background: { r: 90, g: 120, b: 30 } } })
@@ -110,6 +110,45 @@ describe('bmpSize', () => {
   it('throws on a cut or unknown header', () => {
     expect(() => bmpSize(bmp(40, 640, 480).subarray(0, 25))).toThrow(TypeError);
     expect(() => bmpSize(bmp(8, 640, 480))).toThrow(/header size 8/);
+  });
+});
+
+describe('gifSize', () => {
+  const gif = (): Promise<Buffer> =>
+    sharp({ create: { width: 96, height: 64, channels: 3, background: { r: 90, g: 120, b: 30 } } })
+      .gif()
+      .toBuffer();
+
+  /** The same GIF with another logical screen, and its first frame placed and sized anew. */
+  function reframe(b: Buffer, screen: [number, number], frame?: [x: number, y: number, w: number, h: number]): Buffer {
+    const c = Buffer.from(b);
+    c.writeUInt16LE(screen[0], 6);
+    c.writeUInt16LE(screen[1], 8);
+    const at = c.indexOf(0x2c, 13 + (c[10]! & 0x80 ? 3 << ((c[10]! & 7) + 1) : 0)); // sharp writes no extension with a 0x2C before it
+    if (frame) frame.forEach((v, k) => c.writeUInt16LE(v, at + 1 + 2 * k));
+    return c;
+  }
+
+  it('reads the logical screen when the first frame fits in it', async () => {
+    const b = await gif();
+    expect(gifSize(b)).toEqual({ width: 96, height: 64 });
+    expect(gifSize(reframe(b, [200, 100], [10, 10, 96, 64]))).toEqual({ width: 200, height: 100 });
+  });
+
+  it('grows the screen to hold the first frame, as decoders do', async () => {
+    const b = await gif();
+    for (const variant of [reframe(b, [0, 0]), reframe(b, [10, 10])]) {
+      expect(gifSize(variant)).toEqual({ width: 96, height: 64 });
+      const { width, height } = await sharp(variant).metadata();
+      expect({ width, height }).toEqual({ width: 96, height: 64 });
+    }
+    expect(gifSize(reframe(b, [64, 64], [5, 7, 20000, 20000]))).toEqual({ width: 20005, height: 20007 });
+  });
+
+  it('reads the screen alone when the bytes end before the first frame, and throws without a header', async () => {
+    const b = await gif();
+    expect(gifSize(b.subarray(0, 20))).toEqual({ width: 96, height: 64 });
+    expect(() => gifSize(b.subarray(0, 12))).toThrow(TypeError);
   });
 });
 

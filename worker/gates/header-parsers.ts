@@ -5,7 +5,9 @@
  * lossless JPEGs had no size; its BMP parser reads every header as BITMAPINFOHEADER, so an
  * OS/2 1.x BMP (16-bit sizes) came out as trillions of pixels; its HEIF parser takes the
  * first size property in the file, which in a grid image (every iPhone and Samsung photo)
- * is a 512×512 tile's, not the picture's.
+ * is a 512×512 tile's, not the picture's; its GIF parser reads the logical screen alone,
+ * which decoders grow to hold the first frame, so a 0×0 screen was unreadable and a
+ * 64×64 screen around a 20000×20000 frame passed the pixel-count limit.
  * Each parser returns the stored width and height, or throws when the header is not there.
  */
 import { HEIF } from 'image-size/types/heif';
@@ -60,6 +62,37 @@ export function bmpSize(b: Uint8Array): Dimensions {
   if (headerSize === 12) return { width: view.getUint16(18, true), height: view.getUint16(20, true) };
   if (headerSize < 16) throw new TypeError(`unknown BMP header size ${headerSize}`);
   return { width: view.getInt32(18, true), height: Math.abs(view.getInt32(22, true)) };
+}
+
+/**
+ * A GIF's size as decoders show it: the logical screen, grown to hold the first frame
+ * (libnsgif, which libvips uses, does so, as do Pillow and ImageMagick; writers that leave
+ * the screen at 0×0 rely on it). Later frames are clipped to that canvas by decoders.
+ */
+export function gifSize(b: Uint8Array): Dimensions {
+  if (b.length < 13 || b[0] !== 0x47 || b[1] !== 0x49 || b[2] !== 0x46) throw new TypeError('no GIF header');
+  const screen = { width: readU16LE(b, 6), height: readU16LE(b, 8) };
+  const at = firstImageDescriptor(b);
+  if (at === null) return screen;
+  return {
+    width: Math.max(screen.width, readU16LE(b, at + 1) + readU16LE(b, at + 5)),
+    height: Math.max(screen.height, readU16LE(b, at + 3) + readU16LE(b, at + 7)),
+  };
+}
+
+/** Where the first image descriptor (10 bytes, 0x2C) starts, past the extensions before it; null when the bytes end first. */
+function firstImageDescriptor(b: Uint8Array): number | null {
+  const flags = b[10] ?? 0;
+  let i = 13 + (flags & 0x80 ? 3 << ((flags & 0x07) + 1) : 0); // header, screen, global color table
+  while (b[i] === 0x21) {
+    i += 2; // introducer and label, then data sub-blocks to a zero-length one
+    for (let n = b[i]; n !== 0; n = b[i]) {
+      if (n === undefined) return null;
+      i += 1 + n;
+    }
+    i++;
+  }
+  return b[i] === 0x2c && i + 10 <= b.length ? i : null;
 }
 
 /** An ISO-BMFF box: its type and where its payload starts and ends (clipped to the bytes). */
@@ -161,3 +194,4 @@ function cleanAperture(view: DataView, clap: Box, size: Dimensions): Dimensions 
 }
 
 const readU16BE = (b: Uint8Array, at: number): number => ((b[at] ?? 0) << 8) | (b[at + 1] ?? 0);
+const readU16LE = (b: Uint8Array, at: number): number => (b[at] ?? 0) | ((b[at + 1] ?? 0) << 8);
