@@ -97,6 +97,35 @@ describe('detectType', () => {
     expect(await detectType(Buffer.from('<html><svg/></html>'))).not.toEqual(svg);
   });
 
+  it('calls a TIFF a tif when file-type takes it for a camera raw its Make tag does not confirm', async () => {
+    const tif = { ext: 'tif', contentType: 'image/tiff' };
+    // uncompressed pixels starting with the bytes 'CR', where libtiff puts them (offset 8): a CR2 to file-type
+    const px = Buffer.alloc(40 * 30 * 3, 0x40);
+    px.write('CR', 0, 'latin1');
+    const pixelsCR = await sharp(px, { raw: { width: 40, height: 30, channels: 3 } }).tiff({ compression: 'none' }).toBuffer();
+    expect((await fileTypeFromBuffer(pixelsCR))?.ext).toBe('cr2');
+    expect(await detectType(pixelsCR)).toEqual(tif);
+    expect(await detectType(pixelsCR.subarray(0, 4100))).toEqual(tif); // a head, before the directory
+    // an Epson TIFF: a PrintIM tag in its first directory, a Sony ARW to file-type
+    const epson = tiffWithTags([[271, 'EPSON'], [0xc4a5, 'PrintIM']]);
+    expect((await fileTypeFromBuffer(epson))?.ext).toBe('arw');
+    expect(await detectType(epson)).toEqual(tif);
+    // a Photoshop-like TIFF: 28 entries, the first NewSubfileType (254), directory at 8: a NEF to file-type
+    const nefLike = tiffWithTags([[254, 0], ...Array.from({ length: 27 }, (_, k) => [256 + k, 1] as [number, number])]);
+    expect((await fileTypeFromBuffer(nefLike))?.ext).toBe('nef');
+    expect(await detectType(nefLike)).toEqual(tif);
+  });
+
+  it('keeps the raw answer when the Make tag confirms the maker', async () => {
+    const sony = await detectType(tiffWithTags([[271, 'SONY'], [0xc4a5, 'PrintIM']]));
+    expect(sony).toEqual({ ext: 'arw', contentType: 'image/x-sony-arw' });
+    const nikon = tiffWithTags([[254, 0], [271, 'NIKON CORPORATION'], ...Array.from({ length: 26 }, (_, k) => [300 + k, 1] as [number, number])]);
+    expect(await detectType(nikon)).toEqual({ ext: 'nef', contentType: 'image/x-nikon-nef' });
+    const canon = tiffWithTags([[271, 'Canon']], 16);
+    canon.write('CR\x02\x00', 8, 'latin1');
+    expect(await detectType(canon)).toEqual({ ext: 'cr2', contentType: 'image/x-canon-cr2' });
+  });
+
   it('returns null for what it does not recognise', async () => {
     expect(await detectType(Buffer.from('hello, world\n'))).toBeNull();
     expect(await detectType(Buffer.alloc(0))).toBeNull();
@@ -114,3 +143,34 @@ describe('detectType', () => {
     expect(isImageType(ext)).toBe(allowed);
   });
 });
+
+/**
+ * A little-endian TIFF header and first directory (at `ifdAt`) holding the given tags, in
+ * that order: a string as an ASCII value stored after the directory, a number as a SHORT.
+ */
+function tiffWithTags(tags: Array<[tag: number, value: string | number]>, ifdAt = 8): Buffer {
+  const dirBytes = 2 + tags.length * 12 + 4;
+  const strings = tags.map(([, v]) => (typeof v === 'string' ? Buffer.from(`${v}\0`, 'latin1') : Buffer.alloc(0)));
+  const b = Buffer.alloc(ifdAt + dirBytes + strings.reduce((a, s) => a + s.length, 0) + 64);
+  b.write('II*\0', 0, 'latin1');
+  b.writeUInt32LE(ifdAt, 4);
+  b.writeUInt16LE(tags.length, ifdAt);
+  let valuesAt = ifdAt + dirBytes;
+  tags.forEach(([tag, value], k) => {
+    const e = ifdAt + 2 + k * 12;
+    b.writeUInt16LE(tag, e);
+    if (typeof value === 'number') {
+      b.writeUInt16LE(3, e + 2);
+      b.writeUInt32LE(1, e + 4);
+      b.writeUInt16LE(value, e + 8);
+      return;
+    }
+    const s = strings[k]!;
+    b.writeUInt16LE(tag === 271 ? 2 : 7, e + 2);
+    b.writeUInt32LE(s.length, e + 4);
+    b.writeUInt32LE(valuesAt, e + 8);
+    s.copy(b, valuesAt);
+    valuesAt += s.length;
+  });
+  return b;
+}

@@ -43,6 +43,7 @@ export async function detectType(bytes: Uint8Array): Promise<DetectedType | null
   if (!found) return null;
   let ext = ALIASES[found.ext] ?? found.ext;
   if (ext === 'heic' && isAvifInHeifBox(bytes)) ext = 'avif';
+  if (isUnconfirmedRaw(ext, bytes)) return TIFF;
   return { ext, contentType: CANONICAL[ext] ?? found.mime };
 }
 
@@ -128,6 +129,44 @@ function isAvifInHeifBox(b: Uint8Array): boolean {
 }
 
 const brandAt = (b: Uint8Array, at: number): string => String.fromCharCode(...b.subarray(at, at + 4));
+
+/**
+ * The camera makers whose raw formats file-type tells from a TIFF by clues that plain TIFFs
+ * share: `cr2` by the bytes 'CR' at offset 8 (where libtiff starts the pixels), `nef` by
+ * the first directory's entry count and first tag, `arw` by a PrintIM tag (0xC4A5), which
+ * Epson cameras and scanners write into their TIFFs too. The first directory's Make tag,
+ * which every camera writes, confirms the maker.
+ */
+const RAW_MAKERS: Readonly<Partial<Record<string, string>>> = { cr2: 'Canon', nef: 'NIKON', arw: 'SONY' };
+
+/**
+ * Whether file-type's camera-raw answer for a TIFF lacks its maker's Make tag: such bytes
+ * are a TIFF (and a head whose first directory is not in it yet stays one, so the
+ * downloader never cuts a TIFF short for looking like a raw).
+ */
+function isUnconfirmedRaw(ext: string, b: Uint8Array): boolean {
+  const maker = RAW_MAKERS[ext];
+  if (maker === undefined || !tiffFamily(b)) return false;
+  return !(tiffMake(b) ?? '').startsWith(maker);
+}
+
+/** The Make tag (271) of a classic TIFF's first directory, or null when it is not within the bytes. */
+function tiffMake(b: Uint8Array): string | null {
+  const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const le = b[0] === 0x49;
+  if (b.length < 8) return null;
+  const ifd = view.getUint32(4, le);
+  if (ifd + 2 > b.length) return null;
+  const entries = view.getUint16(ifd, le);
+  for (let k = 0, e = ifd + 2; k < entries && e + 12 <= b.length; k++, e += 12) {
+    if (view.getUint16(e, le) !== 271) continue;
+    const count = view.getUint32(e + 4, le);
+    const at = count <= 4 ? e + 8 : view.getUint32(e + 8, le);
+    if (view.getUint16(e + 2, le) !== 2 || at + count > b.length) return null;
+    return String.fromCharCode(...b.subarray(at, at + Math.min(count, 64)));
+  }
+  return null;
+}
 
 /**
  * file-type reads a TIFF's first IFD to tell TIFF from the camera raw formats built on it,
