@@ -120,6 +120,13 @@ describe('checkGif', () => {
     expect(checkGif(Buffer.concat([header, hex('99')]))).toMatch(/unknown block/);
     expect(checkGif(Buffer.concat([header, hex('21f90400000000 00 3b')]))).toMatch(/before any image/);
   });
+
+  it('skips stray block terminators between blocks, as decoders do, and still wants the trailer', () => {
+    const gif = get('gif');
+    const strays = Buffer.concat([gif.subarray(0, gif.length - 1), hex('0000 3b')]);
+    expect(checkGif(strays)).toBeNull();
+    expect(checkGif(strays.subarray(0, strays.length - 1))).toMatch(/no trailer/);
+  });
 });
 
 describe('checkHeif follows the item locations, not only the boxes', () => {

@@ -146,6 +146,10 @@ export function checkGif(b: Buffer): string | null {
     const block = b[i];
     if (block === undefined) return truncated(b, 'no trailer');
     if (block === 0x3b) return images > 0 ? null : 'trailer before any image';
+    if (block === 0x00) {
+      i++; // a stray block terminator, which some encoders write twice: decoders skip it
+      continue;
+    }
     if (block === 0x21) {
       i = skipSubBlocks(b, i + 2); // introducer, label, then data sub-blocks
     } else if (block === 0x2c) {
