@@ -4,19 +4,19 @@
  * complete for the same source and content options is skipped without a download.
  */
 import { randomUUID } from 'node:crypto';
-import fs from 'node:fs/promises';
 import path from 'node:path';
-import { type Task, encodeTask, isTerminal, workerFlagsToArgv } from '../protocol/index.js';
+import { type Event, type TerminalEvent, isTerminal, workerFlagsToArgv } from '../protocol/index.js';
 import { StorageError, describePlace, unitPrefix, uriOf } from '../storage/index.js';
 import { type CompileConfig, contentOptions, fingerprint } from './config.js';
 import { UnitError } from './errors.js';
 import { type Stores, checkWorkDir, checkWritable, localCopy } from './io.js';
-import { Journal, discardJournal, journalFiles, stagingDir, tidyWorkDir } from './journal.js';
+import { type EarlierRun, Journal, discardJournal, journalFiles, stagingDir, tidyWorkDir } from './journal.js';
 import { type Counts, stagedFiles, writeOutputs } from './materialize.js';
 import { ManifestError, scanManifest } from './parquet/index.js';
 import type { Board } from './progress.js';
-import { RowVerdicts, UnitState, outcomeOf } from './state.js';
-import { SuperviseError, WorkerPool, superviseTasks } from './supervise.js';
+import { UnitRows } from './state.js';
+import { SuperviseError, TaskQueue, WorkerPool, superviseTasks } from './supervise.js';
+import { type TaskFileReader, TaskFileWriter } from './task-file.js';
 import { outputKeys, publishOutputs, readUnitManifest } from './unit-manifest.js';
 import { type Unit, checkOutputsOutsidePrefix, listUnits, selectUnits, unitNameProblem } from './units.js';
 
@@ -47,18 +47,28 @@ export function runKey(cfg: CompileConfig): string {
   return fingerprint({ prefix: describePlace(cfg.prefix), out: describePlace(cfg.out), ...contentOptions(cfg) }).slice(0, 16);
 }
 
-/** Reads the manifest's id and url columns: the unit's tasks, and its compile-time refusals. */
-async function planUnit(source: string, cfg: CompileConfig): Promise<{ tasks: Task[]; rows: number }> {
-  const tasks: Task[] = [];
-  const verdicts = new RowVerdicts();
-  const info = await scanManifest(source, { id: cfg.idColumn, url: cfg.urlColumn }, { path: cfg.pathColumn, bad: cfg.badColumn }, (ids, urls) => {
-    for (let i = 0; i < ids.length; i++) {
-      const id = ids[i] ?? null;
-      const url = urls[i] ?? null;
-      if (verdicts.next(id, url) === null) tasks.push({ id: id as string, url: url as string });
-    }
-  });
-  return { tasks, rows: info.rows };
+/**
+ * Reads the manifest's id and url columns: the unit's rows judged (its ids, its compile-time
+ * refusals), and its tasks written to `tasksFile` as they are found.
+ */
+async function planUnit(source: string, cfg: CompileConfig, tasksFile: string): Promise<{ unitRows: UnitRows; rows: number; tasks: TaskFileReader }> {
+  const unitRows = new UnitRows();
+  const writer = await TaskFileWriter.create(tasksFile);
+  try {
+    const info = await scanManifest(source, { id: cfg.idColumn, url: cfg.urlColumn }, { path: cfg.pathColumn, bad: cfg.badColumn }, async (ids, urls) => {
+      for (let i = 0; i < ids.length; i++) {
+        const id = ids[i] ?? null;
+        const url = urls[i] ?? null;
+        if (unitRows.judge(id, url) === null) await writer.add({ id: id as string, url: url as string });
+      }
+    });
+    const tasks = await writer.commit();
+    unitRows.planned();
+    return { unitRows, rows: info.rows, tasks };
+  } catch (e) {
+    await writer.abort();
+    throw e;
+  }
 }
 
 /** The flags of every worker of a run: the same for each unit, so one process serves them all. */
@@ -68,21 +78,24 @@ function workerArgs(cfg: CompileConfig, ctx: RunContext): string[] {
   return ['--dest', uriOf(cfg.dest, ''), '--run-id', ctx.runId, '--progress-interval', '1000', ...workerFlagsToArgv(flags)];
 }
 
-/** Runs the given tasks through workers, journaling every fact, until each has its outcome. */
+/**
+ * Runs `count` tasks through workers, journaling every fact, until each has its outcome;
+ * `onOutcome`, when given, sees each terminal event (a compile reads them back from the journal).
+ */
 export async function runUnitTasks(
   unit: string,
-  pending: Task[],
-  state: UnitState,
+  pending: { queue: TaskQueue; count: number },
   journal: Journal,
   cfg: CompileConfig,
   ctx: RunContext,
+  onOutcome?: (e: TerminalEvent) => void,
 ): Promise<void> {
-  if (pending.length > 0) {
-    ctx.board.start(unit, pending.length);
-    await superviseTasks(pending, { args: workerArgs(cfg, ctx), concurrency: ctx.concurrencyPerUnit, unit }, {
+  if (pending.count > 0) {
+    ctx.board.start(unit, pending.count);
+    await superviseTasks(pending.queue, { args: workerArgs(cfg, ctx), concurrency: ctx.concurrencyPerUnit, unit }, {
       onEvent: (e, line) => {
         journal.append(line);
-        if (isTerminal(e)) state.set(e.id, outcomeOf(e));
+        if (onOutcome && isTerminal(e)) onOutcome(e);
         ctx.board.event(unit, e);
       },
       onProgress: (p) => ctx.board.progress(unit, p),
@@ -148,34 +161,39 @@ async function compileUnitOrThrow(unit: Unit, sourceUri: string, cfg: CompileCon
   };
   const staged = await stagedFiles(ctx.staging, unit.name);
   try {
-    const { tasks, rows } = await planUnit(source.file, cfg);
-    const ids = new Set(tasks.map((t) => t.id));
-    const state = new UnitState();
-    const { journal, replayed } = Journal.open(
-      files.events,
-      unit.version,
-      (e) => {
-        if (isTerminal(e) && ids.has(e.id)) state.set(e.id, outcomeOf(e));
-      },
-      { runId: ctx.runId, startedAt: started },
-    );
-    const earlier = replayed.runs;
-    let pending: Task[];
+    const { unitRows, rows, tasks: taskFile } = await planUnit(source.file, cfg, files.tasks);
+    const record = (e: Event, at: number) => {
+      if (isTerminal(e)) unitRows.record(e.id, at);
+    };
+    const tasks = unitRows.tasks;
+    let journal: Journal | undefined;
+    let earlier: EarlierRun[];
+    let pending: number;
+    let counts: Counts;
+    let int96: { columns: string[]; subMicrosecondValues: number };
     try {
-      await writeTasksFile(files.tasks, tasks);
-      pending = tasks.filter((t) => !state.has(t.id));
-      await runUnitTasks(unit.name, pending, state, journal, cfg, ctx);
+      const opened = Journal.open(files.events, unit.version, record, { runId: ctx.runId, startedAt: started });
+      journal = opened.journal;
+      earlier = opened.replayed.runs;
+      pending = tasks - unitRows.settled;
+      const queue = new TaskQueue(() => {
+        for (let t = taskFile.next(); t; t = taskFile.next()) if (!unitRows.settledTask(t.id)) return t;
+        return undefined;
+      });
+      await runUnitTasks(unit.name, { queue, count: pending }, journal, cfg, ctx);
+      if (ctx.signal.aborted) return { unit: unit.name, status: 'interrupted' };
+      // This run's outcomes (and any another run of the unit journaled meanwhile), from the file.
+      journal.readAppended(record);
+      if (unitRows.settled < tasks) throw new Error(`internal: ${tasks - unitRows.settled} task(s) have no outcome`);
+      await unchanged();
+      ({ counts, int96 } = await writeOutputs(source.file, staged, unitRows.outcomes(journal), { id: cfg.idColumn, url: cfg.urlColumn, path: cfg.pathColumn, bad: cfg.badColumn }).catch(async (e: unknown) => {
+        await unchanged(); // a row with no outcome: the file changed while it was read
+        throw e;
+      }));
     } finally {
-      journal.close();
+      taskFile.close();
+      journal?.close();
     }
-    if (ctx.signal.aborted) return { unit: unit.name, status: 'interrupted' };
-    const missing = tasks.find((t) => !state.has(t.id));
-    if (missing) throw new Error(`internal: task "${missing.id}" has no outcome`);
-    await unchanged();
-    const { counts, int96 } = await writeOutputs(source.file, staged, state, { id: cfg.idColumn, url: cfg.urlColumn, path: cfg.pathColumn, bad: cfg.badColumn }).catch(async (e: unknown) => {
-      await unchanged(); // a row with no outcome: the file changed while it was read
-      throw e;
-    });
     await unchanged();
     const keys = outputKeys(unit.name);
     // Outputs about to be replaced stop being the truth first: a kill between the files
@@ -186,12 +204,12 @@ async function compileUnitOrThrow(unit: Unit, sourceUri: string, cfg: CompileCon
       source: { uri: sourceUri, fingerprint: unit.version, rows },
       options,
       optionsFingerprint,
-      counts: { ...counts, tasks: tasks.length, sentThisRun: pending.length, resumedFromJournal: tasks.length - pending.length },
+      counts: { ...counts, tasks, sentThisRun: pending, resumedFromJournal: tasks - pending },
       int96,
       runs: [
         ...(previous?.runs ?? []),
         ...earlier.filter((r) => r.outcomes > 0).map((r) => ({ runId: r.runId, startedAt: r.startedAt, interrupted: true, outcomes: r.outcomes })),
-        { runId: ctx.runId, startedAt: started, finishedAt: new Date().toISOString(), sent: pending.length },
+        { runId: ctx.runId, startedAt: started, finishedAt: new Date().toISOString(), sent: pending },
       ],
     });
     await discardJournal(files);
@@ -200,28 +218,6 @@ async function compileUnitOrThrow(unit: Unit, sourceUri: string, cfg: CompileCon
   } finally {
     await staged.done();
     await source.done();
-  }
-}
-
-async function writeTasksFile(file: string, tasks: Task[]): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`;
-  try {
-    const handle = await fs.open(tmp, 'w', 0o600);
-    try {
-      const chunk: string[] = [];
-      for (const t of tasks) {
-        chunk.push(encodeTask(t));
-        if (chunk.length >= 4096) await handle.write(chunk.splice(0).join(''));
-      }
-      await handle.write(chunk.join(''));
-    } finally {
-      await handle.close();
-    }
-    await fs.rename(tmp, file);
-  } catch (e) {
-    // A full work dir: no half-written copy is left for each retry to add to.
-    await fs.rm(tmp, { force: true });
-    throw Object.assign(e as Error, { path: (e as NodeJS.ErrnoException).path ?? tmp });
   }
 }
 

@@ -73,6 +73,52 @@ describe('journal', () => {
   });
 });
 
+describe('journal: outcomes read back by offset', () => {
+  const upOk = (id: string, dir: string) => `UP_OK\t${id}\tfile:///x/${dir}/${id}.png\tpng\t5\th\t1\t1\t0\n`;
+
+  it('gives each event with the offset of its line, this run\'s read back from the file, and reads lines at offsets in any order', async () => {
+    const file = path.join(await mkdtemp(path.join(tmpdir(), 'ferry-journal-')), 'u.events');
+    const earlier = Array.from({ length: 3000 }, (_, i) => upOk(`e${i}`, 'd'.repeat(i % 200)));
+    await writeFile(file, HEADER + earlier.join(''));
+    const at = new Map<string, number>();
+    const { journal } = Journal.open(file, 'fp1', (e, offset) => at.set(e.id, offset), { runId: 'r2', startedAt: 't' });
+    expect(at.size).toBe(3000);
+    for (let i = 0; i < 3000; i++) journal.append(upOk(`n${i}`, 'n'.repeat(i % 300)));
+    // Another run of the unit, appending to the same file meanwhile.
+    await appendFile(file, upOk('other', 'o'));
+    journal.append('DL_ERR\tn0\tTIMEOUT\t4\tidle\n');
+    const appended: string[] = [];
+    journal.readAppended((e, offset) => {
+      appended.push(e.kind === 'UP_OK' ? e.id : `${e.kind}:${e.id}`);
+      at.set(e.kind === 'DL_ERR' ? 'n0-again' : e.id, offset);
+    });
+    // The other run's line lands between two of this run's flushes: where, is the file's to say.
+    expect(appended.filter((id) => id !== 'other')).toEqual([...Array.from({ length: 3000 }, (_, i) => `n${i}`), 'DL_ERR:n0']);
+    expect(appended).toContain('other');
+    const ids = ['n2999', 'e0', 'other', 'e2999', 'n0-again', 'e1500', 'n10', 'e1500'];
+    const events = journal.eventsAt(ids.map((id) => at.get(id)!));
+    journal.close();
+    expect(events.map((e) => e.id)).toEqual(['n2999', 'e0', 'other', 'e2999', 'n0', 'e1500', 'n10', 'e1500']);
+    expect(events[0]).toMatchObject({ kind: 'UP_OK', uri: `file:///x/${'n'.repeat(2999 % 300)}/n2999.png` });
+    expect(events[4]).toEqual({ kind: 'DL_ERR', id: 'n0', reason: 'TIMEOUT', attempts: 4, detail: 'idle' });
+  });
+
+  it('reads back a line longer than its read chunk', async () => {
+    const file = path.join(await mkdtemp(path.join(tmpdir(), 'ferry-journal-')), 'u.events');
+    const { journal } = Journal.open(file, 'fp1', () => {});
+    const detail = 'x'.repeat(700_000);
+    journal.append('DL_OK\ta\t5\n');
+    journal.append(`DL_ERR\tb\tHTTP_5XX\t3\t${detail}\n`);
+    journal.append('DL_OK\tc\t5\n');
+    const at: number[] = [];
+    journal.readAppended((_, offset) => at.push(offset));
+    const events = journal.eventsAt([at[2]!, at[1]!, at[0]!]);
+    journal.close();
+    expect(events.map((e) => e.id)).toEqual(['c', 'b', 'a']);
+    expect(events[1]).toMatchObject({ kind: 'DL_ERR', detail });
+  });
+});
+
 describe('journal: lines no event can be', () => {
   it('skips a 600 MB line (a hole a crash left) without holding it, and reads the events after it', async () => {
     const file = path.join(await mkdtemp(path.join(tmpdir(), 'ferry-journal-')), 'u.events');

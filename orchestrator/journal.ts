@@ -4,6 +4,10 @@
  * milliseconds of facts (those tasks are simply re-sent). The first line names the source
  * fingerprint; a journal for another version of the manifest is discarded. A torn last
  * line is cut off before anything is appended after it.
+ *
+ * The journal is also where a unit's outcomes are kept until its outputs are written: each
+ * event is handed over with the offset of its line, and `eventsAt` reads lines back by
+ * offset, so the orchestrator holds a number per row, not the row's URI or detail.
  */
 import fs from 'node:fs';
 import { readdir, rm, rmdir } from 'node:fs/promises';
@@ -17,6 +21,8 @@ const FLUSH_BYTES = 256 * 1024;
 
 /** A run that appended to a journal before this one, and how many outcomes it journaled. */
 export type EarlierRun = { runId: string; startedAt: string; outcomes: number };
+/** An event and the offset in the journal where its line starts. */
+export type OnJournaled = (e: Event, at: number) => void;
 /** What a journal held: its events went to the caller one by one, as they were read. */
 export type Replayed = { events: number; badLines: number; runs: EarlierRun[] };
 
@@ -25,6 +31,8 @@ const RUN_MARK = '#run ';
 const READ_CHUNK = 1024 * 1024;
 /** Far longer than any event line (ids ≤ 1 KiB, details a line): past it, a line is garbage. */
 const MAX_LINE = 1024 * 1024;
+/** Lines read back by offset are read this much at a time (they are mostly near each other). */
+const AT_CHUNK = 256 * 1024;
 
 export class Journal {
   private buffer: string[] = [];
@@ -33,40 +41,42 @@ export class Journal {
   private lastSync = Date.now();
   private dirty = false;
   private closed = false;
+  /** eventsAt's read buffer, kept: it is called for every slice of every row group. */
+  private atBuf: Buffer | null = null;
 
   private constructor(
     readonly file: string,
     private readonly fd: number,
+    /** Where the lines that `open` did not read start: this run's, and any another run appends meanwhile. */
+    private readonly unread: number,
   ) {}
 
   /**
    * Opens (or starts) the journal of a unit, giving each event it already holds to
-   * `onEvent` in order, and returns the runs that wrote them. `run`, when given, is marked
-   * before this run's events, so a run interrupted before the unit completed is still
-   * listed by the run that completes it.
+   * `onEvent` in order, with its line's offset, and returns the runs that wrote them. `run`,
+   * when given, is marked before this run's events, so a run interrupted before the unit
+   * completed is still listed by the run that completes it.
    */
-  static open(
-    file: string,
-    source: string,
-    onEvent: (e: Event) => void,
-    run?: { runId: string; startedAt: string },
-  ): { journal: Journal; replayed: Replayed } {
+  static open(file: string, source: string, onEvent: OnJournaled, run?: { runId: string; startedAt: string }): { journal: Journal; replayed: Replayed } {
     const header = `${MAGIC} source=${source}\n`;
-    const replayed = Journal.read(file, header, onEvent);
-    if (replayed === null) {
+    const read = Journal.read(file, header, onEvent);
+    if (read === null) {
       createWithFolders(file, header);
       fs.chmodSync(file, 0o600); // a file that was there keeps its mode otherwise
     }
-    const fd = fs.openSync(file, 'a', 0o600);
+    // Read as well as appended: outcomes are read back from it, through this descriptor, so
+    // a journal another run of the unit removes (it completed first) is still there for this one.
+    const fd = fs.openSync(file, 'a+', 0o600);
     if (run) fs.writeSync(fd, `${RUN_MARK}${run.runId} ${run.startedAt}\n`);
-    return { journal: new Journal(file, fd), replayed: replayed ?? { events: 0, badLines: 0, runs: [] } };
+    const journal = new Journal(file, fd, read?.whole ?? Buffer.byteLength(header));
+    return { journal, replayed: read?.replayed ?? { events: 0, badLines: 0, runs: [] } };
   }
 
   /**
    * Reads a journal line by line (never whole: it may exceed what one string can hold),
    * trimming a torn tail; null when absent or for another source.
    */
-  private static read(file: string, header: string, onEvent: (e: Event) => void): Replayed | null {
+  private static read(file: string, header: string, onEvent: OnJournaled): { replayed: Replayed; whole: number } | null {
     let fd: number;
     try {
       fd = fs.openSync(file, 'r');
@@ -80,16 +90,16 @@ export class Journal {
       const want = Buffer.from(header);
       const got = Buffer.alloc(want.length);
       if (fs.readSync(fd, got, 0, got.length, 0) < want.length || !got.equals(want)) return null;
-      whole = readLines(fd, want.length, (line) => Journal.take(line, replayed, onEvent));
+      whole = readLines(fd, want.length, (line, at) => Journal.take(line, at, replayed, onEvent));
     } finally {
       fs.closeSync(fd);
     }
     if (whole < fs.statSync(file).size) fs.truncateSync(file, whole);
-    return replayed;
+    return { replayed, whole };
   }
 
   /** One whole line of a journal: a run mark, a comment, an event, or a bad line (null: overlong). */
-  private static take(line: string | null, replayed: Replayed, onEvent: (e: Event) => void): void {
+  private static take(line: string | null, at: number, replayed: Replayed, onEvent: OnJournaled): void {
     if (line === null) {
       replayed.badLines++;
       return;
@@ -109,7 +119,7 @@ export class Journal {
     }
     replayed.events++;
     if (isTerminal(e) && replayed.runs.length > 0) replayed.runs[replayed.runs.length - 1]!.outcomes++;
-    onEvent(e);
+    onEvent(e, at);
   }
 
   /** Appends one event line (with its newline). */
@@ -136,6 +146,43 @@ export class Journal {
       this.lastSync = Date.now();
       this.dirty = false;
     }
+  }
+
+  /**
+   * Writes what is buffered, then gives each event appended since `open` to `onEvent`, read
+   * from the file: this run's, and those of another run of the unit appending meanwhile.
+   */
+  readAppended(onEvent: OnJournaled): void {
+    this.flush(true);
+    readLines(this.fd, this.unread, (line, at) => Journal.take(line, at, { events: 0, badLines: 0, runs: [] }, onEvent));
+  }
+
+  /**
+   * The events whose lines start at `offsets` (offsets given to an `OnJournaled`), in the
+   * order asked. They are read in file order, a chunk at a time, so lines near each other
+   * (events arrive about in task order) cost one read.
+   */
+  eventsAt(offsets: readonly number[]): Event[] {
+    this.flush();
+    const order = offsets.map((_, i) => i).sort((a, b) => offsets[a]! - offsets[b]!);
+    const events = new Array<Event>(offsets.length);
+    let buf = (this.atBuf ??= Buffer.allocUnsafe(AT_CHUNK));
+    let bufAt = 0;
+    let bufLen = 0;
+    for (const i of order) {
+      const at = offsets[i]!;
+      let nl = at >= bufAt && at < bufAt + bufLen ? buf.subarray(0, bufLen).indexOf(10, at - bufAt) : -1;
+      for (let size = AT_CHUNK; nl < 0; size *= 2) {
+        if (size > 2 * MAX_LINE) throw new Error(`internal: no event line at offset ${at} of ${this.file}`);
+        if (buf.length < size) buf = this.atBuf = Buffer.allocUnsafe(size);
+        bufAt = at;
+        bufLen = fs.readSync(this.fd, buf, 0, size, at);
+        nl = buf.subarray(0, bufLen).indexOf(10);
+        if (nl < 0 && bufLen < size) throw new Error(`internal: no whole line at offset ${at} of ${this.file}`);
+      }
+      events[i] = parseEvent(buf.toString('utf8', at - bufAt, nl));
+    }
+    return events;
   }
 
   close(): void {
@@ -218,11 +265,11 @@ function alive(pid: number): boolean {
 
 /**
  * Calls `onLine` with each newline-terminated line of the file from byte `from` (without its
- * newline), reading a chunk at a time, or with null for a line longer than any event (bytes
- * a crash or a disk left: skipped, never held whole); returns the offset just past the last
- * whole line.
+ * newline) and the offset where it starts, reading a chunk at a time, or with null for a line
+ * longer than any event (bytes a crash or a disk left: skipped, never held whole); returns the
+ * offset just past the last whole line.
  */
-function readLines(fd: number, from: number, onLine: (line: string | null) => void): number {
+function readLines(fd: number, from: number, onLine: (line: string | null, at: number) => void): number {
   const chunk = Buffer.allocUnsafe(READ_CHUNK);
   let rest: Buffer[] = []; // the current line's bytes from earlier chunks
   let restBytes = 0;
@@ -234,9 +281,9 @@ function readLines(fd: number, from: number, onLine: (line: string | null) => vo
     if (n === 0) return whole;
     let start = 0;
     for (let nl = chunk.indexOf(10); nl >= 0 && nl < n; nl = chunk.indexOf(10, start)) {
-      if (overlong) onLine(null);
-      else if (restBytes > 0) onLine(Buffer.concat([...rest, chunk.subarray(start, nl)]).toString('utf8'));
-      else onLine(chunk.toString('utf8', start, nl));
+      if (overlong) onLine(null, whole);
+      else if (restBytes > 0) onLine(Buffer.concat([...rest, chunk.subarray(start, nl)]).toString('utf8'), whole);
+      else onLine(chunk.toString('utf8', start, nl), whole);
       rest = [];
       restBytes = 0;
       overlong = false;

@@ -12,7 +12,7 @@ import { encodeLedgerRow, ledgerHeaderLine } from '../ledger/index.js';
 import { type Reason, classOf } from '../protocol/index.js';
 import { redactUrl } from '../storage/redact.js';
 import { renewManifest } from './parquet/index.js';
-import type { UnitState } from './state.js';
+import type { RowOutcomes } from './state.js';
 
 export type Counts = {
   rows: number;
@@ -37,7 +37,7 @@ export async function stagedFiles(staging: string, unit: string): Promise<Staged
 export async function writeOutputs(
   source: string,
   staged: Pick<Staged, 'parquet' | 'ledger'>,
-  state: UnitState,
+  state: RowOutcomes,
   cols: { id: string; url: string; path: string; bad: string },
 ): Promise<{ counts: Counts; int96: { columns: string[]; subMicrosecondValues: number } }> {
   const counts: Counts = { rows: 0, migrated: 0, failed: 0, bad: 0, byReason: {}, byClass: {} };

@@ -12,7 +12,7 @@ import { LedgerError, type LedgerRow, type ReasonSelector, LedgerReader, parseRe
 import { type Task, type WorkerFlags, isTerminal, parseDecode, parseWorkerFlags, storeOptionsOf } from '../protocol/index.js';
 import { StorageError, UriError, describePlace, parsePlace, splitObjectUri } from '../storage/index.js';
 import { asUnitError, runUnitTasks, type RunContext } from './compile.js';
-import { WorkerPool } from './supervise.js';
+import { TaskQueue, WorkerPool } from './supervise.js';
 import { type CompileConfig, fingerprint } from './config.js';
 import { EXIT, PlaceError, UsageError } from './errors.js';
 import { Stores, checkWorkDir, localCopy, readLines } from './io.js';
@@ -178,7 +178,7 @@ async function replayRows(m: UnitManifest, rows: LedgerRow[], chosen: LedgerRow[
       board.log(`ferry replay: ${tasks.length} of ${rows.length} ledger row(s) selected (${String(r.raw.reasons ?? 'transient')})`);
       const ctx: RunContext = { runId, workDir, staging, stores: r.stores, board, signal: r.signal, concurrencyPerUnit: flags.concurrency, workers: new WorkerPool() };
       try {
-        await runUnitTasks(m.unit, pending, state, journal, cfg, ctx);
+        await runUnitTasks(m.unit, { queue: TaskQueue.of(pending), count: pending.length }, journal, cfg, ctx, (e) => state.set(e.id, outcomeOf(e)));
       } finally {
         await ctx.workers.close();
       }

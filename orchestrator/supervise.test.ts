@@ -7,7 +7,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Event, type Task } from '../protocol/index.js';
 import { type Origin, startOrigin } from '../test/helpers/run.js';
-import { WorkerPool, superviseTasks } from './supervise.js';
+import { TaskQueue, WorkerPool, superviseTasks } from './supervise.js';
 
 let dir: string;
 let origin: Origin;
@@ -32,7 +32,7 @@ function launch(dest: string, unit: string) {
 async function runUnit(pool: WorkerPool, dest: string, unit: string, tasks: Task[], finished?: string[]): Promise<Event[]> {
   const events: Event[] = [];
   const logs: string[] = [];
-  await superviseTasks(tasks, launch(dest, unit), { onEvent: (e) => events.push(e), onProgress: () => {}, onLog: (l) => logs.push(l) }, new AbortController().signal, pool);
+  await superviseTasks(TaskQueue.of(tasks), launch(dest, unit), { onEvent: (e) => events.push(e), onProgress: () => {}, onLog: (l) => logs.push(l) }, new AbortController().signal, pool);
   finished?.push(unit);
   expect(logs).toEqual([]);
   return events.filter((e) => e.kind !== 'DL_OK');
@@ -175,4 +175,44 @@ describe('WorkerPool', () => {
       await pool.close();
     }
   }, 60_000);
+});
+
+describe('superviseTasks', () => {
+  it('pulls tasks from its queue as the window frees, never the whole unit ahead of the worker', async () => {
+    const dest = path.join(dir, 'dest-pull');
+    const all = tasksOf('p', 200);
+    let pulled = 0;
+    let aheadAtFirstEvent = -1;
+    const queue = new TaskQueue(() => all[pulled++]);
+    const pool = new WorkerPool();
+    const events: Event[] = [];
+    try {
+      const hooks = {
+        onEvent: (e: Event) => {
+          if (aheadAtFirstEvent < 0) aheadAtFirstEvent = pulled;
+          events.push(e);
+        },
+        onProgress: () => {},
+        onLog: () => {},
+      };
+      await superviseTasks(queue, launch(dest, 'pull'), hooks, new AbortController().signal, pool);
+    } finally {
+      await pool.close();
+    }
+    // A window of max(2 × 4, 16) tasks, and one more looked at to know the queue is not empty.
+    expect(aheadAtFirstEvent).toBeLessThanOrEqual(17);
+    expect(events.filter((e) => e.kind === 'UP_OK').map((e) => e.id).sort()).toEqual(all.map((t) => t.id).sort());
+  }, 60_000);
+
+  it('a queue gives tasks put back first, in their order, then the rest in order', () => {
+    const t = (id: string): Task => ({ id, url: `http://h/${id}` });
+    const queue = TaskQueue.of([t('a'), t('b'), t('c')]);
+    expect(queue.take()?.id).toBe('a');
+    expect(queue.take()?.id).toBe('b');
+    queue.putBack([t('x'), t('y')]);
+    expect(queue.empty).toBe(false);
+    expect([queue.take(), queue.take(), queue.take()].map((x) => x?.id)).toEqual(['x', 'y', 'c']);
+    expect(queue.empty).toBe(true);
+    expect(queue.take()).toBeUndefined();
+  });
 });

@@ -56,13 +56,46 @@ function ferryBin(): string {
   return path.join(dir, 'bin', 'ferry.js');
 }
 
-export async function superviseTasks(tasks: readonly Task[], launch: WorkerLaunch, hooks: SuperviseHooks, signal: AbortSignal, pool: WorkerPool): Promise<void> {
-  const queue: Task[] = [...tasks].reverse(); // popped from the end: input order
-  const suspects: Task[] = []; // held during a crash: re-run one at a time, to find the culprit
+/**
+ * Tasks in order, pulled one at a time (a unit's are read from its task file as they are
+ * sent, never all held), with the ones handed back taken again first.
+ */
+export class TaskQueue {
+  private readonly back: Task[] = []; // popped from the end
+  private ahead: Task | undefined;
+
+  constructor(private readonly pull: () => Task | undefined) {}
+
+  static of(tasks: readonly Task[]): TaskQueue {
+    let i = 0;
+    return new TaskQueue(() => tasks[i++]);
+  }
+
+  take(): Task | undefined {
+    if (this.back.length > 0) return this.back.pop();
+    const t = this.ahead ?? this.pull();
+    this.ahead = undefined;
+    return t;
+  }
+
+  /** Tasks taken and not sent: they come out again first, in their order. */
+  putBack(tasks: Task[]): void {
+    for (let i = tasks.length - 1; i >= 0; i--) this.back.push(tasks[i]!);
+  }
+
+  get empty(): boolean {
+    if (this.back.length > 0) return false;
+    this.ahead ??= this.pull();
+    return this.ahead === undefined;
+  }
+}
+
+export async function superviseTasks(queue: TaskQueue, launch: WorkerLaunch, hooks: SuperviseHooks, signal: AbortSignal, pool: WorkerPool): Promise<void> {
+  const suspects = TaskQueue.of([]); // held during a crash: re-run one at a time, to find the culprit
   const crashes = new Map<string, number>();
   let fruitless = 0;
-  while ((queue.length > 0 || suspects.length > 0) && !signal.aborted) {
-    const isolating = suspects.length > 0;
+  while ((!queue.empty || !suspects.empty) && !signal.aborted) {
+    const isolating = !suspects.empty;
     const source = isolating ? suspects : queue;
     const worker = await pool.take(launch.args, signal);
     if (!worker) return;
@@ -89,7 +122,7 @@ export async function superviseTasks(tasks: readonly Task[], launch: WorkerLaunc
         hooks.onEvent(e, encodeEvent(e));
       } else again.push(task);
     }
-    suspects.push(...again.reverse());
+    suspects.putBack(again);
   }
 }
 
@@ -337,7 +370,7 @@ function popAlive(list: WorkerProcess[] | undefined, fits: (w: WorkerProcess) =>
 type SessionResult = { held: Map<string, Task>; exitedCleanly: boolean; usageError: boolean; progressed: boolean; lastLog: string; reusable: boolean };
 
 /**
- * One unit's stretch on one worker: fed from `queue` (popped from its end), at most
+ * One unit's stretch on one worker: fed from `queue` (in order, tasks put back first), at most
  * `window` tasks held. `sent` is called once the queue is empty (every task handed over):
  * the worker may then serve another unit while this one's last tasks finish. Ends when
  * every task sent is settled (the worker can serve again), or when the worker exits
@@ -345,7 +378,7 @@ type SessionResult = { held: Map<string, Task>; exitedCleanly: boolean; usageErr
  */
 function runSession(
   worker: WorkerProcess,
-  queue: Task[],
+  queue: TaskQueue,
   window: number,
   unit: string,
   hooks: SuperviseHooks,
@@ -363,17 +396,17 @@ function runSession(
       done = true;
       worker.detach(session);
       signal.removeEventListener('abort', onAbort);
-      queue.push(...waiting.reverse());
+      queue.putBack(waiting);
       resolve({ held, exitedCleanly, usageError, progressed, lastLog: worker.lastLog, reusable });
     };
     // Topped up once a quarter of the window is settled: each write carries many tasks,
     // not one or two, and the worker still holds 1.5 times its concurrency, so never starves.
     const refill = () => {
-      if (done || (held.size > (3 * window) / 4 && queue.length > 0)) return;
-      if (waiting.length > 0) queue.push(...waiting.splice(0).reverse());
+      if (done || (held.size > (3 * window) / 4 && !queue.empty)) return;
+      if (waiting.length > 0) queue.putBack(waiting.splice(0));
       let chunk = '';
-      while (held.size < window && queue.length > 0) {
-        const task = queue.pop()!;
+      while (held.size < window && !queue.empty) {
+        const task = queue.take()!;
         if (worker.holds(task.id)) {
           waiting.push(task);
           continue;
@@ -382,12 +415,12 @@ function runSession(
         chunk += encodeTask(task);
       }
       if (chunk !== '') worker.send(chunk);
-      if (queue.length === 0 && waiting.length === 0 && sent) {
+      if (queue.empty && waiting.length === 0 && sent) {
         const call = sent;
         sent = null;
         call();
       }
-      if (held.size === 0 && queue.length === 0 && waiting.length === 0) finish(true, false, worker.alive);
+      if (held.size === 0 && queue.empty && waiting.length === 0) finish(true, false, worker.alive);
     };
     const session: Session = {
       holds: (id) => held.has(id),
