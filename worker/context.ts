@@ -13,7 +13,7 @@ export type TaskContext = {
   store: StorageAdapter;
   unit: string | undefined;
   runId: string;
-  /** Its `admit`, when set, holds an origin host's slot per try. */
+  /** Its `admit`, when set, holds an origin host's slot per try; its `slots`, a request slot (--concurrency). */
   download: DownloadOptions;
   /** A slot of the destination (adaptive concurrency), held while a task talks to it. */
   destSlot?: () => Promise<Lease>;

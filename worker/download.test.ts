@@ -19,6 +19,7 @@ import {
   type DownloadOptions,
 } from './download.js';
 import { retryWaitMs } from './backoff.js';
+import { Semaphore } from './limit.js';
 
 const ORIGIN = fileURLToPath(new URL('../test/servers/fault-origin.mjs', import.meta.url));
 const PNG_MAGIC = Buffer.from('89504e470d0a1a0a', 'hex');
@@ -161,6 +162,37 @@ describe('download against a fault origin (separate process, loopback)', () => {
     for (const p of paths) expect(await hits(p)).toBe(2);
     expect(back).toHaveLength(12);
     expect(Math.max(...back) - Math.min(...back)).toBeGreaterThan(100); // ~850 ms expected
+  });
+
+  it('a try holds a request slot while it talks to its host, not through its backoff; a body keeps it until released', async () => {
+    const slots = new Semaphore(1);
+    const order: string[] = [];
+    let firstTry = () => {};
+    const refused = new Promise<void>((r) => (firstTry = r));
+    const onAttempt = (_host: string, o: AttemptOutcome) => {
+      if (o.attempt === 1 && o.status === 429) firstTry();
+    };
+    const throttled = download(`${origin.base}/throttle/${key('slot-thr')}?after=1&fail=1`, opts({ retries: 1, slots, onAttempt })).then((r) => {
+      order.push('throttled');
+      return r;
+    });
+    await refused;
+    // The one slot is free while the throttled task sleeps: another task's download runs now.
+    const other = await download(`${origin.base}/ok/${key('slot-ok')}`, opts({ slots }));
+    order.push('other');
+    expect(other).toMatchObject({ ok: true, kind: 'buffer' });
+    expect(slots.inflight).toBe(1); // its body in hand
+    if (other.ok) {
+      other.release();
+      other.release(); // once only
+    }
+    expect(slots.inflight).toBe(0);
+    const r = await throttled;
+    expect(r).toMatchObject({ ok: true, attempts: 2 });
+    expect(order).toEqual(['other', 'throttled']);
+    expect(slots.inflight).toBe(1);
+    if (r.ok) r.release();
+    expect(slots.inflight).toBe(0);
   });
 
   it('gives up at once as THROTTLED when Retry-After exceeds the bound', async () => {

@@ -21,7 +21,7 @@ type Fetched = {
   contentType: string | null;
   /** the source's ETag (HTTP) or version (object stores) */
   etag: string | null;
-  /** Gives back the large-body slot this body holds (if any): call it once the body is dropped. */
+  /** Gives back the large-body slot and the request slot (`slots`) this body holds, if any: call it once the body is dropped. */
   release: () => void;
 };
 /** A body read whole (up to --max-bytes). */
@@ -75,6 +75,13 @@ export type DownloadOptions = {
    * until it closes or is released) and gives it back before any backoff sleep.
    */
   admit?: Admission;
+  /**
+   * The worker's --concurrency: each try takes one of these once its host has admitted it
+   * and gives it back before any backoff sleep, so a task waiting for a throttled host or
+   * sleeping holds none. A successful try's slot goes with its body (the body in hand is
+   * memory, counted as a request in flight): the result's `release` gives it back.
+   */
+  slots?: { acquire(): Promise<void>; release(): void };
   /** Source of randomness for the jitter (tests). Default Math.random. */
   random?: () => number;
   /**
@@ -564,16 +571,18 @@ function slotKey(url: string, host: string): string {
 
 /**
  * A try's success as the download's result. A buffered body is done with its host. A
- * streamed one still talks to it: its slot goes back when the stream closes, or when the
- * caller releases the body, whichever is first.
+ * streamed one still talks to it: its host's slot goes back when the stream closes, or
+ * when the caller releases the body, whichever is first. Either keeps its request slot
+ * (`slot`) until the caller releases the body.
  */
-function succeeded(r: Success, lease: Lease, attempts: number): DownloadOk {
+function succeeded(r: Success, lease: Lease, slot: () => void, attempts: number): DownloadOk {
   const { contentType, etag } = r;
   if (r.kind === 'buffer') {
     lease.release('ok');
-    return { ok: true, kind: 'buffer', body: r.body, contentType, etag, release: r.release, attempts };
+    return { ok: true, kind: 'buffer', body: r.body, contentType, etag, release: both(r.release, slot), attempts };
   }
-  const { stream, release } = r;
+  const { stream } = r;
+  const release = both(r.release, slot);
   let held = true;
   const done = () => {
     if (held) lease.release(stream.readableEnded ? 'ok' : 'neutral');
@@ -586,6 +595,24 @@ function succeeded(r: Success, lease: Lease, attempts: number): DownloadOk {
     release();
   };
   return { ok: true, kind: 'stream', stream, size: r.size, contentType, etag, release: releaseBoth, attempts };
+}
+
+/** `f`, once, however often it is called. */
+function once(f: () => void): () => void {
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    f();
+  };
+}
+
+/** `a` then `b`, once. */
+function both(a: () => void, b: () => void): () => void {
+  return once(() => {
+    a();
+    b();
+  });
 }
 
 function toErr(f: Failure, attempts: number): DownloadErr {
@@ -624,18 +651,23 @@ async function downloadWithRetries(url: string, o: DownloadOptions, signal?: Abo
   const key = slotKey(url, host);
   for (let attempt = 1; ; attempt++) {
     if (signal?.aborted) return toErr(fail('TIMEOUT', 'aborted'), attempt - 1);
+    // Its host's slot first, then the worker's: one throttled host's queue holds no request slot.
     const lease = o.admit ? await o.admit.acquire(key) : NO_SLOT;
+    if (o.slots) await o.slots.acquire();
+    const slot = once(() => o.slots?.release());
     const started = Date.now();
     const r = await tryOnce(url, http, o, maxBytes, signal).catch((err: unknown) => {
-      lease.release('neutral'); // a bug; the slot must not leak with it
+      lease.release('neutral'); // a bug; the slots must not leak with it
+      slot();
       throw err;
     });
     if (o.onAttempt) {
       const failed = r.ok ? null : r;
       report(o, host, { attempt, status: r.status, code: failed?.code ?? null, reason: failed?.reason ?? null, ms: Date.now() - started });
     }
-    if (r.ok) return succeeded(r, lease, attempt);
+    if (r.ok) return succeeded(r, lease, slot, attempt);
     lease.release(verdictOf(r.status, r.reason, r.retryAfterMs !== null));
+    slot();
     if (signal?.aborted) return toErr(fail('TIMEOUT', 'aborted'), attempt);
     if (!r.retriable || attempt > retries) return toErr(r, attempt);
     if (r.retryAfterMs !== null && r.retryAfterMs > maxRetryAfter) {

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
-import { FlagError, idProblem, parseTaskLine, storeOptionsOf } from '../protocol/index.js';
+import { FlagError, idProblem, parseTaskLine, storeOptionsOf, tasksAhead } from '../protocol/index.js';
 import { StorageError, UriError, describePlace, openStore, parsePlace, unitPrefix } from '../storage/index.js';
 import { proxyEnvProblem } from '../storage/proxy-env.js';
 import { HostLimits } from './aimd.js';
@@ -21,10 +21,11 @@ import { runTask } from './run.js';
 
 /**
  * Per-host adaptive limits under the --concurrency ceiling: one per origin host, and the
- * destination as one more host. No deadlock: a task waits for a host slot holding only its
- * global slot (so host queues are bounded by the global slots); holding an origin slot it
- * may wait for a body's memory slot or the destination's slot; holding the destination's
- * slot it waits on nothing.
+ * destination as one more host. No deadlock: a task waits for an origin's slot holding
+ * nothing; holding it, for a request slot (--concurrency); holding both, for a body's
+ * memory slot; with a body in hand (its request slot), for the destination's slot; holding
+ * the destination's slot it waits on nothing. A request slot is never held while waiting
+ * for an origin, so one throttled host's queue cannot hold up the others.
  */
 function adaptiveLimits(args: Args) {
   if (!args.adaptive) return null;
@@ -72,9 +73,12 @@ async function main(argv: string[]): Promise<number> {
     throw e instanceof StorageError ? new PlaceError(`--dest ${describePlace(dest)} cannot be used: ${e.message}`) : e;
   });
   await prepareGates(args.flags);
-  const sem = new Semaphore(args.flags.concurrency);
+  // Requests in flight and bodies in hand (--concurrency); and tasks read but not ended,
+  // more of them, so that tasks parked at a saturated host leave room for other hosts'.
+  const slots = new Semaphore(args.flags.concurrency);
+  const held = new Semaphore(tasksAhead(args.flags.concurrency));
   const limits = adaptiveLimits(args);
-  const emitter = new Emitter(process.stdout, process.stderr, () => ({ inflight: sem.inflight, conc: limits?.conc() ?? sem.capacity }));
+  const emitter = new Emitter(process.stdout, process.stderr, () => ({ inflight: slots.inflight, conc: limits?.conc() ?? slots.capacity }));
   const sources = sourceStores(args.flags);
   const ctx: TaskContext = {
     flags: args.flags,
@@ -82,7 +86,7 @@ async function main(argv: string[]): Promise<number> {
     store,
     unit: args.unit,
     runId: args.runId ?? randomUUID(),
-    download: { ...downloadOptions(args.flags, sources.get), ...(limits ? { admit: limits.origins } : {}) },
+    download: { ...downloadOptions(args.flags, sources.get), slots, ...(limits ? { admit: limits.origins } : {}) },
     ...(limits ? { destSlot: limits.destSlot } : {}),
     emit: (e) => emitter.emit(e),
     flowed: (n) => emitter.flowed(n),
@@ -141,10 +145,10 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`${args.tasks}:${lineNo}: ${problem}; line skipped\n`);
       continue;
     }
-    await sem.acquire();
-    void runTask(task, unitCtx).finally(() => sem.release());
+    await held.acquire();
+    void runTask(task, unitCtx).finally(() => held.release());
   }
-  await sem.idle();
+  await held.idle();
   clearInterval(ticker);
   // What killed writers of this unit left behind; no writer of ours is active now.
   await store.cleanup(unitCtx.unit ? unitPrefix(unitCtx.unit) + '/' : '');
