@@ -159,6 +159,34 @@ describe('WorkerPool', () => {
     }
   }, 60_000);
 
+  it("sends a worker enough tasks to read past a throttled host's: the healthy host's all end first", async () => {
+    // Interleaved with tasks of a host that answers only 429 (Retry-After), which park at
+    // that host: a window of twice the concurrency (16 here) filled up with them, and the
+    // healthy host's tasks behind waited for their tries to run out.
+    const throttled = await startOrigin();
+    const pool = new WorkerPool();
+    try {
+      const tasks: Task[] = [];
+      for (let i = 0; i < 20; i++) {
+        tasks.push({ id: `slow-${i}`, url: `${throttled.url}/throttle/w${i}?after=2` });
+        tasks.push({ id: `fast-${i}`, url: `${origin.url}/file/window-${i}/a.png` });
+      }
+      const dest = path.join(dir, 'dest-window');
+      const run = { ...launch(dest, 'u'), args: [...launch(dest, 'u').args, '--retries', '1'] };
+      const events: Event[] = [];
+      await superviseTasks(tasks, run, { onEvent: (e) => events.push(e), onProgress: () => {}, onLog: () => {} }, new AbortController().signal, pool);
+      const terminal = events.filter((e) => e.kind !== 'DL_OK');
+      expect(terminal.filter((e) => e.id.startsWith('fast-')).map((e) => e.kind)).toEqual(Array(20).fill('UP_OK'));
+      expect(terminal.filter((e) => e.id.startsWith('slow-')).map((e) => e.kind === 'DL_ERR' && e.reason)).toEqual(Array(20).fill('THROTTLED'));
+      const lastFast = terminal.findLastIndex((e) => e.id.startsWith('fast-'));
+      const firstSlow = terminal.findIndex((e) => e.id.startsWith('slow-'));
+      expect({ lastFast, firstSlow }).toEqual({ lastFast: 19, firstSlow: 20 });
+    } finally {
+      await pool.close();
+      await throttled.close();
+    }
+  }, 60_000);
+
   it('replaces a process that died between units', async () => {
     const dest = path.join(dir, 'dest-replace');
     const pool = new WorkerPool();

@@ -4,8 +4,10 @@
  * stdout, PROGRESS and logs on its stderr, and an IPC channel whose closing tells it that
  * its parent is gone.
  *
- * Flow control: at most a window of tasks (twice the worker's concurrency) is outstanding
- * at a worker, so the tasks a crash can interrupt are bounded, and known. A worker that
+ * Flow control: at most a window of tasks (what a worker of that concurrency holds at
+ * once, `tasksAhead`: several times its concurrency, so that it can read past tasks parked
+ * at a throttled host) is outstanding at a worker, so the tasks a crash can interrupt are
+ * bounded, and known. A worker that
  * dies on its own is respawned; the tasks it held are re-run first, one at a time, so a
  * payload that kills the worker is found alone: a task held during two crashes is
  * ledgered WORKER_CRASH, and its innocent neighbours are not. A worker that refuses its
@@ -22,7 +24,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Event, type Progress, type Task, encodeEvent, encodeTask, encodeUnitSwitch, isTerminal, parseEvent, parseProgress, secretsToEnv } from '../protocol/index.js';
+import { type Event, type Progress, type Task, encodeEvent, encodeTask, encodeUnitSwitch, isTerminal, parseEvent, parseProgress, secretsToEnv, tasksAhead } from '../protocol/index.js';
 import { eachLine } from './lines.js';
 
 /**
@@ -106,7 +108,7 @@ export async function superviseTasks(queue: TaskQueue, launch: WorkerLaunch, hoo
       given = true;
       pool.give(launch.args, worker);
     };
-    const r = await runSession(worker, source, isolating ? 1 : Math.max(2 * launch.concurrency, 16), launch.unit, hooks, signal, isolating ? null : giveEarly);
+    const r = await runSession(worker, source, isolating ? 1 : tasksAhead(launch.concurrency), launch.unit, hooks, signal, isolating ? null : giveEarly);
     if (r.reusable && !given) pool.give(launch.args, worker);
     if (signal.aborted) return;
     if (r.usageError) throw new SuperviseError(`the worker refused its arguments: ${r.lastLog || 'exit code 2'}`);
