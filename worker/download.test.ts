@@ -19,7 +19,7 @@ import {
   type DownloadOptions,
 } from './download.js';
 import { retryWaitMs } from './backoff.js';
-import { Semaphore } from './limit.js';
+import { FairSlots } from './limit.js';
 
 const ORIGIN = fileURLToPath(new URL('../test/servers/fault-origin.mjs', import.meta.url));
 const PNG_MAGIC = Buffer.from('89504e470d0a1a0a', 'hex');
@@ -165,7 +165,7 @@ describe('download against a fault origin (separate process, loopback)', () => {
   });
 
   it('a try holds a request slot while it talks to its host, not through its backoff; a body keeps it until released', async () => {
-    const slots = new Semaphore(1);
+    const slots = new FairSlots(1);
     const order: string[] = [];
     let firstTry = () => {};
     const refused = new Promise<void>((r) => (firstTry = r));

@@ -76,12 +76,13 @@ export type DownloadOptions = {
    */
   admit?: Admission;
   /**
-   * The worker's --concurrency: each try takes one of these once its host has admitted it
-   * and gives it back before any backoff sleep, so a task waiting for a throttled host or
-   * sleeping holds none. A successful try's slot goes with its body (the body in hand is
-   * memory, counted as a request in flight): the result's `release` gives it back.
+   * The worker's --concurrency, shared among hosts (by the same key as `admit`): each try
+   * takes one of these once its host has admitted it and gives it back before any backoff
+   * sleep, so a task waiting for a throttled host or sleeping holds none. A successful
+   * try's slot goes with its body (the body in hand is memory, counted as a request in
+   * flight): the result's `release` gives it back.
    */
-  slots?: { acquire(): Promise<void>; release(): void };
+  slots?: { acquire(host: string): Promise<void>; release(host: string): void };
   /** Source of randomness for the jitter (tests). Default Math.random. */
   random?: () => number;
   /**
@@ -653,8 +654,8 @@ async function downloadWithRetries(url: string, o: DownloadOptions, signal?: Abo
     if (signal?.aborted) return toErr(fail('TIMEOUT', 'aborted'), attempt - 1);
     // Its host's slot first, then the worker's: one throttled host's queue holds no request slot.
     const lease = o.admit ? await o.admit.acquire(key) : NO_SLOT;
-    if (o.slots) await o.slots.acquire();
-    const slot = once(() => o.slots?.release());
+    if (o.slots) await o.slots.acquire(key);
+    const slot = once(() => o.slots?.release(key));
     const started = Date.now();
     const r = await tryOnce(url, http, o, maxBytes, signal).catch((err: unknown) => {
       lease.release('neutral'); // a bug; the slots must not leak with it

@@ -15,7 +15,7 @@ import { type Args, UsageError, parseArgs } from './args.js';
 import { downloadOptions, sourceStores } from './download-options.js';
 import { Emitter } from './emit.js';
 import { prepareGates } from './gates.js';
-import { Semaphore } from './limit.js';
+import { FairSlots, Semaphore } from './limit.js';
 import type { TaskContext } from './context.js';
 import { runTask } from './run.js';
 
@@ -73,9 +73,10 @@ async function main(argv: string[]): Promise<number> {
     throw e instanceof StorageError ? new PlaceError(`--dest ${describePlace(dest)} cannot be used: ${e.message}`) : e;
   });
   await prepareGates(args.flags);
-  // Requests in flight and bodies in hand (--concurrency); and tasks read but not ended,
-  // more of them, so that tasks parked at a saturated host leave room for other hosts'.
-  const slots = new Semaphore(args.flags.concurrency);
+  // Requests in flight and bodies in hand (--concurrency), shared fairly among hosts; and
+  // tasks read but not ended, more of them, so that tasks parked at a saturated host leave
+  // room for other hosts'.
+  const slots = new FairSlots(args.flags.concurrency);
   const held = new Semaphore(tasksAhead(args.flags.concurrency));
   const limits = adaptiveLimits(args);
   const emitter = new Emitter(process.stdout, process.stderr, () => ({ inflight: slots.inflight, conc: limits?.conc() ?? slots.capacity }));
