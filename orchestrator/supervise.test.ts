@@ -168,7 +168,7 @@ describe('WorkerPool', () => {
     try {
       const tasks: Task[] = [];
       for (let i = 0; i < 20; i++) {
-        tasks.push({ id: `slow-${i}`, url: `${throttled.url}/throttle/w${i}?after=2` });
+        tasks.push({ id: `slow-${i}`, url: `${throttled.url}/throttle/w${i}?after=3` });
         tasks.push({ id: `fast-${i}`, url: `${origin.url}/file/window-${i}/a.png` });
       }
       const dest = path.join(dir, 'dest-window');

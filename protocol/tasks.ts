@@ -13,8 +13,9 @@ export const MAX_ID_BYTES = 1024;
  * How many tasks a worker of `concurrency` holds at once (read, without a terminal event),
  * and so how many an orchestrator keeps outstanding at it. More than its concurrency: a
  * task holds a request slot only while it talks to a host, so the worker reads ahead past
- * tasks parked at a throttled or saturated host and finds other hosts' work (a task costs
- * ~1 KB while it waits). Bounded: memory, and the tasks a worker's crash can interrupt.
+ * tasks parked at a throttled or saturated host and finds other hosts' work. Bounded:
+ * memory (a parked task costs a few KB: 8,000 of them, ~55 MB measured), and the tasks a
+ * worker's crash can interrupt.
  */
 export function tasksAhead(concurrency: number): number {
   return Math.max(16, Math.min(8 * concurrency, concurrency + 8192));
