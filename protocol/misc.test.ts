@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { encodeProgress, parseProgress } from './progress.js';
 import { REASONS, classOf } from './reasons.js';
-import { encodeTask, encodeUnitSwitch, idProblem, parseTask, parseTaskLine } from './tasks.js';
+import { encodeTask, encodeUnitSwitch, idProblem, parseTask, parseTaskLine, tasksAhead } from './tasks.js';
 import { parseRate, parseSize } from './units.js';
 
 describe('tasks', () => {
@@ -36,6 +36,20 @@ describe('tasks', () => {
     for (const line of ['\thttp://user:s3cretPW@cdn.example/a.jpg', '\thttps://b.s3.amazonaws.com/k?X-Amz-Signature=s3cretPW']) {
       expect(() => parseTaskLine(line)).toThrow('unknown directive (a task line needs a non-empty id)');
     }
+  });
+});
+
+describe("tasksAhead (a worker's read-ahead, an orchestrator's window)", () => {
+  it.each([
+    [1, 16],
+    [2, 16],
+    [4, 32],
+    [64, 512],
+    [1024, 8192],
+    [2048, 10_240],
+    [100_000, 108_192],
+  ])('concurrency %i: %i tasks', (c, n) => {
+    expect(tasksAhead(c)).toBe(n);
   });
 });
 
