@@ -174,7 +174,7 @@ describe('WorkerPool', () => {
       const dest = path.join(dir, 'dest-window');
       const run = { ...launch(dest, 'u'), args: [...launch(dest, 'u').args, '--retries', '1'] };
       const events: Event[] = [];
-      await superviseTasks(tasks, run, { onEvent: (e) => events.push(e), onProgress: () => {}, onLog: () => {} }, new AbortController().signal, pool);
+      await superviseTasks(TaskQueue.of(tasks), run, { onEvent: (e) => events.push(e), onProgress: () => {}, onLog: () => {} }, new AbortController().signal, pool);
       const terminal = events.filter((e) => e.kind !== 'DL_OK');
       expect(terminal.filter((e) => e.id.startsWith('fast-')).map((e) => e.kind)).toEqual(Array(20).fill('UP_OK'));
       expect(terminal.filter((e) => e.id.startsWith('slow-')).map((e) => e.kind === 'DL_ERR' && e.reason)).toEqual(Array(20).fill('THROTTLED'));
