@@ -164,14 +164,21 @@ async function replayRows(m: UnitManifest, rows: LedgerRow[], chosen: LedgerRow[
     // A replay interrupted earlier resumes from its own journal.
     const selected = new Set(tasks.map((t) => t.id));
     const done = new Set<string>();
-    const { journal } = Journal.open(files.events, `${m.source.fingerprint}:${m.optionsFingerprint}:${fingerprint(chosen.map((row) => row.id))}`, (e) => {
-      if (isTerminal(e) && selected.has(e.id)) {
-        state.set(e.id, outcomeOf(e));
-        done.add(e.id);
-      }
-    });
     const started = new Date().toISOString();
     const runId = randomUUID();
+    // This run is marked in the journal, so a replay interrupted now is listed by the one that
+    // finishes (its objects carry its run id), as compile lists its own interrupted runs.
+    const { journal, replayed } = Journal.open(
+      files.events,
+      `${m.source.fingerprint}:${m.optionsFingerprint}:${fingerprint(chosen.map((row) => row.id))}`,
+      (e) => {
+        if (isTerminal(e) && selected.has(e.id)) {
+          state.set(e.id, outcomeOf(e));
+          done.add(e.id);
+        }
+      },
+      { runId, startedAt: started },
+    );
     let pending: Task[];
     try {
       pending = tasks.filter((t) => !done.has(t.id));
@@ -202,7 +209,11 @@ async function replayRows(m: UnitManifest, rows: LedgerRow[], chosen: LedgerRow[
       // "This run" is the last one that wrote the manifest: this replay.
       counts: { ...(m.counts as Record<string, unknown>), ...counts, sentThisRun: pending.length, resumedFromJournal: tasks.length - pending.length },
       int96,
-      runs: [...m.runs, { runId, startedAt: started, finishedAt: new Date().toISOString(), sent: pending.length, replay: true }],
+      runs: [
+        ...m.runs,
+        ...replayed.runs.filter((run) => run.outcomes > 0).map((run) => ({ runId: run.runId, startedAt: run.startedAt, interrupted: true, outcomes: run.outcomes, replay: true })),
+        { runId, startedAt: started, finishedAt: new Date().toISOString(), sent: pending.length, replay: true },
+      ],
     });
     await discardJournal(files);
     const repaired = tasks.filter((t) => state.get(t.id)?.ok).length;

@@ -112,6 +112,31 @@ describe('replay after the unit changed', () => {
   }, 120_000);
 });
 
+describe('an interrupted replay', () => {
+  it('is listed in manifest.json by the replay that finishes, with the tasks it finished', async () => {
+    await scenario('listed');
+    expect((await compile('listed', 'dest')).code).toBe(0); // every file missing: N × NOT_FOUND
+    await serve('listed', true);
+    const child = ferrySpawn(replayArgs('listed', '--reasons', 'all', '--concurrency', '1'));
+    await until(async () => (await journaledOk('listed')) >= 2);
+    process.kill(child.pid!, 'SIGINT');
+    expect((await once(child, 'exit'))[0]).toBe(130);
+    const finished = await journaledOk('listed');
+    const r = await ferry(replayArgs('listed', '--reasons', 'all'));
+    expect(r.code, r.stderr).toBe(0);
+    await consistent('listed');
+    type Run = { runId: string; interrupted?: boolean; outcomes?: number; sent?: number; replay?: boolean; finishedAt?: string };
+    const m = JSON.parse(await fs.readFile(path.join(place('listed').out, 'm.manifest.json'), 'utf8')) as { runs: Run[]; counts: { resumedFromJournal: number; sentThisRun: number } };
+    expect(m.runs).toHaveLength(3);
+    const [compiled, stopped, last] = m.runs as [Run, Run, Run];
+    expect(compiled).toMatchObject({ sent: N });
+    expect(stopped).toMatchObject({ interrupted: true, outcomes: finished, replay: true });
+    expect(last).toMatchObject({ sent: N - finished, replay: true });
+    expect(new Set(m.runs.map((run) => run.runId)).size).toBe(3);
+    expect(m.counts).toMatchObject({ resumedFromJournal: finished, sentThisRun: N - finished });
+  }, 120_000);
+});
+
 describe('replay of a unit in a subfolder', () => {
   it('writes manifest.json beside the ledger it replayed, where compile reads it', async () => {
     await scenario('nested');
