@@ -19,10 +19,11 @@ export type TaskContext = {
   destSlot?: () => Promise<Lease>;
   emit: (e: Event) => void;
   /**
-   * Bytes of a streamed (large) body as they pass, for PROGRESS's rates; `n < 0` takes
-   * them back before the body's DL_OK and UP_OK count them (or when it fails).
+   * Bytes of task `id`'s streamed (large) body as they pass, for PROGRESS's rates:
+   * downloaded, and uploaded (0 while the body is only hashed). Its DL_OK and UP_OK do not
+   * count them again.
    */
-  flowed?: (n: number) => void;
+  flowed?: (id: string, down: number, up: number) => void;
 };
 
 export function gateOptions(f: WorkerFlags): GateOptions {

@@ -13,8 +13,11 @@ export class Emitter {
   private readonly start = Date.now();
   private lastTick = { t: Date.now(), down: 0, up: 0 };
   readonly counts = { DlOk: 0, DlErr: 0, Bad: 0, UpOk: 0, UpErr: 0 };
+  /** Bytes moved so far, only ever growing: the rates are their differences. */
   downBytes = 0;
   upBytes = 0;
+  /** Bytes of streamed bodies counted as they passed, by task, that its DL_OK and UP_OK must not count again. */
+  private readonly passed = new Map<string, { down: number; up: number }>();
 
   constructor(
     private readonly out: Sink,
@@ -27,7 +30,7 @@ export class Emitter {
     switch (e.kind) {
       case 'DL_OK':
         this.counts.DlOk++;
-        this.downBytes += e.bytes;
+        this.downBytes += this.uncounted(e.id, 'down', e.bytes);
         break;
       case 'DL_ERR':
         this.counts.DlErr++;
@@ -37,12 +40,13 @@ export class Emitter {
         break;
       case 'UP_OK':
         this.counts.UpOk++;
-        if (!e.existed) this.upBytes += e.bytes;
+        if (!e.existed) this.upBytes += this.uncounted(e.id, 'up', e.bytes);
         break;
       case 'UP_ERR':
         this.counts.UpErr++;
         break;
     }
+    if (e.kind !== 'DL_OK') this.passed.delete(e.id); // its terminal event: nothing of it is left to count
     this.batch += encodeEvent(e);
     if (this.batch.length > 64 * 1024) this.flush();
     else if (!this.scheduled) {
@@ -51,10 +55,28 @@ export class Emitter {
     }
   }
 
-  /** Bytes of a streamed body as they pass (down and up at once), or taken back (`n < 0`). */
-  flowed(n: number): void {
-    this.downBytes += n;
-    this.upBytes += n;
+  /**
+   * Bytes of task `id`'s streamed body as they pass: downloaded, and uploaded (`up`, 0 while
+   * a body is only hashed). They stay counted when the transfer then fails, since they did
+   * move: a rate is never negative.
+   */
+  flowed(id: string, down: number, up: number): void {
+    this.downBytes += down;
+    this.upBytes += up;
+    const p = this.passed.get(id);
+    if (p) {
+      p.down += down;
+      p.up += up;
+    } else this.passed.set(id, { down, up });
+  }
+
+  /** What an event's `bytes` add to a total, once the bytes already counted as they passed are set against them. */
+  private uncounted(id: string, side: 'down' | 'up', bytes: number): number {
+    const p = this.passed.get(id);
+    if (!p) return bytes;
+    const already = Math.min(p[side], bytes);
+    p[side] -= already;
+    return bytes - already;
   }
 
   flush(): void {

@@ -90,7 +90,7 @@ async function main(argv: string[]): Promise<number> {
     download: { ...downloadOptions(args.flags, sources.get), slots, ...(limits ? { admit: limits.origins } : {}) },
     ...(limits ? { destSlot: limits.destSlot } : {}),
     emit: (e) => emitter.emit(e),
-    flowed: (n) => emitter.flowed(n),
+    flowed: (id, down, up) => emitter.flowed(id, down, up),
   };
   // Started by an orchestrator: its death closes the IPC channel, and we must not linger.
   if (process.send) process.on('disconnect', () => process.exit(1));

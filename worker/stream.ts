@@ -127,11 +127,11 @@ export async function streamObject(id: string, dl: Streamed, ctx: TaskContext): 
       // would not record a sha256 that S3 cannot stamp.
       const ours = there !== null && sameSource && unfinishedWrite(there, id);
       if (there && !compareAfter && (theirs || ours)) {
+        // Downloaded, not uploaded: only hashed.
         const sha256 = await pipeHashed(flowing(head, rest, maxBytesOf(ctx.flags), (n) => {
           bytes += n;
-          ctx.flowed?.(n);
+          ctx.flowed?.(id, n, 0);
         }), new Writable({ write: (_chunk, _enc, done) => done() }));
-        ctx.flowed?.(-bytes);
         const landed = bytes;
         bytes = 0;
         // The object's own size too: its metadata may have been carried over onto other bytes.
@@ -147,10 +147,10 @@ export async function streamObject(id: string, dl: Streamed, ctx: TaskContext): 
         return { side: 'upload', reason: 'DEST_CONFLICT', detail: `an object not written by ferry, or from another source, is already at ${ctx.store.uri(key)} (use --overwrite to replace it)`, retriable: false };
       }
     }
-    // Counted live for PROGRESS, and taken back before the events count them (or on failure).
+    // Counted live for PROGRESS (its DL_OK and UP_OK do not count them again).
     const body = flowing(head, rest, maxBytesOf(ctx.flags), (n) => {
       bytes += n;
-      ctx.flowed?.(n);
+      ctx.flowed?.(id, n, n);
     });
     const put = await ctx.store
       .put(key, body, {
@@ -164,7 +164,6 @@ export async function streamObject(id: string, dl: Streamed, ctx: TaskContext): 
         if (e instanceof StorageError && e.code === 'EXISTS' && !causeOf(e, [SourceError, CeilingError])) return e;
         throw e;
       });
-    ctx.flowed?.(-bytes);
     const landed = bytes;
     bytes = 0;
     if (put instanceof StorageError) {
@@ -180,7 +179,6 @@ export async function streamObject(id: string, dl: Streamed, ctx: TaskContext): 
     ctx.emit({ kind: 'UP_OK', id, uri: ctx.store.uri(key), ext: type.ext, bytes: landed, sha256: put.sha256, width: null, height: null, existed: put.existed === true });
     return null;
   } catch (e) {
-    ctx.flowed?.(-bytes);
     dl.stream.destroy();
     const f = failureOf(e);
     if (f.side === 'download' && endedEarly(f.code ?? null, bytes, dl.size)) {

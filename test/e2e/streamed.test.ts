@@ -72,6 +72,26 @@ describe('streamed bodies to a folder', () => {
     expect(counted).toBeLessThan(3_400_000);
   });
 
+  it('PROGRESS keeps counting the bytes of a streamed body that then fails: no rate is negative', async () => {
+    // 20 chunks of 100 KB, one every 100 ms, then the connection closes half-way through the body.
+    const tasks = `cut\t${origin.url}/steady/s-cut?chunks=20&size=100000&every=100&length=1&cut=1\n`;
+    const r = await ferry(['worker', '--tasks', '-', '--dest', path.join(dir, 'q'), '--progress-interval', '500', ...streamed.map((a, i) => (streamed[i - 1] === '--retries' ? '0' : a))], { input: tasks });
+    expect(r.code, r.stderr).toBe(0);
+    expect(parseEvent(r.stdout.trim())).toMatchObject({ kind: 'DL_ERR', reason: 'SHORT_BODY' });
+    const progress = r.stderr
+      .split('\n')
+      .filter((l) => l.startsWith('PROGRESS'))
+      .map((l) => Object.fromEntries(l.split(' ').slice(1).map((kv) => kv.split('=') as [string, string])));
+    for (const p of progress) {
+      expect(Number(p.DownRate), JSON.stringify(p)).toBeGreaterThanOrEqual(0);
+      expect(Number(p.UpRate), JSON.stringify(p)).toBeGreaterThanOrEqual(0);
+    }
+    // The 2,000,000 bytes did move: Σ rate × interval counts them (it was ~0, their takeback at the failure cancelling them).
+    const counted = progress.reduce((sum, p, i) => sum + Number(p.DownRate) * (Number(p.t) - Number(i ? progress[i - 1]!.t : 0)), 0);
+    expect(counted).toBeGreaterThan(1_600_000); // t is printed to 0.1 s: a loose bound
+    expect(counted).toBeLessThan(2_400_000);
+  });
+
   it('a compile whose body was cut at --max-bytes ends, with the row ledgered TOO_LARGE and bad_image', async () => {
     const db = await duck();
     await fs.mkdir(path.join(dir, 'm'));

@@ -14,8 +14,9 @@
 //   /stall/<k>                       headers, then nothing
 //   /stall-headers/<k>?ms=M          first byte after M ms
 //   /trickle/<k>                     chunked, 1 byte every 50 ms, forever
-//   /steady/<k>?chunks=C&size=B&every=M[&length=1]  C chunks of B bytes every M ms: chunked,
-//                                    or with Content-Length C×B when length=1
+//   /steady/<k>?chunks=C&size=B&every=M[&length=1][&cut=1]  C chunks of B bytes every M ms: chunked,
+//                                    or with Content-Length C×B when length=1; cut=1 promises
+//                                    twice that and closes the connection after the C chunks
 //   /huge/<k>                        Content-Length 10 GiB, 1 KiB, then stalls
 //   /big/<k>?size=N                  chunked (no Content-Length), N bytes
 //   /redirect/<k>?n=N&to=URL         N redirects, then Location: URL (absolute or path)
@@ -78,14 +79,15 @@ function partial(res, end, size = 1000) {
   res.write(Buffer.alloc(Math.floor(size / 2), 1), () => later(20, () => end(res.socket)));
 }
 
-function streamChunks(res, chunks, size, ms, announce = false) {
-  res.writeHead(200, { 'content-type': 'application/octet-stream', ...(announce ? { 'content-length': String(chunks * size) } : {}) });
+function streamChunks(res, chunks, size, ms, announce = false, cut = false) {
+  res.writeHead(200, { 'content-type': 'application/octet-stream', ...(announce ? { 'content-length': String((cut ? 2 : 1) * chunks * size) } : {}) });
   let sent = 0;
   const stop = every(ms, () => {
     if (res.destroyed) return stop();
     if (sent++ >= chunks) {
       stop();
-      res.end();
+      if (cut) res.destroy();
+      else res.end();
       return;
     }
     res.write(Buffer.alloc(size, 7));
@@ -146,7 +148,7 @@ const routes = {
   },
   'stall-headers': (q, res) => later(Number(q.get('ms') ?? 300), () => png(res)),
   trickle: (_q, res) => streamChunks(res, Infinity, 1, 50),
-  steady: (q, res) => streamChunks(res, Number(q.get('chunks')), Number(q.get('size')), Number(q.get('every')), q.get('length') === '1'),
+  steady: (q, res) => streamChunks(res, Number(q.get('chunks')), Number(q.get('size')), Number(q.get('every')), q.get('length') === '1', q.get('cut') === '1'),
   huge: (_q, res) => {
     res.writeHead(200, { 'content-type': 'image/png', 'content-length': String(10 * 2 ** 30) });
     res.write(Buffer.alloc(1024));
