@@ -13,7 +13,7 @@ import { type Stores, checkWorkDir, checkWritable, localCopy } from './io.js';
 import { type EarlierRun, Journal, discardJournal, journalFiles, stagingDir, tidyWorkDir } from './journal.js';
 import { type Counts, stagedFiles, writeOutputs } from './materialize.js';
 import { ManifestError, scanManifest } from './parquet/index.js';
-import type { Board } from './progress.js';
+import type { Board, Resumed } from './progress.js';
 import { UnitRows } from './state.js';
 import { SuperviseError, TaskQueue, WorkerPool, superviseTasks } from './supervise.js';
 import { type TaskFileReader, TaskFileWriter } from './task-file.js';
@@ -79,8 +79,10 @@ function workerArgs(cfg: CompileConfig, ctx: RunContext): string[] {
 }
 
 /**
- * Runs `count` tasks through workers, journaling every fact, until each has its outcome;
- * `onOutcome`, when given, sees each terminal event (a compile reads them back from the journal).
+ * Runs `pending.count` tasks through workers, journaling every fact, until each has its
+ * outcome; `onOutcome`, when given, sees each terminal event (a compile reads them back from
+ * the journal). `resumed` are the unit's tasks that earlier runs finished (from the journal):
+ * the progress board counts them done, out of all of them.
  */
 export async function runUnitTasks(
   unit: string,
@@ -88,10 +90,11 @@ export async function runUnitTasks(
   journal: Journal,
   cfg: CompileConfig,
   ctx: RunContext,
+  resumed: Resumed,
   onOutcome?: (e: TerminalEvent) => void,
 ): Promise<void> {
   if (pending.count > 0) {
-    ctx.board.start(unit, pending.count);
+    ctx.board.start(unit, resumed.done + pending.count, resumed);
     await superviseTasks(pending.queue, { args: workerArgs(cfg, ctx), concurrency: ctx.concurrencyPerUnit, unit }, {
       onEvent: (e, line) => {
         journal.append(line);
@@ -163,7 +166,7 @@ async function compileUnitOrThrow(unit: Unit, sourceUri: string, cfg: CompileCon
   try {
     const { unitRows, rows, tasks: taskFile } = await planUnit(source.file, cfg, files.tasks);
     const record = (e: Event, at: number) => {
-      if (isTerminal(e)) unitRows.record(e.id, at);
+      if (isTerminal(e)) unitRows.record(e.id, at, e.kind === 'UP_OK');
     };
     const tasks = unitRows.tasks;
     let journal: Journal | undefined;
@@ -180,7 +183,7 @@ async function compileUnitOrThrow(unit: Unit, sourceUri: string, cfg: CompileCon
         for (let t = taskFile.next(); t; t = taskFile.next()) if (!unitRows.settledTask(t.id)) return t;
         return undefined;
       });
-      await runUnitTasks(unit.name, { queue, count: pending }, journal, cfg, ctx);
+      await runUnitTasks(unit.name, { queue, count: pending }, journal, cfg, ctx, { done: unitRows.settled, failed: unitRows.failed });
       if (ctx.signal.aborted) return { unit: unit.name, status: 'interrupted' };
       // This run's outcomes (and any another run of the unit journaled meanwhile), from the file.
       journal.readAppended(record);

@@ -40,4 +40,24 @@ describe('the progress board', () => {
     expect(lines.at(-1)).toMatch(/^b {2}40\/400 \(10\.0%\) {2}40\.0 obj\/s .* ETA 9s\n$/);
     board.stop();
   });
+
+  it("counts a resumed unit's journaled tasks done, out of all its tasks, and only this run's in its rate and ETA", () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(0);
+    const lines: string[] = [];
+    const board = new Board('plain', (t) => lines.push(t), 60_000);
+    // 3000 tasks, of which an interrupted run finished 655 (2 of them failures).
+    board.start('r', 3000, { done: 655, failed: 2 });
+    board.render();
+    expect(lines.at(-1)).toMatch(/^r {2}655\/3000 \(21\.8%\) .* failed 2 .* ETA --\n$/);
+    vi.setSystemTime(1000);
+    for (let i = 0; i < 20; i++) board.event('r', { kind: 'UP_OK', id: `i${i}`, uri: 'file:///x', ext: 'png', bytes: 10, sha256: '', width: 1, height: 1, existed: false });
+    vi.setSystemTime(2000);
+    for (let i = 20; i < 40; i++) board.event('r', { kind: 'UP_OK', id: `i${i}`, uri: 'file:///x', ext: 'png', bytes: 10, sha256: '', width: 1, height: 1, existed: false });
+    board.event('r', { kind: 'DL_ERR', id: 'x', reason: 'NOT_FOUND', attempts: 1, detail: 'HTTP 404' });
+    board.render();
+    // 41 in the 1 s since this run's first event: 2304 to go at 41/s is 57 s.
+    expect(lines.at(-1)).toMatch(/^r {2}696\/3000 \(23\.2%\) {2}41\.0 obj\/s .* failed 3 .* ETA 57s\n$/);
+    board.stop();
+  });
 });

@@ -8,9 +8,13 @@ import type { Counts } from './materialize.js';
 /**
  * `started` is when the unit's first event came, not when its tasks were handed over: a
  * unit queued behind another's tail on the same worker would otherwise count its wait in
- * its rate and ETA (0.0 obj/s and an ETA of 17m for a unit done 6 s later).
+ * its rate and ETA (0.0 obj/s and an ETA of 17m for a unit done 6 s later). `resumed` is
+ * the tasks an earlier run finished (from the journal): counted done, never in a rate.
  */
-type Row = { total: number; done: number; failed: number; bytes: number; begun: boolean; started: number; conc: number | null; lastDone: number; lastBytes: number; lastT: number; rate: number; byteRate: number };
+type Row = { total: number; resumed: number; done: number; failed: number; bytes: number; begun: boolean; started: number; conc: number | null; lastDone: number; lastBytes: number; lastT: number; rate: number; byteRate: number };
+
+/** Tasks of a unit that earlier runs finished: the journal's outcomes, and how many of them failed. */
+export type Resumed = { done: number; failed: number };
 
 export type BoardMode = 'tty' | 'plain' | 'none';
 
@@ -40,9 +44,11 @@ export class Board {
     this.timer ??= setInterval(() => this.render(), this.intervalMs);
   }
 
-  start(unit: string, total: number): void {
+  /** A unit of `total` tasks starts transferring; `resumed` of them were finished by earlier runs. */
+  start(unit: string, total: number, resumed: Resumed = { done: 0, failed: 0 }): void {
     const now = Date.now();
-    this.rows.set(unit, { total, done: 0, failed: 0, bytes: 0, begun: false, started: now, conc: null, lastDone: 0, lastBytes: 0, lastT: now, rate: 0, byteRate: 0 });
+    const done = resumed.done;
+    this.rows.set(unit, { total, resumed: done, done, failed: resumed.failed, bytes: 0, begun: false, started: now, conc: null, lastDone: done, lastBytes: 0, lastT: now, rate: 0, byteRate: 0 });
     this.tick();
   }
 
@@ -76,7 +82,7 @@ export class Board {
       r.lastT = now;
     }
     const elapsed = Math.max((now - r.started) / 1000, 0.001);
-    const avg = r.done / elapsed;
+    const avg = (r.done - r.resumed) / elapsed;
     const pct = r.total ? ((100 * r.done) / r.total).toFixed(1) : '100';
     // Before a first whole second of rate, the average so far; before the worker's first
     // PROGRESS, its concurrency is not known yet ('–', not 0).

@@ -185,7 +185,8 @@ async function replayRows(m: UnitManifest, rows: LedgerRow[], chosen: LedgerRow[
       board.log(`ferry replay: ${tasks.length} of ${rows.length} ledger row(s) selected (${String(r.raw.reasons ?? 'transient')})`);
       const ctx: RunContext = { runId, workDir, staging, stores: r.stores, board, signal: r.signal, concurrencyPerUnit: flags.concurrency, workers: new WorkerPool() };
       try {
-        await runUnitTasks(m.unit, { queue: TaskQueue.of(pending), count: pending.length }, journal, cfg, ctx, (e) => state.set(e.id, outcomeOf(e)));
+        const failed = [...done].filter((id) => state.get(id)?.ok === false).length;
+        await runUnitTasks(m.unit, { queue: TaskQueue.of(pending), count: pending.length }, journal, cfg, ctx, { done: done.size, failed }, (e) => state.set(e.id, outcomeOf(e)));
       } finally {
         await ctx.workers.close();
       }

@@ -27,7 +27,7 @@ describe('UnitRows', () => {
     const journal = new Map<number, Event>();
     const at = (n: number, e: Event) => {
       journal.set(n, e);
-      rows.record(e.id, n);
+      rows.record(e.id, n, e.kind === 'UP_OK');
     };
     at(10, { kind: 'DL_ERR', id: 'b', reason: 'TIMEOUT', attempts: 2, detail: 'idle' });
     at(20, outcomes.a!);
@@ -35,11 +35,13 @@ describe('UnitRows', () => {
     at(40, outcomes.f!);
     at(50, { kind: 'DL_ERR', id: 'c', reason: 'TIMEOUT', attempts: 1, detail: 'not a task: ignored' });
     expect(rows.settled).toBe(3);
+    expect(rows.failed).toBe(2); // b once (its later outcome replaces the earlier), f
     expect(rows.settledTask('b')).toBe(true);
     expect(rows.settledTask('e')).toBe(false);
     expect(rows.settledTask('c')).toBe(false);
     at(60, outcomes.e!);
     expect(rows.settled).toBe(4);
+    expect(rows.failed).toBe(3);
 
     const asked: number[][] = [];
     const fromJournal = rows.outcomes({ eventsAt: (offsets) => (asked.push([...offsets]), offsets.map((n) => journal.get(n)!)) });
@@ -64,7 +66,7 @@ describe('UnitRows', () => {
     for (const id of big) rows.judge(id, `http://h/${id}`);
     rows.planned();
     // Journaled in reverse: offsets decrease as rows go on.
-    big.forEach((id, i) => rows.record(id, n - i));
+    big.forEach((id, i) => rows.record(id, n - i, true));
     const calls: number[] = [];
     const upOk = (n2: number): Event => ({ ...outcomes.a!, id: `id-${n - n2}`, uri: `file:///d/id-${n - n2}.png` }) as Event;
     const outputs = rows.outcomes({ eventsAt: (offsets) => (calls.push(offsets.length), offsets.map(upOk)) });
@@ -75,12 +77,24 @@ describe('UnitRows', () => {
     expect(Math.max(...calls)).toBeLessThan(n);
   });
 
+  it('counts a task failed by its last outcome only', () => {
+    const rows = new UnitRows();
+    rows.judge('a', 'http://h/a');
+    rows.planned();
+    rows.record('a', 0, false);
+    expect({ settled: rows.settled, failed: rows.failed }).toEqual({ settled: 1, failed: 1 });
+    rows.record('a', 9, true); // a later run's outcome of the same task
+    expect({ settled: rows.settled, failed: rows.failed }).toEqual({ settled: 1, failed: 0 });
+    rows.record('a', 20, false);
+    expect({ settled: rows.settled, failed: rows.failed }).toEqual({ settled: 1, failed: 1 });
+  });
+
   it('refuses a row unlike the one judged (the manifest changed), and a task without an outcome', () => {
     const rows = new UnitRows();
     rows.judge('a', 'http://h/a');
     rows.judge('b', 'http://h/b');
     rows.planned();
-    rows.record('a', 0);
+    rows.record('a', 0, true);
     const outputs = rows.outcomes({ eventsAt: (offsets) => offsets.map(() => outcomes.a!) });
     expect(() => outputs.outputs(['x'], ['http://h/x'], redact)).toThrow('internal: no outcome for id "x" at row 1');
     outputs.rewind();

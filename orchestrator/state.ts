@@ -110,11 +110,14 @@ export class UnitRows {
   private readonly first = new Map<string, number>();
   /** Per row, where its task's terminal event is journaled; -1 while it has none. */
   private at = new Float64Array(0);
+  /** Per row, 1 when its task's outcome is a failure. */
+  private failedRow = new Uint8Array(0);
   private row = 0;
   private readonly seen = { has: (id: string) => this.first.has(id), add: (id: string) => this.first.set(id, -this.row) };
-  /** Rows that became tasks, and how many of those have an outcome. */
+  /** Rows that became tasks, how many of those have an outcome, and how many of those failed. */
   tasks = 0;
   settled = 0;
+  failed = 0;
 
   /** The next row's verdict in the planning pass: null when it becomes a task. */
   judge(id: string | null, url: string | null): Refusal | null {
@@ -129,15 +132,19 @@ export class UnitRows {
   /** The planning pass is over: every row is judged. */
   planned(): void {
     this.at = new Float64Array(this.row + 1).fill(-1);
+    this.failedRow = new Uint8Array(this.row + 1);
     this.row = 0;
   }
 
-  /** A task's terminal event, journaled at offset `at`; the last one journaled for an id stands. Other ids are ignored. */
-  record(id: string, at: number): void {
+  /** A task's terminal event (`ok` for an UP_OK), journaled at offset `at`; the last one journaled for an id stands. Other ids are ignored. */
+  record(id: string, at: number, ok: boolean): void {
     const row = this.first.get(id);
     if (row === undefined || row < 0) return;
     if (this.at[row]! < 0) this.settled++;
+    else this.failed -= this.failedRow[row]!;
     this.at[row] = at;
+    this.failedRow[row] = ok ? 0 : 1;
+    this.failed += this.failedRow[row]!;
   }
 
   /** Whether `id` is a task of the unit with an outcome. */
