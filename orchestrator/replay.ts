@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { realpath } from 'node:fs/promises';
 import path from 'node:path';
-import { LedgerError, type LedgerRow, type ReasonSelector, LedgerReader, parseReasonSelector, replayable } from '../ledger/index.js';
+import { LedgerError, type LedgerRow, type ReasonSelector, LedgerReader, parseReasonSelector, replayable, selects } from '../ledger/index.js';
 import { type Task, type WorkerFlags, isTerminal, parseDecode, parseWorkerFlags, storeOptionsOf } from '../protocol/index.js';
 import { StorageError, UriError, describePlace, parsePlace, splitObjectUri } from '../storage/index.js';
 import { asUnitError, runUnitTasks, type RunContext } from './compile.js';
@@ -80,7 +80,13 @@ export async function replayLedger(ledgerUri: string, raw: Record<string, unknow
     const chosen = replayable(rows, selector);
     // A replay stopped while it published has outputs to finish even with nothing to send.
     if (chosen.length === 0 && m.status === 'complete') {
-      process.stderr.write(`ferry replay: no ledger row matches --reasons ${reasons}; nothing to do\n`);
+      // Rows refused at compile time may match: they are never re-sent, which is not "no match".
+      const refused = rows.filter((row) => row.stage === 'compile' && selects(selector, row.reason)).length;
+      process.stderr.write(
+        refused > 0
+          ? `ferry replay: the ${refused} ledger row(s) matching --reasons ${reasons} were refused before any fetch (null, invalid or duplicate ids, bad URLs), and replay never re-sends those: fix the manifest and recompile the unit; nothing to do\n`
+          : `ferry replay: no ledger row matches --reasons ${reasons}; nothing to do\n`,
+      );
       return EXIT.OK;
     }
     // A unit's failure (a write --out or --dest refuses, an unreadable source) is exit 1, named.

@@ -137,6 +137,24 @@ describe('an interrupted replay', () => {
   }, 120_000);
 });
 
+describe('replay of rows refused at compile time', () => {
+  it('says that the rows matching --reasons were refused before any fetch, not that none matches', async () => {
+    const p = place('refused');
+    await fs.mkdir(p.manifests, { recursive: true });
+    const url = `${origin.url}/file/refused/refused.png`;
+    await db.run(`COPY (SELECT * FROM (VALUES (NULL, ${lit(url)}), ('a', NULL), ('a', ${lit(url)})) t(id, media_path)) TO '${path.join(p.manifests, 'm.parquet')}' (FORMAT parquet)`);
+    expect((await compile('refused', 'dest')).code).toBe(0);
+    const all = await ferry(replayArgs('refused', '--reasons', 'all'));
+    expect(all.code, all.stderr).toBe(0);
+    expect(all.stderr).toContain('the 3 ledger row(s) matching --reasons all were refused before any fetch');
+    expect(all.stderr).not.toContain('no ledger row matches');
+    const dup = await ferry(replayArgs('refused', '--reasons', 'DUPLICATE_ID'));
+    expect(dup.stderr).toContain('the 1 ledger row(s) matching --reasons DUPLICATE_ID were refused before any fetch');
+    const none = await ferry(replayArgs('refused', '--reasons', 'TIMEOUT'));
+    expect(none.stderr).toContain('no ledger row matches --reasons TIMEOUT; nothing to do');
+  }, 60_000);
+});
+
 describe('replay of a unit in a subfolder', () => {
   it('writes manifest.json beside the ledger it replayed, where compile reads it', async () => {
     await scenario('nested');
