@@ -18,6 +18,18 @@ describe('the progress board', () => {
     board.stop();
   });
 
+  it('prints log lines (a worker that died, its warnings) under --progress none too, and no progress', () => {
+    const lines: string[] = [];
+    const board = new Board('none', (t) => lines.push(t), 60_000);
+    board.skip('s');
+    board.start('u', 10);
+    board.render();
+    board.log('u: worker exited with SIGKILL holding 14 task(s)');
+    board.done('u', { rows: 10, migrated: 10, failed: 0, bad: 0, byReason: {}, byClass: {} });
+    board.stop();
+    expect(lines).toEqual(['u: worker exited with SIGKILL holding 14 task(s)\n']);
+  });
+
   afterEach(() => {
     vi.useRealTimers();
   });

@@ -105,25 +105,32 @@ export class Board {
     this.write(lines.map((l) => (this.mode === 'tty' ? l.slice(0, (process.stderr.columns || 200) - 1) : l)).join('\n') + '\n');
   }
 
-  /** A line that stays (a log, a unit's result): printed above the live lines. */
+  /**
+   * A log line (a worker's warning or crash, a notice): printed above the live lines, in
+   * every mode — `none` turns off progress, not what went wrong.
+   */
   log(text: string): void {
-    if (this.mode === 'none') return;
     this.clear();
     this.write(text + '\n');
   }
 
+  /** A unit's result, part of the progress view (the summary repeats what matters). */
+  private result(text: string): void {
+    if (this.mode !== 'none') this.log(text);
+  }
+
   skip(unit: string): void {
-    this.log(`${unit}: complete already (same source and options), skipped`);
+    this.result(`${unit}: complete already (same source and options), skipped`);
   }
 
   done(unit: string, c: Counts): void {
     this.rows.delete(unit);
-    this.log(`${unit}: complete — ${c.rows} rows, ${c.migrated} migrated, ${c.failed} in the ledger (${c.bad} bad)`);
+    this.result(`${unit}: complete — ${c.rows} rows, ${c.migrated} migrated, ${c.failed} in the ledger (${c.bad} bad)`);
   }
 
   fail(unit: string, message: string): void {
     this.rows.delete(unit);
-    this.log(`${unit}: FAILED — ${message}`);
+    this.result(`${unit}: FAILED — ${message}`);
   }
 
   stop(): void {
