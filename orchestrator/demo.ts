@@ -104,7 +104,7 @@ export async function runDemo(dir: string): Promise<number> {
     if (code !== EXIT.OK) return code;
     const ledger = path.join(root, 'out', 'products.ledger.tsv');
     process.stderr.write(`\nferry demo: the origin is back for "down"; replaying the transient failures of ${ledger}\n`);
-    const replayed = await replayLedger(ledger, { 'allow-private-network': true, 'work-dir': cfg.workDir, retries: '2', timeout: '5000' }, 'plain', new AbortController().signal);
+    const replayed = await replayLedger(ledger, { 'allow-private-network': true, 'work-dir': cfg.workDir, retries: '2', timeout: '5000' }, new Board('plain'), new AbortController().signal);
     if (replayed !== EXIT.OK) return replayed;
     process.stderr.write(
       [

@@ -1,6 +1,8 @@
 /**
  * SIGINT/SIGTERM: the first stops the workers and lets journals flush (the command then
  * says how to resume); a second leaves at once, and says so too, since nothing else will.
+ * `say` prints one line: a command with a progress board gives its `log`, so the board's
+ * redraws never erase the line.
  */
 import { EXIT } from './errors.js';
 
@@ -10,7 +12,7 @@ export type Interrupt = { signal: AbortSignal; code: () => number | null };
 
 export function interruptible(
   signals: Signals = process,
-  write: (text: string) => void = (t) => process.stderr.write(t),
+  say: (line: string) => void = (line) => process.stderr.write(`\n${line}\n`),
   exit: (code: number) => void = (c) => process.exit(c),
 ): Interrupt {
   const ctl = new AbortController();
@@ -19,12 +21,12 @@ export function interruptible(
     signals.on(sig, () => {
       if (code !== null) {
         // Events of the last ~50 ms may not be journaled: their tasks are simply sent again.
-        write(`\nferry: ${sig} again — quitting at once; completed work is kept. Run the same command again to resume.\n`);
+        say(`ferry: ${sig} again — quitting at once; completed work is kept. Run the same command again to resume.`);
         exit(exitCode);
         return;
       }
       code = exitCode;
-      write(`\nferry: ${sig} — stopping workers and flushing journals (again to quit at once)\n`);
+      say(`ferry: ${sig} — stopping workers and flushing journals (again to quit at once)`);
       ctl.abort();
     });
   on('SIGINT', EXIT.SIGINT);

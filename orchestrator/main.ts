@@ -44,7 +44,7 @@ async function compileCommand(raw: Record<string, unknown>): Promise<number> {
   });
   const cfg = compileConfig(args, parseWorkerFlags(raw));
   const board = new Board(boardMode(cfg.progress));
-  const stop = interruptible();
+  const stop = interruptible(process, (line) => board.notice(line));
   const started = Date.now();
   const stores = new Stores(storeOptionsOf(cfg.flags));
   try {
@@ -75,8 +75,9 @@ async function main(argv: string[]): Promise<number> {
     case 'replay': {
       const raw = line.raw;
       refuseRepeats(raw, ['origin-header']);
-      const stop = interruptible();
-      const code = await replayLedger(String(raw.ledger), raw, boardMode(String(raw.progress)), stop.signal);
+      const board = new Board(boardMode(String(raw.progress)));
+      const stop = interruptible(process, (line) => board.notice(line));
+      const code = await replayLedger(String(raw.ledger), raw, board, stop.signal);
       return stop.code() ?? code;
     }
     case 'demo': {

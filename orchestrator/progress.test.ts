@@ -30,6 +30,19 @@ describe('the progress board', () => {
     expect(lines).toEqual(['u: worker exited with SIGKILL holding 14 task(s)\n']);
   });
 
+  it("keeps a signal's notice on a terminal through the redraws after it and the final clear", () => {
+    const screen = terminal();
+    const board = new Board('tty', screen.write, 60_000);
+    board.start('u', 10);
+    board.render();
+    screen.write('^C'); // the terminal's echo, where the cursor was
+    board.notice('ferry: SIGINT — stopping workers and flushing journals (again to quit at once)');
+    board.render();
+    board.render();
+    board.stop();
+    expect(screen.lines()).toEqual(['', 'ferry: SIGINT — stopping workers and flushing journals (again to quit at once)']);
+  });
+
   afterEach(() => {
     vi.useRealTimers();
   });
@@ -73,3 +86,33 @@ describe('the progress board', () => {
     board.stop();
   });
 });
+
+/** The little of a terminal the board uses: text, CR, LF, cursor up (CSI n A) and erase below (CSI J). */
+function terminal() {
+  const rows: string[] = [''];
+  let row = 0;
+  let col = 0;
+  const write = (text: string) => {
+    for (let i = 0; i < text.length; i++) {
+      const m = text.startsWith('\x1b[', i) ? /^(\d*)([AJ])/.exec(text.slice(i + 2)) : null;
+      if (m) {
+        if (m[2] === 'A') row = Math.max(0, row - Number(m[1] || 1));
+        else {
+          rows[row] = rows[row]!.slice(0, col);
+          rows.length = row + 1;
+        }
+        i += m[0].length + 1;
+      } else if (text[i] === '\r') col = 0;
+      else if (text[i] === '\n') {
+        row++;
+        col = 0;
+        rows[row] ??= '';
+      } else {
+        const line = rows[row]!.padEnd(col);
+        rows[row] = line.slice(0, col) + text[i] + line.slice(col + 1);
+        col++;
+      }
+    }
+  };
+  return { write, lines: () => rows.slice(0, rows.length - (rows.at(-1) === '' ? 1 : 0)) };
+}

@@ -93,7 +93,8 @@ export class Board {
   }
 
   private clear(): void {
-    if (this.mode === 'tty' && this.drawn > 0) this.write(`\x1b[${this.drawn}A\x1b[J`);
+    // From column 0: the terminal may have echoed ^C after the last line.
+    if (this.mode === 'tty' && this.drawn > 0) this.write(`\r\x1b[${this.drawn}A\x1b[J`);
     this.drawn = 0;
   }
 
@@ -112,6 +113,11 @@ export class Board {
   log(text: string): void {
     this.clear();
     this.write(text + '\n');
+  }
+
+  /** A line in answer to a signal, on a line of its own (the terminal may have echoed ^C). */
+  notice(text: string): void {
+    this.log(`\n${text}`);
   }
 
   /** A unit's result, part of the progress view (the summary repeats what matters). */

@@ -19,7 +19,7 @@ import { Stores, checkWorkDir, localCopy, readLines } from './io.js';
 import { Journal, discardJournal, journalFiles, stagingDir, tidyWorkDir } from './journal.js';
 import { stagedFiles, writeOutputs } from './materialize.js';
 import { scanManifest } from './parquet/index.js';
-import { Board, type BoardMode } from './progress.js';
+import type { Board } from './progress.js';
 import { type Outcome, RowVerdicts, UnitState, outcomeOf } from './state.js';
 import { type UnitManifest, markReplaying, outputKeys, publishOutputs, readUnitManifest } from './unit-manifest.js';
 
@@ -59,7 +59,7 @@ async function locate(ledgerUri: string) {
   return { parent: split.parent, unitName: split.key.slice(0, -LEDGER_SUFFIX.length) };
 }
 
-export async function replayLedger(ledgerUri: string, raw: Record<string, unknown>, mode: BoardMode, signal: AbortSignal): Promise<number> {
+export async function replayLedger(ledgerUri: string, raw: Record<string, unknown>, board: Board, signal: AbortSignal): Promise<number> {
   const { parent, unitName } = await locate(ledgerUri);
   // '' would resolve to the current folder.
   if (String(raw['work-dir'] ?? '.ferry').trim() === '') throw new UsageError('--work-dir: must not be empty');
@@ -90,7 +90,7 @@ export async function replayLedger(ledgerUri: string, raw: Record<string, unknow
       return EXIT.OK;
     }
     // A unit's failure (a write --out or --dest refuses, an unreadable source) is exit 1, named.
-    return await replayRows(m, rows, chosen, { out, parent, unitName, ledgerUri, raw, stores, mode, signal }).catch((e: unknown) => {
+    return await replayRows(m, rows, chosen, { out, parent, unitName, ledgerUri, raw, stores, board, signal }).catch((e: unknown) => {
       throw asUnitError(e, m.unit, m.source.uri);
     });
   } catch (e) {
@@ -110,7 +110,7 @@ type ReplayContext = {
   ledgerUri: string;
   raw: Record<string, unknown>;
   stores: Stores;
-  mode: BoardMode;
+  board: Board;
   signal: AbortSignal;
 };
 
@@ -162,7 +162,7 @@ async function replayRows(m: UnitManifest, rows: LedgerRow[], chosen: LedgerRow[
       throw new UsageError(
         `${r.ledgerUri}: ${orphan} has neither a destination in ${renewedKey} nor a ledger row: the ledger was edited or comes from another compile; recompile the unit (ferry compile … --only ${m.unit} --force)`,
       );
-    const board = new Board(r.mode);
+    const board = r.board;
     const files = journalFiles(workDir, r.unitName);
     // An interrupted replay's journal is reused only for the same source, content options and
     // selection: a unit recompiled since with another --dest or other gates starts afresh
