@@ -1,4 +1,5 @@
 /** The end-of-run summary, and the exit code it implies (DESIGN.md, "Exit codes"). */
+import path from 'node:path';
 import { type Place, uriOf } from '../storage/index.js';
 import type { UnitReport } from './compile.js';
 import { EXIT } from './errors.js';
@@ -28,8 +29,9 @@ export function printSummary(reports: UnitReport[], seconds: number, opts: { str
   const example = transient ?? complete.find((r) => (r.counts?.failed ?? 0) > 0);
   if (example) {
     const key = outputKeys(example.unit).ledger;
-    const ledger = opts.out.scheme === 'file' ? uriOf(opts.out, key).replace(/^file:\/\//, '') : uriOf(opts.out, key);
-    const next = transient ? `; re-run the transient ones with: ferry replay ${ledger}` : ' (none is transient: fix the data, or replay chosen ones with --reasons)';
+    // The path itself, not a file: URL's percent-encoded spelling of it (`o%207/` for `o 7/`).
+    const ledger = opts.out.scheme === 'file' ? path.join(opts.out.path, key) : uriOf(opts.out, key);
+    const next = transient ? `; re-run the transient ones with: ferry replay ${shellWord(ledger)}` : ' (none is transient: fix the data, or replay chosen ones with --reasons)';
     out.write(`ferry: failures are in the ledgers, e.g. ${ledger}${next}\n`);
   }
   if (failed.length > 0) return EXIT.FAILED;
@@ -40,4 +42,9 @@ export function printSummary(reports: UnitReport[], seconds: number, opts: { str
     return EXIT.FAILED;
   }
   return EXIT.OK;
+}
+
+/** A word a POSIX shell reads back as it is, for a command to copy: quoted when it must be. */
+export function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
