@@ -8,7 +8,7 @@ import { createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { finished } from 'node:stream/promises';
-import { encodeLedgerRow, ledgerHeaderLine } from '../ledger/index.js';
+import { type Stage, encodeLedgerRow, ledgerHeaderLine } from '../ledger/index.js';
 import { type Reason, classOf } from '../protocol/index.js';
 import { redactUrl } from '../storage/redact.js';
 import { renewManifest } from './parquet/index.js';
@@ -21,6 +21,8 @@ export type Counts = {
   bad: number;
   byReason: Partial<Record<Reason, number>>;
   byClass: Record<string, number>;
+  /** Ledger rows by the stage that failed them: `compile` ones were refused before any fetch (replay never re-sends them). */
+  byStage: Partial<Record<Stage, number>>;
 };
 
 export type Staged = { parquet: string; ledger: string; done(): Promise<void> };
@@ -40,7 +42,7 @@ export async function writeOutputs(
   state: RowOutcomes,
   cols: { id: string; url: string; path: string; bad: string },
 ): Promise<{ counts: Counts; int96: { columns: string[]; subMicrosecondValues: number } }> {
-  const counts: Counts = { rows: 0, migrated: 0, failed: 0, bad: 0, byReason: {}, byClass: {} };
+  const counts: Counts = { rows: 0, migrated: 0, failed: 0, bad: 0, byReason: {}, byClass: {}, byStage: {} };
   const ledger = createWriteStream(staged.ledger, { mode: 0o644 });
   // Its error (a full disk, a folder removed) is thrown by the next await on it, or by
   // finished(); without a listener it would be an uncaught 'error' event.
@@ -59,6 +61,7 @@ export async function writeOutputs(
         counts.byReason[row.reason] = (counts.byReason[row.reason] ?? 0) + 1;
         const cls = classOf(row.reason);
         counts.byClass[cls] = (counts.byClass[cls] ?? 0) + 1;
+        counts.byStage[row.stage] = (counts.byStage[row.stage] ?? 0) + 1;
         if (!ledger.write(encodeLedgerRow(row))) await once(ledger, 'drain'); // rejects on the stream's error
       }
       return { paths: o.paths, bad: o.bad };

@@ -25,7 +25,7 @@ describe('the progress board', () => {
     board.start('u', 10);
     board.render();
     board.log('u: worker exited with SIGKILL holding 14 task(s)');
-    board.done('u', { rows: 10, migrated: 10, failed: 0, bad: 0, byReason: {}, byClass: {} });
+    board.done('u', { rows: 10, migrated: 10, failed: 0, bad: 0, byReason: {}, byClass: {}, byStage: {} });
     board.stop();
     expect(lines).toEqual(['u: worker exited with SIGKILL holding 14 task(s)\n']);
   });

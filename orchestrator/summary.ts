@@ -24,14 +24,20 @@ export function printSummary(reports: UnitReport[], seconds: number, opts: { str
       '\n',
   );
   for (const f of failed) out.write(`ferry: unit ${f.unit} failed: ${f.error}\n`);
-  // A ledger to show: one with transient rows (replay's default re-runs them), else any.
+  // A ledger to show: one with transient rows (replay's default re-runs them), else one with
+  // rows a replay could re-run, else any.
   const transient = complete.find((r) => (r.counts?.byClass.transient ?? 0) > 0);
-  const example = transient ?? complete.find((r) => (r.counts?.failed ?? 0) > 0);
+  const replayable = complete.find((r) => (r.counts?.failed ?? 0) > (r.counts?.byStage.compile ?? 0));
+  const example = transient ?? replayable ?? complete.find((r) => (r.counts?.failed ?? 0) > 0);
   if (example) {
     const key = outputKeys(example.unit).ledger;
     // The path itself, not a file: URL's percent-encoded spelling of it (`o%207/` for `o 7/`).
     const ledger = opts.out.scheme === 'file' ? path.join(opts.out.path, key) : uriOf(opts.out, key);
-    const next = transient ? `; re-run the transient ones with: ferry replay ${shellWord(ledger)}` : ' (none is transient: fix the data, or replay chosen ones with --reasons)';
+    const next = transient
+      ? `; re-run the transient ones with: ferry replay ${shellWord(ledger)}`
+      : replayable
+        ? ' (none is transient: fix the data, or replay chosen ones with --reasons)'
+        : ' (each was refused before any fetch — null, invalid or duplicate ids, bad URLs — which no replay re-sends: fix the manifests)';
     out.write(`ferry: failures are in the ledgers, e.g. ${ledger}${next}\n`);
   }
   if (failed.length > 0) return EXIT.FAILED;

@@ -63,5 +63,20 @@ describe('the summary', () => {
     const pasted = spawnSync('sh', ['-c', `"$0" "$1" replay ${named![2]} --allow-private-network --retries 0 --progress none --work-dir "$2"`, process.execPath, FERRY, path.join(dir, 'work')], { encoding: 'utf8' });
     expect(pasted.status, pasted.stderr).toBe(0);
     expect(pasted.stderr).toMatch(/ferry replay: 0 of 1 repaired; \d row\(s\) remain in /);
+    const c = JSON.parse(await fs.readFile(path.join(out, 'b', 'c.manifest.json'), 'utf8')) as { counts: Record<string, unknown> };
+    expect(c.counts).toMatchObject({ failed: 5, byStage: { compile: 3, download: 2 } });
   }, 120_000);
+
+  it('does not point at replay when every ledger row was refused before any fetch', async () => {
+    const root = path.join(dir, 'refused');
+    await fs.mkdir(root, { recursive: true });
+    await db.run(`COPY (SELECT * FROM (VALUES (NULL, ${lit(`${origin.url}/ok/sum-r1`)}), ('r', NULL), ('r', ${lit(`${origin.url}/ok/sum-r2`)})) t(id, media_path)) TO '${path.join(root, 'r.parquet')}' (FORMAT parquet)`);
+    const out = path.join(dir, 'refused-out');
+    const r = await ferry(['compile', root, '--dest', path.join(dir, 'objects'), '--out', out, '--work-dir', path.join(dir, 'work'), '--allow-private-network', '--progress', 'none']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('r.ledger.tsv (each was refused before any fetch — null, invalid or duplicate ids, bad URLs — which no replay re-sends: fix the manifests)');
+    expect(r.stderr).not.toContain('--reasons');
+    const m = JSON.parse(await fs.readFile(path.join(out, 'r.manifest.json'), 'utf8')) as { counts: Record<string, unknown> };
+    expect(m.counts).toMatchObject({ failed: 3, byStage: { compile: 3 } });
+  }, 60_000);
 });
