@@ -14,7 +14,7 @@ import { EXIT, UsageError } from './errors.js';
 import { Stores } from './io.js';
 import { Board } from './progress.js';
 import { replayLedger } from './replay.js';
-import { printSummary } from './summary.js';
+import { printSummary, shellWord } from './summary.js';
 
 function rows(origin: string): { products: DemoRow[]; catalog: DemoRow[] } {
   const t0 = Date.UTC(2024, 0, 1);
@@ -114,7 +114,7 @@ export async function runDemo(dir: string): Promise<number> {
         `  renewed        ${path.join(root, 'out', 'products.parquet')} (every input column + updated_media_path, bad_image)`,
         `  ledger         ${path.join(root, 'out', 'products.ledger.tsv')} (one row per failed id, with its reason)`,
         `  unit manifest  ${path.join(root, 'out', 'products.manifest.json')}`,
-        `Run it again: npx ferry compile ${path.join(root, 'manifests')} --dest ${path.join(root, 'objects')} --out ${path.join(root, 'out')} --work-dir ${cfg.workDir}`,
+        `Run it again: npx ferry compile ${[path.join(root, 'manifests'), '--dest', path.join(root, 'objects'), '--out', path.join(root, 'out'), '--work-dir', cfg.workDir].map(shellWord).join(' ')}`,
         '  (complete units are skipped without a download)',
         '',
       ].join('\n'),

@@ -1,10 +1,11 @@
 /** `ferry demo --dir`: the demo clears only its own folder, never someone's files. */
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ferry } from '../helpers/run.js';
+import { FERRY, ferry } from '../helpers/run.js';
 
 let base: string;
 beforeAll(async () => {
@@ -62,5 +63,16 @@ describe('ferry demo --dir', () => {
     expect(await readFile(join(dir, 'notes.txt'), 'utf8')).toBe('mine');
     expect(existsSync(join(dir, 'out', 'stale.txt'))).toBe(false);
     expect(existsSync(join(dir, 'out', 'products.parquet'))).toBe(true);
+  });
+
+  it("prints a 'Run it again' command that runs as pasted, in a folder whose name has a space", async () => {
+    const dir = join(base, "my demo's");
+    const run = await ferry(['demo', '--dir', dir]);
+    expect(run.code, run.stderr).toBe(0);
+    const command = /Run it again: npx ferry (compile .*)\n/.exec(run.stderr)?.[1];
+    expect(command, run.stderr).toBeDefined();
+    const again = spawnSync('sh', ['-c', `"$0" "$1" ${command} --progress none`, process.execPath, FERRY], { encoding: 'utf8' });
+    expect(again.status, again.stderr).toBe(0);
+    expect(again.stderr).toContain('0 unit(s) compiled, 2 already complete, 0 failed');
   });
 });
