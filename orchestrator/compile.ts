@@ -160,7 +160,8 @@ async function compileUnitOrThrow(unit: Unit, sourceUri: string, cfg: CompileCon
   /** The manifest may not change under a compile: its rows are read twice. */
   const unchanged = async () => {
     if ((await prefixStore.stat(unit.key))?.version === unit.version) return;
-    throw new UnitError(unit.name, `${sourceUri} changed while its unit was compiled: run the command again (objects already written are journaled and not fetched again)`);
+    // The journal is for the old file (its ids' URLs may have changed): the next run sends every task again.
+    throw new UnitError(unit.name, `${sourceUri} changed while its unit was compiled: run the command again to compile the new file (its rows are fetched again; objects already at their keys with the same bytes are not written again)`);
   };
   const staged = await stagedFiles(ctx.staging, unit.name);
   try {

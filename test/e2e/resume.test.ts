@@ -229,10 +229,13 @@ describe('interrupted recompiles, shared work dirs, manifests that change', () =
     await db.run(`COPY (SELECT * FROM '${path.join(dir, 'manifests', 'm.parquet')}' UNION ALL SELECT 'extra', ${lit(`${origin.url}/file/extra/a.png`)}, ${N}) TO '${file}.new' (FORMAT parquet)`);
     await fs.rename(`${file}.new`, file);
     expect((await once(child, 'exit'))[0], stderr).toBe(1);
-    expect(stderr).toContain(`${file} changed while its unit was compiled`);
+    expect(stderr).toContain(`${file} changed while its unit was compiled: run the command again to compile the new file (its rows are fetched again;`);
+    expect(stderr).not.toContain('not fetched again'); // what it once promised, though the journal of the old file is discarded
     expect(stderr).not.toContain('internal error');
     const again = await ferry(run());
     expect(again.code, again.stderr).toBe(0);
+    const m = JSON.parse(await fs.readFile(path.join(layout('changing').out, 'm.manifest.json'), 'utf8')) as { counts: Record<string, number> };
+    expect(m.counts).toMatchObject({ resumedFromJournal: 0, sentThisRun: N + 1 });
     const rows = await db.rows(`SELECT count(*)::INTEGER AS n, count(updated_media_path)::INTEGER AS migrated FROM '${path.join(layout('changing').out, 'm.parquet')}' WHERE id = 'extra'`);
     expect(rows).toEqual([{ n: 1, migrated: 1 }]);
   }, 60_000);
