@@ -18,6 +18,7 @@ import { replayLedger } from './replay.js';
 import { proxyEnvProblem } from '../storage/proxy-env.js';
 import { printSummary } from './summary.js';
 import { interruptible } from './interrupt.js';
+import { printable } from './printable.js';
 
 function boardMode(text: string): BoardMode {
   if (text === 'auto') return process.stderr.isTTY ? 'tty' : 'plain';
@@ -109,7 +110,7 @@ main(process.argv.slice(2)).then(
       process.exit(EXIT.FAILED);
     }
     if (e instanceof UnitError) {
-      process.stderr.write(`ferry: ${e.unit}: ${e.message}\n`);
+      process.stderr.write(`ferry: ${printable(e.unit)}: ${printable(e.message)}\n`);
       process.exit(EXIT.FAILED);
     }
     process.stderr.write(`ferry: internal error (a bug, please report it):\n${(e as Error)?.stack ?? String(e)}\n`);

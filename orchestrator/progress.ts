@@ -4,6 +4,7 @@
  */
 import type { Event, Progress } from '../protocol/index.js';
 import type { Counts } from './materialize.js';
+import { printable } from './printable.js';
 
 /**
  * `started` is when the unit's first event came, not when its tasks were handed over: a
@@ -89,7 +90,7 @@ export class Board {
     const first = r.lastT === r.started;
     const rate = first ? avg : r.rate;
     const byteRate = first ? r.bytes / elapsed : r.byteRate;
-    return `${unit}  ${r.done}/${r.total} (${pct}%)  ${fmtRate(rate)} obj/s  ${(byteRate / 1e6).toFixed(1)} MB/s  failed ${r.failed}  conc ${r.conc ?? '–'}  ETA ${fmtEta((r.total - r.done) / avg)}`;
+    return `${printable(unit)}  ${r.done}/${r.total} (${pct}%)  ${fmtRate(rate)} obj/s  ${(byteRate / 1e6).toFixed(1)} MB/s  failed ${r.failed}  conc ${r.conc ?? '–'}  ETA ${fmtEta((r.total - r.done) / avg)}`;
   }
 
   private clear(): void {
@@ -112,12 +113,14 @@ export class Board {
    */
   log(text: string): void {
     this.clear();
-    this.write(text + '\n');
+    this.write(printable(text) + '\n');
   }
 
   /** A line in answer to a signal, on a line of its own (the terminal may have echoed ^C). */
   notice(text: string): void {
-    this.log(`\n${text}`);
+    this.clear();
+    this.write('\n');
+    this.log(text);
   }
 
   /** A unit's result, part of the progress view (the summary repeats what matters). */

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { type Place, uriOf } from '../storage/index.js';
 import type { UnitReport } from './compile.js';
 import { EXIT } from './errors.js';
+import { printable } from './printable.js';
 import { outputKeys } from './unit-manifest.js';
 
 export function printSummary(reports: UnitReport[], seconds: number, opts: { strict: boolean; out: Place }): number {
@@ -23,7 +24,7 @@ export function printSummary(reports: UnitReport[], seconds: number, opts: { str
       (complete.length ? ` — ${rows} rows, ${migrated} migrated, ${ledgered} in ledgers` : '') +
       '\n',
   );
-  for (const f of failed) out.write(`ferry: unit ${f.unit} failed: ${f.error}\n`);
+  for (const f of failed) out.write(`ferry: unit ${printable(f.unit)} failed: ${printable(f.error ?? '')}\n`);
   // A ledger to show: one with transient rows (replay's default re-runs them), else one with
   // rows a replay could re-run, else any.
   const transient = complete.find((r) => (r.counts?.byClass.transient ?? 0) > 0);
@@ -38,7 +39,7 @@ export function printSummary(reports: UnitReport[], seconds: number, opts: { str
       : replayable
         ? ' (none is transient: fix the data, or replay chosen ones with --reasons)'
         : ' (each was refused before any fetch — null, invalid or duplicate ids, bad URLs — which no replay re-sends: fix the manifests)';
-    out.write(`ferry: failures are in the ledgers, e.g. ${ledger}${next}\n`);
+    out.write(printable(`ferry: failures are in the ledgers, e.g. ${ledger}${next}`) + '\n');
   }
   if (failed.length > 0) return EXIT.FAILED;
   const earlier = skipped.reduce((sum, r) => sum + (r.ledgerRows ?? 0), 0);
@@ -50,7 +51,13 @@ export function printSummary(reports: UnitReport[], seconds: number, opts: { str
   return EXIT.OK;
 }
 
-/** A word a POSIX shell reads back as it is, for a command to copy: quoted when it must be. */
+/**
+ * A word a shell reads back as it is, for a command to copy: quoted when it must be; with
+ * control characters, in the $'…' form (bash, zsh, ksh; POSIX since 2024), which spells them.
+ */
 export function shellWord(word: string): string {
-  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+  if (/^[\w@%+=:,./-]+$/.test(word)) return word;
+  // eslint-disable-next-line no-control-regex -- the control characters are what it finds
+  if (!/[\u0000-\u001f\u007f-\u009f]/.test(word)) return `'${word.replace(/'/g, `'\\''`)}'`;
+  return `$'${printable(word.replace(/[\\']/g, (c) => `\\${c}`))}'`;
 }

@@ -79,4 +79,22 @@ describe('the summary', () => {
     const m = JSON.parse(await fs.readFile(path.join(out, 'r.manifest.json'), 'utf8')) as { counts: Record<string, unknown> };
     expect(m.counts).toMatchObject({ failed: 3, byStage: { compile: 3 } });
   }, 60_000);
+
+  it('shows a unit named with a newline and an escape sequence escaped, on the lines about it', async () => {
+    const root = path.join(dir, 'named');
+    await fs.mkdir(root, { recursive: true });
+    const name = 'evil\nname\u001b[31mred';
+    await db.run(`COPY (SELECT 'n1' AS id, ${lit(`${origin.url}/status/500/sum-n1`)} AS media_path) TO ${lit(path.join(root, `${name}.parquet`))} (FORMAT parquet)`);
+    const out = path.join(dir, 'named-out');
+    const r = await ferry(['compile', root, '--dest', path.join(dir, 'objects'), '--out', out, '--work-dir', path.join(dir, 'work'), '--allow-private-network', '--retries', '0', '--progress', 'plain']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).not.toContain('\u001b');
+    expect(r.stderr).toContain('evil\\nname\\x1b[31mred: complete — 1 rows, 0 migrated, 1 in the ledger (0 bad)\n');
+    for (const line of r.stderr.split('\n')) expect(line.startsWith('name'), line).toBe(false);
+    // Its replay command, in the $'…' form, is read back by bash as the ledger's path.
+    const command = /re-run the transient ones with: ferry replay (.*)\n/.exec(r.stderr)?.[1];
+    expect(command, r.stderr).toBeDefined();
+    const echoed = spawnSync('bash', ['-c', `printf %s ${command}`], { encoding: 'utf8' });
+    expect(echoed.stdout).toBe(path.join(out, `${name}.ledger.tsv`));
+  }, 60_000);
 });

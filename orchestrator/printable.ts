@@ -1,0 +1,12 @@
+/**
+ * Text for one line of a terminal or a log: control characters (a newline, ESC…) that a
+ * name may hold — a manifest's key is any bytes its writer chose — are shown escaped, so a
+ * name can neither split a line, leaving its second half without the unit it is about, nor
+ * send the terminal escape sequences.
+ */
+const NAMED: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+export function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex -- the control characters are what it finds
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => NAMED[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
