@@ -179,6 +179,8 @@ async function compileUnitOrThrow(unit: Unit, sourceUri: string, cfg: CompileCon
       const opened = Journal.open(files.events, unit.version, record, { runId: ctx.runId, startedAt: started });
       journal = opened.journal;
       earlier = opened.replayed.runs;
+      // An interrupted run's journal that no longer applies: say why nothing resumes.
+      if (opened.replayed.discarded) ctx.board.log(`${unit.name}: the journal of an interrupted run is for another version of ${sourceUri}: every task is sent again`);
       pending = tasks - unitRows.settled;
       const queue = new TaskQueue(() => {
         for (let t = taskFile.next(); t; t = taskFile.next()) if (!unitRows.settledTask(t.id)) return t;

@@ -34,9 +34,16 @@ describe('journal', () => {
   it('starts afresh for another version of the manifest', async () => {
     const file = path.join(await mkdtemp(path.join(tmpdir(), 'ferry-journal-')), 'u.events');
     await writeFile(file, HEADER + 'DL_OK\ta\t5\n');
-    const { journal, events } = open(file, 'fp2');
+    const { journal, events, replayed } = open(file, 'fp2');
     journal.close();
     expect(events).toEqual([]);
+    expect(replayed.discarded).toBe(true); // so the run can say why nothing resumes
+    const again = open(file, 'fp2');
+    again.journal.close();
+    expect(again.replayed.discarded).toBe(false);
+    const fresh = open(path.join(path.dirname(file), 'new.events'), 'fp2');
+    fresh.journal.close();
+    expect(fresh.replayed.discarded).toBe(false);
     expect(await readFile(file, 'utf8')).toBe('#ferry-journal v1 source=fp2\n');
     expect((await stat(file)).mode & 0o777).toBe(0o600);
   });

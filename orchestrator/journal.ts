@@ -23,8 +23,12 @@ const FLUSH_BYTES = 256 * 1024;
 export type EarlierRun = { runId: string; startedAt: string; outcomes: number };
 /** An event and the offset in the journal where its line starts. */
 export type OnJournaled = (e: Event, at: number) => void;
-/** What a journal held: its events went to the caller one by one, as they were read. */
-export type Replayed = { events: number; badLines: number; runs: EarlierRun[] };
+/**
+ * What a journal held: its events went to the caller one by one, as they were read.
+ * `discarded`: a journal was there for another source (its events were not read, and it
+ * was started afresh), so the run sends every task again.
+ */
+export type Replayed = { events: number; badLines: number; runs: EarlierRun[]; discarded: boolean };
 
 const RUN_MARK = '#run ';
 /** A journal is read this much at a time: a unit of millions of tasks journals gigabytes. */
@@ -60,7 +64,7 @@ export class Journal {
   static open(file: string, source: string, onEvent: OnJournaled, run?: { runId: string; startedAt: string }): { journal: Journal; replayed: Replayed } {
     const header = `${MAGIC} source=${source}\n`;
     const read = Journal.read(file, header, onEvent);
-    if (read === null) {
+    if (typeof read === 'string') {
       createWithFolders(file, header);
       fs.chmodSync(file, 0o600); // a file that was there keeps its mode otherwise
     }
@@ -68,28 +72,28 @@ export class Journal {
     // a journal another run of the unit removes (it completed first) is still there for this one.
     const fd = fs.openSync(file, 'a+', 0o600);
     if (run) fs.writeSync(fd, `${RUN_MARK}${run.runId} ${run.startedAt}\n`);
-    const journal = new Journal(file, fd, read?.whole ?? Buffer.byteLength(header));
-    return { journal, replayed: read?.replayed ?? { events: 0, badLines: 0, runs: [] } };
+    if (typeof read === 'string') return { journal: new Journal(file, fd, Buffer.byteLength(header)), replayed: { events: 0, badLines: 0, runs: [], discarded: read === 'other' } };
+    return { journal: new Journal(file, fd, read.whole), replayed: read.replayed };
   }
 
   /**
    * Reads a journal line by line (never whole: it may exceed what one string can hold),
-   * trimming a torn tail; null when absent or for another source.
+   * trimming a torn tail; 'absent', or 'other' when it is for another source.
    */
-  private static read(file: string, header: string, onEvent: OnJournaled): { replayed: Replayed; whole: number } | null {
+  private static read(file: string, header: string, onEvent: OnJournaled): { replayed: Replayed; whole: number } | 'absent' | 'other' {
     let fd: number;
     try {
       fd = fs.openSync(file, 'r');
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 'absent';
       throw e;
     }
-    const replayed: Replayed = { events: 0, badLines: 0, runs: [] };
+    const replayed: Replayed = { events: 0, badLines: 0, runs: [], discarded: false };
     let whole: number;
     try {
       const want = Buffer.from(header);
       const got = Buffer.alloc(want.length);
-      if (fs.readSync(fd, got, 0, got.length, 0) < want.length || !got.equals(want)) return null;
+      if (fs.readSync(fd, got, 0, got.length, 0) < want.length || !got.equals(want)) return 'other';
       whole = readLines(fd, want.length, (line, at) => Journal.take(line, at, replayed, onEvent));
     } finally {
       fs.closeSync(fd);
@@ -154,7 +158,7 @@ export class Journal {
    */
   readAppended(onEvent: OnJournaled): void {
     this.flush(true);
-    readLines(this.fd, this.unread, (line, at) => Journal.take(line, at, { events: 0, badLines: 0, runs: [] }, onEvent));
+    readLines(this.fd, this.unread, (line, at) => Journal.take(line, at, { events: 0, badLines: 0, runs: [], discarded: false }, onEvent));
   }
 
   /**

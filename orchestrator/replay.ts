@@ -185,6 +185,7 @@ async function replayRows(m: UnitManifest, rows: LedgerRow[], chosen: LedgerRow[
       },
       { runId, startedAt: started },
     );
+    if (replayed.discarded) board.log(`ferry replay: the journal of an interrupted replay is for another selection, source or compile of the unit: every selected row is sent again`);
     let pending: Task[];
     try {
       pending = tasks.filter((t) => !done.has(t.id));

@@ -107,6 +107,7 @@ describe('replay after the unit changed', () => {
     await serve('redest', true);
     const r = await ferry(replayArgs('redest', '--reasons', 'all'));
     expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('the journal of an interrupted replay is for another selection, source or compile of the unit: every selected row is sent again');
     const paths = await consistent('redest');
     for (const [id, p] of paths) expect(p, id).toContain(`/redest/dest2/m/`);
   }, 120_000);

@@ -10,6 +10,7 @@ import { once } from 'node:events';
 import fs from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseLedger } from '../../ledger/index.js';
@@ -234,6 +235,7 @@ describe('interrupted recompiles, shared work dirs, manifests that change', () =
     expect(stderr).not.toContain('internal error');
     const again = await ferry(run());
     expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toContain(`m: the journal of an interrupted run is for another version of ${pathToFileURL(file).href}: every task is sent again`);
     const m = JSON.parse(await fs.readFile(path.join(layout('changing').out, 'm.manifest.json'), 'utf8')) as { counts: Record<string, number> };
     expect(m.counts).toMatchObject({ resumedFromJournal: 0, sentThisRun: N + 1 });
     const rows = await db.rows(`SELECT count(*)::INTEGER AS n, count(updated_media_path)::INTEGER AS migrated FROM '${path.join(layout('changing').out, 'm.parquet')}' WHERE id = 'extra'`);
