@@ -106,7 +106,9 @@ export async function runUnitTasks(
     }, ctx.signal, ctx.workers);
   }
   // No writer of ours is active under the unit now: what killed ones left can go.
-  if (!ctx.signal.aborted) await (await ctx.stores.get(cfg.dest)).cleanup(unitPrefix(unit) + '/');
+  if (ctx.signal.aborted) return;
+  const note = await (await ctx.stores.get(cfg.dest)).cleanup(unitPrefix(unit) + '/');
+  if (note) ctx.board.log(`${unit}: ${note}`);
 }
 
 export async function compileUnit(unit: Unit, cfg: CompileConfig, ctx: RunContext): Promise<UnitReport> {
@@ -205,7 +207,7 @@ async function compileUnitOrThrow(unit: Unit, sourceUri: string, cfg: CompileCon
     // Outputs about to be replaced stop being the truth first: a kill between the files
     // below must not leave an old manifest.json saying "complete" over a new Parquet.
     if (previous) await out.remove(keys.manifest);
-    await publishOutputs(out, unit.name, staged, {
+    const notes = await publishOutputs(out, unit.name, staged, {
       unit: unit.name,
       source: { uri: sourceUri, fingerprint: unit.version, rows },
       options,
@@ -218,6 +220,7 @@ async function compileUnitOrThrow(unit: Unit, sourceUri: string, cfg: CompileCon
         { runId: ctx.runId, startedAt: started, finishedAt: new Date().toISOString(), sent: pending },
       ],
     });
+    for (const note of notes) ctx.board.log(`${unit.name}: ${note}`);
     await discardJournal(files);
     ctx.board.done(unit.name, counts);
     return { unit: unit.name, status: 'complete', counts };

@@ -209,7 +209,7 @@ async function replayRows(m: UnitManifest, rows: LedgerRow[], chosen: LedgerRow[
     // Until manifest.json is rewritten below, the Parquet and the ledger may disagree: the
     // unit must not read as complete meanwhile (a kill here is finished by replaying again).
     if (m.status === 'complete') await markReplaying(r.out, r.unitName, m);
-    await publishOutputs(r.out, r.unitName, staged, {
+    const notes = await publishOutputs(r.out, r.unitName, staged, {
       unit: m.unit,
       source: { uri: m.source.uri, fingerprint: m.source.fingerprint, rows: m.source.rows },
       options: m.options,
@@ -223,6 +223,7 @@ async function replayRows(m: UnitManifest, rows: LedgerRow[], chosen: LedgerRow[
         { runId, startedAt: started, finishedAt: new Date().toISOString(), sent: pending.length, replay: true },
       ],
     });
+    for (const note of notes) process.stderr.write(`ferry replay: ${note}\n`);
     await discardJournal(files);
     const repaired = tasks.filter((t) => state.get(t.id)?.ok).length;
     process.stderr.write(`ferry replay: ${repaired} of ${tasks.length} repaired; ${counts.failed} row(s) remain in ${r.ledgerUri}\n`);

@@ -71,17 +71,24 @@ export type UnitManifestFields = {
 };
 
 /**
- * Publishes a unit's outputs: the renewed Parquet and the ledger, then its manifest.json,
- * which says they agree; then removes what interrupted publishes of them left (a killed
- * run's temporary file or multipart upload). `at` is the unit's name relative to `out` (a
- * replay opens the ledger's own folder, so a unit `2024/b` is `b` there).
+ * Publishes a unit's outputs: the renewed Parquet and the ledger; then removes what
+ * interrupted publishes of them left (a killed run's temporary file or multipart upload),
+ * before its manifest.json says they agree, so a cleanup that fails fails a unit that no
+ * manifest.json calls complete. `at` is the unit's name relative to `out` (a replay opens
+ * the ledger's own folder, so a unit `2024/b` is `b` there). Resolves with the cleanup's
+ * notes (what the store would not let it remove), for the caller to log.
  */
-export async function publishOutputs(out: StorageAdapter, at: string, staged: { parquet: string; ledger: string }, m: UnitManifestFields): Promise<void> {
+export async function publishOutputs(out: StorageAdapter, at: string, staged: { parquet: string; ledger: string }, m: UnitManifestFields): Promise<string[]> {
   const keys = outputKeys(at);
   await publishFile(out, keys.parquet, staged.parquet, 'application/vnd.apache.parquet');
   await publishFile(out, keys.ledger, staged.ledger, 'text/tab-separated-values');
+  const notes: string[] = [];
+  for (const key of [keys.parquet, keys.ledger, keys.manifest]) {
+    const note = await out.discardPartial(key);
+    if (note) notes.push(note);
+  }
   await writeUnitManifest(out, at, m);
-  for (const key of [keys.parquet, keys.ledger, keys.manifest]) await out.discardPartial(key);
+  return notes;
 }
 
 /** Writes a complete unit's manifest.json at `at`; the document names the outputs relative to --out. */

@@ -75,6 +75,14 @@ export class StorageError extends Error {
   readonly status: number | undefined;
 }
 
+/**
+ * What a cleanup had to leave because the store refused to list or remove it (credentials
+ * that may write objects but not list open multipart uploads, say), one line for the
+ * caller to log; null when it did all it should. A refusal is no failure of the unit: its
+ * objects are written, and a bucket lifecycle rule removes what killed runs left.
+ */
+export type CleanupNote = string | null;
+
 export interface StorageAdapter {
   readonly capabilities: Capabilities;
   /** The URI recorded in outputs for a key (s3://b/k, gs://b/k, file:///p). */
@@ -103,15 +111,16 @@ export interface StorageAdapter {
   /**
    * Removes what killed writers left for one unit's objects (`prefix` = the unit's key
    * prefix, `isUnitObjectKey`): temporary files, open multipart uploads; nested units'
-   * are theirs. Call it when no writer of this run is active there.
+   * are theirs. Call it when no writer of this run is active there. What the store's
+   * permissions keep it from seeing or removing is a note for the caller to log.
    */
-  cleanup(prefix: string): Promise<void>;
+  cleanup(prefix: string): Promise<CleanupNote>;
   /**
    * Removes what interrupted writes of exactly this key left (a temporary file, an open
    * multipart upload), whoever wrote them; the key itself is untouched. Call it when no
-   * writer of this run is writing the key.
+   * writer of this run is writing the key. Its note is cleanup's.
    */
-  discardPartial(key: string): Promise<void>;
+  discardPartial(key: string): Promise<CleanupNote>;
   /** Releases sockets and timers. */
   close(): Promise<void>;
 }

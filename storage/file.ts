@@ -12,7 +12,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import { type ObjectInfo, type PutOptions, type PutResult, type ReadResult, type StorageAdapter, StorageError } from './adapter.js';
+import { type CleanupNote, type ObjectInfo, type PutOptions, type PutResult, type ReadResult, type StorageAdapter, StorageError } from './adapter.js';
 import { pipeHashed } from './hashed.js';
 import { relWithin } from './uri.js';
 
@@ -416,7 +416,7 @@ export class FileStore implements StorageAdapter {
     await removeEmptyFolders(path.join(this.root, TEMP_DIR));
   }
 
-  async discardPartial(key: string): Promise<void> {
+  async discardPartial(key: string): Promise<CleanupNote> {
     const base = tempBase(this.root, this.place(key).rel);
     const dir = path.dirname(base);
     const name = path.basename(base) + '.';
@@ -425,9 +425,10 @@ export class FileStore implements StorageAdapter {
     // The files only: their folder may be in use by another write this moment (between its
     // mkdir and its open); close() removes the temporary folders left empty.
     await Promise.all(partial.map((e) => removeAbandoned(path.join(dir, e))));
+    return null;
   }
 
-  async cleanup(prefix: string): Promise<void> {
+  async cleanup(prefix: string): Promise<CleanupNote> {
     this.made.clear();
     const temp = path.join(this.root, TEMP_DIR);
     const dir = path.resolve(temp, prefix);
@@ -437,5 +438,6 @@ export class FileStore implements StorageAdapter {
     const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
     await Promise.all(entries.filter((e) => !e.isDirectory()).map((e) => removeAbandoned(path.join(dir, e.name))));
     await removeEmptyParents(dir, temp);
+    return null;
   }
 }

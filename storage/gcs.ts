@@ -29,6 +29,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { type Bucket, type File, type FileMetadata, Storage } from '@google-cloud/storage';
 import {
   type Capabilities,
+  type CleanupNote,
   FERRY_META,
   type ObjectInfo,
   type PutOptions,
@@ -384,10 +385,14 @@ export class GcsStore implements StorageAdapter {
    * Nothing to remove: single-request uploads leave nothing behind, and a killed writer's
    * resumable session creates no object, cannot be listed, and expires on GCS after a week.
    */
-  async cleanup(_prefix: string): Promise<void> {}
+  async cleanup(_prefix: string): Promise<CleanupNote> {
+    return null;
+  }
 
   /** An interrupted resumable upload leaves nothing visible (its session expires in a week). */
-  async discardPartial(_key: string): Promise<void> {}
+  async discardPartial(_key: string): Promise<CleanupNote> {
+    return null;
+  }
 
   /** The client holds no sockets of its own (teeny-request's agent is process-wide) and no timers. */
   async close(): Promise<void> {}

@@ -41,6 +41,7 @@ import { multipartUpload } from './multipart.js';
 import { EXPECT_CONTINUE_BYTES, type LeanPut, type LeanPutOptions, openLeanPut } from './s3-put.js';
 import {
   type Capabilities,
+  type CleanupNote,
   FERRY_META,
   type ObjectInfo,
   type PutOptions,
@@ -323,6 +324,8 @@ export class S3Store implements StorageAdapter {
   private readonly connections: LeanPutOptions;
   /** the lean PutObject, resolved at the first Buffer put; null where the SDK must send */
   private lean: Promise<LeanPut | null> | undefined;
+  /** set once the store refused to list or abort multipart uploads: cleanup says so once, then skips them */
+  private uploadsRefused = false;
 
   constructor(
     readonly client: S3Client,
@@ -526,21 +529,40 @@ export class S3Store implements StorageAdapter {
    * probes makes that probe find conditional writes not enforced: it then checks before
    * writing, which is always safe.
    */
-  async cleanup(prefix: string): Promise<void> {
+  async cleanup(prefix: string): Promise<CleanupNote> {
     await this.removeProbeMarkers();
     const full = this.prefix + prefix;
-    await this.abortUploads(full, (key) => isUnitObjectKey(full, key), `cleanup ${this.uri(prefix)}`);
+    return this.abortUploads(full, (key) => isUnitObjectKey(full, key), this.uri(prefix));
   }
 
-  async discardPartial(key: string): Promise<void> {
+  async discardPartial(key: string): Promise<CleanupNote> {
     // A name too long for S3 has no upload to abort (and no listing takes it as a prefix).
-    if (Buffer.byteLength(this.prefix + key, 'utf8') > MAX_OBJECT_NAME_BYTES) return;
+    if (Buffer.byteLength(this.prefix + key, 'utf8') > MAX_OBJECT_NAME_BYTES) return null;
     const full = this.prefix + key;
-    await this.abortUploads(full, (k) => k === full, `cleanup ${this.uri(key)}`);
+    return this.abortUploads(full, (k) => k === full, this.uri(key));
   }
 
-  /** Aborts the open multipart uploads under a key prefix whose keys `own` accepts. */
-  private async abortUploads(prefix: string, own: (key: string) => boolean, what: string): Promise<void> {
+  /**
+   * Aborts the open multipart uploads under a key prefix whose keys `own` accepts. Credentials
+   * that may write objects need not be allowed to list or abort uploads
+   * (s3:ListBucketMultipartUploads, s3:AbortMultipartUpload are permissions of their own):
+   * a refusal is a note, not a failure, since the objects themselves are written.
+   */
+  private async abortUploads(prefix: string, own: (key: string) => boolean, where: string): Promise<CleanupNote> {
+    if (this.uploadsRefused) return null; // said once per store; asking again changes nothing
+    const what = `cleanup ${where}`;
+    try {
+      await this.abortEach(prefix, own, what);
+      return null;
+    } catch (e) {
+      const err = classifyS3Error(e, what);
+      if (err.code !== 'FORBIDDEN') throw err;
+      this.uploadsRefused = true;
+      return `${err.message}: these credentials may not list or abort multipart uploads in s3://${this.bucket}/, so any that killed runs left open stay until a bucket lifecycle rule aborts them`;
+    }
+  }
+
+  private async abortEach(prefix: string, own: (key: string) => boolean, what: string): Promise<void> {
     let KeyMarker: string | undefined;
     let UploadIdMarker: string | undefined;
     do {

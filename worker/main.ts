@@ -151,8 +151,14 @@ async function main(argv: string[]): Promise<number> {
   }
   await held.idle();
   clearInterval(ticker);
-  // What killed writers of this unit left behind; no writer of ours is active now.
-  await store.cleanup(unitCtx.unit ? unitPrefix(unitCtx.unit) + '/' : '');
+  // What killed writers of this unit left behind; no writer of ours is active now. Every
+  // task has its terminal event: a cleanup that fails is said, and changes no exit code
+  // (the next run's cleanup tries again).
+  const note = await store.cleanup(unitCtx.unit ? unitPrefix(unitCtx.unit) + '/' : '').catch((e: unknown) => {
+    if (e instanceof StorageError) return `${e.message}; left for a later run`;
+    throw e;
+  });
+  if (note) process.stderr.write(`ferry worker: ${note}\n`);
   await Promise.all([sources.close(), store.close(), ctx.download.client.close()]);
   emitter.progress();
   await emitter.drained();

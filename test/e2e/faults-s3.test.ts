@@ -506,3 +506,58 @@ describe('an s3:// source through the proxy', () => {
     }
   }, 60_000);
 });
+
+describe('credentials that may write objects but not list multipart uploads (s3:ListBucketMultipartUploads)', () => {
+  /** Every ListMultipartUploads (GET /<bucket>/?uploads…) refused, as S3 refuses a role without that permission. */
+  const refuseListing = () => faults([{ method: 'GET', path: '[?&]uploads', fault: 'status', status: 403, code: 'AccessDenied' }]);
+  const note = /cleanup s3:\/\/faults\/.*: AccessDenied, HTTP 403: these credentials may not list or abort multipart uploads in s3:\/\/faults\/, so any that killed runs left open stay until a bucket lifecycle rule aborts them$/;
+
+  it('compile completes its units, dest and out on S3, and says once per store what it could not clean', async () => {
+    const root = path.join(dir, 'no-list');
+    await fs.mkdir(path.join(root, 'manifests'), { recursive: true });
+    for (const unit of ['a', 'b']) {
+      await db.run(`COPY (SELECT ${lit(`no-list-${unit}`)} AS id, ${lit(`${origin.url}/file/no-list-${unit}/img0.png`)} AS media_path) TO '${path.join(root, 'manifests', `${unit}.parquet`)}' (FORMAT parquet)`);
+    }
+    await refuseListing();
+    const args = [
+      'compile', path.join(root, 'manifests'), '--dest', `s3://${BUCKET}/no-list`, '--out', `s3://${BUCKET}/no-list-out`,
+      '--work-dir', path.join(root, 'work'), '--s3-endpoint', proxy.url, '--allow-private-network', '--jobs', '1', '--progress', 'plain',
+    ];
+    const run = await ferry(args);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toContain('2 unit(s) compiled, 0 already complete, 0 failed');
+    expect(run.stderr).not.toContain('FAILED');
+    // The listing was refused (so the case tests something), and said once for --dest, once for --out.
+    expect((await stats()).faults['GET status']).toBeGreaterThan(0);
+    expect(run.stderr.split('\n').filter((l) => note.test(l))).toHaveLength(2);
+    for (const unit of ['a', 'b']) {
+      const m = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: `no-list-out/${unit}.manifest.json` }));
+      expect(JSON.parse(await m.Body!.transformToString())).toMatchObject({ status: 'complete', counts: { migrated: 1 } });
+    }
+    const again = await ferry(args);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toContain('0 unit(s) compiled, 2 already complete');
+  }, 120_000);
+
+  it('ferry worker ends its tasks and exits 0, with the note on stderr, not an internal error', async () => {
+    await refuseListing();
+    const run = await ferry(['worker', '--tasks', '-', '--dest', `s3://${BUCKET}/no-list-worker`, '--s3-endpoint', proxy.url, '--allow-private-network'], {
+      input: `w\t${origin.url}/file/no-list-w/img1.png\n`,
+    });
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^UP_OK\tw\ts3:\/\/faults\/no-list-worker\//m);
+    expect(run.stderr).not.toMatch(/internal error|^\s+at /m);
+    expect(run.stderr.split('\n').filter((l) => l.startsWith('ferry worker: ') && note.test(l))).toHaveLength(1);
+  }, 60_000);
+
+  it('ferry worker whose last cleanup fails for another reason says so and still exits 0: every task has its event', async () => {
+    await faults([{ method: 'GET', path: '[?&]uploads', fault: 'internal' }]);
+    const run = await ferry(['worker', '--tasks', '-', '--dest', `s3://${BUCKET}/cleanup-500`, '--s3-endpoint', proxy.url, '--allow-private-network'], {
+      input: `c\t${origin.url}/file/cleanup-500/img2.png\n`,
+    });
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^UP_OK\tc\t/m);
+    expect(run.stderr).toMatch(/^ferry worker: cleanup s3:\/\/faults\/cleanup-500\/: InternalError.*; left for a later run$/m);
+    expect(run.stderr).not.toMatch(/internal error|^\s+at /m);
+  }, 60_000);
+});
