@@ -182,7 +182,8 @@ async function customEndpointOf(client: S3Client, options: StoreOptions): Promis
  * prefix twice with the condition; enforced when the second is refused with 412 (or 409
  * ConditionalRequestConflict). Local emulators accept the header and overwrite. Any other
  * failure (no write permission, header not implemented) means not enforced: callers then
- * check before writing, which is always safe. The marker is removed.
+ * check before writing, which is always safe. A bucket that does not exist (NoSuchBucket)
+ * holds nothing to decide: that is thrown, for the caller to say. The marker is removed.
  */
 export async function probeConditionalCreate(client: S3Client, bucket: string, prefix: string): Promise<{ enforced: boolean; detail: string }> {
   const Key = `${prefix}${PROBE_MARKER}${randomBytes(8).toString('hex')}`;
@@ -192,6 +193,7 @@ export async function probeConditionalCreate(client: S3Client, bucket: string, p
       await put();
     } catch (e) {
       const err = classifyS3Error(e, 'first conditional PUT');
+      if (err.code === 'NOT_FOUND') throw classifyS3Error(e, `probe of conditional create on s3://${bucket}`);
       return { enforced: false, detail: `${err.message}; not enforced` };
     }
     try {
@@ -227,7 +229,7 @@ async function removeMarker(client: S3Client, bucket: string, Key: string): Prom
   await thrice(() => client.send(new DeleteObjectCommand({ Bucket: bucket, Key })));
 }
 
-/** One probe per endpoint and bucket for the whole process, shared by every store on it. */
+/** One probe per endpoint and bucket for the whole process, shared by every store on it; one that failed is forgotten, so the next open tries again. */
 const probes = new Map<string, Promise<ConditionalWritesDecision>>();
 
 async function decideConditionalWrites(client: S3Client, bucket: string, prefix: string, options: StoreOptions): Promise<ConditionalWritesDecision> {
@@ -244,6 +246,7 @@ async function decideConditionalWrites(client: S3Client, bucket: string, prefix:
       detail: `${endpoint} s3://${bucket}: ${detail}`,
     }));
     probes.set(id, probe);
+    probe.catch(() => probes.delete(id));
   }
   return probe;
 }

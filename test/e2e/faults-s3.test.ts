@@ -405,6 +405,20 @@ describe('a bucket ferry cannot use is one clear line before any download', () =
     await expect(fs.stat(path.join(out, 'm.ledger.tsv'))).rejects.toMatchObject({ code: 'ENOENT' });
   }, 60_000);
 
+  it('--dest of ferry worker on a bucket that does not exist: exit 1 in one line, before any task', async () => {
+    await faults([]);
+    const before = await origin.stats();
+    const run = await ferry(['worker', '--tasks', '-', '--dest', 's3://no-such-bucket/x', '--s3-endpoint', proxy.url, '--allow-private-network'], {
+      input: `a\t${origin.url}/file/no-bucket-worker/img0.png\n`,
+    });
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe('');
+    // (The SDK's own warning about Node 20 may come first: a library's line, not ferry's.)
+    expect(run.stderr).toMatch(/^ferry worker: --dest s3:\/\/no-such-bucket\/x\/ cannot be used: probe of conditional create on s3:\/\/no-such-bucket: NoSuchBucket, HTTP 404$/m);
+    oneLine(run.stderr);
+    expect(await origin.stats()).toEqual(before);
+  }, 60_000);
+
   it('credentials the store refuses: exit 1 for --dest, naming it', async () => {
     await faults([{ fault: 'status', status: 403, code: 'InvalidAccessKeyId' }]);
     const { run } = await compile('bad-creds');
