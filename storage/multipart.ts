@@ -14,6 +14,23 @@ import {
   type S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
+import { StorageError } from './adapter.js';
+
+/** S3's limit on the parts of one multipart upload. */
+export const MAX_PARTS = 10_000;
+
+/**
+ * Why a body of `size` bytes cannot be uploaded in parts of `partSize`, or null: past
+ * MAX_PARTS, S3 refuses part 10,001 once 10,000 parts have gone (64 MiB parts hold 625 GiB).
+ * A larger part size is the operator's call, since memory holds `queueSize + 1` parts.
+ */
+export function tooManyParts(size: number, partSize: number): string | null {
+  const parts = Math.ceil(size / partSize);
+  if (parts <= MAX_PARTS) return null;
+  const MiB = 2 ** 20;
+  const least = Math.ceil(size / MAX_PARTS / MiB);
+  return `${size} bytes are ${parts} parts of ${partSize / MiB} MiB; S3 takes at most ${MAX_PARTS} parts: a part size (--part-size) of at least ${least} MiB fits it`;
+}
 
 export type MultipartTarget = {
   client: S3Client;
@@ -92,6 +109,11 @@ async function uploadParts(t: MultipartTarget, UploadId: string | undefined, fil
     const buf = free.pop() ?? Buffer.allocUnsafe(t.partSize);
     const n = await filler.fill(buf);
     if (n === 0 && PartNumber > 1) break; // the stream ended exactly at a part boundary
+    if (PartNumber > MAX_PARTS) {
+      // A body of unknown length that outgrew the upload: S3 would refuse this part.
+      failure = new StorageError('FATAL', `PUT s3://${t.bucket}/${t.key}: more than ${MAX_PARTS} parts of ${t.partSize / 2 ** 20} MiB; S3 takes at most ${MAX_PARTS} parts: a larger part size (--part-size) fits it`);
+      break;
+    }
     const sending = t.client
       .send(new UploadPartCommand({ Bucket: t.bucket, Key: t.key, UploadId, PartNumber, Body: buf.subarray(0, n), ContentLength: n }))
       .then((r) => void parts.push({ PartNumber, ETag: r.ETag }))

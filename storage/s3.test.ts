@@ -16,6 +16,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { fauxqsOptions, startS3Server, stopS3Server, useFakeAwsCredentials } from '../test/helpers/backend-s3.js';
 import { retryAfterMs } from '../worker/upload.js';
 import { type PutOptions, StorageError, type StorageErrorCode } from './adapter.js';
+import { tooManyParts } from './multipart.js';
 import { PROBE_MARKER, type S3Store, classifyS3Error, createS3Client, openS3Store } from './s3.js';
 
 const MiB = 2 ** 20;
@@ -226,6 +227,38 @@ describe('S3Store on fauxqs', () => {
     expect(await openUploads(server.admin, server.bucket, store.prefix)).toEqual([]);
     await store.close();
   }, 60_000);
+
+  it('refuses a stream whose declared size needs more parts than that before reading a byte or opening an upload', async () => {
+    const store = await server.open({ conditionalWrites: 'off' }); // 6 MiB parts
+    let read = false;
+    const body = new Readable({
+      read() {
+        read = true;
+        this.push(null);
+      },
+    });
+    const size = 6 * MiB * 10_000 + 1;
+    const err = await store.put('huge.bin', body, opts({ size })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StorageError);
+    expect(err).toMatchObject({ code: 'FATAL' });
+    expect((err as Error).message).toMatch(/^PUT s3:\/\/.*\/huge\.bin: 62914560001 bytes are 10001 parts of 6 MiB; S3 takes at most 10000 parts: a part size \(--part-size\) of at least 7 MiB fits it$/);
+    expect(read).toBe(false);
+    expect(await openUploads(server.admin, server.bucket, store.prefix)).toEqual([]);
+    await store.close();
+  });
+});
+
+describe('the 10,000 parts S3 takes per multipart upload', () => {
+  it.each([
+    [64 * MiB * 10_000, 64 * MiB, null],
+    [64 * MiB * 10_000 + 1, 64 * MiB, 65],
+    [5 * 2 ** 40, 64 * MiB, 525],
+    [5 * 2 ** 40, 1024 * MiB, null],
+  ])('tooManyParts(%i bytes, parts of %i): at least %s MiB', (size, partSize, least) => {
+    const problem = tooManyParts(size, partSize);
+    if (least === null) expect(problem).toBeNull();
+    else expect(problem).toContain(`of at least ${least} MiB fits it`);
+  });
 });
 
 describe('S3Store on an endpoint that enforces If-None-Match', () => {

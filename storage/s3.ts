@@ -37,7 +37,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { isUnitObjectKey } from './layout.js';
-import { multipartUpload } from './multipart.js';
+import { multipartUpload, tooManyParts } from './multipart.js';
 import { EXPECT_CONTINUE_BYTES, type LeanPut, type LeanPutOptions, openLeanPut } from './s3-put.js';
 import {
   type Capabilities,
@@ -460,6 +460,9 @@ export class S3Store implements StorageAdapter {
     const state: StreamState = { hash: createHash('sha256'), bytes: 0 };
     const it = hashed(body, state, options.size)[Symbol.asyncIterator]();
     try {
+      // Refused before a byte moves, not after 10,000 parts went (storage/multipart.ts).
+      const parts = options.size === undefined ? null : tooManyParts(options.size, this.partSize);
+      if (parts) throw new StorageError('FATAL', `PUT ${this.uri(key)}: ${parts}`);
       // A length known to exceed one part goes straight to the multipart upload: no read-ahead to hold.
       const head = options.size !== undefined && options.size > this.partSize ? { chunks: [], done: false } : await readHead(it, this.partSize);
       if (head.done) {
