@@ -336,6 +336,31 @@ describe('S3 error classification', () => {
     expect(err.message).toContain(name);
   });
 
+  it('says FORBIDDEN, naming the missing credentials, when the credential chain finds none (no request is sent)', async () => {
+    const noCredentials = {
+      AWS_ACCESS_KEY_ID: undefined,
+      AWS_SECRET_ACCESS_KEY: undefined,
+      AWS_SESSION_TOKEN: undefined,
+      AWS_PROFILE: undefined,
+      AWS_WEB_IDENTITY_TOKEN_FILE: undefined,
+      AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: undefined,
+      AWS_CONTAINER_CREDENTIALS_FULL_URI: undefined,
+      AWS_SHARED_CREDENTIALS_FILE: NO_FILE,
+      AWS_CONFIG_FILE: NO_FILE,
+      AWS_EC2_METADATA_DISABLED: 'true', // never ask a metadata service
+    };
+    await withEnv(noCredentials, async () => {
+      // Port 9 (discard): were a request sent, it would fail as TRANSIENT, not FORBIDDEN.
+      const store = await openS3Store('b', '', fauxqsOptions(9, { conditionalWrites: 'off' }));
+      await expect(store.read('k')).rejects.toMatchObject({
+        code: 'FORBIDDEN',
+        message: 'GET s3://b/k: no AWS credentials (CredentialsProviderError: Could not load credentials from any providers)',
+      });
+      await expect(store.put('k', Buffer.from('x'), opts())).rejects.toMatchObject({ code: 'FORBIDDEN', message: expect.stringContaining('PUT s3://b/k: no AWS credentials') });
+      await store.close();
+    });
+  });
+
   it('classifies what is not an error object as FATAL', () => {
     expect(classifyS3Error('boom', 'GET s3://b/k').code).toBe('FATAL');
   });

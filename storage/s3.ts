@@ -104,6 +104,19 @@ function codeOf(status: number | undefined, name: string, errno: string): Storag
   return 'FATAL';
 }
 
+/** What the SDK's credential chain throws when no source gave credentials (or a named profile has none). */
+const CREDENTIALS_ERROR = 'CredentialsProviderError';
+
+/**
+ * No credentials: refused as a 401 would be (FORBIDDEN), before any request. The chain's
+ * own text is kept, one line: it names what was tried (a profile, the providers), and no
+ * request detail or secret, which it never had.
+ */
+function noCredentials(e: Error, what: string): StorageError {
+  const said = e.message.replace(/\s+/g, ' ').trim().slice(0, 300);
+  return new StorageError('FORBIDDEN', `${what}: no AWS credentials (${CREDENTIALS_ERROR}${said ? `: ${said}` : ''})`, { cause: e });
+}
+
 /**
  * A StorageError for whatever an S3 call threw, classified on its error name (S3's code),
  * HTTP status and errno. The message is one line naming the operation, never the SDK's
@@ -111,6 +124,7 @@ function codeOf(status: number | undefined, name: string, errno: string): Storag
  */
 export function classifyS3Error(e: unknown, what: string): StorageError {
   if (e instanceof StorageError) return e;
+  if (e instanceof Error && e.name === CREDENTIALS_ERROR) return noCredentials(e, what);
   const shape = (typeof e === 'object' && e !== null ? e : {}) as SdkErrorShape;
   const raw = shape.$metadata?.httpStatusCode;
   const status = typeof raw === 'number' ? raw : undefined;
