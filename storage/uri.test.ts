@@ -2,7 +2,20 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { UriError, parsePlace, placeContains, uriOf } from './uri.js';
+import { UriError, parseObjectUrl, parsePlace, placeContains, uriOf } from './uri.js';
+
+describe('object URLs of manifests', () => {
+  it.each([
+    ['s3://src/a/b.jpg', { scheme: 's3', bucket: 'src', key: 'a/b.jpg' }],
+    ['s3://src//lead.png', { scheme: 's3', bucket: 'src', key: '/lead.png' }],
+    ['s3://src/a//b.png', { scheme: 's3', bucket: 'src', key: 'a//b.png' }],
+    ['s3://src/dir/', { scheme: 's3', bucket: 'src', key: 'dir/' }],
+    ['S3://src/a b+c%20?#.jpg', { scheme: 's3', bucket: 'src', key: 'a b+c%20?#.jpg' }],
+    ['gs://src///x', { scheme: 'gs', bucket: 'src', key: '//x' }],
+  ])('reads %s with its key verbatim, as the aws and gcloud CLIs do', (url, want) => expect(parseObjectUrl(url)).toEqual(want));
+
+  it.each(['s3://src', 's3://src/', 'file:///tmp/x', 'http://host/a', 's3://Bad_Bucket/x'])('refuses %j', (url) => expect(() => parseObjectUrl(url)).toThrow(UriError));
+});
 
 describe('places', () => {
   it.each([

@@ -40,6 +40,21 @@ export function parsePlace(uri: string, cwd = process.cwd()): Place {
   throw new UriError(`unsupported location scheme "${scheme}:" in "${uri}" (use s3://, gs://, file:// or a path)`);
 }
 
+/**
+ * An object URL of a manifest (`s3://bucket/key`, `gs://bucket/key`) as the aws and gcloud
+ * CLIs read one: the key is everything after the bucket's slash, verbatim, so a key that
+ * starts with `/` or holds `//` is that key (`s3://b//x` is the object `/x`, never `x`).
+ */
+export function parseObjectUrl(url: string): { scheme: 's3' | 'gs'; bucket: string; key: string } {
+  const place = parsePlace(url); // the scheme and the bucket's name, checked
+  if (place.scheme === 'file') throw new UriError(`not an object URL: "${url}"`);
+  const rest = url.slice(url.indexOf('://') + 3);
+  const slash = rest.indexOf('/');
+  const key = slash < 0 ? '' : rest.slice(slash + 1);
+  if (key === '') throw new UriError(`no object key in "${url}"`);
+  return { scheme: place.scheme, bucket: place.bucket, key };
+}
+
 /** An object's URI split into the place of its folder and its name (`s3://b/p/u.ledger.tsv`). */
 export function splitObjectUri(uri: string, cwd = process.cwd()): { parent: Place; key: string } {
   const place = parsePlace(uri, cwd);

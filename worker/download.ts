@@ -10,7 +10,7 @@ import { classOf, oneLine, type Reason } from '../protocol/index.js';
 import { Readable } from 'node:stream';
 import { type StorageAdapter, StorageError } from '../storage/adapter.js';
 import { LocalSourceError, isFileUrl, openLocalSource } from '../storage/local-source.js';
-import { type Place, parsePlace } from '../storage/uri.js';
+import { type Place, parseObjectUrl } from '../storage/uri.js';
 import { type HttpClient, type WholeBody, discardBody, headerValue, parseHttpUrl } from '../storage/http.js';
 import { type BodyMeter, NO_METER, metered } from '../storage/min-rate.js';
 import { redactText } from '../storage/redact.js';
@@ -479,10 +479,9 @@ async function openStoreObject(url: string, o: DownloadOptions): Promise<Source 
   let place: Place;
   let key: string;
   try {
-    const parsed = parsePlace(url);
-    if (parsed.scheme === 'file' || parsed.prefix === '') return fail('BAD_URL', `not an object URL: ${url}`);
-    key = parsed.prefix.endsWith('/') && !url.endsWith('/') ? parsed.prefix.slice(0, -1) : parsed.prefix;
-    place = { ...parsed, prefix: '' };
+    const parsed = parseObjectUrl(url);
+    key = parsed.key;
+    place = { scheme: parsed.scheme, bucket: parsed.bucket, prefix: '' };
   } catch {
     return fail('BAD_URL', `not an object URL: ${url}`);
   }

@@ -486,6 +486,22 @@ describe('a manifest prefix on S3 through the proxy', () => {
 });
 
 describe('an s3:// source through the proxy', () => {
+  it('whose key starts with a slash or holds two is read as written, never as the key without them', async () => {
+    const bodies: Record<string, Buffer> = { '/lead.bin': Buffer.from('the key with a leading slash'), 'lead.bin': Buffer.from('another object'), 'a//b.bin': Buffer.from('double'), 'a/b.bin': Buffer.from('single') };
+    for (const [Key, Body] of Object.entries(bodies)) await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key, Body }));
+    await faults([]);
+    const client = createHttpClient({ allowPrivateNetwork: true, proxy: 'none' });
+    const stores = () => openStore({ scheme: 's3', bucket: BUCKET, prefix: '' }, { s3: { endpoint: proxy.url, forcePathStyle: true }, maxAttempts: 1, conditionalWrites: 'off' });
+    try {
+      for (const key of Object.keys(bodies)) {
+        const r = await download(`s3://${BUCKET}/${key}`, { client, retries: 0, stores });
+        expect(r.ok && r.kind === 'buffer' ? r.body.toString() : r, key).toBe(bodies[key]!.toString());
+      }
+    } finally {
+      await client.close();
+    }
+  }, 60_000);
+
   it('whose body stalls is cut by the minimum rate and retried, never held for good', async () => {
     const key = 'src/stall.bin';
     await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: Buffer.alloc(200_000, 1) }));
