@@ -7,9 +7,12 @@
  * lean path signs as the SDK does is in s3-sign.test.ts.
  */
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { type IncomingHttpHeaders, createServer as createHttpServer } from 'node:http';
 import { type AddressInfo, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import { CreateBucketCommand, CreateMultipartUploadCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -488,5 +491,47 @@ describe('the lean PutObject (s3-put.ts)', () => {
       [true, '/bucket/p/one.bin?x-id=PutObject'],
       [true, '/bucket/p/two.bin?x-id=PutObject'],
     ]);
+  });
+});
+
+describe('the signing region', () => {
+  let server: Awaited<ReturnType<typeof scripted>>;
+  let dir: string;
+  beforeAll(async () => {
+    server = await scripted();
+    dir = mkdtempSync(path.join(tmpdir(), 'ferry-region-'));
+    // A named profile brings its own (fake) keys: with AWS_PROFILE set, the SDK reads no keys from the environment.
+    writeFileSync(path.join(dir, 'config'), '[default]\nregion = eu-west-3\n\n[profile other]\nregion = ap-south-1\naws_access_key_id = other-key\naws_secret_access_key = other-secret\n');
+  });
+  afterAll(async () => {
+    await server?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** The region in the credential scope of the PUT a store sends with this environment. */
+  async function signedRegion(env: Record<string, string | undefined>): Promise<string | undefined> {
+    let region: string | undefined;
+    await withEnv({ AWS_REGION: undefined, AWS_DEFAULT_REGION: undefined, AWS_PROFILE: undefined, AWS_CONFIG_FILE: NO_FILE, ...env }, async () => {
+      server.seen.length = 0;
+      const store = await openS3Store('bucket', '', { s3: { endpoint: server.endpoint, forcePathStyle: true }, conditionalWrites: 'off', maxAttempts: 1 });
+      try {
+        await store.put('k.bin', Buffer.from('x'), opts());
+      } finally {
+        await store.close();
+      }
+      region = /Credential=[^/]+\/\d{8}\/([^/]+)\/s3\/aws4_request/.exec(String(server.seen[0]?.headers.authorization))?.[1];
+    });
+    return region;
+  }
+
+  it.each<[string, Record<string, string | undefined>, string]>([
+    ["the config file's default profile (aws configure writes it there)", { AWS_CONFIG_FILE: 'config' }, 'eu-west-3'],
+    ["AWS_PROFILE's region", { AWS_CONFIG_FILE: 'config', AWS_PROFILE: 'other' }, 'ap-south-1'],
+    ['AWS_REGION over the file', { AWS_CONFIG_FILE: 'config', AWS_REGION: 'sa-east-1' }, 'sa-east-1'],
+    ['AWS_DEFAULT_REGION (the aws CLI reads it)', { AWS_DEFAULT_REGION: 'eu-north-1' }, 'eu-north-1'],
+    ['us-east-1 where nothing says', {}, 'us-east-1'],
+  ])('is %s', async (_what, env, want) => {
+    const file = env.AWS_CONFIG_FILE ? path.join(dir, env.AWS_CONFIG_FILE) : undefined;
+    expect(await signedRegion({ ...env, ...(file ? { AWS_CONFIG_FILE: file } : {}) })).toBe(want);
   });
 });

@@ -147,12 +147,29 @@ function connectionsOf(options: StoreOptions): LeanPutOptions {
   };
 }
 
+/** Where nothing configures a region, S3's own default: the SDK would refuse to send instead. */
+const FALLBACK_REGION = 'us-east-1';
+
+/**
+ * The region requests are signed for: the store's option, else the environment (AWS_REGION,
+ * and the aws CLI's AWS_DEFAULT_REGION), else what the SDK's own chain finds (the `region`
+ * of the config file's profile, where `aws configure` writes it), else us-east-1. A region
+ * fixed here would hide the profile's, and S3 then redirects every request (AWS) or
+ * refuses it (an endpoint that checks the signing region).
+ */
+function regionOf(options: StoreOptions): string | (() => Promise<string>) {
+  const fixed = options.s3?.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
+  if (fixed) return fixed;
+  const chain = new S3Client({}).config.region; // the SDK's provider; the client itself is never used
+  return () => chain().catch(() => FALLBACK_REGION);
+}
+
 /** One client per store: its own keep-alive pool, no per-request checksums. */
 export function createS3Client(options: StoreOptions): S3Client {
   const connections = connectionsOf(options);
   const agent = { keepAlive: true, maxSockets: connections.connections };
   return new S3Client({
-    region: options.s3?.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
+    region: regionOf(options),
     // Without an endpoint here the SDK reads AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL (and
     // the config file's endpoint_url) itself; an IP endpoint gets path style by itself.
     ...(options.s3?.endpoint ? { endpoint: options.s3.endpoint } : {}),
