@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Event, type Task } from '../protocol/index.js';
+import { type Event, type Task, tasksAhead } from '../protocol/index.js';
 import { type Origin, startOrigin } from '../test/helpers/run.js';
 import { TaskQueue, WorkerPool, superviseTasks } from './supervise.js';
 
@@ -227,8 +227,9 @@ describe('superviseTasks', () => {
     } finally {
       await pool.close();
     }
-    // A window of max(2 × 4, 16) tasks, and one more looked at to know the queue is not empty.
-    expect(aheadAtFirstEvent).toBeLessThanOrEqual(17);
+    // A window of tasksAhead(4) tasks, and one more looked at to know the queue is not empty.
+    expect(aheadAtFirstEvent).toBeLessThanOrEqual(tasksAhead(4) + 1);
+    expect(tasksAhead(4)).toBeLessThan(all.length / 2);
     expect(events.filter((e) => e.kind === 'UP_OK').map((e) => e.id).sort()).toEqual(all.map((t) => t.id).sort());
   }, 60_000);
 
