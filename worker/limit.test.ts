@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FairSlots } from './limit.js';
+import { FairSlots, KeyedLanes, laneOf } from './limit.js';
 
 /** Lets every resolved waiter's continuation run. */
 const settle = () => new Promise<void>((r) => setImmediate(r));
@@ -67,5 +67,46 @@ describe('FairSlots', () => {
     expect(slots.inflight).toBe(0);
     expect((slots as unknown as { hosts: Map<string, unknown> }).hosts.size).toBe(0);
     expect(() => slots.release('h0')).toThrow(/internal/);
+  });
+});
+
+describe('KeyedLanes', () => {
+  /** A job that records its start and ends when `end(name)` is called. */
+  function jobs() {
+    const started: string[] = [];
+    const enders = new Map<string, () => void>();
+    const job = (name: string) => () => {
+      started.push(name);
+      return new Promise<void>((resolve) => enders.set(name, resolve));
+    };
+    const end = async (name: string) => {
+      enders.get(name)!();
+      await settle();
+    };
+    return { started, job, end };
+  }
+
+  it('starts at most its limit per key, the rest in order as they end, and other keys at once', async () => {
+    const lanes = new KeyedLanes(2);
+    const { started, job, end } = jobs();
+    for (const name of ['a1', 'a2', 'a3', 'a4']) lanes.run('a', job(name));
+    lanes.run('b', job('b1'));
+    expect(started).toEqual(['a1', 'a2', 'b1']); // a3 and a4 wait unstarted; b is not held up by a
+    await end('a2');
+    expect(started).toEqual(['a1', 'a2', 'b1', 'a3']);
+    await end('a1');
+    await end('b1');
+    expect(started).toEqual(['a1', 'a2', 'b1', 'a3', 'a4']);
+    expect(lanes.size).toBe(1); // b is forgotten once idle
+    await end('a3');
+    await end('a4');
+    expect(lanes.size).toBe(0);
+  });
+
+  it("keys a URL by its scheme and authority, lower-cased, without parsing it", () => {
+    expect(laneOf('HTTP://Img.Example.com:8080/a/b?c#d')).toBe('http://img.example.com:8080');
+    expect(laneOf('s3://bucket/key/x.jpg')).toBe('s3://bucket');
+    expect(laneOf('http://h')).toBe('http://h');
+    expect(laneOf('not a url')).toBe('');
   });
 });

@@ -15,7 +15,7 @@ import { type Args, UsageError, parseArgs } from './args.js';
 import { downloadOptions, sourceStores } from './download-options.js';
 import { Emitter } from './emit.js';
 import { prepareGates } from './gates.js';
-import { FairSlots, Semaphore } from './limit.js';
+import { FairSlots, KeyedLanes, Semaphore, laneOf } from './limit.js';
 import type { TaskContext } from './context.js';
 import { runTask } from './run.js';
 
@@ -75,9 +75,11 @@ async function main(argv: string[]): Promise<number> {
   await prepareGates(args.flags);
   // Requests in flight and bodies in hand (--concurrency), shared fairly among hosts; and
   // tasks read but not ended, more of them, so that tasks parked at a saturated host leave
-  // room for other hosts'.
+  // room for other hosts'. Of one host's, at most --concurrency are started at once: the
+  // others wait unstarted, cheaply, in its lane.
   const slots = new FairSlots(args.flags.concurrency);
   const held = new Semaphore(tasksAhead(args.flags.concurrency));
+  const lanes = new KeyedLanes(args.flags.concurrency);
   const limits = adaptiveLimits(args);
   const emitter = new Emitter(process.stdout, process.stderr, () => ({ inflight: slots.inflight, conc: limits?.conc() ?? slots.capacity }));
   const sources = sourceStores(args.flags);
@@ -147,7 +149,8 @@ async function main(argv: string[]): Promise<number> {
       continue;
     }
     await held.acquire();
-    void runTask(task, unitCtx).finally(() => held.release());
+    const taskCtx = unitCtx;
+    lanes.run(laneOf(task.url), () => runTask(task, taskCtx).finally(() => held.release()));
   }
   await held.idle();
   clearInterval(ticker);
