@@ -46,6 +46,28 @@ function landed(events: Event[], dest: string): Record<string, string[]> {
 }
 
 const tasksOf = (prefix: string, n: number): Task[] => Array.from({ length: n }, (_, i) => ({ id: `${prefix}${i}`, url: `${origin.url}/file/${prefix}${i}/a.png` }));
+
+/**
+ * Runs `f` with a pool whose workers die (SIGKILL) on connecting to `killer`, as a payload
+ * that crashes a worker would (test/helpers/crash-on-connect.mjs, preloaded).
+ */
+async function withKiller(f: (killer: Origin, pool: WorkerPool) => Promise<void>): Promise<void> {
+  const killer = await startOrigin();
+  const saved = { options: process.env.NODE_OPTIONS, port: process.env.FERRY_TEST_CRASH_PORT };
+  process.env.NODE_OPTIONS = `${saved.options ?? ''} --import ${new URL('../test/helpers/crash-on-connect.mjs', import.meta.url).href}`.trim();
+  process.env.FERRY_TEST_CRASH_PORT = new URL(killer.url).port;
+  const pool = new WorkerPool();
+  try {
+    await f(killer, pool);
+  } finally {
+    for (const [name, value] of [['NODE_OPTIONS', saved.options], ['FERRY_TEST_CRASH_PORT', saved.port]] as const) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+    await pool.close();
+    await killer.close();
+  }
+}
 const slowTask = (id: string, key: string, ms: number): Task => ({ id, url: `${origin.url}/file/${key}/a.png?delay=${ms}` });
 
 describe('WorkerPool', () => {
@@ -231,6 +253,37 @@ describe('superviseTasks', () => {
     expect(aheadAtFirstEvent).toBeLessThanOrEqual(tasksAhead(4) + 1);
     expect(tasksAhead(4)).toBeLessThan(all.length / 2);
     expect(events.filter((e) => e.kind === 'UP_OK').map((e) => e.id).sort()).toEqual(all.map((t) => t.id).sort());
+  }, 60_000);
+
+  it('finds the tasks that kill their worker by halving what the dead worker held: only they are WORKER_CRASH, the others complete', async () => {
+    // Two payloads that kill the worker process (SIGKILL, on connecting to `killer`), among
+    // 60 good tasks: a window of tasksAhead(4) = 32 is in flight when the first one kills.
+    await withKiller(async (killer, pool) => {
+      const tasks = tasksOf('k', 60);
+      tasks.splice(10, 0, { id: 'poison-1', url: `${killer.url}/file/p1/a.png` });
+      tasks.splice(25, 0, { id: 'poison-2', url: `${killer.url}/file/p2/a.png` });
+      const events: Event[] = [];
+      const logs: string[] = [];
+      await superviseTasks(TaskQueue.of(tasks), launch(path.join(dir, 'dest-kill'), 'k'), { onEvent: (e) => events.push(e), onProgress: () => {}, onLog: (l) => logs.push(l) }, new AbortController().signal, pool);
+      const terminal = events.filter((e) => e.kind !== 'DL_OK');
+      expect(terminal.filter((e) => e.kind !== 'UP_OK').map((e) => `${e.id} ${e.kind === 'DL_ERR' ? e.reason : e.kind}`).sort()).toEqual(['poison-1 WORKER_CRASH', 'poison-2 WORKER_CRASH']);
+      expect(terminal.filter((e) => e.kind === 'UP_OK').map((e) => e.id).sort()).toEqual(tasksOf('k', 60).map((t) => t.id).sort());
+      // Each poison: the death that made it a suspect, at most log2(32) = 5 halvings, and its death alone.
+      const deaths = logs.filter((l) => /worker exited with SIGKILL/.test(l)).length;
+      expect(deaths).toBeGreaterThanOrEqual(3);
+      expect(deaths).toBeLessThanOrEqual(2 * (1 + Math.log2(tasksAhead(4)) + 1));
+    });
+  }, 60_000);
+
+  it('fails the unit when every worker dies before finishing a task, after a bounded number of deaths', async () => {
+    await withKiller(async (killer, pool) => {
+      const tasks = Array.from({ length: 40 }, (_, i) => ({ id: `all-${i}`, url: `${killer.url}/file/all-${i}/a.png` }));
+      const logs: string[] = [];
+      const run = superviseTasks(TaskQueue.of(tasks), launch(path.join(dir, 'dest-all-kill'), 'all'), { onEvent: () => {}, onProgress: () => {}, onLog: (l) => logs.push(l) }, new AbortController().signal, pool);
+      const limit = 5 + Math.log2(tasksAhead(4));
+      await expect(run).rejects.toThrow(`the worker died ${limit} times in a row without finishing a task`);
+      expect(logs.filter((l) => /worker exited with SIGKILL/.test(l))).toHaveLength(limit);
+    });
   }, 60_000);
 
   it('a queue gives tasks put back first, in their order, then the rest in order', () => {

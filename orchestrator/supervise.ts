@@ -8,10 +8,12 @@
  * once, `tasksAhead`: several times its concurrency, so that it can read past tasks parked
  * at a throttled host) is outstanding at a worker, so the tasks a crash can interrupt are
  * bounded, and known. A worker that
- * dies on its own is respawned; the tasks it held are re-run first, one at a time, so a
- * payload that kills the worker is found alone: a task held during two crashes is
- * ledgered WORKER_CRASH, and its innocent neighbours are not. A worker that refuses its
- * arguments, or dies again and again without finishing anything, fails the unit.
+ * dies on its own is respawned; the tasks it held are re-run first, together but apart
+ * from any other task, and a group that kills its worker again is halved, so a payload
+ * that kills the worker is found alone in about log2(window) more deaths, while its
+ * innocent neighbours finish at full concurrency: a task that killed a worker, then killed
+ * one again alone, is ledgered WORKER_CRASH. A worker that refuses its arguments, or dies
+ * again and again without finishing anything, fails the unit.
  *
  * Workers are kept for the run (WorkerPool): once every task of a unit has been sent, its
  * worker goes back to the pool and may serve the next unit, named by a directive on the
@@ -93,38 +95,50 @@ export class TaskQueue {
 }
 
 export async function superviseTasks(queue: TaskQueue, launch: WorkerLaunch, hooks: SuperviseHooks, signal: AbortSignal, pool: WorkerPool): Promise<void> {
-  const suspects = TaskQueue.of([]); // held during a crash: re-run one at a time, to find the culprit
+  const window = tasksAhead(launch.concurrency);
+  // Tasks a dead worker held, in groups re-run apart from any other task; a group that
+  // kills its worker again is halved, down to the task that kills a worker alone.
+  const suspects: Task[][] = [];
   const crashes = new Map<string, number>();
+  // Halving a window of suspects down to one takes up to log2(window) deaths in a row
+  // without a finished task; a worker that cannot live fails the unit after a few more.
+  const maxFruitless = MAX_FRUITLESS_SPAWNS + Math.ceil(Math.log2(window));
   let fruitless = 0;
-  while ((!queue.empty || !suspects.empty) && !signal.aborted) {
-    const isolating = !suspects.empty;
-    const source = isolating ? suspects : queue;
+  let lived = false; // a worker of the unit finished a task: workers can live, tasks kill them
+  while ((!queue.empty || suspects.length > 0) && !signal.aborted) {
+    const group = suspects.shift();
     const worker = await pool.take(launch.args, signal);
     if (!worker) return;
-    // A suspect is run alone: no other unit's task may share the worker that it might kill.
-    if (isolating) await worker.quiet();
+    // Suspects run alone: no other unit's task may share the worker that they might kill.
+    if (group) await worker.quiet();
     let given = false;
     const giveEarly = () => {
       given = true;
       pool.give(launch.args, worker);
     };
-    const r = await runSession(worker, source, isolating ? 1 : tasksAhead(launch.concurrency), launch.unit, hooks, signal, isolating ? null : giveEarly);
+    const r = group
+      ? await runSession(worker, TaskQueue.of(group), group.length, launch.unit, hooks, signal, null)
+      : await runSession(worker, queue, window, launch.unit, hooks, signal, giveEarly);
     if (r.reusable && !given) pool.give(launch.args, worker);
     if (signal.aborted) return;
     if (r.usageError) throw new SuperviseError(`the worker refused its arguments: ${r.lastLog || 'exit code 2'}`);
+    lived ||= r.progressed;
+    if (r.progressed) fruitless = 0;
     if (r.held.size === 0 && r.exitedCleanly) continue;
-    fruitless = r.progressed ? 0 : fruitless + 1;
-    if (fruitless >= MAX_FRUITLESS_SPAWNS) throw new SuperviseError(`the worker died ${fruitless} times in a row without finishing a task: ${r.lastLog}`);
-    const again: Task[] = [];
-    for (const task of r.held.values()) {
-      const n = (crashes.get(task.id) ?? 0) + 1;
-      crashes.set(task.id, n);
-      if (n >= 2) {
-        const e: Event = { kind: 'DL_ERR', id: task.id, reason: 'WORKER_CRASH', attempts: n, detail: 'the worker died twice while holding this task' };
-        hooks.onEvent(e, encodeEvent(e));
-      } else again.push(task);
-    }
-    suspects.putBack(again);
+    if (!r.progressed) fruitless++;
+    if (fruitless >= maxFruitless) throw new SuperviseError(`the worker died ${fruitless} times in a row without finishing a task: ${r.lastLog}`);
+    const held = [...r.held.values()];
+    for (const task of held) crashes.set(task.id, (crashes.get(task.id) ?? 0) + 1);
+    if (group && held.length === 1) {
+      // Held by a worker that died, then alone by another that died too: the culprit.
+      const task = held[0]!;
+      const e: Event = { kind: 'DL_ERR', id: task.id, reason: 'WORKER_CRASH', attempts: crashes.get(task.id)!, detail: 'the worker died while holding this task, and again while holding it alone' };
+      hooks.onEvent(e, encodeEvent(e));
+      if (lived) fruitless = 0; // the deaths found their cause
+    } else if (group) {
+      const half = Math.ceil(held.length / 2);
+      suspects.unshift(held.slice(0, half), held.slice(half));
+    } else if (held.length > 0) suspects.push(held);
   }
 }
 

@@ -75,11 +75,11 @@ async function main(argv: string[]): Promise<number> {
   await prepareGates(args.flags);
   // Requests in flight and bodies in hand (--concurrency), shared fairly among hosts; and
   // tasks read but not ended, more of them, so that tasks parked at a saturated host leave
-  // room for other hosts'. Of one host's, at most --concurrency are started at once: the
-  // others wait unstarted, cheaply, in its lane.
+  // room for other hosts'. Of one host's, at most --concurrency (16 at least) are started
+  // at once: the others wait unstarted, cheaply, in its lane.
   const slots = new FairSlots(args.flags.concurrency);
   const held = new Semaphore(tasksAhead(args.flags.concurrency));
-  const lanes = new KeyedLanes(args.flags.concurrency);
+  const lanes = new KeyedLanes(Math.max(16, args.flags.concurrency));
   const limits = adaptiveLimits(args);
   const emitter = new Emitter(process.stdout, process.stderr, () => ({ inflight: slots.inflight, conc: limits?.conc() ?? slots.capacity }));
   const sources = sourceStores(args.flags);
