@@ -85,8 +85,9 @@ describe('FileStore', () => {
         mine: `ab-b.bin.${writerTag(process.pid)}-2.tmp`,
         otherHost: 'ab-c.bin.00000000p1-3.tmp',
         dead: `ab-d.bin.${DEAD}-4.tmp`,
-        staleLive: `ab-e.bin.${writerTag(live.pid!)}-5.tmp`, // its pid reused, say
+        staleLive: `ab-e.bin.${writerTag(live.pid!, null)}-5.tmp`, // a writer of unknown start
         staleOtherHost: 'ab-f.bin.00000000p1-6.tmp',
+        reusedPid: `ab-g.bin.${writerTag(live.pid!, '1')}-7.tmp`, // a dead writer whose pid the sleep now has
       };
       for (const f of Object.values(files)) await writeFile(path.join(tmp, f), 'x');
       const old = new Date(Date.now() - TEMP_STALE_MS - 60_000);

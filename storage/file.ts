@@ -5,7 +5,7 @@
  * asked, which for a file costs one read.
  */
 import { createHash, hash } from 'node:crypto';
-import { createReadStream, link as linkCb, linkSync, renameSync, unlink as unlinkCb, unlinkSync, writeFile as writeFileCb, writeFileSync } from 'node:fs';
+import { createReadStream, link as linkCb, readFileSync, linkSync, renameSync, unlink as unlinkCb, unlinkSync, writeFile as writeFileCb, writeFileSync } from 'node:fs';
 import fs, { type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
@@ -78,31 +78,44 @@ function tempBase(root: string, rel: string): string {
 }
 
 /**
- * Temporary names carry their writer: a tag of this host's name and the writer's pid, then
- * a counter (`.<host>p<pid>-<counter>.tmp`), unique without a random draw per object. Two
- * runs may write the same unit at once (a shared work dir, a re-run started early): a
- * cleanup removes what a dead writer left, never a live writer's file between its write
- * and its link.
+ * Temporary names carry their writer: a tag of this host's name, the writer's pid and its
+ * start time, then a counter (`.<host>p<pid>s<start>-<counter>.tmp`), unique without a
+ * random draw per object. Two runs may write the same unit at once (a shared work dir, a
+ * re-run started early): a cleanup removes what a dead writer left, never a live writer's
+ * file between its write and its link. The start time tells a reused pid from the writer.
  */
 const HOST_TAG = hash('sha256', hostname(), 'hex').slice(0, 8);
-export const writerTag = (pid: number): string => `${HOST_TAG}p${pid}`;
+
+/** A process's start time (clock ticks since boot: /proc/<pid>/stat, field 22), or null without one. */
+function startTicks(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** The writer part of the temporary names that process `pid` writes (its start time read from /proc where there is one). */
+export const writerTag = (pid: number, start = startTicks(pid)): string => `${HOST_TAG}p${pid}${start === null ? '' : `s${start}`}`;
 const PROCESS_TAG = writerTag(process.pid);
 let tempSeq = 0;
 /** What follows a key's temporary base in the names of its temporary files. */
-const TEMP_NAME = /^([0-9a-f]{8})p(\d+)-[0-9a-z]+\.tmp$/;
-/** A temporary file not written to for this long is abandoned, whoever's it is (another host's, a reused pid). */
+const TEMP_NAME = /^([0-9a-f]{8})p(\d+)(?:s(\d+))?-[0-9a-z]+\.tmp$/;
+/** A temporary file not written to for this long is abandoned, whoever's it is (another host's, a writer of unknown start). */
 export const TEMP_STALE_MS = 60 * 60_000;
 
-/** Whether the writer a temporary file's name names is gone: on this host, no such process. */
+/** Whether the writer a temporary file's name names is gone: on this host, no such process, or one started at another time. */
 function writerGone(name: string): boolean {
-  const tail = name.slice(name.lastIndexOf('.', name.length - TEMP_SUFFIX.length - 1) + 1); // `<host>p<pid>-<counter>.tmp`
+  const tail = name.slice(name.lastIndexOf('.', name.length - TEMP_SUFFIX.length - 1) + 1); // `<host>p<pid>s<start>-<counter>.tmp`
   const m = TEMP_NAME.exec(tail);
   if (!m || m[1] !== HOST_TAG) return false;
   const pid = Number(m[2]);
-  if (pid === process.pid) return false;
+  const start = startTicks(pid);
+  if (start !== null) return m[3] !== undefined && m[3] !== start; // running: the writer, or a reused pid
   try {
     process.kill(pid, 0);
-    return false; // running (or a reused pid: then the file goes when it is stale)
+    return false; // running, where /proc does not tell when it started: the file goes when it is stale
   } catch (e) {
     return errno(e) === 'ESRCH';
   }
