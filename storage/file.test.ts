@@ -1,9 +1,10 @@
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { StorageError } from './adapter.js';
 import { FileStore, InlineWrites, TEMP_STALE_MS, writerTag } from './file.js';
 
@@ -79,6 +80,13 @@ describe('FileStore', () => {
     const tmp = path.join(s.root, '.ferry-tmp', 'x');
     await mkdir(tmp, { recursive: true });
     const live = spawn('sleep', ['30'], { stdio: 'ignore' });
+    // A killed writer not yet reaped: the child of a process that never waits for it.
+    const parent = spawn('sh', ['-c', 'sleep 0 & exec sleep 30'], { stdio: 'ignore' });
+    const zombie = await vi.waitFor(() => {
+      const [pid] = readFileSync(`/proc/${parent.pid}/task/${parent.pid}/children`, 'latin1').trim().split(' ').map(Number);
+      expect(readFileSync(`/proc/${pid}/stat`, 'latin1')).toMatch(/\) Z /);
+      return pid!;
+    });
     try {
       const files = {
         live: `ab-a.bin.${writerTag(live.pid!)}-1.tmp`, // between its write and its link
@@ -88,6 +96,7 @@ describe('FileStore', () => {
         staleLive: `ab-e.bin.${writerTag(live.pid!, null)}-5.tmp`, // a writer of unknown start
         staleOtherHost: 'ab-f.bin.00000000p1-6.tmp',
         reusedPid: `ab-g.bin.${writerTag(live.pid!, '1')}-7.tmp`, // a dead writer whose pid the sleep now has
+        zombie: `ab-h.bin.${writerTag(zombie)}-8.tmp`,
       };
       for (const f of Object.values(files)) await writeFile(path.join(tmp, f), 'x');
       const old = new Date(Date.now() - TEMP_STALE_MS - 60_000);
@@ -96,6 +105,7 @@ describe('FileStore', () => {
       expect((await readdir(tmp)).sort()).toEqual([files.live, files.mine, files.otherHost].sort());
     } finally {
       live.kill();
+      parent.kill();
     }
   });
 

@@ -86,15 +86,21 @@ function tempBase(root: string, rel: string): string {
  */
 const HOST_TAG = hash('sha256', hostname(), 'hex').slice(0, 8);
 
-/** A process's start time (clock ticks since boot: /proc/<pid>/stat, field 22), or null without one. */
-function startTicks(pid: number): string | null {
+/**
+ * A process's state and start time (clock ticks since boot) from /proc/<pid>/stat (fields
+ * 3 and 22), or null where it has none (no such process, or no /proc).
+ */
+function procStat(pid: number): { state: string; start: string } | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { state: fields[0] ?? '', start: fields[19] ?? '' };
   } catch {
     return null;
   }
 }
+
+const startTicks = (pid: number): string | null => procStat(pid)?.start ?? null;
 
 /** The writer part of the temporary names that process `pid` writes (its start time read from /proc where there is one). */
 export const writerTag = (pid: number, start = startTicks(pid)): string => `${HOST_TAG}p${pid}${start === null ? '' : `s${start}`}`;
@@ -105,14 +111,15 @@ const TEMP_NAME = /^([0-9a-f]{8})p(\d+)(?:s(\d+))?-[0-9a-z]+\.tmp$/;
 /** A temporary file not written to for this long is abandoned, whoever's it is (another host's, a writer of unknown start). */
 export const TEMP_STALE_MS = 60 * 60_000;
 
-/** Whether the writer a temporary file's name names is gone: on this host, no such process, or one started at another time. */
+/** Whether the writer a temporary file's name names is gone: on this host, no such process, a zombie, or one started at another time (a reused pid). */
 function writerGone(name: string): boolean {
   const tail = name.slice(name.lastIndexOf('.', name.length - TEMP_SUFFIX.length - 1) + 1); // `<host>p<pid>s<start>-<counter>.tmp`
   const m = TEMP_NAME.exec(tail);
   if (!m || m[1] !== HOST_TAG) return false;
   const pid = Number(m[2]);
-  const start = startTicks(pid);
-  if (start !== null) return m[3] !== undefined && m[3] !== start; // running: the writer, or a reused pid
+  const proc = procStat(pid);
+  // A killed writer stays a zombie until it is reaped (its orphans wait for init): gone.
+  if (proc) return proc.state === 'Z' || proc.state === 'X' || (m[3] !== undefined && m[3] !== proc.start);
   try {
     process.kill(pid, 0);
     return false; // running, where /proc does not tell when it started: the file goes when it is stale
