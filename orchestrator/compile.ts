@@ -80,8 +80,8 @@ function workerArgs(cfg: CompileConfig, ctx: RunContext): string[] {
 
 /**
  * Runs `pending.count` tasks through workers, journaling every fact, until each has its
- * outcome; `onOutcome`, when given, sees each terminal event (a compile reads them back from
- * the journal). `resumed` are the unit's tasks that earlier runs finished (from the journal):
+ * outcome; `onOutcome` sees each terminal event with the journal offset of its line.
+ * `resumed` are the unit's tasks that earlier runs finished (from the journal):
  * the progress board counts them done, out of all of them.
  */
 export async function runUnitTasks(
@@ -91,14 +91,14 @@ export async function runUnitTasks(
   cfg: CompileConfig,
   ctx: RunContext,
   resumed: Resumed,
-  onOutcome?: (e: TerminalEvent) => void,
+  onOutcome: (e: TerminalEvent, at: number) => void,
 ): Promise<void> {
   if (pending.count > 0) {
     ctx.board.start(unit, resumed.done + pending.count, resumed);
     await superviseTasks(pending.queue, { args: workerArgs(cfg, ctx), concurrency: ctx.concurrencyPerUnit, unit }, {
       onEvent: (e, line) => {
-        journal.append(line);
-        if (onOutcome && isTerminal(e)) onOutcome(e);
+        const at = journal.append(line);
+        if (isTerminal(e)) onOutcome(e, at);
         ctx.board.event(unit, e);
       },
       onProgress: (p) => ctx.board.progress(unit, p),
@@ -188,9 +188,10 @@ async function compileUnitOrThrow(unit: Unit, sourceUri: string, cfg: CompileCon
         for (let t = taskFile.next(); t; t = taskFile.next()) if (!unitRows.settledTask(t.id)) return t;
         return undefined;
       });
-      await runUnitTasks(unit.name, { queue, count: pending }, journal, cfg, ctx, { done: unitRows.settled, failed: unitRows.failed });
+      await runUnitTasks(unit.name, { queue, count: pending }, journal, cfg, ctx, { done: unitRows.settled, failed: unitRows.failed }, record);
       if (ctx.signal.aborted) return { unit: unit.name, status: 'interrupted' };
-      // This run's outcomes (and any another run of the unit journaled meanwhile), from the file.
+      // The offsets recorded as events came are true unless another run of the unit appended
+      // to the journal meanwhile: then every outcome since open is read back from the file.
       journal.readAppended(record);
       if (unitRows.settled < tasks) throw new Error(`internal: ${tasks - unitRows.settled} task(s) have no outcome`);
       await unchanged();

@@ -110,15 +110,28 @@ describe('journal: outcomes read back by offset', () => {
     expect(events[4]).toEqual({ kind: 'DL_ERR', id: 'n0', reason: 'TIMEOUT', attempts: 4, detail: 'idle' });
   });
 
+  it("gives each appended line's offset as it appends, bytes not characters, and reads nothing back when no other run appended", async () => {
+    const file = path.join(await mkdtemp(path.join(tmpdir(), 'ferry-journal-')), 'u.events');
+    await writeFile(file, HEADER + upOk('e0', 'd'));
+    const { journal } = Journal.open(file, 'fp1', () => {}, { runId: 'r2', startedAt: 't' });
+    const at = new Map<string, number>();
+    for (let i = 0; i < 2000; i++) {
+      at.set(`n${i}`, journal.append(upOk(`n${i}`, 'é☃'.repeat(i % 50))));
+      if (i % 500 === 0) journal.flush();
+    }
+    let readBack = 0;
+    journal.readAppended(() => readBack++);
+    expect(readBack).toBe(0);
+    const ids = ['n1999', 'n0', 'n1234', 'n49'];
+    expect(journal.eventsAt(ids.map((id) => at.get(id)!)).map((e) => e.id)).toEqual(ids);
+    journal.close();
+  });
+
   it('reads back a line longer than its read chunk', async () => {
     const file = path.join(await mkdtemp(path.join(tmpdir(), 'ferry-journal-')), 'u.events');
     const { journal } = Journal.open(file, 'fp1', () => {});
     const detail = 'x'.repeat(700_000);
-    journal.append('DL_OK\ta\t5\n');
-    journal.append(`DL_ERR\tb\tHTTP_5XX\t3\t${detail}\n`);
-    journal.append('DL_OK\tc\t5\n');
-    const at: number[] = [];
-    journal.readAppended((_, offset) => at.push(offset));
+    const at = [journal.append('DL_OK\ta\t5\n'), journal.append(`DL_ERR\tb\tHTTP_5XX\t3\t${detail}\n`), journal.append('DL_OK\tc\t5\n')];
     const events = journal.eventsAt([at[2]!, at[1]!, at[0]!]);
     journal.close();
     expect(events.map((e) => e.id)).toEqual(['c', 'b', 'a']);

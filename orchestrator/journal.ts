@@ -47,13 +47,25 @@ export class Journal {
   private closed = false;
   /** eventsAt's read buffer, kept: it is called for every slice of every row group. */
   private atBuf: Buffer | null = null;
+  /** Where the file ends after this run's writes, had no other process appended. */
+  private end: number;
+  /**
+   * Another process (a second run of the unit) appended to the file since `open`: the
+   * offsets `append` gave may be off, and `readAppended` reads the true ones back.
+   */
+  private othersAppended = false;
 
   private constructor(
     readonly file: string,
     private readonly fd: number,
     /** Where the lines that `open` did not read start: this run's, and any another run appends meanwhile. */
     private readonly unread: number,
-  ) {}
+    /** The bytes this run wrote at open (its run mark). */
+    written: number,
+  ) {
+    this.end = unread + written;
+    this.checkEnd();
+  }
 
   /**
    * Opens (or starts) the journal of a unit, giving each event it already holds to
@@ -71,9 +83,10 @@ export class Journal {
     // Read as well as appended: outcomes are read back from it, through this descriptor, so
     // a journal another run of the unit removes (it completed first) is still there for this one.
     const fd = fs.openSync(file, 'a+', 0o600);
-    if (run) fs.writeSync(fd, `${RUN_MARK}${run.runId} ${run.startedAt}\n`);
-    if (typeof read === 'string') return { journal: new Journal(file, fd, Buffer.byteLength(header)), replayed: { events: 0, badLines: 0, runs: [], discarded: read === 'other' } };
-    return { journal: new Journal(file, fd, read.whole), replayed: read.replayed };
+    const mark = run ? Buffer.from(`${RUN_MARK}${run.runId} ${run.startedAt}\n`) : Buffer.alloc(0);
+    if (run) fs.writeSync(fd, mark);
+    if (typeof read === 'string') return { journal: new Journal(file, fd, Buffer.byteLength(header), mark.length), replayed: { events: 0, badLines: 0, runs: [], discarded: read === 'other' } };
+    return { journal: new Journal(file, fd, read.whole, mark.length), replayed: read.replayed };
   }
 
   /**
@@ -126,13 +139,18 @@ export class Journal {
     onEvent(e, at);
   }
 
-  /** Appends one event line (with its newline). */
-  append(line: string): void {
+  /**
+   * Appends one event line (with its newline); returns the offset where it will start,
+   * true unless another process appends to the file meanwhile (then see `readAppended`).
+   */
+  append(line: string): number {
     if (this.closed) throw new Error('internal: append to a closed journal');
+    const at = this.end + this.bytes;
     this.buffer.push(line);
-    this.bytes += line.length;
+    this.bytes += Buffer.byteLength(line);
     if (this.bytes >= FLUSH_BYTES) this.flush();
     else this.timer ??= setTimeout(() => this.flush(), FLUSH_MS);
+    return at;
   }
 
   /** Writes buffered lines; fsyncs when the last sync is older than the cadence (or when forced). */
@@ -141,9 +159,11 @@ export class Journal {
     this.timer = null;
     if (this.buffer.length > 0) {
       fs.writeSync(this.fd, this.buffer.join(''));
+      this.end += this.bytes;
       this.buffer = [];
       this.bytes = 0;
       this.dirty = true;
+      this.checkEnd();
     }
     if (this.dirty && (sync || Date.now() - this.lastSync >= FSYNC_MS)) {
       fs.fsyncSync(this.fd);
@@ -152,12 +172,19 @@ export class Journal {
     }
   }
 
+  /** Whether the file ends where this run's writes alone would have ended it (appends only grow it). */
+  private checkEnd(): void {
+    if (!this.othersAppended && fs.fstatSync(this.fd).size !== this.end) this.othersAppended = true;
+  }
+
   /**
-   * Writes what is buffered, then gives each event appended since `open` to `onEvent`, read
-   * from the file: this run's, and those of another run of the unit appending meanwhile.
+   * Writes what is buffered; then, when another process appended to the file since `open`
+   * (so the offsets `append` gave may be off), gives each event appended since then to
+   * `onEvent`, read from the file with its true offset: this run's, and the other run's.
    */
   readAppended(onEvent: OnJournaled): void {
     this.flush(true);
+    if (!this.othersAppended) return;
     readLines(this.fd, this.unread, (line, at) => Journal.take(line, at, { events: 0, badLines: 0, runs: [], discarded: false }, onEvent));
   }
 
