@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { printable } from './printable.js';
+import { fitColumns, printable } from './printable.js';
 import { shellWord } from './summary.js';
 
 describe('printable', () => {
@@ -23,5 +23,19 @@ describe('shellWord', () => {
     ["/a\nb'\\c", `$'/a\\nb\\'\\\\c'`],
   ])('%j is written %j', (word, written) => {
     expect(shellWord(word)).toBe(written);
+  });
+});
+
+describe('fitColumns', () => {
+  it('cuts a line to the terminal columns, a wide character counting two, never in the middle of one', () => {
+    expect(fitColumns('abcdef', 4)).toBe('abcd');
+    expect(fitColumns('abc', 4)).toBe('abc');
+    // 写真 (2 columns each): 'u/写真' is 6 columns wide.
+    expect(fitColumns('u/写真  12/40', 5)).toBe('u/写');
+    expect(fitColumns('u/写真  12/40', 6)).toBe('u/写真');
+    expect(fitColumns('写真', 3)).toBe('写'); // not half of 真
+    // A flag (two code points, one grapheme, two columns) and a combining accent (no column).
+    expect(fitColumns('🇯🇵x', 2)).toBe('🇯🇵');
+    expect(fitColumns('e\u0301e\u0301e\u0301', 2)).toBe('e\u0301e\u0301');
   });
 });

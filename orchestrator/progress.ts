@@ -4,7 +4,7 @@
  */
 import type { Event, Progress } from '../protocol/index.js';
 import type { Counts } from './materialize.js';
-import { printable } from './printable.js';
+import { fitColumns, printable } from './printable.js';
 
 /**
  * `started` is when the unit's first event came, not when its tasks were handed over: a
@@ -104,7 +104,7 @@ export class Board {
     this.clear();
     const lines = [...this.rows].map(([u, r]) => this.line(u, r));
     if (this.mode === 'tty') this.drawn = lines.length;
-    this.write(lines.map((l) => (this.mode === 'tty' ? l.slice(0, (process.stderr.columns || 200) - 1) : l)).join('\n') + '\n');
+    this.write(lines.map((l) => (this.mode === 'tty' ? fitColumns(l, (process.stderr.columns || 200) - 1) : l)).join('\n') + '\n');
   }
 
   /**
