@@ -1,3 +1,4 @@
+import stringWidth from 'string-width';
 import { describe, expect, it } from 'vitest';
 import { fitColumns, printable } from './printable.js';
 import { shellWord } from './summary.js';
@@ -28,14 +29,14 @@ describe('shellWord', () => {
 
 describe('fitColumns', () => {
   it('cuts a line to the terminal columns, a wide character counting two, never in the middle of one', () => {
-    expect(fitColumns('abcdef', 4)).toBe('abcd');
-    expect(fitColumns('abc', 4)).toBe('abc');
+    expect(fitColumns('abcdef', 4, stringWidth)).toBe('abcd');
+    expect(fitColumns('abc', 4, stringWidth)).toBe('abc');
     // 写真 (2 columns each): 'u/写真' is 6 columns wide.
-    expect(fitColumns('u/写真  12/40', 5)).toBe('u/写');
-    expect(fitColumns('u/写真  12/40', 6)).toBe('u/写真');
-    expect(fitColumns('写真', 3)).toBe('写'); // not half of 真
+    expect(fitColumns('u/写真  12/40', 5, stringWidth)).toBe('u/写');
+    expect(fitColumns('u/写真  12/40', 6, stringWidth)).toBe('u/写真');
+    expect(fitColumns('写真', 3, stringWidth)).toBe('写'); // not half of 真
     // A flag (two code points, one grapheme, two columns) and a combining accent (no column).
-    expect(fitColumns('🇯🇵x', 2)).toBe('🇯🇵');
-    expect(fitColumns('e\u0301e\u0301e\u0301', 2)).toBe('e\u0301e\u0301');
+    expect(fitColumns('🇯🇵x', 2, stringWidth)).toBe('🇯🇵');
+    expect(fitColumns('e\u0301e\u0301e\u0301', 2, stringWidth)).toBe('e\u0301e\u0301');
   });
 });

@@ -1,5 +1,3 @@
-import stringWidth from 'string-width';
-
 /**
  * Text for one line of a terminal or a log: control characters (a newline, ESC…) that a
  * name may hold — a manifest's key is any bytes its writer chose — are shown escaped, so a
@@ -14,11 +12,12 @@ export function printable(text: string): string {
 }
 
 /**
- * `line` cut to at most `columns` terminal columns, whole characters only: a wide one (CJK,
- * most emoji) takes two, a combining mark none. A live line longer than the terminal wraps,
- * and the board, moving up one row per line to redraw, would leave its tail on screen.
+ * `line` cut to at most `columns` terminal columns, whole characters only, as `stringWidth`
+ * (string-width's) measures them: a wide one (CJK, most emoji) takes two, a combining mark
+ * none. A live line longer than the terminal wraps, and the board, moving up one row per
+ * line to redraw, would leave its tail on screen.
  */
-export function fitColumns(line: string, columns: number): string {
+export function fitColumns(line: string, columns: number, stringWidth: (text: string) => number): string {
   if (stringWidth(line) <= columns) return line;
   let out = '';
   let width = 0;

@@ -35,11 +35,16 @@ export class Board {
   private drawn = 0;
   private timer: NodeJS.Timeout | null = null;
 
+  /** Display width of a line, once string-width is loaded (on a terminal only: it costs ~20 ms of start-up). */
+  private width: ((text: string) => number) | null = null;
+
   constructor(
     readonly mode: BoardMode,
     private readonly write: (text: string) => void = (t) => process.stderr.write(t),
     private readonly intervalMs = mode === 'tty' ? 500 : 10_000,
-  ) {}
+  ) {
+    if (mode === 'tty') void import('string-width').then((m) => (this.width = m.default));
+  }
 
   private tick(): void {
     this.timer ??= setInterval(() => this.render(), this.intervalMs);
@@ -104,7 +109,13 @@ export class Board {
     this.clear();
     const lines = [...this.rows].map(([u, r]) => this.line(u, r));
     if (this.mode === 'tty') this.drawn = lines.length;
-    this.write(lines.map((l) => (this.mode === 'tty' ? fitColumns(l, (process.stderr.columns || 200) - 1) : l)).join('\n') + '\n');
+    this.write(lines.map((l) => (this.mode === 'tty' ? this.fit(l) : l)).join('\n') + '\n');
+  }
+
+  /** A live line cut to the terminal's width (until string-width has loaded, by UTF-16 length). */
+  private fit(line: string): string {
+    const columns = (process.stderr.columns || 200) - 1;
+    return this.width ? fitColumns(line, columns, this.width) : line.slice(0, columns);
   }
 
   /**
