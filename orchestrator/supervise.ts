@@ -390,8 +390,8 @@ type SessionResult = { held: Map<string, Task>; exitedCleanly: boolean; usageErr
  * `window` tasks held. `handOver.give` is called once the queue is empty (every task
  * handed over) and at most `handOver.tail` of them are unsettled: the worker may then serve
  * another unit while this one's last tasks finish. Not before: a worker handed over with
- * most of a window still to do would take the next unit from an idle one (with a window
- * of 8 × concurrency, 7 % longer runs at --jobs 2). Ends when
+ * most of its window (8 × its concurrency) still to do could take the next unit from a
+ * worker that will be idle sooner. Ends when
  * every task sent is settled (the worker can serve again), or when the worker exits
  * (what it held comes back).
  */
