@@ -111,10 +111,8 @@ export interface StorageAdapter {
   /**
    * Removes what killed writers left for one unit's objects (`prefix` = the unit's key
    * prefix, `isUnitObjectKey`): temporary files, open multipart uploads; nested units'
-   * are theirs. Call it when no writer of this run is active there; what another live run
-   * may be writing stays (a temporary file whose writer is alive, an upload begun since the
-   * store was opened). What the store's permissions keep it from seeing or removing is a
-   * note for the caller to log.
+   * are theirs. Call it when no writer of this run is active there. What the store's
+   * permissions keep it from seeing or removing is a note for the caller to log.
    */
   cleanup(prefix: string): Promise<CleanupNote>;
   /**

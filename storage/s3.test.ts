@@ -14,7 +14,6 @@ import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { CreateBucketCommand, CreateMultipartUploadCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { fauxqsOptions, startS3Server, stopS3Server, useFakeAwsCredentials } from '../test/helpers/backend-s3.js';
@@ -52,9 +51,7 @@ async function serve(args: string[] = []) {
   await admin.send(new CreateBucketCommand({ Bucket: bucket }));
   let n = 0;
   const open = (extra: Parameters<typeof fauxqsOptions>[1] = {}) => openS3Store(bucket, `t${++n}/`, fauxqsOptions(port, extra));
-  /** The store of a later run, on the same prefix as `store`. */
-  const reopen = (store: S3Store) => openS3Store(bucket, store.prefix, fauxqsOptions(port, { conditionalWrites: 'off' }));
-  return { port, child, bucket, admin, open, reopen };
+  return { port, child, bucket, admin, open };
 }
 
 async function openUploads(admin: S3Client, bucket: string, prefix: string): Promise<string[]> {
@@ -155,8 +152,7 @@ describe('S3Store on fauxqs', () => {
   });
 
   it("aborts the multipart uploads a unit's killed writers left open, across pages, and nothing else", async () => {
-    const killed = await server.open({ conditionalWrites: 'off' });
-    const store = killed;
+    const store = await server.open({ conditionalWrites: 'off' });
     const start = (key: string) => server.admin.send(new CreateMultipartUploadCommand({ Bucket: server.bucket, Key: store.prefix + key }));
     const shard = (n: number) => (n % 256).toString(16).padStart(2, '0');
     for (let i = 0; i < 1005; i += 100) await Promise.all(Array.from({ length: Math.min(100, 1005 - i) }, (_, j) => start(`killed/${shard(i + j)}/${i + j}.bin`)));
@@ -164,10 +160,7 @@ describe('S3Store on fauxqs', () => {
     await start('killed/sub/cd/nested-unit.bin'); // unit killed/sub: not killed's to clean
     await store.put('killed/ab/done.txt', Buffer.from('x'), opts());
     expect(await openUploads(server.admin, server.bucket, `${store.prefix}killed/`)).toHaveLength(1000); // one page of many
-    await sleep(5);
-    const next = await server.reopen(killed); // the run after the killed one
-    await next.cleanup('killed/');
-    await next.close();
+    await store.cleanup('killed/');
     expect(await openUploads(server.admin, server.bucket, `${store.prefix}killed/`)).toEqual([`${store.prefix}killed/sub/cd/nested-unit.bin`]);
     expect(await openUploads(server.admin, server.bucket, `${store.prefix}other/`)).toEqual([`${store.prefix}other/ab/keep.bin`]);
     expect(await store.stat('killed/ab/done.txt')).not.toBeNull();
@@ -175,35 +168,16 @@ describe('S3Store on fauxqs', () => {
   }, 60_000);
 
   it("aborts the multipart uploads killed publishes of a key left open, and no other key's", async () => {
-    const killed = await server.open({ conditionalWrites: 'off' });
-    const start = (key: string) => server.admin.send(new CreateMultipartUploadCommand({ Bucket: server.bucket, Key: killed.prefix + key }));
+    const store = await server.open({ conditionalWrites: 'off' });
+    const start = (key: string) => server.admin.send(new CreateMultipartUploadCommand({ Bucket: server.bucket, Key: store.prefix + key }));
     await start('out/2024/b1.parquet');
     await start('out/2024/b1.parquet');
     await start('out/2024/b1.parquet.bak');
-    await killed.close();
-    await sleep(5);
-    const store = await server.reopen(killed);
     await store.put('out/2024/b1.parquet', Buffer.from('renewed'), opts());
     await store.discardPartial('out/2024/b1.parquet');
     expect(await openUploads(server.admin, server.bucket, `${store.prefix}out/`)).toEqual([`${store.prefix}out/2024/b1.parquet.bak`]);
     expect(await store.stat('out/2024/b1.parquet')).not.toBeNull();
     await store.close();
-  });
-
-  it('leaves the multipart uploads begun since it opened: another live run of the unit may be writing them', async () => {
-    const killed = await server.open({ conditionalWrites: 'off' });
-    const start = (key: string) => server.admin.send(new CreateMultipartUploadCommand({ Bucket: server.bucket, Key: killed.prefix + key }));
-    await start('live/ab/left-by-a-kill.bin');
-    await sleep(5);
-    const store = await server.reopen(killed);
-    await sleep(5);
-    await start('live/cd/another-run-writing.bin'); // a second compile of the unit, started later
-    await start('live/ef/published.parquet');
-    await store.cleanup('live/');
-    expect(await openUploads(server.admin, server.bucket, `${store.prefix}live/`)).toEqual([`${store.prefix}live/cd/another-run-writing.bin`, `${store.prefix}live/ef/published.parquet`]);
-    await store.discardPartial('live/ef/published.parquet');
-    expect(await openUploads(server.admin, server.bucket, `${store.prefix}live/`)).toHaveLength(2);
-    await Promise.all([store.close(), killed.close()]);
   });
 
   it('removes the probe markers a killed probe left at its root, and nothing else, at cleanup', async () => {

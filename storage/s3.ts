@@ -360,11 +360,6 @@ export class S3Store implements StorageAdapter {
   private lean: Promise<LeanPut | null> | undefined;
   /** set once the store refused to list or abort multipart uploads: cleanup says so once, then skips them */
   private uploadsRefused = false;
-  /**
-   * When the store was opened (this run's start): an upload begun since may be another live
-   * run's writing the same unit, which cleanup must not abort; killed runs' began before.
-   */
-  private readonly openedAt = Date.now();
 
   constructor(
     readonly client: S3Client,
@@ -566,10 +561,7 @@ export class S3Store implements StorageAdapter {
 
   /**
    * Aborts the multipart uploads killed writers left open for the unit at `prefix` (its own
-   * keys, isUnitObjectKey: not a nested unit's), begun before this store was opened (one
-   * begun since may be a live upload of another run of the unit: a second compile, a re-run
-   * started early; what this run's own crashed workers left is the next run's to abort, or a
-   * lifecycle rule's), and removes the probe markers
+   * keys, isUnitObjectKey: not a nested unit's), and removes the probe markers
    * that killed probes left at the store's root. A marker removed while another process
    * probes makes that probe find conditional writes not enforced: it then checks before
    * writing, which is always safe.
@@ -616,8 +608,7 @@ export class S3Store implements StorageAdapter {
         .catch((e: unknown) => {
           throw classifyS3Error(e, what);
         });
-      const left = (page.Uploads ?? []).filter((u) => u.Key !== undefined && own(u.Key) && (u.Initiated === undefined || u.Initiated.getTime() < this.openedAt));
-      await this.abortAll(left, what);
+      await this.abortAll((page.Uploads ?? []).filter((u) => u.Key !== undefined && own(u.Key)), what);
       const more = page.IsTruncated === true && (page.NextKeyMarker !== undefined || page.NextUploadIdMarker !== undefined);
       KeyMarker = more ? page.NextKeyMarker : undefined;
       UploadIdMarker = more ? page.NextUploadIdMarker : undefined;
