@@ -275,6 +275,32 @@ describe('superviseTasks', () => {
     });
   }, 60_000);
 
+  it('re-runs suspects whose worker was already dead when they were to be sent: none is lost', async () => {
+    // The worker taken for the suspects dies before they are sent (as one still finishing
+    // another unit's tail does when that unit's poison kills it while the suspects wait for it to be quiet).
+    class DyingPool extends WorkerPool {
+      takes = 0;
+      override async take(args: string[], signal?: AbortSignal) {
+        const w = await super.take(args, signal);
+        if (++this.takes === 2 && w) {
+          w.kill();
+          await w.exited;
+        }
+        return w;
+      }
+    }
+    const pool = new DyingPool();
+    await withKiller(async (killer) => {
+      const tasks = tasksOf('d', 12);
+      tasks.splice(3, 0, { id: 'poison', url: `${killer.url}/file/p/a.png` });
+      const events: Event[] = [];
+      await superviseTasks(TaskQueue.of(tasks), launch(path.join(dir, 'dest-dead-taken'), 'd'), { onEvent: (e) => events.push(e), onProgress: () => {}, onLog: () => {} }, new AbortController().signal, pool);
+      const terminal = events.filter((e) => e.kind !== 'DL_OK');
+      expect(terminal.map((e) => (e.kind === 'UP_OK' ? e.id : `${e.id} ${e.kind === 'DL_ERR' ? e.reason : e.kind}`)).sort()).toEqual([...tasksOf('d', 12).map((t) => t.id), 'poison WORKER_CRASH'].sort());
+    });
+    await pool.close();
+  }, 60_000);
+
   it('fails the unit when every worker dies before finishing a task, after a bounded number of deaths', async () => {
     await withKiller(async (killer, pool) => {
       const tasks = Array.from({ length: 40 }, (_, i) => ({ id: `all-${i}`, url: `${killer.url}/file/all-${i}/a.png` }));

@@ -75,6 +75,13 @@ export class TaskQueue {
     return new TaskQueue(() => tasks[i++]);
   }
 
+  /** The tasks not taken yet, taken now. */
+  rest(): Task[] {
+    const rest: Task[] = [];
+    for (let t = this.take(); t; t = this.take()) rest.push(t);
+    return rest;
+  }
+
   take(): Task | undefined {
     if (this.back.length > 0) return this.back.pop();
     const t = this.ahead ?? this.pull();
@@ -116,11 +123,16 @@ export async function superviseTasks(queue: TaskQueue, launch: WorkerLaunch, hoo
       given = true;
       pool.give(launch.args, worker);
     };
-    const r = group
-      ? await runSession(worker, TaskQueue.of(group), group.length, launch.unit, hooks, signal, null)
+    const groupQueue = group ? TaskQueue.of(group) : null;
+    const r = groupQueue
+      ? await runSession(worker, groupQueue, group!.length, launch.unit, hooks, signal, null)
       : await runSession(worker, queue, window, launch.unit, hooks, signal, { tail: launch.concurrency, give: giveEarly });
     if (r.reusable && !given) pool.give(launch.args, worker);
     if (signal.aborted) return;
+    // Suspects the session never sent (its worker, taken from the pool, was already dead):
+    // no worker held them this time, so they are run again as they were.
+    const unsent = groupQueue?.rest() ?? [];
+    if (unsent.length > 0) suspects.unshift(unsent);
     if (r.usageError) throw new SuperviseError(`the worker refused its arguments: ${r.lastLog || 'exit code 2'}`);
     lived ||= r.progressed;
     if (r.progressed) fruitless = 0;
@@ -135,7 +147,7 @@ export async function superviseTasks(queue: TaskQueue, launch: WorkerLaunch, hoo
       const e: Event = { kind: 'DL_ERR', id: task.id, reason: 'WORKER_CRASH', attempts: crashes.get(task.id)!, detail: 'the worker died while holding this task, and again while holding it alone' };
       hooks.onEvent(e, encodeEvent(e));
       if (lived) fruitless = 0; // the deaths found their cause
-    } else if (group) {
+    } else if (group && held.length > 1) {
       const half = Math.ceil(held.length / 2);
       suspects.unshift(held.slice(0, half), held.slice(half));
     } else if (held.length > 0) suspects.push(held);
