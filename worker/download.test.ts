@@ -603,6 +603,31 @@ describe('pure helpers', () => {
     expect(classifyError(new TypeError('fetch failed', { cause: parser }))).toEqual({ reason: 'RESET', code: 'HPE_INVALID_RESPONSE', retriable: true });
   });
 
+  it('a connect refused at every address of a name says so in its detail (an AggregateError has no message of its own)', async () => {
+    const closed = createNetServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const { port } = closed.address() as { port: number };
+    await new Promise((resolve) => closed.close(resolve));
+    // A real connect to a name with two addresses (Happy Eyeballs), both refusing.
+    const twoAddresses = () =>
+      new Promise<never>((_, reject) => {
+        const s = netConnect({
+          host: 'two.test',
+          port,
+          autoSelectFamily: true,
+          lookup: (_h, _o, cb) => (cb as (e: null, a: { address: string; family: number }[]) => void)(null, [
+            { address: '127.0.0.1', family: 4 },
+            { address: '::1', family: 6 },
+          ]),
+        });
+        s.on('error', reject);
+      });
+    const client = { get: twoAddresses } as unknown as HttpClient;
+    const r = await download(`http://two.test:${port}/x`, { client, retries: 0 });
+    expect(r).toMatchObject({ ok: false, reason: 'RESET', attempts: 1 });
+    expect(r.ok || r.detail).toContain(`ECONNREFUSED 127.0.0.1:${port}`);
+  });
+
   it.each([
     ['1', 1000],
     [' 30 ', 30_000],

@@ -233,8 +233,20 @@ export function parseRetryAfter(value: string | null, now = Date.now()): number 
 }
 
 
+/**
+ * An error's message. A connect to a name with several addresses (Happy Eyeballs) fails
+ * with an AggregateError whose own message is empty: its members', one per address tried,
+ * say what failed where.
+ */
+function messageOf(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const members = (err as { errors?: unknown }).errors;
+  if (err.message || !Array.isArray(members) || members.length === 0) return err.message;
+  return members.map((m) => (m instanceof Error ? m.message : String(m))).join('; ');
+}
+
 function describe(err: unknown, code: string | null): string {
-  const message = err instanceof Error ? err.message : String(err);
+  const message = messageOf(err);
   const prefix = isKnownCode(code) ? '' : 'internal error (bug?): ';
   return oneLine(redactText(`${prefix}${code ?? (err instanceof Error ? err.name : 'error')}: ${message}`));
 }
