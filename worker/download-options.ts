@@ -23,7 +23,12 @@ export function originHeaders(list: readonly string[]): Map<string, [string, str
   return map;
 }
 
-/** Object-store sources, one client per bucket, opened on first use and kept. */
+/**
+ * Object-store sources, one client per bucket, opened on first use and kept. An open that
+ * fails (a custom endpoint down or busy at its probe) is forgotten: the task's next try, or
+ * the next task of that bucket, opens it again instead of meeting the same failure for the
+ * worker's whole life; and closing skips it, having nothing to close.
+ */
 export function sourceStores(f: WorkerFlags): { get: (place: Place) => Promise<StorageAdapter>; close: () => Promise<void> } {
   const open = new Map<string, Promise<StorageAdapter>>();
   // Sources are only read: no conditional-write probe.
@@ -31,10 +36,19 @@ export function sourceStores(f: WorkerFlags): { get: (place: Place) => Promise<S
   return {
     get: (place) => {
       const id = describePlace(place);
-      if (!open.has(id)) open.set(id, openStore(place, options));
-      return open.get(id)!;
+      const known = open.get(id);
+      if (known) return known;
+      const opening = openStore(place, options);
+      open.set(id, opening);
+      opening.catch(() => {
+        if (open.get(id) === opening) open.delete(id);
+      });
+      return opening;
     },
-    close: async () => void (await Promise.all([...open.values()].map(async (s) => (await s).close()))),
+    close: async () => {
+      const stores = await Promise.allSettled(open.values());
+      await Promise.all(stores.map((s) => (s.status === 'fulfilled' ? s.value.close() : undefined)));
+    },
   };
 }
 
