@@ -139,12 +139,19 @@ function rules(list: ReadonlyArray<readonly [string, AddressKind]>): Rule[] {
 }
 
 // First match wins, so exact and narrow entries come before the blocks that hold them.
-// Cloud metadata endpoints, plus the ECS/EKS credential endpoints next to them.
+// Cloud metadata endpoints, plus the ECS/EKS credential endpoints next to them. Each one is
+// refused even under --allow-private-network, so every cloud's own address is listed, not
+// only the common 169.254.169.254: a link-local or unique-local one elsewhere would be
+// reachable there.
 const V4_RULES = rules([
-  ['169.254.169.254/32', 'metadata'],
-  ['169.254.170.2/32', 'metadata'],
-  ['169.254.170.23/32', 'metadata'],
-  ['100.100.100.200/32', 'metadata'],
+  ['169.254.169.254/32', 'metadata'], // AWS, GCP, Azure, OCI, OpenStack, DigitalOcean, Linode, …
+  ['169.254.170.2/32', 'metadata'], // AWS ECS task credentials
+  ['169.254.170.23/32', 'metadata'], // AWS EKS Pod Identity
+  ['169.254.0.23/32', 'metadata'], // Tencent Cloud (metadata.tencentyun.com)
+  ['169.254.42.42/32', 'metadata'], // Scaleway
+  ['100.100.100.200/32', 'metadata'], // Alibaba Cloud
+  ['192.0.0.192/32', 'metadata'], // Oracle Cloud Classic
+  ['168.63.129.16/32', 'metadata'], // Azure WireServer (a public address, refused all the same)
   ['0.0.0.0/32', 'unspecified'],
   ['0.0.0.0/8', 'this-network'],
   ['10.0.0.0/8', 'private'],
@@ -166,9 +173,13 @@ const V4_RULES = rules([
 
 // Only global unicast (2000::/3) is public; anything unlisted outside it is reserved.
 const V6_RULES = rules([
-  ['fd00:ec2::254/128', 'metadata'],
-  ['fd00:ec2::23/128', 'metadata'],
+  ['fd00:ec2::254/128', 'metadata'], // AWS
+  ['fd00:ec2::23/128', 'metadata'], // AWS EKS Pod Identity
   ['fd20:ce::254/128', 'metadata'], // GCE's IPv6 metadata server
+  ['fd00:c1::a9fe:a9fe/128', 'metadata'], // Oracle Cloud (OCI)
+  ['fd00:42::42/128', 'metadata'], // Scaleway
+  ['fd00:a9fe:a9fe::1/128', 'metadata'], // Akamai / Linode
+  ['fe80::a9fe:a9fe/128', 'metadata'], // OpenStack
   ['::/128', 'unspecified'],
   ['::1/128', 'loopback'],
   ['::/8', 'reserved'],

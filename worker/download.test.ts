@@ -721,8 +721,14 @@ if (skipNetns) console.warn(`skipping the network-namespace test: ${skipNetns}`)
 describe('cloud metadata and private targets, inside a network namespace', () => {
   it.skipIf(skipNetns !== null)('are BLOCKED_ADDRESS; a failed guard would only meet ENETUNREACH', async () => {
     const report = await runInNetns();
-    expect(report.rawConnect).toEqual({ '169.254.169.254': 'ENETUNREACH', 'fd00:ec2::254': 'ENETUNREACH', '10.0.0.1': 'ENETUNREACH' });
-    expect(Object.keys(report.results).length).toBe(9);
+    expect(report.rawConnect).toEqual({
+      '169.254.169.254': 'ENETUNREACH',
+      'fd00:ec2::254': 'ENETUNREACH',
+      '10.0.0.1': 'ENETUNREACH',
+      '169.254.42.42': 'ENETUNREACH',
+      'fd00:c1::a9fe:a9fe': 'ENETUNREACH',
+    });
+    expect(Object.keys(report.results).length).toBe(12);
     for (const [name, r] of Object.entries(report.results)) {
       expect(r, name).toMatchObject({ ok: false, reason: 'BLOCKED_ADDRESS', attempts: 1 });
     }
