@@ -6,11 +6,12 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { parseWorkerFlags } from '../protocol/index.js';
+import { makeFolder } from '../storage/index.js';
 import { compileAll } from './compile.js';
 import { compileConfig, parseWith, CompileArgs } from './config.js';
 import { startDemoOrigin } from './demo/origin.js';
 import { type DemoRow, writeDemoManifest } from './demo/manifests.js';
-import { EXIT, UsageError } from './errors.js';
+import { EXIT, PlaceError, UsageError } from './errors.js';
 import { Stores } from './io.js';
 import { Board } from './progress.js';
 import { replayLedger } from './replay.js';
@@ -69,9 +70,14 @@ async function prepareDemoDir(root: string): Promise<void> {
   if (entries.length > 0 && !entries.includes(MARKER)) {
     throw new UsageError(`--dir ${root} is not empty and was not made by ferry demo; name a new or empty folder (the demo clears its folder on each run)`);
   }
-  await Promise.all(DEMO_ENTRIES.map((name) => fs.rm(path.join(root, name), { recursive: true, force: true })));
-  await fs.mkdir(root, { recursive: true });
-  await fs.writeFile(path.join(root, MARKER), 'made by `ferry demo`: a second run clears manifests/, objects/, out/ and .ferry/ here\n');
+  try {
+    await Promise.all(DEMO_ENTRIES.map((name) => fs.rm(path.join(root, name), { recursive: true, force: true })));
+    // makeFolder, not fs.mkdir's recursive mode, which spins forever under /proc.
+    await makeFolder(root);
+    await fs.writeFile(path.join(root, MARKER), 'made by `ferry demo`: a second run clears manifests/, objects/, out/ and .ferry/ here\n');
+  } catch (e) {
+    throw new PlaceError(`--dir ${root} is not writable: ${(e as Error).message}`);
+  }
 }
 
 export async function runDemo(dir: string): Promise<number> {

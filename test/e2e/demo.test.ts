@@ -51,6 +51,13 @@ describe('ferry demo --dir', () => {
     expect(run.stderr).toContain('is a file, not a folder');
   });
 
+  it('says a folder it cannot write is not writable (exit 1), and does not spin under /proc', async () => {
+    // fs.mkdir's recursive mode looped forever on /proc/<missing>/…; other failures were internal errors (70).
+    const run = await ferry(['demo', '--dir', '/proc/ferry-nope/demo']);
+    expect(run.code).toBe(1);
+    expect(run.stderr.trim()).toBe("ferry: --dir /proc/ferry-nope/demo is not writable: ENOENT: no such file or directory, mkdir '/proc/ferry-nope'");
+  });
+
   it('runs in a new folder, and again in the same one, clearing only what it wrote', async () => {
     const dir = join(base, 'demo');
     const first = await ferry(['demo', '--dir', dir]);
