@@ -52,6 +52,11 @@ const DEMO_ENTRIES = ['manifests', 'objects', 'out', '.ferry'] as const;
 /** Marks a folder as the demo's, so a second run may clear what the first one wrote. */
 const MARKER = '.ferry-demo';
 
+/** True when `p` (symlinks followed) is a file; false when it, or a folder on its path, is missing or not one. */
+async function isFile(p: string): Promise<boolean> {
+  return (await fs.stat(p).catch(() => null))?.isFile() ?? false;
+}
+
 /**
  * Readies the demo's folder: a new or empty folder is used as it is; a folder an earlier
  * demo made (it holds the marker) loses what that demo wrote and nothing else; any other
@@ -64,7 +69,7 @@ async function prepareDemoDir(root: string): Promise<void> {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') entries = [];
-    else if (code === 'ENOTDIR') throw new UsageError(`--dir ${root} is a file, not a folder`);
+    else if (code === 'ENOTDIR') throw new UsageError(`--dir ${root} ${(await isFile(root)) ? 'is a file' : 'has a file on its path'}, not a folder`);
     else throw new UsageError(`--dir ${root}: ${(e as Error).message}`);
   }
   if (entries.length > 0 && !entries.includes(MARKER)) {

@@ -49,6 +49,10 @@ describe('ferry demo --dir', () => {
     const run = await ferry(['demo', '--dir', file]);
     expect(run.code).toBe(2);
     expect(run.stderr).toContain('is a file, not a folder');
+    // A folder under that file is not itself a file: the message said it was.
+    const under = await ferry(['demo', '--dir', join(file, 'sub')]);
+    expect(under.code).toBe(2);
+    expect(under.stderr.trim()).toBe(`ferry: --dir ${join(file, 'sub')} has a file on its path, not a folder`);
   });
 
   it('says a folder it cannot write is not writable (exit 1), and does not spin under /proc', async () => {
