@@ -12,7 +12,7 @@ import { finished, pipeline } from 'node:stream/promises';
 import { PlaceError } from './errors.js';
 import { eachLine } from './lines.js';
 import { idleCut } from '../storage/idle.js';
-import { FileStore, makeFolder, type Place, type StorageAdapter, type StoreOptions, StorageError, describePlace, openStore } from '../storage/index.js';
+import { FileStore, checkWrites, makeFolder, type Place, type StorageAdapter, type StoreOptions, StorageError, describePlace, openStore } from '../storage/index.js';
 
 /** The stores a command uses, opened once each. */
 export class Stores {
@@ -131,28 +131,15 @@ export async function publishText(store: StorageAdapter, key: string, text: stri
 }
 
 /**
- * Fails early, before any download, when --out or --dest cannot take a write: a marker
- * written and removed. Without it an unwritable --out would surface only after every
- * unit's work, and a read-only folder, a bucket that does not exist or credentials that
- * may not write as a ledger of UPLOAD_FAILED rows, every object downloaded for nothing.
- * Only the write decides: a store that lets ferry write but not delete (a drop bucket)
- * keeps the marker. With `only: 'a refusal'` (--dest), a busy or failing store passes: its
- * objects' uploads are retried, and ledgered if they still fail. A store that cannot be
- * opened fails the check either way.
+ * Fails early, before any download, when --out or --dest cannot take a write (see
+ * checkWrites): without it an unwritable --out would surface only after every unit's work.
+ * A store that cannot be opened fails the check either way.
  */
 export async function checkWritable(opening: Promise<StorageAdapter>, what: string, only: 'any failure' | 'a refusal' = 'any failure'): Promise<void> {
   await checked(what, async () => {
     // Opening may already write (the conditional-write probe on a custom endpoint): a
     // bucket that does not exist or may not be written to is refused there, as here.
-    const store = await opening;
-    const marker = `.ferry-write-check-${process.pid}-${Date.now()}`;
-    try {
-      await store.put(marker, Buffer.from('ferry'), { contentType: 'text/plain', metadata: {}, ifAbsent: false });
-    } catch (e) {
-      if (only === 'a refusal' && e instanceof StorageError && (e.code === 'TRANSIENT' || e.code === 'THROTTLED')) return;
-      throw e;
-    }
-    await store.remove(marker).catch(() => undefined);
+    await checkWrites(await opening, only);
   });
 }
 

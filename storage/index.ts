@@ -6,6 +6,7 @@ export * from './adapter.js';
 export * from './file.js';
 export * from './layout.js';
 export * from './uri.js';
+export * from './write-check.js';
 
 /** Opens the store rooted at a place (for object stores, probing what the endpoint enforces). */
 export async function openStore(place: Place, options: StoreOptions = {}): Promise<StorageAdapter> {

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { FlagError, idProblem, parseTaskLine, storeOptionsOf, tasksAhead } from '../protocol/index.js';
-import { StorageError, UriError, describePlace, openStore, parsePlace, unitPrefix } from '../storage/index.js';
+import { StorageError, UriError, checkWrites, describePlace, openStore, parsePlace, unitPrefix } from '../storage/index.js';
 import { proxyEnvProblem } from '../storage/proxy-env.js';
 import { HostLimits } from './aimd.js';
 import { type Args, UsageError, parseArgs } from './args.js';
@@ -72,6 +72,14 @@ async function main(argv: string[]): Promise<number> {
   const store = await openStore(dest, { ...storeOptionsOf(args.flags), maxAttempts: 1 }).catch((e: unknown) => {
     throw e instanceof StorageError ? new PlaceError(`--dest ${describePlace(dest)} cannot be used: ${e.message}`) : e;
   });
+  // Standalone, a --dest that refuses writes (a file where the folder should be, a read-only
+  // folder) is said before any download, as compile says it; an orchestrator has checked
+  // its --dest already, once for all its workers.
+  if (!process.send) {
+    await checkWrites(store, 'a refusal').catch((e: unknown) => {
+      throw new PlaceError(`--dest ${describePlace(dest)} cannot be used: ${(e as Error).message}`);
+    });
+  }
   await prepareGates(args.flags);
   // Requests in flight and bodies in hand (--concurrency), shared fairly among hosts; and
   // tasks read but not ended, more of them, so that tasks parked at a saturated host leave

@@ -160,6 +160,23 @@ describe('usage errors exit 2 and name the flag or path', () => {
     noStack(r);
   });
 
+  it.each([
+    ['a file', (f: string) => f, /^ferry worker: --dest .*a-file-wd cannot be used: .*a file stands where a folder should be/],
+    ['under /proc', () => '/proc/ferry-nope/wd', /^ferry worker: --dest \/proc\/ferry-nope\/wd cannot be used: .*not found/],
+  ])('ferry worker with a --dest that is %s fails before any download, exit 1', async (_, dest, message) => {
+    // It downloaded every task, then ledgered each as DEST_CONFLICT or UPLOAD_FAILED, and exited 0.
+    const file = path.join(dir, 'a-file-wd');
+    await fs.writeFile(file, 'x');
+    const before = await origin.stats();
+    const input = `a\t${origin.url}/file/wd/a.png\n`;
+    const r = await ferry(['worker', '--tasks', '-', '--dest', dest(file), '--allow-private-network', '--retries', '0'], { input });
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr.trim()).toMatch(message);
+    expect(r.stdout).toBe('');
+    expect(await origin.stats()).toEqual(before);
+    noStack(r);
+  });
+
   it('a proxy variable that is not a URL, for compile and for the worker (its value is not printed)', async () => {
     const env = { HTTP_PROXY: 'not a url:secret', http_proxy: '' };
     const compile = await ferry(['compile', path.join(dir, 'good'), '--dest', path.join(dir, 'o5'), '--out', path.join(dir, 'o5-out'), '--work-dir', path.join(dir, 'w5'), '--allow-private-network'], { env });
