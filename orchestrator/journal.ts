@@ -31,6 +31,11 @@ export type OnJournaled = (e: Event, at: number) => void;
 export type Replayed = { events: number; badLines: number; runs: EarlierRun[]; discarded: boolean };
 
 const RUN_MARK = '#run ';
+
+/** A journal's first line: it names the source fingerprint it is for. */
+function headerOf(source: string): string {
+  return `${MAGIC} source=${source}\n`;
+}
 /** A journal is read this much at a time: a unit of millions of tasks journals gigabytes. */
 const READ_CHUNK = 1024 * 1024;
 /** Far longer than any event line (ids ≤ 1 KiB, details a line): past it, a line is garbage. */
@@ -74,7 +79,7 @@ export class Journal {
    * completed is still listed by the run that completes it.
    */
   static open(file: string, source: string, onEvent: OnJournaled, run?: { runId: string; startedAt: string }): { journal: Journal; replayed: Replayed } {
-    const header = `${MAGIC} source=${source}\n`;
+    const header = headerOf(source);
     const read = Journal.read(file, header, onEvent);
     if (typeof read === 'string') {
       createWithFolders(file, header);
@@ -87,6 +92,15 @@ export class Journal {
     if (run) fs.writeSync(fd, mark);
     if (typeof read === 'string') return { journal: new Journal(file, fd, Buffer.byteLength(header), mark.length), replayed: { events: 0, badLines: 0, runs: [], discarded: read === 'other' } };
     return { journal: new Journal(file, fd, read.whole, mark.length), replayed: read.replayed };
+  }
+
+  /**
+   * The runs that wrote a unit's journal for `source`, each with the outcomes it journaled;
+   * null when there is none, or one for another source. Nothing is appended.
+   */
+  static runsIn(file: string, source: string): EarlierRun[] | null {
+    const read = Journal.read(file, headerOf(source), () => {});
+    return typeof read === 'string' ? null : read.replayed.runs;
   }
 
   /**

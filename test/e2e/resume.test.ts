@@ -177,6 +177,36 @@ describe('interrupted recompiles, shared work dirs, manifests that change', () =
     expect(await snapshot('forced')).toEqual(await snapshot('baseline'));
   }, 60_000);
 
+  it('a journal left by the runs a complete unit lists (killed after publishing) is removed, and --force fetches again', async () => {
+    const name = 'finished-journal';
+    const child = ferrySpawn(args(name));
+    await until(async () => (await eventsJournaled(name)) >= 10);
+    process.kill(-child.pid!, 'SIGKILL');
+    await once(child, 'exit');
+    const events = (await fs.readdir(layout(name).work, { recursive: true })).map(String).find((f) => f.endsWith('.events'))!;
+    const journal = path.join(layout(name).work, events);
+    const killedRuns = await fs.readFile(journal);
+    const done = await ferry(args(name));
+    expect(done.code, done.stderr).toBe(0);
+    // What the run that completed the unit leaves when killed between publishing its outputs and
+    // removing its journal: a journal of runs that manifest.json lists (here, the killed one).
+    const leave = async () => {
+      await fs.mkdir(path.dirname(journal), { recursive: true });
+      await fs.writeFile(journal, killedRuns, { mode: 0o600 });
+    };
+    await leave();
+    const skipped = await ferry(args(name));
+    expect(skipped.code, skipped.stderr).toBe(0);
+    expect((await fs.readdir(layout(name).work, { recursive: true })).map(String).filter((f) => f.endsWith('.events'))).toEqual([]);
+    await leave();
+    const forced = await ferry([...args(name), '--force']);
+    expect(forced.code, forced.stderr).toBe(0);
+    const m = (await manifestOf(name)) as unknown as { counts: Record<string, number>; runs: { runId: string }[] };
+    expect(m.counts).toMatchObject({ resumedFromJournal: 0, sentThisRun: N });
+    expect(new Set(m.runs.map((r) => r.runId)).size).toBe(m.runs.length);
+    expect(await snapshot(name)).toEqual(await snapshot('baseline'));
+  }, 60_000);
+
   it('a recompile whose outputs fail to publish leaves no manifest.json saying complete', async () => {
     const first = await ferry(args('republish'));
     expect(first.code, first.stderr).toBe(0);
