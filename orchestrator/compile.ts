@@ -10,14 +10,14 @@ import { StorageError, describePlace, unitPrefix, uriOf } from '../storage/index
 import { type CompileConfig, contentOptions, fingerprint } from './config.js';
 import { UnitError } from './errors.js';
 import { type Stores, checkWorkDir, checkWritable, localCopy } from './io.js';
-import { type EarlierRun, Journal, type JournalFiles, discardJournal, journalFiles, stagingDir, tidyWorkDir } from './journal.js';
+import { type EarlierRun, Journal, discardFinishedJournal, discardJournal, journalFiles, stagingDir, tidyWorkDir } from './journal.js';
 import { type Counts, stagedFiles, writeOutputs } from './materialize.js';
 import { ManifestError, scanManifest } from './parquet/index.js';
 import type { Board, Resumed } from './progress.js';
 import { UnitRows } from './state.js';
 import { SuperviseError, TaskQueue, WorkerPool, superviseTasks } from './supervise.js';
 import { type TaskFileReader, TaskFileWriter } from './task-file.js';
-import { type UnitManifest, outputKeys, publishOutputs, readUnitManifest } from './unit-manifest.js';
+import { outputKeys, publishOutputs, readUnitManifest } from './unit-manifest.js';
 import { type Unit, checkOutputsOutsidePrefix, listUnits, selectUnits, unitNameProblem } from './units.js';
 
 export type UnitReport = {
@@ -148,7 +148,7 @@ async function compileUnitOrThrow(unit: Unit, sourceUri: string, cfg: CompileCon
   // A complete unit has no journal, unless the run that completed it was killed after
   // publishing: that one is not an interrupted run's, and is not resumed from.
   const files = journalFiles(ctx.workDir, unit.name);
-  if (complete) await discardFinishedJournal(files, unit.version, previous);
+  if (complete) await discardFinishedJournal(files, unit.version, previous.runs);
   if (!cfg.force && complete && previous.source.fingerprint === unit.version && previous.optionsFingerprint === optionsFingerprint) {
     ctx.board.skip(unit.name);
     // Its ledger still counts for --strict: a re-run must not pass a gate the first failed.
@@ -232,19 +232,6 @@ async function compileUnitOrThrow(unit: Unit, sourceUri: string, cfg: CompileCon
     await staged.done();
     await source.done();
   }
-}
-
-/**
- * Removes a unit's journal left by the runs that its complete outputs list (the run that
- * completed it was killed between publishing them and removing the journal): the outputs
- * are the truth, and a recompile (--force) must fetch again, not take their outcomes back.
- * A journal with outcomes of a run they do not list (an interrupted --force) is kept.
- */
-async function discardFinishedJournal(files: JournalFiles, version: string, previous: UnitManifest): Promise<void> {
-  const runs = Journal.runsIn(files.events, version);
-  if (runs === null) return;
-  const listed = new Set(previous.runs.map((r) => r.runId));
-  if (runs.some((r) => listed.has(r.runId)) && runs.every((r) => r.outcomes === 0 || listed.has(r.runId))) await discardJournal(files);
 }
 
 export type CompileSummary = { reports: UnitReport[]; runId: string };

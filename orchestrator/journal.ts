@@ -278,6 +278,20 @@ export async function discardJournal(files: JournalFiles): Promise<void> {
 }
 
 /**
+ * Removes a unit's journal for `source` left by runs that complete outputs list (`listed`,
+ * from their manifest.json): the run that completed them was killed between publishing them
+ * and removing its journal. The outputs are the truth; a later run must not take their
+ * outcomes back instead of sending its tasks. A journal with outcomes of a run not listed
+ * (one interrupted since) is kept, to be resumed.
+ */
+export async function discardFinishedJournal(files: JournalFiles, source: string, listed: readonly { runId: string }[]): Promise<void> {
+  const runs = Journal.runsIn(files.events, source);
+  if (runs === null) return;
+  const ids = new Set(listed.map((r) => r.runId));
+  if (runs.some((r) => ids.has(r.runId)) && runs.every((r) => r.outcomes === 0 || ids.has(r.runId))) await discardJournal(files);
+}
+
+/**
  * This process's staging folder: `<work-dir>/<run-key>/staging/<pid>`. Two commands may share
  * a work dir (a CI job per unit), so each stages, and tidies, only its own.
  */

@@ -16,7 +16,7 @@ import { TaskQueue, WorkerPool } from './supervise.js';
 import { type CompileConfig, fingerprint } from './config.js';
 import { EXIT, PlaceError, UsageError } from './errors.js';
 import { Stores, checkWorkDir, localCopy, readLines } from './io.js';
-import { Journal, discardJournal, journalFiles, stagingDir, tidyWorkDir } from './journal.js';
+import { Journal, discardFinishedJournal, discardJournal, journalFiles, stagingDir, tidyWorkDir } from './journal.js';
 import { stagedFiles, writeOutputs } from './materialize.js';
 import { scanManifest } from './parquet/index.js';
 import type { Board } from './progress.js';
@@ -174,9 +174,12 @@ async function replayRows(m: UnitManifest, rows: LedgerRow[], chosen: LedgerRow[
     const runId = randomUUID();
     // This run is marked in the journal, so a replay interrupted now is listed by the one that
     // finishes (its objects carry its run id), as compile lists its own interrupted runs.
+    const journalSource = `${m.source.fingerprint}:${m.optionsFingerprint}:${fingerprint(chosen.map((row) => row.id))}`;
+    // A replay killed after publishing leaves its journal: the outputs, complete, list its run.
+    if (m.status === 'complete') await discardFinishedJournal(files, journalSource, m.runs);
     const { journal, replayed } = Journal.open(
       files.events,
-      `${m.source.fingerprint}:${m.optionsFingerprint}:${fingerprint(chosen.map((row) => row.id))}`,
+      journalSource,
       (e) => {
         if (isTerminal(e) && selected.has(e.id)) {
           state.set(e.id, outcomeOf(e));

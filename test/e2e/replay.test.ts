@@ -138,6 +138,38 @@ describe('an interrupted replay', () => {
   }, 120_000);
 });
 
+describe('a replay killed after publishing', () => {
+  it('leaves a journal that the next replay of the same rows does not take its outcomes from', async () => {
+    await scenario('finished');
+    expect((await compile('finished', 'dest')).code).toBe(0); // every file missing: N × NOT_FOUND
+    const child = ferrySpawn(replayArgs('finished', '--reasons', 'all', '--concurrency', '1'));
+    const journal = async () => (await fs.readdir(place('finished').work, { recursive: true }).catch(() => [] as string[])).map(String).find((f) => f.endsWith('.events'));
+    const outcomes = async () => {
+      const f = await journal();
+      return f ? (await fs.readFile(path.join(place('finished').work, f), 'utf8')).split('\n').filter((l) => l.startsWith('DL_ERR')).length : 0;
+    };
+    await until(async () => (await outcomes()) >= 2);
+    process.kill(-child.pid!, 'SIGKILL');
+    await once(child, 'exit');
+    const file = path.join(place('finished').work, (await journal())!);
+    const killedRun = await fs.readFile(file);
+    // The files are still missing: the replay ends with the same rows failed, so the same selection.
+    const failing = await ferry(replayArgs('finished', '--reasons', 'all'));
+    expect(failing.code, failing.stderr).toBe(0);
+    expect(failing.stderr).toContain(`0 of ${N} repaired`);
+    // What that replay leaves when killed between publishing and removing its journal: a
+    // journal of runs its manifest.json lists (here, the killed one).
+    await fs.mkdir(path.dirname(file), { recursive: true });
+    await fs.writeFile(file, killedRun, { mode: 0o600 });
+    await serve('finished', true);
+    const r = await ferry(replayArgs('finished', '--reasons', 'all'));
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(`${N} of ${N} repaired`);
+    const paths = await consistent('finished');
+    expect([...paths.values()].filter((p) => p === null)).toEqual([]);
+  }, 120_000);
+});
+
 describe('replay of rows refused at compile time', () => {
   it('says that the rows matching --reasons were refused before any fetch, not that none matches', async () => {
     const p = place('refused');
