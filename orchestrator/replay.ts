@@ -154,8 +154,11 @@ async function replayRows(m: UnitManifest, rows: LedgerRow[], chosen: LedgerRow[
     await scanManifest(source.file, { id: cols.id, url: cols.url }, { path: cols.path, bad: cols.bad }, (ids, urls) => {
       ids.forEach((id, i) => {
         const url = urls[i] ?? null;
-        if (verdicts.next(id ?? null, url) === null && !state.has(id as string)) orphan ??= `row ${verdicts.row} (id ${JSON.stringify(id)})`;
-        if (id !== null && url && wanted.delete(id)) tasks.push({ id, url });
+        // Only the row that compile made the id's task is sent (with its URL, even an empty
+        // one): a later row of the id is a DUPLICATE_ID whose URL was never the id's.
+        if (verdicts.next(id ?? null, url) !== null) return;
+        if (!state.has(id as string)) orphan ??= `row ${verdicts.row} (id ${JSON.stringify(id)})`;
+        if (wanted.delete(id as string)) tasks.push({ id: id as string, url: url as string });
       });
     });
     if (orphan)

@@ -188,6 +188,25 @@ describe('replay of rows refused at compile time', () => {
   }, 60_000);
 });
 
+describe('replay of an id whose first row has an empty url', () => {
+  it("sends that row's url, never a later duplicate row's", async () => {
+    const p = place('emptyurl');
+    await fs.mkdir(p.manifests, { recursive: true });
+    await fs.writeFile(path.join(dir, 'origin', 'emptyurl.png'), img);
+    const url = `${origin.url}/file/emptyurl/emptyurl.png`;
+    await db.run(`COPY (SELECT * FROM (VALUES ('a', ''), ('a', ${lit(url)})) t(id, media_path)) TO '${path.join(p.manifests, 'm.parquet')}' (FORMAT parquet)`);
+    expect((await compile('emptyurl', 'dest')).code).toBe(0);
+    const before = parseLedger(await fs.readFile(path.join(p.out, 'm.ledger.tsv'), 'utf8')).map((r) => `${r.id}:${r.reason}:${r.stage}`);
+    expect(before).toEqual(['a:BAD_URL:download', 'a:DUPLICATE_ID:compile']);
+    const r = await ferry(replayArgs('emptyurl', '--reasons', 'all'));
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('0 of 1 repaired');
+    const rows = await db.rows(`SELECT media_path, updated_media_path AS p FROM '${path.join(p.out, 'm.parquet')}'`);
+    expect(rows).toEqual([{ media_path: '', p: null }, { media_path: url, p: null }]);
+    expect(parseLedger(await fs.readFile(path.join(p.out, 'm.ledger.tsv'), 'utf8')).map((row) => `${row.id}:${row.reason}:${row.stage}`)).toEqual(before);
+  }, 60_000);
+});
+
 describe('replay of a unit in a subfolder', () => {
   it('writes manifest.json beside the ledger it replayed, where compile reads it', async () => {
     await scenario('nested');
