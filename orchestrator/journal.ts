@@ -65,10 +65,10 @@ export class Journal {
     private readonly fd: number,
     /** Where the lines that `open` did not read start: this run's, and any another run appends meanwhile. */
     private readonly unread: number,
-    /** The bytes this run wrote at open (its run mark). */
-    written: number,
+    /** Where the file ended after this run's first write (its run mark). */
+    end: number,
   ) {
-    this.end = unread + written;
+    this.end = end;
     this.checkEnd();
   }
 
@@ -88,10 +88,15 @@ export class Journal {
     // Read as well as appended: outcomes are read back from it, through this descriptor, so
     // a journal another run of the unit removes (it completed first) is still there for this one.
     const fd = fs.openSync(file, 'a+', 0o600);
-    const mark = run ? Buffer.from(`${RUN_MARK}${run.runId} ${run.startedAt}\n`) : Buffer.alloc(0);
-    if (run) fs.writeSync(fd, mark);
-    if (typeof read === 'string') return { journal: new Journal(file, fd, Buffer.byteLength(header), mark.length), replayed: { events: 0, badLines: 0, runs: [], discarded: read === 'other' } };
-    return { journal: new Journal(file, fd, read.whole, mark.length), replayed: read.replayed };
+    const whole = typeof read === 'string' ? Buffer.byteLength(header) : read.whole;
+    // A torn tail (a killed run's last write) is left where it is, never cut: the file may be
+    // another live run's, and cutting would drop the lines it appends meanwhile. This run's
+    // first line starts on a line of its own; the torn one reads as a bad line, and skipped.
+    const size = fs.fstatSync(fd).size;
+    const first = Buffer.from(`${size > whole ? '\n' : ''}${run ? `${RUN_MARK}${run.runId} ${run.startedAt}\n` : ''}`);
+    if (first.length > 0) fs.writeSync(fd, first);
+    const journal = new Journal(file, fd, whole, size + first.length);
+    return { journal, replayed: typeof read === 'string' ? { events: 0, badLines: 0, runs: [], discarded: read === 'other' } : read.replayed };
   }
 
   /**
@@ -104,8 +109,9 @@ export class Journal {
   }
 
   /**
-   * Reads a journal line by line (never whole: it may exceed what one string can hold),
-   * trimming a torn tail; 'absent', or 'other' when it is for another source.
+   * Reads a journal line by line (never whole: it may exceed what one string can hold), up
+   * to its last whole line (`whole`: where the lines not read start); 'absent', or 'other'
+   * when it is for another source. It writes nothing.
    */
   private static read(file: string, header: string, onEvent: OnJournaled): { replayed: Replayed; whole: number } | 'absent' | 'other' {
     let fd: number;
@@ -125,7 +131,6 @@ export class Journal {
     } finally {
       fs.closeSync(fd);
     }
-    if (whole < fs.statSync(file).size) fs.truncateSync(file, whole);
     return { replayed, whole };
   }
 
