@@ -594,6 +594,7 @@ export class S3Store implements StorageAdapter {
     } catch (e) {
       const err = classifyS3Error(e, what);
       if (err.code !== 'FORBIDDEN') throw err;
+      if (this.uploadsRefused) return null; // a concurrent cleanup (another unit's) said it
       this.uploadsRefused = true;
       return `${err.message}: these credentials may not list or abort multipart uploads in s3://${this.bucket}/, so any that killed runs left open stay until a bucket lifecycle rule aborts them`;
     }
