@@ -85,7 +85,14 @@ function machine() {
       return '';
     }
   };
-  const dirty = [...new Set(git('status', '--porcelain', '--', 'bin', 'protocol', 'storage', 'ledger', 'worker', 'orchestrator', 'package.json').split('\n').filter(Boolean).map((l) => `${l.slice(3).split('/')[0]}/`))];
+  // Porcelain lines are 'XY path', X often a space: the path starts at column 3 (so no trim).
+  let status = '';
+  try {
+    status = execFileSync('git', ['status', '--porcelain', '--', 'bin', 'protocol', 'storage', 'ledger', 'worker', 'orchestrator', 'package.json'], { cwd: ROOT, encoding: 'utf8' });
+  } catch {
+    // not a git checkout
+  }
+  const dirty = [...new Set(status.split('\n').filter(Boolean).map((l) => `${l.slice(3).split('/')[0]}/`))];
   const rev = git('rev-parse', '--short', 'HEAD') || 'unknown';
   return {
     date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
@@ -128,6 +135,8 @@ if (needsOrigin) {
   tools = ensureTools(log);
   log(`tools: nginx ${tools.nginx ? 'ok' : 'missing'}, rclone ${tools.rclone ? 'ok' : 'missing'} (${tools.note})`);
 }
+// What ran, taken before any scenario: the build is this tree's now (npm run bench built it).
+const machineAtStart = opt.report ? undefined : machine();
 const corpus = needsOrigin && tools.nginx ? await ensureCorpus(workDir, { count: objects, units: 4, log }) : undefined;
 const corpusInfo = corpus && { count: corpus.count, units: corpus.units, totalBytes: corpus.totalBytes };
 const all = scenarios();
@@ -173,7 +182,7 @@ for (const name of selected) {
 }
 
 await mkdir(outDir, { recursive: true });
-if (!opt.report) await save('machine', machine());
+if (machineAtStart) await save('machine', machineAtStart);
 const results = {};
 for (const name of [...ALL, 'machine']) {
   const r = await load(name);
