@@ -13,6 +13,7 @@ import fs from 'node:fs';
 import { readdir, rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { type Event, ProtocolError, isTerminal, parseEvent } from '../protocol/index.js';
+import { processGone } from '../storage/index.js';
 
 const MAGIC = '#ferry-journal v1';
 const FLUSH_MS = 50;
@@ -312,19 +313,10 @@ export async function tidyWorkDir(workDir: string): Promise<void> {
   const root = path.join(workDir, 'staging');
   const mine = stagingDir(workDir);
   const all = await readdir(root).catch(() => [] as string[]);
-  const gone = all.filter((name) => /^\d+$/.test(name) && path.join(root, name) !== mine && !alive(Number(name)));
+  const gone = all.filter((name) => /^\d+$/.test(name) && path.join(root, name) !== mine && processGone(Number(name)));
   await Promise.all([mine, ...gone.map((name) => path.join(root, name))].map((dir) => rm(dir, { recursive: true, force: true })));
   await rmdir(root).catch(() => {}); // another command still stages here
   await rmdir(workDir).catch(() => {}); // journals of unfinished units stay
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**

@@ -5,7 +5,7 @@
  * asked, which for a file costs one read.
  */
 import { createHash, hash } from 'node:crypto';
-import { createReadStream, link as linkCb, readFileSync, linkSync, renameSync, unlink as unlinkCb, unlinkSync, writeFile as writeFileCb, writeFileSync } from 'node:fs';
+import { createReadStream, link as linkCb, linkSync, renameSync, unlink as unlinkCb, unlinkSync, writeFile as writeFileCb, writeFileSync } from 'node:fs';
 import fs, { type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
@@ -14,6 +14,7 @@ import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { type CleanupNote, type ObjectInfo, type PutOptions, type PutResult, type ReadResult, type StorageAdapter, StorageError } from './adapter.js';
 import { pipeHashed } from './hashed.js';
+import { processGone, startTicks } from './process.js';
 import { relWithin } from './uri.js';
 
 /**
@@ -86,22 +87,6 @@ function tempBase(root: string, rel: string): string {
  */
 const HOST_TAG = hash('sha256', hostname(), 'hex').slice(0, 8);
 
-/**
- * A process's state and start time (clock ticks since boot) from /proc/<pid>/stat (fields
- * 3 and 22), or null where it has none (no such process, or no /proc).
- */
-function procStat(pid: number): { state: string; start: string } | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { state: fields[0] ?? '', start: fields[19] ?? '' };
-  } catch {
-    return null;
-  }
-}
-
-const startTicks = (pid: number): string | null => procStat(pid)?.start ?? null;
-
 /** The writer part of the temporary names that process `pid` writes (its start time read from /proc where there is one). */
 export const writerTag = (pid: number, start = startTicks(pid)): string => `${HOST_TAG}p${pid}${start === null ? '' : `s${start}`}`;
 const PROCESS_TAG = writerTag(process.pid);
@@ -116,16 +101,8 @@ function writerGone(name: string): boolean {
   const tail = name.slice(name.lastIndexOf('.', name.length - TEMP_SUFFIX.length - 1) + 1); // `<host>p<pid>s<start>-<counter>.tmp`
   const m = TEMP_NAME.exec(tail);
   if (!m || m[1] !== HOST_TAG) return false;
-  const pid = Number(m[2]);
-  const proc = procStat(pid);
-  // A killed writer stays a zombie until it is reaped (its orphans wait for init): gone.
-  if (proc) return proc.state === 'Z' || proc.state === 'X' || (m[3] !== undefined && m[3] !== proc.start);
-  try {
-    process.kill(pid, 0);
-    return false; // running, where /proc does not tell when it started: the file goes when it is stale
-  } catch (e) {
-    return errno(e) === 'ESRCH';
-  }
+  // Running, where /proc does not tell when it started: the file goes when it is stale.
+  return processGone(Number(m[2]), m[3]);
 }
 
 /** Removes a temporary file when its writer is gone or it is stale; a live writer's stays. */
