@@ -3,7 +3,8 @@
  * small batches and fsynced on a short cadence, so a crash loses at most the last few
  * milliseconds of facts (those tasks are simply re-sent). The first line names the source
  * fingerprint; a journal for another version of the manifest is discarded. A torn last
- * line is cut off before anything is appended after it.
+ * line is never cut (another live run of the unit may be appending): the next run's first
+ * line starts on a line of its own, and the torn one is read as a bad line.
  *
  * The journal is also where a unit's outcomes are kept until its outputs are written: each
  * event is handed over with the offset of its line, and `eventsAt` reads lines back by
@@ -32,6 +33,11 @@ export type OnJournaled = (e: Event, at: number) => void;
 export type Replayed = { events: number; badLines: number; runs: EarlierRun[]; discarded: boolean };
 
 const RUN_MARK = '#run ';
+
+/** What a journal with no event held (absent, or for another source: `discarded`). */
+function nothingReplayed(discarded = false): Replayed {
+  return { events: 0, badLines: 0, runs: [], discarded };
+}
 
 /** A journal's first line: it names the source fingerprint it is for. */
 function headerOf(source: string): string {
@@ -97,7 +103,7 @@ export class Journal {
     const first = Buffer.from(`${size > whole ? '\n' : ''}${run ? `${RUN_MARK}${run.runId} ${run.startedAt}\n` : ''}`);
     if (first.length > 0) fs.writeSync(fd, first);
     const journal = new Journal(file, fd, whole, size + first.length);
-    return { journal, replayed: typeof read === 'string' ? { events: 0, badLines: 0, runs: [], discarded: read === 'other' } : read.replayed };
+    return { journal, replayed: typeof read === 'string' ? nothingReplayed(read === 'other') : read.replayed };
   }
 
   /**
@@ -122,7 +128,7 @@ export class Journal {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 'absent';
       throw e;
     }
-    const replayed: Replayed = { events: 0, badLines: 0, runs: [], discarded: false };
+    const replayed = nothingReplayed();
     let whole: number;
     try {
       const want = Buffer.from(header);
@@ -205,7 +211,7 @@ export class Journal {
   readAppended(onEvent: OnJournaled): void {
     this.flush(true);
     if (!this.othersAppended) return;
-    readLines(this.fd, this.unread, (line, at) => Journal.take(line, at, { events: 0, badLines: 0, runs: [], discarded: false }, onEvent));
+    readLines(this.fd, this.unread, (line, at) => Journal.take(line, at, nothingReplayed(), onEvent));
   }
 
   /**

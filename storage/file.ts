@@ -101,7 +101,7 @@ function writerGone(name: string): boolean {
   const tail = name.slice(name.lastIndexOf('.', name.length - TEMP_SUFFIX.length - 1) + 1); // `<host>p<pid>s<start>-<counter>.tmp`
   const m = TEMP_NAME.exec(tail);
   if (!m || m[1] !== HOST_TAG) return false;
-  // Running, where /proc does not tell when it started: the file goes when it is stale.
+  // A writer still running (or whose start /proc cannot tell) keeps its file until it is stale.
   return processGone(Number(m[2]), m[3]);
 }
 
