@@ -7,9 +7,9 @@ import type * as ImageSize from 'image-size';
 import { PNG } from 'image-size/types/png';
 import { TIFF } from 'image-size/types/tiff';
 import { WEBP } from 'image-size/types/webp';
-import { bmpSize, gifSize, heifSize, jpegSize } from './header-parsers.js';
+import { type Dimensions, bmpSize, gifSize, heifSize, jpegSize } from './header-parsers.js';
 
-export type Dimensions = { width: number; height: number };
+export type { Dimensions };
 
 /**
  * image-size's own detection, for image types of the `any` profile without a parser above:

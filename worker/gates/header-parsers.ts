@@ -11,7 +11,9 @@
  * Each parser returns the stored width and height, or throws when the header is not there.
  */
 import { HEIF } from 'image-size/types/heif';
-import type { Dimensions } from './dimensions.js';
+
+/** An image's stored width and height, in pixels. */
+export type Dimensions = { width: number; height: number };
 
 /** A JPEG's frame header: its SOFn marker (the coding process), sample precision and size. */
 export type JpegFrame = Dimensions & { sof: number; precision: number };
