@@ -141,6 +141,15 @@ describe('GCS store on the emulator', () => {
     expect(all.filter((k) => k.includes('.ferry-probe-'))).toEqual([]);
   });
 
+  it('removes the probe markers a killed probe left at its root, and nothing else, at cleanup', async () => {
+    const store = await gcs.open({ conditionalWrites: 'off' });
+    const put = (key: string) => store.bucket.file(store.prefix + key).save(Buffer.from('probe'), { resumable: false });
+    await Promise.all([put('.ferry-probe-0123456789abcdef'), put('.ferry-probe-fedcba9876543210'), put('u/keep.txt')]);
+    await store.cleanup('u/');
+    const [left] = await store.bucket.getFiles({ prefix: store.prefix });
+    expect(left.map((f) => f.name)).toEqual([`${store.prefix}u/keep.txt`]);
+  });
+
   it('records the sha256 of a streamed body after the upload, with the rest of its metadata', async () => {
     const store = await gcs.open();
     const body = randomBytes(3 * 2 ** 20 + 17);

@@ -382,11 +382,26 @@ export class GcsStore implements StorageAdapter {
   }
 
   /**
-   * Nothing to remove: single-request uploads leave nothing behind, and a killed writer's
-   * resumable session creates no object, cannot be listed, and expires on GCS after a week.
+   * Removes the probe markers that killed probes left at the store's root (a kill between
+   * enforcesConditionalCreate's writes and its delete). Objects need nothing: single-request
+   * uploads leave nothing behind, and a killed writer's resumable session creates no object,
+   * cannot be listed, and expires on GCS after a week. A marker removed while another
+   * process probes makes that probe find conditional create not enforced: it then checks
+   * before writing, which is always safe.
    */
   async cleanup(_prefix: string): Promise<CleanupNote> {
+    await this.removeProbeMarkers();
     return null;
+  }
+
+  /** Best effort: a marker is harmless, and listing may not be allowed. */
+  private async removeProbeMarkers(): Promise<void> {
+    try {
+      const [markers] = await this.bucket.getFiles({ prefix: this.prefix + PROBE_NAME, autoPaginate: false, maxResults: LIST_PAGE });
+      await Promise.all(markers.map((f) => f.delete({ ignoreNotFound: true }).catch(() => undefined)));
+    } catch {
+      // not listed: left for a later cleanup
+    }
   }
 
   /** An interrupted resumable upload leaves nothing visible (its session expires in a week). */
