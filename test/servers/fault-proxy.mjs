@@ -36,9 +36,13 @@
 //   GET /__log        JSON [{ t, method, path, fault }]: each request in order of arrival, t in ms
 //                     since the proxy started (the last 100 000), to check waits between tries
 //   GET /__faults     the rules and how often each fired
-//   POST /__faults    JSON { rules: [...], seed?, maxFaultsPerPath? } replaces the rules; with
-//                     maxFaultsPerPath no path gets more faults than that, whichever rules match,
-//                     so random faults stay recoverable within a client's retries
+//   POST /__faults    JSON { rules: [...], seed?, maxFaultsPerPath?, objectKey? } replaces the rules;
+//                     with maxFaultsPerPath no path gets more faults than that, whichever rules
+//                     match, so random faults stay recoverable within a client's retries.
+//                     `objectKey` (a regex over path + query) names what that bound counts
+//                     per: its first group, e.g. a GCS object's name, which its upload carries
+//                     in the query (`?name=`) and its metadata GET in the path (`/o/<name>`);
+//                     a request it does not match counts by its path
 //   DELETE /__faults  removes every rule
 import { Buffer } from 'node:buffer';
 import http from 'node:http';
@@ -72,6 +76,8 @@ function upstreamOf(arg) {
 
 let rules = [];
 let maxFaultsPerPath = Infinity;
+/** What maxFaultsPerPath counts per: a capture of path + query, or the path. */
+let objectKey = null;
 const faultsByPath = new Map();
 let random = seeded(Number(argValue('--seed') ?? 1));
 const stats = { total: 0, methods: {}, paths: {}, faults: {} };
@@ -94,13 +100,15 @@ function setRules(body) {
   const compiled = list.map(compileRule);
   rules = compiled;
   maxFaultsPerPath = body?.maxFaultsPerPath ?? Infinity;
+  objectKey = body?.objectKey === undefined ? null : new RegExp(body.objectKey);
   faultsByPath.clear();
   if (body?.seed !== undefined) random = seeded(Number(body.seed));
 }
 
 /** The rule that decides this request, if any. A rule's `times` counts the requests it matched. */
 function pickRule(method, target, pathname) {
-  if ((faultsByPath.get(pathname) ?? 0) >= maxFaultsPerPath) return null;
+  const object = objectKey?.exec(target)?.[1] ?? pathname;
+  if ((faultsByPath.get(object) ?? 0) >= maxFaultsPerPath) return null;
   for (const r of rules) {
     if (r.methods && !r.methods.has(method)) continue;
     if (r.re && !r.re.test(target)) continue;
@@ -110,7 +118,7 @@ function pickRule(method, target, pathname) {
     if (r.perPath) r.seenByPath.set(pathname, n);
     else r.seen = n;
     r.fired++;
-    faultsByPath.set(pathname, (faultsByPath.get(pathname) ?? 0) + 1);
+    faultsByPath.set(object, (faultsByPath.get(object) ?? 0) + 1);
     return r;
   }
   return null;
