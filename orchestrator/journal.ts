@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import { readdir, rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { type Event, ProtocolError, isTerminal, parseEvent } from '../protocol/index.js';
-import { processGone } from '../storage/index.js';
+import { processGone, writerGone, writerTag } from '../storage/index.js';
 
 const MAGIC = '#ferry-journal v1';
 const FLUSH_MS = 50;
@@ -304,22 +304,24 @@ export async function discardFinishedJournal(files: JournalFiles, source: string
 }
 
 /**
- * This process's staging folder: `<work-dir>/<run-key>/staging/<pid>`. Two commands may share
- * a work dir (a CI job per unit), so each stages, and tidies, only its own.
+ * This process's staging folder: `<work-dir>/<run-key>/staging/<writer>` (storage/process.ts:
+ * writerTag). Two commands may share a work dir (a CI job per unit, containers sharing a
+ * volume), so each stages, and tidies, only its own.
  */
 export function stagingDir(workDir: string): string {
-  return path.join(workDir, 'staging', String(process.pid));
+  return path.join(workDir, 'staging', writerTag(process.pid));
 }
 
 /**
- * At the end of a command: this process's staged copies go, and those of processes no longer
- * alive (killed), then the staging and run folders if nothing is left in them.
+ * At the end of a command: this process's staged copies go, and those of processes gone
+ * (killed) that this process can see (of its own host and PID namespace; earlier versions
+ * named the folder with the bare pid), then the staging and run folders if nothing is left in them.
  */
 export async function tidyWorkDir(workDir: string): Promise<void> {
   const root = path.join(workDir, 'staging');
   const mine = stagingDir(workDir);
   const all = await readdir(root).catch(() => [] as string[]);
-  const gone = all.filter((name) => /^\d+$/.test(name) && path.join(root, name) !== mine && processGone(Number(name)));
+  const gone = all.filter((name) => path.join(root, name) !== mine && (/^\d+$/.test(name) ? processGone(Number(name)) : writerGone(name)));
   await Promise.all([mine, ...gone.map((name) => path.join(root, name))].map((dir) => rm(dir, { recursive: true, force: true })));
   await rmdir(root).catch(() => {}); // another command still stages here
   await rmdir(workDir).catch(() => {}); // journals of unfinished units stay

@@ -1,15 +1,19 @@
 import { spawn } from 'node:child_process';
+import { hash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, expect, it, vi } from 'vitest';
 import { StorageError } from './adapter.js';
-import { FileStore, InlineWrites, TEMP_STALE_MS, writerTag } from './file.js';
+import { FileStore, InlineWrites, TEMP_STALE_MS } from './file.js';
+import { writerTag } from './process.js';
 
 /** A pid no process has: above the largest pid_max Linux allows (2^22). */
 const DEAD = writerTag(4_194_305);
+/** The writer tag of ferry before process spaces: the host name's alone. */
+const HOST_ONLY = hash('sha256', hostname(), 'hex').slice(0, 8);
 
 async function store() {
   return new FileStore(await mkdtemp(path.join(tmpdir(), 'ferry-file-')));
@@ -97,12 +101,17 @@ describe('FileStore', () => {
         staleOtherHost: 'ab-f.bin.00000000p1-6.tmp',
         reusedPid: `ab-g.bin.${writerTag(live.pid!, '1')}-7.tmp`, // a dead writer whose pid the sleep now has
         zombie: `ab-h.bin.${writerTag(zombie)}-8.tmp`,
+        // Names of earlier versions, whose tag is of the host name alone: judged by pid here.
+        earlierDead: `ab-i.bin.${HOST_ONLY}p4194305s5-9.tmp`,
+        earlierLive: `ab-j.bin.${HOST_ONLY}p${live.pid}-a.tmp`,
+        // Another PID namespace's (or boot's, or host's): its pid means nothing here.
+        otherSpace: `ab-k.bin.0123456789abp4194305s5-b.tmp`,
       };
       for (const f of Object.values(files)) await writeFile(path.join(tmp, f), 'x');
       const old = new Date(Date.now() - TEMP_STALE_MS - 60_000);
       for (const f of [files.staleLive, files.staleOtherHost]) await utimes(path.join(tmp, f), old, old);
       await s.cleanup('x/');
-      expect((await readdir(tmp)).sort()).toEqual([files.live, files.mine, files.otherHost].sort());
+      expect((await readdir(tmp)).sort()).toEqual([files.live, files.mine, files.otherHost, files.earlierLive, files.otherSpace].sort());
     } finally {
       live.kill();
       parent.kill();

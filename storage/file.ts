@@ -7,14 +7,13 @@
 import { createHash, hash } from 'node:crypto';
 import { createReadStream, link as linkCb, linkSync, renameSync, unlink as unlinkCb, unlinkSync, writeFile as writeFileCb, writeFileSync } from 'node:fs';
 import fs, { type FileHandle } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { type CleanupNote, type ObjectInfo, type PutOptions, type PutResult, type ReadResult, type StorageAdapter, StorageError } from './adapter.js';
 import { pipeHashed } from './hashed.js';
-import { processGone, startTicks } from './process.js';
+import { WRITER_TAG, writerGone, writerTag } from './process.js';
 import { relWithin } from './uri.js';
 
 /**
@@ -79,35 +78,30 @@ function tempBase(root: string, rel: string): string {
 }
 
 /**
- * Temporary names carry their writer: a tag of this host's name, the writer's pid and its
- * start time, then a counter (`.<host>p<pid>s<start>-<counter>.tmp`), unique without a
- * random draw per object. Two runs may write the same unit at once (a shared work dir, a
- * re-run started early): a cleanup removes what a dead writer left, never a live writer's
- * file between its write and its link. The start time tells a reused pid from the writer.
+ * Temporary names carry their writer: its process space (host, boot, PID namespace), pid and
+ * start time, then a counter (`.<writer>-<counter>.tmp`, process.ts: writerTag), unique
+ * without a random draw per object. Two runs may write the same unit at once (a shared work
+ * dir, a re-run started early, another container sharing the folder): a cleanup removes what
+ * a dead writer left, never a live writer's file between its write and its link.
  */
-const HOST_TAG = hash('sha256', hostname(), 'hex').slice(0, 8);
-
-/** The writer part of the temporary names that process `pid` writes (its start time read from /proc where there is one). */
-export const writerTag = (pid: number, start = startTicks(pid)): string => `${HOST_TAG}p${pid}${start === null ? '' : `s${start}`}`;
 const PROCESS_TAG = writerTag(process.pid);
 let tempSeq = 0;
 /** What follows a key's temporary base in the names of its temporary files. */
-const TEMP_NAME = /^([0-9a-f]{8})p(\d+)(?:s(\d+))?-[0-9a-z]+\.tmp$/;
-/** A temporary file not written to for this long is abandoned, whoever's it is (another host's, a writer of unknown start). */
+const TEMP_NAME = new RegExp(`^(${WRITER_TAG})-[0-9a-z]+\\.tmp$`);
+/** A temporary file not written to for this long is abandoned, whoever's it is (another space's, a writer of unknown start). */
 export const TEMP_STALE_MS = 60 * 60_000;
 
-/** Whether the writer a temporary file's name names is gone: on this host, no such process, a zombie, or one started at another time (a reused pid). */
-function writerGone(name: string): boolean {
-  const tail = name.slice(name.lastIndexOf('.', name.length - TEMP_SUFFIX.length - 1) + 1); // `<host>p<pid>s<start>-<counter>.tmp`
+/** Whether the writer a temporary file's name names is gone (process.ts: writerGone); a name of no writer is not judged. */
+function tempWriterGone(name: string): boolean {
+  const tail = name.slice(name.lastIndexOf('.', name.length - TEMP_SUFFIX.length - 1) + 1); // `<writer>-<counter>.tmp`
   const m = TEMP_NAME.exec(tail);
-  if (!m || m[1] !== HOST_TAG) return false;
-  // A writer still running (or whose start /proc cannot tell) keeps its file until it is stale.
-  return processGone(Number(m[2]), m[3]);
+  // A writer still running, of another space, or whose start /proc cannot tell keeps its file until it is stale.
+  return m !== null && writerGone(m[1]!);
 }
 
 /** Removes a temporary file when its writer is gone or it is stale; a live writer's stays. */
 async function removeAbandoned(file: string): Promise<void> {
-  if (!writerGone(path.basename(file))) {
+  if (!tempWriterGone(path.basename(file))) {
     const s = await fs.stat(file).catch(() => null);
     if (!s || Date.now() - s.mtimeMs < TEMP_STALE_MS) return;
   }

@@ -5,7 +5,7 @@ import type { Place } from './uri.js';
 export * from './adapter.js';
 export * from './file.js';
 export * from './layout.js';
-export { processGone } from './process.js';
+export { processGone, writerGone, writerTag } from './process.js';
 export * from './uri.js';
 export * from './write-check.js';
 

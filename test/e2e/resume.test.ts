@@ -14,7 +14,7 @@ import { pathToFileURL } from 'node:url';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseLedger } from '../../ledger/index.js';
-import { writerTag } from '../../storage/file.js';
+import { writerTag } from '../../storage/process.js';
 import { duck, lit } from '../helpers/duckdb.js';
 import { type Origin, ferry, ferrySpawn, startOrigin } from '../helpers/run.js';
 
