@@ -13,13 +13,17 @@ import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { type CleanupNote, type ObjectInfo, type PutOptions, type PutResult, type ReadResult, type StorageAdapter, StorageError } from './adapter.js';
 import { pipeHashed } from './hashed.js';
+import { mountOf, mountPoints } from './mounts.js';
 import { WRITER_TAG, writerGone, writerTag } from './process.js';
 import { relWithin } from './uri.js';
 
 /**
  * Temporary files live under `<root>/.ferry-tmp/`, mirroring their keys' folders but the
  * last, so what a killed writer left is found and removed without walking the objects
- * themselves. The last folder of a key (its shard: 256 per unit) goes into the file's
+ * themselves. Where a key's folder is on another mount than the root (a volume mounted at
+ * `<root>/<unit>`, a folder there that is a symlink to another file system), they live in
+ * the `.ferry-tmp/` of the highest folder on that mount instead: a temporary file is linked
+ * or renamed into place, and neither crosses mounts (EXDEV). The last folder of a key (its shard: 256 per unit) goes into the file's
  * name instead: mirrored, it cost a mkdir per shard in the worker and a walk of them all at
  * the unit's cleanup.
  */
@@ -70,7 +74,7 @@ export class InlineWrites {
   }
 }
 
-/** Where a key's temporary files go: `a/b/ab/x.jpg` → `.ferry-tmp/a/b/ab-x.jpg` (+ tag, counter, suffix). */
+/** Where a key's temporary files go, from their temporary root (the store's, or a mount's): `a/b/ab/x.jpg` → `.ferry-tmp/a/b/ab-x.jpg` (+ tag, counter, suffix). */
 function tempBase(root: string, rel: string): string {
   const dir = path.dirname(rel);
   if (dir === '.') return path.join(root, TEMP_DIR, rel);
@@ -149,6 +153,17 @@ async function openTemp(tmp: string): Promise<FileHandle> {
   }
 }
 
+/** The highest folder from `root` down to `dir` on dir's mount: where the temporary files of keys in `dir` can be linked from. */
+async function highestOnMount(root: string, dir: string): Promise<string> {
+  const mount = await mountOf(dir);
+  const parts = path.relative(root, dir).split(path.sep).filter((s) => s !== '');
+  for (let i = 0; i < parts.length; i++) {
+    const at = path.join(root, ...parts.slice(0, i));
+    if ((await mountOf(at)) === mount) return at;
+  }
+  return dir;
+}
+
 async function removeEmptyFolders(dir: string): Promise<void> {
   const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
   await Promise.all(entries.filter((e) => e.isDirectory()).map((e) => removeEmptyFolders(path.join(dir, e.name))));
@@ -199,6 +214,8 @@ function classify(e: unknown, what: string): StorageError {
   if (code === 'EEXIST') return new StorageError('EXISTS', `${what}: exists`, { cause: e });
   // A folder where an object should be: taken, whatever the write (link, rename, a read to compare).
   if (code === 'EISDIR') return new StorageError('EXISTS', `${what}: a folder is there (EISDIR)`, { cause: e });
+  // A mount made under the destination after this store chose where its temporary files go.
+  if (code === 'EXDEV') return new StorageError('FATAL', `${what}: on another mount than its temporary file (EXDEV): a volume mounted under the destination while ferry wrote to it`, { cause: e });
   if (code === 'ENOSPC') return new StorageError('TRANSIENT', `${what}: no space left on device (ENOSPC)`, { cause: e });
   if (code === 'EMFILE' || code === 'ENFILE' || code === 'EIO' || code === 'EBUSY') return new StorageError('TRANSIENT', `${what}: ${code}`, { cause: e });
   return new StorageError('FATAL', `${what}: ${(e as Error).message}`, { cause: e });
@@ -243,7 +260,7 @@ export class FileStore implements StorageAdapter {
       // A symlink counts when it leads to a file (stat below follows it); folders it leads to are not entered.
       if (!entry.isFile() && !entry.isSymbolicLink()) continue;
       const abs = path.join(entry.parentPath, entry.name);
-      if (path.relative(this.root, abs).split(path.sep)[0] === TEMP_DIR) continue;
+      if (path.relative(this.root, abs).split(path.sep).includes(TEMP_DIR)) continue; // the root's or a mount's
       const info = await this.stat(path.relative(this.root, abs).split(path.sep).join('/'));
       if (info) yield info;
     }
@@ -323,11 +340,33 @@ export class FileStore implements StorageAdapter {
 
   private readonly inline = new InlineWrites();
 
+  /** Each key folder's temporary root (highestOnMount), found once: the root, unless a mount is under it. */
+  private readonly tempRoots = new Map<string, Promise<string>>();
+
+  private tempRootOf(dir: string): Promise<string> {
+    let found = this.tempRoots.get(dir);
+    if (!found) {
+      found = highestOnMount(this.root, dir).catch((e: unknown) => {
+        this.tempRoots.delete(dir);
+        throw e;
+      });
+      this.tempRoots.set(dir, found);
+    }
+    return found;
+  }
+
+  /** Where the temporary files of `key` go (without tag, counter and suffix), once its folder exists; the root's where it does not. */
+  private async tempBaseOf(p: string): Promise<string> {
+    const root = await this.tempRootOf(path.dirname(p)).catch(() => this.root);
+    return tempBase(root, path.relative(root, p));
+  }
+
   private async putOnce(key: string, body: Buffer | Readable, options: PutOptions): Promise<PutResult> {
-    const { p, rel } = this.place(key);
-    const tmp = `${tempBase(this.root, rel)}.${PROCESS_TAG}-${(tempSeq++).toString(36)}${TEMP_SUFFIX}`;
+    const { p } = this.place(key);
+    let tmp = p; // until its name is known: nothing of ours to remove
     try {
       await this.ensureDir(path.dirname(p));
+      tmp = `${await this.tempBaseOf(p)}.${PROCESS_TAG}-${(tempSeq++).toString(36)}${TEMP_SUFFIX}`;
       await this.ensureDir(path.dirname(tmp));
       let sha256: string;
       let taken: Error | null;
@@ -349,7 +388,7 @@ export class FileStore implements StorageAdapter {
       if (taken && (await this.contentSha256(key)) !== sha256) throw taken;
       return taken ? { sha256, existed: true } : { sha256 };
     } catch (e) {
-      await unlinkFast(tmp).catch(() => {});
+      if (tmp !== p) await unlinkFast(tmp).catch(() => {});
       if (e instanceof StorageError) throw e;
       throw classify(e, errno(e) === 'ENOTDIR' ? await fileInTheWay(this.root, p, tmp) : p);
     }
@@ -402,13 +441,33 @@ export class FileStore implements StorageAdapter {
     await fs.rm(this.full(key), { force: true });
   }
 
-  /** What writes leave behind: empty temporary folders (one in use elsewhere keeps its files, and stays). */
+  /** What writes leave behind: empty temporary folders, the root's and the mounts' (one in use elsewhere keeps its files, and stays). */
   async close(): Promise<void> {
-    await removeEmptyFolders(path.join(this.root, TEMP_DIR));
+    const roots = await Promise.all([...this.tempRoots.values()].map((r) => r.catch(() => this.root)));
+    await Promise.all([...new Set([this.root, ...roots])].map((r) => removeEmptyFolders(path.join(r, TEMP_DIR))));
+  }
+
+  /**
+   * The folders right in `dir` that are their own temporary root: mounts, or symlinks to
+   * another mount (a shard folder, or a nested unit's). Only those can be, so only those are
+   * asked (a unit holds 256 shard folders).
+   */
+  private async ownTempRoots(dir: string): Promise<string[]> {
+    const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
+    const mounts = mountPoints();
+    const real = await fs.realpath(dir).catch(() => dir);
+    const candidates = entries.filter((e) => e.isSymbolicLink() || (e.isDirectory() && (mounts === null || mounts.has(path.join(real, e.name)))));
+    const own = await Promise.all(
+      candidates.map(async (e) => {
+        const sub = path.join(dir, e.name);
+        return (await this.tempRootOf(sub).catch(() => null)) === sub ? sub : null;
+      }),
+    );
+    return own.filter((sub) => sub !== null);
   }
 
   async discardPartial(key: string): Promise<CleanupNote> {
-    const base = tempBase(this.root, this.place(key).rel);
+    const base = await this.tempBaseOf(this.place(key).p);
     const dir = path.dirname(base);
     const name = path.basename(base) + '.';
     const entries = await fs.readdir(dir).catch(() => []);
@@ -421,14 +480,25 @@ export class FileStore implements StorageAdapter {
 
   async cleanup(prefix: string): Promise<CleanupNote> {
     this.made.clear();
-    const temp = path.join(this.root, TEMP_DIR);
-    const dir = path.resolve(temp, prefix);
-    // A unit's temporary files lie right in its folder (tempBase: `<shard>-<name>`); its
-    // subfolders hold nested units' files, which may be being written now. So may the
-    // unit's own, by another run of it: only what dead writers left goes.
-    const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
-    await Promise.all(entries.filter((e) => !e.isDirectory()).map((e) => removeAbandoned(path.join(dir, e.name))));
-    await removeEmptyParents(dir, temp);
+    const unit = path.resolve(this.root, prefix);
+    // The unit's temporary files are in the root's `.ferry-tmp/`, or a mount's: the unit
+    // folder's, or one of its shard folders' (tempRootOf).
+    const roots = new Set([this.root, await this.tempRootOf(unit).catch(() => this.root), ...(await this.ownTempRoots(unit))]);
+    await Promise.all([...roots].map((root) => cleanTemp(path.join(root, TEMP_DIR), path.relative(root, unit))));
     return null;
   }
+}
+
+/**
+ * Removes what dead writers left in a unit's folder of a temporary root `temp` (`rel`: the
+ * unit's folder from that root; a shard folder that is its own root has its files right in
+ * `temp`). They lie right in that folder (tempBase: `<shard>-<name>`); its subfolders hold
+ * nested units' files, which may be being written now. So may the unit's own, by another run
+ * of it: only what dead writers left goes.
+ */
+async function cleanTemp(temp: string, rel: string): Promise<void> {
+  const dir = rel === '..' ? temp : path.join(temp, rel);
+  const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
+  await Promise.all(entries.filter((e) => !e.isDirectory()).map((e) => removeAbandoned(path.join(dir, e.name))));
+  await removeEmptyParents(dir, temp);
 }
