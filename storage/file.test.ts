@@ -149,6 +149,23 @@ describe('FileStore', () => {
     expect(await readFile(path.join(s.root, 'u/ab/three.bin'), 'utf8')).toBe('three');
   });
 
+  it('refuses a key whose shard folder is a symlink to nothing, or a loop, as taken, naming the link; it holds no object', async () => {
+    const s = await store();
+    await mkdir(path.join(s.root, 'u'));
+    await symlink(path.join(s.root, 'nowhere'), path.join(s.root, 'u', '13'));
+    await symlink(path.join(s.root, 'u', '14'), path.join(s.root, 'u', '14'));
+    for (const [shard, to] of [['13', path.join(s.root, 'nowhere')], ['14', path.join(s.root, 'u', '14')]] as const) {
+      const key = `u/${shard}/k.png`;
+      for (const body of [Buffer.from('x'), Readable.from([Buffer.from('x')])]) {
+        const refused = await s.put(key, body, opts).catch((e: unknown) => e);
+        expect(refused).toMatchObject({ code: 'EXISTS', message: `${path.join(s.root, 'u', shard)}: a symbolic link that leads to no folder (to ${to}) stands where a folder should be (ENOTDIR)` });
+      }
+      expect(await s.stat(key)).toBeNull();
+      expect(await s.contentSha256(key)).toBeNull();
+      await expect(s.read(key)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    }
+  });
+
   it('refuses a key whose path this file system cannot take as KEY_TOO_LONG, never a transient failure', async () => {
     const s = await store();
     const deep = path.join(s.root, ...Array.from({ length: 19 }, () => 'd'.repeat(200)), 'e'.repeat(150)); // ~4,000 bytes

@@ -134,11 +134,19 @@ export async function makeFolder(dir: string, mode?: number): Promise<void> {
   if (again !== null && !(await isFolder(dir, again))) throw again;
 }
 
-/** After mkdir failed with `e`: true when a folder is there (made meanwhile); throws when a file is. */
+/** After mkdir failed with `e`: true when a folder is there (made meanwhile); throws when something else is. */
 async function isFolder(dir: string, e: unknown): Promise<boolean> {
   if (errno(e) !== 'EEXIST') return false;
   if ((await fs.stat(dir).catch(() => null))?.isDirectory()) return true;
-  throw Object.assign(new Error(`${dir}: a file stands where a folder should be`), { code: 'ENOTDIR' });
+  throw Object.assign(new Error(`${dir}: ${(await notAFolder(dir)) ?? 'a file'} stands where a folder should be`), { code: 'ENOTDIR' });
+}
+
+/** What stands at `at` that is not a folder: a file, or a symbolic link that leads to none (dangling, or a loop); null for a folder or nothing. */
+async function notAFolder(at: string): Promise<string | null> {
+  const s = await fs.stat(at).catch(() => null);
+  if (s) return s.isDirectory() ? null : 'a file';
+  const link = await fs.readlink(at).catch(() => null);
+  return link === null ? null : `a symbolic link that leads to no folder (to ${link})`;
 }
 
 /** Opens a new temporary file, making its folder again while another run's cleanup removes it as empty. */
@@ -182,19 +190,29 @@ async function removeEmptyParents(dir: string, temp: string): Promise<void> {
 }
 
 /**
- * Which file stands where a folder of `p` (or of its temporary file `tmp`) should be, for
- * ENOTDIR, which names none; `p` when none is found (gone meanwhile).
+ * What stands where a folder of `p` (or of its temporary file `tmp`) should be, for ENOTDIR,
+ * which names none: the key is taken, as by a folder at it (no write, --overwrite included,
+ * replaces either); `p` when none is found (gone meanwhile).
  */
-async function fileInTheWay(root: string, p: string, tmp: string): Promise<string> {
+async function inTheWay(root: string, p: string, tmp: string, e: unknown): Promise<StorageError> {
   for (const file of [p, tmp]) {
     const parts = path.relative(root, path.dirname(file)).split(path.sep);
     for (let i = 0; i <= parts.length; i++) {
       const at = path.join(root, ...parts.slice(0, i));
-      const s = await fs.stat(at).catch(() => null);
-      if (s && !s.isDirectory()) return at;
+      const thing = await notAFolder(at);
+      if (thing !== null) return new StorageError('EXISTS', `${at}: ${thing} stands where a folder should be (ENOTDIR)`, { cause: e });
     }
   }
-  return p;
+  return classify(e, p);
+}
+
+/**
+ * Whether a failed stat or open of a key means no object is there: nothing, or a file or a
+ * symbolic link that leads to no folder (dangling, a loop) where one of its folders should be.
+ */
+function noObject(e: unknown): boolean {
+  const code = errno(e);
+  return code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP';
 }
 
 function classify(e: unknown, what: string): StorageError {
@@ -273,7 +291,7 @@ export class FileStore implements StorageAdapter {
       if (!s.isFile()) return null;
       return { key, size: s.size, version: `${s.size}-${Math.trunc(s.mtimeMs)}`, metadata: {} };
     } catch (e) {
-      if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR') return null;
+      if (noObject(e)) return null;
       throw classify(e, p);
     }
   }
@@ -285,7 +303,7 @@ export class FileStore implements StorageAdapter {
     try {
       for await (const chunk of createReadStream(p)) hasher.update(chunk as Buffer);
     } catch (e) {
-      if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR') return null;
+      if (noObject(e)) return null;
       throw classify(e, p);
     }
     return hasher.digest('hex');
@@ -294,7 +312,7 @@ export class FileStore implements StorageAdapter {
   async read(key: string): Promise<ReadResult> {
     const p = this.full(key);
     const handle = await fs.open(p, 'r').catch((e: unknown) => {
-      if (errno(e) === 'ENOTDIR') throw new StorageError('NOT_FOUND', `${p}: not found`, { cause: e });
+      if (noObject(e)) throw new StorageError('NOT_FOUND', `${p}: not found`, { cause: e });
       throw classify(e, p);
     });
     const s = await handle.stat();
@@ -390,7 +408,7 @@ export class FileStore implements StorageAdapter {
     } catch (e) {
       if (tmp !== p) await unlinkFast(tmp).catch(() => {});
       if (e instanceof StorageError) throw e;
-      throw classify(e, errno(e) === 'ENOTDIR' ? await fileInTheWay(this.root, p, tmp) : p);
+      throw errno(e) === 'ENOTDIR' ? await inTheWay(this.root, p, tmp, e) : classify(e, p);
     }
   }
 
