@@ -66,6 +66,13 @@ export class Journal {
    * offsets `append` gave may be off, and `readAppended` reads the true ones back.
    */
   private othersAppended = false;
+  /**
+   * The write that failed (a full or read-only work dir), with the file's path: kept, and the
+   * lines after it dropped, since a flush runs from a timer or a worker's event, where a throw
+   * would take the process down; thrown by readAppended and close, which the unit waits for,
+   * so the unit fails naming the file and the others go on.
+   */
+  private failure: NodeJS.ErrnoException | null = null;
 
   private constructor(
     readonly file: string,
@@ -101,7 +108,12 @@ export class Journal {
     // first line starts on a line of its own; the torn one reads as a bad line, and skipped.
     const size = fs.fstatSync(fd).size;
     const first = Buffer.from(`${size > whole ? '\n' : ''}${run ? `${RUN_MARK}${run.runId} ${run.startedAt}\n` : ''}`);
-    if (first.length > 0) fs.writeSync(fd, first);
+    try {
+      if (first.length > 0) fs.writeSync(fd, first);
+    } catch (e) {
+      fs.closeSync(fd);
+      throw Object.assign(e as NodeJS.ErrnoException, { path: file }); // fs.writeSync names no file
+    }
     const journal = new Journal(file, fd, whole, size + first.length);
     return { journal, replayed: typeof read === 'string' ? nothingReplayed(read === 'other') : read.replayed };
   }
@@ -179,10 +191,23 @@ export class Journal {
     return at;
   }
 
-  /** Writes buffered lines; fsyncs when the last sync is older than the cadence (or when forced). */
+  /** Writes buffered lines; fsyncs when the last sync is older than the cadence (or when forced). A failure is kept (`failure`). */
   flush(sync = false): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    try {
+      this.write(sync);
+    } catch (e) {
+      this.failure ??= Object.assign(e as NodeJS.ErrnoException, { path: (e as NodeJS.ErrnoException).path ?? this.file });
+    }
+    if (this.failure) {
+      this.buffer = [];
+      this.bytes = 0;
+    }
+  }
+
+  private write(sync: boolean): void {
+    if (this.failure) return;
     if (this.buffer.length > 0) {
       fs.writeSync(this.fd, this.buffer.join(''));
       this.end += this.bytes;
@@ -210,6 +235,7 @@ export class Journal {
    */
   readAppended(onEvent: OnJournaled): void {
     this.flush(true);
+    if (this.failure) throw this.failure;
     if (!this.othersAppended) return;
     readLines(this.fd, this.unread, (line, at) => Journal.take(line, at, nothingReplayed(), onEvent));
   }
@@ -243,10 +269,12 @@ export class Journal {
   }
 
   close(): void {
-    if (this.closed) return;
-    this.flush(true);
-    this.closed = true;
-    fs.closeSync(this.fd);
+    if (!this.closed) {
+      this.flush(true);
+      this.closed = true;
+      fs.closeSync(this.fd);
+    }
+    if (this.failure) throw this.failure;
   }
 }
 

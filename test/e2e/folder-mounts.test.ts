@@ -1,9 +1,10 @@
 /**
- * A folder destination with volumes mounted under it: a unit's folder on its own file
- * system, a shard folder that is a bind mount (the same file system, another mount). A
- * temporary file is linked into place, and link(2) crosses no mount (EXDEV): each mount keeps
- * its own temporary files. Real mounts, in a mount namespace of their own (`unshare -m`:
- * root only; skipped elsewhere), so the test leaves none behind.
+ * Folders on real mounts, in a mount namespace of their own (`unshare -m`: root only;
+ * skipped elsewhere), so the tests leave none behind. A folder destination with volumes
+ * mounted under it: a unit's folder on its own file system, a shard folder that is a bind
+ * mount (the same file system, another mount); a temporary file is linked into place, and
+ * link(2) crosses no mount (EXDEV): each mount keeps its own temporary files. A work dir
+ * that fills up while a unit runs.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
@@ -11,6 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writerTag } from '../../storage/process.js';
+import { duck, lit } from '../helpers/duckdb.js';
 import { FERRY, type Origin, ROOT, startOrigin } from '../helpers/run.js';
 
 const canMount = process.getuid?.() === 0 && spawnSync('unshare', ['-m', 'mount', '-t', 'tmpfs', 'tmpfs', tmpdir()]).status === 0;
@@ -57,5 +59,25 @@ describe.skipIf(!canMount)('a folder destination with mounts under it', () => {
     expect(run.out).not.toContain('EXDEV');
     const tree = run.out.split('\n').filter((l) => l.startsWith('.'));
     expect(tree).toEqual(['.', './u', './u/86', './u/86/a.png', './u/e9', './u/e9/b.png']);
+  }, 60_000);
+});
+
+describe.skipIf(!canMount)('a work dir that fills up while a unit runs', () => {
+  it('fails the unit with one line naming its journal and the cause, no stack', async () => {
+    const manifests = path.join(dir, 'full-wd-m');
+    await fs.mkdir(manifests);
+    const db = await duck();
+    // 3,000 rows: their tasks fit in 256 KiB, their events do not.
+    await db.run(`COPY (SELECT 'k' || i AS id, ${lit(`${origin.url}/ok/full-wd-`)} || i AS media_path FROM range(3000) t(i)) TO '${path.join(manifests, 'u.parquet')}' (FORMAT parquet)`);
+    db.close();
+    const work = path.join(dir, 'full-wd');
+    const run = withMounts(
+      `mkdir -p "$WORK" && mount -t tmpfs -o size=256k tmpfs "$WORK"
+       node "$FERRY" compile "$M" --dest "$DIR/full-wd-dest" --out "$DIR/full-wd-out" --work-dir "$WORK" --profile any --allow-private-network --progress none --concurrency 4 || echo "exit $?"`,
+      { WORK: work, M: manifests, DIR: dir, FERRY },
+    );
+    expect(run.out).toContain('exit 1');
+    expect(run.out).toMatch(new RegExp(`^ferry: unit u failed: cannot write ${work}/[0-9a-f]+/u\\.events: ENOSPC$`, 'm'));
+    expect(run.out).not.toMatch(/^\s+at /m);
   }, 60_000);
 });
