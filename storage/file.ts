@@ -161,11 +161,15 @@ async function openTemp(tmp: string): Promise<FileHandle> {
   }
 }
 
-/** The highest folder from `root` down to `dir` on dir's mount: where the temporary files of keys in `dir` can be linked from. */
-async function highestOnMount(root: string, dir: string): Promise<string> {
+/**
+ * The highest folder from `root` (on `rootMount`) down to `dir` on dir's mount: where the
+ * temporary files of keys in `dir` can be linked from. Nearly always the root itself.
+ */
+async function highestOnMount(root: string, rootMount: Promise<string>, dir: string): Promise<string> {
   const mount = await mountOf(dir);
+  if (mount === (await rootMount)) return root;
   const parts = path.relative(root, dir).split(path.sep).filter((s) => s !== '');
-  for (let i = 0; i < parts.length; i++) {
+  for (let i = 1; i < parts.length; i++) {
     const at = path.join(root, ...parts.slice(0, i));
     if ((await mountOf(at)) === mount) return at;
   }
@@ -360,31 +364,47 @@ export class FileStore implements StorageAdapter {
 
   /** Each key folder's temporary root (highestOnMount), found once: the root, unless a mount is under it. */
   private readonly tempRoots = new Map<string, Promise<string>>();
+  /** The same once found, read without a wait by each write. */
+  private readonly tempRootFound = new Map<string, string>();
+  /** The root's mount, found once. */
+  private rootMount: Promise<string> | undefined;
 
   private tempRootOf(dir: string): Promise<string> {
     let found = this.tempRoots.get(dir);
     if (!found) {
-      found = highestOnMount(this.root, dir).catch((e: unknown) => {
-        this.tempRoots.delete(dir);
-        throw e;
-      });
+      this.rootMount ??= mountOf(this.root);
+      this.rootMount.catch(() => (this.rootMount = undefined)); // asked again by the next folder
+      found = highestOnMount(this.root, this.rootMount, dir).then(
+        (root) => {
+          this.tempRootFound.set(dir, root);
+          return root;
+        },
+        (e: unknown) => {
+          this.tempRoots.delete(dir);
+          throw e;
+        },
+      );
       this.tempRoots.set(dir, found);
     }
     return found;
   }
 
-  /** Where the temporary files of `key` go (without tag, counter and suffix), once its folder exists; the root's where it does not. */
-  private async tempBaseOf(p: string): Promise<string> {
-    const root = await this.tempRootOf(path.dirname(p)).catch(() => this.root);
-    return tempBase(root, path.relative(root, p));
+  /** Where the temporary files of the key at `p` (`rel` from the root) go, without tag, counter and suffix, once its folder exists; the root's where it does not. */
+  private async tempBaseOf(p: string, rel: string): Promise<string> {
+    const dir = path.dirname(p);
+    const root = this.tempRootFound.get(dir) ?? (await this.tempRootOf(dir).catch(() => this.root));
+    return tempBase(root, root === this.root ? rel : path.relative(root, p));
   }
 
   private async putOnce(key: string, body: Buffer | Readable, options: PutOptions): Promise<PutResult> {
-    const { p } = this.place(key);
+    const { p, rel } = this.place(key);
     let tmp = p; // until its name is known: nothing of ours to remove
     try {
       await this.ensureDir(path.dirname(p));
-      tmp = `${await this.tempBaseOf(p)}.${PROCESS_TAG}-${(tempSeq++).toString(36)}${TEMP_SUFFIX}`;
+      // Found once per folder: a write into a known one does not wait for it.
+      const known = this.tempRootFound.get(path.dirname(p));
+      const base = known === this.root ? tempBase(known, rel) : await this.tempBaseOf(p, rel);
+      tmp = `${base}.${PROCESS_TAG}-${(tempSeq++).toString(36)}${TEMP_SUFFIX}`;
       await this.ensureDir(path.dirname(tmp));
       let sha256: string;
       let taken: Error | null;
@@ -485,7 +505,8 @@ export class FileStore implements StorageAdapter {
   }
 
   async discardPartial(key: string): Promise<CleanupNote> {
-    const base = await this.tempBaseOf(this.place(key).p);
+    const { p, rel } = this.place(key);
+    const base = await this.tempBaseOf(p, rel);
     const dir = path.dirname(base);
     const name = path.basename(base) + '.';
     const entries = await fs.readdir(dir).catch(() => []);
