@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { FlagError, idProblem, parseTaskLine, storeOptionsOf, tasksAhead } from '../protocol/index.js';
-import { StorageError, UriError, checkWrites, describePlace, openStore, parsePlace, unitPrefix } from '../storage/index.js';
+import { type StorageAdapter, StorageError, UriError, checkWrites, describePlace, openStore, parsePlace, unitPrefix } from '../storage/index.js';
 import { proxyEnvProblem } from '../storage/proxy-env.js';
 import { HostLimits } from './aimd.js';
 import { type Args, UsageError, parseArgs } from './args.js';
@@ -125,6 +125,8 @@ async function main(argv: string[]): Promise<number> {
   // After a refused unit directive, the tasks up to the next one have no unit: skipped, not
   // written under the unit before it.
   let unitless = false;
+  // The units whose tasks were read (undefined: no unit): each one's leftovers go at exit.
+  const served = new Set<string | undefined>();
   for await (const read of lines) {
     lineNo++;
     // A byte-order mark (editors on Windows write one) is not part of the first id.
@@ -158,22 +160,34 @@ async function main(argv: string[]): Promise<number> {
     }
     await held.acquire();
     const taskCtx = unitCtx;
+    served.add(taskCtx.unit);
     lanes.run(laneOf(task.url), () => runTask(task, taskCtx).finally(() => held.release()));
   }
   await held.idle();
   clearInterval(ticker);
-  // What killed writers of this unit left behind; no writer of ours is active now. Every
+  // What killed writers left under the units served; no writer of ours is active now. Every
   // task has its terminal event: a cleanup that fails is said, and changes no exit code
-  // (the next run's cleanup tries again).
-  const note = await store.cleanup(unitCtx.unit ? unitPrefix(unitCtx.unit) + '/' : '').catch((e: unknown) => {
-    if (e instanceof StorageError) return `${e.message}; left for a later run`;
-    throw e;
-  });
-  if (note) process.stderr.write(`ferry worker: ${note}\n`);
+  // (the next run's cleanup tries again). An orchestrator cleans each unit as it completes.
+  if (!process.send) {
+    for (const note of await cleanupUnits(store, served.size > 0 ? served : [ctx.unit])) process.stderr.write(`ferry worker: ${note}\n`);
+  }
   await Promise.all([sources.close(), store.close(), ctx.download.client.close()]);
   emitter.progress();
   await emitter.drained();
   return malformed > 0 ? 1 : 0;
+}
+
+/** Cleans up each unit's prefix in turn (undefined: the unit-less root), with the notes of those that could not be. */
+async function cleanupUnits(store: StorageAdapter, units: Iterable<string | undefined>): Promise<string[]> {
+  const notes: string[] = [];
+  for (const unit of units) {
+    const note = await store.cleanup(unit ? unitPrefix(unit) + '/' : '').catch((e: unknown) => {
+      if (e instanceof StorageError) return `${e.message}; left for a later run`;
+      throw e;
+    });
+    if (note) notes.push(note);
+  }
+  return notes;
 }
 
 /** A place the worker needs that cannot be used (exit 1, as compile's). */

@@ -13,6 +13,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseLedger } from '../../ledger/index.js';
 import { parseEvent } from '../../protocol/index.js';
+import { writerTag } from '../../storage/file.js';
 import { objectKey } from '../../storage/layout.js';
 import { duck, lit } from '../helpers/duckdb.js';
 import { type Origin, ferry, startOrigin } from '../helpers/run.js';
@@ -227,6 +228,21 @@ describe('ferry worker, standalone', () => {
     const up = events.find((e) => e.kind === 'UP_OK');
     expect(up).toMatchObject({ ext: 'jpg', width: 64, height: 48, existed: false, bytes: files['good.jpg']!.length });
     expect(r.stderr).toMatch(/^PROGRESS v=1 .*UpOk=1/m);
+  });
+
+  it('removes at exit what killed writers left under every unit it served, not only the last', async () => {
+    const dest = path.join(dir, 'wunits');
+    // A killed writer's temporary file in each unit's temporary folder (`<shard>-<name>.<writer>-<n>.tmp`).
+    const leftovers = ['ua', 'ub'].map((u) => path.join(dest, '.ferry-tmp', u, `ab-old.png.${writerTag(4_194_305)}-0.tmp`));
+    for (const f of leftovers) {
+      await fs.mkdir(path.dirname(f), { recursive: true });
+      await fs.writeFile(f, 'half an object');
+    }
+    const tasks = ['\tunit\t"ua"', `a\t${origin.url}/file/wu1/good.png`, '\tunit\t"ub"', `b\t${origin.url}/file/wu2/good.png`].join('\n') + '\n';
+    const r = await ferry(['worker', '--tasks', '-', '--dest', dest, '--allow-private-network'], { input: tasks });
+    expect(r.code).toBe(0);
+    expect(r.stdout.split('\n').filter((l) => l.startsWith('UP_OK')).length).toBe(2);
+    expect((await fs.readdir(dest, { recursive: true })).filter((f) => f.includes('ferry-tmp'))).toEqual([]);
   });
 
   it('reads file:// URLs only under --local-source-root, and never outside it', async () => {
