@@ -255,7 +255,7 @@ export async function compileAll(cfg: CompileConfig, stores: Stores, board: Boar
     board,
     signal,
     concurrencyPerUnit: Math.max(1, Math.floor(cfg.flags.concurrency / jobs)),
-    workers: new WorkerPool(jobs),
+    workers: new WorkerPool(jobs, (line) => board.log(line)),
   };
   const reports: UnitReport[] = [];
   let next = 0;

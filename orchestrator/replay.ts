@@ -196,7 +196,7 @@ async function replayRows(m: UnitManifest, rows: LedgerRow[], chosen: LedgerRow[
     try {
       pending = tasks.filter((t) => !done.has(t.id));
       board.log(`ferry replay: ${tasks.length} of ${rows.length} ledger row(s) selected (${String(r.raw.reasons ?? 'transient')})`);
-      const ctx: RunContext = { runId, workDir, staging, stores: r.stores, board, signal: r.signal, concurrencyPerUnit: flags.concurrency, workers: new WorkerPool() };
+      const ctx: RunContext = { runId, workDir, staging, stores: r.stores, board, signal: r.signal, concurrencyPerUnit: flags.concurrency, workers: new WorkerPool(Infinity, (line) => board.log(line)) };
       try {
         const failed = [...done].filter((id) => state.get(id)?.ok === false).length;
         await runUnitTasks(m.unit, { queue: TaskQueue.of(pending), count: pending.length }, journal, cfg, ctx, { done: done.size, failed }, (e) => state.set(e.id, outcomeOf(e)));

@@ -269,7 +269,7 @@ describe('superviseTasks', () => {
       expect(terminal.filter((e) => e.kind !== 'UP_OK').map((e) => `${e.id} ${e.kind === 'DL_ERR' ? e.reason : e.kind}`).sort()).toEqual(['poison-1 WORKER_CRASH', 'poison-2 WORKER_CRASH']);
       expect(terminal.filter((e) => e.kind === 'UP_OK').map((e) => e.id).sort()).toEqual(tasksOf('k', 60).map((t) => t.id).sort());
       // Each poison: the death that made it a suspect, at most log2(32) = 5 halvings, and its death alone.
-      const deaths = logs.filter((l) => /worker exited with SIGKILL/.test(l)).length;
+      const deaths = logs.filter((l) => /worker \d+ exited with SIGKILL holding [1-9]/.test(l)).length;
       expect(deaths).toBeGreaterThanOrEqual(3);
       expect(deaths).toBeLessThanOrEqual(2 * (1 + Math.log2(tasksAhead(4)) + 1));
     });
@@ -301,6 +301,52 @@ describe('superviseTasks', () => {
     await pool.close();
   }, 60_000);
 
+  it('counts no death against a unit, and logs none, for workers that died before its session sent them anything', async () => {
+    // As a worker that another unit's task killed while this unit's suspects waited for it
+    // to be quiet: more such workers in a row than a unit's deaths may be, then a live one.
+    const dead = 5 + Math.log2(tasksAhead(4)) + 2;
+    class DeadPool extends WorkerPool {
+      takes = 0;
+      override async take(args: string[], signal?: AbortSignal) {
+        const w = await super.take(args, signal);
+        if (++this.takes <= dead && w) {
+          w.kill();
+          await w.exited;
+        }
+        return w;
+      }
+    }
+    const poolLogs: string[] = [];
+    const pool = new DeadPool(Infinity, (l) => poolLogs.push(l));
+    try {
+      const events: Event[] = [];
+      const logs: string[] = [];
+      await superviseTasks(TaskQueue.of(tasksOf('dd', 5)), launch(path.join(dir, 'dest-dead-taken-many'), 'dd'), { onEvent: (e) => events.push(e), onProgress: () => {}, onLog: (l) => logs.push(l) }, new AbortController().signal, pool);
+      expect(events.filter((e) => e.kind === 'UP_OK').map((e) => e.id).sort()).toEqual(tasksOf('dd', 5).map((t) => t.id));
+      expect(pool.takes).toBe(dead + 1);
+      expect(logs).toEqual([]);
+      expect(poolLogs).toEqual([]); // ended by the test (as a run's stop ends them): no news
+    } finally {
+      await pool.close();
+    }
+  }, 60_000);
+
+  it("logs a worker's own lines under its name, not under the unit it happens to serve", async () => {
+    const saved = process.env.NODE_OPTIONS;
+    process.env.NODE_OPTIONS = `${saved ?? ''} --import=data:text/javascript,process.stderr.write('a%20library%20warning%5Cn')`.trim();
+    const poolLogs: string[] = [];
+    const pool = new WorkerPool(1, (l) => poolLogs.push(l));
+    try {
+      const dest = path.join(dir, 'dest-worker-logs');
+      for (const unit of ['l1', 'l2']) expect(await runUnit(pool, dest, unit, tasksOf(unit, 2))).toHaveLength(2); // runUnit: no line for the units
+      expect(poolLogs).toEqual(['worker 1: a library warning']);
+    } finally {
+      if (saved === undefined) delete process.env.NODE_OPTIONS;
+      else process.env.NODE_OPTIONS = saved;
+      await pool.close();
+    }
+  }, 60_000);
+
   it('fails the unit when every worker dies before finishing a task, after a bounded number of deaths', async () => {
     await withKiller(async (killer, pool) => {
       const tasks = Array.from({ length: 40 }, (_, i) => ({ id: `all-${i}`, url: `${killer.url}/file/all-${i}/a.png` }));
@@ -308,7 +354,7 @@ describe('superviseTasks', () => {
       const run = superviseTasks(TaskQueue.of(tasks), launch(path.join(dir, 'dest-all-kill'), 'all'), { onEvent: () => {}, onProgress: () => {}, onLog: (l) => logs.push(l) }, new AbortController().signal, pool);
       const limit = 5 + Math.log2(tasksAhead(4));
       await expect(run).rejects.toThrow(`the worker died ${limit} times in a row without finishing a task`);
-      expect(logs.filter((l) => /worker exited with SIGKILL/.test(l))).toHaveLength(limit);
+      expect(logs.filter((l) => /worker \d+ exited with SIGKILL holding [1-9]/.test(l))).toHaveLength(limit);
     });
   }, 60_000);
 

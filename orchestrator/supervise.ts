@@ -40,6 +40,7 @@ export type SuperviseHooks = {
   /** A fact from the worker (or WORKER_CRASH, made here), with its line for the journal. */
   onEvent(e: Event, line: string): void;
   onProgress(p: Progress): void;
+  /** A line about this unit: a worker that died holding some of its tasks. The worker's own lines go to its pool's log. */
   onLog(line: string): void;
 };
 
@@ -136,7 +137,9 @@ export async function superviseTasks(queue: TaskQueue, launch: WorkerLaunch, hoo
     if (r.usageError) throw new SuperviseError(`the worker refused its arguments: ${r.lastLog || 'exit code 2'}`);
     lived ||= r.progressed;
     if (r.progressed) fruitless = 0;
-    if (r.held.size === 0 && r.exitedCleanly) continue;
+    // A worker that died holding nothing of this unit (another unit's task killed it, say, or
+    // it was dead when taken) cost this unit nothing: it is not one of this unit's deaths.
+    if (!r.lost) continue;
     if (!r.progressed) fruitless++;
     if (fruitless >= maxFruitless) throw new SuperviseError(`the worker died ${fruitless} times in a row without finishing a task: ${r.lastLog}`);
     const held = [...r.held.values()];
@@ -154,15 +157,24 @@ export async function superviseTasks(queue: TaskQueue, launch: WorkerLaunch, hoo
   }
 }
 
-type Exit = { code: number | null; sig: NodeJS.Signals | null };
+/** How a worker process ended: it exited (a code or a signal), or it never started. */
+type Exit = { kind: 'exited'; code: number | null; sig: NodeJS.Signals | null } | { kind: 'unstarted'; why: string };
+
+function describeExit(worker: number, exit: Exit): string {
+  if (exit.kind === 'unstarted') return `worker ${worker} could not start (${exit.why})`;
+  return `worker ${worker} exited with ${exit.sig ?? `code ${exit.code}`}`;
+}
+
+const exitedCleanly = (exit: Exit) => exit.kind === 'exited' && exit.code === 0;
 
 /** One unit's stretch on a worker: what the worker says about that unit's tasks goes to it. */
 type Session = {
   holds(id: string): boolean;
+  /** Tasks sent and not settled. */
+  readonly holding: number;
   event(e: Event, line: string): void;
   chunk(): void;
   progress(p: Progress): void;
-  log(line: string): void;
   ended(exit: Exit): void;
 };
 
@@ -178,10 +190,21 @@ class WorkerProcess {
   /** Attached sessions, oldest first: the newest is the unit being fed now. */
   private readonly sessions: Session[] = [];
   private quietWaiters: (() => void)[] = [];
+  /** Ended by us (the run stopped): its exit is no news. */
+  private killed = false;
   lastLog = '';
   readonly exited: Promise<void>;
 
-  constructor(args: string[]) {
+  /**
+   * `id` names it in log lines: what it prints on stderr, and what it prints on stdout that
+   * is no event, concern no unit in particular (a worker serves several in turn), so they go
+   * to `log` under its own name.
+   */
+  constructor(
+    args: string[],
+    readonly id: number,
+    private readonly log: (line: string) => void,
+  ) {
     const { argv, env } = secretsToEnv(args); // header values stay out of `ps`
     this.child = spawn(process.execPath, [ferryBin(), 'worker', '--tasks=-', ...argv], {
       stdio: ['pipe', 'pipe', 'pipe', 'ipc'],
@@ -196,16 +219,21 @@ class WorkerProcess {
     });
     eachLine(child.stderr!, (line) => {
       const p = parseProgress(line);
-      if (p) this.current?.progress(p);
+      // PROGRESS is the whole process's: every unit it serves now goes at its pace.
+      if (p) for (const s of this.sessions) s.progress(p);
       else if (line.trim() !== '') {
         this.lastLog = line;
-        this.current?.log(line);
+        this.log(`worker ${this.id}: ${line}`);
       }
     });
     this.exited = new Promise((resolve) => {
       const settle = () => {
         if (!this.outClosed || !this.exit) return;
-        for (const s of [...this.sessions]) s.ended(this.exit);
+        const exit = this.exit;
+        // Each session holding tasks says what it lost; a death that cost no unit anything is said once, here.
+        const lost = this.sessions.some((s) => s.holding > 0);
+        if (!lost && !this.killed && !exitedCleanly(exit)) this.log(`${describeExit(this.id, exit)}, holding no task`);
+        for (const s of [...this.sessions]) s.ended(exit);
         resolve();
       };
       child.stdout!.on('close', () => {
@@ -213,13 +241,14 @@ class WorkerProcess {
         settle();
       });
       child.on('exit', (code, sig) => {
-        this.exit = { code, sig };
+        this.exit = { kind: 'exited', code, sig };
         settle();
       });
       child.on('error', (e) => {
         this.lastLog = `cannot start worker: ${e.message}`;
-        this.current?.log(this.lastLog);
-        this.exit = { code: -1, sig: null };
+        // Only a spawn that failed ends it here: a process that runs says so by exiting.
+        if (child.pid !== undefined) return this.log(`worker ${this.id}: ${e.message}`);
+        this.exit = { kind: 'unstarted', why: e.message };
         this.outClosed = true;
         settle();
       });
@@ -230,9 +259,9 @@ class WorkerProcess {
     return this.exit === null && !this.outClosed;
   }
 
-  /** The session being fed now: logs and PROGRESS are about its unit. */
-  private get current(): Session | undefined {
-    return this.sessions[this.sessions.length - 1];
+  /** How it ended, once its process has (null before). */
+  get exitStatus(): Exit | null {
+    return this.exit;
   }
 
   attach(s: Session): void {
@@ -266,7 +295,7 @@ class WorkerProcess {
     try {
       e = parseEvent(line);
     } catch (err) {
-      this.current?.log(`worker printed a malformed event (${(err as Error).message}): ${line.slice(0, 200)}`);
+      this.log(`worker ${this.id} printed a malformed event (${(err as Error).message}): ${line.slice(0, 200)}`);
       return;
     }
     const owner = this.sessions.find((s) => s.holds(e.id));
@@ -284,6 +313,7 @@ class WorkerProcess {
   }
 
   kill(): void {
+    this.killed = true;
     this.child.kill('SIGTERM');
   }
 }
@@ -306,7 +336,11 @@ export class WorkerPool {
   /** Processes started so far. */
   started = 0;
 
-  constructor(readonly size = Infinity) {}
+  /** `log` takes the lines that concern a worker rather than a unit, each naming it (`worker 2: …`). */
+  constructor(
+    readonly size = Infinity,
+    private readonly log: (line: string) => void = (line) => process.stderr.write(line + '\n'),
+  ) {}
 
   /** A worker for these flags, or null once the run is aborted or the pool closed. */
   async take(args: string[], signal?: AbortSignal): Promise<WorkerProcess | null> {
@@ -346,8 +380,7 @@ export class WorkerPool {
   }
 
   private spawn(args: string[]): WorkerProcess {
-    const w = new WorkerProcess(args);
-    this.started++;
+    const w = new WorkerProcess(args, ++this.started, this.log);
     this.all.add(w);
     void w.exited.then(() => {
       this.all.delete(w);
@@ -395,7 +428,11 @@ function popAlive(list: WorkerProcess[] | undefined, fits: (w: WorkerProcess) =>
   return null;
 }
 
-type SessionResult = { held: Map<string, Task>; exitedCleanly: boolean; usageError: boolean; progressed: boolean; lastLog: string; reusable: boolean };
+/**
+ * `lost`: the worker died while this session held tasks (they are in `held`), or it never
+ * started; a death that took nothing of this session's is not its loss.
+ */
+type SessionResult = { held: Map<string, Task>; lost: boolean; usageError: boolean; progressed: boolean; lastLog: string; reusable: boolean };
 
 /**
  * One unit's stretch on one worker: fed from `queue` (in order, tasks put back first), at most
@@ -422,13 +459,13 @@ function runSession(
   let progressed = false;
   return new Promise((resolve) => {
     let done = false;
-    const finish = (exitedCleanly: boolean, usageError: boolean, reusable: boolean) => {
+    const finish = (end: { lost: boolean; usageError: boolean; reusable: boolean }) => {
       if (done) return;
       done = true;
       worker.detach(session);
       signal.removeEventListener('abort', onAbort);
       queue.putBack(waiting);
-      resolve({ held, exitedCleanly, usageError, progressed, lastLog: worker.lastLog, reusable });
+      resolve({ held, ...end, progressed, lastLog: worker.lastLog });
     };
     // Topped up once a quarter of the window is settled: each write carries many tasks,
     // not one or two, and the worker still holds 1.5 times its concurrency, so never starves.
@@ -451,10 +488,13 @@ function runSession(
         handOver = null;
         give();
       }
-      if (held.size === 0 && queue.empty && waiting.length === 0) finish(true, false, worker.alive);
+      if (held.size === 0 && queue.empty && waiting.length === 0) finish({ lost: false, usageError: false, reusable: worker.alive });
     };
     const session: Session = {
       holds: (id) => held.has(id),
+      get holding() {
+        return held.size;
+      },
       event: (e, line) => {
         if (isTerminal(e)) {
           if (!held.delete(e.id)) return; // not ours (already settled): never count a fact twice
@@ -464,16 +504,22 @@ function runSession(
       },
       chunk: refill,
       progress: (p) => hooks.onProgress(p),
-      log: (line) => hooks.onLog(line),
       ended: (exit) => {
-        if (exit.code !== 0 && !signal.aborted) hooks.onLog(`worker exited with ${exit.sig ?? `code ${exit.code}`} holding ${held.size} task(s)`);
-        finish(exit.code === 0, exit.code === 2, false);
+        // A worker that exits, even with 0, before every task it was sent has its outcome lost them.
+        const lost = held.size > 0 || exit.kind === 'unstarted';
+        if (held.size > 0 && !signal.aborted) hooks.onLog(`${describeExit(worker.id, exit)} holding ${held.size} task(s)`);
+        finish({ lost, usageError: exit.kind === 'exited' && exit.code === 2, reusable: false });
       },
     };
     const onAbort = () => worker.kill();
     signal.addEventListener('abort', onAbort, { once: true });
     worker.attach(session);
-    if (!worker.alive) return session.ended({ code: -1, sig: null });
+    // Dead before this session sent anything (its process ended while the session waited
+    // for it to be quiet): nothing was lost here, unless the process never started at all.
+    if (!worker.alive) {
+      const exit = worker.exitStatus;
+      return exit?.kind === 'unstarted' ? session.ended(exit) : finish({ lost: false, usageError: false, reusable: false });
+    }
     worker.send(encodeUnitSwitch(unit));
     refill();
   });
