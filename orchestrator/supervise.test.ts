@@ -51,16 +51,17 @@ const tasksOf = (prefix: string, n: number): Task[] => Array.from({ length: n },
  * Runs `f` with a pool whose workers die (SIGKILL) on connecting to `killer`, as a payload
  * that crashes a worker would (test/helpers/crash-on-connect.mjs, preloaded).
  */
-async function withKiller(f: (killer: Origin, pool: WorkerPool) => Promise<void>): Promise<void> {
+async function withKiller(f: (killer: Origin, pool: WorkerPool) => Promise<void>, opts: { signal?: string; pool?: WorkerPool } = {}): Promise<void> {
   const killer = await startOrigin();
-  const saved = { options: process.env.NODE_OPTIONS, port: process.env.FERRY_TEST_CRASH_PORT };
+  const saved = { options: process.env.NODE_OPTIONS, port: process.env.FERRY_TEST_CRASH_PORT, signal: process.env.FERRY_TEST_CRASH_SIGNAL };
   process.env.NODE_OPTIONS = `${saved.options ?? ''} --import ${new URL('../test/helpers/crash-on-connect.mjs', import.meta.url).href}`.trim();
   process.env.FERRY_TEST_CRASH_PORT = new URL(killer.url).port;
-  const pool = new WorkerPool();
+  process.env.FERRY_TEST_CRASH_SIGNAL = opts.signal ?? 'SIGKILL';
+  const pool = opts.pool ?? new WorkerPool();
   try {
     await f(killer, pool);
   } finally {
-    for (const [name, value] of [['NODE_OPTIONS', saved.options], ['FERRY_TEST_CRASH_PORT', saved.port]] as const) {
+    for (const [name, value] of [['NODE_OPTIONS', saved.options], ['FERRY_TEST_CRASH_PORT', saved.port], ['FERRY_TEST_CRASH_SIGNAL', saved.signal]] as const) {
       if (value === undefined) delete process.env[name];
       else process.env[name] = value;
     }
@@ -345,6 +346,29 @@ describe('superviseTasks', () => {
       else process.env.NODE_OPTIONS = saved;
       await pool.close();
     }
+  }, 60_000);
+
+  it('kills a worker that falls silent (stopped, or hung), so that its tasks run again: the one that hangs it is WORKER_CRASH', async () => {
+    // A task whose connection stops its worker (SIGSTOP), among good ones: without a
+    // watchdog the unit waited for that worker for ever.
+    const poolLogs: string[] = [];
+    const pool = new WorkerPool(Infinity, (l) => poolLogs.push(l), 1500);
+    await withKiller(
+      async (killer) => {
+        const tasks = tasksOf('h', 3);
+        tasks.splice(1, 0, { id: 'hang', url: `${killer.url}/file/hang/a.png` });
+        const events: Event[] = [];
+        const logs: string[] = [];
+        const run = { ...launch(path.join(dir, 'dest-hang'), 'h'), args: [...launch('', 'h').args.slice(2), '--dest', path.join(dir, 'dest-hang'), '--progress-interval', '200'] };
+        await superviseTasks(TaskQueue.of(tasks), run, { onEvent: (e) => events.push(e), onProgress: () => {}, onLog: (l) => logs.push(l) }, new AbortController().signal, pool);
+        const terminal = events.filter((e) => e.kind !== 'DL_OK');
+        expect(terminal.map((e) => (e.kind === 'UP_OK' ? e.id : `${e.id} ${e.kind === 'DL_ERR' ? e.reason : e.kind}`)).sort()).toEqual([...tasksOf('h', 3).map((t) => t.id), 'hang WORKER_CRASH'].sort());
+        expect(poolLogs.length).toBeGreaterThanOrEqual(2);
+        expect(poolLogs.every((l) => /^worker \d+ printed nothing for \d+ s \(hung or stopped\): it is killed/.test(l))).toBe(true);
+        expect(logs.every((l) => /^worker \d+ exited with SIGKILL holding [1-9]/.test(l))).toBe(true);
+      },
+      { signal: 'SIGSTOP', pool },
+    );
   }, 60_000);
 
   it('fails the unit when every worker dies before finishing a task, after a bounded number of deaths', async () => {

@@ -50,6 +50,13 @@ export class SuperviseError extends Error {
 
 const MAX_FRUITLESS_SPAWNS = 5;
 
+/**
+ * A worker prints PROGRESS every second (compile starts it so) even with nothing to do: one
+ * silent this long has its event loop stuck (a payload that hangs a parser) or is stopped
+ * (SIGSTOP), and would hold its units for ever. It is killed, as a worker that dies is.
+ */
+export const WORKER_SILENCE_MS = 60_000;
+
 /** bin/ferry.js of this package, found from here both in dist/ and in the sources. */
 function ferryBin(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
@@ -190,8 +197,11 @@ class WorkerProcess {
   /** Attached sessions, oldest first: the newest is the unit being fed now. */
   private readonly sessions: Session[] = [];
   private quietWaiters: (() => void)[] = [];
-  /** Ended by us (the run stopped): its exit is no news. */
+  /** Ended by us (the run stopped, or it fell silent and that was said): its exit is no news. */
   private killed = false;
+  /** When it last printed anything, once its first PROGRESS said it runs (0 before: still starting). */
+  private heard = 0;
+  private readonly watchdog: NodeJS.Timeout;
   lastLog = '';
   readonly exited: Promise<void>;
 
@@ -204,6 +214,7 @@ class WorkerProcess {
     args: string[],
     readonly id: number,
     private readonly log: (line: string) => void,
+    silenceMs: number,
   ) {
     const { argv, env } = secretsToEnv(args); // header values stay out of `ps`
     this.child = spawn(process.execPath, [ferryBin(), 'worker', '--tasks=-', ...argv], {
@@ -215,10 +226,12 @@ class WorkerProcess {
     child.stdin!.on('error', () => {}); // a dead worker's stdin: the exit handler decides what happens
     // More tasks are sent once per read of the worker's stdout, not once per event.
     eachLine(child.stdout!, (line) => this.route(line), () => {
+      this.hear(false);
       for (const s of [...this.sessions]) s.chunk();
     });
     eachLine(child.stderr!, (line) => {
       const p = parseProgress(line);
+      this.hear(p !== null);
       // PROGRESS is the whole process's: every unit it serves now goes at its pace.
       if (p) for (const s of this.sessions) s.progress(p);
       else if (line.trim() !== '') {
@@ -226,9 +239,11 @@ class WorkerProcess {
         this.log(`worker ${this.id}: ${line}`);
       }
     });
+    this.watchdog = this.watch(silenceMs);
     this.exited = new Promise((resolve) => {
       const settle = () => {
         if (!this.outClosed || !this.exit) return;
+        clearInterval(this.watchdog);
         const exit = this.exit;
         // Each session holding tasks says what it lost; a death that cost no unit anything is said once, here.
         const lost = this.sessions.some((s) => s.holding > 0);
@@ -253,6 +268,29 @@ class WorkerProcess {
         settle();
       });
     });
+  }
+
+  private hear(progress: boolean): void {
+    if (progress || this.heard > 0) this.heard = Date.now();
+  }
+
+  /** Kills the process once it has printed nothing for `silenceMs` (see WORKER_SILENCE_MS). */
+  private watch(silenceMs: number): NodeJS.Timeout {
+    const every = Math.max(100, silenceMs / 4);
+    let checked = Date.now();
+    const timer = setInterval(() => {
+      const now = Date.now();
+      // This check itself came late (our own event loop was busy): the worker's lines may
+      // be waiting unread in the pipe, so its silence is not known. It is timed from now.
+      if (now - checked > 2 * every && this.heard > 0) this.heard = now;
+      checked = now;
+      if (this.heard === 0 || now - this.heard < silenceMs || this.killed) return;
+      this.killed = true;
+      this.log(`worker ${this.id} printed nothing for ${Math.round((now - this.heard) / 1000)} s (hung or stopped): it is killed, and what it held runs again`);
+      this.child.kill('SIGKILL');
+    }, every);
+    timer.unref();
+    return timer;
   }
 
   get alive(): boolean {
@@ -336,10 +374,14 @@ export class WorkerPool {
   /** Processes started so far. */
   started = 0;
 
-  /** `log` takes the lines that concern a worker rather than a unit, each naming it (`worker 2: …`). */
+  /**
+   * `log` takes the lines that concern a worker rather than a unit, each naming it (`worker
+   * 2: …`); a worker silent for `silenceMs` is killed (WORKER_SILENCE_MS).
+   */
   constructor(
     readonly size = Infinity,
     private readonly log: (line: string) => void = (line) => process.stderr.write(line + '\n'),
+    private readonly silenceMs = WORKER_SILENCE_MS,
   ) {}
 
   /** A worker for these flags, or null once the run is aborted or the pool closed. */
@@ -380,7 +422,7 @@ export class WorkerPool {
   }
 
   private spawn(args: string[]): WorkerProcess {
-    const w = new WorkerProcess(args, ++this.started, this.log);
+    const w = new WorkerProcess(args, ++this.started, this.log, this.silenceMs);
     this.all.add(w);
     void w.exited.then(() => {
       this.all.delete(w);

@@ -115,6 +115,9 @@ async function main(argv: string[]): Promise<number> {
     if (e.code !== 'EPIPE') throw e;
   });
   const ticker = setInterval(() => emitter.progress(), args.progressInterval);
+  // And one now, before any task is read: an orchestrator times a worker's silence from its
+  // first PROGRESS (a start, its probe of the destination included, may take its time).
+  emitter.progress();
   const input = args.tasks === '-' ? process.stdin : await openTasks(args.tasks);
   const lines = createInterface({ input, crlfDelay: Infinity });
   let lineNo = 0;
