@@ -353,6 +353,9 @@ class WorkerProcess {
   kill(): void {
     this.killed = true;
     this.child.kill('SIGTERM');
+    // A stopped process (SIGSTOP) keeps a SIGTERM pending until it runs again, and the run's
+    // stop would wait for it for ever: it is continued, to die (as a shell does for a stopped job).
+    this.child.kill('SIGCONT');
   }
 }
 

@@ -162,6 +162,23 @@ describe('resume after SIGKILL', () => {
   }, 60_000);
 });
 
+describe('a stopped worker', () => {
+  it('SIGINT while a worker is stopped (SIGSTOP) still stops at once, leaving no worker behind; the resume completes', async () => {
+    // A stopped process keeps a SIGTERM pending: the run's stop waited for it for ever.
+    const child = ferrySpawn(args('stopped'));
+    await until(async () => (await eventsJournaled('stopped')) >= 10);
+    const workers = workerPids(layout('stopped').dest);
+    expect(workers.length).toBeGreaterThan(0);
+    for (const pid of workers) process.kill(pid, 'SIGSTOP');
+    process.kill(child.pid!, 'SIGINT');
+    expect((await once(child, 'exit'))[0]).toBe(130);
+    await until(async () => workerPids(layout('stopped').dest).length === 0);
+    const last = await ferry(args('stopped'));
+    expect(last.code, last.stderr).toBe(0);
+    expect(await snapshot('stopped')).toEqual(await snapshot('baseline'));
+  }, 60_000);
+});
+
 describe('interrupted recompiles, shared work dirs, manifests that change', () => {
   const manifestOf = async (name: string) => JSON.parse(await fs.readFile(path.join(layout(name).out, 'm.manifest.json'), 'utf8')) as { counts: { resumedFromJournal: number } };
 
