@@ -371,6 +371,27 @@ describe('superviseTasks', () => {
     );
   }, 60_000);
 
+  it('kills a worker whose stdout closed while it lives on: its place in the pool is freed, its tasks run again', async () => {
+    // The first worker started closes its stdout (fd 1) and lives on; a pool of one waited for its exit for ever.
+    const marker = path.join(dir, 'stdout-closed-once');
+    const hook = `import fs from 'node:fs'; if (process.argv.includes('worker')) { try { fs.closeSync(fs.openSync(${JSON.stringify(marker)}, 'wx')); fs.closeSync(1); } catch {} }`;
+    const saved = process.env.NODE_OPTIONS;
+    process.env.NODE_OPTIONS = `${saved ?? ''} --import=data:text/javascript,${encodeURIComponent(hook)}`.trim();
+    const poolLogs: string[] = [];
+    const pool = new WorkerPool(1, (l) => poolLogs.push(l));
+    try {
+      const events: Event[] = [];
+      await superviseTasks(TaskQueue.of(tasksOf('c', 3)), launch(path.join(dir, 'dest-closed-stdout'), 'c'), { onEvent: (e) => events.push(e), onProgress: () => {}, onLog: () => {} }, new AbortController().signal, pool);
+      expect(events.filter((e) => e.kind === 'UP_OK').map((e) => e.id).sort()).toEqual(tasksOf('c', 3).map((t) => t.id));
+      expect(pool.started).toBe(2);
+      expect(poolLogs).toEqual(['worker 1 closed its stdout but did not exit: it is killed, and what it held runs again']);
+    } finally {
+      if (saved === undefined) delete process.env.NODE_OPTIONS;
+      else process.env.NODE_OPTIONS = saved;
+      await pool.close();
+    }
+  }, 60_000);
+
   it('fails the unit when every worker dies before finishing a task, after a bounded number of deaths', async () => {
     await withKiller(async (killer, pool) => {
       const tasks = Array.from({ length: 40 }, (_, i) => ({ id: `all-${i}`, url: `${killer.url}/file/all-${i}/a.png` }));

@@ -50,6 +50,9 @@ export class SuperviseError extends Error {
 
 const MAX_FRUITLESS_SPAWNS = 5;
 
+/** How long a worker whose stdout has closed may take to exit, as it does once it has closed, before it is killed. */
+const EXIT_AFTER_CLOSE_MS = 5_000;
+
 /**
  * A worker prints PROGRESS every second (compile starts it so) even with nothing to do: one
  * silent this long has its event loop stuck (a payload that hangs a parser) or is stopped
@@ -254,6 +257,9 @@ class WorkerProcess {
       child.stdout!.on('close', () => {
         this.outClosed = true;
         settle();
+        // A process that lives on without its stdout can report nothing more, and would hold
+        // its place in the pool for ever: past a short wait for its exit, it is killed.
+        if (!this.exit) setTimeout(() => this.closedButAlive(), EXIT_AFTER_CLOSE_MS).unref();
       });
       child.on('exit', (code, sig) => {
         this.exit = { kind: 'exited', code, sig };
@@ -268,6 +274,13 @@ class WorkerProcess {
         settle();
       });
     });
+  }
+
+  private closedButAlive(): void {
+    if (this.exit || this.killed) return;
+    this.killed = true;
+    this.log(`worker ${this.id} closed its stdout but did not exit: it is killed, and what it held runs again`);
+    this.child.kill('SIGKILL');
   }
 
   private hear(progress: boolean): void {
