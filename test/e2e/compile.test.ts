@@ -13,7 +13,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseLedger } from '../../ledger/index.js';
 import { parseEvent } from '../../protocol/index.js';
-import { writerTag } from '../../storage/file.js';
+import { writerTag } from '../../storage/process.js';
 import { objectKey } from '../../storage/layout.js';
 import { duck, lit } from '../helpers/duckdb.js';
 import { type Origin, ferry, startOrigin } from '../helpers/run.js';
