@@ -17,7 +17,7 @@ import type { Board, Resumed } from './progress.js';
 import { UnitRows } from './state.js';
 import { SuperviseError, TaskQueue, WorkerPool, superviseTasks } from './supervise.js';
 import { type TaskFileReader, TaskFileWriter } from './task-file.js';
-import { outputKeys, publishOutputs, readUnitManifest } from './unit-manifest.js';
+import { type UnitManifest, outputKeys, publishOutputs, readUnitManifest } from './unit-manifest.js';
 import { type Unit, checkOutputsOutsidePrefix, listUnits, selectUnits, unitNameProblem } from './units.js';
 
 export type UnitReport = {
@@ -137,24 +137,37 @@ export function asUnitError(e: unknown, unit: string, sourceUri: string): unknow
   return new UnitError(unit, `cannot write ${err.path}: ${err.code}${why}`);
 }
 
+/**
+ * What a unit's manifest.json says of it: its outputs as they stand (`previous`), and whether
+ * they are this compile's already (`skip`: then its ledger rows, which still count for
+ * --strict: a re-run must not pass a gate the first failed).
+ */
+async function unitStanding(unit: Unit, cfg: CompileConfig, stores: Stores, workDir: string): Promise<{ previous: UnitManifest | null; skip: number | null }> {
+  const previous = await readUnitManifest(await stores.get(cfg.out), unit.name, cfg.flags.timeout);
+  const complete = previous?.status === 'complete';
+  // A complete unit has no journal, unless the run that completed it was killed after
+  // publishing: that one is not an interrupted run's, and is not resumed from.
+  if (complete) await discardFinishedJournal(journalFiles(workDir, unit.name), unit.version, previous.runs);
+  if (cfg.force || !complete || previous.source.fingerprint !== unit.version || previous.optionsFingerprint !== fingerprint(contentOptions(cfg))) return { previous, skip: null };
+  const failed = Number((previous.counts as Record<string, unknown>).failed ?? 0);
+  return { previous, skip: Number.isFinite(failed) ? failed : 0 };
+}
+
+/** A unit skipped as complete (unitStanding). */
+function skipped(unit: Unit, ledgerRows: number, board: Board): UnitReport {
+  board.skip(unit.name);
+  return { unit: unit.name, status: 'skipped', ledgerRows };
+}
+
 async function compileUnitOrThrow(unit: Unit, sourceUri: string, cfg: CompileConfig, ctx: RunContext): Promise<UnitReport> {
   const problem = unitNameProblem(unit.name);
   if (problem) throw new UnitError(unit.name, `${sourceUri}: ${problem}`);
   const out = await ctx.stores.get(cfg.out);
   const options = contentOptions(cfg);
   const optionsFingerprint = fingerprint(options);
-  const previous = await readUnitManifest(out, unit.name, cfg.flags.timeout);
-  const complete = previous?.status === 'complete';
-  // A complete unit has no journal, unless the run that completed it was killed after
-  // publishing: that one is not an interrupted run's, and is not resumed from.
+  const { previous, skip } = await unitStanding(unit, cfg, ctx.stores, ctx.workDir);
+  if (skip !== null) return skipped(unit, skip, ctx.board);
   const files = journalFiles(ctx.workDir, unit.name);
-  if (complete) await discardFinishedJournal(files, unit.version, previous.runs);
-  if (!cfg.force && complete && previous.source.fingerprint === unit.version && previous.optionsFingerprint === optionsFingerprint) {
-    ctx.board.skip(unit.name);
-    // Its ledger still counts for --strict: a re-run must not pass a gate the first failed.
-    const failed = Number((previous.counts as Record<string, unknown>).failed ?? 0);
-    return { unit: unit.name, status: 'skipped', ledgerRows: Number.isFinite(failed) ? failed : 0 };
-  }
   // A worker starts (~0.2 s of loading) while the manifest is read: it is needed next.
   ctx.workers.prewarm(workerArgs(cfg, ctx));
   const started = new Date().toISOString();
@@ -236,6 +249,32 @@ async function compileUnitOrThrow(unit: Unit, sourceUri: string, cfg: CompileCon
 
 export type CompileSummary = { reports: UnitReport[]; runId: string };
 
+/** manifest.json read this many at a time when the units complete already are found. */
+const STANDING_READS = 16;
+
+/**
+ * The units complete already for this compile (unitStanding), by name, with their ledger
+ * rows, found in order until `enough` units to compile are (the rest are judged as they
+ * come: a fresh run reads no more manifest.json up front than it has jobs); and how many
+ * units to compile were found. A unit whose manifest.json cannot be read now counts as one
+ * to compile: its compile meets the same error, and reports it as the unit's.
+ */
+async function completeUnits(units: readonly Unit[], cfg: CompileConfig, stores: Stores, workDir: string, enough: number): Promise<{ complete: Map<string, number>; toCompile: number }> {
+  const complete = new Map<string, number>();
+  let next = 0;
+  let toCompile = 0;
+  const reader = async () => {
+    while (next < units.length && toCompile < enough) {
+      const unit = units[next++]!;
+      const { skip } = unitNameProblem(unit.name) ? { skip: null } : await unitStanding(unit, cfg, stores, workDir).catch(() => ({ skip: null }));
+      if (skip === null) toCompile++;
+      else complete.set(unit.name, skip);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(units.length, STANDING_READS, enough) }, reader));
+  return { complete, toCompile: toCompile + (units.length - next) };
+}
+
 /** Compiles the selected units, `--jobs` at a time. A failing unit never stops the others. */
 export async function compileAll(cfg: CompileConfig, stores: Stores, board: Board, signal: AbortSignal): Promise<CompileSummary> {
   const units = selectUnits(await listUnits(cfg.prefix, stores), cfg.only);
@@ -245,8 +284,12 @@ export async function compileAll(cfg: CompileConfig, stores: Stores, board: Boar
   const runId = randomUUID();
   const workDir = path.resolve(cfg.workDir, runKey(cfg));
   await checkWorkDir(workDir, `--work-dir ${path.resolve(cfg.workDir)}`);
+  // Units complete already are found first: --concurrency is shared by the units that compile
+  // (a resumed run with one unit left gives it all of it, not a --jobs'th).
   // Each job takes at least one request of --concurrency: never more jobs than either allows.
-  const jobs = Math.max(1, Math.min(cfg.jobs, units.length, cfg.flags.concurrency));
+  const most = Math.max(1, Math.min(cfg.jobs, cfg.flags.concurrency));
+  const { complete, toCompile } = await completeUnits(units, cfg, stores, workDir, most);
+  const jobs = Math.max(1, Math.min(most, toCompile));
   const ctx: RunContext = {
     runId,
     workDir,
@@ -262,6 +305,11 @@ export async function compileAll(cfg: CompileConfig, stores: Stores, board: Boar
   const lane = async () => {
     while (next < units.length && !signal.aborted) {
       const unit = units[next++]!;
+      const ledgerRows = complete.get(unit.name);
+      if (ledgerRows !== undefined) {
+        reports.push(skipped(unit, ledgerRows, board));
+        continue;
+      }
       try {
         reports.push(await compileUnit(unit, cfg, ctx));
       } catch (e) {
@@ -274,7 +322,7 @@ export async function compileAll(cfg: CompileConfig, stores: Stores, board: Boar
   try {
     // One lane more than workers: a unit reads its manifest and writes its outputs while
     // the others keep every worker busy.
-    await Promise.all(Array.from({ length: Math.min(units.length, jobs + 1) }, lane));
+    await Promise.all(Array.from({ length: Math.min(Math.max(1, toCompile), jobs + 1) }, lane));
   } finally {
     await ctx.workers.close();
     await tidyWorkDir(workDir);

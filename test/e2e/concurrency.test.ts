@@ -51,3 +51,33 @@ describe('--concurrency over --jobs', () => {
     expect(r).toEqual({ code: 0, requests: 9, refused: 0, peak: 1 });
   }, 60_000);
 });
+
+describe('--concurrency after a resume', () => {
+  it('a compile whose other units are complete already gives the unit left all of --concurrency, not a --jobs share', async () => {
+    const manifests = path.join(dir, 'resumed', 'manifests');
+    await fs.mkdir(manifests, { recursive: true });
+    const db = await duck();
+    try {
+      // u0 and u1 on one knee, u2 on another, so u2's peak in flight is its own.
+      for (const [u, knee] of [['u0', 'resumed-a'], ['u1', 'resumed-a'], ['u2', 'resumed-b']]) {
+        const url = `'${origin.url}/knee/${knee}/${u}-' || x || '?limit=1000&delay=150'`;
+        await db.run(`COPY (SELECT '${u}-' || x AS id, ${url} AS media_path FROM range(40) t(x)) TO '${path.join(manifests, `${u}.parquet`)}' (FORMAT parquet)`);
+      }
+    } finally {
+      db.close();
+    }
+    const args = (...flags: string[]) => [
+      'compile', manifests, '--dest', path.join(dir, 'resumed', 'objects'), '--out', path.join(dir, 'resumed', 'out'), '--work-dir', path.join(dir, 'resumed', '.ferry'),
+      '--allow-private-network', '--min-dim', '1', '--progress', 'none', '--jobs', '3', '--concurrency', '12', ...flags,
+    ];
+    expect((await ferry(args('--only', 'u0', '--only', 'u1'))).code).toBe(0);
+    const r = await ferry(args());
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain('1 unit(s) compiled, 2 already complete');
+    const knee = (await (await fetch(`${origin.url}/__knee/resumed-b`)).json()) as { requests: number; peak: number };
+    // A --jobs share would be 12 / 3 = 4; the per-host limit starts at 8 and grows from there.
+    expect(knee.requests).toBe(40);
+    expect(knee.peak).toBeGreaterThan(4);
+    expect(knee.peak).toBeLessThanOrEqual(12);
+  }, 60_000);
+});
