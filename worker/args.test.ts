@@ -79,6 +79,9 @@ describe('worker command line', () => {
     // '' was no unit at all; '/x' failed every task as UPLOAD_FAILED; 'a//b' wrote as 'a/b'.
     for (const unit of ['', '/x', 'a//b', 'a/']) expect(await byYargs(['--tasks', 'a', '--dest', 'b', `--unit=${unit}`])).toMatch(/^--unit: expected a unit name/);
     expect(await byYargs(['--tasks', 'a', '--dest', 'b', '--unit', '2024/batch-01'])).toMatchObject({ unit: '2024/batch-01' });
+    // Its objects would land among a folder destination's temporary files (skipped by listings, removed by cleanups).
+    for (const unit of ['.ferry-tmp', 'x/.ferry-tmp', '.ferry-tmp/y']) expect(await byYargs(['--tasks', 'a', '--dest', 'b', '--unit', unit])).toMatch(/^--unit: unit ".*": \.ferry-tmp is the name of a destination folder's temporary folder/);
+    expect(await byYargs(['--tasks', 'a', '--dest', 'b', '--unit', 'x/.ferry-tmpx'])).toMatchObject({ unit: 'x/.ferry-tmpx' });
     expect(await byYargs(['--tasks', 'a', '--dest', 'b', '--overwrite=1'])).toBe('--overwrite: takes no value (or =true, =false), got "1"');
     // '' resolved to the current folder.
     expect(await byYargs(['--tasks', 'a', '--dest', 'b', '--local-source-root='])).toBe('--local-source-root: must not be empty');

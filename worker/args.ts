@@ -4,6 +4,7 @@
  * yargs, which loads only then.
  */
 import { FlagError, type WorkerFlags, booleanValueProblem, isUnitName, parseWorkerFlags, quickArgv, refuseRepeats, usageMessage, workerFlagHelp, workerFlagQuickOptions } from '../protocol/index.js';
+import { TEMP_DIR } from '../storage/file.js';
 
 export type Args = { tasks: string; dest: string; unit?: string; runId?: string; progressInterval: number; adaptive: boolean; flags: WorkerFlags };
 
@@ -75,7 +76,19 @@ function progressInterval(raw: unknown): number {
  */
 function unitName(unit: string): string {
   if (!isUnitName(unit)) throw new FlagError('unit', `expected a unit name such as 2024/batch-01 (no leading, trailing or doubled /), got "${unit}"`);
+  const reserved = reservedUnitProblem(unit);
+  if (reserved) throw new FlagError('unit', reserved);
   return unit;
+}
+
+/**
+ * Why a unit name, valid as a path, cannot be written to: a segment that is a folder
+ * destination's temporary folder would put its objects among temporary files, which
+ * listings skip and cleanups remove. A compile never makes one (hidden manifests are not
+ * units); a standalone worker's --unit or unit directive can.
+ */
+export function reservedUnitProblem(unit: string): string | null {
+  return unit.split('/').includes(TEMP_DIR) ? `unit "${unit}": ${TEMP_DIR} is the name of a destination folder's temporary folder, not a unit's` : null;
 }
 
 /** The Args of raw values keyed by flag name, from either parser. */

@@ -11,7 +11,7 @@ import { FlagError, idProblem, parseTaskLine, storeOptionsOf, tasksAhead } from 
 import { type StorageAdapter, StorageError, UriError, checkWrites, describePlace, openStore, parsePlace, unitPrefix } from '../storage/index.js';
 import { proxyEnvProblem } from '../storage/proxy-env.js';
 import { HostLimits } from './aimd.js';
-import { type Args, UsageError, parseArgs } from './args.js';
+import { type Args, UsageError, parseArgs, reservedUnitProblem } from './args.js';
 import { downloadOptions, sourceStores } from './download-options.js';
 import { Emitter } from './emit.js';
 import { prepareGates } from './gates.js';
@@ -137,6 +137,8 @@ async function main(argv: string[]): Promise<number> {
     let parsed;
     try {
       parsed = parseTaskLine(line);
+      const reserved = parsed?.kind === 'unit' ? reservedUnitProblem(parsed.unit) : null;
+      if (reserved) throw new Error(`the unit directive names ${reserved}`);
     } catch (e) {
       parsed = null;
       malformed++;

@@ -247,6 +247,15 @@ describe('usage errors exit 2 and name the flag or path', () => {
     expect(files.map((f) => path.relative(dest, f.parentPath).split(path.sep)[0]).sort()).toEqual(['a', 'd']);
   });
 
+  it('a worker refuses a unit directive naming a folder destination\'s temporary folder, and skips its tasks', async () => {
+    const dest = path.join(dir, 'w-reserved');
+    const input = ['\tunit\t"x/.ferry-tmp"', `y\t${origin.url}/file/r1/a.png`, '\tunit\t"d"', `w\t${origin.url}/file/r2/a.png`, ''].join('\n');
+    const r = await ferry(['worker', '--tasks', '-', '--dest', dest, '--allow-private-network', '--retries', '0'], { input });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('-:1: the unit directive names unit "x/.ferry-tmp": .ferry-tmp is the name of a destination folder\'s temporary folder');
+    expect(r.stdout.split('\n').filter((l) => l.startsWith('UP_OK')).map((l) => l.split('\t')[1])).toEqual(['w']);
+  });
+
   // A name no resolver answers, looked up in a network namespace of its own (only `lo`):
   // the lookup can reach no server, whatever this machine's resolver is.
   it.skipIf(spawnSync('unshare', ['-n', 'true']).status !== 0)('an s3:// source whose endpoint does not resolve is DNS, not RESET', () => {
