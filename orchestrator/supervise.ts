@@ -123,48 +123,86 @@ export async function superviseTasks(queue: TaskQueue, launch: WorkerLaunch, hoo
   const maxFruitless = MAX_FRUITLESS_SPAWNS + Math.ceil(Math.log2(window));
   let fruitless = 0;
   let lived = false; // a worker of the unit finished a task: workers can live, tasks kill them
-  while ((!queue.empty || suspects.length > 0) && !signal.aborted) {
-    const group = suspects.shift();
-    const worker = await pool.take(launch.args, signal);
-    if (!worker) return;
-    // Suspects run alone: no other unit's task may share the worker that they might kill.
-    if (group) await worker.quiet();
-    let given = false;
-    const giveEarly = () => {
-      given = true;
-      pool.give(launch.args, worker);
-    };
-    const groupQueue = group ? TaskQueue.of(group) : null;
-    const r = groupQueue
-      ? await runSession(worker, groupQueue, group!.length, launch.unit, hooks, signal, null)
-      : await runSession(worker, queue, window, launch.unit, hooks, signal, { tail: launch.concurrency, give: giveEarly });
-    if (r.reusable && !given) pool.give(launch.args, worker);
-    if (signal.aborted) return;
-    // Suspects the session never sent (its worker, taken from the pool, was already dead):
-    // no worker held them this time, so they are run again as they were.
-    const unsent = groupQueue?.rest() ?? [];
-    if (unsent.length > 0) suspects.unshift(unsent);
-    if (r.usageError) throw new SuperviseError(`the worker refused its arguments: ${r.lastLog || 'exit code 2'}`);
-    lived ||= r.progressed;
-    if (r.progressed) fruitless = 0;
-    // A worker that died holding nothing of this unit (another unit's task killed it, say, or
-    // it was dead when taken) cost this unit nothing: it is not one of this unit's deaths.
-    if (!r.lost) continue;
-    if (!r.progressed) fruitless++;
-    if (fruitless >= maxFruitless) throw new SuperviseError(`the worker died ${fruitless} times in a row without finishing a task: ${r.lastLog}`);
-    const held = [...r.held.values()];
-    for (const task of held) crashes.set(task.id, (crashes.get(task.id) ?? 0) + 1);
-    if (group && held.length === 1) {
-      // Held by a worker that died, then alone by another that died too: the culprit.
-      const task = held[0]!;
-      const e: Event = { kind: 'DL_ERR', id: task.id, reason: 'WORKER_CRASH', attempts: crashes.get(task.id)!, detail: 'the worker died while holding this task, and again while holding it alone' };
-      hooks.onEvent(e, encodeEvent(e));
-      if (lived) fruitless = 0; // the deaths found their cause
-    } else if (group && held.length > 1) {
-      const half = Math.ceil(held.length / 2);
-      suspects.unshift(held.slice(0, half), held.slice(half));
-    } else if (held.length > 0) suspects.push(held);
+  // Once the unit has failed, its lanes send nothing more: the tasks they hold settle, and the first failure is thrown.
+  let failure: unknown = null;
+  const tasks = new TaskQueue(() => (failure === null ? queue.take() : undefined));
+
+  /** Runs sessions, the first on `first` when given, until no task or suspect is left. */
+  const lane = async (first: WorkerProcess | null): Promise<void> => {
+    let spare = first;
+    while ((!tasks.empty || suspects.length > 0) && !signal.aborted && failure === null) {
+      const group = suspects.shift();
+      const worker = spare ?? (await pool.take(launch.args, signal));
+      spare = null;
+      if (!worker) {
+        if (group) suspects.unshift(group);
+        return;
+      }
+      // Suspects run alone: no other unit's task may share the worker that they might kill.
+      if (group) await worker.quiet();
+      let given = false;
+      const giveEarly = () => {
+        given = true;
+        pool.give(launch.args, worker);
+      };
+      const groupQueue = group ? TaskQueue.of(group) : null;
+      const r = groupQueue
+        ? await runSession(worker, groupQueue, group!.length, launch.unit, hooks, signal, null)
+        : await runSession(worker, tasks, window, launch.unit, hooks, signal, { tail: launch.concurrency, give: giveEarly });
+      if (r.reusable && !given) pool.give(launch.args, worker);
+      if (signal.aborted) return;
+      // Suspects the session never sent (its worker, taken from the pool, was already dead):
+      // no worker held them this time, so they are run again as they were.
+      const unsent = groupQueue?.rest() ?? [];
+      if (unsent.length > 0) suspects.unshift(unsent);
+      if (r.usageError) throw new SuperviseError(`the worker refused its arguments: ${r.lastLog || 'exit code 2'}`);
+      lived ||= r.progressed;
+      if (r.progressed) fruitless = 0;
+      // A worker that died holding nothing of this unit (another unit's task killed it, say, or
+      // it was dead when taken) cost this unit nothing: it is not one of this unit's deaths.
+      if (!r.lost) continue;
+      if (!r.progressed) fruitless++;
+      if (fruitless >= maxFruitless) throw new SuperviseError(`the worker died ${fruitless} times in a row without finishing a task: ${r.lastLog}`);
+      const held = [...r.held.values()];
+      for (const task of held) crashes.set(task.id, (crashes.get(task.id) ?? 0) + 1);
+      if (group && held.length === 1) {
+        // Held by a worker that died, then alone by another that died too: the culprit.
+        const task = held[0]!;
+        const e: Event = { kind: 'DL_ERR', id: task.id, reason: 'WORKER_CRASH', attempts: crashes.get(task.id)!, detail: 'the worker died while holding this task, and again while holding it alone' };
+        hooks.onEvent(e, encodeEvent(e));
+        if (lived) fruitless = 0; // the deaths found their cause
+      } else if (group && held.length > 1) {
+        const half = Math.ceil(held.length / 2);
+        suspects.unshift(held.slice(0, half), held.slice(half));
+      } else if (held.length > 0) suspects.push(held);
+    }
+  };
+
+  // A worker given back with no unit waiting for one (the run's last units) helps this unit
+  // while it has tasks to send: a unit is not held to one worker's share of --concurrency
+  // while the others idle.
+  const lanes = new Set<Promise<void>>();
+  const start = (first: WorkerProcess | null) => {
+    const running: Promise<void> = lane(first)
+      .catch((e: unknown) => void (failure ??= e))
+      .finally(() => lanes.delete(running));
+    lanes.add(running);
+  };
+  const offer = () => {
+    if (failure !== null || signal.aborted || tasks.empty) return;
+    const w = pool.takeNow(launch.args);
+    if (w) start(w);
+  };
+  const stopOffers = pool.onSpare(offer);
+  try {
+    start(null);
+    // A worker idle already (given back before this unit's tasks were planned) helps at once.
+    offer();
+    while (lanes.size > 0) await Promise.all([...lanes]);
+  } finally {
+    stopOffers();
   }
+  if (failure !== null) throw failure;
 }
 
 /** How a worker process ended: it exited (a code or a signal), or it never started. */
@@ -450,7 +488,9 @@ export class WorkerPool {
   /** Starts a process for these flags now, unless one is idle or the pool is full: a take soon finds it ready. */
   prewarm(args: string[]): void {
     if (this.closed || this.all.size >= this.size || this.idle.get(args.join('\0'))?.some((w) => w.alive && w.settled)) return;
-    this.give(args, this.spawn(args));
+    const key = args.join('\0');
+    this.idle.set(key, [...(this.idle.get(key) ?? []), this.spawn(args)]);
+    this.wake();
   }
 
   private wake(): void {
@@ -461,7 +501,28 @@ export class WorkerPool {
     if (!w.alive) return;
     const key = args.join('\0');
     this.idle.set(key, [...(this.idle.get(key) ?? []), w]);
-    this.wake();
+    // A unit waiting for a worker takes it first; with none waiting, a running unit may.
+    if (this.waiters.length > 0) this.wake();
+    else for (const offer of [...this.spareListeners]) offer();
+  }
+
+  private readonly spareListeners = new Set<() => void>();
+
+  /**
+   * `offer` is called whenever a worker is given back and no take waits for one (takeNow may
+   * then have it); returns what stops the calls. A prewarmed worker is never offered: it is
+   * the next unit's.
+   */
+  onSpare(offer: () => void): () => void {
+    this.spareListeners.add(offer);
+    return () => this.spareListeners.delete(offer);
+  }
+
+  /** An idle worker for these flags, taken now (one with nothing in flight first), or null: never a new one. */
+  takeNow(args: string[]): WorkerProcess | null {
+    if (this.closed) return null;
+    const list = this.idle.get(args.join('\0'));
+    return popAlive(list, (w) => w.settled) ?? popAlive(list);
   }
 
   /** Ends every worker's task stream and waits for them to exit. */

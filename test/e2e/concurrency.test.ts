@@ -81,3 +81,29 @@ describe('--concurrency after a resume', () => {
     expect(knee.peak).toBeLessThanOrEqual(12);
   }, 60_000);
 });
+
+describe('--concurrency at the end of a run', () => {
+  it('a worker whose units are done helps the unit still running, so it is not held to one worker\'s share', async () => {
+    const manifests = path.join(dir, 'tail', 'manifests');
+    await fs.mkdir(manifests, { recursive: true });
+    const db = await duck();
+    try {
+      // u0: a few quick rows; u1: many slow ones on a knee of its own, so its peak in flight is its own.
+      await db.run(`COPY (SELECT 'a-' || x AS id, '${origin.url}/knee/tail-a/' || x || '?limit=1000&delay=10' AS media_path FROM range(4) t(x)) TO '${path.join(manifests, 'u0.parquet')}' (FORMAT parquet)`);
+      await db.run(`COPY (SELECT 'b-' || x AS id, '${origin.url}/knee/tail-b/' || x || '?limit=1000&delay=150' AS media_path FROM range(160) t(x)) TO '${path.join(manifests, 'u1.parquet')}' (FORMAT parquet)`);
+    } finally {
+      db.close();
+    }
+    const r = await ferry([
+      'compile', manifests, '--dest', path.join(dir, 'tail', 'objects'), '--out', path.join(dir, 'tail', 'out'), '--work-dir', path.join(dir, 'tail', '.ferry'),
+      '--allow-private-network', '--min-dim', '1', '--progress', 'none', '--jobs', '2', '--concurrency', '8',
+    ]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain('2 unit(s) compiled');
+    const knee = (await (await fetch(`${origin.url}/__knee/tail-b`)).json()) as { requests: number; peak: number };
+    // One worker's share is 8 / 2 = 4; both workers together hold up to 8.
+    expect(knee.requests).toBe(160);
+    expect(knee.peak).toBeGreaterThan(4);
+    expect(knee.peak).toBeLessThanOrEqual(8);
+  }, 60_000);
+});
