@@ -101,7 +101,7 @@ export async function runUnitTasks(
         if (isTerminal(e)) onOutcome(e, at);
         ctx.board.event(unit, e);
       },
-      onProgress: (p) => ctx.board.progress(unit, p),
+      onProgress: (p, worker) => ctx.board.progress(unit, p, worker),
       onLog: (line) => ctx.board.log(`${unit}: ${line}`),
     }, ctx.signal, ctx.workers);
   }

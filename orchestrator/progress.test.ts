@@ -18,6 +18,31 @@ describe('the progress board', () => {
     board.stop();
   });
 
+  it('shows the concurrency of every worker serving a unit, summed, until one falls silent', () => {
+    vi.useFakeTimers();
+    try {
+      const lines: string[] = [];
+      const board = new Board('plain', (t) => lines.push(t), 60_000);
+      board.start('u', 10);
+      board.progress('u', { Conc: 16 } as Progress, 1);
+      board.progress('u', { Conc: 12 } as Progress, 2);
+      board.progress('u', { Conc: 14 } as Progress, 1);
+      board.render();
+      expect(lines.at(-1)).toContain('conc 26');
+      vi.advanceTimersByTime(2000);
+      board.progress('u', { Conc: 15 } as Progress, 1);
+      vi.advanceTimersByTime(2000); // worker 2 said nothing for 4 s: it serves the unit no more
+      board.render();
+      expect(lines.at(-1)).toContain('conc 15');
+      vi.advanceTimersByTime(10_000); // the last one still known stays shown
+      board.render();
+      expect(lines.at(-1)).toContain('conc 15');
+      board.stop();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('prints log lines (a worker that died, its warnings) under --progress none too, and no progress', () => {
     const lines: string[] = [];
     const board = new Board('none', (t) => lines.push(t), 60_000);

@@ -12,7 +12,10 @@ import { fitColumns, printable } from './printable.js';
  * its rate and ETA (0.0 obj/s and an ETA of 17m for a unit done 6 s later). `resumed` is
  * the tasks an earlier run finished (from the journal): counted done, never in a rate.
  */
-type Row = { total: number; resumed: number; done: number; failed: number; bytes: number; begun: boolean; started: number; conc: number | null; lastDone: number; lastBytes: number; lastT: number; rate: number; byteRate: number };
+type Row = { total: number; resumed: number; done: number; failed: number; bytes: number; begun: boolean; started: number; conc: Map<number, { conc: number; at: number }>; lastDone: number; lastBytes: number; lastT: number; rate: number; byteRate: number };
+
+/** A worker whose PROGRESS (every second) is older than this serves the unit no more. */
+const CONC_FRESH_MS = 3000;
 
 /** Tasks of a unit that earlier runs finished: the journal's outcomes, and how many of them failed. */
 export type Resumed = { done: number; failed: number };
@@ -54,7 +57,7 @@ export class Board {
   start(unit: string, total: number, resumed: Resumed = { done: 0, failed: 0 }): void {
     const now = Date.now();
     const done = resumed.done;
-    this.rows.set(unit, { total, resumed: done, done, failed: resumed.failed, bytes: 0, begun: false, started: now, conc: null, lastDone: done, lastBytes: 0, lastT: now, rate: 0, byteRate: 0 });
+    this.rows.set(unit, { total, resumed: done, done, failed: resumed.failed, bytes: 0, begun: false, started: now, conc: new Map(), lastDone: done, lastBytes: 0, lastT: now, rate: 0, byteRate: 0 });
     this.tick();
   }
 
@@ -72,9 +75,19 @@ export class Board {
     }
   }
 
-  progress(unit: string, p: Progress): void {
-    const r = this.rows.get(unit);
-    if (r) r.conc = p.Conc;
+  /** A PROGRESS of `worker`, one of the unit's (a unit may have several at the end of a run). */
+  progress(unit: string, p: Progress, worker = 0): void {
+    this.rows.get(unit)?.conc.set(worker, { conc: p.Conc, at: Date.now() });
+  }
+
+  /** The unit's concurrency: the sum over the workers serving it now, or null before any said. */
+  private conc(r: Row, now: number): number | null {
+    let sum: number | null = null;
+    for (const [worker, c] of r.conc) {
+      if (now - c.at > CONC_FRESH_MS && r.conc.size > 1) r.conc.delete(worker);
+      else sum = (sum ?? 0) + c.conc;
+    }
+    return sum;
   }
 
   private line(unit: string, r: Row): string {
@@ -95,7 +108,7 @@ export class Board {
     const first = r.lastT === r.started;
     const rate = first ? avg : r.rate;
     const byteRate = first ? r.bytes / elapsed : r.byteRate;
-    return `${printable(unit)}  ${r.done}/${r.total} (${pct}%)  ${fmtRate(rate)} obj/s  ${(byteRate / 1e6).toFixed(1)} MB/s  failed ${r.failed}  conc ${r.conc ?? '–'}  ETA ${fmtEta((r.total - r.done) / avg)}`;
+    return `${printable(unit)}  ${r.done}/${r.total} (${pct}%)  ${fmtRate(rate)} obj/s  ${(byteRate / 1e6).toFixed(1)} MB/s  failed ${r.failed}  conc ${this.conc(r, now) ?? '–'}  ETA ${fmtEta((r.total - r.done) / avg)}`;
   }
 
   private clear(): void {

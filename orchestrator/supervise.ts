@@ -39,7 +39,8 @@ export type WorkerLaunch = { args: string[]; concurrency: number; unit: string }
 export type SuperviseHooks = {
   /** A fact from the worker (or WORKER_CRASH, made here), with its line for the journal. */
   onEvent(e: Event, line: string): void;
-  onProgress(p: Progress): void;
+  /** A worker's PROGRESS (of the whole process: `worker` says which, as a unit may have several). */
+  onProgress(p: Progress, worker: number): void;
   /** A line about this unit: a worker that died holding some of its tasks. The worker's own lines go to its pool's log. */
   onLog(line: string): void;
 };
@@ -622,7 +623,7 @@ function runSession(
         hooks.onEvent(e, line + '\n');
       },
       chunk: refill,
-      progress: (p) => hooks.onProgress(p),
+      progress: (p) => hooks.onProgress(p, worker.id),
       ended: (exit) => {
         // A worker that exits, even with 0, before every task it was sent has its outcome lost them.
         const lost = held.size > 0 || exit.kind === 'unstarted';
