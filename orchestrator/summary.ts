@@ -37,7 +37,9 @@ export function printSummary(reports: UnitReport[], seconds: number, opts: { str
     const next = transient
       ? `; re-run the transient ones with: ferry replay ${shellWord(ledger)}`
       : replayable
-        ? ' (none is transient: fix the data, or replay chosen ones with --reasons)'
+        ? (replayable.counts?.byStage.upload ?? 0) > 0
+          ? ' (none is transient; those of stage upload are the destination\'s refusals: fix its permissions or conflicts, then replay them with --reasons)'
+          : ' (none is transient: fix the data, or replay chosen ones with --reasons)'
         : ' (each was refused before any fetch — null, invalid or duplicate ids, bad URLs — which no replay re-sends: fix the manifests)';
     out.write(printable(`ferry: failures are in the ledgers, e.g. ${ledger}${next}`) + '\n');
   }
