@@ -276,6 +276,42 @@ describe('superviseTasks', () => {
     });
   }, 60_000);
 
+  it('runs a unit on every idle worker, and still finds each task that kills one: one outcome per task', async () => {
+    await withKiller(
+      async (killer, pool) => {
+        const dest = path.join(dir, 'dest-lanes');
+        const run = async (unit: string, tasks: Task[]) => {
+          const events: Event[] = [];
+          const workers = new Set<number>();
+          const spec = launch(dest, unit);
+          await superviseTasks(
+            TaskQueue.of(tasks),
+            { ...spec, args: [...spec.args, '--progress-interval', '100'] },
+            { onEvent: (e) => events.push(e), onProgress: (_p, worker) => workers.add(worker), onLog: () => {} },
+            new AbortController().signal,
+            pool,
+          );
+          return { terminal: events.filter((e) => e.kind !== 'DL_OK'), workers };
+        };
+        const slow = (prefix: string) => tasksOf(prefix, 80).map((t, i) => (i % 3 === 0 ? slowTask(t.id, t.id, 100) : t));
+        // Two workers given back idle (units run at once take one each): the next unit takes one, and the other helps it.
+        await Promise.all([run('w1', tasksOf('w1-', 2)), run('w2', tasksOf('w2-', 2))]);
+        // Nothing dies: both processes served the unit (the ones the first units gave back, 1 and 2).
+        const calm = await run('c', slow('c'));
+        expect(calm.terminal.filter((e) => e.kind === 'UP_OK')).toHaveLength(80);
+        expect([...calm.workers].sort()).toEqual([1, 2]);
+        await Promise.all([run('w3', tasksOf('w3-', 2)), run('w4', tasksOf('w4-', 2))]);
+        const tasks = slow('m');
+        tasks.splice(20, 0, { id: 'poison-a', url: `${killer.url}/file/pa/a.png` });
+        tasks.splice(60, 0, { id: 'poison-b', url: `${killer.url}/file/pb/a.png` });
+        const { terminal } = await run('m', tasks);
+        expect(terminal.filter((e) => e.kind !== 'UP_OK').map((e) => `${e.id} ${e.kind === 'DL_ERR' ? e.reason : e.kind}`).sort()).toEqual(['poison-a WORKER_CRASH', 'poison-b WORKER_CRASH']);
+        expect(terminal.map((e) => e.id).sort()).toEqual(tasks.map((t) => t.id).sort());
+      },
+      { pool: new WorkerPool(2) },
+    );
+  }, 90_000);
+
   it('re-runs suspects whose worker was already dead when they were to be sent: none is lost', async () => {
     // The worker taken for the suspects dies before they are sent (as one still finishing
     // another unit's tail does when that unit's poison kills it while the suspects wait for it to be quiet).
