@@ -502,9 +502,10 @@ export class WorkerPool {
     if (!w.alive) return;
     const key = args.join('\0');
     this.idle.set(key, [...(this.idle.get(key) ?? []), w]);
-    // A unit waiting for a worker takes it first; with none waiting, a running unit may.
+    // A unit waiting for a worker takes it first; with none waiting, a running unit may (once
+    // the giver's own turn is over: a give may come from inside a session's refill).
     if (this.waiters.length > 0) this.wake();
-    else for (const offer of [...this.spareListeners]) offer();
+    else for (const offer of this.spareListeners) queueMicrotask(offer);
   }
 
   private readonly spareListeners = new Set<() => void>();
