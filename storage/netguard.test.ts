@@ -72,7 +72,6 @@ describe('classifyAddress', () => {
     ['ff02::1', 'multicast'],
     ['2001:db8::1', 'documentation'],
     ['100::1', 'reserved'],
-    ['64:ff9b:1::1', 'reserved'],
     ['4000::1', 'reserved'],
     ['::7f00:1', 'reserved'],
     // IPv4 inside IPv6: classified by the IPv4 address they reach
@@ -92,6 +91,20 @@ describe('classifyAddress', () => {
     ['2002:a9fe:a9fe::', 'metadata'],
     ['2002:808:808::1', 'public'],
     ['2001:0:4136:e378:8000:63bf:80ff:fffe', 'loopback'],
+    ['64:ff9b:0:0:1::a9fe:a9fe', 'reserved'], // in 64:ff9b::/32 but not the /96: no IPv4 there
+    // Local-use NAT64 (64:ff9b:1::/48): the IPv4 address sits where the operator's prefix
+    // length puts it (RFC 6052's /48, /56, /64 or /96 format), so each place counts, and the
+    // prefix's own kind (reserved) stays when every candidate is public.
+    ['64:ff9b:1::1', 'this-network'], // 0.0.0.1 at /96
+    ['64:ff9b:1::a9fe:a9fe', 'metadata'], // /96
+    ['64:ff9b:1:ab::a9fe:a9fe', 'metadata'], // /96 under a longer local prefix
+    ['64:ff9b:1:0:a9:fea9:fe00:0', 'metadata'], // /64
+    ['64:ff9b:1:a9:fe:a9fe::', 'metadata'], // /56
+    ['64:ff9b:1:a9fe:a9:fe00::', 'metadata'], // /48
+    ['64:ff9b:1:6464:64:c800::', 'metadata'], // /48, 100.100.100.200
+    ['64:ff9b:1:ab::7f00:1', 'loopback'],
+    ['64:ff9b:1:ab::a00:1', 'private'],
+    ['64:ff9b:1:808:8:808:800:0', 'reserved'], // 8.8.8.8 at /48, /56 and /64
     // Not addresses at all: refused, never guessed
     ['', 'reserved'],
     ['localhost', 'reserved'],
@@ -152,6 +165,14 @@ describe('guard policy', () => {
     ['fe80::a9fe:a9fe', false, false, false],
     ['::ffff:169.254.169.254', false, false, false],
     ['64:ff9b::a9fe:a9fe', false, false, false],
+    ['64:ff9b::808:808', true, true, true],
+    // Local-use NAT64: allowed only with allowPrivateNetwork (or its own CIDR), and never
+    // when any place the prefix could put an IPv4 address names a metadata endpoint.
+    ['64:ff9b:1:ab::5db8:d822', false, true, false],
+    ['64:ff9b:1:ab::a01:203', false, true, false],
+    ['64:ff9b:1::a9fe:a9fe', false, false, false],
+    ['64:ff9b:1:a9fe:a9:fe00::', false, false, false],
+    ['64:ff9b:1:0:a9:fea9:fe00:0', false, false, false],
   ])('%s: strict %s, allowPrivateNetwork %s, allowCidrs %s', (ip, a, b, c) => {
     expect([strict.check(ip) === null, open.check(ip) === null, pinned.check(ip) === null]).toEqual([a, b, c]);
   });
@@ -166,6 +187,14 @@ describe('guard policy', () => {
     for (let i = 0; i < 1500; i++) expect(open.check(`10.0.${i >> 8}.${i & 255}`)).toBeNull();
     expect(open.check('169.254.169.254')?.kind).toBe('metadata');
     expect(strict.check('10.0.0.1')?.kind).toBe('private');
+  });
+
+  it('allowed CIDRs admit a local-use NAT64 address by its own prefix, not by one IPv4 reading', () => {
+    const byV4 = createGuard({ allowPrivateNetwork: false, allowCidrs: ['10.1.0.0/16'] });
+    expect(byV4.check('64:ff9b:1:ab::a01:203')?.kind).toBe('private');
+    const byPrefix = createGuard({ allowPrivateNetwork: false, allowCidrs: ['64:ff9b:1:ab::/96'] });
+    expect(byPrefix.check('64:ff9b:1:ab::a01:203')).toBeNull();
+    expect(byPrefix.check('64:ff9b:1:ab::a9fe:a9fe')?.kind).toBe('metadata');
   });
 
   it('metadata stays refused even when its CIDR is allowed explicitly', () => {

@@ -96,20 +96,45 @@ function startsWith(b: Uint8Array, prefix: readonly number[]): boolean {
 }
 
 /**
- * The IPv4 address an IPv6 address carries and is routed to, if any: IPv4-mapped
- * (::ffff:0:0/96), IPv4-translated (::ffff:0:0:0/96), NAT64 (64:ff9b::/96), 6to4
- * (2002::/16) and Teredo (2001::/32, client address inverted). Checking the wrapper alone
- * would let ::ffff:127.0.0.1 or 64:ff9b::a9fe:a9fe reach what their IPv4 form names.
+ * The IPv4 addresses an IPv6 address may carry and be routed to, most likely first (empty
+ * when it wraps none): IPv4-mapped (::ffff:0:0/96), IPv4-translated (::ffff:0:0:0/96), NAT64
+ * (64:ff9b::/96), 6to4 (2002::/16) and Teredo (2001::/32, client address inverted) carry one.
+ * Checking the wrapper alone would let ::ffff:127.0.0.1 or 64:ff9b::a9fe:a9fe reach what
+ * their IPv4 form names. The local-use NAT64 prefix (64:ff9b:1::/48, RFC 8215) is one the
+ * operator cuts a translator's prefix from, /48 to /96, and RFC 6052 puts the IPv4 address
+ * at a different place for each length (skipping the 'u' octet, bits 64–71): which one the
+ * translator uses cannot be told from the address, so each place is a candidate.
  */
-export function embeddedIpv4(b: Uint8Array): Uint8Array | null {
-  if (b.length !== 16) return null;
+export function embeddedIpv4s(b: Uint8Array): Uint8Array[] {
+  if (b.length !== 16) return [];
   const z = (n: number) => Array<number>(n).fill(0);
-  if (startsWith(b, [...z(10), 0xff, 0xff])) return b.slice(12);
-  if (startsWith(b, [...z(8), 0xff, 0xff, 0, 0])) return b.slice(12);
-  if (startsWith(b, [0, 0x64, 0xff, 0x9b, ...z(8)])) return b.slice(12);
-  if (startsWith(b, [0x20, 0x02])) return b.slice(2, 6);
-  if (startsWith(b, [0x20, 0x01, 0, 0])) return b.slice(12).map((x) => x ^ 0xff);
-  return null;
+  if (startsWith(b, [...z(10), 0xff, 0xff])) return [b.slice(12)];
+  if (startsWith(b, [...z(8), 0xff, 0xff, 0, 0])) return [b.slice(12)];
+  if (startsWith(b, [0, 0x64, 0xff, 0x9b, ...z(8)])) return [b.slice(12)];
+  if (isLocalUseNat64(b)) {
+    const at = (...i: number[]) => Uint8Array.from(i, (j) => b[j] ?? 0);
+    // RFC 6052's /96, /64, /56 and /48 formats.
+    return [b.slice(12), at(9, 10, 11, 12), at(7, 9, 10, 11), at(6, 7, 9, 10)];
+  }
+  if (startsWith(b, [0x20, 0x02])) return [b.slice(2, 6)];
+  if (startsWith(b, [0x20, 0x01, 0, 0])) return [b.slice(12).map((x) => x ^ 0xff)];
+  return [];
+}
+
+function isLocalUseNat64(b: Uint8Array): boolean {
+  return b.length === 16 && startsWith(b, [0, 0x64, 0xff, 0x9b, 0, 1]);
+}
+
+/**
+ * The addresses whose kinds decide an address's fate: the IPv4 addresses it wraps, if any,
+ * else itself. A local-use NAT64 address also keeps its own (reserved) kind: its prefix's
+ * translator is the operator's, so it is never taken for public, even when every candidate
+ * IPv4 address is.
+ */
+function readings(b: Uint8Array): Uint8Array[] {
+  const inner = embeddedIpv4s(b);
+  if (inner.length === 0) return [b];
+  return isLocalUseNat64(b) ? [...inner, b] : inner;
 }
 
 function parseCidr(text: string): Cidr {
@@ -201,17 +226,23 @@ function classifyBytes(b: Uint8Array): AddressKind {
   return b.length === 4 ? 'public' : 'reserved';
 }
 
+/** The kind that decides among several readings: metadata first, then any refused kind. */
+function severest(kinds: readonly AddressKind[]): AddressKind {
+  if (kinds.includes('metadata')) return 'metadata';
+  return kinds.find((k) => k !== 'public') ?? 'public';
+}
+
 /**
- * What an address is. IPv6 wrappers of IPv4 are classified by the IPv4 address they carry;
- * a metadata address is `metadata` in either form. Unparseable text is `reserved`.
+ * What an address is. IPv6 wrappers of IPv4 are classified by the IPv4 address they carry
+ * (by the severest of the candidates, for a local-use NAT64 address); a metadata address is
+ * `metadata` in either form. Unparseable text is `reserved`.
  */
 export function classifyAddress(ip: string): AddressKind {
   const b = parseIp(ip);
   if (!b) return 'reserved';
   const outer = classifyBytes(b);
   if (outer === 'metadata') return outer;
-  const inner = embeddedIpv4(b);
-  return inner ? classifyBytes(inner) : outer;
+  return severest(readings(b).map(classifyBytes));
 }
 
 /** A compiled policy: CIDRs parsed once. */
@@ -234,9 +265,11 @@ export function createGuard(policy: GuardPolicy): Guard {
     if (kind === 'public') return null;
     if (kind === 'metadata') return new BlockedAddressError(host, address, kind);
     if (policy.allowPrivateNetwork) return null;
+    // Allowed CIDRs admit the address itself, or every refused address it may reach.
     const b = parseIp(address);
-    const inner = b && embeddedIpv4(b);
-    return allow.some((c) => (b && inCidr(b, c)) || (inner && inCidr(inner, c))) ? null : new BlockedAddressError(host, address, kind);
+    const allowedCidr = (x: Uint8Array) => allow.some((c) => inCidr(x, c));
+    const refused = b ? readings(b).filter((x) => classifyBytes(x) !== 'public') : [];
+    return b && (allowedCidr(b) || (refused.length > 0 && refused.every(allowedCidr))) ? null : new BlockedAddressError(host, address, kind);
   };
   const check = (address: string, host = address): BlockedAddressError | null => {
     if (allowed.has(address)) return null;

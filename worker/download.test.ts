@@ -727,8 +727,9 @@ describe('cloud metadata and private targets, inside a network namespace', () =>
       '10.0.0.1': 'ENETUNREACH',
       '169.254.42.42': 'ENETUNREACH',
       'fd00:c1::a9fe:a9fe': 'ENETUNREACH',
+      '64:ff9b:1::a9fe:a9fe': 'ENETUNREACH',
     });
-    expect(Object.keys(report.results).length).toBe(12);
+    expect(Object.keys(report.results).length).toBe(14);
     for (const [name, r] of Object.entries(report.results)) {
       expect(r, name).toMatchObject({ ok: false, reason: 'BLOCKED_ADDRESS', attempts: 1 });
     }

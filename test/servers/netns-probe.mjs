@@ -54,6 +54,8 @@ const cases = {
   'redirect to [fd00:ec2::254]': [open, via('http://[fd00:ec2::254]/latest/meta-data/')],
   'redirect to [::ffff:169.254.169.254]': [open, via('http://[::ffff:169.254.169.254]/latest/meta-data/')],
   'redirect to NAT64 [64:ff9b::a9fe:a9fe]': [open, via('http://[64:ff9b::a9fe:a9fe]/latest/meta-data/')],
+  'redirect to local-use NAT64 /96 [64:ff9b:1::a9fe:a9fe] (allowPrivateNetwork)': [open, via('http://[64:ff9b:1::a9fe:a9fe]/latest/meta-data/')],
+  'redirect to local-use NAT64 /48 [64:ff9b:1:a9fe:a9:fe00::] (allowPrivateNetwork)': [open, via('http://[64:ff9b:1:a9fe:a9:fe00::]/latest/meta-data/')],
   'redirect to 100.100.100.200': [open, via('http://100.100.100.200/latest/meta-data/')],
   'redirect to Tencent 169.254.0.23 (allowPrivateNetwork)': [open, via('http://169.254.0.23/latest/meta-data/')],
   'redirect to Scaleway 169.254.42.42 (allowPrivateNetwork)': [open, via('http://169.254.42.42/conf')],
@@ -63,7 +65,7 @@ const cases = {
 };
 
 const report = { rawConnect: {}, results: {}, originSaw: [] };
-for (const host of ['169.254.169.254', 'fd00:ec2::254', '10.0.0.1', '169.254.42.42', 'fd00:c1::a9fe:a9fe']) {
+for (const host of ['169.254.169.254', 'fd00:ec2::254', '10.0.0.1', '169.254.42.42', 'fd00:c1::a9fe:a9fe', '64:ff9b:1::a9fe:a9fe']) {
   report.rawConnect[host] = await rawConnect(host);
 }
 for (const [name, [client, url]] of Object.entries(cases)) {
