@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { type Event, type TerminalEvent, isTerminal, workerFlagsToArgv } from '../protocol/index.js';
-import { StorageError, describePlace, unitPrefix, uriOf } from '../storage/index.js';
+import { StorageError, describePlace, objectUrlScheme, unitPrefix, uriOf } from '../storage/index.js';
 import { type CompileConfig, contentOptions, fingerprint } from './config.js';
 import { UnitError } from './errors.js';
 import { type Stores, checkWorkDir, checkWritable, localCopy } from './io.js';
@@ -51,23 +51,46 @@ export function runKey(cfg: CompileConfig): string {
  * Reads the manifest's id and url columns: the unit's rows judged (its ids, its compile-time
  * refusals), and its tasks written to `tasksFile` as they are found.
  */
-async function planUnit(source: string, cfg: CompileConfig, tasksFile: string): Promise<{ unitRows: UnitRows; rows: number; tasks: TaskFileReader }> {
+async function planUnit(
+  source: string,
+  cfg: CompileConfig,
+  tasksFile: string,
+): Promise<{ unitRows: UnitRows; rows: number; tasks: TaskFileReader; stores: Set<'s3' | 'gs'> }> {
   const unitRows = new UnitRows();
   const writer = await TaskFileWriter.create(tasksFile);
+  const stores = new Set<'s3' | 'gs'>();
   try {
     const info = await scanManifest(source, { id: cfg.idColumn, url: cfg.urlColumn }, { path: cfg.pathColumn, bad: cfg.badColumn }, async (ids, urls) => {
       for (let i = 0; i < ids.length; i++) {
         const id = ids[i] ?? null;
         const url = urls[i] ?? null;
-        if (unitRows.judge(id, url) === null) await writer.add({ id: id as string, url: url as string });
+        if (unitRows.judge(id, url) !== null) continue;
+        await writer.add({ id: id as string, url: url as string });
+        const scheme = objectUrlScheme(url as string);
+        if (scheme) stores.add(scheme);
       }
     });
     const tasks = await writer.commit();
     unitRows.planned();
-    return { unitRows, rows: info.rows, tasks };
+    return { unitRows, rows: info.rows, tasks, stores };
   } catch (e) {
     await writer.abort();
     throw e;
+  }
+}
+
+/**
+ * Fails the unit before any task is sent when its s3:// (or gs://) URLs cannot be fetched at
+ * all: with no credentials every one of them would be ledgered FORBIDDEN, a permanent
+ * reason, and the unit completed, so a run with credentials would skip it. This is the
+ * run's setup to fix, said once, and a run that has it then compiles the unit.
+ */
+export async function checkSourceCredentials(stores: ReadonlySet<'s3' | 'gs'>, cfg: CompileConfig, ctx: RunContext): Promise<void> {
+  for (const scheme of stores) {
+    const problem = await ctx.stores.readCredentials(scheme, cfg.flags.s3NoSignRequest);
+    if (problem) {
+      throw new StorageError('FORBIDDEN', `${problem.message}: give the run AWS credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, SSO, a role), or pass --s3-no-sign-request to read public buckets unsigned`);
+    }
   }
 }
 
@@ -183,7 +206,7 @@ async function compileUnitOrThrow(unit: Unit, sourceUri: string, cfg: CompileCon
   };
   const staged = await stagedFiles(ctx.staging, unit.name);
   try {
-    const { unitRows, rows, tasks: taskFile } = await planUnit(source.file, cfg, files.tasks);
+    const { unitRows, rows, tasks: taskFile, stores } = await planUnit(source.file, cfg, files.tasks);
     const record = (e: Event, at: number) => {
       if (isTerminal(e)) unitRows.record(e.id, at, e.kind === 'UP_OK');
     };
@@ -200,6 +223,7 @@ async function compileUnitOrThrow(unit: Unit, sourceUri: string, cfg: CompileCon
       // An interrupted run's journal that no longer applies: say why nothing resumes.
       if (opened.replayed.discarded) ctx.board.log(`${unit.name}: the journal of an interrupted run is for another version of ${sourceUri}: every task is sent again`);
       pending = tasks - unitRows.settled;
+      if (pending > 0) await checkSourceCredentials(stores, cfg, ctx);
       const queue = new TaskQueue(() => {
         for (let t = taskFile.next(); t; t = taskFile.next()) if (!unitRows.settledTask(t.id)) return t;
         return undefined;

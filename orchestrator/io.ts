@@ -12,11 +12,12 @@ import { finished, pipeline } from 'node:stream/promises';
 import { PlaceError } from './errors.js';
 import { eachLine } from './lines.js';
 import { idleCut } from '../storage/idle.js';
-import { FileStore, checkWrites, makeFolder, type Place, type StorageAdapter, type StoreOptions, StorageError, describePlace, openStore } from '../storage/index.js';
+import { FileStore, checkWrites, makeFolder, type Place, type StorageAdapter, type StoreOptions, StorageError, describePlace, openStore, readCredentialsProblem } from '../storage/index.js';
 
 /** The stores a command uses, opened once each. */
 export class Stores {
   private readonly open = new Map<string, Promise<StorageAdapter>>();
+  private readonly credentials = new Map<string, Promise<StorageError | null>>();
 
   constructor(private readonly options: StoreOptions) {}
 
@@ -32,6 +33,22 @@ export class Stores {
    */
   source(place: Place): Promise<StorageAdapter> {
     return this.opened(`read ${describePlace(place)}`, place, { ...this.options, conditionalWrites: 'off' });
+  }
+
+  /**
+   * Why the manifest URLs of `scheme` cannot be fetched at all (no credentials to sign with),
+   * or null; `unsigned` (--s3-no-sign-request) needs none. Asked once per command: every
+   * worker inherits this process's environment, so its answer is theirs.
+   */
+  readCredentials(scheme: 's3' | 'gs', unsigned: boolean): Promise<StorageError | null> {
+    const id = `${scheme}${unsigned ? ' unsigned' : ''}`;
+    let check = this.credentials.get(id);
+    if (!check) {
+      const options = { ...this.options, s3: { ...this.options.s3, ...(unsigned ? { unsigned } : {}) } };
+      check = readCredentialsProblem(scheme, options, `its ${scheme}:// URLs cannot be fetched`);
+      this.credentials.set(id, check);
+    }
+    return check;
   }
 
   private opened(id: string, place: Place, options: StoreOptions): Promise<StorageAdapter> {

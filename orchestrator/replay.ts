@@ -10,8 +10,8 @@ import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { LedgerError, type LedgerRow, type ReasonSelector, LedgerReader, parseReasonSelector, replayable, selects } from '../ledger/index.js';
 import { type Task, type WorkerFlags, isTerminal, parseDecode, parseWorkerFlags, storeOptionsOf } from '../protocol/index.js';
-import { StorageError, UriError, describePlace, parsePlace, splitObjectUri } from '../storage/index.js';
-import { asUnitError, runUnitTasks, type RunContext } from './compile.js';
+import { StorageError, UriError, describePlace, objectUrlScheme, parsePlace, splitObjectUri } from '../storage/index.js';
+import { asUnitError, checkSourceCredentials, runUnitTasks, type RunContext } from './compile.js';
 import { TaskQueue, WorkerPool } from './supervise.js';
 import { type CompileConfig, fingerprint } from './config.js';
 import { EXIT, PlaceError, UsageError } from './errors.js';
@@ -198,6 +198,8 @@ async function replayRows(m: UnitManifest, rows: LedgerRow[], chosen: LedgerRow[
       board.log(`ferry replay: ${tasks.length} of ${rows.length} ledger row(s) selected (${String(r.raw.reasons ?? 'transient')})`);
       const ctx: RunContext = { runId, workDir, staging, stores: r.stores, board, signal: r.signal, concurrencyPerUnit: flags.concurrency, workers: new WorkerPool(Infinity, (line) => board.log(line)) };
       try {
+        const stores = new Set(pending.map((t) => objectUrlScheme(t.url)).filter((s) => s !== null));
+        if (pending.length > 0) await checkSourceCredentials(stores, cfg, ctx);
         const failed = [...done].filter((id) => state.get(id)?.ok === false).length;
         await runUnitTasks(m.unit, { queue: TaskQueue.of(pending), count: pending.length }, journal, cfg, ctx, { done: done.size, failed }, (e) => state.set(e.id, outcomeOf(e)));
       } finally {

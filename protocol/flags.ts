@@ -31,6 +31,7 @@ export type WorkerFlags = {
   overwrite: boolean;
   s3Endpoint: string | null;
   s3PathStyle: boolean;
+  s3NoSignRequest: boolean;
   gcsEndpoint: string | null;
   conditionalWrites: 'auto' | 'on' | 'off';
   multipartThreshold: number;
@@ -182,6 +183,8 @@ export const WORKER_FLAG_SPECS = [
   { key: 's3Endpoint', flag: 's3-endpoint', content: false, type: 'string', default: null,
     describe: 'S3-compatible endpoint URL (else AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL)', parse: endpoint },
   { key: 's3PathStyle', flag: 's3-path-style', content: false, type: 'boolean', default: false, describe: 'path-style S3 addressing (bucket in the path)', parse: bool },
+  { key: 's3NoSignRequest', flag: 's3-no-sign-request', content: false, type: 'boolean', default: false,
+    describe: "read the manifest's s3:// URLs unsigned, with no credentials (public buckets)", parse: bool },
   { key: 'gcsEndpoint', flag: 'gcs-endpoint', content: false, type: 'string', default: null,
     describe: 'GCS endpoint URL (else STORAGE_EMULATOR_HOST)', parse: endpoint },
   { key: 'conditionalWrites', flag: 'conditional-writes', content: false, type: 'string', default: 'auto',

@@ -132,6 +132,11 @@ export type StoreOptions = {
     endpoint?: string;
     region?: string;
     forcePathStyle?: boolean;
+    /**
+     * Requests sent unsigned, needing no credentials (`--s3-no-sign-request`, as the aws
+     * CLI's): for sources in public buckets. Never set for a place ferry writes.
+     */
+    unsigned?: boolean;
   };
   gcs?: {
     /** custom endpoint; else STORAGE_EMULATOR_HOST */

@@ -1,4 +1,4 @@
-import type { StorageAdapter, StoreOptions } from './adapter.js';
+import type { StorageAdapter, StorageError, StoreOptions } from './adapter.js';
 import { FileStore } from './file.js';
 import type { Place } from './uri.js';
 
@@ -20,4 +20,14 @@ export async function openStore(place: Place, options: StoreOptions = {}): Promi
     case 'gs':
       return (await import('./gcs.js')).openGcsStore(place.bucket, place.prefix, options);
   }
+}
+
+/**
+ * Why objects of `scheme` cannot be read at all with these options (no credentials to sign
+ * S3 requests with), or null. A StorageError naming `what`; nothing is sent to the store.
+ */
+export async function readCredentialsProblem(scheme: 's3' | 'gs', options: StoreOptions, what: string): Promise<StorageError | null> {
+  // Only S3's credential chain is asked; a GCS source's refusals stay per object.
+  if (scheme === 'gs') return null;
+  return (await import('./s3.js')).s3CredentialsProblem(options, what);
 }

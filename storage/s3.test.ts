@@ -20,7 +20,7 @@ import { fauxqsOptions, startS3Server, stopS3Server, useFakeAwsCredentials } fro
 import { retryAfterMs } from '../worker/upload.js';
 import { type PutOptions, StorageError, type StorageErrorCode } from './adapter.js';
 import { tooManyParts } from './multipart.js';
-import { PROBE_MARKER, type S3Store, classifyS3Error, createS3Client, openS3Store } from './s3.js';
+import { PROBE_MARKER, type S3Store, classifyS3Error, createS3Client, openS3Store, s3CredentialsProblem } from './s3.js';
 
 const MiB = 2 ** 20;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -61,6 +61,20 @@ async function openUploads(admin: S3Client, bucket: string, prefix: string): Pro
 
 /** A config file that does not exist, so the machine's own ~/.aws/config cannot decide a test. */
 const NO_FILE = '/nonexistent/ferry-aws-config';
+
+/** An environment where the credential chain finds nothing, and asks no metadata service. */
+const NO_CREDENTIALS: Record<string, string | undefined> = {
+  AWS_ACCESS_KEY_ID: undefined,
+  AWS_SECRET_ACCESS_KEY: undefined,
+  AWS_SESSION_TOKEN: undefined,
+  AWS_PROFILE: undefined,
+  AWS_WEB_IDENTITY_TOKEN_FILE: undefined,
+  AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: undefined,
+  AWS_CONTAINER_CREDENTIALS_FULL_URI: undefined,
+  AWS_SHARED_CREDENTIALS_FILE: NO_FILE,
+  AWS_CONFIG_FILE: NO_FILE,
+  AWS_EC2_METADATA_DISABLED: 'true', // never ask a metadata service
+};
 
 /** Runs `fn` with some environment variables set (or removed, for undefined), then puts them back. */
 async function withEnv(values: Record<string, string | undefined>, fn: () => Promise<void>): Promise<void> {
@@ -340,19 +354,7 @@ describe('S3 error classification', () => {
   });
 
   it('says FORBIDDEN, naming the missing credentials, when the credential chain finds none (no request is sent)', async () => {
-    const noCredentials = {
-      AWS_ACCESS_KEY_ID: undefined,
-      AWS_SECRET_ACCESS_KEY: undefined,
-      AWS_SESSION_TOKEN: undefined,
-      AWS_PROFILE: undefined,
-      AWS_WEB_IDENTITY_TOKEN_FILE: undefined,
-      AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: undefined,
-      AWS_CONTAINER_CREDENTIALS_FULL_URI: undefined,
-      AWS_SHARED_CREDENTIALS_FILE: NO_FILE,
-      AWS_CONFIG_FILE: NO_FILE,
-      AWS_EC2_METADATA_DISABLED: 'true', // never ask a metadata service
-    };
-    await withEnv(noCredentials, async () => {
+    await withEnv(NO_CREDENTIALS, async () => {
       // Port 9 (discard): were a request sent, it would fail as TRANSIENT, not FORBIDDEN.
       const store = await openS3Store('b', '', fauxqsOptions(9, { conditionalWrites: 'off' }));
       await expect(store.read('k')).rejects.toMatchObject({
@@ -362,6 +364,44 @@ describe('S3 error classification', () => {
       await expect(store.put('k', Buffer.from('x'), opts())).rejects.toMatchObject({ code: 'FORBIDDEN', message: expect.stringContaining('PUT s3://b/k: no AWS credentials') });
       await store.close();
     });
+  });
+
+  it('asks the credential chain once without a request: FORBIDDEN naming what, null when unsigned or when credentials exist', async () => {
+    const none = { ...NO_CREDENTIALS };
+    await withEnv(none, async () => {
+      const problem = await s3CredentialsProblem(fauxqsOptions(9), 'its s3:// URLs cannot be fetched');
+      expect(problem).toMatchObject({ code: 'FORBIDDEN', message: 'its s3:// URLs cannot be fetched: no AWS credentials (CredentialsProviderError: Could not load credentials from any providers)' });
+      const o = fauxqsOptions(9);
+      expect(await s3CredentialsProblem({ ...o, s3: { ...o.s3, unsigned: true } }, 'x')).toBeNull();
+    });
+    await withEnv({ ...none, AWS_ACCESS_KEY_ID: 'k', AWS_SECRET_ACCESS_KEY: 's' }, async () => {
+      expect(await s3CredentialsProblem(fauxqsOptions(9), 'x')).toBeNull();
+    });
+  });
+
+  it('reads unsigned where asked: no Authorization, no credentials needed', async () => {
+    const seen: IncomingHttpHeaders[] = [];
+    const server = createHttpServer((req, res) => {
+      seen.push(req.headers);
+      res.writeHead(200, { 'content-type': 'image/png', 'content-length': '5', etag: '"e"' }).end('hello');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      await withEnv(NO_CREDENTIALS, async () => {
+        const o = fauxqsOptions((server.address() as AddressInfo).port, { conditionalWrites: 'off' });
+        const store = await openS3Store('pub', '', { ...o, s3: { ...o.s3, unsigned: true } });
+        const { body, info } = await store.read('img/a.png');
+        const chunks: Buffer[] = [];
+        for await (const c of body) chunks.push(c as Buffer);
+        expect([Buffer.concat(chunks).toString(), info.size]).toEqual(['hello', 5]);
+        await store.close();
+      });
+    } finally {
+      server.close();
+    }
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).not.toHaveProperty('authorization');
+    expect(seen[0]).not.toHaveProperty('x-amz-security-token');
   });
 
   it('classifies what is not an error object as FATAL', () => {

@@ -118,6 +118,30 @@ function noCredentials(e: Error, what: string): StorageError {
 }
 
 /**
+ * Why requests to S3 with these options could not be signed at all, or null: the SDK's
+ * credential chain (environment, profiles, SSO, web identity, container and instance
+ * metadata) is asked once, as the first request would ask it. A FORBIDDEN StorageError
+ * naming `what`, one line; no request is sent to the store.
+ */
+export async function s3CredentialsProblem(options: StoreOptions, what: string): Promise<StorageError | null> {
+  if (options.s3?.unsigned) return null;
+  const client = createS3Client(options);
+  try {
+    await client.config.credentials();
+    return null;
+  } catch (e) {
+    if (e instanceof Error && e.name === CREDENTIALS_ERROR) return noCredentials(e, what);
+    // Another failure of the chain (an expired SSO token, a credential process that failed):
+    // its name and first line, as the SDK would have met it at the first request.
+    const err = e instanceof Error ? e : new Error(String(e));
+    const said = (err.message.split('\n')[0] ?? '').trim().slice(0, 300);
+    return new StorageError('FORBIDDEN', `${what}: no usable AWS credentials (${err.name}${said ? `: ${said}` : ''})`, { cause: e });
+  } finally {
+    client.destroy();
+  }
+}
+
+/**
  * A StorageError for whatever an S3 call threw, classified on its error name (S3's code),
  * HTTP status and errno. The message is one line naming the operation, never the SDK's
  * text (which can carry request details); the original stays in `cause`.
@@ -174,6 +198,9 @@ export function createS3Client(options: StoreOptions): S3Client {
     // the config file's endpoint_url) itself; an IP endpoint gets path style by itself.
     ...(options.s3?.endpoint ? { endpoint: options.s3.endpoint } : {}),
     forcePathStyle: options.s3?.forcePathStyle ?? false,
+    // Unsigned: the request goes as it is built, so no credential chain is asked (a
+    // placeholder identity stands in for the one the SDK resolves before signing).
+    ...(options.s3?.unsigned ? { credentials: { accessKeyId: '', secretAccessKey: '' }, signer: { sign: <R>(request: R) => Promise.resolve(request) } } : {}),
     // A bucket in another region than ours answers 301: follow it rather than fail.
     followRegionRedirects: true,
     maxAttempts: options.maxAttempts ?? 3,

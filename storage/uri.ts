@@ -40,6 +40,12 @@ export function parsePlace(uri: string, cwd = process.cwd()): Place {
   throw new UriError(`unsupported location scheme "${scheme}:" in "${uri}" (use s3://, gs://, file:// or a path)`);
 }
 
+/** The object store a manifest URL names (`s3://…`, `gs://…`, any case), else null. */
+export function objectUrlScheme(url: string): 's3' | 'gs' | null {
+  const m = /^(s3|gs):\/\//i.exec(url);
+  return m ? (m[1]!.toLowerCase() as 's3' | 'gs') : null;
+}
+
 /**
  * An object URL of a manifest (`s3://bucket/key`, `gs://bucket/key`) as the aws and gcloud
  * CLIs read one: the key is everything after the bucket's slash, verbatim, so a key that

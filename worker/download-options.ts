@@ -31,8 +31,9 @@ export function originHeaders(list: readonly string[]): Map<string, [string, str
  */
 export function sourceStores(f: WorkerFlags): { get: (place: Place) => Promise<StorageAdapter>; close: () => Promise<void> } {
   const open = new Map<string, Promise<StorageAdapter>>();
-  // Sources are only read: no conditional-write probe.
-  const options = { ...storeOptionsOf(f), conditionalWrites: 'off' as const, maxAttempts: 1 };
+  // Sources are only read: no conditional-write probe; unsigned where asked.
+  const base = storeOptionsOf(f);
+  const options = { ...base, s3: { ...base.s3, ...(f.s3NoSignRequest ? { unsigned: true } : {}) }, conditionalWrites: 'off' as const, maxAttempts: 1 };
   return {
     get: (place) => {
       const id = describePlace(place);

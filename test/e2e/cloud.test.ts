@@ -254,3 +254,52 @@ describe('mixed: manifests on S3, objects to GCS, outputs to S3, sources from S3
     await probe.close();
   }, 120_000);
 });
+
+describe('s3:// sources when the run has no AWS credentials', () => {
+  // Nothing the credential chain could find: no keys, no profile, no files, and no metadata
+  // service asked (it would be a request off this machine).
+  const none: NodeJS.ProcessEnv = {
+    AWS_ACCESS_KEY_ID: undefined,
+    AWS_SECRET_ACCESS_KEY: undefined,
+    AWS_SESSION_TOKEN: undefined,
+    AWS_PROFILE: undefined,
+    AWS_WEB_IDENTITY_TOKEN_FILE: undefined,
+    AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: undefined,
+    AWS_CONTAINER_CREDENTIALS_FULL_URI: undefined,
+    AWS_SHARED_CREDENTIALS_FILE: '/nonexistent/ferry-aws-credentials',
+    AWS_CONFIG_FILE: '/nonexistent/ferry-aws-config',
+    AWS_EC2_METADATA_DISABLED: 'true',
+  };
+  let manifests: string;
+  const run = (name: string, ...extra: string[]) =>
+    ferry(['compile', manifests, '--dest', path.join(dir, `anon-${name}`, 'objects'), '--out', path.join(dir, `anon-${name}`, 'out'), '--s3-endpoint', endpoint(), '--allow-private-network', '--work-dir', path.join(dir, 'anon-work'), '--progress', 'none', ...extra], { env: none });
+
+  beforeAll(async () => {
+    manifests = path.join(dir, 'anon-manifests');
+    await fs.mkdir(manifests);
+    await db.run(`COPY (SELECT * FROM (VALUES ('p1', 's3://src/img/a.jpg'), ('p2', 's3://src/img/b.png'), ('p3', 's3://src/img/none.jpg')) t(id, media_path)) TO '${path.join(manifests, 'pub.parquet')}' (FORMAT parquet)`);
+  });
+
+  it('fail their unit in one line naming the cause and the flag, before any task, so a run with credentials compiles it', async () => {
+    const r = await run('denied');
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain(
+      'ferry: unit pub failed: its s3:// URLs cannot be fetched: no AWS credentials (CredentialsProviderError: Could not load credentials from any providers): give the run AWS credentials',
+    );
+    expect(r.stderr).toContain('or pass --s3-no-sign-request to read public buckets unsigned');
+    // Not a unit completed with a ledger of FORBIDDEN rows, which a later run would skip.
+    await expect(fs.readdir(path.join(dir, 'anon-denied', 'out'))).resolves.toEqual([]);
+    const again = await ferry(['compile', manifests, '--dest', path.join(dir, 'anon-denied', 'objects'), '--out', path.join(dir, 'anon-denied', 'out'), '--s3-endpoint', endpoint(), '--allow-private-network', '--work-dir', path.join(dir, 'anon-work'), '--progress', 'none']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toContain('1 unit(s) compiled');
+  }, 60_000);
+
+  it('are read unsigned, with no credentials at all, under --s3-no-sign-request', async () => {
+    const r = await run('public', '--s3-no-sign-request');
+    expect(r.code, r.stderr).toBe(0);
+    const ledger = parseLedger(await fs.readFile(path.join(dir, 'anon-public', 'out', 'pub.ledger.tsv'), 'utf8'));
+    expect(ledger.map((row) => [row.id, row.reason])).toEqual([['p3', 'NOT_FOUND']]);
+    const written = await fs.readFile(path.join(dir, 'anon-public', 'objects', objectKey('p2', 'png', 'pub')));
+    expect(sha(written)).toBe(sha(images['b.png']!));
+  }, 60_000);
+});
