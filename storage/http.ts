@@ -14,6 +14,7 @@ import { idleCut } from './idle.js';
 import { type BodyMeter, RateWatch } from './min-rate.js';
 import { checkHost, checkLiteralHost, createGuard, guardedLookup, type Guard } from './netguard.js';
 import { type ProxyConfig, envProxy } from './proxy-env.js';
+import { bypassesProxy, parseNoProxy } from './no-proxy.js';
 import { redactUrl } from './redact.js';
 
 export type { ProxyConfig } from './proxy-env.js';
@@ -155,7 +156,18 @@ export function parseHttpUrl(text: string, base?: URL): URL {
 /** What a GET needs of its dispatcher. */
 type Dispatch = Pick<Dispatcher, 'dispatch'> & { close(): Promise<void> };
 
-function makeDispatcher(o: ResolvedHttpOptions, guard: Guard): Dispatch {
+/**
+ * Whether a URL goes through the proxy: one is set for its scheme (HTTPS_PROXY, else
+ * HTTP_PROXY, for https: URLs; HTTP_PROXY for http:, as undici chooses) and NO_PROXY does
+ * not name it (no-proxy.ts).
+ */
+function proxyRoute(proxy: ProxyConfig | null): (u: URL) => boolean {
+  if (!proxy) return () => false;
+  const noProxy = parseNoProxy(proxy.noProxy);
+  return (u) => (u.protocol === 'https:' ? (proxy.httpsProxy ?? proxy.httpProxy) : proxy.httpProxy) !== undefined && !bypassesProxy(noProxy, u);
+}
+
+function makeDispatcher(o: ResolvedHttpOptions, guard: Guard, viaProxy: (u: URL) => boolean): Dispatch {
   const agentOpts = {
     connections: o.connectionsPerHost,
     connectTimeout: o.timeoutMs,
@@ -164,16 +176,25 @@ function makeDispatcher(o: ResolvedHttpOptions, guard: Guard): Dispatch {
     // Only direct connections use this lookup; a proxy's own connection is operator-configured.
     connect: { lookup: guardedLookup(guard), timeout: o.timeoutMs },
   };
-  if (!o.proxy) return new OriginPools(agentOpts);
+  const direct = new OriginPools(agentOpts);
+  if (!o.proxy) return direct;
   // The tunnel to the proxy (CONNECT) has its own client, which undici leaves without our
   // timeouts: a proxy that accepts and never answers would hold a fetch forever.
   const bounded = { connectTimeout: o.timeoutMs, headersTimeout: o.timeoutMs, bodyTimeout: o.timeoutMs };
-  return new EnvHttpProxyAgent({
+  const proxied = new EnvHttpProxyAgent({
     ...agentOpts,
     ...o.proxy,
+    // NO_PROXY is decided by viaProxy: only URLs that go through the proxy come here.
+    noProxy: '',
     proxyTls: { timeout: o.timeoutMs },
     clientFactory: (origin: URL, opts: object) => new Pool(origin, { ...opts, ...bounded }),
   });
+  return {
+    dispatch: (opts, handler) => (viaProxy(new URL(String(opts.origin))) ? proxied : direct).dispatch(opts, handler),
+    close: async () => {
+      await Promise.all([direct.close(), proxied.close()]);
+    },
+  };
 }
 
 /**
@@ -265,15 +286,16 @@ const badEncoding = (detail: string) => new HttpGetError('FERRY_BAD_ENCODING', d
 export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
   const o = resolveOptions(options);
   const guard = createGuard({ allowPrivateNetwork: o.allowPrivateNetwork, allowCidrs: o.allowCidrs });
-  const dispatcher = makeDispatcher(o, guard);
+  const viaProxy = proxyRoute(o.proxy);
+  const dispatcher = makeDispatcher(o, guard, viaProxy);
   const rates = new RateWatch(o.minRate, o.minRateWindowMs, (detail) => new HttpGetError('FERRY_MIN_RATE', detail));
 
   /** One hop: the guard decides before any packet is sent to the target. */
   async function hop(u: URL, choose: (status: number, headers: HttpHeaders, length: number | null) => BodyMode, signal: AbortSignal | undefined, downgraded: boolean): Promise<ResponseHead> {
     const refusal = checkLiteralHost(guard, u.hostname);
     if (refusal) throw refusal;
-    // Through a proxy the lookup above never runs: resolve and check the target ourselves.
-    if (o.proxy) await withTimeout(checkHost(guard, u.hostname), o.timeoutMs, `lookup of ${u.hostname}`);
+    // Through a proxy the guarded lookup never runs: resolve and check the target ourselves.
+    if (viaProxy(u)) await withTimeout(checkHost(guard, u.hostname), o.timeoutMs, `lookup of ${u.hostname}`);
     const handler = new ResponseHandler({ choose, rates, ...(signal ? { signal } : {}) });
     dispatcher.dispatch({ origin: u.origin, path: u.pathname + u.search, method: 'GET', headers: requestHeaders(o, u, downgraded) }, handler);
     return handler.head;

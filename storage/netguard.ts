@@ -44,7 +44,7 @@ export class BlockedAddressError extends Error {
   }
 }
 
-type Cidr = { bytes: Uint8Array; bits: number };
+export type Cidr = { bytes: Uint8Array; bits: number };
 type Rule = Cidr & { kind: AddressKind };
 
 /** Parses a textual IPv4 (canonical dotted quad) or IPv6 address to 4 or 16 bytes. */
@@ -137,7 +137,7 @@ function readings(b: Uint8Array): Uint8Array[] {
   return isLocalUseNat64(b) ? [...inner, b] : inner;
 }
 
-function parseCidr(text: string): Cidr {
+export function parseCidr(text: string): Cidr {
   const [addr = '', bitsText] = text.split('/');
   const bytes = parseIp(addr);
   if (!bytes) throw new Error(`not an IP address in CIDR: ${text}`);
@@ -148,7 +148,7 @@ function parseCidr(text: string): Cidr {
   return { bytes, bits };
 }
 
-function inCidr(b: Uint8Array, c: Cidr): boolean {
+export function inCidr(b: Uint8Array, c: Cidr): boolean {
   if (b.length !== c.bytes.length) return false;
   for (let bit = 0; bit < c.bits; bit += 8) {
     const take = Math.min(8, c.bits - bit);

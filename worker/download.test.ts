@@ -529,6 +529,24 @@ describe('through a proxy (HTTP_PROXY-style config)', () => {
     expect(await hits(path)).toBe(0);
   });
 
+  it('sends what NO_PROXY names (a CIDR, an address with its port) straight to the origin, the guard still deciding', async () => {
+    const before = tunnels;
+    const port = new URL(origin.base).port;
+    for (const noProxy of ['127.0.0.0/8', `127.0.0.1:${port}`, 'fd00::/8, 127.0.0.1']) {
+      const direct = client({ proxy: { httpProxy: proxyUrl(), noProxy } });
+      expect(await download(`${origin.base}/ok/${key('px-direct')}`, opts({ client: direct })), noProxy).toMatchObject({ ok: true, attempts: 1 });
+    }
+    expect(tunnels).toBe(before);
+    // Another port is not named: through the proxy.
+    const other = client({ proxy: { httpProxy: proxyUrl(), noProxy: '127.0.0.1:1' } });
+    expect(await download(`${origin.base}/ok/${key('px-other')}`, opts({ client: other }))).toMatchObject({ ok: true });
+    expect(tunnels).toBe(before + 1);
+    const strict = client({ proxy: { httpProxy: proxyUrl(), noProxy: '127.0.0.0/8' }, allowPrivateNetwork: false });
+    const path = `/ok/${key('px-direct-blocked')}`;
+    expect(await download(origin.base + path, opts({ client: strict }))).toMatchObject({ ok: false, reason: 'BLOCKED_ADDRESS', attempts: 1 });
+    expect(await hits(path)).toBe(0);
+  });
+
   it('a proxy that accepts the tunnel request and never answers is a TIMEOUT after --timeout', async () => {
     const mute = createNetServer((socket) => socket.on('error', () => {}));
     mute.listen(0, '127.0.0.1');
