@@ -6,6 +6,7 @@
  * `content` flags change what is written (they are in the unit's fingerprint and replay
  * reuses them); runtime flags never recompile a complete unit.
  */
+import { isIP } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import { type QuickOption, valueRequired } from './argv.js';
 import { parseRate, parseSize } from './units.js';
@@ -96,13 +97,27 @@ const ORIGIN_HEADER = /^[^=\s]+=[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\x00-\x08\x0a-\x1f
  * ends up in terminals, CI logs and bug reports.
  */
 export function originHeaderProblem(h: string): string | null {
-  if (ORIGIN_HEADER.test(h)) return null;
   const eq = h.indexOf('=');
+  if (ORIGIN_HEADER.test(h)) return isHostAndPort(h.slice(0, eq)) ? null : 'expected HOST=Name: value, and its HOST is not a host name or IP address with an optional :port';
   const colon = h.indexOf(':', eq + 1);
   if (eq <= 0 || /\s/.test(h.slice(0, eq))) return 'expected HOST=Name: value, and it does not start with HOST= (the origin host the header is for)';
   if (colon < 0) return 'expected HOST=Name: value, and it has no ":" between the header name and its value';
   if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(h.slice(eq + 1, colon))) return 'expected HOST=Name: value, and its Name is not an HTTP header name';
   return 'expected HOST=Name: value, and its value holds a control character';
+}
+
+/**
+ * A host name or IP address (IPv6 bare or in brackets), with an optional `:port`, as a URL
+ * would carry it: `https://img.example.com` or `user@host` would name no request's host.
+ */
+function isHostAndPort(text: string): boolean {
+  if (isIP(text) === 6) return true;
+  if (/[/?#@\\]/.test(text)) return false;
+  try {
+    return new URL(`http://${text}/`).pathname === '/';
+  } catch {
+    return false;
+  }
 }
 
 /** A fraction in (0,1], written as a plain decimal: `1`, `0.05`, `.5`. */

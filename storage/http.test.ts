@@ -1,7 +1,7 @@
 // Unit tests of the pieces of http.ts that need no server; the client itself is exercised
 // against a real origin process in worker/download.test.ts.
 import { describe, expect, it } from 'vitest';
-import { createHttpClient, headerValue, parseHttpUrl } from './http.js';
+import { createHttpClient, headerValue, originHeadersFor, originKey, parseHttpUrl } from './http.js';
 
 describe('parseHttpUrl', () => {
   it.each([
@@ -71,5 +71,39 @@ describe('createHttpClient', () => {
     } finally {
       process.env = saved;
     }
+  });
+});
+
+describe('--origin-header hosts', () => {
+  it.each([
+    ['img.example.com', 'img.example.com'],
+    ['IMG.Example.COM', 'img.example.com'],
+    ['img.example.com.', 'img.example.com'],
+    ['img.example.com:8443', 'img.example.com:8443'],
+    ['img.example.com.:0443', 'img.example.com:443'],
+    ['bücher.example', 'xn--bcher-kva.example'],
+    ['::1', '[::1]'],
+    ['0:0::1', '[::1]'],
+    ['[0:0::1]:8080', '[::1]:8080'],
+    ['0x7f.1', '127.0.0.1'],
+  ])('%s is looked up as %s', (given, key) => {
+    expect(originKey(given)).toBe(key);
+  });
+
+  const headers = (keys: string[]) => new Map(keys.map((k, i) => [originKey(k), [[`X-${i}`, k] as const]]));
+  it.each<[string[], string, string[]]>([
+    // keys given, URL, the keys whose header the URL gets
+    [['example.com'], 'https://example.com/a', ['example.com']],
+    [['Example.COM.'], 'https://example.com./a', ['Example.COM.']],
+    [['example.com:443'], 'https://example.com/a', ['example.com:443']],
+    [['example.com:443'], 'https://example.com:443/a', ['example.com:443']],
+    [['example.com:80'], 'http://example.com/a', ['example.com:80']],
+    [['example.com:443'], 'http://example.com/a', []],
+    [['example.com:8443'], 'https://example.com/a', []],
+    [['::1', '[::1]:9000'], 'http://[0::1]:9000/a', ['::1', '[::1]:9000']],
+    [['bücher.example'], 'https://BÜCHER.example/a', ['bücher.example']],
+    [['a.example.com'], 'https://b.example.com/a', []],
+  ])('%j, %s', (keys, url, sent) => {
+    expect(Object.values(originHeadersFor(headers(keys), new URL(url)))).toEqual(sent);
   });
 });

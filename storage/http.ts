@@ -6,6 +6,7 @@
  * Errors are thrown with a stable `code` (ours are `FERRY_*`; undici's `UND_ERR_*` and
  * Node's `E*` pass through) so callers classify on codes, never on messages.
  */
+import { isIP } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { type BodyMode, ResponseHandler, type HttpBody, type HttpHeaders, type ResponseHead, headerValue } from './response.js';
@@ -122,7 +123,10 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
 function resolveOptions(o: HttpClientOptions): ResolvedHttpOptions {
   const headers = new Map<string, ReadonlyArray<readonly [string, string]>>();
-  for (const [host, list] of o.originHeaders ?? []) headers.set(host.toLowerCase(), list);
+  for (const [host, list] of o.originHeaders ?? []) {
+    const key = originKey(host);
+    headers.set(key, [...(headers.get(key) ?? []), ...list]);
+  }
   const proxy = o.proxy === 'none' ? null : o.proxy === undefined || o.proxy === 'env' ? envProxy() : o.proxy;
   return {
     timeoutMs: o.timeoutMs ?? HTTP_DEFAULTS.timeoutMs,
@@ -136,6 +140,30 @@ function resolveOptions(o: HttpClientOptions): ResolvedHttpOptions {
     proxy,
     userAgent: o.userAgent ?? HTTP_DEFAULTS.userAgent,
   };
+}
+
+const DEFAULT_PORTS: Record<string, number> = { 'http:': 80, 'https:': 443 };
+
+/** A URL's host without a final dot: `example.com.` is the name `example.com`. */
+const hostOf = (u: URL): string => u.hostname.replace(/\.$/, '');
+
+/**
+ * An `--origin-header` host spelt as requestHeaders looks it up: its name or address as the
+ * URL parser writes a URL's (lower case, IDN as punycode, IPv4 and IPv6 canonical, IPv6 in
+ * brackets, a bare one included), without a final dot, and `:port` when one is given (kept
+ * as given: `example.com:443` means https URLs without a port too).
+ */
+export function originKey(text: string): string {
+  const t = text.trim();
+  const m = isIP(t) === 6 ? null : /^(.*?)(?::(\d+))?$/.exec(t);
+  const host = m ? (m[1] ?? '') : `[${t}]`;
+  let name: string;
+  try {
+    name = new URL(`http://${host}/`).hostname.replace(/\.$/, '');
+  } catch {
+    return t.toLowerCase(); // no URL has this host: it matches nothing
+  }
+  return m?.[2] ? `${name}:${Number(m[2])}` : name;
 }
 
 /** Parses a URL ferry may fetch over HTTP; throws BAD_URL or UNSUPPORTED_SCHEME. */
@@ -198,17 +226,27 @@ function makeDispatcher(o: ResolvedHttpOptions, guard: Guard, viaProxy: (u: URL)
 }
 
 /**
+ * The `--origin-header` headers for a URL (keys from originKey), names in lower case: the
+ * host's, then its host:port's (the scheme's port when the URL gives none), which win
+ * where both name one header.
+ */
+export function originHeadersFor(headers: OriginHeaders, u: URL): Record<string, string> {
+  const h: Record<string, string> = {};
+  if (headers.size === 0) return h;
+  const host = hostOf(u);
+  const port = Number(u.port) || DEFAULT_PORTS[u.protocol];
+  for (const list of [headers.get(host), headers.get(`${host}:${port}`)]) for (const [name, value] of list ?? []) h[name.toLowerCase()] = value;
+  return h;
+}
+
+/**
  * A hop's headers. `--origin-header` values go to their host, but not in clear text after
  * the chain was on https (a redirect to http: on the same host would leak them, as curl
  * also refuses).
  */
 function requestHeaders(o: ResolvedHttpOptions, u: URL, downgraded: boolean): Record<string, string> {
   const h: Record<string, string> = { 'user-agent': o.userAgent, accept: '*/*', 'accept-encoding': 'identity' };
-  if (!downgraded && o.originHeaders.size > 0) {
-    // Headers for the host alone, then for host:port, which wins where both name one header.
-    const port = u.host !== u.hostname ? o.originHeaders.get(u.host.toLowerCase()) : undefined;
-    for (const list of [o.originHeaders.get(u.hostname.toLowerCase()), port]) for (const [name, value] of list ?? []) h[name.toLowerCase()] = value;
-  }
+  if (!downgraded) Object.assign(h, originHeadersFor(o.originHeaders, u));
   if (u.username || u.password) {
     const cred = `${safeDecode(u.username)}:${safeDecode(u.password)}`;
     h.authorization = `Basic ${Buffer.from(cred).toString('base64')}`;

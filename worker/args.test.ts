@@ -101,6 +101,8 @@ describe('--origin-header refused', () => {
     ['no colon', 'img.example.com=Authorization Bearer SECRETTOKEN', /no ":"/],
     ['a bad name', 'img.example.com=Bad Name: SECRETTOKEN', /not an HTTP header name/],
     ['a control character', 'img.example.com=X-Key: SECRETTOKEN\u0001', /control character/],
+    ['a URL for HOST', 'https://img.example.com=Authorization: Bearer SECRETTOKEN', /HOST is not a host name/],
+    ['a header for HOST', 'X-Key:SECRETTOKEN=Authorization: x', /HOST is not a host name/],
   ])('with %s, without quoting it', (_, value, why) => {
     for (const parse of [() => parseWorkerFlags({ 'origin-header': ['h=A: b', value] }), () => parseWorkerFlags({}, { FERRY_ORIGIN_HEADERS: value })]) {
       let message = '';
