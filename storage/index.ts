@@ -22,6 +22,32 @@ export async function openStore(place: Place, options: StoreOptions = {}): Promi
   }
 }
 
+const sharedS3 = async (options: StoreOptions) => (await import('./s3.js')).sharedS3Client(options);
+
+export type Readers = { open(place: Place): Promise<StorageAdapter>; close(): Promise<void> };
+
+/**
+ * Opens places that are only read (no conditional-write probe), where one run may name many
+ * buckets (a manifest's s3:// URLs): every S3 bucket's store uses one client, so one socket
+ * pool and one SDK client serve them all. A client per bucket held its own pool and ~80 KB
+ * until the end, so a unit over thousands of buckets grew without bound, and under
+ * `ulimit -n` its later buckets failed with EMFILE. Close the stores, then this.
+ */
+export function openReaders(options: StoreOptions): Readers {
+  const readOnly = { ...options, conditionalWrites: 'off' as const };
+  let s3: ReturnType<typeof sharedS3> | undefined;
+  return {
+    open: async (place) => {
+      if (place.scheme !== 's3') return openStore(place, readOnly);
+      s3 ??= sharedS3(readOnly);
+      return (await s3).open(place.bucket, place.prefix);
+    },
+    close: async () => {
+      if (s3) (await s3).close();
+    },
+  };
+}
+
 /**
  * Why objects of `scheme` cannot be read at all with these options (no credentials to sign
  * S3 requests with), or null. A StorageError naming `what`; nothing is sent to the store.

@@ -315,16 +315,26 @@ function folder(prefix: string): string {
   return p === '' || p.endsWith('/') ? p : `${p}/`;
 }
 
-/** Opens a store rooted at `s3://bucket/prefix`, probing conditional writes once per bucket where asked. */
-export async function openS3Store(bucket: string, prefix: string, options: StoreOptions): Promise<S3Store> {
-  const client = createS3Client(options);
+/**
+ * Opens a store rooted at `s3://bucket/prefix`, probing conditional writes once per bucket
+ * where asked. With `shared`, the store uses that client (and its socket pool) and leaves
+ * it open when closed: its owner closes it.
+ */
+export async function openS3Store(bucket: string, prefix: string, options: StoreOptions, shared?: S3Client): Promise<S3Store> {
+  const client = shared ?? createS3Client(options);
   try {
     const root = folder(prefix);
-    return new S3Store(client, bucket, root, options, await decideConditionalWrites(client, bucket, root, options));
+    return new S3Store(client, bucket, root, options, await decideConditionalWrites(client, bucket, root, options), shared === undefined);
   } catch (e) {
-    client.destroy();
+    if (!shared) client.destroy();
     throw e;
   }
+}
+
+/** Stores of many buckets on one client, which the opener owns (storage/index.ts's openReaders). */
+export function sharedS3Client(options: StoreOptions): { open(bucket: string, prefix: string): Promise<S3Store>; close(): void } {
+  const client = createS3Client(options);
+  return { open: (bucket, prefix) => openS3Store(bucket, prefix, options, client), close: () => client.destroy() };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -395,6 +405,8 @@ export class S3Store implements StorageAdapter {
     readonly prefix: string,
     options: StoreOptions,
     readonly conditionalWrites: ConditionalWritesDecision,
+    /** false when the client is shared with other stores (openS3Store's `shared`): close leaves it open */
+    private readonly ownsClient = true,
   ) {
     this.capabilities = { conditionalCreate: conditionalWrites.enabled };
     this.partSize = options.partSize ?? DEFAULT_PART_SIZE;
@@ -671,7 +683,7 @@ export class S3Store implements StorageAdapter {
   }
 
   async close(): Promise<void> {
-    this.client.destroy();
+    if (this.ownsClient) this.client.destroy();
     await (await this.lean)?.close();
   }
 }

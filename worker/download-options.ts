@@ -1,6 +1,6 @@
 /** The download stage's options, built once per worker from its flags. */
 import { type WorkerFlags, maxBytesOf, storeOptionsOf } from '../protocol/index.js';
-import { type Place, type StorageAdapter, describePlace, openStore } from '../storage/index.js';
+import { type Place, type StorageAdapter, describePlace, openReaders } from '../storage/index.js';
 import { createHttpClient } from '../storage/http.js';
 import type { DownloadOptions } from './download.js';
 import { Semaphore } from './limit.js';
@@ -31,15 +31,15 @@ export function originHeaders(list: readonly string[]): Map<string, [string, str
  */
 export function sourceStores(f: WorkerFlags): { get: (place: Place) => Promise<StorageAdapter>; close: () => Promise<void> } {
   const open = new Map<string, Promise<StorageAdapter>>();
-  // Sources are only read: no conditional-write probe; unsigned where asked.
+  // Sources are only read (openReaders: one client for every S3 bucket); unsigned where asked.
   const base = storeOptionsOf(f);
-  const options = { ...base, s3: { ...base.s3, ...(f.s3NoSignRequest ? { unsigned: true } : {}) }, conditionalWrites: 'off' as const, maxAttempts: 1 };
+  const readers = openReaders({ ...base, s3: { ...base.s3, ...(f.s3NoSignRequest ? { unsigned: true } : {}) }, maxAttempts: 1 });
   return {
     get: (place) => {
       const id = describePlace(place);
       const known = open.get(id);
       if (known) return known;
-      const opening = openStore(place, options);
+      const opening = readers.open(place);
       open.set(id, opening);
       opening.catch(() => {
         if (open.get(id) === opening) open.delete(id);
@@ -49,6 +49,7 @@ export function sourceStores(f: WorkerFlags): { get: (place: Place) => Promise<S
     close: async () => {
       const stores = await Promise.allSettled(open.values());
       await Promise.all(stores.map((s) => (s.status === 'fulfilled' ? s.value.close() : undefined)));
+      await readers.close();
     },
   };
 }
