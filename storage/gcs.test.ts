@@ -35,6 +35,8 @@ describe('classifyGcsError', () => {
     [{ status: 429, response: { status: 429 } }, 'THROTTLED', 429],
     // network errors, directly or as a cause
     [{ code: 'ECONNRESET' }, 'TRANSIENT', undefined],
+    [{ code: 'EMFILE' }, 'TRANSIENT', undefined],
+    [{ cause: { code: 'ENFILE' } }, 'TRANSIENT', undefined],
     [{ code: 'ECONNREFUSED' }, 'TRANSIENT', undefined],
     [{ code: 'ETIMEDOUT' }, 'TRANSIENT', undefined],
     [{ cause: { code: 'ECONNRESET' } }, 'TRANSIENT', undefined],

@@ -67,7 +67,8 @@ const PROBE_NAME = '.ferry-probe-';
 
 /* ------------------------------------------------------------------ errors */
 
-const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'ECONNABORTED', 'EAI_AGAIN', 'ERR_STREAM_PREMATURE_CLOSE']);
+// EMFILE/ENFILE: no file descriptor left for a socket, this process's state, not the object's.
+const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'ECONNABORTED', 'EAI_AGAIN', 'ERR_STREAM_PREMATURE_CLOSE', 'EMFILE', 'ENFILE']);
 /** Library codes for bytes that arrived different from what was sent: worth another try. */
 const MISMATCH_CODES = new Set(['FILE_NO_UPLOAD', 'CONTENT_DOWNLOAD_MISMATCH']);
 /** node-fetch's FetchError says "timed out" in `type`, not `code`. */

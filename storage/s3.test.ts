@@ -342,6 +342,8 @@ describe('S3 error classification', () => {
     ['BodyTimeoutError', undefined, 'UND_ERR_BODY_TIMEOUT', 'TRANSIENT'],
     ['Error', undefined, 'ECONNRESET', 'TRANSIENT'],
     ['Error', undefined, 'ECONNREFUSED', 'TRANSIENT'],
+    ['Error', undefined, 'EMFILE', 'TRANSIENT'],
+    ['Error', undefined, 'ENFILE', 'TRANSIENT'],
     ['InvalidArgument', 400, undefined, 'FATAL'],
     ['EntityTooLarge', 413, undefined, 'FATAL'],
     ['Error', undefined, undefined, 'FATAL'],

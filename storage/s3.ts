@@ -88,6 +88,8 @@ const EXISTS_NAMES = new Set(['PreconditionFailed', 'ConditionalRequestConflict'
 const TRANSIENT_NAMES = new Set(['TimeoutError', 'RequestTimeout', 'RequestTimeoutException', 'InternalError', 'ServiceUnavailable', 'OperationAborted']);
 const NETWORK_CODES = new Set([
   'ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN',
+  // no file descriptor left for a socket: this process's state, not the object's (an HTTP source's RESET)
+  'EMFILE', 'ENFILE',
   // undici's (the lean PutObject): a socket closed or reset, a timeout, a response cut short
   'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
 ]);
