@@ -301,5 +301,13 @@ describe('s3:// sources when the run has no AWS credentials', () => {
     expect(ledger.map((row) => [row.id, row.reason])).toEqual([['p3', 'NOT_FOUND']]);
     const written = await fs.readFile(path.join(dir, 'anon-public', 'objects', objectKey('p2', 'png', 'pub')));
     expect(sha(written)).toBe(sha(images['b.png']!));
+    // A replay of its s3:// rows asks the same of the run's credentials.
+    const replay = (...extra: string[]) =>
+      ferry(['replay', path.join(dir, 'anon-public', 'out', 'pub.ledger.tsv'), '--reasons', 'all', '--s3-endpoint', endpoint(), '--allow-private-network', '--work-dir', path.join(dir, 'anon-work'), '--progress', 'none', ...extra], { env: none });
+    const denied = await replay();
+    expect(denied.code, denied.stderr).toBe(1);
+    expect(denied.stderr).toContain('its s3:// URLs cannot be fetched: no AWS credentials');
+    const unsigned = await replay('--s3-no-sign-request');
+    expect(unsigned.code, unsigned.stderr).toBe(0);
   }, 60_000);
 });
