@@ -22,16 +22,16 @@ export async function openStore(place: Place, options: StoreOptions = {}): Promi
   }
 }
 
-const sharedS3 = async (options: StoreOptions) => (await import('./s3.js')).sharedS3Client(options);
+const sharedS3 = async (options: StoreOptions) => (await import('./s3.js')).sharedS3Pool(options);
 
 export type Readers = { open(place: Place): Promise<StorageAdapter>; close(): Promise<void> };
 
 /**
  * Opens places that are only read (no conditional-write probe), where one run may name many
- * buckets (a manifest's s3:// URLs): every S3 bucket's store uses one client, so one socket
- * pool and one SDK client serve them all. A client per bucket held its own pool and ~80 KB
- * until the end, so a unit over thousands of buckets grew without bound, and under
- * `ulimit -n` its later buckets failed with EMFILE. Close the stores, then this.
+ * buckets (a manifest's s3:// URLs): every S3 bucket's client sends through one socket pool.
+ * A pool per bucket kept its idle sockets until the end, so a unit over thousands of
+ * buckets held a socket for each, and under `ulimit -n` its later buckets failed with
+ * EMFILE. Close the stores, then this.
  */
 export function openReaders(options: StoreOptions): Readers {
   const readOnly = { ...options, conditionalWrites: 'off' as const };

@@ -191,9 +191,7 @@ function regionOf(options: StoreOptions): string | (() => Promise<string>) {
 }
 
 /** One client per store: its own keep-alive pool, no per-request checksums. */
-export function createS3Client(options: StoreOptions): S3Client {
-  const connections = connectionsOf(options);
-  const agent = { keepAlive: true, maxSockets: connections.connections };
+export function createS3Client(options: StoreOptions, requestHandler: NodeHttpHandler = requestHandlerOf(options)): S3Client {
   return new S3Client({
     region: regionOf(options),
     // Without an endpoint here the SDK reads AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL (and
@@ -210,12 +208,19 @@ export function createS3Client(options: StoreOptions): S3Client {
     // bodies that carry them (FACTS.md). Buffers carry Content-MD5 instead.
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
-    requestHandler: new NodeHttpHandler({
-      httpAgent: new http.Agent(agent),
-      httpsAgent: new https.Agent(agent),
-      connectionTimeout: connections.connectTimeoutMs,
-      socketTimeout: connections.timeoutMs,
-    }),
+    requestHandler,
+  });
+}
+
+/** A client's sockets: its keep-alive pools, with the store's limits and timeouts. */
+function requestHandlerOf(options: StoreOptions): NodeHttpHandler {
+  const connections = connectionsOf(options);
+  const agent = { keepAlive: true, maxSockets: connections.connections };
+  return new NodeHttpHandler({
+    httpAgent: new http.Agent(agent),
+    httpsAgent: new https.Agent(agent),
+    connectionTimeout: connections.connectTimeoutMs,
+    socketTimeout: connections.timeoutMs,
   });
 }
 
@@ -319,8 +324,8 @@ function folder(prefix: string): string {
 
 /**
  * Opens a store rooted at `s3://bucket/prefix`, probing conditional writes once per bucket
- * where asked. With `shared`, the store uses that client (and its socket pool) and leaves
- * it open when closed: its owner closes it.
+ * where asked. With `shared`, the store uses that client, whose sockets someone else owns:
+ * closing the store leaves them open (sharedS3Pool closes them).
  */
 export async function openS3Store(bucket: string, prefix: string, options: StoreOptions, shared?: S3Client): Promise<S3Store> {
   const client = shared ?? createS3Client(options);
@@ -333,10 +338,16 @@ export async function openS3Store(bucket: string, prefix: string, options: Store
   }
 }
 
-/** Stores of many buckets on one client, which the opener owns (storage/index.ts's openReaders). */
-export function sharedS3Client(options: StoreOptions): { open(bucket: string, prefix: string): Promise<S3Store>; close(): void } {
-  const client = createS3Client(options);
-  return { open: (bucket, prefix) => openS3Store(bucket, prefix, options, client), close: () => client.destroy() };
+/**
+ * Stores of many buckets on one socket pool, which the opener owns and closes
+ * (storage/index.ts's openReaders). Each bucket keeps a client of its own: the SDK follows
+ * a region redirect by swapping its client's region for the time of the request, so
+ * buckets of different regions on one client would send each other's requests to the
+ * wrong region (and fail 'Region was not restored following S3 region redirect').
+ */
+export function sharedS3Pool(options: StoreOptions): { open(bucket: string, prefix: string): Promise<S3Store>; close(): void } {
+  const handler = requestHandlerOf(options);
+  return { open: (bucket, prefix) => openS3Store(bucket, prefix, options, createS3Client(options, handler)), close: () => handler.destroy() };
 }
 
 // ---------------------------------------------------------------------------------------

@@ -50,7 +50,7 @@ describe('s3:// sources over many buckets', () => {
   });
   afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
-  it('share one client and its connections: a pool per bucket held a socket for each until the worker ended', async () => {
+  it('share one socket pool: a pool per bucket held a socket for each until the worker ended', async () => {
     const sources = sourceStores(parseWorkerFlags({ 's3-endpoint': endpoint, 's3-path-style': true, 's3-no-sign-request': true }));
     for (let i = 0; i < 40; i++) {
       const store = await sources.get({ scheme: 's3', bucket: `bucket-${i}`, prefix: '' });
