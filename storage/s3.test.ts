@@ -21,6 +21,7 @@ import { retryAfterMs } from '../worker/upload.js';
 import { type PutOptions, StorageError, type StorageErrorCode } from './adapter.js';
 import { tooManyParts } from './multipart.js';
 import { PROBE_MARKER, type S3Store, classifyS3Error, createS3Client, openS3Store, s3CredentialsProblem } from './s3.js';
+import { NO_AWS_CREDENTIALS, NO_AWS_FILE } from '../test/helpers/aws-env.js';
 
 const MiB = 2 ** 20;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -58,23 +59,6 @@ async function openUploads(admin: S3Client, bucket: string, prefix: string): Pro
   const r = await admin.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix }));
   return (r.Uploads ?? []).map((u) => u.Key ?? '');
 }
-
-/** A config file that does not exist, so the machine's own ~/.aws/config cannot decide a test. */
-const NO_FILE = '/nonexistent/ferry-aws-config';
-
-/** An environment where the credential chain finds nothing, and asks no metadata service. */
-const NO_CREDENTIALS: Record<string, string | undefined> = {
-  AWS_ACCESS_KEY_ID: undefined,
-  AWS_SECRET_ACCESS_KEY: undefined,
-  AWS_SESSION_TOKEN: undefined,
-  AWS_PROFILE: undefined,
-  AWS_WEB_IDENTITY_TOKEN_FILE: undefined,
-  AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: undefined,
-  AWS_CONTAINER_CREDENTIALS_FULL_URI: undefined,
-  AWS_SHARED_CREDENTIALS_FILE: NO_FILE,
-  AWS_CONFIG_FILE: NO_FILE,
-  AWS_EC2_METADATA_DISABLED: 'true', // never ask a metadata service
-};
 
 /** Runs `fn` with some environment variables set (or removed, for undefined), then puts them back. */
 async function withEnv(values: Record<string, string | undefined>, fn: () => Promise<void>): Promise<void> {
@@ -138,7 +122,7 @@ describe('S3Store on fauxqs', () => {
   });
 
   it('finds its endpoint in AWS_ENDPOINT_URL_S3 by itself, and probes it as a custom one', async () => {
-    await withEnv({ AWS_ENDPOINT_URL_S3: `http://127.0.0.1:${server.port}`, AWS_ENDPOINT_URL: undefined, AWS_CONFIG_FILE: NO_FILE }, async () => {
+    await withEnv({ AWS_ENDPOINT_URL_S3: `http://127.0.0.1:${server.port}`, AWS_ENDPOINT_URL: undefined, AWS_CONFIG_FILE: NO_AWS_FILE }, async () => {
       const store = await openS3Store(server.bucket, 'env/', { s3: { forcePathStyle: true } });
       expect(store.conditionalWrites).toMatchObject({ enabled: false, decidedBy: 'probe' });
       await store.put('k.txt', Buffer.from('via env'), opts());
@@ -148,7 +132,7 @@ describe('S3Store on fauxqs', () => {
   });
 
   it('takes AWS itself (no custom endpoint) as enforcing, without a probe', async () => {
-    await withEnv({ AWS_ENDPOINT_URL_S3: undefined, AWS_ENDPOINT_URL: undefined, AWS_CONFIG_FILE: NO_FILE }, async () => {
+    await withEnv({ AWS_ENDPOINT_URL_S3: undefined, AWS_ENDPOINT_URL: undefined, AWS_CONFIG_FILE: NO_AWS_FILE }, async () => {
       const store = await openS3Store('ferry-never-contacted', '', {});
       expect(store.conditionalWrites).toMatchObject({ enabled: true, decidedBy: 'aws' });
       await store.close();
@@ -356,7 +340,7 @@ describe('S3 error classification', () => {
   });
 
   it('says FORBIDDEN, naming the missing credentials, when the credential chain finds none (no request is sent)', async () => {
-    await withEnv(NO_CREDENTIALS, async () => {
+    await withEnv(NO_AWS_CREDENTIALS, async () => {
       // Port 9 (discard): were a request sent, it would fail as TRANSIENT, not FORBIDDEN.
       const store = await openS3Store('b', '', fauxqsOptions(9, { conditionalWrites: 'off' }));
       await expect(store.read('k')).rejects.toMatchObject({
@@ -369,7 +353,7 @@ describe('S3 error classification', () => {
   });
 
   it('asks the credential chain once without a request: FORBIDDEN naming what, null when unsigned or when credentials exist', async () => {
-    const none = { ...NO_CREDENTIALS };
+    const none = { ...NO_AWS_CREDENTIALS };
     await withEnv(none, async () => {
       const problem = await s3CredentialsProblem(fauxqsOptions(9), 'its s3:// URLs cannot be fetched');
       expect(problem).toMatchObject({ code: 'FORBIDDEN', message: 'its s3:// URLs cannot be fetched: no AWS credentials (CredentialsProviderError: Could not load credentials from any providers)' });
@@ -389,7 +373,7 @@ describe('S3 error classification', () => {
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
-      await withEnv(NO_CREDENTIALS, async () => {
+      await withEnv(NO_AWS_CREDENTIALS, async () => {
         const o = fauxqsOptions((server.address() as AddressInfo).port, { conditionalWrites: 'off' });
         const store = await openS3Store('pub', '', { ...o, s3: { ...o.s3, unsigned: true } });
         const { body, info } = await store.read('img/a.png');
@@ -553,7 +537,7 @@ describe('the signing region', () => {
   /** The region in the credential scope of the PUT a store sends with this environment. */
   async function signedRegion(env: Record<string, string | undefined>): Promise<string | undefined> {
     let region: string | undefined;
-    await withEnv({ AWS_REGION: undefined, AWS_DEFAULT_REGION: undefined, AWS_PROFILE: undefined, AWS_CONFIG_FILE: NO_FILE, ...env }, async () => {
+    await withEnv({ AWS_REGION: undefined, AWS_DEFAULT_REGION: undefined, AWS_PROFILE: undefined, AWS_CONFIG_FILE: NO_AWS_FILE, ...env }, async () => {
       server.seen.length = 0;
       const store = await openS3Store('bucket', '', { s3: { endpoint: server.endpoint, forcePathStyle: true }, conditionalWrites: 'off', maxAttempts: 1 });
       try {

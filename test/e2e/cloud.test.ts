@@ -16,6 +16,7 @@ import { type RunningGcs, startGcsEmulator } from '../helpers/backend-gcs.js';
 import { fauxqsOptions, startS3Server, stopS3Server, useFakeAwsCredentials } from '../helpers/backend-s3.js';
 import { duck, lit } from '../helpers/duckdb.js';
 import { type Origin, ferry, startOrigin } from '../helpers/run.js';
+import { NO_AWS_CREDENTIALS } from '../helpers/aws-env.js';
 
 let dir: string;
 let origin: Origin;
@@ -258,18 +259,8 @@ describe('mixed: manifests on S3, objects to GCS, outputs to S3, sources from S3
 describe('s3:// sources when the run has no AWS credentials', () => {
   // Nothing the credential chain could find: no keys, no profile, no files, and no metadata
   // service asked (it would be a request off this machine).
-  const none: NodeJS.ProcessEnv = {
-    AWS_ACCESS_KEY_ID: undefined,
-    AWS_SECRET_ACCESS_KEY: undefined,
-    AWS_SESSION_TOKEN: undefined,
-    AWS_PROFILE: undefined,
-    AWS_WEB_IDENTITY_TOKEN_FILE: undefined,
-    AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: undefined,
-    AWS_CONTAINER_CREDENTIALS_FULL_URI: undefined,
-    AWS_SHARED_CREDENTIALS_FILE: '/nonexistent/ferry-aws-credentials',
-    AWS_CONFIG_FILE: '/nonexistent/ferry-aws-config',
-    AWS_EC2_METADATA_DISABLED: 'true',
-  };
+  const none: NodeJS.ProcessEnv = NO_AWS_CREDENTIALS;
+
   let manifests: string;
   const run = (name: string, ...extra: string[]) =>
     ferry(['compile', manifests, '--dest', path.join(dir, `anon-${name}`, 'objects'), '--out', path.join(dir, `anon-${name}`, 'out'), '--s3-endpoint', endpoint(), '--allow-private-network', '--work-dir', path.join(dir, 'anon-work'), '--progress', 'none', ...extra], { env: none });
