@@ -26,7 +26,8 @@
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { ResponseHandler } from './response.js';
-import { Pool } from './undici.js';
+import type { ProxyRoute } from './s3-proxy.js';
+import { Pool, ProxyAgent } from './undici.js';
 
 /**
  * Bodies of this size or more are left to the SDK, which sends them with `Expect:
@@ -56,6 +57,8 @@ export type LeanPutOptions = {
   timeoutMs: number;
   /** connect timeout, ms */
   connectTimeoutMs: number;
+  /** the proxy a request to an endpoint goes through (s3-proxy.ts), absent: direct */
+  proxyRoute?: ProxyRoute | null;
 };
 
 type Headers = Record<string, string | string[] | undefined>;
@@ -193,7 +196,9 @@ export class LeanPut {
     private readonly route: Route,
     private readonly signer: SignatureV4,
     private readonly clock: SkewClock,
-    private readonly pool: Pool,
+    private readonly pool: Pool | ProxyAgent,
+    /** Set when `pool` is a proxy's agent, which serves any origin: this route's. */
+    private readonly origin?: string,
   ) {
     const q = Object.entries(route.query).map(([k, v]) => `${encodePart(k)}=${encodePart(v)}`);
     this.search = q.length > 0 ? `?${q.join('&')}` : '';
@@ -236,7 +241,7 @@ export class LeanPut {
     const sentAt = Date.now();
     // S3's answer, an empty body or a short XML error, is read whole: no stream per PUT.
     const handler = new ResponseHandler({ choose: () => 'whole' });
-    this.pool.dispatch({ method: 'PUT', path: request.path + this.search, headers, body: input.body }, handler);
+    this.pool.dispatch({ ...(this.origin ? { origin: this.origin } : {}), method: 'PUT', path: request.path + this.search, headers, body: input.body }, handler);
     const res = await handler.head;
     this.clock.sample(res.headers, sentAt);
     if (res.body.kind !== 'whole') throw new Error('internal: a PutObject answer not read whole');
@@ -279,11 +284,14 @@ export async function openLeanPut(client: S3Client, bucket: string, options: Lea
   const route = await resolveRoute(client, bucket);
   if (!route) return null;
   const clock = new SkewClock(client.config, !(await client.config.disableClockSkewCorrection()));
-  const pool = new Pool(`${route.protocol}//${route.host}`, {
-    connections: options.connections,
-    connect: { timeout: options.connectTimeoutMs },
-    headersTimeout: options.timeoutMs,
-    bodyTimeout: options.timeoutMs,
-  });
+  const origin = `${route.protocol}//${route.host}`;
+  const bounds = { connections: options.connections, headersTimeout: options.timeoutMs, bodyTimeout: options.timeoutMs };
+  const proxy = options.proxyRoute?.(new URL(origin)) ?? null;
+  if (proxy) {
+    // Through HTTP(S)_PROXY (s3-proxy.ts): a tunnel per connection, with the same bounds.
+    const agent = new ProxyAgent({ uri: proxy, ...bounds, proxyTls: { timeout: options.connectTimeoutMs }, requestTls: { timeout: options.connectTimeoutMs } });
+    return new LeanPut(route, signerFor(client.config, route), clock, agent, origin);
+  }
+  const pool = new Pool(origin, { ...bounds, connect: { timeout: options.connectTimeoutMs } });
   return new LeanPut(route, signerFor(client.config, route), clock, pool);
 }

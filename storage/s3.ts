@@ -21,8 +21,6 @@
  * the SDK's and the lean path's alike.
  */
 import { createHash, hash, randomBytes } from 'node:crypto';
-import http from 'node:http';
-import https from 'node:https';
 import { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
@@ -39,6 +37,7 @@ import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { isUnitObjectKey } from './layout.js';
 import { multipartUpload, tooManyParts } from './multipart.js';
 import { EXPECT_CONTINUE_BYTES, type LeanPut, type LeanPutOptions, openLeanPut } from './s3-put.js';
+import { envProxyRoute, proxyFailure, s3Agents } from './s3-proxy.js';
 import {
   type Capabilities,
   type CleanupNote,
@@ -156,7 +155,7 @@ export function classifyS3Error(e: unknown, what: string): StorageError {
   const status = typeof raw === 'number' ? raw : undefined;
   const name = typeof shape.Code === 'string' ? shape.Code : typeof shape.name === 'string' ? shape.name : 'Error';
   const errno = typeof shape.code === 'string' ? shape.code : '';
-  const label = [name, errno && errno !== name ? errno : '', status ? `HTTP ${status}` : ''].filter(Boolean).join(', ');
+  const label = proxyFailure(e) ?? [name, errno && errno !== name ? errno : '', status ? `HTTP ${status}` : ''].filter(Boolean).join(', ');
   return new StorageError(codeOf(status, name, errno), `${what}: ${label}`, { cause: e, status });
 }
 
@@ -170,6 +169,7 @@ function connectionsOf(options: StoreOptions): LeanPutOptions {
     connectTimeoutMs: Math.min(10_000, options.timeoutMs ?? 10_000),
     // idle time on a socket (--timeout), so a stalled server fails as a timeout (TRANSIENT)
     timeoutMs: options.timeoutMs ?? 120_000,
+    proxyRoute: envProxyRoute(),
   };
 }
 
@@ -215,10 +215,8 @@ export function createS3Client(options: StoreOptions, requestHandler: NodeHttpHa
 /** A client's sockets: its keep-alive pools, with the store's limits and timeouts. */
 function requestHandlerOf(options: StoreOptions): NodeHttpHandler {
   const connections = connectionsOf(options);
-  const agent = { keepAlive: true, maxSockets: connections.connections };
   return new NodeHttpHandler({
-    httpAgent: new http.Agent(agent),
-    httpsAgent: new https.Agent(agent),
+    ...s3Agents({ keepAlive: true, maxSockets: connections.connections }, connections.connectTimeoutMs, connections.proxyRoute),
     connectionTimeout: connections.connectTimeoutMs,
     socketTimeout: connections.timeoutMs,
   });

@@ -21,6 +21,8 @@ Object.assign(dispatcher.prototype, api);
 export const Agent = require('undici/lib/dispatcher/agent.js') as typeof Undici.Agent;
 export const EnvHttpProxyAgent = require('undici/lib/dispatcher/env-http-proxy-agent.js') as typeof Undici.EnvHttpProxyAgent;
 export const Pool = require('undici/lib/dispatcher/pool.js') as typeof Undici.Pool;
+export const ProxyAgent = require('undici/lib/dispatcher/proxy-agent.js') as typeof Undici.ProxyAgent;
 export type Agent = Undici.Agent;
 export type EnvHttpProxyAgent = Undici.EnvHttpProxyAgent;
 export type Pool = Undici.Pool;
+export type ProxyAgent = Undici.ProxyAgent;
