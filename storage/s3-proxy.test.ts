@@ -2,17 +2,22 @@
  * S3 through HTTP_PROXY / HTTPS_PROXY (s3-proxy.ts): fauxqs on 127.0.0.1 behind a CONNECT
  * proxy on 127.0.0.1 that counts the tunnels it opens and carries them to their target.
  */
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { type Server, createServer } from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { fauxqsOptions, startS3Server, stopS3Server, useFakeAwsCredentials } from '../test/helpers/backend-s3.js';
 import type { ServerProcess } from '../test/helpers/server.js';
 import { createS3Client, openS3Store } from './s3.js';
-import { connectTunnel, envProxyRoute } from './s3-proxy.js';
+import { connectTunnel, envProxyRoute, s3Agents } from './s3-proxy.js';
 
 const BUCKET = 'ferry-proxy';
 const MiB = 2 ** 20;
@@ -134,6 +139,34 @@ describe('the proxy route and tunnel', () => {
     expect(route(new URL('https://10.1.2.3/'))).toBeNull();
     expect(envProxyRoute({ httpProxy: 'http://p:1' })!(new URL('https://s3.amazonaws.com/'))).toBe('http://p:1');
     expect(envProxyRoute(null)).toBeNull();
+  });
+
+  it('carries TLS through the tunnel to an https endpoint, its certificate checked against the endpoint\'s name', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'ferry-proxy-tls-'));
+    const [key, cert] = [path.join(dir, 'key.pem'), path.join(dir, 'cert.pem')];
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    const server = https.createServer({ key: readFileSync(key), cert: readFileSync(cert) }, (_req, res) => res.end('over TLS')).listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { httpsAgent } = s3Agents({ keepAlive: true }, 5000, envProxyRoute({ httpsProxy: proxyUrl() }));
+    const before = tunnels.length;
+    try {
+      const port = (server.address() as net.AddressInfo).port;
+      const get = () =>
+        new Promise<string>((resolve, reject) => {
+          https.get({ host: '127.0.0.1', port, path: '/', agent: httpsAgent, ca: readFileSync(cert) }, (res) => {
+            let text = '';
+            res.on('data', (d: Buffer) => (text += d));
+            res.on('end', () => resolve(text));
+          }).on('error', reject);
+        });
+      expect(await get()).toBe('over TLS');
+      expect(await get()).toBe('over TLS'); // kept alive: the same tunnel
+      expect(tunnels.slice(before)).toEqual([`127.0.0.1:${port}`]);
+    } finally {
+      httpsAgent.destroy();
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses a proxy scheme it cannot speak, and times out a proxy that never answers', async () => {
