@@ -6,7 +6,7 @@
 import { hash } from 'node:crypto';
 import { type Task, oneLine } from '../protocol/index.js';
 import { objectKey, shortestObjectKey } from '../storage/index.js';
-import { redactUrl } from '../storage/redact.js';
+import { redactText } from '../storage/redact.js';
 import { NO_LEASE } from './aimd.js';
 import { MAX_BACKOFF_MS, retryWaitMs, sleep } from './backoff.js';
 import { type Buffered, type Streamed, download } from './download.js';
@@ -61,7 +61,8 @@ export async function runTask(task: Task, ctx: TaskContext): Promise<void> {
     }
   } catch (e) {
     // A bug, caught at the task's edge: this task ends, the others go on.
-    const detail = oneLine(`internal error: ${redactUrl((e as Error)?.stack ?? String(e))}`);
+    // A stack is free text: each URL in it is redacted, not the whole read as one URL (which cut it at its first '?' or '#').
+    const detail = oneLine(`internal error: ${redactText((e as Error)?.stack ?? String(e))}`);
     ctx.emit({ kind: downloaded ? 'UP_ERR' : 'DL_ERR', id: task.id, reason: 'INTERNAL_ERROR', attempts: 1, detail });
   }
 }
