@@ -224,7 +224,11 @@ async function compileUnitOrThrow(unit: Unit, sourceUri: string, cfg: CompileCon
       if (opened.replayed.discarded) ctx.board.log(`${unit.name}: the journal of an interrupted run is for another version of ${sourceUri}: every task is sent again`);
       pending = tasks - unitRows.settled;
       if (pending > 0) await checkSourceCredentials(stores, cfg, ctx);
+      // Once its journal cannot be written (a full work dir), the unit sends nothing more: what
+      // is in flight settles, and the unit fails naming the journal (readAppended below).
+      const j = journal;
       const queue = new TaskQueue(() => {
+        if (j.failed) return undefined;
         for (let t = taskFile.next(); t; t = taskFile.next()) if (!unitRows.settledTask(t.id)) return t;
         return undefined;
       });

@@ -74,6 +74,11 @@ export class Journal {
    */
   private failure: NodeJS.ErrnoException | null = null;
 
+  /** Whether a write failed: nothing more is journaled, so nothing more is worth sending. */
+  get failed(): boolean {
+    return this.failure !== null;
+  }
+
   private constructor(
     readonly file: string,
     private readonly fd: number,
