@@ -107,9 +107,11 @@ async function main(argv: string[]): Promise<number> {
   // Whoever reads the events is gone (a dead orchestrator, or `| head`): no fact can reach
   // anyone any more, so stop, quietly, as a process killed by SIGPIPE would. A closed
   // stderr only loses PROGRESS and log lines: the events still flow.
+  // So too when the events cannot be written at all (`> file` on a full disk, EIO): said in
+  // one line, not as an uncaught error's stack.
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-    if (e.code === 'EPIPE') process.exit(1);
-    throw e;
+    if (e.code !== 'EPIPE') process.stderr.write(`ferry worker: cannot write events to stdout (${e.code ?? e.message}): stopping\n`);
+    process.exit(1);
   });
   process.stderr.on('error', (e: NodeJS.ErrnoException) => {
     if (e.code !== 'EPIPE') throw e;

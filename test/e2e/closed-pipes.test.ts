@@ -63,6 +63,22 @@ describe('a closed stdout or stderr', () => {
     expect(r.kept).not.toMatch(/EPIPE|Unhandled|internal error/);
   });
 
+  it('the worker stops in one line when its events cannot be written (stdout on a full device)', async () => {
+    const out = await fs.open('/dev/full', 'w');
+    try {
+      const child = spawn(process.execPath, [FERRY, ...worker('w-full')], { cwd: ROOT, stdio: ['pipe', out.fd, 'pipe'] });
+      let err = '';
+      child.stderr!.on('data', (d: Buffer) => (err += d));
+      child.stdin!.end(tasks());
+      const [code] = (await once(child, 'close')) as [number | null];
+      expect(code).toBe(1);
+      expect(err).toContain('ferry worker: cannot write events to stdout (ENOSPC): stopping');
+      expect(err).not.toMatch(/^\s+at /m);
+    } finally {
+      await out.close();
+    }
+  });
+
   it('the worker goes on to its end when only its stderr is closed', async () => {
     const r = await withClosed(worker('w-stderr'), 'stderr', tasks());
     expect(r.code).toBe(0);
