@@ -150,7 +150,13 @@ export async function compileUnit(unit: Unit, cfg: CompileConfig, ctx: RunContex
 export function asUnitError(e: unknown, unit: string, sourceUri: string): unknown {
   if (e instanceof ManifestError) return new UnitError(unit, e.message.replace(e.file, sourceUri));
   if (e instanceof SuperviseError) return new UnitError(unit, e.message);
-  if (e instanceof StorageError) return new UnitError(unit, e.message);
+  if (e instanceof StorageError) {
+    // A folder --out refusing a file name made from the unit's name (its temporary file's, the
+    // longest) is the same failure as the work dir's below, and says the same.
+    const cause = e.cause as NodeJS.ErrnoException | undefined;
+    if (cause?.code === 'ENAMETOOLONG' && typeof cause.path === 'string') return asUnitError(cause, unit, sourceUri);
+    return new UnitError(unit, e.message);
+  }
   // A file-system error (a full or read-only work dir, a folder removed): the unit's too.
   const err = e as NodeJS.ErrnoException;
   if (typeof err?.code !== 'string' || !/^E[A-Z]+$/.test(err.code)) return e;

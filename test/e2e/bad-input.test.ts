@@ -235,6 +235,16 @@ describe('usage errors exit 2 and name the flag or path', () => {
     noStack(r);
   });
 
+  it('says the same when only the folder --out refuses the name (its temporary file\'s is the longest), whatever the pid', async () => {
+    // 225 bytes: the work dir's names (`<unit>.<pid>.ledger.tsv`, at most 244) fit, --out's temporary file's (~270) does not.
+    await fs.mkdir(path.join(dir, 'long-out'));
+    await fs.copyFile(path.join(dir, 'good', 'm.parquet'), path.join(dir, 'long-out', `${'v'.repeat(225)}.parquet`));
+    const r = await run('long-out', '--allow-private-network');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/cannot write \S+\.tmp: ENAMETOOLONG \(a file name longer than the file system allows: rename the manifest\)/);
+    noStack(r);
+  });
+
   it('a worker skips the tasks after a refused unit directive instead of writing them under the unit before it', async () => {
     const dest = path.join(dir, 'w-directive');
     const url = (k: string) => `${origin.url}/file/${k}/a.png`;
