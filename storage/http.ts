@@ -15,7 +15,7 @@ import { idleCut } from './idle.js';
 import { type BodyMeter, RateWatch } from './min-rate.js';
 import { checkHost, checkLiteralHost, createGuard, guardedLookup, type Guard } from './netguard.js';
 import { type ProxyConfig, envProxy } from './proxy-env.js';
-import { bypassesProxy, parseNoProxy } from './no-proxy.js';
+import { proxyRoute } from './no-proxy.js';
 import { redactUrl } from './redact.js';
 
 export type { ProxyConfig } from './proxy-env.js';
@@ -184,15 +184,10 @@ export function parseHttpUrl(text: string, base?: URL): URL {
 /** What a GET needs of its dispatcher. */
 type Dispatch = Pick<Dispatcher, 'dispatch'> & { close(): Promise<void> };
 
-/**
- * Whether a URL goes through the proxy: one is set for its scheme (HTTPS_PROXY, else
- * HTTP_PROXY, for https: URLs; HTTP_PROXY for http:, as undici chooses) and NO_PROXY does
- * not name it (no-proxy.ts).
- */
-function proxyRoute(proxy: ProxyConfig | null): (u: URL) => boolean {
-  if (!proxy) return () => false;
-  const noProxy = parseNoProxy(proxy.noProxy);
-  return (u) => (u.protocol === 'https:' ? (proxy.httpsProxy ?? proxy.httpProxy) : proxy.httpProxy) !== undefined && !bypassesProxy(noProxy, u);
+/** Whether a URL goes through the proxy (no-proxy.ts: proxyRoute). */
+function goesViaProxy(proxy: ProxyConfig | null): (u: URL) => boolean {
+  const route = proxyRoute(proxy);
+  return route ? (u) => route(u) !== null : () => false;
 }
 
 function makeDispatcher(o: ResolvedHttpOptions, guard: Guard, viaProxy: (u: URL) => boolean): Dispatch {
@@ -324,7 +319,7 @@ const badEncoding = (detail: string) => new HttpGetError('FERRY_BAD_ENCODING', d
 export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
   const o = resolveOptions(options);
   const guard = createGuard({ allowPrivateNetwork: o.allowPrivateNetwork, allowCidrs: o.allowCidrs });
-  const viaProxy = proxyRoute(o.proxy);
+  const viaProxy = goesViaProxy(o.proxy);
   const dispatcher = makeDispatcher(o, guard, viaProxy);
   const rates = new RateWatch(o.minRate, o.minRateWindowMs, (detail) => new HttpGetError('FERRY_MIN_RATE', detail));
 

@@ -13,6 +13,7 @@
  *   name under it (`example.com` takes `a.example.com`), a final `.` on either side ignored.
  */
 import { type Cidr, inCidr, parseCidr, parseIp } from './netguard.js';
+import type { ProxyConfig } from './proxy-env.js';
 
 type Entry =
   | { kind: 'all' }
@@ -72,4 +73,21 @@ export function bypassesProxy(entries: NoProxy, url: URL): boolean {
         return (e.port === 0 || e.port === port) && (host === e.name || host.endsWith(`.${e.name}`));
     }
   });
+}
+
+/** The proxy a request to a URL goes through, or null: direct. */
+export type ProxyRoute = (url: URL) => string | null;
+
+/**
+ * The route of a proxy configuration, or null when none is set: a URL goes through the proxy
+ * set for its scheme (HTTPS_PROXY, else HTTP_PROXY, for https: URLs; HTTP_PROXY for http:, as
+ * undici chooses) unless NO_PROXY names it.
+ */
+export function proxyRoute(config: ProxyConfig | null): ProxyRoute | null {
+  if (!config) return null;
+  const noProxy = parseNoProxy(config.noProxy);
+  return (url) => {
+    const proxy = url.protocol === 'https:' ? (config.httpsProxy ?? config.httpProxy) : config.httpProxy;
+    return proxy && !bypassesProxy(noProxy, url) ? proxy : null;
+  };
 }

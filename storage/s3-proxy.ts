@@ -10,20 +10,14 @@ import https from 'node:https';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
-import { bypassesProxy, parseNoProxy } from './no-proxy.js';
+import { type ProxyRoute, proxyRoute } from './no-proxy.js';
 import { type ProxyConfig, envProxy } from './proxy-env.js';
 
-/** The proxy a request to `url` goes through, or null: direct. */
-export type ProxyRoute = (url: URL) => string | null;
+export type { ProxyRoute } from './no-proxy.js';
 
-/** The environment's proxy route, or null when no proxy is set. */
+/** The environment's proxy route (or a given configuration's), or null when no proxy is set. */
 export function envProxyRoute(config: ProxyConfig | null = envProxy()): ProxyRoute | null {
-  if (!config) return null;
-  const noProxy = parseNoProxy(config.noProxy);
-  return (url) => {
-    const proxy = url.protocol === 'https:' ? (config.httpsProxy ?? config.httpProxy) : config.httpProxy;
-    return proxy && !bypassesProxy(noProxy, url) ? proxy : null;
-  };
+  return proxyRoute(config);
 }
 
 type Done = (err: Error | null, socket?: net.Socket) => void;
@@ -114,6 +108,22 @@ function urlOf(scheme: 'http' | 'https', o: ConnectOptions): URL {
   return new URL(`${scheme}://${net.isIPv6(host) ? `[${host}]` : host}:${o.port ?? (scheme === 'https' ? 443 : 80)}`);
 }
 
+/**
+ * Opens the socket of a connection to a proxied host, as a CONNECT tunnel handed to `cb`
+ * (through `wrap`: TLS for https); false when the host goes direct, or the caller gave no
+ * callback (Node's Agent always does), for the agent's own connection.
+ */
+function tunnelled(route: ProxyRoute, timeoutMs: number, scheme: 'http' | 'https', options: ConnectOptions, cb: Created | undefined, wrap: (socket: net.Socket, host: string) => Duplex): boolean {
+  const proxy = route(urlOf(scheme, options));
+  if (!proxy || !cb) return false;
+  const host = hostOf(options);
+  connectTunnel(proxy, host, Number(options.port ?? (scheme === 'https' ? 443 : 80)), timeoutMs, (err, socket) => {
+    if (err || !socket) return cb(err ?? new Error('no tunnel'), socket as Duplex);
+    cb(null, wrap(socket, host));
+  });
+  return true;
+}
+
 /** An http.Agent whose sockets to proxied hosts are CONNECT tunnels (the plain-HTTP endpoints of S3-compatible stores). */
 class TunnelHttpAgent extends http.Agent {
   constructor(
@@ -125,10 +135,8 @@ class TunnelHttpAgent extends http.Agent {
   }
 
   override createConnection(options: ConnectOptions, cb?: Created): Duplex | undefined {
-    const proxy = this.route(urlOf('http', options));
-    if (!proxy || !cb) return super.createConnection(options, cb) ?? undefined;
-    connectTunnel(proxy, hostOf(options), Number(options.port ?? 80), this.timeoutMs, (err, socket) => cb(err, socket as Duplex));
-    return undefined;
+    if (tunnelled(this.route, this.timeoutMs, 'http', options, cb, (socket) => socket)) return undefined;
+    return super.createConnection(options, cb) ?? undefined;
   }
 }
 
@@ -143,14 +151,9 @@ class TunnelHttpsAgent extends https.Agent {
   }
 
   override createConnection(options: ConnectOptions, cb?: Created): Duplex | undefined {
-    const proxy = this.route(urlOf('https', options));
-    if (!proxy || !cb) return super.createConnection(options, cb) ?? undefined; // TLS sessions reused, as https.Agent does
-    const host = hostOf(options);
-    connectTunnel(proxy, host, Number(options.port ?? 443), this.timeoutMs, (err, socket) => {
-      if (err || !socket) return cb(err ?? new Error('no tunnel'), socket as Duplex);
-      cb(null, tls.connect({ ...(options as tls.ConnectionOptions), socket, servername: options.servername ?? (net.isIP(host) ? undefined : host) }));
-    });
-    return undefined;
+    const tlsOver = (socket: net.Socket, host: string) => tls.connect({ ...(options as tls.ConnectionOptions), socket, servername: options.servername ?? (net.isIP(host) ? undefined : host) });
+    if (tunnelled(this.route, this.timeoutMs, 'https', options, cb, tlsOver)) return undefined;
+    return super.createConnection(options, cb) ?? undefined; // TLS sessions reused, as https.Agent does
   }
 }
 
