@@ -196,9 +196,9 @@ export class LeanPut {
     private readonly route: Route,
     private readonly signer: SignatureV4,
     private readonly clock: SkewClock,
+    /** The route's own pool, or a proxy's agent (which serves any origin, so each request names it). */
     private readonly pool: Pool | ProxyAgent,
-    /** Set when `pool` is a proxy's agent, which serves any origin: this route's. */
-    private readonly origin?: string,
+    private readonly origin: string,
   ) {
     const q = Object.entries(route.query).map(([k, v]) => `${encodePart(k)}=${encodePart(v)}`);
     this.search = q.length > 0 ? `?${q.join('&')}` : '';
@@ -241,7 +241,7 @@ export class LeanPut {
     const sentAt = Date.now();
     // S3's answer, an empty body or a short XML error, is read whole: no stream per PUT.
     const handler = new ResponseHandler({ choose: () => 'whole' });
-    this.pool.dispatch({ ...(this.origin ? { origin: this.origin } : {}), method: 'PUT', path: request.path + this.search, headers, body: input.body }, handler);
+    this.pool.dispatch({ origin: this.origin, method: 'PUT', path: request.path + this.search, headers, body: input.body }, handler);
     const res = await handler.head;
     this.clock.sample(res.headers, sentAt);
     if (res.body.kind !== 'whole') throw new Error('internal: a PutObject answer not read whole');
@@ -293,5 +293,5 @@ export async function openLeanPut(client: S3Client, bucket: string, options: Lea
     return new LeanPut(route, signerFor(client.config, route), clock, agent, origin);
   }
   const pool = new Pool(origin, { ...bounds, connect: { timeout: options.connectTimeoutMs } });
-  return new LeanPut(route, signerFor(client.config, route), clock, pool);
+  return new LeanPut(route, signerFor(client.config, route), clock, pool, origin);
 }
