@@ -171,13 +171,13 @@ export function asUnitError(e: unknown, unit: string, sourceUri: string): unknow
  * they are this compile's already (`skip`: then its ledger rows, which still count for
  * --strict: a re-run must not pass a gate the first failed).
  */
-async function unitStanding(unit: Unit, cfg: CompileConfig, stores: Stores, workDir: string): Promise<{ previous: UnitManifest | null; skip: number | null }> {
+async function unitStanding(unit: Unit, cfg: CompileConfig, optionsFingerprint: string, stores: Stores, workDir: string): Promise<{ previous: UnitManifest | null; skip: number | null }> {
   const previous = await readUnitManifest(await stores.get(cfg.out), unit.name, cfg.flags.timeout);
   const complete = previous?.status === 'complete';
   // A complete unit has no journal, unless the run that completed it was killed after
   // publishing: that one is not an interrupted run's, and is not resumed from.
   if (complete) await discardFinishedJournal(journalFiles(workDir, unit.name), unit.version, previous.runs);
-  if (cfg.force || !complete || previous.source.fingerprint !== unit.version || previous.optionsFingerprint !== fingerprint(contentOptions(cfg))) return { previous, skip: null };
+  if (cfg.force || !complete || previous.source.fingerprint !== unit.version || previous.optionsFingerprint !== optionsFingerprint) return { previous, skip: null };
   const failed = Number((previous.counts as Record<string, unknown>).failed ?? 0);
   return { previous, skip: Number.isFinite(failed) ? failed : 0 };
 }
@@ -194,7 +194,7 @@ async function compileUnitOrThrow(unit: Unit, sourceUri: string, cfg: CompileCon
   const out = await ctx.stores.get(cfg.out);
   const options = contentOptions(cfg);
   const optionsFingerprint = fingerprint(options);
-  const { previous, skip } = await unitStanding(unit, cfg, ctx.stores, ctx.workDir);
+  const { previous, skip } = await unitStanding(unit, cfg, optionsFingerprint, ctx.stores, ctx.workDir);
   if (skip !== null) return skipped(unit, skip, ctx.board);
   const files = journalFiles(ctx.workDir, unit.name);
   // A worker starts (~0.2 s of loading) while the manifest is read: it is needed next.
@@ -297,10 +297,11 @@ async function completeUnits(units: readonly Unit[], cfg: CompileConfig, stores:
   const complete = new Map<string, number>();
   let next = 0;
   let toCompile = 0;
+  const optionsFingerprint = fingerprint(contentOptions(cfg));
   const reader = async () => {
     while (next < units.length && toCompile < enough) {
       const unit = units[next++]!;
-      const { skip } = unitNameProblem(unit.name) ? { skip: null } : await unitStanding(unit, cfg, stores, workDir).catch(() => ({ skip: null }));
+      const { skip } = unitNameProblem(unit.name) ? { skip: null } : await unitStanding(unit, cfg, optionsFingerprint, stores, workDir).catch(() => ({ skip: null }));
       if (skip === null) toCompile++;
       else complete.set(unit.name, skip);
     }
