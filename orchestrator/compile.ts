@@ -87,12 +87,16 @@ async function planUnit(
  */
 export async function checkSourceCredentials(stores: ReadonlySet<'s3' | 'gs'>, cfg: CompileConfig, ctx: RunContext): Promise<void> {
   for (const scheme of stores) {
-    const problem = await ctx.stores.readCredentials(scheme, cfg.flags.s3NoSignRequest);
-    if (problem) {
-      throw new StorageError('FORBIDDEN', `${problem.message}: give the run AWS credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, SSO, a role), or pass --s3-no-sign-request to read public buckets unsigned`);
-    }
+    const problem = await ctx.stores.readCredentials(scheme, scheme === 's3' ? cfg.flags.s3NoSignRequest : cfg.flags.gcsNoSignRequest);
+    if (problem) throw new StorageError('FORBIDDEN', `${problem.message}: ${CREDENTIALS_FIX[scheme]}`);
   }
 }
+
+/** What gives a run the credentials of a scheme, or reads public buckets without. */
+const CREDENTIALS_FIX = {
+  s3: 'give the run AWS credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, SSO, a role), or pass --s3-no-sign-request to read public buckets unsigned',
+  gs: 'give the run Google credentials (GOOGLE_APPLICATION_CREDENTIALS, gcloud auth application-default login, a service account), or pass --gcs-no-sign-request to read public buckets without',
+} as const;
 
 /** The flags of every worker of a run: the same for each unit, so one process serves them all. */
 function workerArgs(cfg: CompileConfig, ctx: RunContext): string[] {

@@ -37,14 +37,15 @@ export class Stores {
 
   /**
    * Why the manifest URLs of `scheme` cannot be fetched at all (no credentials to sign with),
-   * or null; `unsigned` (--s3-no-sign-request) needs none. Asked once per command: every
-   * worker inherits this process's environment, so its answer is theirs.
+   * or null; `unsigned` (--s3-no-sign-request, --gcs-no-sign-request) needs none. Asked once
+   * per command: every worker inherits this process's environment, so its answer is theirs.
    */
   readCredentials(scheme: 's3' | 'gs', unsigned: boolean): Promise<StorageError | null> {
     const id = `${scheme}${unsigned ? ' unsigned' : ''}`;
     let check = this.credentials.get(id);
     if (!check) {
-      const options = { ...this.options, s3: { ...this.options.s3, ...(unsigned ? { unsigned } : {}) } };
+      const store = scheme === 's3' ? 's3' : 'gcs';
+      const options = { ...this.options, [store]: { ...this.options[store], ...(unsigned ? { unsigned } : {}) } };
       check = readCredentialsProblem(scheme, options, `its ${scheme}:// URLs cannot be fetched`);
       this.credentials.set(id, check);
     }

@@ -34,6 +34,7 @@ export type WorkerFlags = {
   s3PathStyle: boolean;
   s3NoSignRequest: boolean;
   gcsEndpoint: string | null;
+  gcsNoSignRequest: boolean;
   conditionalWrites: 'auto' | 'on' | 'off';
   multipartThreshold: number;
   partSize: number;
@@ -202,6 +203,8 @@ export const WORKER_FLAG_SPECS = [
     describe: "read the manifest's s3:// URLs unsigned, with no credentials (public buckets)", parse: bool },
   { key: 'gcsEndpoint', flag: 'gcs-endpoint', content: false, type: 'string', default: null,
     describe: 'GCS endpoint URL (else STORAGE_EMULATOR_HOST)', parse: endpoint },
+  { key: 'gcsNoSignRequest', flag: 'gcs-no-sign-request', content: false, type: 'boolean', default: false,
+    describe: "read the manifest's gs:// URLs with no credentials (public buckets)", parse: bool },
   { key: 'conditionalWrites', flag: 'conditional-writes', content: false, type: 'string', default: 'auto',
     describe: 'create-if-absent writes: auto (on for AWS and GCS, probed once per bucket elsewhere), on or off',
     parse: (raw, flag) => {

@@ -142,6 +142,11 @@ export type StoreOptions = {
     /** custom endpoint; else STORAGE_EMULATOR_HOST */
     endpoint?: string;
     projectId?: string;
+    /**
+     * Requests sent with no credentials (`--gcs-no-sign-request`): for sources in public
+     * buckets. Never set for a place ferry writes.
+     */
+    unsigned?: boolean;
   };
   /** sockets per store, sized to the worker's concurrency */
   maxSockets?: number;

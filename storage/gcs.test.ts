@@ -3,16 +3,19 @@
  * conditional create, error classification, the sha256 recorded after a streamed upload,
  * and a broken source leaving nothing behind. The shared behaviour is in conformance.test.ts.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { once } from 'node:events';
 import { type AddressInfo } from 'node:net';
 import { createServer } from 'node:http';
 import { Readable } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GCS_TEST_BUCKET, type RunningGcs, startGcsEmulator } from '../test/helpers/backend-gcs.js';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { GCS_TEST_BUCKET, NO_GOOGLE_CREDENTIALS, type RunningGcs, startGcsEmulator } from '../test/helpers/backend-gcs.js';
 import { type ServerProcess, startServer } from '../test/helpers/server.js';
 import { StorageError } from './adapter.js';
-import { classifyGcsError, openGcsStore } from './gcs.js';
+import { classifyGcsError, gcsCredentialsProblem, openGcsStore } from './gcs.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -57,6 +60,48 @@ describe('classifyGcsError', () => {
     const err = classifyGcsError(new Error('failed at http://h/upload?upload_id=SECRET&x=1\nmore'), 'put gs://b/k');
     expect(err.code).toBe('FATAL');
     expect(err.message).not.toMatch(/SECRET|\n/);
+  });
+});
+
+describe('gcsCredentialsProblem', () => {
+  // Asked with nothing to find (no request leaves: see NO_GOOGLE_CREDENTIALS), or a key file.
+  const none = () => {
+    for (const [k, v] of Object.entries(NO_GOOGLE_CREDENTIALS)) vi.stubEnv(k, v);
+  };
+  afterEach(() => {
+    vi.unstubAllEnvs();
+  });
+
+  it('names the missing credentials, one line, FORBIDDEN, when nothing provides any', async () => {
+    none();
+    const problem = await gcsCredentialsProblem({}, 'its gs:// URLs cannot be fetched');
+    expect(problem).toBeInstanceOf(StorageError);
+    expect(problem?.code).toBe('FORBIDDEN');
+    expect(problem?.message).toMatch(/^its gs:\/\/ URLs cannot be fetched: no Google credentials \(Could not load the default credentials\./);
+    expect(problem?.message).not.toContain('\n');
+  });
+
+  it.each([
+    ['--gcs-no-sign-request', { gcs: { unsigned: true } }],
+    ['a custom endpoint (sent no credentials anyway)', { gcs: { endpoint: 'http://127.0.0.1:9' } }],
+  ])('finds none needed under %s', async (_what, options) => {
+    none();
+    await expect(gcsCredentialsProblem(options, 'x')).resolves.toBeNull();
+  });
+
+  it('finds none missing with a service account key file (GOOGLE_APPLICATION_CREDENTIALS)', async () => {
+    none();
+    const dir = await fs.mkdtemp(path.join(tmpdir(), 'ferry-gcs-key-'));
+    try {
+      const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+      const key = path.join(dir, 'key.json');
+      const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+      await fs.writeFile(key, JSON.stringify({ type: 'service_account', project_id: 'p', client_email: 'ferry@p.iam.gserviceaccount.com', private_key: pem }));
+      vi.stubEnv('GOOGLE_APPLICATION_CREDENTIALS', key);
+      await expect(gcsCredentialsProblem({}, 'x')).resolves.toBeNull();
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

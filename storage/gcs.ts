@@ -27,6 +27,7 @@ import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { PassThrough, type Readable } from 'node:stream';
 import { type Bucket, type File, type FileMetadata, Storage } from '@google-cloud/storage';
+import { PassThroughClient } from 'google-auth-library';
 import {
   type Capabilities,
   type CleanupNote,
@@ -127,7 +128,8 @@ type Client = { storage: Storage; custom: boolean; endpoint: string | undefined 
 
 /**
  * One client per store. Without a custom endpoint: GCS itself, with application default
- * credentials. `options.gcs.endpoint` wins over STORAGE_EMULATOR_HOST (which the library
+ * credentials, or none at all where `options.gcs.unsigned` (--gcs-no-sign-request, public
+ * buckets). `options.gcs.endpoint` wins over STORAGE_EMULATOR_HOST (which the library
  * reads by itself: it then sends the JSON API to that host's root, uploads to
  * `/upload/storage/v1`, and no credentials; a `host:port` without a scheme is taken as an
  * endpoint, see schemelessEmulatorHost). A custom endpoint gets no credentials either (the
@@ -137,6 +139,7 @@ function makeClient(options: StoreOptions): Client {
   const endpoint = options.gcs?.endpoint ?? schemelessEmulatorHost();
   const storage = new Storage({
     ...(endpoint ? { apiEndpoint: endpoint } : {}),
+    ...(options.gcs?.unsigned ? { authClient: new PassThroughClient() } : {}),
     // Per request, one-request uploads and the probe included (the library's default is 60 s).
     ...(options.timeoutMs ? { timeout: options.timeoutMs } : {}),
     ...(options.gcs?.projectId ? { projectId: options.gcs.projectId } : {}),
@@ -157,6 +160,28 @@ function makeClient(options: StoreOptions): Client {
 function schemelessEmulatorHost(): string | undefined {
   const host = process.env.STORAGE_EMULATOR_HOST;
   return host && !/^[a-z][a-z0-9+.-]*:\/\//i.test(host) ? `http://${host.replace(/\/+$/, '')}` : undefined;
+}
+
+/**
+ * Why requests to GCS with these options would carry no credentials, or null. Without any,
+ * the library sends its requests unauthenticated: a private object then answers 401, which
+ * it reports as its own "Could not load the default credentials" (no status), so every row
+ * would be ledgered as refused. The application default credentials (the environment's key
+ * file, gcloud's, the metadata server) are looked up once, as the first request would;
+ * nothing is sent to the store. A custom endpoint (an emulator) is sent none anyway.
+ */
+export async function gcsCredentialsProblem(options: StoreOptions, what: string): Promise<StorageError | null> {
+  if (options.gcs?.unsigned) return null;
+  const { storage, custom } = makeClient(options);
+  if (custom) return null;
+  try {
+    await storage.authClient.getClient();
+    return null;
+  } catch (e) {
+    const err = e instanceof Error ? e : new Error(String(e));
+    const said = (err.message.split('\n')[0] ?? '').trim().slice(0, 300);
+    return new StorageError('FORBIDDEN', `${what}: no Google credentials${said ? ` (${said})` : ''}`, { cause: e });
+  }
 }
 
 const rootProbes = new Map<string, Promise<boolean>>();

@@ -50,10 +50,10 @@ export function openReaders(options: StoreOptions): Readers {
 
 /**
  * Why objects of `scheme` cannot be read at all with these options (no credentials to sign
- * S3 requests with), or null. A StorageError naming `what`; nothing is sent to the store.
+ * S3 requests with, none for GCS), or null. A StorageError naming `what`; nothing is sent
+ * to the store.
  */
 export async function readCredentialsProblem(scheme: 's3' | 'gs', options: StoreOptions, what: string): Promise<StorageError | null> {
-  // Only S3's credential chain is asked; a GCS source's refusals stay per object.
-  if (scheme === 'gs') return null;
+  if (scheme === 'gs') return (await import('./gcs.js')).gcsCredentialsProblem(options, what);
   return (await import('./s3.js')).s3CredentialsProblem(options, what);
 }

@@ -33,7 +33,12 @@ export function sourceStores(f: WorkerFlags): { get: (place: Place) => Promise<S
   const open = new Map<string, Promise<StorageAdapter>>();
   // Sources are only read (openReaders: one client for every S3 bucket); unsigned where asked.
   const base = storeOptionsOf(f);
-  const readers = openReaders({ ...base, s3: { ...base.s3, ...(f.s3NoSignRequest ? { unsigned: true } : {}) }, maxAttempts: 1 });
+  const readers = openReaders({
+    ...base,
+    s3: { ...base.s3, ...(f.s3NoSignRequest ? { unsigned: true } : {}) },
+    gcs: { ...base.gcs, ...(f.gcsNoSignRequest ? { unsigned: true } : {}) },
+    maxAttempts: 1,
+  });
   return {
     get: (place) => {
       const id = describePlace(place);

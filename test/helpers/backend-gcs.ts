@@ -33,3 +33,22 @@ export async function startGcsEmulator(): Promise<RunningGcs> {
 }
 
 export const gcsBackend: Backend = { name: 'gcs', start: startGcsEmulator };
+
+/**
+ * Variables (undefined: removed) under which Google's application default credentials find
+ * nothing: no key file, no gcloud configuration (under HOME), no metadata server asked (that would be a
+ * request off this machine), no emulator. A proxy that refuses every connection catches
+ * anything that would still leave: a request to storage.googleapis.com ends on loopback.
+ */
+export const NO_GOOGLE_CREDENTIALS: Record<string, string | undefined> = {
+  GOOGLE_APPLICATION_CREDENTIALS: undefined,
+  HOME: '/nonexistent/ferry-home',
+  METADATA_SERVER_DETECTION: 'none',
+  STORAGE_EMULATOR_HOST: undefined,
+  HTTPS_PROXY: 'http://127.0.0.1:9',
+  https_proxy: undefined,
+  HTTP_PROXY: 'http://127.0.0.1:9',
+  http_proxy: undefined,
+  NO_PROXY: undefined,
+  no_proxy: undefined,
+};
