@@ -206,7 +206,7 @@ async function compileUnitOrThrow(unit: Unit, sourceUri: string, cfg: CompileCon
   const started = new Date().toISOString();
   // A journal found here is an interrupted run's, --force or not, and resuming from it is
   // what "run the same command again" promises.
-  const prefixStore = await ctx.stores.source(cfg.prefix);
+  const prefixStore = await ctx.stores.get(cfg.prefix);
   const source = await localCopy(prefixStore, unit.key, ctx.staging, cfg.flags.timeout);
   /** The manifest may not change under a compile: its rows are read twice. */
   const unchanged = async () => {

@@ -14,25 +14,31 @@ import { eachLine } from './lines.js';
 import { idleCut } from '../storage/idle.js';
 import { FileStore, checkWrites, makeFolder, type Place, type StorageAdapter, type StoreOptions, StorageError, describePlace, openStore, readCredentialsProblem } from '../storage/index.js';
 
-/** The stores a command uses, opened once each. */
+/**
+ * The stores a command uses, opened once each. The orchestrator reads manifests and writes
+ * outputs that replace what was there, and cleans --dest: it writes nothing conditionally, so
+ * it opens every place without the conditional-write probe, which writes and removes a marker
+ * (DESIGN.md: the source is only ever read; and no cleanup looks for markers under --out).
+ * The workers, which do write conditionally, decide for --dest themselves.
+ */
 export class Stores {
   private readonly open = new Map<string, Promise<StorageAdapter>>();
   private readonly credentials = new Map<string, Promise<StorageError | null>>();
+  private readonly options: StoreOptions;
 
-  constructor(private readonly options: StoreOptions) {}
-
-  /** A place written to (--dest, --out). */
-  get(place: Place): Promise<StorageAdapter> {
-    return this.opened(`write ${describePlace(place)}`, place, this.options);
+  constructor(options: StoreOptions) {
+    this.options = { ...options, conditionalWrites: 'off' };
   }
 
-  /**
-   * A place only read (the manifest prefix, a unit's source manifest): opened without the
-   * conditional-write probe, which writes and removes a marker there (DESIGN.md: the source
-   * is only ever read).
-   */
-  source(place: Place): Promise<StorageAdapter> {
-    return this.opened(`read ${describePlace(place)}`, place, { ...this.options, conditionalWrites: 'off' });
+  /** The store at a place: the manifest prefix, a unit's source manifest, --out or --dest. */
+  get(place: Place): Promise<StorageAdapter> {
+    const id = describePlace(place);
+    let store = this.open.get(id);
+    if (!store) {
+      store = openStore(place, this.options);
+      this.open.set(id, store);
+    }
+    return store;
   }
 
   /**
@@ -50,15 +56,6 @@ export class Stores {
       this.credentials.set(id, check);
     }
     return check;
-  }
-
-  private opened(id: string, place: Place, options: StoreOptions): Promise<StorageAdapter> {
-    let store = this.open.get(id);
-    if (!store) {
-      store = openStore(place, options);
-      this.open.set(id, store);
-    }
-    return store;
   }
 
   async close(): Promise<void> {
@@ -155,8 +152,6 @@ export async function publishText(store: StorageAdapter, key: string, text: stri
  */
 export async function checkWritable(opening: Promise<StorageAdapter>, what: string, only: 'any failure' | 'a refusal' = 'any failure'): Promise<void> {
   await checked(what, async () => {
-    // Opening may already write (the conditional-write probe on a custom endpoint): a
-    // bucket that does not exist or may not be written to is refused there, as here.
     await checkWrites(await opening, only);
   });
 }

@@ -122,7 +122,7 @@ async function replayRows(m: UnitManifest, rows: LedgerRow[], chosen: LedgerRow[
   const cfg = { dest: parsePlace(String(m.options.dest)), flags, workDir } as CompileConfig;
   const staging = stagingDir(workDir);
   const sourceAt = splitObjectUri(m.source.uri);
-  const sourceStore = await r.stores.source(sourceAt.parent);
+  const sourceStore = await r.stores.get(sourceAt.parent);
   const now = await sourceStore.stat(sourceAt.key);
   if (!now) throw new UsageError(`${m.source.uri}: the unit's source manifest is gone`);
   if (now.version !== m.source.fingerprint)

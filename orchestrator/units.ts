@@ -73,7 +73,7 @@ export function checkOutputsOutsidePrefix(units: readonly Unit[], prefix: Place,
  */
 async function* listed(prefix: Place, stores: Stores): AsyncIterable<ObjectInfo> {
   try {
-    yield* (await stores.source(prefix)).list('');
+    yield* (await stores.get(prefix)).list('');
   } catch (e) {
     if (!(e instanceof StorageError)) throw e;
     if (e.code === 'NOT_FOUND') throw new UsageError(`manifest prefix ${describePlace(prefix)} does not exist: ${e.message}`);

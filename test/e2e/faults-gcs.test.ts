@@ -134,7 +134,8 @@ describe('a gs:// bucket that does not exist, behind a custom endpoint', () => {
         '--gcs-endpoint', url, '--allow-private-network', '--progress', 'none',
       ]);
       expect(run.code).toBe(1);
-      expect(run.stderr.trim()).toBe(`ferry: ${flag} gs://no-such-bucket/x/ is not writable: probe of conditional create on gs://no-such-bucket: HTTP 404`);
+      // The orchestrator's own check: it opens no store with the conditional-write probe.
+      expect(run.stderr.trim()).toMatch(new RegExp(`^ferry: ${flag} gs://no-such-bucket/x/ is not writable: put gs://no-such-bucket/x/\\.ferry-write-check-\\d+-\\d+: HTTP 404$`));
     } finally {
       db.close();
       await fs.rm(dir, { recursive: true, force: true });
@@ -189,6 +190,39 @@ describe('a streamed upload to gs:// killed before its sha256 is recorded', () =
       expect(run.stdout.split('\n').filter((l) => /^(UP_OK|UP_ERR|DL_ERR)/.test(l))).toEqual([`UP_OK\t${id}\t${dest}/${key}\tbin\t300000\t${sha256}\t\t\t0`]);
       expect((await store.stat(key))?.metadata['ferry-sha256']).toBe(sha256);
     } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
+
+describe('a gs:// --out behind a custom endpoint', () => {
+  // The conditional-write probe writes and deletes a marker; a run killed between the two left
+  // it under --out for good (only --dest is cleaned). The orchestrator writes nothing
+  // conditionally, so it sends no probe: here a probe's write is refused with a 500.
+  it('gets no conditional-write probe from the orchestrator', async () => {
+    const dir = await fs.mkdtemp(path.join(tmpdir(), 'ferry-out-probe-'));
+    await fs.mkdir(path.join(dir, 'www'));
+    await fs.writeFile(path.join(dir, 'www', 'a.bin'), 'an object');
+    const origin = await startOrigin(path.join(dir, 'www'));
+    const db = await duck();
+    try {
+      await fs.mkdir(path.join(dir, 'm'));
+      await db.run(`COPY (SELECT 'a' AS id, '${origin.url}/a.bin' AS media_path) TO '${path.join(dir, 'm', 'u.parquet')}' (FORMAT parquet)`);
+      await faults([{ method: 'POST', path: 'ferry-probe-', fault: 'status', status: 500, code: 'backendError' }]);
+      const run = await ferry([
+        'compile', path.join(dir, 'm'), '--dest', path.join(dir, 'dest'), '--out', `gs://${GCS_TEST_BUCKET}/renewed-out`, '--work-dir', path.join(dir, 'work'),
+        '--gcs-endpoint', url, '--allow-private-network', '--progress', 'none', '--profile', 'any',
+      ]);
+      expect(run.stderr).not.toContain('probe');
+      expect(run.code).toBe(0);
+      expect((await stats()).faults).toEqual({});
+      const out = await openStore({ scheme: 'gs', bucket: GCS_TEST_BUCKET, prefix: 'renewed-out/' }, { gcs: { endpoint: gcs.endpoint }, conditionalWrites: 'off' });
+      const keys: string[] = [];
+      for await (const o of out.list('')) keys.push(o.key);
+      expect(keys.sort()).toEqual(['u.ledger.tsv', 'u.manifest.json', 'u.parquet']);
+    } finally {
+      db.close();
+      await origin.close();
       await fs.rm(dir, { recursive: true, force: true });
     }
   }, 60_000);
