@@ -1,6 +1,6 @@
 import { notUtf8 } from '../../protocol/index.js';
 import { refuseRow } from '../state.js';
-import { Binary, Bool, Dictionary, Float64, Int8, Int16, Int32, Int64, LargeUtf8, Timestamp, TimeUnit, Uint64, Utf8, vectorFromArray } from './arrow.js';
+import { Binary, Bool, Dictionary, Float64, Int8, Int16, Int32, Int64, LargeUtf8, Null, Timestamp, TimeUnit, Uint64, Utf8, makeData, makeVector, vectorFromArray } from './arrow.js';
 import type { DataType } from './arrow.js';
 import { describe, expect, it } from 'vitest';
 import { toStrings, usableAsId, usableAsUrl } from './keys.js';
@@ -14,6 +14,8 @@ describe('key types', () => {
     ['Int8', new Int8(), true, false],
     ['Int64', new Int64(), true, false],
     ['Uint64', new Uint64(), true, false],
+    // PyArrow's type for a pandas column of None only: every row a null id or url.
+    ['Null', new Null(), true, true],
     ['Float64', new Float64(), false, false],
     ['Bool', new Bool(), false, false],
     ['Timestamp', new Timestamp(TimeUnit.MICROSECOND), false, false],
@@ -31,6 +33,7 @@ describe('toStrings', () => {
     ['int64 beyond 2^53, exact', vectorFromArray([9007199254740993n, -9223372036854775808n, null], new Int64()), ['9007199254740993', '-9223372036854775808', null]],
     ['uint64 above int64', vectorFromArray([18446744073709551615n], new Uint64()), ['18446744073709551615']],
     ['binary as UTF-8, or marked when it is not', vectorFromArray([new TextEncoder().encode('ab'), new Uint8Array([0xff]), new Uint8Array([0xfe]), null], new Binary()), ['ab', notUtf8(new Uint8Array([0xff])), notUtf8(new Uint8Array([0xfe])), null]],
+    ['a column of type Null, as nulls', makeVector(makeData({ type: new Null(), length: 3, nullCount: 3 })), [null, null, null]],
   ])('%s', (_, vector, expected) => {
     expect(toStrings(vector)).toEqual(expected);
   });

@@ -12,14 +12,17 @@ function valueType(type: DataType): DataType {
   return type.typeId === Type.Dictionary ? (type as Dictionary).dictionary : type;
 }
 
+// A column of type Null holds only nulls: PyArrow gives that type to a pandas column in
+// which every value is None (a shard whose urls are all missing), and writes it to
+// Parquet as such. Its rows are null ids or urls (NULL_ID, NULL_URL), as in any column.
 export function usableAsId(type: DataType): boolean {
   const t = valueType(type).typeId;
-  return TEXT.has(t) || BYTES.has(t) || t === Type.Int;
+  return TEXT.has(t) || BYTES.has(t) || t === Type.Int || t === Type.Null;
 }
 
 export function usableAsUrl(type: DataType): boolean {
   const t = valueType(type).typeId;
-  return TEXT.has(t) || BYTES.has(t);
+  return TEXT.has(t) || BYTES.has(t) || t === Type.Null;
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
