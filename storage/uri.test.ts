@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { UriError, parseObjectUrl, parsePlace, placeContains, uriOf } from './uri.js';
+import { UriError, objectUrlScheme, parseObjectUrl, parsePlace, placeContains, uriOf } from './uri.js';
 
 describe('object URLs of manifests', () => {
   it.each([
@@ -15,6 +15,16 @@ describe('object URLs of manifests', () => {
   ])('reads %s with its key verbatim, as the aws and gcloud CLIs do', (url, want) => expect(parseObjectUrl(url)).toEqual(want));
 
   it.each(['s3://src', 's3://src/', 'file:///tmp/x', 'http://host/a', 's3://Bad_Bucket/x'])('refuses %j', (url) => expect(() => parseObjectUrl(url)).toThrow(UriError));
+
+  it.each([
+    ['s3://src/k', 's3'],
+    ['GS://src/k', 'gs'],
+    // leading blanks, which the URL parser ignores, do not hide the store (its credentials are checked before the run)
+    ['  s3://src/k', 's3'],
+    ['\u0001gs://src/k', 'gs'],
+    ['http://h/s3://x', null],
+    ['file:///s3://x', null],
+  ])('the store of %j is %s', (url, want) => expect(objectUrlScheme(url)).toBe(want));
 });
 
 describe('places', () => {

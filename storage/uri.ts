@@ -40,9 +40,21 @@ export function parsePlace(uri: string, cwd = process.cwd()): Place {
   throw new UriError(`unsupported location scheme "${scheme}:" in "${uri}" (use s3://, gs://, file:// or a path)`);
 }
 
+/**
+ * A manifest URL without the C0 controls and spaces before it, which the WHATWG URL parser
+ * (http(s) and file URLs) ignores: the kind of source is decided on what that parser would
+ * read, so ` s3://b/k` is the object k, as ` http://h/k` is that page, not an "s3:" URL
+ * refused as not HTTP. What follows the scheme is each parser's own (an object key keeps
+ * a trailing space; the URL parser drops it).
+ */
+export function sourceUrlText(url: string): string {
+  // eslint-disable-next-line no-control-regex -- the C0 controls are what it removes
+  return url.replace(/^[\x00-\x20]+/, '');
+}
+
 /** The object store a manifest URL names (`s3://…`, `gs://…`, any case), else null. */
 export function objectUrlScheme(url: string): 's3' | 'gs' | null {
-  const m = /^(s3|gs):\/\//i.exec(url);
+  const m = /^(s3|gs):\/\//i.exec(sourceUrlText(url));
   return m ? (m[1]!.toLowerCase() as 's3' | 'gs') : null;
 }
 

@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync,
 import { connect as netConnect, createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StorageError } from '../storage/adapter.js';
 import { createHttpClient, type HttpClient, type HttpClientOptions } from '../storage/http.js';
@@ -463,6 +463,26 @@ describe('download against a fault origin (separate process, loopback)', () => {
     ['file:///etc/passwd', 'UNSUPPORTED_SCHEME'],
   ])('%s is %s with 0 attempts', async (url, reason) => {
     expect(await download(url, opts())).toMatchObject({ ok: false, reason, attempts: 0 });
+  });
+
+  it('decides the kind of source after leading blanks, as the URL parser reads http URLs: a file URL is read, an s3 URL goes to its store', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'ferry-blank-url-'));
+    try {
+      writeFileSync(join(root, 'a.bin'), 'hello');
+      const local = await download(`  ${pathToFileURL(join(root, 'a.bin')).href}`, opts({ localSourceRoot: root }));
+      expect(local).toMatchObject({ ok: true, kind: 'buffer' });
+      if (local.ok && local.kind === 'buffer') expect(local.body.toString()).toBe('hello');
+      const asked: unknown[] = [];
+      const stores = async (place: unknown) => {
+        asked.push(place);
+        throw new StorageError('NOT_FOUND', 'no such key');
+      };
+      const object = await download(' \u0001s3://bucket/dir/k.png', opts({ stores }));
+      expect(object).toMatchObject({ ok: false, reason: 'NOT_FOUND' });
+      expect(asked).toEqual([{ scheme: 's3', bucket: 'bucket', prefix: '' }]);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 
   it('a connection refused is RESET and retried', async () => {

@@ -10,7 +10,7 @@ import { classOf, oneLine, type Reason } from '../protocol/index.js';
 import { Readable } from 'node:stream';
 import { type StorageAdapter, StorageError } from '../storage/adapter.js';
 import { LocalSourceError, isFileUrl, openLocalSource } from '../storage/local-source.js';
-import { type Place, parseObjectUrl } from '../storage/uri.js';
+import { type Place, parseObjectUrl, sourceUrlText } from '../storage/uri.js';
 import { type HttpClient, type WholeBody, discardBody, headerValue, parseHttpUrl } from '../storage/http.js';
 import { type BodyMeter, NO_METER, metered } from '../storage/min-rate.js';
 import { redactText } from '../storage/redact.js';
@@ -644,7 +644,8 @@ export async function download(url: string, opts: DownloadOptions, signal?: Abor
   }
 }
 
-async function downloadWithRetries(url: string, o: DownloadOptions, signal?: AbortSignal): Promise<DownloadResult> {
+async function downloadWithRetries(given: string, o: DownloadOptions, signal?: AbortSignal): Promise<DownloadResult> {
+  const url = sourceUrlText(given);
   // BAD_URL / UNSUPPORTED_SCHEME are decided before any try: 0 attempts.
   const store = isStoreUrl(url);
   const file = isFileUrl(url);
