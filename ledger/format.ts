@@ -3,7 +3,7 @@
  * order, header `id reason class stage attempts url detail`. Fields escape `\` TAB LF CR
  * as `\\` `\t` `\n` `\r`; a null id or url is `\N`.
  */
-import { type Reason, type ReasonClass, classOf, isReason } from '../protocol/index.js';
+import { type Reason, type ReasonClass, classOf, isReason, notUtf8, notUtf8Bytes } from '../protocol/index.js';
 
 export const LEDGER_HEADER = ['id', 'reason', 'class', 'stage', 'attempts', 'url', 'detail'] as const;
 export const STAGES = ['compile', 'download', 'validate', 'upload', 'verify'] as const;
@@ -23,12 +23,51 @@ const NULL = '\\N';
 
 export function escapeField(value: string | null): string {
   if (value === null) return NULL;
+  const hex = notUtf8Bytes(value);
+  if (hex !== null) return escapeBytes(Buffer.from(hex, 'hex'));
   return value.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'));
+}
+
+/**
+ * A value that is not UTF-8 (a binary id): printable ASCII as itself, `\` as `\\`, every
+ * other byte as `\xHH`. A real `\` is always doubled, so `\x` is never text.
+ */
+function escapeBytes(bytes: Buffer): string {
+  let out = '';
+  for (const b of bytes) {
+    if (b === 0x5c) out += '\\\\';
+    else if (b >= 0x20 && b < 0x7f) out += String.fromCharCode(b);
+    else out += `\\x${b.toString(16).padStart(2, '0')}`;
+  }
+  return out;
 }
 
 export function unescapeField(field: string): string | null {
   if (field === NULL) return null;
+  if (/\\x[0-9a-fA-F]{2}/.test(field.replace(/\\\\/g, ''))) return unescapeBytes(field);
   return field.replace(/\\([\\tnr])/g, (_, c: string) => (c === 't' ? '\t' : c === 'n' ? '\n' : c === 'r' ? '\r' : '\\'));
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A field with `\xHH` bytes: its text, or, when its bytes are not UTF-8, the value `notUtf8` marks. */
+function unescapeBytes(field: string): string {
+  const parts: Buffer[] = [];
+  const escapes = /\\(?:([\\tnr])|x([0-9a-fA-F]{2}))/g;
+  let at = 0;
+  for (let m = escapes.exec(field); m; m = escapes.exec(field)) {
+    parts.push(Buffer.from(field.slice(at, m.index), 'utf8'));
+    const c = m[1];
+    parts.push(c === undefined ? Buffer.from([parseInt(m[2]!, 16)]) : Buffer.from(c === 't' ? '\t' : c === 'n' ? '\n' : c === 'r' ? '\r' : '\\'));
+    at = escapes.lastIndex;
+  }
+  parts.push(Buffer.from(field.slice(at), 'utf8'));
+  const bytes = Buffer.concat(parts);
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    return notUtf8(bytes);
+  }
 }
 
 export function ledgerHeaderLine(): string {

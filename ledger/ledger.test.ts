@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { notUtf8 } from '../protocol/index.js';
 import { type LedgerRow, encodeLedgerRow, escapeField, ledgerHeaderLine, parseLedger, unescapeField } from './format.js';
 import { parseReasonSelector, replayable, selects } from './select.js';
 
@@ -23,6 +24,20 @@ describe('ledger format', () => {
   });
 
   it('writes null as \\N', () => expect(escapeField(null)).toBe('\\N'));
+
+  it.each([
+    ['a byte that is not UTF-8 beside ASCII', [0xc3, 0x28], '\\xc3('],
+    ['controls, a backslash and a valid sequence, all as bytes', [0xff, 0x09, 0x5c, 0x78, 0xc3, 0xa9], '\\xff\\x09\\\\x\\xc3\\xa9'],
+  ])('writes an id that is not UTF-8 (%s) as its bytes, and reads it back as the same value', (_, bytes, esc) => {
+    const id = notUtf8(Uint8Array.from(bytes));
+    expect(escapeField(id)).toBe(esc);
+    expect(unescapeField(esc)).toBe(id);
+  });
+
+  it('reads \\x escapes of UTF-8 bytes as text, and a doubled backslash before x as text', () => {
+    expect(unescapeField('caf\\xc3\\xa9')).toBe('café');
+    expect(unescapeField('a\\\\xff')).toBe('a\\xff');
+  });
 
   it('round-trips rows with their class', () => {
     const text = ledgerHeaderLine() + rows.map(encodeLedgerRow).join('');

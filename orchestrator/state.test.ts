@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { Event, TerminalEvent } from '../protocol/index.js';
+import { type Event, type TerminalEvent, notUtf8 } from '../protocol/index.js';
+import { redactUrl } from '../storage/redact.js';
 import { UnitRows, UnitState, outcomeOf } from './state.js';
 
 const redact = (url: string) => url.replace(/\?.*/, '?…');
@@ -101,5 +102,15 @@ describe('UnitRows', () => {
     expect(() => outputs.outputs(['a', 'b'], ['http://h/a', 'http://h/b'], redact)).toThrow('internal: no outcome for id "b" at row 2');
     outputs.rewind();
     expect(() => outputs.outputs(['a', 'b'], ['http://h/a', null], redact)).toThrow('internal: no outcome for id "b" at row 2');
+  });
+});
+
+describe('a url that is not UTF-8 (a binary url column)', () => {
+  it('reaches the ledger as text the redactor read: its secrets redacted, never its bytes in hex', () => {
+    const url = notUtf8(Buffer.concat([Buffer.from('http://user:pw@h/'), Buffer.from([0xff]), Buffer.from('?X-Amz-Signature=SECRET')]));
+    const state = new UnitState();
+    const { ledger } = state.outputs(['a'], [url], redactUrl);
+    expect(ledger).toMatchObject([{ id: 'a', reason: 'BAD_URL', url: 'http://***@h/\uFFFD?X-Amz-Signature=REDACTED' }]);
+    expect(JSON.stringify(ledger)).not.toMatch(/SECRET|5345435245|7077/);
   });
 });

@@ -5,7 +5,7 @@
  * themselves (URIs, reasons, details) stay in the journal until the outputs are written.
  */
 import type { LedgerRow, Stage } from '../ledger/index.js';
-import { type Reason, type TerminalEvent, idProblem, isTerminal, notUtf8Bytes } from '../protocol/index.js';
+import { type Reason, type TerminalEvent, idProblem, isTerminal, notUtf8Bytes, shownText } from '../protocol/index.js';
 import type { Journal } from './journal.js';
 
 /** Rows whose outcomes are read back from the journal at once. */
@@ -95,7 +95,7 @@ function addOutput(out: RowOutputs, id: string | null, url: string | null, outco
   } else {
     out.paths.push(null);
     out.bad.push(outcome.bad);
-    out.ledger.push({ id, reason: outcome.reason, stage: outcome.stage, attempts: outcome.attempts, url: url === null ? null : redact(url), detail: outcome.detail });
+    out.ledger.push({ id, reason: outcome.reason, stage: outcome.stage, attempts: outcome.attempts, url: url === null ? null : redact(shownText(url)), detail: outcome.detail });
   }
 }
 

@@ -38,6 +38,16 @@ export function notUtf8Bytes(value: string): string | null {
   return value.startsWith(NOT_UTF8) ? value.slice(NOT_UTF8.length) : null;
 }
 
+/**
+ * A value as text to show: one made by `notUtf8` as its bytes decoded with U+FFFD for each
+ * invalid sequence (what a URL redactor can read: the mark's hex would hide a URL's
+ * secrets from it), any other as it is.
+ */
+export function shownText(value: string): string {
+  const hex = notUtf8Bytes(value);
+  return hex === null ? value : Buffer.from(hex, 'hex').toString('utf8');
+}
+
 export function idProblem(id: string): string | null {
   if (id === '') return 'empty id';
   const bytes = notUtf8Bytes(id);
