@@ -10,7 +10,7 @@ import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { LedgerError, type LedgerRow, type ReasonSelector, LedgerReader, parseReasonSelector, replayable, selects } from '../ledger/index.js';
 import { type Task, type WorkerFlags, isTerminal, parseDecode, parseWorkerFlags, storeOptionsOf } from '../protocol/index.js';
-import { StorageError, UriError, describePlace, objectUrlScheme, parsePlace, splitObjectUri } from '../storage/index.js';
+import { StorageError, UriError, describePlace, objectUrlScheme, parsePlace, splitObjectUri, uriOf } from '../storage/index.js';
 import { asUnitError, checkSourceCredentials, runUnitTasks, type RunContext } from './compile.js';
 import { TaskQueue, WorkerPool } from './supervise.js';
 import { type CompileConfig, fingerprint } from './config.js';
@@ -18,7 +18,7 @@ import { EXIT, PlaceError, UsageError } from './errors.js';
 import { Stores, checkWorkDir, localCopy, readLines } from './io.js';
 import { Journal, discardFinishedJournal, discardJournal, journalFiles, stagingDir, tidyWorkDir } from './journal.js';
 import { stagedFiles, writeOutputs } from './materialize.js';
-import { scanManifest } from './parquet/index.js';
+import { ManifestError, scanManifest } from './parquet/index.js';
 import type { Board } from './progress.js';
 import { type Outcome, RowVerdicts, UnitState, outcomeOf } from './state.js';
 import { type UnitManifest, markReplaying, outputKeys, publishOutputs, readUnitManifest } from './unit-manifest.js';
@@ -137,11 +137,18 @@ async function replayRows(m: UnitManifest, rows: LedgerRow[], chosen: LedgerRow[
   try {
     // The unit as it stands: successes from the renewed Parquet, failures from the ledger.
     const state = new UnitState();
-    await scanManifest(renewed.file, { id: cols.id, url: cols.path }, { path: '\u0000', bad: '\u0000' }, (ids, paths) => {
+    // A renewed Parquet that cannot be read is named as itself (not as the source manifest
+    // that every other ManifestError of the unit is about), with the flag naming its column.
+    await scanManifest(renewed.file, { id: cols.id, url: cols.path, flags: { id: '--id-column', url: '--path-column' } }, { path: '\u0000', bad: '\u0000' }, (ids, paths) => {
       ids.forEach((id, i) => {
         const uri = paths[i];
         if (id !== null && uri) state.set(id, { ok: true, uri });
       });
+    }).catch((e: unknown) => {
+      if (!(e instanceof ManifestError)) throw e;
+      throw new UsageError(
+        `${e.message.replace(e.file, uriOf(r.parent, renewedKey))} (the unit's renewed Parquet, which replay merges into: recompile the unit with ferry compile … --only ${m.unit} --force)`,
+      );
     });
     for (const row of rows) if (row.id !== null && row.stage !== 'compile') state.set(row.id, outcomeFromLedger(row));
     // The selected ids' real URLs come from the source manifest (the ledger's are redacted).

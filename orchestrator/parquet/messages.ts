@@ -3,7 +3,8 @@
 // keys at a time and waits for the reply before reading on, so memory holds one row group
 // whatever the file's size; `done` or `fail` ends the call.
 
-export type KeyColumns = { id: string; url: string };
+/** `flags`: the flags that name the two columns, for messages (default `--id-column`, `--url-column`). */
+export type KeyColumns = { id: string; url: string; flags?: { id: string; url: string } };
 export type OutputColumns = { path: string; bad: string };
 
 export type ManifestInfo = {

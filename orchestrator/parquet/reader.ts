@@ -109,8 +109,8 @@ export function checkColumns(m: Manifest, keys: KeyColumns | null, out: OutputCo
   }
   if (!keys) return;
   const checks = [
-    [keys.id, '--id-column', usableAsId, 'a string, binary or integer'],
-    [keys.url, '--url-column', usableAsUrl, 'a string or binary'],
+    [keys.id, keys.flags?.id ?? '--id-column', usableAsId, 'a string, binary or integer'],
+    [keys.url, keys.flags?.url ?? '--url-column', usableAsUrl, 'a string or binary'],
   ] as const;
   for (const [name, flag, usable, wanted] of checks) {
     const f = field(name);

@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import fs from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseLedger } from '../../ledger/index.js';
@@ -110,6 +110,21 @@ describe('replay after the unit changed', () => {
     expect(r.stderr).toContain('the journal of an interrupted replay is for another selection, source or compile of the unit: every selected row is sent again');
     const paths = await consistent('redest');
     for (const [id, p] of paths) expect(p, id).toContain(`/redest/dest2/m/`);
+  }, 120_000);
+});
+
+describe('a renewed Parquet that is not one', () => {
+  it('is named as itself, with the flag naming its missing column, not as the source manifest', async () => {
+    await scenario('swapped');
+    expect((await compile('swapped', 'dest')).code).toBe(0); // every file missing: N × NOT_FOUND
+    // The operator (or a sync job) put the original manifest where the renewed one was.
+    const renewed = path.join(place('swapped').out, 'm.parquet');
+    await fs.copyFile(path.join(place('swapped').manifests, 'm.parquet'), renewed);
+    const r = await ferry(replayArgs('swapped', '--reasons', 'all'));
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toContain(`${pathToFileURL(renewed).href}: has no column "updated_media_path" (--path-column)`);
+    expect(r.stderr).toContain('recompile the unit');
+    expect(r.stderr).not.toContain(place('swapped').manifests);
   }, 120_000);
 });
 
