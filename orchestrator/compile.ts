@@ -193,7 +193,7 @@ function skipped(unit: Unit, ledgerRows: number, board: Board): UnitReport {
 }
 
 async function compileUnitOrThrow(unit: Unit, sourceUri: string, cfg: CompileConfig, ctx: RunContext): Promise<UnitReport> {
-  const problem = unitNameProblem(unit.name);
+  const problem = unit.unreadable ?? unitNameProblem(unit.name);
   if (problem) throw new UnitError(unit.name, `${sourceUri}: ${problem}`);
   const out = await ctx.stores.get(cfg.out);
   const options = contentOptions(cfg);

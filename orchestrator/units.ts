@@ -9,7 +9,8 @@ import { type ObjectInfo, type Place, StorageError, describePlace, placeContains
 import { PlaceError, UsageError } from './errors.js';
 import type { Stores } from './io.js';
 
-export type Unit = { name: string; key: string; size: number; version: string };
+/** `unreadable`: why the listing already knows the manifest cannot be read (its unit fails, saying so). */
+export type Unit = { name: string; key: string; size: number; version: string; unreadable?: string };
 
 export async function listUnits(prefix: Place, stores: Stores): Promise<Unit[]> {
   if (prefix.scheme === 'file') {
@@ -21,7 +22,7 @@ export async function listUnits(prefix: Place, stores: Stores): Promise<Unit[]> 
   for await (const o of listed(prefix, stores)) {
     // Hidden or in-progress names are skipped, as Spark and Hive skip them (`.x`, `_temporary/`).
     if (!o.key.endsWith('.parquet') || o.key.split('/').some((seg) => seg.startsWith('.') || seg.startsWith('_'))) continue;
-    units.push({ name: o.key.slice(0, -'.parquet'.length), key: o.key, size: o.size, version: o.version });
+    units.push({ name: o.key.slice(0, -'.parquet'.length), key: o.key, size: o.size, version: o.version, ...(o.unreadable ? { unreadable: o.unreadable } : {}) });
   }
   if (units.length === 0) throw new UsageError(`no *.parquet manifest under ${describePlace(prefix)}`);
   return units.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));

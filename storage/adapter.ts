@@ -29,6 +29,12 @@ export type ObjectInfo = {
    * Unlike user metadata, no tool can carry it over onto other bytes.
    */
   md5?: string;
+  /**
+   * Set by a listing only: why the name it lists cannot be read (a folder's symbolic link
+   * that leads nowhere or loops), so that a manifest behind a missing mount is not skipped
+   * without a word.
+   */
+  unreadable?: string;
 };
 
 export type PutOptions = {

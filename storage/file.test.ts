@@ -53,7 +53,7 @@ describe('FileStore', () => {
     expect(() => s.uri('../../etc/passwd')).toThrow(StorageError);
   });
 
-  it('lists a symlink to a file as that file, and enters no symlinked folder', async () => {
+  it('lists a symlink to a file as that file, enters no symlinked folder, and lists a link that leads nowhere as unreadable', async () => {
     const s = await store();
     const elsewhere = await mkdtemp(path.join(tmpdir(), 'ferry-file-elsewhere-'));
     await writeFile(path.join(elsewhere, 'm.parquet'), 'abcd');
@@ -63,8 +63,11 @@ describe('FileStore', () => {
     await symlink(path.join(elsewhere, 'dir'), path.join(s.root, 'linked-dir'));
     await symlink(path.join(elsewhere, 'gone'), path.join(s.root, 'dangling.parquet'));
     const found = [];
-    for await (const o of s.list('')) found.push([o.key, o.size]);
-    expect(found).toEqual([['linked.parquet', 4]]);
+    for await (const o of s.list('')) found.push([o.key, o.size, o.unreadable]);
+    expect(found.sort()).toEqual([
+      ['dangling.parquet', 0, `a symbolic link to ${path.join(elsewhere, 'gone')}, which does not exist`],
+      ['linked.parquet', 4, undefined],
+    ]);
   });
 
   it("cleans a unit's temporary files, not those of a unit nested under it", async () => {

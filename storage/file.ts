@@ -219,6 +219,18 @@ function noObject(e: unknown): boolean {
   return code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP';
 }
 
+/** Why a symbolic link leads to nothing that can be read, or null (it leads to a folder). */
+async function brokenLink(link: string): Promise<string | null> {
+  try {
+    await fs.stat(link);
+    return null;
+  } catch (e) {
+    const target = await fs.readlink(link).catch(() => '?');
+    const code = errno(e);
+    return `a symbolic link to ${target}, which ${code === 'ELOOP' ? 'loops' : code === 'ENOENT' || code === 'ENOTDIR' ? 'does not exist' : `cannot be read (${code})`}`;
+  }
+}
+
 function classify(e: unknown, what: string): StorageError {
   const code = errno(e);
   if (code === 'ENOENT') return new StorageError('NOT_FOUND', `${what}: not found`, { cause: e });
@@ -283,8 +295,13 @@ export class FileStore implements StorageAdapter {
       if (!entry.isFile() && !entry.isSymbolicLink()) continue;
       const abs = path.join(entry.parentPath, entry.name);
       if (path.relative(this.root, abs).split(path.sep).includes(TEMP_DIR)) continue; // the root's or a mount's
-      const info = await this.stat(path.relative(this.root, abs).split(path.sep).join('/'));
+      const key = path.relative(this.root, abs).split(path.sep).join('/');
+      const info = await this.stat(key);
       if (info) yield info;
+      else if (entry.isSymbolicLink()) {
+        const broken = await brokenLink(abs);
+        if (broken) yield { key, size: 0, version: 'unreadable', metadata: {}, unreadable: broken };
+      }
     }
   }
 

@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseLedger } from '../../ledger/index.js';
@@ -42,6 +43,12 @@ beforeAll(async () => {
   await fs.writeFile(path.join(dir, 'mixed', 'cut.parquet'), (await fs.readFile(path.join(dir, 'mixed', 'ok.parquet'))).subarray(0, 40));
   await manifest('mixed', 'noid.parquet', `SELECT 'a' AS key, 'http://x/a.jpg' AS media_path`);
   await manifest('mixed', 'clash.parquet', `SELECT 'a' AS id, 'http://x/a.jpg' AS media_path, true AS bad_image`);
+  // A manifest behind a mount that is gone, and a link to itself; a link to a folder, and a
+  // broken link that names no manifest, are not units.
+  await fs.symlink(path.join(dir, 'no-such-mount', 'x.parquet'), path.join(dir, 'mixed', 'gone.parquet'));
+  await fs.symlink('self.parquet', path.join(dir, 'mixed', 'self.parquet'));
+  await fs.symlink(path.join(dir, 'origin'), path.join(dir, 'mixed', 'folder.parquet'));
+  await fs.symlink(path.join(dir, 'no-such-mount', 'notes'), path.join(dir, 'mixed', 'notes.txt'));
   await manifest('guarded', 'm.parquet', `SELECT * FROM (VALUES ('a', ${lit(origin.url + '/file/n1/a.png')}), ('b', ${lit('http://localhost:' + new URL(origin.url).port + '/file/n2/a.png')})) t(id, media_path)`);
   await fs.mkdir(path.join(dir, 'empty'));
 }, 60_000);
@@ -302,6 +309,10 @@ describe('broken manifests beside good ones', () => {
     expect(r.stderr).toMatch(/cut\.parquet/);
     expect(r.stderr).toMatch(/noid.*\bid\b.*--id-column|--id-column.*noid/s);
     expect(r.stderr).toMatch(/bad_image.*--bad-column|--bad-column.*bad_image/s);
+    expect(r.stderr).toContain(`ferry: unit gone failed: ${pathToFileURL(path.join(dir, 'mixed', 'gone.parquet')).href}: a symbolic link to ${path.join(dir, 'no-such-mount', 'x.parquet')}, which does not exist`);
+    expect(r.stderr).toContain(`ferry: unit self failed: ${pathToFileURL(path.join(dir, 'mixed', 'self.parquet')).href}: a symbolic link to self.parquet, which loops`);
+    expect(r.stderr).not.toMatch(/folder|notes/);
+    expect(r.stderr).toContain('1 unit(s) compiled, 0 already complete, 6 failed');
     noStack(r);
   });
 
