@@ -12,6 +12,7 @@ export type * from 'apache-arrow';
 export const {
   Binary,
   Bool,
+  Decimal,
   Dictionary,
   Field,
   FixedSizeBinary,
@@ -41,9 +42,11 @@ export const {
   makeVector,
   tableFromIPC,
   tableToIPC,
+  util,
   vectorFromArray,
 } = arrow;
 // The classes that are used as types too (a destructured constant is a value only).
+export type Decimal = Arrow.Decimal;
 export type Dictionary = Arrow.Dictionary;
 export type Field<T extends Arrow.DataType = Arrow.DataType> = Arrow.Field<T>;
 export type FixedSizeBinary = Arrow.FixedSizeBinary;

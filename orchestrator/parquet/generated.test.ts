@@ -15,6 +15,8 @@ const MANIFEST_SQL = `
   SELECT
     CASE WHEN i = 0 THEN '' WHEN i % 97 = 3 THEN NULL ELSE 'id-' || i || CASE WHEN i % 10 = 1 THEN ' é✓' ELSE '' END END AS id,
     CASE WHEN i % 97 = 3 THEN NULL ELSE (i - 2500) * 3689348814741910 END::BIGINT AS big_id,
+    CASE WHEN i % 97 = 3 THEN NULL ELSE (i - 2500) * 3689348814741 END::DECIMAL(18, 0) AS number_id,
+    CASE WHEN i % 97 = 3 THEN NULL ELSE ('-9999999999999999999999999999' || lpad(i::VARCHAR, 10, '0'))::DECIMAL(38, 0) END AS wide_number_id,
     CASE WHEN i % 89 = 0 THEN NULL ELSE 'https://img.example.com/a/' || i || '.jpg?sig=' || md5(i::VARCHAR) END AS media_path,
     'caption ' || repeat('x', i % 13) AS caption,
     (i * 7)::INTEGER AS n32,
@@ -64,6 +66,10 @@ afterAll(async () => {
 describe.each([
   { keys: { id: 'id', url: 'media_path' } },
   { keys: { id: 'big_id', url: 'media_path' } },
+  // Oracle NUMBER(p) keys as Spark reads them over JDBC: decimals of scale 0, stored as
+  // INT64 (precision 18) and as fixed-length bytes (38).
+  { keys: { id: 'number_id', url: 'media_path' } },
+  { keys: { id: 'wide_number_id', url: 'media_path' } },
 ])('id column $keys.id', ({ keys }) => {
   it('scans ids and urls row group by row group, as DuckDB reads them', async () => {
     const groups: number[] = [];
@@ -88,8 +94,12 @@ describe.each([
       expect(ids[0]).toBe('');
       expect(ids[3]).toBeNull();
       expect(ids[11]).toBe('id-11 é✓');
-    } else {
+    } else if (keys.id === 'big_id') {
       expect(ids[0]).toBe(String(-2500n * 3689348814741910n));
+    } else if (keys.id === 'number_id') {
+      expect(ids[0]).toBe(String(-2500n * 3689348814741n));
+    } else {
+      expect(ids[12]).toBe('-99999999999999999999999999990000000012');
     }
   });
 

@@ -1,6 +1,6 @@
 import { notUtf8 } from '../../protocol/index.js';
 import { refuseRow } from '../state.js';
-import { Binary, Bool, Dictionary, Float64, Int8, Int16, Int32, Int64, LargeUtf8, Null, Timestamp, TimeUnit, Uint64, Utf8, makeData, makeVector, vectorFromArray } from './arrow.js';
+import { Binary, Bool, Decimal, Dictionary, Float64, Int8, Int16, Int32, Int64, LargeUtf8, Null, Timestamp, TimeUnit, Uint64, Utf8, makeData, makeVector, vectorFromArray } from './arrow.js';
 import type { DataType } from './arrow.js';
 import { describe, expect, it } from 'vitest';
 import { toStrings, usableAsId, usableAsUrl } from './keys.js';
@@ -16,6 +16,9 @@ describe('key types', () => {
     ['Uint64', new Uint64(), true, false],
     // PyArrow's type for a pandas column of None only: every row a null id or url.
     ['Null', new Null(), true, true],
+    ['Decimal(18, 0)', new Decimal(0, 18, 128), true, false],
+    ['Decimal(76, 0)', new Decimal(0, 76, 256), true, false],
+    ['Decimal(10, 2)', new Decimal(2, 10, 128), false, false],
     ['Float64', new Float64(), false, false],
     ['Bool', new Bool(), false, false],
     ['Timestamp', new Timestamp(TimeUnit.MICROSECOND), false, false],

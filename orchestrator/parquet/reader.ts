@@ -2,8 +2,8 @@
 // row groups as Arrow tables with INT96 converted, and the keys as strings.
 import { openAsBlob } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { RecordBatch, Schema, Struct, Table, makeData, tableFromIPC } from './arrow.js';
-import type { Vector } from './arrow.js';
+import { RecordBatch, Schema, Struct, Table, Type, makeData, tableFromIPC } from './arrow.js';
+import type { DataType, Decimal, Vector } from './arrow.js';
 import { ParquetFile } from './wasm.js';
 import { PhysicalType, checkRowCounts, footerTail, int96Paths, leaves, readFooter, rowGroupBytes, rowGroupRows, schemaTree, withInt96AsBytes } from './footer.js';
 import type { Footer } from './footer.js';
@@ -109,7 +109,7 @@ export function checkColumns(m: Manifest, keys: KeyColumns | null, out: OutputCo
   }
   if (!keys) return;
   const checks = [
-    [keys.id, keys.flags?.id ?? '--id-column', usableAsId, 'a string, binary or integer'],
+    [keys.id, keys.flags?.id ?? '--id-column', usableAsId, 'a string, binary or integer (or decimal of scale 0)'],
     [keys.url, keys.flags?.url ?? '--url-column', usableAsUrl, 'a string or binary'],
   ] as const;
   for (const [name, flag, usable, wanted] of checks) {
@@ -117,8 +117,15 @@ export function checkColumns(m: Manifest, keys: KeyColumns | null, out: OutputCo
     if (!f) throw new ReadError(`has no column "${name}" (${flag}); its columns: ${m.schema.fields.map((x) => x.name).join(', ')}`);
     const count = m.schema.fields.filter((x) => x.name === name).length;
     if (count > 1) throw new ReadError(`has ${count} columns named "${name}" (${flag}): which one holds the keys is ambiguous`);
-    if (!usable(f.type)) throw new ReadError(`column "${name}" (${flag}) has type ${String(f.type)}; it must be ${wanted} column`);
+    if (!usable(f.type)) throw new ReadError(`column "${name}" (${flag}) has type ${typeName(f.type)}; it must be ${wanted} column`);
   }
+}
+
+/** A column's type as a user reads it: Arrow prints a decimal as `Decimal[10e+2]`. */
+function typeName(type: DataType): string {
+  if (type.typeId !== Type.Decimal) return String(type);
+  const { precision, scale } = type as Decimal;
+  return `decimal(${precision}, ${scale})`;
 }
 
 export function checkRowGroupSizes(m: Manifest, columns?: string[]): void {
