@@ -103,6 +103,8 @@ function runOnThread(request: ThreadRequest, onRowGroup: RowGroupHandler): Promi
   t.output = '';
   return new Promise((resolve, reject) => {
     let settled = false;
+    /** Row groups handed over before a crash: where in the file the decoder stopped. */
+    let rowGroups = 0;
     const finish = (error: unknown, result?: ManifestInfo | RenewResult, reusable = false): void => {
       if (settled) return;
       settled = true;
@@ -124,6 +126,7 @@ function runOnThread(request: ThreadRequest, onRowGroup: RowGroupHandler): Promi
         else if (m.kind === 'fail') {
           finish(m.manifest ? new ManifestError(`${file}: ${m.message}`, file) : internalError(file, m), undefined, m.reusable);
         } else {
+          rowGroups++;
           onRowGroup(m).then(
             (answer) => {
               if (!settled) t.worker.postMessage(answer, answer.kind === 'outputs' ? [answer.bad.buffer as ArrayBuffer] : []);
@@ -134,7 +137,11 @@ function runOnThread(request: ThreadRequest, onRowGroup: RowGroupHandler): Promi
       },
       crash: (what) => {
         const detail = t.output.trim() ? ` (${oneLine(t.output).slice(-300)})` : '';
-        finish(new ManifestError(`${file}: cannot read the Parquet file: the codec ${what}${detail}`, file));
+        // parquet-wasm's decoder stops so (a Rust panic, "unreachable", printing nothing) on
+        // bytes it cannot decode: say where, and what usually does it.
+        const where = rowGroups > 0 ? `, after ${rowGroups} row group(s) were read` : '';
+        const cause = /unreachable/.test(what) ? ' (a damaged page or footer, or a text column that is not UTF-8, stops the decoder so)' : '';
+        finish(new ManifestError(`${file}: cannot read the Parquet file: the codec ${what}${where}${detail}${cause}`, file));
       },
     };
     t.worker.postMessage({ kind: 'run', request } satisfies ToThread);

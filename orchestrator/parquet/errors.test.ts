@@ -163,10 +163,25 @@ describe('a crash of the wasm decoder', () => {
     const error = await renewManifest(file, join(dir, 'never.parquet'), keys, OUT, recorder().outputsFor).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ManifestError);
     expect((error as Error).message).toMatch(
-      new RegExp(`^${file}: cannot read the Parquet file: the codec crashed: RuntimeError: unreachable$`),
+      new RegExp(`^${file}: cannot read the Parquet file: the codec crashed: RuntimeError: unreachable \\(a damaged page or footer, or a text column that is not UTF-8, stops the decoder so\\)$`),
     );
     const info = await scanManifest(input, { id: 'id', url: 'string_col' }, OUT, () => {});
     expect(info.rows).toBe(8);
+  });
+});
+
+describe('a damaged page past the first row groups', () => {
+  it('says after how many row groups the decoder stopped, and what usually stops it', async () => {
+    const file = join(dir, 'damaged-page.parquet');
+    await oracle.run(`COPY (SELECT 'c' || i AS id, NULL::VARCHAR AS url FROM range(20000) r(i)) TO '${file}' (FORMAT parquet, ROW_GROUP_SIZE 5000)`);
+    const bytes = await readFile(file);
+    bytes.write('\xde\xad\xbe\xef', 60_000, 'latin1'); // inside the third row group's id pages
+    await writeFile(file, bytes);
+    const error = await scanManifest(file, { id: 'id', url: 'url' }, OUT, () => {}).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ManifestError);
+    expect((error as Error).message).toBe(
+      `${file}: cannot read the Parquet file: the codec crashed: RuntimeError: unreachable, after 2 row group(s) were read (a damaged page or footer, or a text column that is not UTF-8, stops the decoder so)`,
+    );
   });
 });
 
