@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { defaultJobsText, planesText, startupSplit } from './lib/report.mjs';
+import { defaultJobsText, markdown, planesText, startupSplit, summarize, targets } from './lib/report.mjs';
 
 const RUN = fileURLToPath(new URL('./run.mjs', import.meta.url));
 const OBJECTS = 240;
@@ -75,7 +75,33 @@ describe('bench harness (smoke)', () => {
 });
 
 describe('bench report', () => {
-  const run = (tool: string, objects: number, cpuSeconds: number, seconds: number) => ({ tool, concurrency: 64, rep: 1, seconds, cpuSeconds, objectsPerSecond: objects / seconds, cpuPer1k: (cpuSeconds / objects) * 1000, expected: objects, landed: objects });
+  const run = (tool: string, objects: number, cpuSeconds: number, seconds: number) => ({ tool, concurrency: 64, rep: 1, seconds, cpuSeconds, objectsPerSecond: objects / seconds, cpuPer1k: (cpuSeconds / objects) * 1000, expected: objects, landed: objects, code: 0, expectedBytes: objects * 20_000, landedBytes: objects * 20_000, processes: 1 });
+  const machine = { date: '2026-01-01 00:00 UTC', nproc: 2, cpu: 'cpu', memGiB: 4, os: 'linux', loadavg: '0', versions: { node: 'v20', rclone: 'v1.60', nginx: '1.22' }, command: 'npm run bench', commit: 'abc' };
+
+  it('leaves a failed run out of the figures and the verdicts, and says which and why', () => {
+    // rclone lands everything yet exits 1 (with -q it says nothing); the bare loop exits 0 one object short.
+    const rcloneFailed = { ...run('rclone', 200, 0.1, 0.2), code: 1, error: 'exit 1: (no output)' };
+    const bareShort = { ...run('bare', 200, 0.1, 0.4), rep: 2, landed: 199, landedBytes: 199 * 20_000 };
+    const runs = [run('ferry', 200, 0.2, 0.5), run('ferry --profile any', 200, 0.2, 0.5), rcloneFailed, run('rclone', 200, 0.1, 0.25), run('bare', 200, 0.1, 0.4), bareShort];
+    const rows = summarize(runs);
+    const rclone = rows.find((r) => r.tool === 'rclone')!;
+    expect(rclone.objectsPerSecond).toBe(800); // the good run's alone
+    expect(rclone.failed).toEqual([{ rep: 1, why: 'exit 1: (no output)' }]);
+    expect(rows.find((r) => r.tool === 'bare')!.failed).toEqual([{ rep: 2, why: '199 of 200 objects landed' }]);
+    expect(summarize([rcloneFailed])[0]!.objectsPerSecond).toBeNaN();
+
+    const results = { machine, cpu: { params: { expected: 200 }, runs } };
+    const verdicts = Object.fromEntries(targets(results).map((t) => [t.what, t.verdict]));
+    expect(verdicts['2 cpu: ferry / rclone objects/s ≥ 0.9']).toBe('**not valid**: rclone c=64 failed 1 of 2 runs');
+    expect(verdicts['2 cpu: ferry CPU per object / bare ≤ 1.25']).toBe('**not valid**: bare c=64 failed 1 of 2 runs');
+    const md = markdown(results, { chartsPath: 'charts', command: 'npm run bench' });
+    expect(md).toContain('| rclone | 64 | 800 (800–800) |');
+    expect(md).toContain('**✗ 1 of 2 runs failed** (left out)');
+    expect(md).toContain('- rclone c=64 rep 1: exit 1: (no output)');
+    expect(md).toContain('- bare c=64 rep 2: 199 of 200 objects landed');
+    expect(md.split('\n').find((l) => l.startsWith('| rclone |'))).not.toContain('✓');
+  });
+
   it('sets each tool\'s start-up apart from its CPU per object beyond it', () => {
     const results = {
       cpu: { params: { expected: 20_000 }, runs: [run('ferry', 20_000, 6.2, 4.1), run('ferry', 20_000, 6.0, 4.0), run('ferry', 20_000, 6.4, 4.3), run('bare', 20_000, 4.3, 3.1)] },

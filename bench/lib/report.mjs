@@ -1,5 +1,6 @@
 // BENCHMARKS.md and its SVG charts, from the results of each scenario (the last run of each:
 // `--only` re-runs one scenario and keeps the others' figures, each section dated).
+import { runFailure } from './failure.mjs';
 import { median } from './measure.mjs';
 import { lineChart } from './svg.mjs';
 
@@ -9,21 +10,30 @@ const n2 = (v) => (Number.isFinite(v) ? v.toFixed(2) : '–');
 const x2 = (v) => (Number.isFinite(v) ? `${v.toFixed(2)}×` : '–');
 const pct = (v) => (Number.isFinite(v) ? `${(v * 100).toFixed(v < 0.1 ? 1 : 0)} %` : '–');
 
-/** Medians per tool and concurrency, in the order the tools first ran. */
-export function summarize(runs) {
+/**
+ * Medians per tool and concurrency, in the order the tools first ran. A failed run (failure.mjs)
+ * is left out of the figures and listed in `failed`: a row whose runs all failed has none.
+ * `keepFailed`: count them all the same — the knee's figures are the origin's, and the tools
+ * that give up on refused objects are what it shows.
+ */
+export function summarize(runs, { keepFailed = false } = {}) {
   const groups = new Map();
   for (const r of runs) {
     const k = `${r.tool}\u0000${r.concurrency}`;
     if (!groups.has(k)) groups.set(k, []);
     groups.get(k).push(r);
   }
-  return [...groups.values()].map((rs) => {
+  return [...groups.values()].map((all) => {
+    const failed = all.filter((r) => runFailure(r)).map((r) => ({ rep: r.rep, why: r.error ?? runFailure(r) }));
+    const rs = keepFailed ? all : all.filter((r) => !runFailure(r));
     const med = (key) => median(rs.map((r) => r[key]));
     const ops = rs.map((r) => r.objectsPerSecond);
     return {
-      tool: rs[0].tool,
-      concurrency: rs[0].concurrency,
-      reps: rs.length,
+      tool: all[0].tool,
+      concurrency: all[0].concurrency,
+      reps: all.length,
+      failed,
+      keepFailed,
       objectsPerSecond: med('objectsPerSecond'),
       opsMin: Math.min(...ops),
       opsMax: Math.max(...ops),
@@ -34,14 +44,13 @@ export function summarize(runs) {
       seconds: med('seconds'),
       peakRssMB: med('peakRssMB'),
       otherCores: med('otherCores'),
-      processes: Math.max(...rs.map((r) => r.processes)),
-      allLanded: rs.every((r) => r.allLanded),
-      landedMin: Math.min(...rs.map((r) => r.landed)),
-      expected: rs[0].expected,
+      processes: Math.max(...all.map((r) => r.processes)),
+      allLanded: all.every((r) => r.allLanded),
+      landedMin: Math.min(...all.map((r) => r.landed)),
+      expected: all[0].expected,
       errorRate: med('errorRate'),
       originInFlight: med('originInFlight'),
       steadyRate: median(rs.map((r) => r.statuses?.steadyRate)),
-      errors: rs.filter((r) => r.error).map((r) => r.error),
     };
   });
 }
@@ -63,10 +72,19 @@ export function startupSplit(results) {
 }
 
 const pick = (rows, tool, c) => rows.find((r) => r.tool === tool && (c === undefined || r.concurrency === c));
-const best = (rows, tool) => rows.filter((r) => r.tool === tool).sort((a, b) => b.objectsPerSecond - a.objectsPerSecond)[0];
+/** The tool's row with the most objects/s (a row whose runs all failed has none). */
+const best = (rows, tool) => rows.filter((r) => r.tool === tool && Number.isFinite(r.objectsPerSecond)).sort((a, b) => b.objectsPerSecond - a.objectsPerSecond)[0];
 
-/** A target line: measured ratio against `op threshold`; says by how much when missed. */
-function target(what, value, op, threshold, detail) {
+/**
+ * A target line: measured ratio against `op threshold`; says by how much when missed.
+ * `rows`: the summary rows it was computed from; if a run of one of them failed, no verdict.
+ */
+function target(what, value, op, threshold, detail, rows = []) {
+  const failed = rows.filter((r) => r?.failed?.length);
+  if (failed.length) {
+    const which = failed.map((r) => `${r.tool} c=${r.concurrency} failed ${r.failed.length} of ${r.reps} run${r.reps === 1 ? '' : 's'}`).join('; ');
+    return { what: `${what} ${op} ${threshold}`, value: Number.isFinite(value) ? value : undefined, measured: 'not measured', verdict: `**not valid**: ${which}`, detail };
+  }
   if (!Number.isFinite(value)) return { what, measured: 'not measured', verdict: '–', detail };
   const met = op === '≥' ? value >= threshold : op === '<' ? value < threshold : value <= threshold;
   const by = op === '≥' ? (1 - value / threshold) * 100 : (value / threshold - 1) * 100;
@@ -74,14 +92,19 @@ function target(what, value, op, threshold, detail) {
   return { what: `${what} ${op} ${threshold}`, value, verdict: met ? 'met' : `**not met** (${off})`, detail };
 }
 
-const landedCell = (r) => (r.allLanded ? `${n0(r.expected)} ✓` : `**${n0(r.landedMin)} of ${n0(r.expected)}**`);
+/** Every run complete; else how many failed and, for a row that keeps them, the fewest objects landed. */
+const landedCell = (r) => {
+  if (r.failed.length === 0) return `${n0(r.expected)} ✓`;
+  const runs = `${r.failed.length} of ${r.reps} run${r.reps === 1 ? '' : 's'} failed`;
+  return r.keepFailed ? `**${n0(r.landedMin)} of ${n0(r.expected)}** (${runs})` : `**✗ ${runs}**${r.failed.length === r.reps ? '' : ' (left out)'}`;
+};
 
 function transferTable(rows, { ratios = true } = {}) {
   const head = ['tool', 'concurrency', 'objects/s (median; min–max)', 'MB/s', 'CPU-s per 1k objects', 'peak RSS, MB (processes seen)', 'every object landed', 'other load, cores'];
   if (ratios) head.push('ferry / rclone (objects/s)', 'ferry / bare (objects/s)');
   const out = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
   for (const r of rows) {
-    const cells = [r.tool, r.concurrency, `${n0(r.objectsPerSecond)} (${n0(r.opsMin)}–${n0(r.opsMax)})`, n1(r.mbPerSecond), n2(r.cpuPer1k), `${n0(r.peakRssMB)} (${r.processes})`, landedCell(r), n2(r.otherCores)];
+    const cells = [r.tool, r.concurrency, Number.isFinite(r.objectsPerSecond) ? `${n0(r.objectsPerSecond)} (${n0(r.opsMin)}–${n0(r.opsMax)})` : '–', n1(r.mbPerSecond), n2(r.cpuPer1k), `${n0(r.peakRssMB)} (${r.processes})`, landedCell(r), n2(r.otherCores)];
     if (ratios) {
       const isFerry = r.tool.startsWith('ferry');
       cells.push(isFerry ? x2(r.objectsPerSecond / pick(rows, 'rclone', r.concurrency)?.objectsPerSecond) : '');
@@ -89,8 +112,8 @@ function transferTable(rows, { ratios = true } = {}) {
     }
     out.push(`| ${cells.join(' | ')} |`);
   }
-  const errors = rows.flatMap((r) => r.errors.map((e) => `- ${r.tool} c=${r.concurrency}: ${e}`));
-  return out.join('\n') + (errors.length ? `\n\nRuns that exited non-zero:\n${errors.join('\n')}` : '');
+  const failed = rows.flatMap((r) => r.failed.map((f) => `- ${r.tool} c=${r.concurrency} rep ${f.rep}: ${f.why}`));
+  return out.join('\n') + (failed.length ? `\n\nRuns that failed, left out of the figures and the targets' verdicts:\n${failed.join('\n')}` : '');
 }
 
 /** The charts; returns { file: svg } (file names under the charts dir). */
@@ -104,7 +127,7 @@ export function charts(results) {
     out['latency-throughput.svg'] = lineChart({ title: 'Origin +50 ms → folder: objects/s (median)', xLabel: 'concurrency', yLabel: 'objects/s', xs, series: series('objectsPerSecond') });
     out['latency-rss.svg'] = lineChart({ title: 'Origin +50 ms → folder: peak RSS of the process tree', xLabel: 'concurrency', yLabel: 'MB', xs, series: series('peakRssMB') });
   }
-  const knee = results.knee && summarize(results.knee.runs);
+  const knee = results.knee && summarize(results.knee.runs, { keepFailed: true });
   if (knee) {
     const { concurrencies: xs, kneeLimit, origin } = results.knee.params;
     const tools = [...new Set(knee.map((r) => r.tool))];
@@ -132,11 +155,11 @@ export function targets(results) {
     const r = best(lat, 'rclone');
     const b = best(lat, 'bare');
     const top = Math.max(...results.latency.params.concurrencies.filter((c) => c <= 1024));
-    t.push(target('1 latency: ferry best / rclone best', f?.objectsPerSecond / r?.objectsPerSecond, '≥', 1.2, `ferry ${n0(f?.objectsPerSecond)}/s at c=${f?.concurrency}, rclone ${n0(r?.objectsPerSecond)}/s at c=${r?.concurrency}`));
-    t.push(target('1 latency: ferry best / bare best', f?.objectsPerSecond / b?.objectsPerSecond, '≥', 0.9, `bare ${n0(b?.objectsPerSecond)}/s at c=${b?.concurrency}`));
+    t.push(target('1 latency: ferry best / rclone best', f?.objectsPerSecond / r?.objectsPerSecond, '≥', 1.2, `ferry ${n0(f?.objectsPerSecond)}/s at c=${f?.concurrency}, rclone ${n0(r?.objectsPerSecond)}/s at c=${r?.concurrency}`, [f, r]));
+    t.push(target('1 latency: ferry best / bare best', f?.objectsPerSecond / b?.objectsPerSecond, '≥', 0.9, `bare ${n0(b?.objectsPerSecond)}/s at c=${b?.concurrency}`, [f, b]));
     const fr = pick(lat, 'ferry', top);
     const rr = pick(lat, 'rclone', top);
-    t.push(target(`1 latency: ferry RSS / rclone RSS at c=${top}`, fr?.peakRssMB / rr?.peakRssMB, '≤', 0.25, `ferry ${n0(fr?.peakRssMB)} MB, rclone ${n0(rr?.peakRssMB)} MB`));
+    t.push(target(`1 latency: ferry RSS / rclone RSS at c=${top}`, fr?.peakRssMB / rr?.peakRssMB, '≤', 0.25, `ferry ${n0(fr?.peakRssMB)} MB, rclone ${n0(rr?.peakRssMB)} MB`, [fr, rr]));
   }
   const cpu = results.cpu && summarize(results.cpu.runs);
   if (cpu) {
@@ -144,21 +167,21 @@ export function targets(results) {
     const a = pick(cpu, 'ferry --profile any');
     const r = pick(cpu, 'rclone');
     const b = pick(cpu, 'bare');
-    t.push(target('2 cpu: ferry / rclone objects/s', f?.objectsPerSecond / r?.objectsPerSecond, '≥', 0.9, `${n0(f?.objectsPerSecond)} vs ${n0(r?.objectsPerSecond)}/s`));
+    t.push(target('2 cpu: ferry / rclone objects/s', f?.objectsPerSecond / r?.objectsPerSecond, '≥', 0.9, `${n0(f?.objectsPerSecond)} vs ${n0(r?.objectsPerSecond)}/s`, [f, r]));
     const split = startupSplit(results);
     const beyond = (tool) => {
       const x = split.find((r) => r.tool === tool);
       const y = split.find((r) => r.tool === 'bare');
       return x && y ? `; beyond start-up ${x2(x.beyondPer1k / y.beyondPer1k)} (${n2(x.beyondPer1k)} vs ${n2(y.beyondPer1k)}; section 2)` : '';
     };
-    t.push(target('2 cpu: ferry CPU per object / bare', f?.cpuPer1k / b?.cpuPer1k, '≤', 1.25, `${n2(f?.cpuPer1k)} vs ${n2(b?.cpuPer1k)} CPU-s per 1k${beyond('ferry')}`));
-    t.push(target('2 cpu: ferry --profile any CPU per object / bare', a?.cpuPer1k / b?.cpuPer1k, '≤', 1.05, `${n2(a?.cpuPer1k)} vs ${n2(b?.cpuPer1k)} CPU-s per 1k${beyond('ferry --profile any')}`));
+    t.push(target('2 cpu: ferry CPU per object / bare', f?.cpuPer1k / b?.cpuPer1k, '≤', 1.25, `${n2(f?.cpuPer1k)} vs ${n2(b?.cpuPer1k)} CPU-s per 1k${beyond('ferry')}`, [f, b]));
+    t.push(target('2 cpu: ferry --profile any CPU per object / bare', a?.cpuPer1k / b?.cpuPer1k, '≤', 1.05, `${n2(a?.cpuPer1k)} vs ${n2(b?.cpuPer1k)} CPU-s per 1k${beyond('ferry --profile any')}`, [a, b]));
   }
   const s3 = results.s3 && summarize(results.s3.runs);
   if (s3) {
     const f = pick(s3, 'ferry');
     const r = pick(s3, 'rclone');
-    t.push(target('3 s3: ferry / rclone objects/s', f?.objectsPerSecond / r?.objectsPerSecond, '≥', 1.0, `${n0(f?.objectsPerSecond)} vs ${n0(r?.objectsPerSecond)}/s; CPU ${n2(f?.cpuPer1k)} vs ${n2(r?.cpuPer1k)} per 1k`));
+    t.push(target('3 s3: ferry / rclone objects/s', f?.objectsPerSecond / r?.objectsPerSecond, '≥', 1.0, `${n0(f?.objectsPerSecond)} vs ${n0(r?.objectsPerSecond)}/s; CPU ${n2(f?.cpuPer1k)} vs ${n2(r?.cpuPer1k)} per 1k`, [f, r]));
   }
   const large = results.large;
   if (large) {
@@ -172,7 +195,7 @@ export function targets(results) {
     t.push(target(`5 renewed Parquet (${n0(cp.parquet.rows)} rows), s`, cp.parquet.renewSeconds, '<', 30, ''));
     t.push(target('5 renewed Parquet peak RSS, MB', cp.parquet.peakRssMB, '<', 1024, ''));
   }
-  const knee = results.knee && summarize(results.knee.runs);
+  const knee = results.knee && summarize(results.knee.runs, { keepFailed: true });
   if (knee) {
     const { kneeLimit } = results.knee.params;
     const over = knee.filter((r) => r.tool === 'ferry' && r.concurrency >= 2 * kneeLimit);
@@ -289,7 +312,7 @@ export function markdown(results, { chartsPath, command: current, history = '' }
   const lat = results.latency && summarize(results.latency.runs);
   const cpu = results.cpu && summarize(results.cpu.runs);
   const s3 = results.s3 && summarize(results.s3.runs);
-  const knee = results.knee && summarize(results.knee.runs);
+  const knee = results.knee && summarize(results.knee.runs, { keepFailed: true });
   const tg = targets(results);
   const sections = [];
   sections.push(`# Benchmarks
@@ -310,7 +333,7 @@ ${tg.map((x) => `| ${x.what} | ${typeof x.value === 'number' ? (x.value >= 100 ?
   - **ferry**: \`node bin/ferry.js compile <manifests> --dest <dir|s3://…> --out <dir> --work-dir <fresh> --concurrency C ${jobsText(results.latency?.params.jobs ?? results.cpu?.params.jobs)}--allow-private-network --progress none\` (image validation unless \`--profile any\`; to S3 also \`--s3-endpoint … --s3-path-style --conditional-writes on\`, the behaviour \`auto\` picks on AWS: one conditional PUT per object). \`--concurrency\` is the total over the units compiled at once; \`--jobs\` is ferry's default unless shown: ${defaultJobsText(results)}.
   - **rclone**: \`rclone copy --http-url <origin> :http: <dest> --files-from <list> --http-no-head --no-traverse --no-check-dest --transfers C --checkers C -q\`; to S3 \`:s3:bench/rclone\` with \`RCLONE_S3_PROVIDER=Other\`, \`RCLONE_S3_ENDPOINT\`, keys, \`RCLONE_S3_FORCE_PATH_STYLE=true\`, \`AWS_CA_BUNDLE\` unset.
   - **bare**: \`node bench/bare.mjs\`: C loops over one undici pool of C connections, GET → whole body → \`fs.writeFile\`, or → SDK v3 \`PutObject\` (\`requestChecksumCalculation: 'WHEN_REQUIRED'\`, keep-alive agent of C sockets). No validation: the limit for Node on this machine.
-- **Figures**: objects/s and MB/s over the process's whole life (start-up included); client CPU = the tool's user + system time and its children's (rusage of the reaped tree), per 1,000 objects; peak RSS = the largest sum of the resident sizes of every process in the tool's process group, sampled every 50 ms from /proc (MB = MiB); every object landed = count and bytes found in the folder or the bucket listing equal the corpus's; *other load* = the machine's busy CPU during the run minus the tool's, in cores: the origin, fauxqs (about a core at these PUT rates), kernel threads working for the tool (loopback softirqs, memory reclaim: rclone's runs carry ~0.8 core of it), the RSS sampler (~0.04), and whatever else runs on this shared machine — a noisy run shows here. Medians over ${results.latency?.params.reps ?? results.cpu?.params.reps ?? '?'} repetitions.
+- **Figures**: objects/s and MB/s over the process's whole life (start-up included); client CPU = the tool's user + system time and its children's (rusage of the reaped tree), per 1,000 objects; peak RSS = the largest sum of the resident sizes of every process in the tool's process group, sampled every 50 ms from /proc (MB = MiB); every object landed = count and bytes found in the folder or the bucket listing equal the corpus's; a run that exits non-zero, is killed or times out, or leaves an object or a byte missing has failed: it is left out of the medians and of the targets' verdicts (a target computed from a tool with a failed run is *not valid*) and listed under its table, except in the knee, where the tools that give up on refused objects are what it shows; *other load* = the machine's busy CPU during the run minus the tool's, in cores: the origin, fauxqs (about a core at these PUT rates), kernel threads working for the tool (loopback softirqs, memory reclaim: rclone's runs carry ~0.8 core of it), the RSS sampler (~0.04), and whatever else runs on this shared machine — a noisy run shows here. Medians over ${results.latency?.params.reps ?? results.cpu?.params.reps ?? '?'} repetitions.
 `);
   if (lat) {
     sections.push(`## 1. Latency: origin +50 ms, to a local folder${dated(results.latency)}

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LOOP_BOUND_IN_FLIGHT, defaultJobs } from '../../dist/orchestrator/config.js';
 import { writeList, writeManifests } from './corpus.mjs';
+import { runFailure } from './failure.mjs';
 import { runMeasured } from './measure.mjs';
 import { startNginx } from './nginx.mjs';
 import { FAKE_AWS, startS3 } from './s3.mjs';
@@ -224,6 +225,7 @@ export async function runScenario(name, sc, { corpus, workDir, destDir = default
           peakRssMB: m.peakRssBytes / 2 ** 20,
           processes: m.processes,
           code: m.code,
+          signal: m.signal,
           timedOut: m.timedOut,
           expected,
           expectedBytes,
@@ -239,12 +241,14 @@ export async function runScenario(name, sc, { corpus, workDir, destDir = default
           // Requests being served at once by the origin, from its log (Little's law with the real durations).
           originInFlight: statuses?.inFlight,
         };
-        if (m.code !== 0 || m.timedOut) r.error = (m.stderr || m.stdout).trim().split('\n').slice(-5).join(' | ').slice(0, 600);
+        // A failed run keeps what the tool last said, whatever made it fail (rclone -q says nothing).
+        r.failure = runFailure(r);
+        if (r.failure) r.error = `${r.failure}: ${(m.stderr || m.stdout).trim().split('\n').slice(-5).join(' | ').slice(0, 600) || '(no output)'}`;
         log(
           `  ${name} ${tool.name} c=${concurrency} rep ${rep}: ${r.objectsPerSecond.toFixed(0)}/s, ${r.mbPerSecond.toFixed(1)} MB/s, ` +
             `${r.cpuPer1k.toFixed(2)} CPU-s/1k, RSS ${r.peakRssMB.toFixed(0)} MB, ${r.landed}/${expected} landed, other load ${r.otherCores.toFixed(2)} cores` +
             (r.errorRate !== undefined ? `, ${(r.errorRate * 100).toFixed(1)}% of ${statuses.total} requests refused, ~${(r.originInFlight ?? 0).toFixed(0)} in flight` : '') +
-            (r.error ? `, exit ${m.code}: ${r.error}` : ''),
+            (r.error ? `, FAILED (${r.error})` : ''),
         );
         runs.push(r);
       } finally {
@@ -277,7 +281,7 @@ export async function runScenario(name, sc, { corpus, workDir, destDir = default
 }
 
 function medianOf(runs, tool, concurrency, key) {
-  const v = runs.filter((r) => r.tool === tool && r.concurrency === concurrency).map((r) => r[key]).sort((a, b) => a - b);
+  const v = runs.filter((r) => r.tool === tool && r.concurrency === concurrency && !runFailure(r)).map((r) => r[key]).sort((a, b) => a - b);
   const m = v.length >> 1;
   return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
 }
