@@ -6,9 +6,9 @@
  * installed by the harness when missing (root + apt-get); where they cannot be, the scenario
  * is skipped (nginx) or rclone left out, and so is this check.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,11 +19,11 @@ const RUN = fileURLToPath(new URL('./run.mjs', import.meta.url));
 const OBJECTS = 240;
 
 type Run = { tool: string; concurrency: number; objectsPerSecond: number; mbPerSecond: number; cpuPer1k: number; workerCpuPer1k?: number; peakRssMB: number; landed: number; landedBytes: number; expected: number; expectedBytes: number; allLanded: boolean; code: number };
-type Result = { skipped?: string; rclone?: boolean; runs: Run[] };
+type Result = { rclone?: boolean; runs: Run[] };
 
-function runBench(args: string[]): Promise<{ code: number | null; output: string }> {
+function runBench(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [RUN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [RUN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
     let output = '';
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
@@ -31,6 +31,9 @@ function runBench(args: string[]): Promise<{ code: number | null; output: string
     child.once('close', (code) => resolve({ code, output }));
   });
 }
+
+/** A run as transfer.mjs records it: every object landed, exit 0. */
+const okRun = (tool: string, objects: number, cpuSeconds: number, seconds: number) => ({ tool, concurrency: 64, rep: 1, seconds, cpuSeconds, objectsPerSecond: objects / seconds, cpuPer1k: (cpuSeconds / objects) * 1000, expected: objects, landed: objects, code: 0, expectedBytes: objects * 20_000, landedBytes: objects * 20_000, processes: 1 });
 
 describe('bench harness (smoke)', () => {
   let out = '';
@@ -44,9 +47,13 @@ describe('bench harness (smoke)', () => {
     // Its own work dir: a full bench may be running from bench/out meanwhile.
     const args = ['--quick', '--only', 'latency', '--objects', String(OBJECTS), '--reps', '1', '--concurrency', '32', '--out-dir', out, '--work-dir', join(out, 'work')];
     const { code, output } = await runBench(args);
+    const notMeasured = join(out, 'results', 'latency.failed.json');
+    if (existsSync(notMeasured)) {
+      const { error } = JSON.parse(readFileSync(notMeasured, 'utf8')) as { error: string };
+      if (error.startsWith('skipped:')) ctx.skip(`latency scenario ${error}`);
+    }
     expect(code, output).toBe(0);
     const result = JSON.parse(readFileSync(join(out, 'results', 'latency.json'), 'utf8')) as Result;
-    if (result.skipped) ctx.skip(`latency scenario skipped: ${result.skipped}`);
     const tools = result.runs.map((r) => r.tool).sort();
     expect(tools).toEqual(result.rclone ? ['bare', 'ferry', 'rclone'] : ['bare', 'ferry']);
     for (const r of result.runs) {
@@ -72,10 +79,36 @@ describe('bench harness (smoke)', () => {
       expect(svg).toContain('<circle');
     }
   }, 120_000);
+
+  it('a scenario that fails keeps its earlier figures, and BENCHMARKS.md says that its last attempt failed', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ferry-bench-fail-'));
+    try {
+      await chmod(dir, 0o755);
+      // A PATH whose rclone cannot be started (its interpreter is missing): spawning it fails.
+      const bin = join(dir, 'bin');
+      await mkdir(bin);
+      for (const tool of ['sh', 'git', 'stat', 'chmod']) await symlink(execFileSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim(), join(bin, tool));
+      await writeFile(join(bin, 'rclone'), '#!/nonexistent/sh\n', { mode: 0o755 });
+      const out = join(dir, 'out');
+      await mkdir(join(out, 'results'), { recursive: true });
+      const earlier = { date: '2026-01-01 00:00 UTC', scenario: 'cpu', params: { expected: 8, reps: 1, concurrencies: [64] }, runs: [{ ...okRun('ferry', 8, 0.1, 0.5), rep: 1 }, { ...okRun('rclone', 8, 0.1, 0.25), rep: 1 }] };
+      await writeFile(join(out, 'results', 'cpu.json'), JSON.stringify(earlier));
+      const args = ['--quick', '--only', 'cpu', '--objects', '8', '--reps', '1', '--tools', 'rclone', '--out-dir', out, '--work-dir', join(dir, 'work')];
+      const { code, output } = await runBench(args, { ...process.env, PATH: bin });
+      expect(code, output).toBe(1);
+      expect(output).toMatch(/failed: cpu/);
+      const md = readFileSync(join(out, 'BENCHMARKS.md'), 'utf8');
+      expect(md).toMatch(/\*\*Measured nothing in their last attempt\*\*[^\n]*\n- cpu, \d{4}-\d\d-\d\d \d\d:\d\d UTC: (failed: Error: spawn rclone ENOENT|skipped: nginx)/);
+      expect(md).toMatch(/## 2\. CPU[^\n]*measured 2026-01-01 00:00 UTC; \*\*the attempt of [^*]+ failed\*\*/);
+      expect(md).toContain('| 3 s3: ferry / rclone objects/s ≥ 1 | not measured | – | the s3 scenario was not run |');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
 
 describe('bench report', () => {
-  const run = (tool: string, objects: number, cpuSeconds: number, seconds: number) => ({ tool, concurrency: 64, rep: 1, seconds, cpuSeconds, objectsPerSecond: objects / seconds, cpuPer1k: (cpuSeconds / objects) * 1000, expected: objects, landed: objects, code: 0, expectedBytes: objects * 20_000, landedBytes: objects * 20_000, processes: 1 });
+  const run = okRun;
   const machine = { date: '2026-01-01 00:00 UTC', nproc: 2, cpu: 'cpu', memGiB: 4, os: 'linux', loadavg: '0', versions: { node: 'v20', rclone: 'v1.60', nginx: '1.22' }, command: 'npm run bench', commit: 'abc' };
 
   it('leaves a failed run out of the figures and the verdicts, and says which and why', () => {

@@ -12,10 +12,13 @@
 // journals under --dest-dir (default /dev/shm: see defaultDestDir in lib/transfer.mjs). A full run rewrites BENCHMARKS.md and
 // bench/charts/; `--quick` (a small smoke) and `--out-dir` write under another dir instead.
 // `--only` re-runs some scenarios: the others' last results (bench/out/results/) are kept;
-// `--report` runs nothing and rewrites BENCHMARKS.md and the charts from those results.
+// `--report` runs nothing and rewrites BENCHMARKS.md and the charts from those results. A
+// scenario that fails (or is skipped for want of nginx) keeps its last results too, and
+// BENCHMARKS.md says that its last attempt measured nothing; every target of issue 7 is
+// listed, those without results as not measured, and the bench exits 1.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -118,14 +121,21 @@ async function load(name) {
 }
 
 if (!existsSync(join(ROOT, 'dist/worker/main.js'))) throw new Error('no build: run `npm run build` first (npm run bench does)');
+// A scenario that measured nothing this time keeps its last results (dated in BENCHMARKS.md)
+// and leaves `<name>.failed.json` beside them, so the report says that this attempt failed.
 const failures = [];
+const measuredNothing = async (name, why) => {
+  failures.push(name);
+  log(`${name}: ${why}`);
+  await save(`${name}.failed`, { error: why.split('\n')[0].slice(0, 300) });
+};
 const attempt = async (name, fn) => {
   log(`== ${name}`);
   try {
     await save(name, await fn());
+    await rm(join(resultsDir, `${name}.failed.json`), { force: true });
   } catch (e) {
-    failures.push(name);
-    log(`${name} failed: ${e.stack ?? e}`);
+    await measuredNothing(name, `failed: ${e.stack ?? e}`);
   }
 };
 
@@ -172,8 +182,7 @@ for (const name of selected) {
       return { reps, ferry: medianRun(runs.ferry), bare: medianRun(runs.bare), runs };
     });
   } else if (!corpus) {
-    log(`== ${name}: skipped, nginx is not installed and could not be installed`);
-    await save(name, { skipped: 'nginx not installable here' });
+    await measuredNothing(name, 'skipped: nginx (nginx-light, libnginx-mod-http-echo) is not installed and could not be installed');
   } else if (name === 'profile') {
     await attempt(name, () => profileFerry({ corpus, workDir, destDir, jobs, log }));
   } else {
@@ -183,10 +192,13 @@ for (const name of selected) {
 
 await mkdir(outDir, { recursive: true });
 if (machineAtStart) await save('machine', machineAtStart);
-const results = {};
+const results = { notMeasured: {} };
 for (const name of [...ALL, 'machine']) {
   const r = await load(name);
+  // (`skipped`: a marker earlier versions of the bench wrote in place of the results.)
   if (r && !r.skipped) results[name] = r;
+  const failed = await load(`${name}.failed`);
+  if (failed) results.notMeasured[name] = failed;
 }
 results.corpus = results.latency?.corpus ?? results.cpu?.corpus ?? results.s3?.corpus ?? corpusInfo;
 await mkdir(chartsDir, { recursive: true });

@@ -85,7 +85,7 @@ function target(what, value, op, threshold, detail, rows = []) {
     const which = failed.map((r) => `${r.tool} c=${r.concurrency} failed ${r.failed.length} of ${r.reps} run${r.reps === 1 ? '' : 's'}`).join('; ');
     return { what: `${what} ${op} ${threshold}`, value: Number.isFinite(value) ? value : undefined, measured: 'not measured', verdict: `**not valid**: ${which}`, detail };
   }
-  if (!Number.isFinite(value)) return { what, measured: 'not measured', verdict: '–', detail };
+  if (!Number.isFinite(value)) return { what: `${what} ${op} ${threshold}`, measured: 'not measured', verdict: '–', detail };
   const met = op === '≥' ? value >= threshold : op === '<' ? value < threshold : value <= threshold;
   const by = op === '≥' ? (1 - value / threshold) * 100 : (value / threshold - 1) * 100;
   const off = `${by.toFixed(by < 1 ? 1 : 0)} % ${op === '≥' ? 'short' : 'over'}`;
@@ -146,7 +146,24 @@ export function charts(results) {
   return out;
 }
 
-/** The targets of issue 7, evaluated on whatever results exist. */
+/** Issue 7's targets by scenario, as listed when the scenario has no results. */
+const PLANNED = {
+  latency: ['1 latency: ferry best / rclone best ≥ 1.2', '1 latency: ferry best / bare best ≥ 0.9', '1 latency: ferry RSS / rclone RSS at c=1024 ≤ 0.25'],
+  cpu: ['2 cpu: ferry / rclone objects/s ≥ 0.9', '2 cpu: ferry CPU per object / bare ≤ 1.25', '2 cpu: ferry --profile any CPU per object / bare ≤ 1.05'],
+  s3: ['3 s3: ferry / rclone objects/s ≥ 1'],
+  large: ['4 large: ferry / bare MB/s ≥ 0.8', '4 large: ferry worker peak RSS, MB < 300'],
+  control: ['5 events parsed and journaled per second ≥ 500000', '5 renewed Parquet (2,000,000 rows), s < 30', '5 renewed Parquet peak RSS, MB < 1024'],
+  knee: ["6 knee: ferry's requests in flight at the origin / knee ≥ 0.8", "6 knee: ferry's share of requests refused < 0.01"],
+};
+
+/** The lines of a scenario without results: not measured, and why (its last attempt's failure, or not run). */
+function unmeasured(results, name) {
+  const failed = results.notMeasured?.[name];
+  const detail = failed ? `${name}, ${failed.date}: ${failed.error}` : `the ${name} scenario was not run`;
+  return PLANNED[name].map((what) => ({ what, measured: 'not measured', verdict: '–', detail }));
+}
+
+/** The targets of issue 7: each evaluated on the results that exist, the others listed as not measured. */
 export function targets(results) {
   const t = [];
   const lat = results.latency && summarize(results.latency.runs);
@@ -160,7 +177,7 @@ export function targets(results) {
     const fr = pick(lat, 'ferry', top);
     const rr = pick(lat, 'rclone', top);
     t.push(target(`1 latency: ferry RSS / rclone RSS at c=${top}`, fr?.peakRssMB / rr?.peakRssMB, '≤', 0.25, `ferry ${n0(fr?.peakRssMB)} MB, rclone ${n0(rr?.peakRssMB)} MB`, [fr, rr]));
-  }
+  } else t.push(...unmeasured(results, 'latency'));
   const cpu = results.cpu && summarize(results.cpu.runs);
   if (cpu) {
     const f = pick(cpu, 'ferry');
@@ -176,25 +193,25 @@ export function targets(results) {
     };
     t.push(target('2 cpu: ferry CPU per object / bare', f?.cpuPer1k / b?.cpuPer1k, '≤', 1.25, `${n2(f?.cpuPer1k)} vs ${n2(b?.cpuPer1k)} CPU-s per 1k${beyond('ferry')}`, [f, b]));
     t.push(target('2 cpu: ferry --profile any CPU per object / bare', a?.cpuPer1k / b?.cpuPer1k, '≤', 1.05, `${n2(a?.cpuPer1k)} vs ${n2(b?.cpuPer1k)} CPU-s per 1k${beyond('ferry --profile any')}`, [a, b]));
-  }
+  } else t.push(...unmeasured(results, 'cpu'));
   const s3 = results.s3 && summarize(results.s3.runs);
   if (s3) {
     const f = pick(s3, 'ferry');
     const r = pick(s3, 'rclone');
     t.push(target('3 s3: ferry / rclone objects/s', f?.objectsPerSecond / r?.objectsPerSecond, '≥', 1.0, `${n0(f?.objectsPerSecond)} vs ${n0(r?.objectsPerSecond)}/s; CPU ${n2(f?.cpuPer1k)} vs ${n2(r?.cpuPer1k)} per 1k`, [f, r]));
-  }
+  } else t.push(...unmeasured(results, 's3'));
   const large = results.large;
   if (large) {
     t.push(target('4 large: ferry / bare MB/s', large.ferry.mbPerSecond / large.bare?.mbPerSecond, '≥', 0.8, `${n0(large.ferry.mbPerSecond)} vs ${n0(large.bare?.mbPerSecond)} MB/s`));
     const rss = (large.runs?.ferry ?? [large.ferry]).map((r) => r.peakRssMB);
     t.push(target('4 large: ferry worker peak RSS, MB', Math.max(...rss), '<', 300, rss.length > 1 ? `the largest of ${rss.length} runs` : ''));
-  }
+  } else t.push(...unmeasured(results, 'large'));
   const cp = results.control;
   if (cp) {
     t.push(target('5 events parsed and journaled per second', cp.events.parseAndJournalPerSecond, '≥', 500000, ''));
     t.push(target(`5 renewed Parquet (${n0(cp.parquet.rows)} rows), s`, cp.parquet.renewSeconds, '<', 30, ''));
     t.push(target('5 renewed Parquet peak RSS, MB', cp.parquet.peakRssMB, '<', 1024, ''));
-  }
+  } else t.push(...unmeasured(results, 'control'));
   const knee = results.knee && summarize(results.knee.runs, { keepFailed: true });
   if (knee) {
     const { kneeLimit } = results.knee.params;
@@ -204,7 +221,7 @@ export function targets(results) {
     const where = `at c = ${over.map((r) => r.concurrency).join(', ')}`;
     t.push(target(`6 knee: ferry's requests in flight at the origin / knee (${kneeLimit}), worst ${where}`, worstFlight, '≥', 0.8, results.knee.params.adaptiveOff ? `adaptive (compile's default); measured ${over.map((r) => `${n0(r.originInFlight)} at c=${r.concurrency}`).join(', ')}` : 'no flag to turn adaptive concurrency off: one ferry line'));
     t.push(target(`6 knee: ferry's share of requests refused, worst ${where}`, worstErr, '<', 0.01, `${pct(worstErr)}`));
-  }
+  } else t.push(...unmeasured(results, 'knee'));
   return t;
 }
 
@@ -220,11 +237,16 @@ export function planesText(rows, bare) {
   return parts.length ? `\nBy process (the workers' CPU from /proc, the orchestrator's the rest; medians): ${parts.join('; ')}.\n` : '';
 }
 
-function dated(r) {
-  return r?.date ? ` _(measured ${r.date})_` : '';
+/** When a section's figures were measured; and, if the scenario's last attempt measured nothing, that it failed. */
+function dated(results, name) {
+  const r = results[name];
+  const failed = results.notMeasured?.[name];
+  const when = r?.date ? `measured ${r.date}` : '';
+  return when ? ` _(${when}${failed ? `; **the attempt of ${failed.date} failed**, see above` : ''})_` : '';
 }
 
-function profileSection(p) {
+function profileSection(results) {
+  const p = results.profile;
   if (!p) return '';
   const part = (name, r) => {
     if (!r) return '';
@@ -255,7 +277,7 @@ The orchestrator, in the same run: ${n1(r.orchestrator.totalMs / 1000)} s of CPU
     : ''
 }`;
   };
-  return `## Where ferry spends its CPU${dated(p)}
+  return `## Where ferry spends its CPU${dated(results, 'profile')}
 V8's sampling profiler (1 ms) in ferry's processes — what \`node --cpu-prof\` does, started by \`bench/lib/cpu-prof.mjs\` through NODE_OPTIONS — one run of each scenario, the workers' profiles summed, then the orchestrator's; idle time left out.
 Profiling slows the run: read shares, not times.
 
@@ -292,12 +314,22 @@ function startupSection(results) {
   const bare = split.find((r) => r.tool === 'bare');
   const st = results.startup.params;
   return `
-### Start-up and CPU per object beyond it${dated(results.startup)}
+### Start-up and CPU per object beyond it${dated(results, 'startup')}
 The same runs on the first ${n0(st.expected)} objects of one unit (${st.reps} repetition${st.reps === 1 ? '' : 's'}, medians): what a run costs before and around its first objects (processes started, modules loaded, the JIT's warm-up), and what each further object costs, (CPU of the ${n0(results.cpu.params.expected)}-object run − CPU of the ${n0(st.expected)}-object run) / ${n0(results.cpu.params.expected - st.expected)}.
 
 | tool | ${n0(st.expected)} objects: wall s | ${n0(st.expected)} objects: CPU-s | CPU-s per 1k objects beyond them | against the bare loop |
 |---|---|---|---|---|
 ${split.map((r) => `| ${r.tool} | ${n2(r.startupSeconds)} | ${n2(r.startupCpu)} | ${n2(r.beyondPer1k)} | ${x2(r.beyondPer1k / bare?.beyondPer1k)} |`).join('\n')}
+`;
+}
+
+/** The scenarios whose last attempt measured nothing (failed, or skipped for want of a tool). */
+function notMeasuredText(results) {
+  const failed = Object.entries(results.notMeasured ?? {});
+  if (failed.length === 0) return '';
+  return `
+**Measured nothing in their last attempt** (a section below for one of them shows the figures of an earlier run, with their date):
+${failed.map(([name, f]) => `- ${name}, ${f.date}: ${f.error}`).join('\n')}
 `;
 }
 
@@ -324,7 +356,7 @@ These machines are shared and noisy: read ratios and orders of magnitude, not th
 | target | measured | verdict | detail |
 |---|---|---|---|
 ${tg.map((x) => `| ${x.what} | ${typeof x.value === 'number' ? (x.value >= 100 ? n0(x.value) : n2(x.value)) : (x.measured ?? '–')} | ${x.verdict} | ${x.detail ?? ''} |`).join('\n')}
-
+${notMeasuredText(results)}
 ## How it is measured
 - **Corpus**: ${n0(results.corpus?.count)} real images made with sharp (JPEG, PNG, WebP; ${n0(results.corpus?.totalBytes / results.corpus?.count)} bytes on average, every one different), in ${results.corpus?.units} DuckDB-written manifests (\`id\`, \`media_path\`).
 - **Origin**: Debian's nginx (one worker, sendfile, keep-alive) on 127.0.0.1, started and stopped by the bench; the latency and knee origins answer after \`echo_sleep 0.05\` then \`echo_exec\` to a static location. Its CPU is not counted.
@@ -336,7 +368,7 @@ ${tg.map((x) => `| ${x.what} | ${typeof x.value === 'number' ? (x.value >= 100 ?
 - **Figures**: objects/s and MB/s over the process's whole life (start-up included); client CPU = the tool's user + system time and its children's (rusage of the reaped tree), per 1,000 objects; peak RSS = the largest sum of the resident sizes of every process in the tool's process group, sampled every 50 ms from /proc (MB = MiB); every object landed = count and bytes found in the folder or the bucket listing equal the corpus's; a run that exits non-zero, is killed or times out, or leaves an object or a byte missing has failed: it is left out of the medians and of the targets' verdicts (a target computed from a tool with a failed run is *not valid*) and listed under its table, except in the knee, where the tools that give up on refused objects are what it shows; *other load* = the machine's busy CPU during the run minus the tool's, in cores: the origin, fauxqs (about a core at these PUT rates), kernel threads working for the tool (loopback softirqs, memory reclaim: rclone's runs carry ~0.8 core of it), the RSS sampler (~0.04), and whatever else runs on this shared machine — a noisy run shows here. Medians over ${results.latency?.params.reps ?? results.cpu?.params.reps ?? '?'} repetitions.
 `);
   if (lat) {
-    sections.push(`## 1. Latency: origin +50 ms, to a local folder${dated(results.latency)}
+    sections.push(`## 1. Latency: origin +50 ms, to a local folder${dated(results, 'latency')}
 ${n0(results.latency.params.expected)} objects, ${results.latency.params.reps} repetitions. Ratios compare tools at the same concurrency; the targets compare each at its best.
 
 ${transferTable(lat)}
@@ -347,7 +379,7 @@ ${transferTable(lat)}
   }
   if (cpu) {
     const b = pick(cpu, 'bare');
-    sections.push(`## 2. CPU: no added latency, concurrency 64, to a local folder${dated(results.cpu)}
+    sections.push(`## 2. CPU: no added latency, concurrency 64, to a local folder${dated(results, 'cpu')}
 ${transferTable(cpu)}
 
 CPU per object against the bare loop: ${cpu
@@ -361,7 +393,7 @@ ${startupSection(results)}`);
     const b = pick(s3, 'bare');
     const r = pick(s3, 'rclone');
     const f = pick(s3, 'ferry');
-    sections.push(`## 3. S3: no added latency, concurrency 256, to fauxqs (a fresh server per run)${dated(results.s3)}
+    sections.push(`## 3. S3: no added latency, concurrency 256, to fauxqs (a fresh server per run)${dated(results, 's3')}
 ${transferTable(s3)}
 
 CPU per object: ferry ${x2(f?.cpuPer1k / r?.cpuPer1k)} rclone's, ${x2(f?.cpuPer1k / b?.cpuPer1k)} the bare SDK loop's. fauxqs runs on the same two cores (its CPU is not counted, its time is).
@@ -374,7 +406,7 @@ CPU per object: ferry ${x2(f?.cpuPer1k / r?.cpuPer1k)} rclone's, ${x2(f?.cpuPer1
       const v = (large.runs?.[tool] ?? []).map((r) => r.mbPerSecond);
       return v.length > 1 ? ` (${n0(Math.min(...v))}–${n0(Math.max(...v))})` : '';
     };
-    sections.push(`## 4. One large object to S3${dated(results.large)}
+    sections.push(`## 4. One large object to S3${dated(results, 'large')}
 HTTP origin (test/servers/fault-origin.mjs) → fauxqs (request limit raised for 64 MiB parts). ferry: \`bench/large-object.mjs\` (\`ferry worker --profile any\`, default \`--part-size 64MiB\`, one part uploading while the next fills; RSS of the worker, \`/usr/bin/time %M\`). Bare: \`bench/large-bare.mjs\` (undici → lib-storage \`Upload\`, 64 MiB parts, queue of 4).
 ${large.reps ? `Alternating, ${large.reps} repetition${large.reps === 1 ? '' : 's'}: the run with the median MB/s of each (min–max MB/s of all).
 ` : ''}
@@ -386,7 +418,7 @@ ${b ? `| bare | ${(b.bytes / 2 ** 30).toFixed(2)} GiB | ${n1(b.seconds)} s | ${n
   }
   if (results.control) {
     const { events, parquet } = results.control;
-    sections.push(`## 5. Control plane${dated(results.control)}
+    sections.push(`## 5. Control plane${dated(results, 'control')}
 | what | figure | target |
 |---|---|---|
 | event lines parsed | ${n0(events.parsePerSecond)}/s (${n0(events.events)} events) | ≥ 500,000/s |
@@ -402,7 +434,7 @@ Renewed Parquet: DuckDB-written manifest, ${n0(parquet.rows)} rows in ${parquet.
   }
   if (knee) {
     const { kneeLimit, origin, expected, adaptiveOff } = results.knee.params;
-    sections.push(`## 6. Knee: origin +50 ms, 429 above ${kneeLimit} requests in flight${dated(results.knee)}
+    sections.push(`## 6. Knee: origin +50 ms, 429 above ${kneeLimit} requests in flight${dated(results, 'knee')}
 nginx \`limit_conn ${kneeLimit}\` with \`limit_conn_status 429\` in front of the 50 ms delay: the origin serves at most ${n0(kneeLimit / (origin.latencyMs / 1000))} objects/s. ${n0(expected)} objects (one unit). Statuses and times come from the origin's log: *steady 200s/s* is the rate of successful responses between the 10th and 90th percentile of their end times (start-up and tail left out); *in flight* is the time those responses spent inside nginx per second of that window (\`$request_time\`, Little's law): the requests served at once on average, which \`limit_conn\` bounds by ${kneeLimit}. ${
       adaptiveOff?.via === 'compile'
         ? `ferry with and without adaptive concurrency (\`${adaptiveOff.flag}\`).`
@@ -419,7 +451,7 @@ ${knee.map((r) => `| ${r.tool} | ${r.concurrency} | ${n0(r.objectsPerSecond)} | 
 `);
   }
   if (history.trim()) sections.push(history.trim() + '\n');
-  sections.push(profileSection(results.profile));
+  sections.push(profileSection(results));
   sections.push(`## Reproduce
 \`\`\`sh
 npm ci && npm run bench                      # everything (installs nginx-light, libnginx-mod-http-echo, rclone with apt-get if missing; ~15-20 min)
