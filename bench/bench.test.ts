@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { defaultDestDir, fsType, runDirBytes } from './lib/dest-dir.mjs';
 import { defaultJobsText, markdown, planesText, startupSplit, summarize, targets } from './lib/report.mjs';
 
 const RUN = fileURLToPath(new URL('./run.mjs', import.meta.url));
@@ -169,5 +170,20 @@ describe('bench report', () => {
       'CPU count − 1 (at least 1), and one more, up to the CPU count and the units, when that leaves 512 or more requests in flight per worker (one worker\'s event loop is the limit there, not the cores): here latency 1 at c = 256, 2 at c = 512, 1024; cpu 1; knee 1',
     );
     expect(defaultJobsText({ cpu: { params: { jobs: 3 } } })).toBe('CPU count − 1 (at least 1)');
+  });
+});
+
+describe('bench destination dir', () => {
+  it('writes under /dev/shm only when a run fits there, else under the work dir', (ctx) => {
+    if (fsType('/dev/shm') !== 'tmpfs') ctx.skip('no tmpfs at /dev/shm');
+    expect(defaultDestDir('/work', 1)).toMatchObject({ dir: '/dev/shm' });
+    // A corpus bigger than what /dev/shm has free (a container's /dev/shm is 64 MB): every run would fail.
+    const tooBig = defaultDestDir('/work', Number.MAX_SAFE_INTEGER);
+    expect(tooBig.dir).toBe('/work');
+    expect(tooBig.why).toMatch(/^\/dev\/shm has [\d,]+ MiB free, a run needs [\d,]+ MiB$/);
+  });
+
+  it('counts what a run writes in whole pages, with room for ferry\'s Parquet and journals', () => {
+    expect(runDirBytes({ files: [{ bytes: 1 }, { bytes: 4097 }] })).toBe((4096 + 8192) * 1.25 + 64 * 2 ** 20);
   });
 });

@@ -9,7 +9,7 @@
 // Runs against the build (`npm run build` first; `npm run bench` does it). Sets up what it
 // needs: nginx-light, libnginx-mod-http-echo and rclone with apt-get when missing, and a
 // corpus cached under --work-dir (bench/out/). Runs write their destinations, --out and
-// journals under --dest-dir (default /dev/shm: see defaultDestDir in lib/transfer.mjs). A full run rewrites BENCHMARKS.md and
+// journals under --dest-dir (default /dev/shm when a run fits there: see lib/dest-dir.mjs). A full run rewrites BENCHMARKS.md and
 // bench/charts/; `--quick` (a small smoke) and `--out-dir` write under another dir instead.
 // `--only` re-runs some scenarios: the others' last results (bench/out/results/) are kept;
 // `--report` runs nothing and rewrites BENCHMARKS.md and the charts from those results. A
@@ -27,7 +27,8 @@ import { ensureCorpus } from './lib/corpus.mjs';
 import { profileFerry } from './lib/profile.mjs';
 import { charts, markdown, targets } from './lib/report.mjs';
 import { ensureTools, toolsPresent, versions } from './lib/setup.mjs';
-import { defaultDestDir, runScenario, scenarios } from './lib/transfer.mjs';
+import { defaultDestDir, runDirBytes } from './lib/dest-dir.mjs';
+import { runScenario, scenarios } from './lib/transfer.mjs';
 
 const here = (f) => fileURLToPath(new URL(f, import.meta.url));
 const ROOT = here('../');
@@ -58,7 +59,6 @@ const objects = Number(opt.objects ?? (quick ? 2000 : 20000));
 // ferry's --jobs: its own default unless given.
 const jobs = opt.jobs === undefined ? undefined : Number(opt.jobs);
 const workDir = opt['work-dir'] ?? here('./out');
-const destDir = opt['dest-dir'] ?? defaultDestDir(workDir);
 const outDir = opt['out-dir'] ?? (quick ? join(workDir, 'quick') : ROOT);
 const inRepo = outDir === ROOT;
 const resultsDir = inRepo ? join(workDir, 'results') : join(outDir, 'results');
@@ -149,6 +149,12 @@ if (needsOrigin) {
 const machineAtStart = opt.report ? undefined : machine();
 const corpus = needsOrigin && tools.nginx ? await ensureCorpus(workDir, { count: objects, units: 4, log }) : undefined;
 const corpusInfo = corpus && { count: corpus.count, units: corpus.units, totalBytes: corpus.totalBytes };
+let destDir = opt['dest-dir'];
+if (corpus && destDir === undefined) {
+  const pick = defaultDestDir(workDir, runDirBytes(corpus));
+  destDir = pick.dir;
+  log(`runs write under ${destDir} (${pick.why})`);
+}
 const all = scenarios();
 if (quick) {
   all.latency.concurrencies = [64, 256];

@@ -11,7 +11,7 @@ import { writeManifests } from './corpus.mjs';
 import { runMeasured } from './measure.mjs';
 import { startNginx } from './nginx.mjs';
 import { FAKE_AWS, startS3 } from './s3.mjs';
-import { defaultDestDir } from './transfer.mjs';
+import { defaultDestDir, runDirBytes } from './dest-dir.mjs';
 
 const FERRY = fileURLToPath(new URL('../../bin/ferry.js', import.meta.url));
 const PRELOAD = new URL('./cpu-prof.mjs', import.meta.url).href;
@@ -91,7 +91,7 @@ const PROFILED = [
 ];
 
 /** Profiles ferry in the cpu (folder, c=64), s3 (fauxqs, c=256) and latency (+50 ms, c=1024) scenarios. */
-export async function profileFerry({ corpus, workDir, destDir = defaultDestDir(workDir), jobs, log }) {
+export async function profileFerry({ corpus, workDir, destDir = defaultDestDir(workDir, runDirBytes(corpus)).dir, jobs, log }) {
   const dir = join(destDir, `ferry-bench-profile-${process.pid}`);
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });

@@ -3,13 +3,14 @@
 // rep, each run into a fresh destination, measured as a process tree (measure.mjs), then
 // checked: every object landed (count and bytes, by walking the folder or listing the bucket).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LOOP_BOUND_IN_FLIGHT, defaultJobs } from '../../dist/orchestrator/config.js';
 import { writeList, writeManifests } from './corpus.mjs';
+import { defaultDestDir, fsType, runDirBytes } from './dest-dir.mjs';
 import { runFailure } from './failure.mjs';
 import { runMeasured } from './measure.mjs';
 import { startNginx } from './nginx.mjs';
@@ -154,20 +155,6 @@ export function scenarios({ adaptiveOff = ferryAdaptiveOff(), kneeLimit = 64 } =
   };
 }
 
-/**
- * Where runs write (destination folder, --out, journals): tmpfs when there is one. On these
- * VMs' ext4 root disk, creating a small file costs 0.4–1 ms of kernel CPU, varying from run to
- * run (measured: the same rclone copy 1.35 s of system time to /dev/shm, 21.5 s to ext4), which
- * would bury the tools' own per-object costs. `--dest-dir` chooses another place.
- */
-export function defaultDestDir(workDir) {
-  return existsSync('/dev/shm') && fsType('/dev/shm') === 'tmpfs' ? '/dev/shm' : workDir;
-}
-
-export function fsType(dir) {
-  return spawnSync('stat', ['-f', '-c', '%T', dir], { encoding: 'utf8' }).stdout?.trim() || 'unknown';
-}
-
 async function folderTotals(dir) {
   let count = 0;
   let bytes = 0;
@@ -184,7 +171,7 @@ async function folderTotals(dir) {
  * Runs one scenario: every tool × concurrency × rep, alternating the tools' order each rep.
  * Returns { scenario, title, params, runs: [...] }.
  */
-export async function runScenario(name, sc, { corpus, workDir, destDir = defaultDestDir(workDir), reps, jobs, maxConcurrency = 2048, log, timeoutMs = 10 * 60_000 }) {
+export async function runScenario(name, sc, { corpus, workDir, destDir = defaultDestDir(workDir, runDirBytes(corpus)).dir, reps, jobs, maxConcurrency = 2048, log, timeoutMs = 10 * 60_000 }) {
   const units = sc.unitsWanted ?? null;
   // `limit`: the first files of the units wanted (the start-up scenario's few objects).
   const files = corpus.files.filter((f) => !units || units.includes(f.unit)).slice(0, sc.limit ?? Infinity);
