@@ -136,6 +136,13 @@ describe('bench report', () => {
     expect(md.split('\n').find((l) => l.startsWith('| rclone |'))).not.toContain('✓');
   });
 
+  it('names the ferry a section measured when it is not the one in the header (--only mixes builds)', () => {
+    const runs = [run('ferry', 200, 0.2, 0.5), run('bare', 200, 0.1, 0.4)];
+    const section = (commit: string) => markdown({ machine, cpu: { date: '2026-01-01 00:00 UTC', commit, params: { expected: 200 }, runs } }, { chartsPath: 'charts', command: 'npm run bench' }).split('\n').find((l) => l.startsWith('## 2. CPU'));
+    expect(section('old1234')).toContain('_(measured 2026-01-01 00:00 UTC with ferry at old1234)_');
+    expect(section('abc')).toContain('_(measured 2026-01-01 00:00 UTC)_');
+  });
+
   it('sets each tool\'s start-up apart from its CPU per object beyond it', () => {
     const results = {
       cpu: { params: { expected: 20_000 }, runs: [run('ferry', 20_000, 6.2, 4.1), run('ferry', 20_000, 6.0, 4.0), run('ferry', 20_000, 6.4, 4.3), run('bare', 20_000, 4.3, 3.1)] },

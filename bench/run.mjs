@@ -110,9 +110,10 @@ function machine() {
   };
 }
 
+/** Writes a result, dated and with the ferry it measured: `--only` mixes runs of several builds in one report. */
 async function save(name, result) {
   await mkdir(resultsDir, { recursive: true });
-  await writeFile(join(resultsDir, `${name}.json`), JSON.stringify({ date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC', ...result }, null, 1));
+  await writeFile(join(resultsDir, `${name}.json`), JSON.stringify({ date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC', commit: machineAtStart?.commit, ...result }, null, 1));
 }
 
 async function load(name) {

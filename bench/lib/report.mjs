@@ -237,11 +237,13 @@ export function planesText(rows, bare) {
   return parts.length ? `\nBy process (the workers' CPU from /proc, the orchestrator's the rest; medians): ${parts.join('; ')}.\n` : '';
 }
 
-/** When a section's figures were measured; and, if the scenario's last attempt measured nothing, that it failed. */
+/** When a section's figures were measured (and with which ferry, if not the header's); and, if the scenario's last attempt measured nothing, that it failed. */
 function dated(results, name) {
   const r = results[name];
   const failed = results.notMeasured?.[name];
-  const when = r?.date ? `measured ${r.date}` : '';
+  // The header names the ferry of the last run; a section kept from a run of another build says which.
+  const build = r?.commit && r.commit !== results.machine?.commit ? ` with ferry at ${r.commit}` : '';
+  const when = r?.date ? `measured ${r.date}${build}` : '';
   return when ? ` _(${when}${failed ? `; **the attempt of ${failed.date} failed**, see above` : ''})_` : '';
 }
 
