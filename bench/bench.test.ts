@@ -81,6 +81,34 @@ describe('bench harness (smoke)', () => {
     }
   }, 120_000);
 
+  it.each([
+    [['--reps', '0'], '--reps 0: expected whole numbers ≥ 1'],
+    [['--objects', '2k'], '--objects 2k: expected whole numbers ≥ 1'],
+    [['--concurrency', '256,'], '--concurrency 256,: expected whole numbers ≥ 1'],
+    [['--tools', 'ferry,rclone2'], '--tools ferry,rclone2: expected some of ferry, rclone, bare'],
+  ])('refuses %j before running anything (a run of nothing would replace the last results)', async (flags, message) => {
+    const dir = await mkdtemp(join(tmpdir(), 'ferry-bench-usage-'));
+    try {
+      const { code, output } = await runBench(['--only', 'latency', ...flags, '--out-dir', dir, '--work-dir', join(dir, 'work')]);
+      expect(code).toBe(2);
+      expect(output.trim()).toBe(`bench: ${message}`);
+      expect(existsSync(join(dir, 'results'))).toBe(false);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('--report without results says so in one line', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ferry-bench-usage-'));
+    try {
+      const { code, output } = await runBench(['--report', '--out-dir', dir]);
+      expect(code).toBe(2);
+      expect(output.trim()).toBe(`bench: --report: no results under ${join(dir, 'results')} (run some scenarios first)`);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a scenario that fails keeps its earlier figures, and BENCHMARKS.md says that its last attempt failed', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'ferry-bench-fail-'));
     try {

@@ -50,14 +50,37 @@ const { values: opt } = parseArgs({
     'out-dir': { type: 'string' },
   },
 });
+/** A bad option: one line, exit 2, before anything runs (a run of nothing would replace the last results). */
+function usage(message) {
+  process.stderr.write(`bench: ${message}\n`);
+  process.exit(2);
+}
+/** A list of whole numbers ≥ 1. */
+function counts(flag, text) {
+  const list = text.split(',').map((t) => Number(t.trim()));
+  if (list.some((n) => !Number.isInteger(n) || n < 1)) usage(`--${flag} ${text}: expected whole numbers ≥ 1`);
+  return list;
+}
+/** One whole number ≥ 1, or `fallback` when the option is absent. */
+function count(flag, text, fallback) {
+  if (text === undefined) return fallback;
+  const [n, ...more] = counts(flag, text);
+  if (more.length) usage(`--${flag} ${text}: expected one number`);
+  return n;
+}
+const TOOLS = ['ferry', 'rclone', 'bare'];
+
 const quick = opt.quick;
 const only = opt.only ? opt.only.flatMap((s) => s.split(',')).filter(Boolean) : ALL;
-for (const name of only) if (!ALL.includes(name)) throw new Error(`--only ${name}: expected one of ${ALL.join(', ')}`);
+for (const name of only) if (!ALL.includes(name)) usage(`--only ${name}: expected one of ${ALL.join(', ')}`);
 const selected = opt.report ? [] : ALL.filter((n) => only.includes(n));
-const reps = Number(opt.reps ?? (quick ? 1 : 3));
-const objects = Number(opt.objects ?? (quick ? 2000 : 20000));
+const reps = count('reps', opt.reps, quick ? 1 : 3);
+const objects = count('objects', opt.objects, quick ? 2000 : 20000);
 // ferry's --jobs: its own default unless given.
-const jobs = opt.jobs === undefined ? undefined : Number(opt.jobs);
+const jobs = count('jobs', opt.jobs, undefined);
+const concurrencyList = opt.concurrency === undefined ? undefined : counts('concurrency', opt.concurrency);
+const wantedTools = opt.tools === undefined ? undefined : opt.tools.split(',').filter(Boolean);
+for (const t of wantedTools ?? []) if (!TOOLS.includes(t)) usage(`--tools ${opt.tools}: expected some of ${TOOLS.join(', ')}`);
 const workDir = opt['work-dir'] ?? here('./out');
 const outDir = opt['out-dir'] ?? (quick ? join(workDir, 'quick') : ROOT);
 const inRepo = outDir === ROOT;
@@ -163,12 +186,9 @@ if (quick) {
   all.s3.concurrencies = [64];
   all.knee.concurrencies = [32, 128];
 }
-if (opt.concurrency) for (const n of TRANSFER) Object.assign(all[n], { concurrencies: opt.concurrency.split(',').map(Number), extend: false });
+if (concurrencyList) for (const n of TRANSFER) Object.assign(all[n], { concurrencies: concurrencyList, extend: false });
 if (!tools.rclone) for (const n of TRANSFER) all[n].tools = all[n].tools.filter((t) => t.name !== 'rclone');
-if (opt.tools) {
-  const wanted = opt.tools.split(',');
-  for (const n of TRANSFER) all[n].tools = all[n].tools.filter((t) => wanted.some((w) => t.name === w || t.name.startsWith(`${w} `)));
-}
+if (wantedTools) for (const n of TRANSFER) all[n].tools = all[n].tools.filter((t) => wantedTools.some((w) => t.name === w || t.name.startsWith(`${w} `)));
 
 for (const name of selected) {
   if (name === 'control') {
@@ -207,6 +227,7 @@ for (const name of [...ALL, 'machine']) {
   const failed = await load(`${name}.failed`);
   if (failed) results.notMeasured[name] = failed;
 }
+if (!results.machine) usage(`--report: no results under ${resultsDir} (run some scenarios first)`);
 results.corpus = results.latency?.corpus ?? results.cpu?.corpus ?? results.s3?.corpus ?? corpusInfo;
 await mkdir(chartsDir, { recursive: true });
 for (const [file, svg] of Object.entries(charts(results))) await writeFile(join(chartsDir, file), svg);
