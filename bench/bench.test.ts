@@ -171,6 +171,13 @@ describe('bench report', () => {
     expect(section('abc')).toContain('_(measured 2026-01-01 00:00 UTC)_');
   });
 
+  it('heads a section with the concurrency it ran at (--quick runs s3 at 64, not 256)', () => {
+    const runs = [run('ferry', 200, 0.2, 0.5), run('rclone', 200, 0.1, 0.4)];
+    const md = markdown({ machine, s3: { params: { expected: 200, concurrencies: [64] }, runs } }, { chartsPath: 'charts', command: 'npm run bench' });
+    expect(md).toContain('## 3. S3: no added latency, concurrency 64, to fauxqs');
+    expect(md).toContain('| 400 vs 500/s at c=64;');
+  });
+
   it('sets each tool\'s start-up apart from its CPU per object beyond it', () => {
     const results = {
       cpu: { params: { expected: 20_000 }, runs: [run('ferry', 20_000, 6.2, 4.1), run('ferry', 20_000, 6.0, 4.0), run('ferry', 20_000, 6.4, 4.3), run('bare', 20_000, 4.3, 3.1)] },

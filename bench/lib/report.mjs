@@ -184,7 +184,7 @@ export function targets(results) {
     const a = pick(cpu, 'ferry --profile any');
     const r = pick(cpu, 'rclone');
     const b = pick(cpu, 'bare');
-    t.push(target('2 cpu: ferry / rclone objects/s', f?.objectsPerSecond / r?.objectsPerSecond, '≥', 0.9, `${n0(f?.objectsPerSecond)} vs ${n0(r?.objectsPerSecond)}/s`, [f, r]));
+    t.push(target('2 cpu: ferry / rclone objects/s', f?.objectsPerSecond / r?.objectsPerSecond, '≥', 0.9, `${n0(f?.objectsPerSecond)} vs ${n0(r?.objectsPerSecond)}/s at c=${f?.concurrency}`, [f, r]));
     const split = startupSplit(results);
     const beyond = (tool) => {
       const x = split.find((r) => r.tool === tool);
@@ -198,7 +198,7 @@ export function targets(results) {
   if (s3) {
     const f = pick(s3, 'ferry');
     const r = pick(s3, 'rclone');
-    t.push(target('3 s3: ferry / rclone objects/s', f?.objectsPerSecond / r?.objectsPerSecond, '≥', 1.0, `${n0(f?.objectsPerSecond)} vs ${n0(r?.objectsPerSecond)}/s; CPU ${n2(f?.cpuPer1k)} vs ${n2(r?.cpuPer1k)} per 1k`, [f, r]));
+    t.push(target('3 s3: ferry / rclone objects/s', f?.objectsPerSecond / r?.objectsPerSecond, '≥', 1.0, `${n0(f?.objectsPerSecond)} vs ${n0(r?.objectsPerSecond)}/s at c=${f?.concurrency}; CPU ${n2(f?.cpuPer1k)} vs ${n2(r?.cpuPer1k)} per 1k`, [f, r]));
   } else t.push(...unmeasured(results, 's3'));
   const large = results.large;
   if (large) {
@@ -238,6 +238,9 @@ export function planesText(rows, bare) {
 }
 
 /** When a section's figures were measured (and with which ferry, if not the header's); and, if the scenario's last attempt measured nothing, that it failed. */
+/** The concurrencies a scenario ran at (issue 7's, unless --quick or --concurrency changed them). */
+const atConcurrency = (r) => r.params?.concurrencies?.join(', ') ?? '?';
+
 function dated(results, name) {
   const r = results[name];
   const failed = results.notMeasured?.[name];
@@ -381,7 +384,7 @@ ${transferTable(lat)}
   }
   if (cpu) {
     const b = pick(cpu, 'bare');
-    sections.push(`## 2. CPU: no added latency, concurrency 64, to a local folder${dated(results, 'cpu')}
+    sections.push(`## 2. CPU: no added latency, concurrency ${atConcurrency(results.cpu)}, to a local folder${dated(results, 'cpu')}
 ${transferTable(cpu)}
 
 CPU per object against the bare loop: ${cpu
@@ -395,7 +398,7 @@ ${startupSection(results)}`);
     const b = pick(s3, 'bare');
     const r = pick(s3, 'rclone');
     const f = pick(s3, 'ferry');
-    sections.push(`## 3. S3: no added latency, concurrency 256, to fauxqs (a fresh server per run)${dated(results, 's3')}
+    sections.push(`## 3. S3: no added latency, concurrency ${atConcurrency(results.s3)}, to fauxqs (a fresh server per run)${dated(results, 's3')}
 ${transferTable(s3)}
 
 CPU per object: ferry ${x2(f?.cpuPer1k / r?.cpuPer1k)} rclone's, ${x2(f?.cpuPer1k / b?.cpuPer1k)} the bare SDK loop's. fauxqs runs on the same two cores (its CPU is not counted, its time is).
