@@ -1,12 +1,17 @@
 // One large object through the worker: HTTP origin → ferry worker (--profile any,
 // streamed in --part-size parts) → a local S3-compatible server (fauxqs, its request limit
-// raised for 64 MiB parts). Reports MB/s and the worker's peak RSS (one process: %M).
+// raised for 64 MiB parts). Reports MB/s, CPU and peak RSS of the worker, measured as the
+// bare loop beside it (large-bare.mjs) and every tool of the transfer scenarios are
+// (measure.mjs: wall time of the process's life, CPU of its reaped tree, peak RSS sampled).
 // `npm run build && node bench/large-object.mjs [bytes]` (default 2 GiB).
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { performance } from 'node:perf_hooks';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CreateBucketCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { runMeasured } from './lib/measure.mjs';
 
 const size = Number(process.argv[2] ?? 2 * 2 ** 30);
 const here = (f) => fileURLToPath(new URL(f, import.meta.url));
@@ -26,24 +31,24 @@ const env = { AWS_ACCESS_KEY_ID: 'bench', AWS_SECRET_ACCESS_KEY: 'bench', AWS_RE
 Object.assign(process.env, env);
 const s3srv = await server('../test/servers/s3.mjs', ['--body-limit', String(200 * 2 ** 20)]);
 const origin = await server('../test/servers/fault-origin.mjs');
+const dir = await mkdtemp(join(tmpdir(), 'ferry-bench-large-'));
 try {
   const endpoint = `http://127.0.0.1:${s3srv.port}`;
   const s3 = new S3Client({ endpoint, forcePathStyle: true, region: 'us-east-1' });
   await s3.send(new CreateBucketCommand({ Bucket: 'bench' }));
-  const task = `big\thttp://127.0.0.1:${origin.port}/big/b1?size=${size}\n`;
-  const t0 = performance.now();
-  const r = spawnSync('/usr/bin/time', ['-f', '%e %U %S %M', process.execPath, here('../bin/ferry.js'), 'worker', '--tasks', '-', '--dest', 's3://bench/large', '--profile', 'any', '--s3-endpoint', endpoint, '--allow-private-network', ...process.argv.slice(3)], { input: task, encoding: 'utf8', env: { ...process.env, ...env } });
-  const seconds = (performance.now() - t0) / 1000;
-  const timeLine = r.stderr.trim().split('\n').pop() ?? '';
-  const [, user, sys, maxKB] = timeLine.split(' ').map(Number);
-  if (!/^UP_OK\tbig\t/m.test(r.stdout)) throw new Error(`worker failed: ${r.stdout}\n${r.stderr}`);
-  const key = r.stdout.split('\n').find((l) => l.startsWith('UP_OK'))?.split('\t')[2]?.replace('s3://bench/', '');
+  const tasks = join(dir, 'tasks.tsv');
+  await writeFile(tasks, `big\thttp://127.0.0.1:${origin.port}/big/b1?size=${size}\n`);
+  const m = await runMeasured(process.execPath, [here('../bin/ferry.js'), 'worker', '--tasks', tasks, '--dest', 's3://bench/large', '--profile', 'any', '--s3-endpoint', endpoint, '--allow-private-network', ...process.argv.slice(3)], { env: { ...process.env, ...env } });
+  if (m.code !== 0 || !/^UP_OK\tbig\t/m.test(m.stdout)) throw new Error(`worker failed (exit ${m.code ?? m.signal}): ${m.stdout}\n${m.stderr}`);
+  const key = m.stdout.split('\n').find((l) => l.startsWith('UP_OK'))?.split('\t')[2]?.replace('s3://bench/', '');
   const head = await s3.send(new HeadObjectCommand({ Bucket: 'bench', Key: key }));
   if (head.ContentLength !== size) throw new Error(`stored ${head.ContentLength} bytes, expected ${size}`);
   s3.destroy();
-  process.stdout.write(`${(size / 2 ** 20).toFixed(0)} MiB in ${seconds.toFixed(1)} s: ${(size / 1e6 / seconds).toFixed(0)} MB/s, worker CPU ${(user + sys).toFixed(1)} s, peak RSS ${(maxKB / 1024).toFixed(0)} MB\n`);
-  process.stdout.write(JSON.stringify({ bytes: size, seconds, mbPerSecond: size / 1e6 / seconds, cpuSeconds: user + sys, peakRssMB: Math.round(maxKB / 1024) }) + '\n');
+  const result = { bytes: size, seconds: m.seconds, mbPerSecond: size / 1e6 / m.seconds, cpuSeconds: m.cpuSeconds, peakRssMB: Math.round(m.peakRssBytes / 2 ** 20) };
+  process.stdout.write(`${(size / 2 ** 20).toFixed(0)} MiB in ${m.seconds.toFixed(1)} s: ${result.mbPerSecond.toFixed(0)} MB/s, worker CPU ${m.cpuSeconds.toFixed(1)} s, peak RSS ${result.peakRssMB} MB\n`);
+  process.stdout.write(JSON.stringify(result) + '\n');
 } finally {
+  await rm(dir, { recursive: true, force: true });
   for (const s of [s3srv, origin]) {
     s.child.stdin.end();
     s.child.kill('SIGTERM');

@@ -412,7 +412,7 @@ CPU per object: ferry ${x2(f?.cpuPer1k / r?.cpuPer1k)} rclone's, ${x2(f?.cpuPer1
       return v.length > 1 ? ` (${n0(Math.min(...v))}–${n0(Math.max(...v))})` : '';
     };
     sections.push(`## 4. One large object to S3${dated(results, 'large')}
-HTTP origin (test/servers/fault-origin.mjs) → fauxqs (request limit raised for 64 MiB parts). ferry: \`bench/large-object.mjs\` (\`ferry worker --profile any\`, default \`--part-size 64MiB\`, one part uploading while the next fills; RSS of the worker, \`/usr/bin/time %M\`). Bare: \`bench/large-bare.mjs\` (undici → lib-storage \`Upload\`, 64 MiB parts, queue of 4).
+HTTP origin (test/servers/fault-origin.mjs) → fauxqs (request limit raised for 64 MiB parts). ferry: \`bench/large-object.mjs\` (\`ferry worker --profile any\`, default \`--part-size 64MiB\`, one part uploading while the next fills). Bare: \`bench/large-bare.mjs\` (undici → lib-storage \`Upload\`, 64 MiB parts, queue of 4). Both measured alike, as the tools above are: wall time of the process's life, CPU of its reaped tree, peak RSS sampled every 50 ms.
 ${large.reps ? `Alternating, ${large.reps} repetition${large.reps === 1 ? '' : 's'}: the run with the median MB/s of each (min–max MB/s of all).
 ` : ''}
 | tool | object | time | MB/s | CPU | peak RSS | ferry / bare |
