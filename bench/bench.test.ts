@@ -171,6 +171,15 @@ describe('bench report', () => {
     expect(section('abc')).toContain('_(measured 2026-01-01 00:00 UTC)_');
   });
 
+  it('says why a target lacks a tool: rclone not installed, a tool left out, or every run of it failed', () => {
+    const latency = (runs: ReturnType<typeof run>[], rclone: boolean) => ({ machine, latency: { rclone, params: { expected: 200, concurrencies: [64] }, runs } });
+    const detail = (results: Record<string, unknown>) => targets(results).find((t) => t.what.startsWith('1 latency: ferry best / rclone best'))!;
+    expect(detail(latency([run('ferry', 200, 0.2, 0.5), run('bare', 200, 0.1, 0.4)], false)).detail).toMatch(/^rclone is not installed and could not be installed\. /);
+    expect(detail(latency([run('ferry', 200, 0.2, 0.5), run('bare', 200, 0.1, 0.4)], true)).detail).toMatch(/^rclone did not run \(--tools\)\. /);
+    const crashed = detail(latency([run('ferry', 200, 0.2, 0.5), { ...run('rclone', 200, 0.1, 0.4), code: 2 }], true));
+    expect(crashed.verdict).toBe('**not valid**: rclone c=64 failed 1 of 1 run');
+  });
+
   it('heads a section with the concurrency it ran at (--quick runs s3 at 64, not 256)', () => {
     const runs = [run('ferry', 200, 0.2, 0.5), run('rclone', 200, 0.1, 0.4)];
     const md = markdown({ machine, s3: { params: { expected: 200, concurrencies: [64] }, runs } }, { chartsPath: 'charts', command: 'npm run bench' });

@@ -72,15 +72,23 @@ export function startupSplit(results) {
 }
 
 const pick = (rows, tool, c) => rows.find((r) => r.tool === tool && (c === undefined || r.concurrency === c));
-/** The tool's row with the most objects/s (a row whose runs all failed has none). */
-const best = (rows, tool) => rows.filter((r) => r.tool === tool && Number.isFinite(r.objectsPerSecond)).sort((a, b) => b.objectsPerSecond - a.objectsPerSecond)[0];
+/** The tool's row with the most objects/s; if every run of the tool failed, one of its rows (so the target says so). */
+const best = (rows, tool) => {
+  const own = rows.filter((r) => r.tool === tool);
+  return own.filter((r) => Number.isFinite(r.objectsPerSecond)).sort((a, b) => b.objectsPerSecond - a.objectsPerSecond)[0] ?? own[0];
+};
 
 /**
  * A target line: measured ratio against `op threshold`; says by how much when missed.
- * `rows`: the summary rows it was computed from; if a run of one of them failed, no verdict.
+ * `rows`: the summary rows it was computed from, by tool; if a run of one of them failed, no
+ * verdict. `sc`: the scenario's results, to say why a tool has no row.
  */
-function target(what, value, op, threshold, detail, rows = []) {
-  const failed = rows.filter((r) => r?.failed?.length);
+function target(what, value, op, threshold, detail, rows = {}, sc = {}) {
+  const absent = Object.entries(rows)
+    .filter(([, row]) => !row)
+    .map(([tool]) => (tool === 'rclone' && sc.rclone === false ? 'rclone is not installed and could not be installed' : `${tool} did not run (--tools)`));
+  if (absent.length) detail = `${absent.join('; ')}. ${detail}`;
+  const failed = Object.values(rows).filter((r) => r?.failed?.length);
   if (failed.length) {
     const which = failed.map((r) => `${r.tool} c=${r.concurrency} failed ${r.failed.length} of ${r.reps} run${r.reps === 1 ? '' : 's'}`).join('; ');
     return { what: `${what} ${op} ${threshold}`, value: Number.isFinite(value) ? value : undefined, measured: 'not measured', verdict: `**not valid**: ${which}`, detail };
@@ -172,11 +180,11 @@ export function targets(results) {
     const r = best(lat, 'rclone');
     const b = best(lat, 'bare');
     const top = Math.max(...results.latency.params.concurrencies.filter((c) => c <= 1024));
-    t.push(target('1 latency: ferry best / rclone best', f?.objectsPerSecond / r?.objectsPerSecond, '≥', 1.2, `ferry ${n0(f?.objectsPerSecond)}/s at c=${f?.concurrency}, rclone ${n0(r?.objectsPerSecond)}/s at c=${r?.concurrency}`, [f, r]));
-    t.push(target('1 latency: ferry best / bare best', f?.objectsPerSecond / b?.objectsPerSecond, '≥', 0.9, `bare ${n0(b?.objectsPerSecond)}/s at c=${b?.concurrency}`, [f, b]));
+    t.push(target('1 latency: ferry best / rclone best', f?.objectsPerSecond / r?.objectsPerSecond, '≥', 1.2, `ferry ${n0(f?.objectsPerSecond)}/s at c=${f?.concurrency}, rclone ${n0(r?.objectsPerSecond)}/s at c=${r?.concurrency}`, { ferry: f, rclone: r }, results.latency));
+    t.push(target('1 latency: ferry best / bare best', f?.objectsPerSecond / b?.objectsPerSecond, '≥', 0.9, `bare ${n0(b?.objectsPerSecond)}/s at c=${b?.concurrency}`, { ferry: f, bare: b }, results.latency));
     const fr = pick(lat, 'ferry', top);
     const rr = pick(lat, 'rclone', top);
-    t.push(target(`1 latency: ferry RSS / rclone RSS at c=${top}`, fr?.peakRssMB / rr?.peakRssMB, '≤', 0.25, `ferry ${n0(fr?.peakRssMB)} MB, rclone ${n0(rr?.peakRssMB)} MB`, [fr, rr]));
+    t.push(target(`1 latency: ferry RSS / rclone RSS at c=${top}`, fr?.peakRssMB / rr?.peakRssMB, '≤', 0.25, `ferry ${n0(fr?.peakRssMB)} MB, rclone ${n0(rr?.peakRssMB)} MB`, { ferry: fr, rclone: rr }, results.latency));
   } else t.push(...unmeasured(results, 'latency'));
   const cpu = results.cpu && summarize(results.cpu.runs);
   if (cpu) {
@@ -184,21 +192,21 @@ export function targets(results) {
     const a = pick(cpu, 'ferry --profile any');
     const r = pick(cpu, 'rclone');
     const b = pick(cpu, 'bare');
-    t.push(target('2 cpu: ferry / rclone objects/s', f?.objectsPerSecond / r?.objectsPerSecond, '≥', 0.9, `${n0(f?.objectsPerSecond)} vs ${n0(r?.objectsPerSecond)}/s at c=${f?.concurrency}`, [f, r]));
+    t.push(target('2 cpu: ferry / rclone objects/s', f?.objectsPerSecond / r?.objectsPerSecond, '≥', 0.9, `${n0(f?.objectsPerSecond)} vs ${n0(r?.objectsPerSecond)}/s at c=${f?.concurrency}`, { ferry: f, rclone: r }, results.cpu));
     const split = startupSplit(results);
     const beyond = (tool) => {
       const x = split.find((r) => r.tool === tool);
       const y = split.find((r) => r.tool === 'bare');
       return x && y ? `; beyond start-up ${x2(x.beyondPer1k / y.beyondPer1k)} (${n2(x.beyondPer1k)} vs ${n2(y.beyondPer1k)}; section 2)` : '';
     };
-    t.push(target('2 cpu: ferry CPU per object / bare', f?.cpuPer1k / b?.cpuPer1k, '≤', 1.25, `${n2(f?.cpuPer1k)} vs ${n2(b?.cpuPer1k)} CPU-s per 1k${beyond('ferry')}`, [f, b]));
-    t.push(target('2 cpu: ferry --profile any CPU per object / bare', a?.cpuPer1k / b?.cpuPer1k, '≤', 1.05, `${n2(a?.cpuPer1k)} vs ${n2(b?.cpuPer1k)} CPU-s per 1k${beyond('ferry --profile any')}`, [a, b]));
+    t.push(target('2 cpu: ferry CPU per object / bare', f?.cpuPer1k / b?.cpuPer1k, '≤', 1.25, `${n2(f?.cpuPer1k)} vs ${n2(b?.cpuPer1k)} CPU-s per 1k${beyond('ferry')}`, { ferry: f, bare: b }, results.cpu));
+    t.push(target('2 cpu: ferry --profile any CPU per object / bare', a?.cpuPer1k / b?.cpuPer1k, '≤', 1.05, `${n2(a?.cpuPer1k)} vs ${n2(b?.cpuPer1k)} CPU-s per 1k${beyond('ferry --profile any')}`, { 'ferry --profile any': a, bare: b }, results.cpu));
   } else t.push(...unmeasured(results, 'cpu'));
   const s3 = results.s3 && summarize(results.s3.runs);
   if (s3) {
     const f = pick(s3, 'ferry');
     const r = pick(s3, 'rclone');
-    t.push(target('3 s3: ferry / rclone objects/s', f?.objectsPerSecond / r?.objectsPerSecond, '≥', 1.0, `${n0(f?.objectsPerSecond)} vs ${n0(r?.objectsPerSecond)}/s at c=${f?.concurrency}; CPU ${n2(f?.cpuPer1k)} vs ${n2(r?.cpuPer1k)} per 1k`, [f, r]));
+    t.push(target('3 s3: ferry / rclone objects/s', f?.objectsPerSecond / r?.objectsPerSecond, '≥', 1.0, `${n0(f?.objectsPerSecond)} vs ${n0(r?.objectsPerSecond)}/s at c=${f?.concurrency}; CPU ${n2(f?.cpuPer1k)} vs ${n2(r?.cpuPer1k)} per 1k`, { ferry: f, rclone: r }, results.s3));
   } else t.push(...unmeasured(results, 's3'));
   const large = results.large;
   if (large) {
