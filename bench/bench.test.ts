@@ -180,10 +180,13 @@ describe('bench report', () => {
     expect(crashed.verdict).toBe('**not valid**: rclone c=64 failed 1 of 1 run');
   });
 
-  it('heads a section with the concurrency it ran at (--quick runs s3 at 64, not 256)', () => {
+  it('heads a section with the concurrency and the repetitions it ran (--quick runs s3 at 64, not 256)', () => {
     const runs = [run('ferry', 200, 0.2, 0.5), run('rclone', 200, 0.1, 0.4)];
-    const md = markdown({ machine, s3: { params: { expected: 200, concurrencies: [64] }, runs } }, { chartsPath: 'charts', command: 'npm run bench' });
+    const md = markdown({ machine, s3: { params: { expected: 200, concurrencies: [64], reps: 1 }, runs }, cpu: { params: { expected: 200, concurrencies: [64], reps: 3 }, runs } }, { chartsPath: 'charts', command: 'npm run bench' });
     expect(md).toContain('## 3. S3: no added latency, concurrency 64, to fauxqs');
+    // Each section says how many repetitions its medians are of: --only mixes runs of other options.
+    expect(md).toMatch(/## 3\. S3[^\n]*\n200 objects, 1 repetition\.\n/);
+    expect(md).toMatch(/## 2\. CPU[^\n]*\n200 objects, 3 repetitions\.\n/);
     expect(md).toContain('| 400 vs 500/s at c=64;');
   });
 

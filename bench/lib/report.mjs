@@ -246,6 +246,9 @@ export function planesText(rows, bare) {
 }
 
 /** When a section's figures were measured (and with which ferry, if not the header's); and, if the scenario's last attempt measured nothing, that it failed. */
+/** What each run of a scenario moved, and how many times each tool ran. */
+const runsText = (r) => `${n0(r.params.expected)} objects, ${r.params.reps} repetition${r.params.reps === 1 ? '' : 's'}`;
+
 /** The concurrencies a scenario ran at (issue 7's, unless --quick or --concurrency changed them). */
 const atConcurrency = (r) => r.params?.concurrencies?.join(', ') ?? '?';
 
@@ -378,11 +381,11 @@ ${notMeasuredText(results)}
   - **ferry**: \`node bin/ferry.js compile <manifests> --dest <dir|s3://…> --out <dir> --work-dir <fresh> --concurrency C ${jobsText(results.latency?.params.jobs ?? results.cpu?.params.jobs)}--allow-private-network --progress none\` (image validation unless \`--profile any\`; to S3 also \`--s3-endpoint … --s3-path-style --conditional-writes on\`, the behaviour \`auto\` picks on AWS: one conditional PUT per object). \`--concurrency\` is the total over the units compiled at once; \`--jobs\` is ferry's default unless shown: ${defaultJobsText(results)}.
   - **rclone**: \`rclone copy --http-url <origin> :http: <dest> --files-from <list> --http-no-head --no-traverse --no-check-dest --transfers C --checkers C -q\`; to S3 \`:s3:bench/rclone\` with \`RCLONE_S3_PROVIDER=Other\`, \`RCLONE_S3_ENDPOINT\`, keys, \`RCLONE_S3_FORCE_PATH_STYLE=true\`, \`AWS_CA_BUNDLE\` unset.
   - **bare**: \`node bench/bare.mjs\`: C loops over one undici pool of C connections, GET → whole body → \`fs.writeFile\`, or → SDK v3 \`PutObject\` (\`requestChecksumCalculation: 'WHEN_REQUIRED'\`, keep-alive agent of C sockets). No validation: the limit for Node on this machine.
-- **Figures**: objects/s and MB/s over the process's whole life (start-up included); client CPU = the tool's user + system time and its children's (rusage of the reaped tree), per 1,000 objects; peak RSS = the largest sum of the resident sizes of every process in the tool's process group, sampled every 50 ms from /proc (MB = MiB); every object landed = count and bytes found in the folder or the bucket listing equal the corpus's; a run that exits non-zero, is killed or times out, or leaves an object or a byte missing has failed: it is left out of the medians and of the targets' verdicts (a target computed from a tool with a failed run is *not valid*) and listed under its table, except in the knee, where the tools that give up on refused objects are what it shows; *other load* = the machine's busy CPU during the run minus the tool's, in cores: the origin, fauxqs (about a core at these PUT rates), kernel threads working for the tool (loopback softirqs, memory reclaim: rclone's runs carry ~0.8 core of it), the RSS sampler (~0.04), and whatever else runs on this shared machine — a noisy run shows here. Medians over ${results.latency?.params.reps ?? results.cpu?.params.reps ?? '?'} repetitions.
+- **Figures**: objects/s and MB/s over the process's whole life (start-up included); client CPU = the tool's user + system time and its children's (rusage of the reaped tree), per 1,000 objects; peak RSS = the largest sum of the resident sizes of every process in the tool's process group, sampled every 50 ms from /proc (MB = MiB); every object landed = count and bytes found in the folder or the bucket listing equal the corpus's; a run that exits non-zero, is killed or times out, or leaves an object or a byte missing has failed: it is left out of the medians and of the targets' verdicts (a target computed from a tool with a failed run is *not valid*) and listed under its table, except in the knee, where the tools that give up on refused objects are what it shows; *other load* = the machine's busy CPU during the run minus the tool's, in cores: the origin, fauxqs (about a core at these PUT rates), kernel threads working for the tool (loopback softirqs, memory reclaim: rclone's runs carry ~0.8 core of it), the RSS sampler (~0.04), and whatever else runs on this shared machine — a noisy run shows here. Medians over the repetitions each section states (\`--only\` may have re-run one with other options).
 `);
   if (lat) {
     sections.push(`## 1. Latency: origin +50 ms, to a local folder${dated(results, 'latency')}
-${n0(results.latency.params.expected)} objects, ${results.latency.params.reps} repetitions. Ratios compare tools at the same concurrency; the targets compare each at its best.
+${runsText(results.latency)}. Ratios compare tools at the same concurrency; the targets compare each at its best.
 
 ${transferTable(lat)}
 
@@ -393,6 +396,8 @@ ${transferTable(lat)}
   if (cpu) {
     const b = pick(cpu, 'bare');
     sections.push(`## 2. CPU: no added latency, concurrency ${atConcurrency(results.cpu)}, to a local folder${dated(results, 'cpu')}
+${runsText(results.cpu)}.
+
 ${transferTable(cpu)}
 
 CPU per object against the bare loop: ${cpu
@@ -407,6 +412,8 @@ ${startupSection(results)}`);
     const r = pick(s3, 'rclone');
     const f = pick(s3, 'ferry');
     sections.push(`## 3. S3: no added latency, concurrency ${atConcurrency(results.s3)}, to fauxqs (a fresh server per run)${dated(results, 's3')}
+${runsText(results.s3)}.
+
 ${transferTable(s3)}
 
 CPU per object: ferry ${x2(f?.cpuPer1k / r?.cpuPer1k)} rclone's, ${x2(f?.cpuPer1k / b?.cpuPer1k)} the bare SDK loop's. fauxqs runs on the same two cores (its CPU is not counted, its time is).
@@ -446,9 +453,9 @@ Renewed Parquet: DuckDB-written manifest, ${n0(parquet.rows)} rows in ${parquet.
 `);
   }
   if (knee) {
-    const { kneeLimit, origin, expected, adaptiveOff } = results.knee.params;
+    const { kneeLimit, origin, adaptiveOff } = results.knee.params;
     sections.push(`## 6. Knee: origin +50 ms, 429 above ${kneeLimit} requests in flight${dated(results, 'knee')}
-nginx \`limit_conn ${kneeLimit}\` with \`limit_conn_status 429\` in front of the 50 ms delay: the origin serves at most ${n0(kneeLimit / (origin.latencyMs / 1000))} objects/s. ${n0(expected)} objects (one unit). Statuses and times come from the origin's log: *steady 200s/s* is the rate of successful responses between the 10th and 90th percentile of their end times (start-up and tail left out); *in flight* is the time those responses spent inside nginx per second of that window (\`$request_time\`, Little's law): the requests served at once on average, which \`limit_conn\` bounds by ${kneeLimit}. ${
+nginx \`limit_conn ${kneeLimit}\` with \`limit_conn_status 429\` in front of the 50 ms delay: the origin serves at most ${n0(kneeLimit / (origin.latencyMs / 1000))} objects/s. ${runsText(results.knee)} (one unit). Statuses and times come from the origin's log: *steady 200s/s* is the rate of successful responses between the 10th and 90th percentile of their end times (start-up and tail left out); *in flight* is the time those responses spent inside nginx per second of that window (\`$request_time\`, Little's law): the requests served at once on average, which \`limit_conn\` bounds by ${kneeLimit}. ${
       adaptiveOff?.via === 'compile'
         ? `ferry with and without adaptive concurrency (\`${adaptiveOff.flag}\`).`
         : adaptiveOff?.via === 'worker'
