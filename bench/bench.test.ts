@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { defaultDestDir, fsType, runDirBytes } from './lib/dest-dir.mjs';
+import { versions } from './lib/setup.mjs';
 import { defaultJobsText, markdown, planesText, startupSplit, summarize, targets } from './lib/report.mjs';
 
 const RUN = fileURLToPath(new URL('./run.mjs', import.meta.url));
@@ -239,5 +240,21 @@ describe('bench destination dir', () => {
 
   it('counts what a run writes in whole pages, with room for ferry\'s Parquet and journals', () => {
     expect(runDirBytes({ files: [{ bytes: 1 }, { bytes: 4097 }] })).toBe((4096 + 8192) * 1.25 + 64 * 2 ** 20);
+  });
+});
+
+describe('bench machine line', () => {
+  it('says a tool\'s version is unknown when it is on PATH but cannot start, instead of a blank', async () => {
+    const bin = await mkdtemp(join(tmpdir(), 'ferry-bench-path-'));
+    const path = process.env.PATH;
+    try {
+      await symlink(execFileSync('sh', ['-c', 'command -v sh'], { encoding: 'utf8' }).trim(), join(bin, 'sh'));
+      await writeFile(join(bin, 'rclone'), '#!/nonexistent/sh\n', { mode: 0o755 });
+      process.env.PATH = bin;
+      expect(versions().rclone).toBe('unknown (ENOENT)');
+    } finally {
+      process.env.PATH = path;
+      await rm(bin, { recursive: true, force: true });
+    }
   });
 });

@@ -41,7 +41,8 @@ export function ensureTools(log = () => {}) {
 export function versions() {
   const first = (cmd, args) => {
     const r = spawnSync(cmd, args, { encoding: 'utf8' });
-    return `${r.stdout ?? ''}${r.stderr ?? ''}`.trim().split('\n')[0] ?? 'unknown';
+    // A command that cannot start (a broken install) prints nothing: say so rather than leave a blank.
+    return `${r.stdout ?? ''}${r.stderr ?? ''}`.trim().split('\n')[0] || `unknown (${r.error?.code ?? `exit ${r.status}`})`;
   };
   return {
     node: process.version,
