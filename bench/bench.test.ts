@@ -82,6 +82,29 @@ describe('bench harness (smoke)', () => {
     }
   }, 120_000);
 
+  it('a tool that cannot start is a failed run of that tool: the others\' runs stand, and the bench exits 1', async (ctx) => {
+    const dir = await mkdtemp(join(tmpdir(), 'ferry-bench-nostart-'));
+    try {
+      await chmod(dir, 0o755);
+      const bin = join(dir, 'bin');
+      await mkdir(bin);
+      for (const tool of ['sh', 'git', 'stat', 'chmod']) await symlink(execFileSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim(), join(bin, tool));
+      await writeFile(join(bin, 'rclone'), '#!/nonexistent/sh\n', { mode: 0o755 });
+      const out = join(dir, 'out');
+      const args = ['--quick', '--only', 'cpu', '--objects', '8', '--reps', '1', '--tools', 'bare,rclone', '--out-dir', out, '--work-dir', join(dir, 'work')];
+      const { code, output } = await runBench(args, { ...process.env, PATH: bin });
+      const notMeasured = join(out, 'results', 'cpu.failed.json');
+      if (existsSync(notMeasured) && readFileSync(notMeasured, 'utf8').includes('"skipped: nginx')) ctx.skip('cpu scenario skipped: no nginx');
+      expect(code, output).toBe(1);
+      expect(output).toContain('failed: cpu (1 of 2 runs)');
+      const result = JSON.parse(readFileSync(join(out, 'results', 'cpu.json'), 'utf8')) as Result;
+      expect(result.runs.map((r) => [r.tool, r.allLanded])).toEqual(expect.arrayContaining([['bare', true], ['rclone', false]]));
+      expect(readFileSync(join(out, 'BENCHMARKS.md'), 'utf8')).toContain('- rclone c=64 rep 1: could not start (ENOENT), 0 of 8 objects landed: spawn rclone ENOENT');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
   it.each([
     [['--reps', '0'], '--reps 0: expected whole numbers ≥ 1'],
     [['--objects', '2k'], '--objects 2k: expected whole numbers ≥ 1'],
@@ -128,7 +151,7 @@ describe('bench harness (smoke)', () => {
       expect(code, output).toBe(1);
       expect(output).toMatch(/failed: cpu/);
       const md = readFileSync(join(out, 'BENCHMARKS.md'), 'utf8');
-      expect(md).toMatch(/\*\*Measured nothing in their last attempt\*\*[^\n]*\n- cpu, \d{4}-\d\d-\d\d \d\d:\d\d UTC: (failed: Error: spawn rclone ENOENT|skipped: nginx)/);
+      expect(md).toMatch(/\*\*Measured nothing in their last attempt\*\*[^\n]*\n- cpu, \d{4}-\d\d-\d\d \d\d:\d\d UTC: (failed: Error: every run failed, the first: rclone c=64: could not start \(ENOENT\)|skipped: nginx)/);
       expect(md).toMatch(/## 2\. CPU[^\n]*measured 2026-01-01 00:00 UTC; \*\*the attempt of [^*]+ failed\*\*/);
       expect(md).toContain('| 3 s3: ferry / rclone objects/s ≥ 1 | not measured | – | the s3 scenario was not run |');
     } finally {

@@ -21,6 +21,9 @@ const FERRY = join(ROOT, 'bin/ferry.js');
 const BARE = join(ROOT, 'bench/bare.mjs');
 const BUCKET = 'bench';
 
+/** The measures of a run that never started. */
+const NOT_STARTED = { seconds: NaN, cpuSeconds: NaN, sampledCpuSeconds: NaN, workerCpuSeconds: undefined, otherCpuSeconds: NaN, peakRssBytes: NaN, processes: 0, code: null, signal: null, stdout: '', timedOut: false };
+
 /** Whether `ferry <args…>` accepts its flags (yargs is strict: an unknown one is a usage error). */
 function accepts(args) {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-flag-'));
@@ -197,7 +200,9 @@ export async function runScenario(name, sc, { corpus, workDir, destDir = default
       try {
         const dest = join(runDir, 'dest');
         const c = tool.command({ origin: origin.url, manifests, list, tasks, dest, runDir, concurrency, s3, jobs });
-        const m = await runMeasured(c.cmd, c.args, { env: c.env, timeoutMs });
+        // A tool that cannot be started (not found, not executable) is a failed run of that tool:
+        // the other tools' runs stand.
+        const m = await runMeasured(c.cmd, c.args, { env: c.env, timeoutMs }).catch((e) => ({ ...NOT_STARTED, startError: e.code ?? e.message, stderr: String(e.message) }));
         const landed = s3 ? await s3.list(tool.destPrefix) : await folderTotals(dest);
         const statuses = sc.origin.limitConn ? await origin.statusCounts() : undefined;
         const r = {
@@ -213,6 +218,7 @@ export async function runScenario(name, sc, { corpus, workDir, destDir = default
           processes: m.processes,
           code: m.code,
           signal: m.signal,
+          startError: m.startError,
           timedOut: m.timedOut,
           expected,
           expectedBytes,
