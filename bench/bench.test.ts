@@ -204,6 +204,17 @@ describe('bench report', () => {
     expect(crashed.verdict).toBe('**not valid**: rclone c=64 failed 1 of 1 run');
   });
 
+  it('gives no verdict on a target set at a size from a smaller (--quick) run', () => {
+    const control = (events: number, rows: number) => ({ control: { events: { events, parseAndJournalPerSecond: 900_000 }, parquet: { rows, renewSeconds: 4, peakRssMB: 400 } } });
+    const verdicts = (results: Record<string, unknown>) => targets(results).filter((t) => t.what.startsWith('5 ')).map((t) => t.verdict);
+    expect(verdicts(control(1_000_000, 2_000_000))).toEqual(['met', 'met', 'met']);
+    expect(verdicts(control(100_000, 200_000))).toEqual([
+      '– (measured on 100,000 events; the target is for 1,000,000 events)',
+      '– (measured on 200,000 rows; the target is for 2,000,000 rows)',
+      '– (measured on 200,000 rows; the target is for 2,000,000 rows)',
+    ]);
+  });
+
   it('heads a section with the concurrency and the repetitions it ran (--quick runs s3 at 64, not 256)', () => {
     const runs = [run('ferry', 200, 0.2, 0.5), run('rclone', 200, 0.1, 0.4)];
     const md = markdown({ machine, s3: { params: { expected: 200, concurrencies: [64], reps: 1 }, runs }, cpu: { params: { expected: 200, concurrencies: [64], reps: 3 }, runs } }, { chartsPath: 'charts', command: 'npm run bench' });
