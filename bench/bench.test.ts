@@ -215,6 +215,14 @@ describe('bench report', () => {
     ]);
   });
 
+  it('judges the latency RSS target at 1,024 in flight only', () => {
+    const at = (c: number) => ({ ...run('ferry', 200, 0.2, 0.5), concurrency: c, peakRssMB: 400 });
+    const rclone = (c: number) => ({ ...run('rclone', 200, 0.2, 0.5), concurrency: c, peakRssMB: 100 });
+    const rss = (cs: number[]) => targets({ latency: { rclone: true, params: { expected: 200, concurrencies: cs }, runs: cs.flatMap((c) => [at(c), rclone(c)]) } }).find((t) => t.what.startsWith('1 latency: ferry RSS'))!;
+    expect(rss([64]).verdict).toBe('– (measured on c=64; the target is for c=1024)');
+    expect(rss([256, 1024, 2048])).toMatchObject({ what: '1 latency: ferry RSS / rclone RSS at c=1024 ≤ 0.25', verdict: '**not met** (1500 % over)' });
+  });
+
   it('heads a section with the concurrency and the repetitions it ran (--quick runs s3 at 64, not 256)', () => {
     const runs = [run('ferry', 200, 0.2, 0.5), run('rclone', 200, 0.1, 0.4)];
     const md = markdown({ machine, s3: { params: { expected: 200, concurrencies: [64], reps: 1 }, runs }, cpu: { params: { expected: 200, concurrencies: [64], reps: 3 }, runs } }, { chartsPath: 'charts', command: 'npm run bench' });
