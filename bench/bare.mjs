@@ -5,7 +5,8 @@
 // (the list's relative path under DIR), or → SDK v3 `PutObject` (`requestChecksumCalculation:
 // 'WHEN_REQUIRED'`, a keep-alive agent of C sockets). No validation, no journal, no events.
 // A 429 or 503 is retried after a jittered backoff (100 ms × 2^n, at most --retries times,
-// default 3). Prints one JSON line: { ok, failed, bytes, statuses, errors }.
+// default 3). Prints one JSON line: { ok, failed, bytes, statuses, errors }, and exits 1 when
+// an object failed, as rclone does: a run that did not move every object is no figure.
 import { Buffer } from 'node:buffer';
 import { Agent as HttpAgent } from 'node:http';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -85,4 +86,4 @@ async function lane() {
 await Promise.all(Array.from({ length: concurrency }, lane));
 await dispatcher.close();
 process.stdout.write(JSON.stringify({ ok, failed, bytes, statuses, errors }) + '\n');
-process.exit(0);
+process.exit(failed ? 1 : 0);

@@ -7,8 +7,11 @@
 //   the bench (nginx, fauxqs) are children too, but they are reaped only after the window
 //   closes, so their CPU is excluded. Nothing else may exit meanwhile: runs are sequential.
 // - RSS: every ~50 ms, the resident pages of every process in the tool's process group or
-//   below its pid (/proc/<pid>/stat, field 24), summed; the peak of those sums. Shared
-//   pages (the node binary, libraries) count once per process, as `ps` would.
+//   below its pid (/proc/<pid>/stat, field 24), summed; the peak of those sums, or, where
+//   larger, the largest high-water mark of one process (VmHWM, the kernel's own: a spike
+//   between two samples is not missed, which matters most for a tool of one process, as
+//   /usr/bin/time's %M would not miss it). Shared pages (the node binary, libraries) count
+//   once per process, as `ps` would.
 // - Workers: for ferry, the CPU of its `ferry worker` processes (their last samples, or what
 //   the orchestrator had reaped of them, whichever is more), the rest being its orchestrator.
 // - Background: the machine's busy CPU (/proc/stat) minus the tool's, over the run — the
@@ -35,6 +38,15 @@ function statFields(pid) {
 function machineBusyTicks() {
   const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1).map(Number);
   return f.reduce((a, b) => a + b, 0) - f[3] - f[4];
+}
+
+/** A process's resident high-water mark in bytes (VmHWM), or 0 once it is gone. */
+function highWaterMark(pid) {
+  try {
+    return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+  } catch {
+    return 0;
+  }
 }
 
 function childrenTicks() {
@@ -104,6 +116,8 @@ export function runMeasured(cmd, args, { env = process.env, cwd, timeoutMs = 30 
       let sum = 0;
       for (const [pid, p] of treeOf(child.pid)) {
         sum += p.rss;
+        const hwm = highWaterMark(pid);
+        if (hwm > peak) peak = hwm;
         // Asked again until it answers: a process seen between its fork and its exec still shows its parent's command line.
         if (!workers.has(pid) && ferryCommand(pid) === 'worker') workers.add(pid);
         seen.set(pid, p.ticks);
