@@ -211,6 +211,14 @@ describe('download against a fault origin (separate process, loopback)', () => {
     expect(r).toMatchObject({ ok: false, reason: 'THROTTLED', attempts: 1 });
   });
 
+
+  it('a 503 asking for a wait past the bound is THROTTLED on its last try too (--retries 0), as on an earlier one', async () => {
+    const wait = `fail=9&status=503&retryAfter=3600`;
+    const last = await download(`${origin.base}/flaky/${key('thr-last')}?${wait}`, opts({ retries: 0 }));
+    const early = await download(`${origin.base}/flaky/${key('thr-early')}?${wait}`, opts({ retries: 3 }));
+    for (const r of [last, early]) expect(r).toMatchObject({ ok: false, reason: 'THROTTLED', attempts: 1, detail: 'HTTP 503, Retry-After 3600 s' });
+  });
+
   it('THROTTLED after 1 + retries of 429', async () => {
     const path = `/throttle/${key('thr-all')}`;
     const r = await download(`${origin.base}${path}?after=0`, opts({ retries: 2 }));

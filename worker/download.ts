@@ -682,10 +682,13 @@ async function downloadWithRetries(given: string, o: DownloadOptions, signal?: A
     lease.release(verdictOf(r.status, r.reason, r.retryAfterMs !== null));
     slot();
     if (signal?.aborted) return toErr(fail('TIMEOUT', 'aborted'), attempt);
-    if (!r.retriable || attempt > retries) return toErr(r, attempt);
+    if (!r.retriable) return toErr(r, attempt);
+    // Asked to come back past the bound: THROTTLED, whether or not tries were left, so the
+    // same answer gets the same reason on any try and under any --retries.
     if (r.retryAfterMs !== null && r.retryAfterMs > maxRetryAfter) {
       return toErr(fail('THROTTLED', `${r.detail}, Retry-After ${Math.ceil(r.retryAfterMs / 1000)} s`), attempt);
     }
+    if (attempt > retries) return toErr(r, attempt);
     const base = o.backoffBaseMs ?? DOWNLOAD_DEFAULTS.backoffBaseMs;
     const cap = o.backoffCapMs ?? DOWNLOAD_DEFAULTS.backoffCapMs;
     await sleep(retryWaitMs(attempt, r.retryAfterMs, base, cap, o.random), signal);
