@@ -291,6 +291,19 @@ describe('HostLimits', () => {
     for (const l of [...a, ...c]) l.release('neutral');
   });
 
+  it('capacity: a throttled host whose tasks all sleep before a retry still has work, and keeps its limit', async () => {
+    const limits = new HostLimits(20, 2);
+    for (const l of await take(limits, 'healthy', 1)) l.release('ok'); // known, never throttled: counts as 20
+    refuse(await take(limits, 'a', 8)); // a: 5.6, its task now sleeps
+    const wake = limits.rest('a');
+    expect(limits.capacity()).toBe(5); // a has work; not 5 + 20
+    refuse(await take(limits, 'b', 8)); // a third host: room is made, but not by forgetting a, which rests
+    expect(limits.limitOf('a')).toBe(5);
+    wake();
+    wake(); // said twice, counted once
+    expect(limits.capacity()).toBe(10); // none busy: all known (a and b)
+  });
+
   it('past its bound, forgets the least recently used idle host, never a busy one', async () => {
     const limits = new HostLimits(64, 3);
     const throttle = async (h: string) => refuse(await take(limits, h, limits.limitOf(h) ?? 8));
@@ -380,6 +393,16 @@ describe('download and upload hold a host slot per try', () => {
     }
     expect(s.verdicts).toEqual(['neutral', 'ok', 'neutral', 'ok']);
     expect(limits.limitOf(new URL(origin.url).host)).toBe(8);
+  });
+
+  it('a task sleeping on a Retry-After leaves its host busy: capacity is its throttled limit, not the ceiling', async () => {
+    const limits = new HostLimits(64);
+    for (const l of await take(limits, 'elsewhere', 1)) l.release('ok'); // a healthy host, known, idle
+    const host = new URL(origin.url).host;
+    const r = download(`${origin.url}/throttle/${key('rest')}?after=1&fail=1`, { client, retries: 1, admit: limits });
+    while (limits.limitOf(host) !== 1) await new Promise((w) => setTimeout(w, 10)); // refused: now in its Retry-After sleep
+    expect(limits.capacity()).toBe(1);
+    expect(await r).toMatchObject({ ok: true, attempts: 2 });
   });
 
   it('the slot is free during the backoff sleep: another task on that host goes first', async () => {

@@ -21,8 +21,11 @@ export type Verdict = 'ok' | 'throttled' | 'neutral';
 /** One slot of a host, held for one request; given back once, with the host's answer. */
 export type Lease = { release(verdict: Verdict): void };
 
-/** Waits for a slot of `host`. */
-export type Admission = { acquire(host: string): Promise<Lease> };
+/**
+ * Waits for a slot of `host`. `rest` says that a task of `host` sleeps before its next try
+ * (call what it returns when the sleep ends): the host still has work, holding no slot.
+ */
+export type Admission = { acquire(host: string): Promise<Lease>; rest?(host: string): () => void };
 
 /** The multiplicative decrease on a throttle (DESIGN.md). */
 export const DECREASE = 0.7;
@@ -107,6 +110,8 @@ type Host = {
   epoch: number;
   active: number;
   waiters: ((grant: Grant) => void)[];
+  /** Tasks sleeping before their next try here: work of this host, though they hold no slot. */
+  resting: number;
 };
 
 /**
@@ -142,6 +147,21 @@ export class HostLimits implements Admission {
     };
   }
 
+  /**
+   * A task of `host` sleeps before its next try (a backoff, a Retry-After): until the
+   * returned function is called, the host counts as having work, so `capacity` shows the
+   * limit it is held to, and it is not forgotten (its limit with it) while it rests.
+   */
+  rest(host: string): () => void {
+    const h = this.stateOf(host);
+    h.resting++;
+    let resting = true;
+    return () => {
+      if (resting) h.resting--;
+      resting = false;
+    };
+  }
+
   /** The current limit of a host (whole slots), or null when it has none yet. */
   limitOf(host: string): number | null {
     const h = this.hosts.get(host);
@@ -150,7 +170,7 @@ export class HostLimits implements Admission {
 
   /**
    * What throttling left of the ceiling: the sum of the limits of the hosts with work (in
-   * flight or queued) or, when none has, of all it knows, at most the ceiling. A host never
+   * flight, queued, or sleeping before a retry) or, when none has, of all it knows, at most the ceiling. A host never
    * throttled counts as the ceiling: its slow start is a passing ramp, not a verdict.
    */
   capacity(): number {
@@ -160,7 +180,7 @@ export class HostLimits implements Admission {
     for (const h of this.hosts.values()) {
       const limit = h.window.slowStart ? this.ceiling : slotsOf(h.window);
       known += limit;
-      if (h.active === 0 && h.waiters.length === 0) continue;
+      if (idle(h)) continue;
       anyBusy = true;
       busy += limit;
     }
@@ -178,7 +198,7 @@ export class HostLimits implements Admission {
     if (h) this.hosts.delete(host);
     else {
       if (this.hosts.size >= this.maxHosts) this.forgetIdle();
-      h = { window: startWindow(this.ceiling), epoch: 0, active: 0, waiters: [] };
+      h = { window: startWindow(this.ceiling), epoch: 0, active: 0, waiters: [], resting: 0 };
     }
     this.hosts.set(host, h);
     return h;
@@ -205,9 +225,14 @@ export class HostLimits implements Admission {
     let excess = this.hosts.size - this.maxHosts + 1;
     for (const [name, h] of this.hosts) {
       if (excess <= 0) return;
-      if (h.active > 0 || h.waiters.length > 0) continue;
+      if (!idle(h)) continue;
       this.hosts.delete(name);
       excess--;
     }
   }
+}
+
+/** A host with nothing in flight, queued or resting. */
+function idle(h: Host): boolean {
+  return h.active === 0 && h.waiters.length === 0 && h.resting === 0;
 }

@@ -691,6 +691,9 @@ async function downloadWithRetries(given: string, o: DownloadOptions, signal?: A
     if (attempt > retries) return toErr(r, attempt);
     const base = o.backoffBaseMs ?? DOWNLOAD_DEFAULTS.backoffBaseMs;
     const cap = o.backoffCapMs ?? DOWNLOAD_DEFAULTS.backoffCapMs;
+    // Resting, the task holds no slot, yet its host still has work (PROGRESS Conc).
+    const resting = o.admit?.rest?.(key);
     await sleep(retryWaitMs(attempt, r.retryAfterMs, base, cap, o.random), signal);
+    resting?.();
   }
 }
