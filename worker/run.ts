@@ -46,14 +46,14 @@ export async function runTask(task: Task, ctx: TaskContext): Promise<void> {
       uploads++;
       let f = await streamToStore(task.id, dl, ctx).finally(() => ctx.largeSlots.release());
       if (!f) return;
-      if (f.retriable && left > 0) {
+      if (f.retriable) {
         const asked = f.retryAfterMs ?? null;
-        if (asked === null || asked <= MAX_BACKOFF_MS) {
+        // A store asking for a wait past the backoff bound: THROTTLED at once, on any try, as a buffered object's upload (upload.ts).
+        if (asked !== null && asked > MAX_BACKOFF_MS) f = { ...f, reason: 'THROTTLED', detail: `${f.detail}, Retry-After ${Math.ceil(asked / 1000)} s` };
+        else if (left > 0) {
           await sleep(retryWaitMs(used, asked, 250, MAX_BACKOFF_MS));
           continue;
         }
-        // A store asking for a wait past the backoff bound: THROTTLED at once, as a buffered object's upload (upload.ts).
-        f = { ...f, reason: 'THROTTLED', detail: `${f.detail}, Retry-After ${Math.ceil(asked / 1000)} s` };
       }
       const kind = f.side === 'download' ? 'DL_ERR' : f.side === 'validate' ? 'BAD_IMAGE' : 'UP_ERR';
       ctx.emit({ kind, id: task.id, reason: f.reason, attempts: f.side === 'upload' ? uploads : used, detail: f.detail });

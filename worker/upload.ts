@@ -154,10 +154,12 @@ export async function uploadPayload(store: Store, p: Payload, opts: UploadOption
       const detail = (e as Error).message;
       if (code === 'FORBIDDEN' || code === 'KEY_TOO_LONG') return { ok: false, reason: code, attempts: attempt, detail };
       const retriable = code === 'TRANSIENT' || code === 'THROTTLED';
-      if (!retriable || attempt > opts.retries) return { ok: false, reason: code === 'THROTTLED' ? 'THROTTLED' : 'UPLOAD_FAILED', attempts: attempt, detail };
-      const asked = retryAfterMs(e);
-      // A wait beyond the backoff bound would hold the task for minutes: THROTTLED at once (DESIGN.md, "No retry storms").
+      const asked = retriable ? retryAfterMs(e) : null;
+      // A wait beyond the backoff bound would hold the task for minutes: THROTTLED at once
+      // (DESIGN.md, "No retry storms"), on any try, so the same answer gets the same reason
+      // whatever --retries is.
       if (asked !== null && asked > MAX_BACKOFF_MS) return { ok: false, reason: 'THROTTLED', attempts: attempt, detail: `${detail}, Retry-After ${Math.ceil(asked / 1000)} s` };
+      if (!retriable || attempt > opts.retries) return { ok: false, reason: code === 'THROTTLED' ? 'THROTTLED' : 'UPLOAD_FAILED', attempts: attempt, detail };
       await sleep(retryWaitMs(attempt, asked, opts.backoffBaseMs ?? 250, MAX_BACKOFF_MS, opts.random));
     }
   }

@@ -376,6 +376,16 @@ describe('a streamed (multipart) upload through the proxy', () => {
     expect((await origin.stats())['/big/ra-long']).toBe(1);
   }, 60_000);
 
+  it('a store error asking past the 60 s bound is THROTTLED on the last try too (--retries 0), buffered or streamed', async () => {
+    // A 500 with Retry-After 120: with tries left it was THROTTLED, on the last one UPLOAD_FAILED without a word of the wait.
+    await faults([{ method: 'PUT', path: `^/${BUCKET}/ra-last/`, fault: 'internal', retryAfter: '120' }]);
+    const tasks = `small\t${origin.url}/big/ra-last-small?size=1000\nbig\t${origin.url}/big/ra-last-big?size=${8 * MiB}\n`;
+    const run = await ferry(['worker', '--tasks', '-', '--dest', `s3://${BUCKET}/ra-last`, '--s3-endpoint', proxy.url, '--allow-private-network', '--profile', 'any', '--multipart-threshold', '6MiB', '--part-size', '6MiB', '--retries', '0', '--progress-interval', '60000'], { input: tasks });
+    expect(run.code, run.stderr).toBe(0);
+    const errors = run.stdout.trim().split('\n').filter((l) => l.startsWith('UP_ERR')).sort();
+    expect(errors).toEqual([expect.stringMatching(/^UP_ERR\tbig\tTHROTTLED\t1\t.*Retry-After 120 s$/), expect.stringMatching(/^UP_ERR\tsmall\tTHROTTLED\t1\t.*Retry-After 120 s$/)]);
+  }, 60_000);
+
   it('aborts the upload when a part is refused, leaving no object and no open upload', async () => {
     const name = 'part-refused.bin';
     await faults([{ method: 'PUT', path: `^/${BUCKET}/stamp/${name}\\?.*partNumber=2`, fault: 'slowdown' }]);
