@@ -245,7 +245,7 @@ describe('download against a fault origin (separate process, loopback)', () => {
     const t0 = Date.now();
     const r = await download(origin.base + path, opts({ retries: 1 }));
     expect(r).toMatchObject({ ok: false, reason: 'TIMEOUT', attempts: 2 });
-    expect(r.ok || r.detail).toMatch(/UND_ERR_BODY_TIMEOUT/);
+    expect(r.ok || r.detail).toMatch(/UND_ERR_BODY_TIMEOUT: .* \(no body bytes within --timeout\)$/);
     expect(Date.now() - t0).toBeLessThan(3000);
     expect(await hits(path)).toBe(2);
   });
@@ -308,7 +308,7 @@ describe('download against a fault origin (separate process, loopback)', () => {
     expect(slow).toMatchObject({ ok: true, attempts: 1 });
     const late = await download(`${origin.base}/stall-headers/${key('sfb')}?ms=1500`, opts({ retries: 0 }));
     expect(late).toMatchObject({ ok: false, reason: 'TIMEOUT', attempts: 1 });
-    expect(late.ok || late.detail).toMatch(/UND_ERR_HEADERS_TIMEOUT/);
+    expect(late.ok || late.detail).toMatch(/UND_ERR_HEADERS_TIMEOUT: .* \(no response headers within --timeout\)$/);
   });
 
   it('large bodies wait for a slot and release it: bounded buffers, no deadlock', async () => {

@@ -245,10 +245,18 @@ function messageOf(err: unknown): string {
   return members.map((m) => (m instanceof Error ? m.message : String(m))).join('; ');
 }
 
+/** What undici's timeouts mean here: each is --timeout (storage/http.ts), which its message does not say. */
+const TIMEOUT_MEANING: Record<string, string> = {
+  UND_ERR_CONNECT_TIMEOUT: 'no connection within --timeout',
+  UND_ERR_HEADERS_TIMEOUT: 'no response headers within --timeout',
+  UND_ERR_BODY_TIMEOUT: 'no body bytes within --timeout',
+};
+
 function describe(err: unknown, code: string | null): string {
   const message = messageOf(err);
   const prefix = isKnownCode(code) ? '' : 'internal error (bug?): ';
-  return oneLine(redactText(`${prefix}${code ?? (err instanceof Error ? err.name : 'error')}: ${message}`));
+  const meaning = code && TIMEOUT_MEANING[code] ? ` (${TIMEOUT_MEANING[code]})` : '';
+  return oneLine(redactText(`${prefix}${code ?? (err instanceof Error ? err.name : 'error')}: ${message}${meaning}`));
 }
 
 function fail(reason: Reason, detail: string, extra: Partial<Failure> = {}): Failure {
