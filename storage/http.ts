@@ -190,9 +190,18 @@ function goesViaProxy(proxy: ProxyConfig | null): (u: URL) => boolean {
   return route ? (u) => route(u) !== null : () => false;
 }
 
+/**
+ * The most response-header bytes taken. undici's default is Node's 16 KiB, and an origin's
+ * cookies alone pass it (500 `Set-Cookie`, a 20 KiB header): such an object, which curl
+ * (300 KiB) and Chrome (256 KiB) fetch, failed as RESET, never retried. 256 KiB as Chrome;
+ * it bounds the parser's buffer per connection, as a body's ceiling bounds the body.
+ */
+export const MAX_HEADER_BYTES = 256 * 1024;
+
 function makeDispatcher(o: ResolvedHttpOptions, guard: Guard, viaProxy: (u: URL) => boolean): Dispatch {
   const agentOpts = {
     connections: o.connectionsPerHost,
+    maxHeaderSize: MAX_HEADER_BYTES,
     connectTimeout: o.timeoutMs,
     headersTimeout: o.timeoutMs,
     bodyTimeout: o.timeoutMs,

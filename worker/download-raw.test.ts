@@ -148,3 +148,22 @@ describe('Content-Encoding sent though ferry asked for identity', () => {
     expect(bytesOf(await get('/coded/unknown'))).toEqual(PNG);
   });
 });
+
+describe('response headers', () => {
+  const withHeaders = (headers: string[]): Route => (sock) =>
+    sock.write(Buffer.concat([head('200 OK', ['Content-Type: image/png', `Content-Length: ${PNG.length}`, ...headers]), PNG]));
+
+  it('takes headers past Node\'s 16 KiB, as curl and browsers do: many cookies, one long header', async () => {
+    routes.set('/headers/cookies', withHeaders(Array.from({ length: 500 }, (_, i) => `Set-Cookie: c${i}=${'v'.repeat(50)}; Path=/`)));
+    routes.set('/headers/long', withHeaders([`X-Trace: ${'a'.repeat(100 * 1024)}`]));
+    expect(bytesOf(await get('/headers/cookies'))).toEqual(PNG);
+    expect(bytesOf(await get('/headers/long'))).toEqual(PNG);
+  });
+
+  it('refuses headers past 256 KiB (RESET, not retried), bounding what one response holds', async () => {
+    routes.set('/headers/endless', withHeaders(Array.from({ length: 40 }, (_, i) => `X-Pad-${i}: ${'p'.repeat(8 * 1024)}`)));
+    const r = await get('/headers/endless');
+    expect(r).toMatchObject({ ok: false, reason: 'RESET', attempts: 1 });
+    expect(!r.ok && r.detail).toMatch(/^UND_ERR_HEADERS_OVERFLOW/);
+  });
+});
