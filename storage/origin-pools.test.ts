@@ -1,10 +1,10 @@
 // The HTTP client's pools against many real origins on 127.0.0.1: one keep-alive socket
 // per origin visited must not stay open for each of thousands of hosts.
 import { type Server, createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, type Socket, createServer as createNetServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHttpClient } from './http.js';
-import { MAX_IDLE_ORIGINS } from './origin-pools.js';
+import { MAX_IDLE_ORIGINS, MAX_RESENDS } from './origin-pools.js';
 
 const ORIGINS = MAX_IDLE_ORIGINS + 6;
 type Origin = { url: string; connections: number; server: Server };
@@ -74,6 +74,77 @@ describe('origin pools', () => {
       await client.close();
       slow.closeAllConnections();
       await new Promise((resolve) => slow.close(resolve));
+    }
+  });
+});
+
+/**
+ * A raw origin whose sockets answer their first `answered` requests (keep-alive, with
+ * Content-Length) and then `close` on the next one without a byte of answer.
+ */
+async function closingOrigin(answered: number, close: (s: Socket) => void) {
+  const seen = { requests: 0, connections: 0 };
+  const server = createNetServer((sock) => {
+    seen.connections++;
+    let served = 0;
+    let buf = '';
+    sock.on('error', () => {});
+    sock.on('data', (d: Buffer) => {
+      buf += d.toString('latin1');
+      for (let end = buf.indexOf('\r\n\r\n'); end >= 0; end = buf.indexOf('\r\n\r\n')) {
+        buf = buf.slice(end + 4);
+        seen.requests++;
+        if (served++ < answered) sock.write('HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx');
+        else close(sock);
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  return { url, seen, stop: () => new Promise((resolve) => server.close(resolve)) };
+}
+
+describe('a kept-alive connection the server closed as a request went out', () => {
+  it.each<[string, (s: Socket) => void]>([
+    ['closes it (FIN)', (s) => s.end()],
+    ['destroys it', (s) => s.destroy()],
+    ['resets it (RST)', (s) => s.resetAndDestroy()],
+  ])('the request is sent again on a new connection when the server %s, not failed', async (_name, close) => {
+    const origin = await closingOrigin(1, close);
+    const client = createHttpClient({ allowPrivateNetwork: true, proxy: 'none' });
+    try {
+      for (let i = 0; i < 4; i++) expect(await getText(client, origin.url)).toBe('x');
+      // Each connection answered one request and died under the next, which went again.
+      expect(origin.seen).toEqual({ requests: 7, connections: 4 });
+    } finally {
+      await client.close();
+      await origin.stop();
+    }
+  });
+
+  it('a new connection closed before any answer is not sent again: the failure is the caller\'s', async () => {
+    const origin = await closingOrigin(0, (s) => s.destroy());
+    const client = createHttpClient({ allowPrivateNetwork: true, proxy: 'none' });
+    try {
+      await expect(getText(client, origin.url)).rejects.toMatchObject({ code: 'UND_ERR_SOCKET' });
+      expect(origin.seen).toEqual({ requests: 1, connections: 1 });
+    } finally {
+      await client.close();
+      await origin.stop();
+    }
+  });
+
+  it(`sends a request again at most ${MAX_RESENDS} times`, async () => {
+    // A connection that had read anything (here a head cut short) counts as kept alive:
+    // every new one dies so, and the request goes at most 1 + MAX_RESENDS times.
+    const origin = await closingOrigin(0, (s) => s.end('HTTP/1.1 200 OK\r\nContent-Le'));
+    const client = createHttpClient({ allowPrivateNetwork: true, proxy: 'none' });
+    try {
+      await expect(getText(client, origin.url)).rejects.toMatchObject({ code: 'UND_ERR_SOCKET' });
+      expect(origin.seen.requests).toBe(1 + MAX_RESENDS);
+    } finally {
+      await client.close();
+      await origin.stop();
     }
   });
 });

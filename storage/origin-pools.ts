@@ -6,28 +6,72 @@
  * thousands of hosts held a socket per host visited in the last seconds, and under
  * `ulimit -n 256` a unit of 2,000 hosts failed most of its rows with EMFILE. Go's HTTP
  * transport (rclone's) bounds its idle connections the same way (MaxIdleConns).
+ *
+ * A request that dies on a kept-alive connection before any byte of its response came is
+ * sent again at once, on another connection: the server closed the idle connection as the
+ * request went out (its keep-alive timeout, a load balancer's idle cut, a restart). undici
+ * fails such a request (`other side closed`, ECONNRESET), and each one cost a task an
+ * attempt and a backoff, or the task itself under `--retries 0`. Go's transport, curl and
+ * browsers re-send it (RFC 9112 §9.3.1: a GET may be retried when the connection closed
+ * before any of the response). Only on a connection that had already read something past
+ * its handshake (a response, or a head cut short), so an origin that resets every new
+ * connection gets no more requests than before; at most MAX_RESENDS times per request.
  */
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { Dispatcher, Pool as UndiciPool } from 'undici';
-import { Pool } from './undici.js';
+import type { Dispatcher, Pool as UndiciPool, buildConnector as Connector } from 'undici';
+import { Pool, buildConnector } from './undici.js';
 
 type Headers = Parameters<NonNullable<Dispatcher.DispatchHandler['onResponseStart']>>[2];
 
 /** Idle origins kept by default: any one origin stays warm; a crawl's thousands do not. */
 export const MAX_IDLE_ORIGINS = 64;
 
+/** Re-sends of one request whose kept-alive connection died under it (one per dead connection met). */
+export const MAX_RESENDS = 2;
+
 type Entry = { pool: Pool; inFlight: number };
+
+/** How a connection the server closed ends: its FIN (undici's `other side closed`), its RST, a write after it. */
+const CLOSED = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
+
+/**
+ * `connect`, whose sockets mark the error they end with in `late` when the server closed
+ * them after they had read something past their handshake (a response): the connection
+ * had been kept alive. A response that does not parse, or any other error, is not marked.
+ */
+function markingConnector(connect: Connector.connector, late: WeakSet<object>): Connector.connector {
+  return (options, callback) =>
+    connect(options, (...args) => {
+      const socket: Socket | null = args[1];
+      if (socket) {
+        const handshake = socket.bytesRead;
+        socket.prependListener('error', (err: unknown) => {
+          if (socket.bytesRead > handshake && typeof err === 'object' && err !== null && CLOSED.has(String((err as { code?: unknown }).code))) late.add(err);
+        });
+      }
+      callback(...args);
+    });
+}
 
 export class OriginPools {
   private readonly busy = new Map<string, Entry>();
   /** Pools with nothing in flight, least recently used first. */
   private readonly idle = new Map<string, Entry>();
   private closed = false;
+  /** Errors of connections that had carried a response (markingConnector). */
+  private readonly late = new WeakSet<object>();
+  private readonly options: UndiciPool.Options;
 
   constructor(
-    private readonly options: UndiciPool.Options,
+    options: UndiciPool.Options,
     private readonly maxIdle = MAX_IDLE_ORIGINS,
-  ) {}
+  ) {
+    // As undici's Client builds its connector from these options, marking its sockets.
+    const { connect } = options;
+    const base = typeof connect === 'function' ? connect : buildConnector({ ...(options.connectTimeout !== undefined ? { timeout: options.connectTimeout } : {}), ...connect });
+    this.options = { ...options, connect: markingConnector(base, this.late) };
+  }
 
   /** Pools open now (busy or idle). */
   get size(): number {
@@ -41,7 +85,8 @@ export class OriginPools {
     this.idle.delete(origin);
     this.busy.set(origin, entry);
     entry.inFlight++;
-    return entry.pool.dispatch(opts, new Settled(handler, () => this.settled(origin, entry)));
+    const send = (h: Dispatcher.DispatchHandler) => entry.pool.dispatch(opts, h);
+    return send(new Settled(handler, () => this.settled(origin, entry), (err) => this.late.has(err), send));
   }
 
   /** One request of the origin is over: the pool turns idle when it was the last. */
@@ -66,13 +111,20 @@ export class OriginPools {
   }
 }
 
-/** A handler passed through as it is, that says once when its request is over. */
+/**
+ * A handler passed through as it is, that says once when its request is over, and sends
+ * its request again when a kept-alive connection died under it before any response.
+ */
 class Settled implements Dispatcher.DispatchHandler {
   private over = false;
+  private responded = false;
+  private resends = 0;
 
   constructor(
     private readonly inner: Dispatcher.DispatchHandler,
     private readonly onOver: () => void,
+    private readonly onLateConnection: (err: Error) => boolean,
+    private readonly send: (handler: Dispatcher.DispatchHandler) => void,
   ) {}
 
   private end(): void {
@@ -90,6 +142,7 @@ class Settled implements Dispatcher.DispatchHandler {
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Headers, statusMessage?: string): void {
+    this.responded = true;
     this.inner.onResponseStart?.(controller, statusCode, headers, statusMessage);
   }
 
@@ -105,9 +158,15 @@ class Settled implements Dispatcher.DispatchHandler {
     }
   }
 
-  onResponseError(controller: Dispatcher.DispatchController, error: Error): void {
+  onResponseError(controller: Dispatcher.DispatchController | undefined, error: Error): void {
+    if (!this.responded && !controller?.aborted && this.resends < MAX_RESENDS && this.onLateConnection(error)) {
+      this.resends++;
+      // Once undici is done with the dead connection; the pool picks or opens another.
+      queueMicrotask(() => this.send(this));
+      return;
+    }
     try {
-      this.inner.onResponseError?.(controller, error);
+      this.inner.onResponseError?.(controller!, error);
     } finally {
       this.end();
     }

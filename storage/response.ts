@@ -93,7 +93,10 @@ export class ResponseHandler implements Dispatcher.DispatchHandler {
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
+    // A request sent again (origin-pools.ts) gets a new controller: an abort meanwhile went to the old one.
+    const { signal } = this.o;
     if (this.early) controller.abort(this.early);
+    else if (signal?.aborted) controller.abort(abortReason(signal));
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: HttpHeaders): void {

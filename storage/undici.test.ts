@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type * as Undici from 'undici';
 import { describe, expect, it } from 'vitest';
-import { Agent, EnvHttpProxyAgent, Pool } from './undici.js';
+import { Agent, EnvHttpProxyAgent, Pool, buildConnector } from './undici.js';
 
 const require = createRequire(import.meta.url);
 
@@ -13,6 +13,7 @@ describe('undici, its dispatchers alone', () => {
     expect(Agent).toBe(full.Agent);
     expect(EnvHttpProxyAgent).toBe(full.EnvHttpProxyAgent);
     expect(Pool).toBe(full.Pool);
+    expect(buildConnector).toBe(full.buildConnector);
     for (const method of ['request', 'stream', 'pipeline', 'connect', 'upgrade'] as const) {
       expect(typeof Pool.prototype[method]).toBe('function');
       expect(Pool.prototype[method]).toBe(full.Pool.prototype[method]);

@@ -22,6 +22,7 @@ export const Agent = require('undici/lib/dispatcher/agent.js') as typeof Undici.
 export const EnvHttpProxyAgent = require('undici/lib/dispatcher/env-http-proxy-agent.js') as typeof Undici.EnvHttpProxyAgent;
 export const Pool = require('undici/lib/dispatcher/pool.js') as typeof Undici.Pool;
 export const ProxyAgent = require('undici/lib/dispatcher/proxy-agent.js') as typeof Undici.ProxyAgent;
+export const buildConnector = require('undici/lib/core/connect.js') as typeof Undici.buildConnector;
 export type Agent = Undici.Agent;
 export type EnvHttpProxyAgent = Undici.EnvHttpProxyAgent;
 export type Pool = Undici.Pool;
