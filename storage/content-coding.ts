@@ -14,14 +14,23 @@
  */
 import type { Readable, Transform } from 'node:stream';
 import { PassThrough, finished } from 'node:stream';
-import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
+import { createBrotliDecompress, createGunzip, createInflate, createInflateRaw } from 'node:zlib';
 
-const DECODERS: Readonly<Record<string, () => Transform>> = {
-  gzip: createGunzip,
-  'x-gzip': createGunzip,
-  deflate: createInflate,
-  br: createBrotliDecompress,
+/** A decoder per coding, given the first bytes it will read when they are the body's own (else null). */
+const DECODERS: Readonly<Record<string, (first: Buffer | null) => Transform>> = {
+  gzip: () => createGunzip(),
+  'x-gzip': () => createGunzip(),
+  // RFC 9110's deflate is the zlib format, but IIS and others send a bare deflate stream,
+  // which browsers, curl and undici's fetch all take: it failed here as `incorrect header check`.
+  deflate: (first) => (first === null || zlibHeader(first) ? createInflate() : createInflateRaw()),
+  br: () => createBrotliDecompress(),
 };
+
+/** Whether bytes start as a zlib stream does (RFC 1950: method 8, a header that is a multiple of 31). */
+function zlibHeader(b: Buffer): boolean {
+  const cmf = b[0] ?? 0;
+  return (cmf & 0x0f) === 8 && (b.length < 2 || ((cmf << 8) | b[1]!) % 31 === 0);
+}
 
 const GZIP_TYPES = new Set(['application/gzip', 'application/x-gzip']);
 
@@ -44,26 +53,40 @@ export function codingsToRemove(contentEncoding: string | null, contentType: str
 /**
  * `source` with `codings` removed. Destroying the result destroys `source` (which aborts
  * its request); an error of `source` reaches the reader as it is (its code kept), and a
- * coding that does not decode fails with `bad(detail)`.
+ * coding that does not decode fails with `bad(detail)`. The decoders start on the body's
+ * first bytes (they tell deflate's two forms apart): a body of no bytes at all is empty,
+ * whatever its coding says (a 204 or an empty 200 labelled gzip), as browsers and curl take it.
  */
 export function decodedBody(source: Readable, codings: readonly string[], bad: (detail: string) => Error): Readable {
-  const decoders = [...codings].reverse().map((c) => ({ coding: c, stream: DECODERS[c]!() }));
+  const decoders: Transform[] = [];
   const out = new PassThrough({
     highWaterMark: 64 * 1024,
     destroy(err, callback) {
       source.destroy(err ?? undefined);
-      for (const d of decoders) d.stream.destroy();
+      for (const d of decoders) d.destroy();
       callback(err);
     },
   });
-  let chain: Readable = source;
-  for (const d of decoders) {
-    d.stream.once('error', (e: Error) => {
-      if (!out.destroyed) out.destroy(bad(`Content-Encoding ${d.coding}: ${e.message}`));
+  const empty = () => {
+    if (!out.destroyed) out.end();
+  };
+  source.once('end', empty);
+  source.once('data', (first: Buffer) => {
+    source.off('end', empty);
+    source.pause();
+    // The outermost coding (applied last) is the first to remove, and the one that sees the body's bytes.
+    [...codings].reverse().forEach((coding, i) => {
+      const d = DECODERS[coding]!(i === 0 ? first : null);
+      d.once('error', (e: Error) => {
+        if (!out.destroyed) out.destroy(bad(`Content-Encoding ${coding}: ${e.message}`));
+      });
+      decoders.push(d);
     });
-    chain = chain.pipe(d.stream);
-  }
-  chain.pipe(out);
+    decoders[0]!.write(first);
+    let chain: Readable = source.pipe(decoders[0]!);
+    for (const d of decoders.slice(1)) chain = chain.pipe(d);
+    chain.pipe(out);
+  });
   finished(source, { writable: false }, (err) => {
     if (err && !out.destroyed) out.destroy(err);
   });

@@ -3,7 +3,7 @@
  * real origin sends that a well-behaved test server never would.
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
+import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHttpClient, type HttpClient } from '../storage/http.js';
 import { download, type DownloadResult } from './download.js';
@@ -115,6 +115,20 @@ describe('Content-Encoding sent though ferry asked for identity', () => {
     const path = `/coded/${encodeURIComponent(encoding)}`;
     routes.set(path, coded(encoding, body));
     expect(bytesOf(await get(path))).toEqual(PNG);
+  });
+
+  it('a deflate body sent bare (no zlib header, as IIS does) is decoded, as browsers and curl do', async () => {
+    routes.set('/coded/deflate-raw', coded('deflate', deflateRawSync(PNG)));
+    expect(bytesOf(await get('/coded/deflate-raw'))).toEqual(PNG);
+  });
+
+  it('a body of no bytes is empty whatever its coding (EMPTY, not a broken gzip stream)', async () => {
+    routes.set('/coded/empty-200', coded('gzip', Buffer.alloc(0)));
+    routes.set('/coded/empty-204', (sock) => sock.write(head('204 No Content', ['Content-Encoding: gzip'])));
+    routes.set('/coded/empty-chunked', (sock) => sock.write(Buffer.concat([head('200 OK', ['Content-Encoding: br', 'Transfer-Encoding: chunked']), Buffer.from('0\r\n\r\n')])));
+    for (const path of ['/coded/empty-200', '/coded/empty-204', '/coded/empty-chunked']) {
+      expect(bytesOf(await get(path))).toEqual(Buffer.alloc(0));
+    }
   });
 
   it('a chunked coded body is decoded too', async () => {
