@@ -143,7 +143,7 @@ export class ResponseHandler implements Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Dispatcher.DispatchController | undefined, error: Error): void {
     this.done();
-    if (this.mode === null) this.rejectHead(error);
+    if (this.mode === null) this.rejectHead(headError(error));
     else if (this.mode === 'stream') this.stream!.destroy(error);
     else {
       this.chunks = [];
@@ -182,6 +182,18 @@ export class ResponseHandler implements Dispatcher.DispatchHandler {
     this.stream = stream;
     return stream;
   }
+}
+
+/**
+ * An error before the head came. undici reports a head its parser refused for its
+ * framing (two Content-Length headers, a list as `70, 70`, one beside Transfer-Encoding)
+ * as a body shorter than its Content-Length: no body came, so it was a SHORT_BODY for a
+ * response that never had one. It is the parse error it is.
+ */
+function headError(error: Error): Error {
+  if ((error as { code?: unknown }).code !== 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') return error;
+  const detail = 'a response head whose framing does not parse (Content-Length repeated, a list, or beside Transfer-Encoding)';
+  return Object.assign(new Error(detail, { cause: error }), { code: 'HPE_UNEXPECTED_CONTENT_LENGTH' });
 }
 
 function abortReason(signal: AbortSignal): Error {

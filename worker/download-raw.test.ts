@@ -101,6 +101,20 @@ describe('status codes a GET without Range or conditions should not get', () => 
   });
 });
 
+describe('framing headers that do not parse', () => {
+  it.each([
+    ['two Content-Length', [`Content-Length: ${PNG.length}`, `Content-Length: ${PNG.length}`]],
+    ['a Content-Length list', [`Content-Length: ${PNG.length}, ${PNG.length}`]],
+    ['Content-Length beside chunked', [`Content-Length: ${PNG.length}`, 'Transfer-Encoding: chunked']],
+  ])('%s is a malformed response (RESET, retried), not a SHORT_BODY that never had a body', async (name, headers) => {
+    const path = `/framing/${encodeURIComponent(name)}`;
+    routes.set(path, (sock) => sock.write(Buffer.concat([head('200 OK', ['Content-Type: image/png', ...headers]), PNG])));
+    const r = await get(path);
+    expect(r).toMatchObject({ ok: false, reason: 'RESET', attempts: 2 });
+    expect(!r.ok && r.detail).toMatch(/^HPE_UNEXPECTED_CONTENT_LENGTH: a response head whose framing does not parse/);
+  });
+});
+
 describe('Content-Encoding sent though ferry asked for identity', () => {
   const coded = (encoding: string, body: Buffer, extra: string[] = []): Route => (sock) =>
     sock.write(Buffer.concat([head('200 OK', ['Content-Type: image/png', `Content-Encoding: ${encoding}`, `Content-Length: ${body.length}`, ...extra]), body]));
