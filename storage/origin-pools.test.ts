@@ -134,6 +134,18 @@ describe('a kept-alive connection the server closed as a request went out', () =
     }
   });
 
+  it('a response undici refuses on an open connection (a 100 Continue it did not ask for) is not sent again', async () => {
+    const origin = await closingOrigin(0, (s) => s.write('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx'));
+    const client = createHttpClient({ allowPrivateNetwork: true, proxy: 'none' });
+    try {
+      await expect(getText(client, origin.url)).rejects.toMatchObject({ code: 'UND_ERR_SOCKET' });
+      expect(origin.seen).toEqual({ requests: 1, connections: 1 });
+    } finally {
+      await client.close();
+      await origin.stop();
+    }
+  });
+
   it(`sends a request again at most ${MAX_RESENDS} times`, async () => {
     // A connection that had read anything (here a head cut short) counts as kept alive:
     // every new one dies so, and the request goes at most 1 + MAX_RESENDS times.

@@ -32,8 +32,15 @@ export const MAX_RESENDS = 2;
 
 type Entry = { pool: Pool; inFlight: number };
 
-/** How a connection the server closed ends: its FIN (undici's `other side closed`), its RST, a write after it. */
-const CLOSED = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
+/**
+ * Whether `err` ended `socket` because the server closed it: its RST, a write after it, or
+ * its FIN (undici's `other side closed`, a SocketError; its other ones, as `bad response`
+ * for a 100 Continue it does not take, come with the socket still open).
+ */
+function closedByServer(err: unknown, socket: Socket): boolean {
+  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+  return code === 'ECONNRESET' || code === 'EPIPE' || (code === 'UND_ERR_SOCKET' && socket.readableEnded);
+}
 
 /**
  * `connect`, whose sockets mark the error they end with in `late` when the server closed
@@ -47,7 +54,7 @@ function markingConnector(connect: Connector.connector, late: WeakSet<object>): 
       if (socket) {
         const handshake = socket.bytesRead;
         socket.prependListener('error', (err: unknown) => {
-          if (socket.bytesRead > handshake && typeof err === 'object' && err !== null && CLOSED.has(String((err as { code?: unknown }).code))) late.add(err);
+          if (socket.bytesRead > handshake && closedByServer(err, socket)) late.add(err as object);
         });
       }
       callback(...args);
