@@ -311,6 +311,19 @@ export function locationOf(headers: HttpHeaders): string | null {
   }
 }
 
+/**
+ * Where a redirect leads. Its refusal (BAD_URL, UNSUPPORTED_SCHEME) names the redirect:
+ * the manifest's own URL was fine, and a ledger row saying `not a URL` beside it misled.
+ */
+function redirectTarget(location: string, from: URL): URL {
+  try {
+    return parseHttpUrl(location, from);
+  } catch (err) {
+    if (!(err instanceof HttpGetError)) throw err;
+    throw new HttpGetError(err.code, `redirect from ${redactUrl(from.href)}: ${err.message}`);
+  }
+}
+
 /** A redirect's body is dropped; a 2xx body of at most `wholeUpTo` bytes is read whole; any other, streamed. */
 function modeOf(status: number, headers: HttpHeaders, length: number | null, wholeUpTo: number): BodyMode {
   if (REDIRECTS.has(status) && headerValue(headers, 'location') !== null) return 'discard';
@@ -361,7 +374,7 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
       if (redirects >= o.maxRedirects) {
         throw new HttpGetError('FERRY_TOO_MANY_REDIRECTS', `more than ${o.maxRedirects} redirects from ${redactUrl(String(url))}`);
       }
-      u = parseHttpUrl(locationOf(res.headers)!, u);
+      u = redirectTarget(locationOf(res.headers)!, u);
       tls ||= u.protocol === 'https:';
     }
   }

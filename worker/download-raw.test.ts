@@ -80,6 +80,22 @@ describe('redirects', () => {
   });
 });
 
+describe('redirects that lead nowhere ferry goes', () => {
+  it.each([
+    ['http://[::1', 'BAD_URL', 'not a URL: http://[::1'],
+    ['s3://bucket/key.png', 'UNSUPPORTED_SCHEME', 'scheme s3: not fetched over HTTP: s3://bucket/key.png'],
+    ['data:image/png;base64,AAAA', 'UNSUPPORTED_SCHEME', 'scheme data: not fetched over HTTP'],
+  ])('Location %s is %s, and the detail says a redirect led there (the manifest URL was fine)', async (location, reason, message) => {
+    const path = `/r/to/${encodeURIComponent(location)}`;
+    routes.set(path, (sock) => sock.write(head('302 Found', [`Location: ${location}`, 'Content-Length: 0'])));
+    const r = await get(`${path}?token=s3cret`);
+    expect(r).toMatchObject({ ok: false, reason, attempts: 1 });
+    expect(!r.ok && r.detail).toContain(`redirect from ${base}${path}?token=`);
+    expect(!r.ok && r.detail).toContain(message);
+    expect(!r.ok && r.detail).not.toContain('s3cret');
+  });
+});
+
 describe('status codes a GET without Range or conditions should not get', () => {
   const partial = (range: string, body: Buffer): Route => (sock) =>
     sock.write(Buffer.concat([head('206 Partial Content', ['Content-Type: image/png', `Content-Range: ${range}`, `Content-Length: ${body.length}`]), body]));
