@@ -351,7 +351,7 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
     if (refusal) throw refusal;
     // Through a proxy the guarded lookup never runs: resolve and check the target ourselves.
     if (viaProxy(u)) await withTimeout(checkHost(guard, u.hostname), o.timeoutMs, `lookup of ${u.hostname}`);
-    const handler = new ResponseHandler({ choose, rates, ...(signal ? { signal } : {}) });
+    const handler = new ResponseHandler({ choose, rates, headTimeoutMs: o.timeoutMs, ...(signal ? { signal } : {}) });
     dispatcher.dispatch({ origin: u.origin, path: u.pathname + u.search, method: 'GET', headers: requestHeaders(o, u, downgraded) }, handler);
     return handler.head;
   }

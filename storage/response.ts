@@ -55,6 +55,12 @@ export type ResponseOptions = {
   /** The minimum-rate watch (min-rate.ts RateWatch): of a stream, or of a body read here. None by default. */
   rates?: { watch(body: Readable): BodyMeter; watchCut(cut: (err: Error) => void): Watch };
   signal?: AbortSignal;
+  /**
+   * How long the final head may take once an interim (1xx) one came. undici restarts its
+   * headers timeout at each 1xx, so an origin sending `103 Early Hints` every few seconds
+   * held a request forever, whatever `--timeout`. None by default.
+   */
+  headTimeoutMs?: number;
 };
 
 export class ResponseHandler implements Dispatcher.DispatchHandler {
@@ -74,6 +80,8 @@ export class ResponseHandler implements Dispatcher.DispatchHandler {
   private readonly onAbort: (() => void) | null = null;
   /** The response has ended, or failed: nothing left to abort. */
   private over = false;
+  /** Runs from the first interim response to the final head (headTimeoutMs). */
+  private interim: NodeJS.Timeout | null = null;
 
   constructor(private readonly o: ResponseOptions) {
     this.head = new Promise((resolve, reject) => {
@@ -100,7 +108,8 @@ export class ResponseHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: HttpHeaders): void {
-    if (status < 200) return; // 1xx: the final response follows
+    if (status < 200) return this.waitFinal(controller); // 1xx: the final response follows
+    this.clearInterim();
     const contentLength = parseLength(headers);
     const mode = (this.mode = this.o.choose(status, headers, contentLength));
     let body: HttpBody;
@@ -156,9 +165,23 @@ export class ResponseHandler implements Dispatcher.DispatchHandler {
     else this.early = reason;
   }
 
+  private waitFinal(controller: Dispatcher.DispatchController): void {
+    const ms = this.o.headTimeoutMs;
+    if (this.interim || ms === undefined) return;
+    const err = Object.assign(new Error(`no final response ${ms} ms after an interim (1xx) one`), { code: 'UND_ERR_HEADERS_TIMEOUT' });
+    this.interim = setTimeout(() => controller.abort(err), ms);
+    this.interim.unref();
+  }
+
+  private clearInterim(): void {
+    if (this.interim) clearTimeout(this.interim);
+    this.interim = null;
+  }
+
   /** The request is over: no more watching. */
   private done(): void {
     this.over = true;
+    this.clearInterim();
     this.rate?.end();
     if (this.onAbort) this.o.signal!.removeEventListener('abort', this.onAbort);
   }

@@ -117,6 +117,25 @@ describe('status codes a GET without Range or conditions should not get', () => 
   });
 });
 
+describe('interim (1xx) responses', () => {
+  const hint = head('103 Early Hints', ['Link: </style.css>; rel=preload']);
+
+  it('103 Early Hints before the final response are passed over', async () => {
+    routes.set('/1xx/hints', (sock) => sock.write(Buffer.concat([hint, hint, head('200 OK', [`Content-Length: ${PNG.length}`]), PNG])));
+    expect(bytesOf(await get('/1xx/hints'))).toEqual(PNG);
+  });
+
+  it('an origin that sends interim responses forever is cut by the timeout (TIMEOUT), not waited on for ever', async () => {
+    routes.set('/1xx/endless', (sock) => {
+      const t = setInterval(() => sock.write(hint), 200);
+      sock.on('close', () => clearInterval(t));
+    });
+    const r = await get('/1xx/endless');
+    expect(r).toMatchObject({ ok: false, reason: 'TIMEOUT', attempts: 2 });
+    expect(!r.ok && r.detail).toMatch(/^UND_ERR_HEADERS_TIMEOUT: no final response 2000 ms after an interim \(1xx\) one/);
+  }, 30_000);
+});
+
 describe('framing headers that do not parse', () => {
   it.each([
     ['two Content-Length', [`Content-Length: ${PNG.length}`, `Content-Length: ${PNG.length}`]],
