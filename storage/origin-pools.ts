@@ -13,10 +13,12 @@
  * fails such a request (`other side closed`, ECONNRESET), and each one cost a task an
  * attempt and a backoff, or the task itself under `--retries 0`. Go's transport, curl and
  * browsers re-send it (RFC 9112 §9.3.1: a GET may be retried when the connection closed
- * before any of the response). Only on a connection that had already read something past
- * its handshake (a response, or a head cut short), so an origin that resets every new
- * connection gets no more requests than before; at most MAX_RESENDS times per request.
+ * before any of the response). Only when the connection had read a response before the
+ * request went out on it, so an origin that resets every new connection gets no more
+ * requests than before; at most MAX_RESENDS times per request (each time on a connection
+ * the server had closed: when it closed all of them, a request may meet several).
  */
+import { subscribe } from 'node:diagnostics_channel';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher, Pool as UndiciPool, buildConnector as Connector } from 'undici';
@@ -28,7 +30,21 @@ type Headers = Parameters<NonNullable<Dispatcher.DispatchHandler['onResponseStar
 export const MAX_IDLE_ORIGINS = 64;
 
 /** Re-sends of one request whose kept-alive connection died under it (one per dead connection met). */
-export const MAX_RESENDS = 2;
+export const MAX_RESENDS = 8;
+
+/** Bytes each socket had read when its latest request went out on it (one at a time: undici does not pipeline here). */
+const readAtSend = new WeakMap<Socket, number>();
+let watchingSends = false;
+
+/** undici publishes each request as its head is written, with the socket it goes on. */
+function watchSends(): void {
+  if (watchingSends) return;
+  watchingSends = true;
+  subscribe('undici:client:sendHeaders', (message) => {
+    const { socket } = message as { socket?: Socket };
+    if (socket) readAtSend.set(socket, socket.bytesRead);
+  });
+}
 
 type Entry = { pool: Pool; inFlight: number };
 
@@ -44,8 +60,9 @@ function closedByServer(err: unknown, socket: Socket): boolean {
 
 /**
  * `connect`, whose sockets mark the error they end with in `late` when the server closed
- * them after they had read something past their handshake (a response): the connection
- * had been kept alive. A response that does not parse, or any other error, is not marked.
+ * them and they had read something past their handshake (a response) before their latest
+ * request went out: the connection had been kept alive. A response that does not parse,
+ * or any other error, is not marked.
  */
 function markingConnector(connect: Connector.connector, late: WeakSet<object>): Connector.connector {
   return (options, callback) =>
@@ -54,7 +71,7 @@ function markingConnector(connect: Connector.connector, late: WeakSet<object>): 
       if (socket) {
         const handshake = socket.bytesRead;
         socket.prependListener('error', (err: unknown) => {
-          if (socket.bytesRead > handshake && closedByServer(err, socket)) late.add(err as object);
+          if ((readAtSend.get(socket) ?? handshake) > handshake && closedByServer(err, socket)) late.add(err as object);
         });
       }
       callback(...args);
@@ -74,6 +91,7 @@ export class OriginPools {
     options: UndiciPool.Options,
     private readonly maxIdle = MAX_IDLE_ORIGINS,
   ) {
+    watchSends();
     // As undici's Client builds its connector from these options, marking its sockets.
     const { connect } = options;
     const base = typeof connect === 'function' ? connect : buildConnector({ ...(options.connectTimeout !== undefined ? { timeout: options.connectTimeout } : {}), ...connect });
