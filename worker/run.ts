@@ -13,7 +13,7 @@ import { type Buffered, type Streamed, download } from './download.js';
 import { type TaskContext, gateOptions } from './context.js';
 import { validate } from './gates.js';
 import { type StreamFailure, streamObject } from './stream.js';
-import { uploadPayload } from './upload.js';
+import { sourceTag, uploadPayload } from './upload.js';
 
 export async function runTask(task: Task, ctx: TaskContext): Promise<void> {
   let downloaded = false;
@@ -94,7 +94,7 @@ async function afterDownload(task: Task, dl: Buffered, ctx: TaskContext): Promis
   const key = objectKey(task.id, verdict.ext, ctx.unit);
   const up = await uploadPayload(
     ctx.store,
-    { id: task.id, key, body: dl.body, contentType: verdict.contentType, sha256, source: `${dl.body.length}:${dl.etag ?? ''}`, runId: ctx.runId },
+    { id: task.id, key, body: dl.body, contentType: verdict.contentType, sha256, source: sourceTag(dl.body.length, dl.etag), runId: ctx.runId },
     { overwrite: ctx.flags.overwrite, retries: ctx.flags.retries, ...(ctx.destSlot ? { admit: ctx.destSlot } : {}) },
   );
   if (!up.ok) {

@@ -12,7 +12,7 @@ import { classifyError, endedEarly } from './download.js';
 import type { Streamed } from './download.js';
 import { sniffType } from './gates.js';
 import type { TaskContext } from './context.js';
-import { conflictDetail, ferryMetadata, retryAfterMs, unfinishedWrite } from './upload.js';
+import { conflictDetail, ferryMetadata, retryAfterMs, sourceTag, unfinishedWrite } from './upload.js';
 
 const HEAD_BYTES = 4100; // what file-type needs to tell a type
 
@@ -104,7 +104,7 @@ export async function streamObject(id: string, dl: Streamed, ctx: TaskContext): 
     const { head, rest } = await readHead(dl.stream, HEAD_BYTES);
     const type = (await sniffType(head)) ?? { ext: 'bin', contentType: 'application/octet-stream' };
     const key = objectKey(id, type.ext, ctx.unit);
-    const source = `${dl.size ?? ''}:${dl.etag ?? ''}`;
+    const source = sourceTag(dl.size, dl.etag);
     // Already there? Decided without a transfer where the store recorded the source and the sha256.
     let compareAfter = false;
     if (!ctx.flags.overwrite) {

@@ -6,7 +6,7 @@ import type { GcsStore } from '../storage/gcs.js';
 import type { FileStore, StorageAdapter } from '../storage/index.js';
 import { gcsBackend } from '../test/helpers/backend-gcs.js';
 import { type Backend, type RunningBackend, backends, fileBackend } from '../test/helpers/backends.js';
-import { type Payload, ferryMetadata, uploadPayload } from './upload.js';
+import { type Payload, ferryMetadata, sourceTag, uploadPayload } from './upload.js';
 
 const payloadOf = (key: string, body: Buffer): Payload => ({ id: 'x', key, body, contentType: 'image/png', sha256: hash('sha256', body, 'hex'), source: `${body.length}:"e"`, runId: 'r' });
 
@@ -80,5 +80,22 @@ describe('uploadPayload onto a folder at the key (folder store)', () => {
     const r = await uploadPayload(store, p, { overwrite, retries: 2, backoffBaseMs: 1 });
     expect(r).toMatchObject({ ok: false, reason: 'DEST_CONFLICT', attempts: 1 });
     expect(r.ok ? '' : r.detail).toContain(store.uri(p.key));
+  });
+});
+
+describe('sourceTag (ferry-source)', () => {
+  it('carries a size and an ordinary ETag as they came, an unknown one as empty', () => {
+    expect(sourceTag(123, '"abc-1"')).toBe('123:"abc-1"');
+    expect(sourceTag(null, null)).toBe(':');
+    expect(sourceTag(5, 'W/"x y"')).toBe('5:W/"x y"');
+  });
+
+  it('carries an ETag a store could refuse as metadata (long, or not printable ASCII) as its sha256, equal for equal ETags', () => {
+    const long = `"${'a'.repeat(3000)}"`;
+    expect(sourceTag(7, long)).toBe(`7:h-${hash('sha256', long, 'hex')}`);
+    expect(sourceTag(7, long)).toBe(sourceTag(7, long));
+    const latin1 = '"caf\u00e9"'; // obs-text: undici hands header bytes past 0x7f over as latin1
+    expect(sourceTag(7, latin1)).toBe(`7:h-${hash('sha256', latin1, 'hex')}`);
+    expect(sourceTag(7, 'a\tb')).toMatch(/^7:h-[0-9a-f]{64}$/);
   });
 });

@@ -34,6 +34,20 @@ export function ferryMetadata(p: { id: string; source: string; runId: string; sh
   return { 'ferry-id': keyId(p.id), ...(p.sha256 ? { 'ferry-sha256': p.sha256 } : {}), 'ferry-source': p.source, 'ferry-run': p.runId };
 }
 
+/** The longest ETag `ferry-source` carries as it came: S3 takes 2 KB of user metadata in all. */
+const MAX_SOURCE_ETAG = 200;
+
+/**
+ * `ferry-source`: the source's size and ETag, compared for equality only (a re-run finds a
+ * large object's bytes whole by it). An ETag a store could refuse as metadata, past
+ * MAX_SOURCE_ETAG or not printable ASCII (HTTP allows any byte past 0x80 in one; S3 signs
+ * and limits header bytes), is carried as `h-` + its sha256, which compares as well.
+ */
+export function sourceTag(size: number | null, etag: string | null): string {
+  const e = etag ?? '';
+  return `${size ?? ''}:${e.length <= MAX_SOURCE_ETAG && /^[\x20-\x7e]*$/.test(e) ? e : `h-${hash('sha256', e, 'hex')}`}`;
+}
+
 /**
  * Whether the object at a key is this id's own, cut short by a kill: ferry wrote it for
  * this id (its `ferry-id`) but its sha256 was never recorded, as when a run dies between a
