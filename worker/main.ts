@@ -6,7 +6,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import { open } from 'node:fs/promises';
-import { createInterface } from 'node:readline';
 import { FlagError, idProblem, parseTaskLine, storeOptionsOf, tasksAhead } from '../protocol/index.js';
 import { type StorageAdapter, StorageError, UriError, checkWrites, describePlace, openStore, parsePlace, unitPrefix } from '../storage/index.js';
 import { proxyEnvProblem } from '../storage/proxy-env.js';
@@ -18,6 +17,7 @@ import { prepareGates } from './gates.js';
 import { FairSlots, KeyedLanes, Semaphore, laneOf } from './limit.js';
 import type { TaskContext } from './context.js';
 import { runTask } from './run.js';
+import { taskLines } from './task-lines.js';
 
 /**
  * Per-host adaptive limits under the --concurrency ceiling: one per origin host, and the
@@ -121,7 +121,6 @@ async function main(argv: string[]): Promise<number> {
   // first PROGRESS (a start, its probe of the destination included, may take its time).
   emitter.progress();
   const input = args.tasks === '-' ? process.stdin : await openTasks(args.tasks);
-  const lines = createInterface({ input, crlfDelay: Infinity });
   let lineNo = 0;
   let malformed = 0;
   // The unit of the tasks read now: --unit, until a unit directive names another. Each task
@@ -132,12 +131,14 @@ async function main(argv: string[]): Promise<number> {
   let unitless = false;
   // The units whose tasks were read (undefined: no unit): each one's leftovers go at exit.
   const served = new Set<string | undefined>();
-  for await (const read of lines) {
+  for await (const read of taskLines(input)) {
     lineNo++;
     // A byte-order mark (editors on Windows write one) is not part of the first id.
-    const line = lineNo === 1 && read.startsWith('\uFEFF') ? read.slice(1) : read;
+    const line = lineNo === 1 && read.text.startsWith('\uFEFF') ? read.text.slice(1) : read.text;
     let parsed;
     try {
+      // Not quoted: its bytes may be a URL's credentials.
+      if (!read.utf8) throw new Error('the line is not UTF-8 text');
       parsed = parseTaskLine(line);
       const reserved = parsed?.kind === 'unit' ? reservedUnitProblem(parsed.unit) : null;
       if (reserved) throw new Error(`the unit directive names ${reserved}`);

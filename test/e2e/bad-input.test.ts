@@ -230,6 +230,20 @@ describe('usage errors exit 2 and name the flag or path', () => {
     expect(r.stdout.split('\n').filter(Boolean).map((l) => l.split('\t')[1]).sort()).toEqual(['first', 'second']);
   });
 
+  it('a worker skips a task line holding a lone CR or bytes that are not UTF-8, whole, instead of running a part of it or a decoded id', async () => {
+    const tasks = path.join(dir, 'odd-bytes.tsv');
+    const url = (k: string) => `${origin.url}/file/${k}/a.png`;
+    const lines = [`a\rb\t${url('ob1')}`, `x\xff\t${url('ob2')}`, `x\xfe\t${url('ob3')}`, `u\t${url('ob4')}\xff`, `ok\t${url('ob5')}`];
+    await fs.writeFile(tasks, Buffer.from(lines.join('\n') + '\n', 'latin1'));
+    const r = await ferry(['worker', '--tasks', tasks, '--dest', path.join(dir, 'w-odd'), '--allow-private-network', '--retries', '0']);
+    expect(r.code).toBe(1);
+    expect(r.stdout.split('\n').filter(Boolean).map((l) => l.split('\t').slice(0, 2).join(' '))).toEqual(['DL_OK ok', 'UP_OK ok']);
+    expect(r.stderr).toContain(`${tasks}:1: id contains TAB, CR or LF; line skipped`);
+    for (const n of [2, 3, 4]) expect(r.stderr).toContain(`${tasks}:${n}: the line is not UTF-8 text; line skipped`);
+    expect((await origin.stats())['/file/ob5/a.png']).toBe(1);
+    expect(Object.keys(await origin.stats()).filter((p) => /ob[1-4]/.test(p))).toEqual([]);
+  });
+
   it('a manifest whose name is too long for the file names ferry derives from it fails its unit, saying so; the others complete', async () => {
     const long = 'u'.repeat(240);
     await fs.mkdir(path.join(dir, 'long-name'));
