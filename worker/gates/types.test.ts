@@ -95,6 +95,20 @@ describe('detectType', () => {
     expect(await detectType(Buffer.from('<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><svg/></feed>'))).toEqual({ ext: 'xml', contentType: 'application/xml' });
     expect(await detectType(Buffer.from('<svgx/>'))).toBeNull();
     expect(await detectType(Buffer.from('<html><svg/></html>'))).not.toEqual(svg);
+    expect(await detectType(Buffer.from('<!-- open comment <svg>'))).toBeNull();
+    expect(await detectType(Buffer.from('<!DOCTYPE svg [ <!ENTITY a "]"> ]><svg/>'))).toEqual(svg);
+  });
+
+  // Untrusted payloads: a prologue scan that backtracked took hours over these (each 2 more
+  // bytes quadrupled it), holding the worker's event loop, so that no task could end.
+  it.each([
+    ['whitespace', ' \t\r\n'.repeat(1000) + '<html>'],
+    ['processing instructions', '<?a?>'.repeat(800) + 'x'],
+    ['comments', '<!--a-->'.repeat(500) + 'x'],
+    ['doctypes', '<!DOCTYPE a [ ] ] >'.repeat(200) + 'x'],
+  ])('a body of many %s before an element that is not <svg> is told at once', async (_name, text) => {
+    expect(await detectType(Buffer.from(text))).not.toEqual({ ext: 'svg', contentType: 'image/svg+xml' });
+    expect(await detectType(Buffer.alloc(4096, 9))).toBeNull();
   });
 
   it('calls a TIFF a tif when file-type takes it for a camera raw its Make tag does not confirm', async () => {

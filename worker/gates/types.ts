@@ -54,11 +54,53 @@ export async function detectType(bytes: Uint8Array): Promise<DetectedType | null
  * `image` profile (a script can hide in it), it gets its own type under `any`.
  */
 const SVG: DetectedType = { ext: 'svg', contentType: 'image/svg+xml' };
-const SVG_PROLOGUE = /^(?:\uFEFF)?(?:\s+|<\?[^]*?\?>|<!--[^]*?-->|<!DOCTYPE\s[^[>]*(?:\[[^]*?\])?\s*>)*<svg[\s/>]/;
 
 function isSvg(bytes: Uint8Array): boolean {
   const head = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.byteLength, 4096)).toString('utf8');
-  return SVG_PROLOGUE.test(head);
+  const at = skipPrologue(head, head.startsWith('\uFEFF') ? 1 : 0);
+  return at >= 0 && /^<svg[\s/>]/.test(head.slice(at, at + 5));
+}
+
+/**
+ * Where the first element starts past whitespace, processing instructions (`<?xml …?>`),
+ * comments and a DOCTYPE (its internal subset included), or -1 when one is not closed. A
+ * scan that only moves forward: a regular expression of `(?:\s+|<\?[^]*?\?>|…)*` backtracked
+ * exponentially when the element after them was not `<svg` (40 spaces, or 40 `<?a?>`, held
+ * the event loop for hours), and payloads are untrusted.
+ */
+function skipPrologue(text: string, from: number): number {
+  let at = from;
+  for (;;) {
+    while (at < text.length && /\s/.test(text[at]!)) at++;
+    let end: number;
+    if (text.startsWith('<?', at)) end = after(text, '?>', at + 2);
+    else if (text.startsWith('<!--', at)) end = after(text, '-->', at + 4);
+    else if (/^<!DOCTYPE\s/.test(text.slice(at, at + 10))) end = afterDoctype(text, at + 10);
+    else return at;
+    if (end < 0) return -1;
+    at = end;
+  }
+}
+
+/** The index just past the first `token` at or after `from`, or -1. */
+function after(text: string, token: string, from: number): number {
+  const i = text.indexOf(token, from);
+  return i < 0 ? -1 : i + token.length;
+}
+
+/** Past a DOCTYPE's `>` (its internal subset `[…]`, if any, ends at a `]` followed by `>`), from just after `<!DOCTYPE `. */
+function afterDoctype(text: string, from: number): number {
+  for (let i = from; i < text.length; i++) {
+    if (text[i] === '>') return i + 1;
+    if (text[i] !== '[') continue;
+    for (let close = text.indexOf(']', i + 1); close >= 0; close = text.indexOf(']', close + 1)) {
+      let j = close + 1;
+      while (j < text.length && /\s/.test(text[j]!)) j++;
+      if (text[j] === '>') return j + 1;
+    }
+    return -1;
+  }
+  return -1;
 }
 
 /** An image type of ours, with its canonical content-type. */
