@@ -116,6 +116,11 @@ async function main(argv: string[]): Promise<number> {
   process.stderr.on('error', (e: NodeJS.ErrnoException) => {
     if (e.code !== 'EPIPE') throw e;
   });
+  // Standalone, an interrupt ends the run where it is (DESIGN.md: exit 130/143): the events
+  // of what has ended are written, the tasks in flight are abandoned, and one line says how
+  // to resume. Under an orchestrator a signal ends the worker at once, as the orchestrator
+  // expects (it has journaled every event it read).
+  if (!process.send) exitOnInterrupt(emitter, () => held.inflight);
   const ticker = setInterval(() => emitter.progress(), args.progressInterval);
   // And one now, before any task is read: an orchestrator times a worker's silence from its
   // first PROGRESS (a start, its probe of the destination included, may take its time).
@@ -196,6 +201,23 @@ async function cleanupUnits(store: StorageAdapter, units: Iterable<string | unde
     if (note) notes.push(note);
   }
   return notes;
+}
+
+/** SIGINT/SIGTERM, the first of them: the events so far written, one line on stderr, exit 130/143; a second one kills at once. */
+function exitOnInterrupt(emitter: Emitter, unfinished: () => number): void {
+  for (const [signal, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const) {
+    process.once(signal, () => {
+      emitter.flush();
+      process.stderr.write(
+        `ferry worker: ${signal}: stopped with ${unfinished()} task(s) read but not ended (no terminal event). ` +
+          'Run the same tasks again to finish them: objects already written end as UP_OK with existed=1, and that run removes what this one left half-written\n',
+      );
+      process.exit(code);
+    });
+  }
 }
 
 /** A place the worker needs that cannot be used (exit 1, as compile's). */
