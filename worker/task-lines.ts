@@ -30,21 +30,38 @@ function decode(bytes: Uint8Array): InputLine {
  * the lines taken, so memory holds one chunk and one line); an unterminated last line counts.
  */
 export async function* taskLines(input: AsyncIterable<Buffer | string>): AsyncGenerator<InputLine> {
-  let rest: Buffer[] = [];
+  let rest: Buffer | null = null;
   for await (const read of input) {
     const chunk = typeof read === 'string' ? Buffer.from(read, 'utf8') : read;
-    let start = 0;
-    for (let nl = chunk.indexOf(LF); nl >= 0; nl = chunk.indexOf(LF, start)) {
-      const piece = chunk.subarray(start, nl);
-      start = nl + 1;
-      if (rest.length === 0) yield decode(piece);
-      else {
-        const whole = Buffer.concat([...rest, piece]);
-        rest = [];
-        yield decode(whole);
-      }
+    const last = chunk.lastIndexOf(LF);
+    if (last < 0) {
+      rest = rest ? Buffer.concat([rest, chunk]) : chunk;
+      continue;
     }
-    if (start < chunk.length) rest.push(chunk.subarray(start));
+    const whole = rest ? Buffer.concat([rest, chunk.subarray(0, last + 1)]) : chunk.subarray(0, last + 1);
+    rest = last + 1 < chunk.length ? chunk.subarray(last + 1) : null;
+    yield* wholeLines(whole);
   }
-  if (rest.length > 0) yield decode(Buffer.concat(rest));
+  if (rest) yield decode(rest);
+}
+
+/**
+ * The lines of `bytes`, which end with a LF: decoded at once when they are all UTF-8 (a LF
+ * never falls inside a character, so the whole is UTF-8 exactly when each line is), else
+ * line by line, to mark those that are not.
+ */
+function* wholeLines(bytes: Buffer): Generator<InputLine> {
+  let text: string | null;
+  try {
+    text = strict.decode(bytes);
+  } catch {
+    text = null;
+  }
+  if (text === null) {
+    for (let start = 0, nl = bytes.indexOf(LF); nl >= 0; start = nl + 1, nl = bytes.indexOf(LF, start)) yield decode(bytes.subarray(start, nl));
+    return;
+  }
+  for (let start = 0, nl = text.indexOf('\n'); nl >= 0; start = nl + 1, nl = text.indexOf('\n', start)) {
+    yield { text: text.slice(start, nl > start && text.charCodeAt(nl - 1) === CR ? nl - 1 : nl), utf8: true };
+  }
 }
