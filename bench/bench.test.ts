@@ -37,6 +37,16 @@ function runBench(args: string[], env: NodeJS.ProcessEnv = process.env): Promise
 /** A run as transfer.mjs records it: every object landed, exit 0. */
 const okRun = (tool: string, objects: number, cpuSeconds: number, seconds: number) => ({ tool, concurrency: 64, rep: 1, seconds, cpuSeconds, objectsPerSecond: objects / seconds, cpuPer1k: (cpuSeconds / objects) * 1000, expected: objects, landed: objects, code: 0, expectedBytes: objects * 20_000, landedBytes: objects * 20_000, processes: 1 });
 
+/** A PATH under `dir` whose rclone cannot be started (its interpreter is missing), with the few tools the harness needs. */
+async function brokenRclonePath(dir: string): Promise<string> {
+  await chmod(dir, 0o755);
+  const bin = join(dir, 'bin');
+  await mkdir(bin);
+  for (const tool of ['sh', 'git', 'stat', 'chmod']) await symlink(execFileSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim(), join(bin, tool));
+  await writeFile(join(bin, 'rclone'), '#!/nonexistent/sh\n', { mode: 0o755 });
+  return bin;
+}
+
 describe('bench harness (smoke)', () => {
   let out = '';
   afterAll(async () => {
@@ -85,11 +95,7 @@ describe('bench harness (smoke)', () => {
   it('a tool that cannot start is a failed run of that tool: the others\' runs stand, and the bench exits 1', async (ctx) => {
     const dir = await mkdtemp(join(tmpdir(), 'ferry-bench-nostart-'));
     try {
-      await chmod(dir, 0o755);
-      const bin = join(dir, 'bin');
-      await mkdir(bin);
-      for (const tool of ['sh', 'git', 'stat', 'chmod']) await symlink(execFileSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim(), join(bin, tool));
-      await writeFile(join(bin, 'rclone'), '#!/nonexistent/sh\n', { mode: 0o755 });
+      const bin = await brokenRclonePath(dir);
       const out = join(dir, 'out');
       const args = ['--quick', '--only', 'cpu', '--objects', '8', '--reps', '1', '--tools', 'bare,rclone', '--out-dir', out, '--work-dir', join(dir, 'work')];
       const { code, output } = await runBench(args, { ...process.env, PATH: bin });
@@ -136,12 +142,7 @@ describe('bench harness (smoke)', () => {
   it('a scenario that fails keeps its earlier figures, and BENCHMARKS.md says that its last attempt failed', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'ferry-bench-fail-'));
     try {
-      await chmod(dir, 0o755);
-      // A PATH whose rclone cannot be started (its interpreter is missing): spawning it fails.
-      const bin = join(dir, 'bin');
-      await mkdir(bin);
-      for (const tool of ['sh', 'git', 'stat', 'chmod']) await symlink(execFileSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim(), join(bin, tool));
-      await writeFile(join(bin, 'rclone'), '#!/nonexistent/sh\n', { mode: 0o755 });
+      const bin = await brokenRclonePath(dir);
       const out = join(dir, 'out');
       await mkdir(join(out, 'results'), { recursive: true });
       const earlier = { date: '2026-01-01 00:00 UTC', scenario: 'cpu', params: { expected: 8, reps: 1, concurrencies: [64] }, runs: [{ ...okRun('ferry', 8, 0.1, 0.5), rep: 1 }, { ...okRun('rclone', 8, 0.1, 0.25), rep: 1 }] };

@@ -122,32 +122,13 @@ describe('a kept-alive connection the server closed as a request went out', () =
     }
   });
 
-  it('a new connection closed before any answer is not sent again: the failure is the caller\'s', async () => {
-    const origin = await closingOrigin(0, (s) => s.destroy());
-    const client = createHttpClient({ allowPrivateNetwork: true, proxy: 'none' });
-    try {
-      await expect(getText(client, origin.url)).rejects.toMatchObject({ code: 'UND_ERR_SOCKET' });
-      expect(origin.seen).toEqual({ requests: 1, connections: 1 });
-    } finally {
-      await client.close();
-      await origin.stop();
-    }
-  });
-
-  it('a response undici refuses on an open connection (a 100 Continue it did not ask for) is not sent again', async () => {
-    const origin = await closingOrigin(0, (s) => s.write('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx'));
-    const client = createHttpClient({ allowPrivateNetwork: true, proxy: 'none' });
-    try {
-      await expect(getText(client, origin.url)).rejects.toMatchObject({ code: 'UND_ERR_SOCKET' });
-      expect(origin.seen).toEqual({ requests: 1, connections: 1 });
-    } finally {
-      await client.close();
-      await origin.stop();
-    }
-  });
-
-  it('a new connection cut short in its head is not sent again: it had carried no response before', async () => {
-    const origin = await closingOrigin(0, (s) => s.end('HTTP/1.1 200 OK\r\nContent-Le'));
+  // A fresh connection that fails carried no response before: the failure is the caller's.
+  it.each([
+    ['closed before any answer', (s: Socket) => s.destroy()],
+    ['answered with a 100 Continue undici did not ask for, on an open connection', (s: Socket) => s.write('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx')],
+    ['cut short in its head', (s: Socket) => s.end('HTTP/1.1 200 OK\r\nContent-Le')],
+  ] as const)('a new connection %s is not sent again', async (_, answer) => {
+    const origin = await closingOrigin(0, answer);
     const client = createHttpClient({ allowPrivateNetwork: true, proxy: 'none' });
     try {
       await expect(getText(client, origin.url)).rejects.toMatchObject({ code: 'UND_ERR_SOCKET' });
