@@ -12,6 +12,7 @@
 import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable, type Writable } from 'node:stream';
@@ -425,6 +426,23 @@ describe('a bucket ferry cannot use is one clear line before any download', () =
     expect(run.stdout).toBe('');
     // (The SDK's own warning about Node 20 may come first: a library's line, not ferry's.)
     expect(run.stderr).toMatch(/^ferry worker: --dest s3:\/\/no-such-bucket\/x\/ cannot be used: probe of conditional create on s3:\/\/no-such-bucket: NoSuchBucket, HTTP 404$/m);
+    oneLine(run.stderr);
+    expect(await origin.stats()).toEqual(before);
+  }, 60_000);
+
+  it('--dest behind an endpoint no connection reaches (a wrong port): exit 1 in one line after a few tries, before any task', async () => {
+    // A busy store passes the check; one that refuses every connection is more likely a typo.
+    const closed = net.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const { port } = closed.address() as net.AddressInfo;
+    await new Promise((resolve) => closed.close(resolve));
+    const before = await origin.stats();
+    const run = await ferry(['worker', '--tasks', '-', '--dest', `s3://${BUCKET}/unreachable`, '--s3-endpoint', `http://127.0.0.1:${port}`, '--allow-private-network'], {
+      input: `a\t${origin.url}/file/unreachable/img0.png\n`,
+    });
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toMatch(new RegExp(`^ferry worker: --dest s3://${BUCKET}/unreachable/ cannot be used: .*ECONNREFUSED \\(no connection in 3 tries: is the endpoint right\\?\\)$`, 'm'));
     oneLine(run.stderr);
     expect(await origin.stats()).toEqual(before);
   }, 60_000);
