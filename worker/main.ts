@@ -150,7 +150,10 @@ async function main(argv: string[]): Promise<number> {
     } catch (e) {
       parsed = null;
       malformed++;
-      const directive = line.startsWith('\t');
+      // A unit directive that cannot be read leaves the tasks after it without their unit;
+      // any other line starting with TAB (a task whose id is empty, a directive this version
+      // does not know) is one bad line, as a standalone user's script would expect.
+      const directive = /^\tunit(\t|$)/.test(line);
       if (directive) unitless = true;
       process.stderr.write(`${args.tasks}:${lineNo}: ${(e as Error).message}; ${directive ? 'the tasks up to the next unit directive are skipped' : 'line skipped'}\n`);
     }

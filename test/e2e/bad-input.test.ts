@@ -278,6 +278,17 @@ describe('usage errors exit 2 and name the flag or path', () => {
     expect(files.map((f) => path.relative(dest, f.parentPath).split(path.sep)[0]).sort()).toEqual(['a', 'd']);
   });
 
+  it('a worker skips a task line whose id is empty, or an unknown directive, alone: the tasks after it run', async () => {
+    const dest = path.join(dir, 'w-empty-id');
+    const url = (k: string) => `${origin.url}/file/${k}/a.png`;
+    const input = [`\t${url('e1')}`, `x\t${url('e2')}`, '\tnext\t"q"', `y\t${url('e3')}`, ''].join('\n');
+    const r = await ferry(['worker', '--tasks', '-', '--dest', dest, '--allow-private-network', '--retries', '0'], { input });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('-:1: unknown directive (a task line needs a non-empty id); line skipped');
+    expect(r.stderr).toContain('-:3: unknown directive "next" (a task line needs a non-empty id); line skipped');
+    expect(r.stdout.split('\n').filter((l) => l.startsWith('UP_OK')).map((l) => l.split('\t')[1]).sort()).toEqual(['x', 'y']);
+  });
+
   it('a worker refuses a unit directive naming a folder destination\'s temporary folder, and skips its tasks', async () => {
     const dest = path.join(dir, 'w-reserved');
     const input = ['\tunit\t"x/.ferry-tmp"', `y\t${origin.url}/file/r1/a.png`, '\tunit\t"d"', `w\t${origin.url}/file/r2/a.png`, ''].join('\n');
