@@ -1,5 +1,5 @@
 import { rmSync } from 'node:fs';
-import { appendFile, mkdtemp, readFile, rm, rmdir, stat, truncate, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readFile, rm, rmdir, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -186,5 +186,17 @@ describe('journal: lines no event can be', () => {
       expect(reopened.events).toEqual([]);
       await discardJournal(next);
     }
+  });
+
+  it('discardJournal deletes the tasks before the journal, so that a kill in between leaves what the next run discards', async () => {
+    const root = await mkdtemp(path.join(tmpdir(), 'ferry-discard-order-'));
+    const files = journalFiles(root, 'u');
+    await writeFile(files.tasks, 'a\thttp://h/a\n');
+    // An events path that cannot be removed stops discardJournal where a kill would.
+    await mkdir(files.events);
+    await writeFile(path.join(files.events, 'x'), 'x');
+    await expect(discardJournal(files)).rejects.toThrow();
+    await expect(stat(files.tasks)).rejects.toMatchObject({ code: 'ENOENT' });
+    await rm(root, { recursive: true, force: true });
   });
 });

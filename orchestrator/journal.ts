@@ -312,10 +312,15 @@ export function journalFiles(workDir: string, unit: string): JournalFiles {
   return { root: workDir, events: `${base}.events`, tasks: `${base}.tasks.tsv` };
 }
 
-/** Deletes a unit's journal and tasks (the outputs are the truth now), and the folders they leave empty. */
+/**
+ * Deletes a unit's journal and tasks (the outputs are the truth now), and the folders they
+ * leave empty. The tasks first: a run killed in between leaves the journal, which the next
+ * run recognises as a finished one and discards (discardFinishedJournal); a task file left
+ * without its journal was kept for good (chaos found one).
+ */
 export async function discardJournal(files: JournalFiles): Promise<void> {
-  await rm(files.events, { force: true });
   await rm(files.tasks, { force: true });
+  await rm(files.events, { force: true });
   const top = path.dirname(files.root);
   for (let dir = path.dirname(files.events); dir.startsWith(files.root) && dir !== top; dir = path.dirname(dir)) {
     if (!(await rmdir(dir).then(() => true, () => false))) break;
