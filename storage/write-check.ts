@@ -9,7 +9,7 @@ import { type StorageAdapter, StorageError } from './adapter.js';
  * (a destination), a busy or failing store passes: its objects' uploads are retried, and
  * ledgered if they still fail; one that no connection reaches in a few tries does not.
  */
-export async function checkWrites(store: StorageAdapter, only: 'any failure' | 'a refusal' = 'any failure', waitMs = 1000): Promise<void> {
+export async function checkWrites(store: StorageAdapter, only: 'any failure' | 'a refusal' = 'any failure'): Promise<void> {
   const marker = `.ferry-write-check-${process.pid}-${Date.now()}`;
   for (let attempt = 1; ; attempt++) {
     try {
@@ -22,7 +22,7 @@ export async function checkWrites(store: StorageAdapter, only: 'any failure' | '
         // every object is downloaded only to fail its upload.
         if (!unreachable(e)) return;
         if (attempt < REACH_TRIES) {
-          await new Promise((resolve) => setTimeout(resolve, attempt * waitMs));
+          await new Promise((resolve) => setTimeout(resolve, attempt * 1000));
           continue;
         }
         throw new StorageError(e.code, `${e.message} (no connection in ${REACH_TRIES} tries: is the endpoint right?)`, { cause: e });
