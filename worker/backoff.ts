@@ -21,6 +21,16 @@ export function retryWaitMs(attempt: number, retryAfterMs: number | null, baseMs
   return Math.max(retryAfterMs, Math.min(capMs, retryAfterMs + jitter));
 }
 
+/**
+ * The THROTTLED detail of a try whose server asked to come back past `boundMs`, or null.
+ * Such a wait would hold the task for minutes: it ends THROTTLED at once (DESIGN.md, "No
+ * retry storms"), on any try, so the same answer gets the same reason whatever --retries
+ * is. One rule for downloads, buffered uploads and streamed ones.
+ */
+export function waitPastBound(retryAfterMs: number | null, detail: string, boundMs: number = MAX_BACKOFF_MS): string | null {
+  return retryAfterMs !== null && retryAfterMs > boundMs ? `${detail}, Retry-After ${Math.ceil(retryAfterMs / 1000)} s` : null;
+}
+
 /** Sleeps, waking early (without error) when the signal aborts. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {

@@ -5,7 +5,7 @@
  * count as one attempt.
  */
 import type { Admission, Lease, Verdict } from './aimd.js';
-import { retryWaitMs, sleep } from './backoff.js';
+import { retryWaitMs, sleep, waitPastBound } from './backoff.js';
 import { classOf, oneLine, type Reason } from '../protocol/index.js';
 import { Readable } from 'node:stream';
 import { type StorageAdapter, StorageError } from '../storage/adapter.js';
@@ -691,11 +691,8 @@ async function downloadWithRetries(given: string, o: DownloadOptions, signal?: A
     slot();
     if (signal?.aborted) return toErr(fail('TIMEOUT', 'aborted'), attempt);
     if (!r.retriable) return toErr(r, attempt);
-    // Asked to come back past the bound: THROTTLED, whether or not tries were left, so the
-    // same answer gets the same reason on any try and under any --retries.
-    if (r.retryAfterMs !== null && r.retryAfterMs > maxRetryAfter) {
-      return toErr(fail('THROTTLED', `${r.detail}, Retry-After ${Math.ceil(r.retryAfterMs / 1000)} s`), attempt);
-    }
+    const throttled = waitPastBound(r.retryAfterMs, r.detail, maxRetryAfter);
+    if (throttled !== null) return toErr(fail('THROTTLED', throttled), attempt);
     if (attempt > retries) return toErr(r, attempt);
     const base = o.backoffBaseMs ?? DOWNLOAD_DEFAULTS.backoffBaseMs;
     const cap = o.backoffCapMs ?? DOWNLOAD_DEFAULTS.backoffCapMs;

@@ -8,7 +8,7 @@ import { type Task, oneLine } from '../protocol/index.js';
 import { objectKey, shortestObjectKey } from '../storage/index.js';
 import { redactText } from '../storage/redact.js';
 import { NO_LEASE } from './aimd.js';
-import { MAX_BACKOFF_MS, retryWaitMs, sleep } from './backoff.js';
+import { MAX_BACKOFF_MS, retryWaitMs, sleep, waitPastBound } from './backoff.js';
 import { type Buffered, type Streamed, download } from './download.js';
 import { type TaskContext, gateOptions } from './context.js';
 import { validate } from './gates.js';
@@ -48,8 +48,8 @@ export async function runTask(task: Task, ctx: TaskContext): Promise<void> {
       if (!f) return;
       if (f.retriable) {
         const asked = f.retryAfterMs ?? null;
-        // A store asking for a wait past the backoff bound: THROTTLED at once, on any try, as a buffered object's upload (upload.ts).
-        if (asked !== null && asked > MAX_BACKOFF_MS) f = { ...f, reason: 'THROTTLED', detail: `${f.detail}, Retry-After ${Math.ceil(asked / 1000)} s` };
+        const throttled = waitPastBound(asked, f.detail);
+        if (throttled !== null) f = { ...f, reason: 'THROTTLED', detail: throttled };
         else if (left > 0) {
           await sleep(retryWaitMs(used, asked, 250, MAX_BACKOFF_MS));
           continue;

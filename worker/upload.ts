@@ -8,7 +8,7 @@ import { hash } from 'node:crypto';
 import type { Reason } from '../protocol/index.js';
 import { type ObjectInfo, type StorageAdapter, StorageError, keyId } from '../storage/index.js';
 import { type Lease, type Verdict, NO_LEASE } from './aimd.js';
-import { MAX_BACKOFF_MS, retryWaitMs, sleep } from './backoff.js';
+import { MAX_BACKOFF_MS, retryWaitMs, sleep, waitPastBound } from './backoff.js';
 import { parseRetryAfter } from './download.js';
 
 export type Payload = { id: string; key: string; body: Buffer; contentType: string; sha256: string; source: string; runId: string };
@@ -169,10 +169,8 @@ export async function uploadPayload(store: Store, p: Payload, opts: UploadOption
       if (code === 'FORBIDDEN' || code === 'KEY_TOO_LONG') return { ok: false, reason: code, attempts: attempt, detail };
       const retriable = code === 'TRANSIENT' || code === 'THROTTLED';
       const asked = retriable ? retryAfterMs(e) : null;
-      // A wait beyond the backoff bound would hold the task for minutes: THROTTLED at once
-      // (DESIGN.md, "No retry storms"), on any try, so the same answer gets the same reason
-      // whatever --retries is.
-      if (asked !== null && asked > MAX_BACKOFF_MS) return { ok: false, reason: 'THROTTLED', attempts: attempt, detail: `${detail}, Retry-After ${Math.ceil(asked / 1000)} s` };
+      const throttled = waitPastBound(asked, detail);
+      if (throttled !== null) return { ok: false, reason: 'THROTTLED', attempts: attempt, detail: throttled };
       if (!retriable || attempt > opts.retries) return { ok: false, reason: code === 'THROTTLED' ? 'THROTTLED' : 'UPLOAD_FAILED', attempts: attempt, detail };
       await sleep(retryWaitMs(attempt, asked, opts.backoffBaseMs ?? 250, MAX_BACKOFF_MS, opts.random));
     }
