@@ -116,6 +116,7 @@ describe('bench harness (smoke)', () => {
     [['--objects', '2k'], '--objects 2k: expected whole numbers ≥ 1'],
     [['--concurrency', '256,'], '--concurrency 256,: expected whole numbers ≥ 1'],
     [['--tools', 'ferry,rclone2'], '--tools ferry,rclone2: expected some of ferry, rclone, bare'],
+    [['--repz', '3'], "Unknown option '--repz' (--help lists the options)"],
   ])('refuses %j before running anything (a run of nothing would replace the last results)', async (flags, message) => {
     const dir = await mkdtemp(join(tmpdir(), 'ferry-bench-usage-'));
     try {

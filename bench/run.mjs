@@ -36,26 +36,39 @@ const ROOT = here('../');
 const ALL = ['control', 'large', 'latency', 'cpu', 'startup', 's3', 'knee', 'profile'];
 const TRANSFER = ['latency', 'cpu', 'startup', 's3', 'knee'];
 
-const { values: opt } = parseArgs({
-  options: {
-    quick: { type: 'boolean', default: false },
-    report: { type: 'boolean', default: false },
-    only: { type: 'string', multiple: true },
-    reps: { type: 'string' },
-    objects: { type: 'string' },
-    concurrency: { type: 'string' },
-    jobs: { type: 'string' },
-    tools: { type: 'string' },
-    'work-dir': { type: 'string' },
-    'dest-dir': { type: 'string' },
-    'out-dir': { type: 'string' },
-  },
-});
+const OPTIONS = {
+  help: { type: 'boolean', default: false },
+  quick: { type: 'boolean', default: false },
+  report: { type: 'boolean', default: false },
+  only: { type: 'string', multiple: true },
+  reps: { type: 'string' },
+  objects: { type: 'string' },
+  concurrency: { type: 'string' },
+  jobs: { type: 'string' },
+  tools: { type: 'string' },
+  'work-dir': { type: 'string' },
+  'dest-dir': { type: 'string' },
+  'out-dir': { type: 'string' },
+};
+const USAGE = `usage: node bench/run.mjs [--quick] [--only ${ALL.join(',')}] [--report]
+                         [--reps N] [--objects N] [--concurrency 256,512] [--jobs N] [--tools ferry,rclone,bare]
+                         [--work-dir DIR] [--dest-dir DIR] [--out-dir DIR]`;
 /** A bad option: one line, exit 2, before anything runs (a run of nothing would replace the last results). */
 function usage(message) {
   process.stderr.write(`bench: ${message}\n`);
   process.exit(2);
 }
+let parsed;
+try {
+  parsed = parseArgs({ options: OPTIONS });
+} catch (err) {
+  usage(`${err.message} (--help lists the options)`);
+}
+if (parsed.values.help) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
+const opt = parsed.values;
 /** A list of whole numbers ≥ 1. */
 function counts(flag, text) {
   const list = text.split(',').map((t) => Number(t.trim()));
