@@ -21,6 +21,7 @@ export function fitColumns(line: string, columns: number, stringWidth: (text: st
   if (stringWidth(line) <= columns) return line;
   let out = '';
   let width = 0;
+  graphemes ??= new Intl.Segmenter();
   for (const { segment } of graphemes.segment(line)) {
     width += stringWidth(segment);
     if (width > columns) break;
@@ -29,4 +30,6 @@ export function fitColumns(line: string, columns: number, stringWidth: (text: st
   return out;
 }
 
-const graphemes = new Intl.Segmenter();
+// Made on first use: building one loads ICU's break rules (~7 ms), and only a live board
+// on a terminal cuts lines to its width.
+let graphemes: Intl.Segmenter | undefined;
