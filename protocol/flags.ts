@@ -152,6 +152,9 @@ function endpoint(raw: unknown, flag: string): string {
   throw new FlagError(flag, `expected an http(s) URL, got "${text}"`);
 }
 
+/** The longest wait a Node timer takes: past it, setTimeout fires after 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export const WORKER_FLAG_SPECS = [
   { key: 'profile', flag: 'profile', content: true, type: 'string', default: 'image',
     describe: 'validation profile: image (all gates) or any (size and type detection only)',
@@ -173,7 +176,9 @@ export const WORKER_FLAG_SPECS = [
     } },
   { key: 'concurrency', flag: 'concurrency', content: false, type: 'string', default: 64, describe: 'requests in flight', parse: int(1, 100_000) },
   { key: 'retries', flag: 'retries', content: false, type: 'string', default: 3, describe: 'retries per stage for transient failures', parse: int(0, 100) },
-  { key: 'timeout', flag: 'timeout', content: false, type: 'string', default: 30_000, describe: 'ms for connect, headers, and each wait between body chunks', parse: int(1) },
+  { key: 'timeout', flag: 'timeout', content: false, type: 'string', default: 30_000, describe: 'ms for connect, headers, and each wait between body chunks',
+    // Node's timers take at most 2^31 - 1 ms (~24.8 days): a longer one fires after 1 ms.
+    parse: int(1, MAX_TIMER_MS) },
   { key: 'minRate', flag: 'min-rate', content: false, type: 'string', default: 1024,
     describe: 'a body slower than this over 60 s is cut as TIMEOUT',
     parse: (raw, flag) => {

@@ -66,6 +66,8 @@ describe('usage errors exit 2 and name the flag or path', () => {
     [['--concurrency', '0x10'], '--concurrency'],
     [['--retries', '1e1'], '--retries'],
     [['--retries', '-1'], '--retries'],
+    // Past 2^31 - 1 ms a Node timer fires after 1 ms: every idle cut would be at once.
+    [['--timeout', '2147483648'], '--timeout'],
     [['--max-bytes', '12XB'], '--max-bytes'],
     [['--decode', 'sometimes'], '--decode'],
     [['--profile', 'video'], '--profile'],
