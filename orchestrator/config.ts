@@ -4,7 +4,8 @@
  */
 import { hash } from 'node:crypto';
 import { z } from 'zod';
-import { type WorkerFlags, contentFlags } from '../protocol/index.js';
+import { FlagError, type WorkerFlags, contentFlags } from '../protocol/index.js';
+import { localSourceRootProblem } from '../storage/local-source.js';
 import { type Place, parsePlace, placeContains, describePlace } from '../storage/index.js';
 import { UsageError } from './errors.js';
 import os from 'node:os';
@@ -69,6 +70,12 @@ export function compileConfig(args: CompileArgs, flags: WorkerFlags): CompileCon
   const { manifests: _m, dest: _d, out: _o, ...rest } = args;
   const jobs = args.jobs ?? defaultJobs(os.availableParallelism(), flags.concurrency);
   return { ...rest, jobs, prefix, dest, out, destUri: describePlace(dest), flags };
+}
+
+/** A --local-source-root that is no folder is a usage error before any row is judged (the worker checks its own). */
+export async function checkLocalSourceRoot(flags: Pick<WorkerFlags, 'localSourceRoot'>): Promise<void> {
+  const problem = flags.localSourceRoot === null ? null : await localSourceRootProblem(flags.localSourceRoot);
+  if (problem) throw new FlagError('local-source-root', problem);
 }
 
 /** Requests in flight past which one worker's event loop, not the cores, is the limit. */

@@ -10,7 +10,7 @@ import { FlagError, parseWorkerFlags, refuseRepeats, storeOptionsOf } from '../p
 import { LedgerError } from '../ledger/index.js';
 import { readCommandLine } from './cli.js';
 import { compileAll } from './compile.js';
-import { CompileArgs, compileConfig, parseWith } from './config.js';
+import { CompileArgs, checkLocalSourceRoot, compileConfig, parseWith } from './config.js';
 import { EXIT, PlaceError, UnitError, UsageError } from './errors.js';
 import { Stores } from './io.js';
 import { Board, type BoardMode } from './progress.js';
@@ -44,6 +44,7 @@ async function compileCommand(raw: Record<string, unknown>): Promise<number> {
     progress: raw.progress,
   });
   const cfg = compileConfig(args, parseWorkerFlags(raw));
+  await checkLocalSourceRoot(cfg.flags);
   const board = new Board(boardMode(cfg.progress));
   const stop = interruptible(process, (line) => board.notice(line));
   const started = Date.now();

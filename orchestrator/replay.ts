@@ -13,7 +13,7 @@ import { type Task, type WorkerFlags, isTerminal, parseDecode, parseWorkerFlags,
 import { StorageError, UriError, describePlace, objectUrlScheme, parsePlace, splitObjectUri, uriOf } from '../storage/index.js';
 import { asUnitError, checkSourceCredentials, runUnitTasks, type RunContext } from './compile.js';
 import { TaskQueue, WorkerPool } from './supervise.js';
-import { type CompileConfig, fingerprint } from './config.js';
+import { type CompileConfig, checkLocalSourceRoot, fingerprint } from './config.js';
 import { EXIT, PlaceError, UsageError } from './errors.js';
 import { Stores, checkWorkDir, localCopy, readLines } from './io.js';
 import { Journal, discardFinishedJournal, discardJournal, journalFiles, stagingDir, tidyWorkDir } from './journal.js';
@@ -66,6 +66,7 @@ export async function replayLedger(ledgerUri: string, raw: Record<string, unknow
   const reasons = String(raw.reasons ?? 'transient');
   const selector = reasonSelector(reasons);
   const flagsNow = parseWorkerFlags(raw);
+  await checkLocalSourceRoot(flagsNow);
   const stores = new Stores(storeOptionsOf(flagsNow));
   try {
     const out = await stores.get(parent);

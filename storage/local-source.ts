@@ -26,6 +26,17 @@ export function isFileUrl(url: string): boolean {
   return /^file:/i.test(url);
 }
 
+/**
+ * Why `root` cannot be a `--local-source-root`, or null: it must be a folder there now. A
+ * root that is not would refuse every file:// row as BLOCKED_PATH, a permanent reason, and
+ * complete its unit, which a run given the right root then skips as complete.
+ */
+export async function localSourceRootProblem(root: string): Promise<string | null> {
+  const s = await fs.stat(root).catch((e: NodeJS.ErrnoException) => e);
+  if (!(s instanceof Error)) return s.isDirectory() ? null : `${root} is not a folder`;
+  return s.code === 'ENOENT' || s.code === 'ENOTDIR' ? `${root} does not exist` : `${root} cannot be read (${s.code ?? s.message})`;
+}
+
 /** Opens a file:// source inside `root`; the stream and the file's size and mtime. */
 export async function openLocalSource(url: string, root: string): Promise<{ body: Readable; size: number; version: string }> {
   let wanted: string;

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { FlagError, idProblem, parseTaskLine, storeOptionsOf, tasksAhead } from '../protocol/index.js';
 import { type StorageAdapter, StorageError, UriError, checkWrites, describePlace, openStore, parsePlace, unitPrefix } from '../storage/index.js';
+import { localSourceRootProblem } from '../storage/local-source.js';
 import { proxyEnvProblem } from '../storage/proxy-env.js';
 import { HostLimits } from './aimd.js';
 import { type Args, UsageError, parseArgs, reservedUnitProblem } from './args.js';
@@ -66,6 +67,8 @@ async function main(argv: string[]): Promise<number> {
   const args = await parseArgs(argv[0] === 'worker' ? argv.slice(1) : argv);
   const proxy = proxyEnvProblem();
   if (proxy) throw new UsageError(proxy);
+  const root = args.flags.localSourceRoot === null ? null : await localSourceRootProblem(args.flags.localSourceRoot);
+  if (root) throw new FlagError('local-source-root', root);
   const dest = destPlace(args.dest);
   // Opening probes a custom endpoint (a marker written twice): a bucket that does not exist,
   // or may not be written to, is the user's to fix, said in one line.

@@ -310,6 +310,25 @@ describe('usage errors exit 2 and name the flag or path', () => {
     expect(r.stdout).toMatch(/^DL_ERR\ta\tDNS\t1\t/m);
   });
 
+  it.each([
+    ['does not exist', (d: string) => path.join(d, 'no-such-root'), 'does not exist'],
+    ['is a file', (d: string) => path.join(d, 'origin', 'a.png'), 'is not a folder'],
+  ])('a --local-source-root that %s is a usage error, for compile and the worker, before any row is ledgered', async (_, root, says) => {
+    // Every file:// row was ledgered BLOCKED_PATH (permanent) and the unit completed, exit 0:
+    // a run with the right root then skipped it as complete.
+    const local = pathToFileURL(path.join(dir, 'origin', 'a.png')).href;
+    await manifest('local', 'm.parquet', `SELECT 'a' AS id, ${lit(local)} AS media_path`);
+    const compile = await run('local', '--local-source-root', root(dir));
+    const worker = await ferry(['worker', '--tasks', '-', '--dest', path.join(dir, 'w-local'), '--local-source-root', root(dir)], { input: `a\t${local}\n` });
+    for (const r of [compile, worker]) {
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain(`--local-source-root: ${root(dir)} ${says}`);
+      expect(r.stdout).toBe('');
+      noStack(r);
+    }
+    await expect(fs.access(path.join(dir, 'local-out'))).rejects.toThrow();
+  });
+
   it('replay with an empty --work-dir (it resolved to the current folder)', async () => {
     const r = await ferry(['replay', path.join(dir, 'none.ledger.tsv'), '--work-dir=']);
     expect(r.code).toBe(2);
