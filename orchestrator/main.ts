@@ -15,6 +15,7 @@ import { EXIT, PlaceError, UnitError, UsageError } from './errors.js';
 import { Stores } from './io.js';
 import { Board, type BoardMode } from './progress.js';
 import { replayLedger } from './replay.js';
+import { endpointEnvProblem } from '../storage/endpoint-env.js';
 import { proxyEnvProblem } from '../storage/proxy-env.js';
 import { printSummary } from './summary.js';
 import { interruptible } from './interrupt.js';
@@ -69,6 +70,9 @@ async function main(argv: string[]): Promise<number> {
   // Workers inherit the environment: a proxy setting they cannot use is the command's error.
   const proxy = proxyEnvProblem();
   if (proxy && line.command !== 'help') throw new UsageError(proxy);
+  // The demo opens no store: only compile and replay read the endpoint variables.
+  const endpoints = line.command === 'compile' || line.command === 'replay' ? endpointEnvProblem({ s3: line.raw['s3-endpoint'] !== undefined, gcs: line.raw['gcs-endpoint'] !== undefined }) : null;
+  if (endpoints) throw new UsageError(endpoints);
   switch (line.command) {
     case 'help':
       return EXIT.OK;

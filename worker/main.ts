@@ -9,6 +9,7 @@ import { open } from 'node:fs/promises';
 import { FlagError, idProblem, parseTaskLine, storeOptionsOf, tasksAhead } from '../protocol/index.js';
 import { type StorageAdapter, StorageError, UriError, checkWrites, describePlace, openStore, parsePlace, unitPrefix } from '../storage/index.js';
 import { localSourceRootProblem } from '../storage/local-source.js';
+import { endpointEnvProblem } from '../storage/endpoint-env.js';
 import { proxyEnvProblem } from '../storage/proxy-env.js';
 import { HostLimits } from './aimd.js';
 import { type Args, UsageError, parseArgs, reservedUnitProblem } from './args.js';
@@ -65,8 +66,8 @@ function destPlace(dest: string) {
 
 async function main(argv: string[]): Promise<number> {
   const args = await parseArgs(argv[0] === 'worker' ? argv.slice(1) : argv);
-  const proxy = proxyEnvProblem();
-  if (proxy) throw new UsageError(proxy);
+  const environment = proxyEnvProblem() ?? endpointEnvProblem({ s3: args.flags.s3Endpoint !== null, gcs: args.flags.gcsEndpoint !== null });
+  if (environment) throw new UsageError(environment);
   const root = args.flags.localSourceRoot === null ? null : await localSourceRootProblem(args.flags.localSourceRoot);
   if (root) throw new FlagError('local-source-root', root);
   const dest = destPlace(args.dest);

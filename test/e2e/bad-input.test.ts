@@ -198,6 +198,27 @@ describe('usage errors exit 2 and name the flag or path', () => {
     }
   });
 
+  it.each([
+    ['AWS_ENDPOINT_URL_S3', 'localhost:9000', 's3://src/k'],
+    ['AWS_ENDPOINT_URL', 'not a url', 's3://src/k'],
+    ['STORAGE_EMULATOR_HOST', 'localhost::9023', 'gs://src/k'],
+  ])('%s=%j is a usage error naming it, for compile and the worker, before any row is ledgered', async (name, value, url) => {
+    // Every s3:// (gs://) row was ledgered HTTP_4XX, permanent ('TypeError, ERR_INVALID_URL',
+    // 'EndpointError'), and the unit completed, exit 0; a --dest on S3 failed exit 1 naming no variable.
+    const env = { AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'y', AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_S3: '', AWS_ENDPOINT_URL: '', STORAGE_EMULATOR_HOST: '', [name]: value };
+    const folder = `env-${name}`;
+    await manifest(folder, 'm.parquet', `SELECT 'a' AS id, ${lit(url)} AS media_path`);
+    const compile = await ferry(['compile', path.join(dir, folder), '--dest', path.join(dir, folder + '-objects'), '--out', path.join(dir, folder + '-out'), '--work-dir', path.join(dir, 'work'), '--retries', '0'], { env });
+    const worker = await ferry(['worker', '--tasks', '-', '--dest', path.join(dir, folder + '-w'), '--retries', '0'], { env, input: `a\t${url}\n` });
+    for (const r of [compile, worker]) {
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain(`${name} is not`);
+      expect(r.stdout).toBe('');
+      noStack(r);
+    }
+    await expect(fs.access(path.join(dir, folder + '-out'))).rejects.toThrow();
+  });
+
   it('a worker tasks file that does not exist, or is a folder', async () => {
     for (const [tasks, says] of [[path.join(dir, 'no-tasks.tsv'), 'no such file'], [dir, 'a folder, not a file']]) {
       const r = await ferry(['worker', '--tasks', tasks!, '--dest', path.join(dir, 'w-objects')]);
