@@ -25,3 +25,16 @@ describe('compile arguments', () => {
     expect(() => parseWith(CompileArgs, { manifests: 'm', dest: 'd', out: 'o', workDir: '' })).toThrow(/^--work-dir: must not be empty$/);
   });
 });
+
+describe('a bad value is named with its flag', () => {
+  const base = { manifests: 'm', dest: 'd', out: 'o' };
+  it.each([
+    [{ jobs: '1.5' }, '--jobs: expected a whole number from 1, got "1.5"'],
+    [{ jobs: '0' }, '--jobs: expected a whole number from 1, got "0"'],
+    [{ jobs: '' }, '--jobs: expected a whole number from 1, got ""'],
+    [{ jobs: '99999999999999999999' }, '--jobs: expected a whole number from 1, got "99999999999999999999"'],
+    [{ progress: 'fancy' }, '--progress: expected auto, tty, plain or none, got "fancy"'],
+  ])('%j', (args, message) => {
+    expect(() => parseWith(CompileArgs, { ...base, ...args })).toThrow(message);
+  });
+});

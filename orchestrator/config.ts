@@ -4,13 +4,26 @@
  */
 import { hash } from 'node:crypto';
 import { z } from 'zod';
-import { FlagError, type WorkerFlags, contentFlags } from '../protocol/index.js';
+import { FlagError, type WorkerFlags, contentFlags, wholeNumber } from '../protocol/index.js';
 import { localSourceRootProblem } from '../storage/local-source.js';
 import { type Place, parsePlace, placeContains, describePlace } from '../storage/index.js';
 import { UsageError } from './errors.js';
 import os from 'node:os';
 
 const columnName = (flag: string) => z.string({ error: `--${flag}: expected a column name` }).min(1, `--${flag}: must not be empty`);
+
+/** A protocol flag parser as a zod transform: its FlagError becomes the issue's message. */
+function flagValue<T>(flag: string, parse: (raw: unknown, flag: string) => T) {
+  return (raw: unknown, ctx: z.RefinementCtx): T => {
+    try {
+      return parse(raw, flag);
+    } catch (e) {
+      if (!(e instanceof FlagError)) throw e;
+      ctx.addIssue({ code: 'custom', message: e.message });
+      return z.NEVER;
+    }
+  };
+}
 
 export const CompileArgs = z.object({
   manifests: z.string().min(1, 'the manifest prefix must not be empty'),
@@ -24,12 +37,9 @@ export const CompileArgs = z.object({
   only: z.array(z.string()).default([]),
   force: z.boolean().default(false),
   strict: z.boolean().default(false),
-  jobs: z
-    .union([z.number(), z.string().trim().regex(/^\d+$/, '--jobs: expected a whole number')]) // decimal digits: not 0x2 or 1e1
-    .transform(Number)
-    .pipe(z.number().int('--jobs: expected a whole number').min(1, '--jobs: must be at least 1'))
-    .optional(), // defaultJobs, once --concurrency is known
-  progress: z.enum(['auto', 'tty', 'plain', 'none'], { error: '--progress: expected auto, tty, plain or none' }).default('auto'),
+  // Read as the worker's whole-number flags are (decimal digits: not 0x2 or 1e1), saying the value.
+  jobs: z.unknown().transform(flagValue('jobs', wholeNumber(1))).optional(), // defaultJobs, once --concurrency is known
+  progress: z.enum(['auto', 'tty', 'plain', 'none'], { error: (iss) => `--progress: expected auto, tty, plain or none, got "${String(iss.input)}"` }).default('auto'),
 });
 export type CompileArgs = z.infer<typeof CompileArgs>;
 

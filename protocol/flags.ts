@@ -62,7 +62,8 @@ type Spec<K extends keyof WorkerFlags> = {
   parse: (raw: unknown, flag: string) => WorkerFlags[K];
 };
 
-function int(min: number, max = Number.MAX_SAFE_INTEGER) {
+/** A flag's parser of whole numbers in [min, max], whose error names the flag and the value. */
+export function wholeNumber(min: number, max = Number.MAX_SAFE_INTEGER) {
   return (raw: unknown, flag: string): number => {
     // Decimal digits only: Number() would also take 0x10, 1e3 and 0b11.
     const text = String(raw).trim();
@@ -165,8 +166,8 @@ export const WORKER_FLAG_SPECS = [
   { key: 'minBytes', flag: 'min-bytes', content: true, type: 'string', default: 1, describe: 'size floor (0 bytes is EMPTY, fewer is TOO_SMALL)', parse: size },
   { key: 'maxBytes', flag: 'max-bytes', content: true, type: 'string', default: null,
     describe: 'size ceiling, enforced while streaming', parse: size },
-  { key: 'minDim', flag: 'min-dim', content: true, type: 'string', default: 32, describe: 'minimum width and height in pixels', parse: int(0) },
-  { key: 'maxPixels', flag: 'max-pixels', content: true, type: 'string', default: 100_000_000, describe: 'pixel-count limit against decompression bombs', parse: int(1) },
+  { key: 'minDim', flag: 'min-dim', content: true, type: 'string', default: 32, describe: 'minimum width and height in pixels', parse: wholeNumber(0) },
+  { key: 'maxPixels', flag: 'max-pixels', content: true, type: 'string', default: 100_000_000, describe: 'pixel-count limit against decompression bombs', parse: wholeNumber(1) },
   { key: 'decode', flag: 'decode', content: true, type: 'string', default: { mode: 'never' },
     describe: 'pixel-decode gate: never, always or sample:F (costs 1-50 ms per image)',
     parse: (raw, flag) => {
@@ -174,11 +175,11 @@ export const WORKER_FLAG_SPECS = [
       if (!d) throw new FlagError(flag, `expected never, always or sample:F with 0 < F <= 1, got "${String(raw)}"`);
       return d;
     } },
-  { key: 'concurrency', flag: 'concurrency', content: false, type: 'string', default: 64, describe: 'requests in flight', parse: int(1, 100_000) },
-  { key: 'retries', flag: 'retries', content: false, type: 'string', default: 3, describe: 'retries per stage for transient failures', parse: int(0, 100) },
+  { key: 'concurrency', flag: 'concurrency', content: false, type: 'string', default: 64, describe: 'requests in flight', parse: wholeNumber(1, 100_000) },
+  { key: 'retries', flag: 'retries', content: false, type: 'string', default: 3, describe: 'retries per stage for transient failures', parse: wholeNumber(0, 100) },
   { key: 'timeout', flag: 'timeout', content: false, type: 'string', default: 30_000, describe: 'ms for connect, headers, and each wait between body chunks',
     // Node's timers take at most 2^31 - 1 ms (~24.8 days): a longer one fires after 1 ms.
-    parse: int(1, MAX_TIMER_MS) },
+    parse: wholeNumber(1, MAX_TIMER_MS) },
   { key: 'minRate', flag: 'min-rate', content: false, type: 'string', default: 1024,
     describe: 'a body slower than this over 60 s is cut as TIMEOUT',
     parse: (raw, flag) => {
@@ -186,7 +187,7 @@ export const WORKER_FLAG_SPECS = [
       if (n === null) throw new FlagError(flag, `expected a rate such as 1KiB/s, got "${String(raw)}"`);
       return n;
     } },
-  { key: 'maxRedirects', flag: 'max-redirects', content: false, type: 'string', default: 5, describe: 'redirects followed per fetch', parse: int(0, 50) },
+  { key: 'maxRedirects', flag: 'max-redirects', content: false, type: 'string', default: 5, describe: 'redirects followed per fetch', parse: wholeNumber(0, 50) },
   { key: 'allowPrivateNetwork', flag: 'allow-private-network', content: false, type: 'boolean', default: false,
     describe: 'allow loopback and private addresses (cloud metadata stays refused)', parse: bool },
   { key: 'originHeader', flag: 'origin-header', content: false, type: 'array', default: [],
@@ -220,7 +221,7 @@ export const WORKER_FLAG_SPECS = [
     describe: 'under --profile any, objects larger than this are streamed in parts, never buffered whole', parse: size },
   { key: 'partSize', flag: 'part-size', content: false, type: 'string', default: 64 * 2 ** 20,
     describe: 'part size of streamed objects', parse: sizeWithin(5 * 2 ** 20, 5 * 2 ** 30, "5MiB to 5GiB (S3's part limits)") },
-  { key: 'largeConcurrency', flag: 'large-concurrency', content: false, type: 'string', default: 1, describe: 'streamed (large) objects in flight per worker', parse: int(1, 64) },
+  { key: 'largeConcurrency', flag: 'large-concurrency', content: false, type: 'string', default: 1, describe: 'streamed (large) objects in flight per worker', parse: wholeNumber(1, 64) },
   { key: 'localSourceRoot', flag: 'local-source-root', content: false, type: 'string', default: null,
     describe: 'read file:// URLs, but only under this folder (symlinks resolved)',
     parse: (raw, flag) => {
