@@ -76,6 +76,11 @@ describe('ferry command line', () => {
     expect(await byYargs(['compile', '--dest', 'd', 'm'])).toMatchObject({ command: 'compile', manifests: 'm', dest: 'd' });
     expect(await byYargs(['compile', '--dest', 'd'])).toBe('compile: missing <manifests>, the manifest folder (prefix)');
     expect(await byYargs(['compile', 'm', 'n'])).toBe('unexpected argument "n"');
+    // after `--`, yargs leaves words in `_`, unread: `compile m -- n` compiled m alone, exit 0
+    expect(await byYargs(['compile', 'm', '--', 'n'])).toBe('unexpected argument "n"');
+    expect(await byYargs(['replay', 'x.ledger.tsv', '--', 'y', 'z'])).toBe('unexpected argument "y"; unexpected argument "z"');
+    expect(await byYargs(['demo', '--', 'x'])).toBe('unexpected argument "x"');
+    expect(await byYargs(['compile', 'm', '--'])).toMatchObject({ command: 'compile', manifests: 'm' });
     expect(await byYargs(['compile', 'm', '--only', 'a', 'b'])).toMatchObject({ only: ['a', 'b'] });
     expect(await byYargs(['compile', 'm', '--dest', 'a', '--dest', 'b'])).toMatchObject({ dest: ['a', 'b'] }); // refused after, by refuseRepeats
     expect(await byYargs(['replay', 'x.ledger.tsv', '--profile', 'any'])).toBe(

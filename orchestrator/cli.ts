@@ -134,6 +134,9 @@ export async function yargsCommandLine(argv: readonly string[]): Promise<Command
   const raw = (await cli.parseAsync()) as Record<string, unknown> & { _: unknown[] };
   const read = raw._[0];
   if (raw.help || !isCommand(String(read))) return { command: 'help' };
+  // Words after `--` are left in `_`, unread, even under strict(): refused as the others are.
+  const extra = raw._.slice(1);
+  if (extra.length > 0) throw new UsageError(extra.map((w) => `unexpected argument "${String(w)}"`).join('; '));
   return { command: read as Command, raw };
 }
 

@@ -86,6 +86,8 @@ describe('worker command line', () => {
     // '' resolved to the current folder.
     expect(await byYargs(['--tasks', 'a', '--dest', 'b', '--local-source-root='])).toBe('--local-source-root: must not be empty');
     expect(await byYargs(['--tasks', 'a', '--dest', 'b', '--no-adaptive'])).toMatchObject({ adaptive: false });
+    // after `--`, yargs leaves words in `_`, unread: the worker ran without them, exit 0
+    expect(await byYargs(['--tasks', 'a', '--dest', 'b', '--', 'c'])).toBe('unexpected argument "c"');
     expect(await byYargs(['--tasks', 'a', '--dest', 'b', '--progress-interval', '1e3'])).toMatchObject({ progressInterval: 1000 });
     // NaN or 0 made setInterval fire every millisecond: a PROGRESS line per ms on stderr.
     expect(await byYargs(['--tasks', 'a', '--dest', 'b', '--progress-interval', 'abc'])).toMatch(/^--progress-interval: expected a whole number/);

@@ -57,8 +57,10 @@ export async function yargsArgs(argv: string[]): Promise<Record<string, unknown>
       throw new UsageError(usageMessage(err?.message ?? msg, argv, [...Object.keys(OWN_OPTIONS), ...Object.keys(workerFlagQuickOptions()), 'help']));
     })
     .options(workerFlagHelp());
-  const raw = y.parseSync() as Record<string, unknown>;
+  const raw = y.parseSync() as Record<string, unknown> & { _: unknown[] };
   if (raw.help) process.exit(0);
+  // Words after `--` are left in `_`, unread, even under strict(): refused as the others are.
+  if (raw._.length > 0) throw new UsageError(raw._.map((w) => `unexpected argument "${String(w)}"`).join('; '));
   return raw;
 }
 
