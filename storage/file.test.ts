@@ -169,6 +169,13 @@ describe('FileStore', () => {
     }
   });
 
+  it('holds no object where a folder is: stat and read agree (a read failed later, with a bare EISDIR)', async () => {
+    const s = await store();
+    await mkdir(path.join(s.root, 'u', 'f.json'), { recursive: true });
+    expect(await s.stat('u/f.json')).toBeNull();
+    await expect(s.read('u/f.json')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
   it('refuses a key whose path this file system cannot take as KEY_TOO_LONG, never a transient failure', async () => {
     const s = await store();
     const deep = path.join(s.root, ...Array.from({ length: 19 }, () => 'd'.repeat(200)), 'e'.repeat(150)); // ~4,000 bytes

@@ -337,6 +337,11 @@ export class FileStore implements StorageAdapter {
       throw classify(e, p);
     });
     const s = await handle.stat();
+    // A folder opens, and fails only when read (EISDIR): no object is there, as stat says.
+    if (!s.isFile()) {
+      await handle.close();
+      throw new StorageError('NOT_FOUND', `${p}: not found (not a file)`);
+    }
     return { body: handle.createReadStream(), info: { key, size: s.size, version: `${s.size}-${Math.trunc(s.mtimeMs)}`, metadata: {} } };
   }
 

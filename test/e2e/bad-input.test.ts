@@ -356,6 +356,16 @@ describe('usage errors exit 2 and name the flag or path', () => {
     expect(r.stderr.trim()).toBe('ferry: --work-dir: must not be empty');
   });
 
+  it('replay of a ledger that is a folder', async () => {
+    // It printed an internal error's stack (EISDIR) and exited 70.
+    const folder = path.join(dir, 'folder.ledger.tsv');
+    await fs.mkdir(folder, { recursive: true });
+    const r = await ferry(['replay', folder]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr.trim()).toBe(`ferry: ${folder}: no such ledger`);
+    noStack(r);
+  });
+
   it('replay of a ledger that does not exist', async () => {
     const r = await ferry(['replay', path.join(dir, 'none.ledger.tsv')]);
     expect(r.code).toBe(2);
