@@ -154,7 +154,7 @@ function endpoint(raw: unknown, flag: string): string {
 }
 
 /** The longest wait a Node timer takes: past it, setTimeout fires after 1 ms. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export const WORKER_FLAG_SPECS = [
   { key: 'profile', flag: 'profile', content: true, type: 'string', default: 'image',

@@ -92,6 +92,9 @@ describe('worker command line', () => {
     // NaN or 0 made setInterval fire every millisecond: a PROGRESS line per ms on stderr.
     expect(await byYargs(['--tasks', 'a', '--dest', 'b', '--progress-interval', 'abc'])).toMatch(/^--progress-interval: expected a whole number/);
     expect(await byYargs(['--tasks', 'a', '--dest', 'b', '--progress-interval', '0'])).toMatch(/^--progress-interval: expected a whole number/);
+    // Past 2^31 - 1 ms, setInterval fires every millisecond too.
+    expect(await byYargs(['--tasks', 'a', '--dest', 'b', '--progress-interval', '2147483648'])).toMatch(/^--progress-interval: expected a whole number/);
+    expect(await byYargs(['--tasks', 'a', '--dest', 'b', '--progress-interval', '2147483647'])).toMatchObject({ progressInterval: 2147483647 });
   });
 });
 

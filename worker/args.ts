@@ -3,7 +3,7 @@
  * What an orchestrator writes is read by node:util's parser; help and everything else by
  * yargs, which loads only then.
  */
-import { FlagError, type WorkerFlags, booleanValueProblem, isUnitName, parseWorkerFlags, quickArgv, refuseRepeats, usageMessage, workerFlagHelp, workerFlagQuickOptions } from '../protocol/index.js';
+import { FlagError, MAX_TIMER_MS, type WorkerFlags, booleanValueProblem, isUnitName, parseWorkerFlags, quickArgv, refuseRepeats, usageMessage, workerFlagHelp, workerFlagQuickOptions } from '../protocol/index.js';
 import { TEMP_DIR } from '../storage/file.js';
 
 export type Args = { tasks: string; dest: string; unit?: string; runId?: string; progressInterval: number; adaptive: boolean; flags: WorkerFlags };
@@ -64,10 +64,10 @@ export async function yargsArgs(argv: string[]): Promise<Record<string, unknown>
   return raw;
 }
 
-/** --progress-interval in ms: a whole number of at least 1 (NaN would make setInterval fire every 1 ms). */
+/** --progress-interval in ms: a whole number a timer takes (NaN, 0 or past MAX_TIMER_MS would make setInterval fire every 1 ms). */
 function progressInterval(raw: unknown): number {
   const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < 1) throw new FlagError('progress-interval', `expected a whole number of ms from 1, got "${String(raw)}"`);
+  if (!Number.isSafeInteger(n) || n < 1 || n > MAX_TIMER_MS) throw new FlagError('progress-interval', `expected a whole number of ms from 1 to ${MAX_TIMER_MS}, got "${String(raw)}"`);
   return n;
 }
 
