@@ -304,7 +304,9 @@ export function parseWorkerFlags(raw: Record<string, unknown>, env: NodeJS.Proce
   }
   const flags = out as WorkerFlags;
   flags.originHeader = [...flags.originHeader, ...originHeadersFromEnv(env)];
-  if (flags.maxBytes !== null && flags.maxBytes < flags.minBytes) throw new FlagError('max-bytes', 'is below --min-bytes');
+  // A floor above the ceiling, given or the profile's, refuses every object (TOO_SMALL or TOO_LARGE).
+  if (flags.maxBytes !== null && flags.maxBytes < flags.minBytes) throw new FlagError('max-bytes', `${flags.maxBytes} bytes is below --min-bytes (${flags.minBytes} bytes)`);
+  if (flags.minBytes > maxBytesOf(flags)) throw new FlagError('min-bytes', `${flags.minBytes} bytes is above --max-bytes, the ${flags.profile} profile's ${maxBytesOf(flags)} by default`);
   return flags;
 }
 

@@ -3,6 +3,7 @@ import { encodeProgress, parseProgress } from './progress.js';
 import { REASONS, classOf } from './reasons.js';
 import { encodeTask, encodeUnitSwitch, idProblem, parseTask, parseTaskLine, tasksAhead } from './tasks.js';
 import { parseRate, parseSize } from './units.js';
+import { parseWorkerFlags } from './flags.js';
 
 describe('tasks', () => {
   it('round-trips id<TAB>url', () => {
@@ -84,4 +85,20 @@ describe('sizes', () => {
     ['1XB', null],
   ])('parseSize(%j) = %j', (text, want) => expect(parseSize(text)).toBe(want));
   it('parses rates', () => expect(parseRate('1KiB/s')).toBe(1024));
+});
+
+describe('size gates that contradict each other', () => {
+  it.each([
+    // an explicit ceiling below the floor: said with both sizes
+    [{ 'min-bytes': '10', 'max-bytes': '5' }, '--max-bytes: 5 bytes is below --min-bytes (10 bytes)'],
+    // the profile's default ceiling below the floor: every object was TOO_SMALL or TOO_LARGE, and the unit completed
+    [{ 'min-bytes': '200MiB' }, "--min-bytes: 209715200 bytes is above --max-bytes, the image profile's 104857600 by default"],
+  ])('%j', (raw, message) => {
+    expect(() => parseWorkerFlags(raw)).toThrow(message);
+  });
+
+  it('a floor up to the ceiling is taken', () => {
+    expect(parseWorkerFlags({ 'min-bytes': '100MiB' }).minBytes).toBe(100 * 2 ** 20);
+    expect(parseWorkerFlags({ 'min-bytes': '200MiB', profile: 'any' }).minBytes).toBe(200 * 2 ** 20);
+  });
 });
