@@ -296,6 +296,32 @@ function originHeadersFromEnv(env: NodeJS.ProcessEnv): string[] {
   return list;
 }
 
+/**
+ * One host's header given twice (the flag's values, then the variable's lines), or null.
+ * Only the last was sent, silently: the variable's over the command line's. Hosts compare
+ * without case and a final dot (a spelling the client also takes as the same: Unicode and
+ * punycode ones are not caught here); the values are not quoted (they are often secrets).
+ */
+function repeatedOriginHeader(flagged: readonly string[], fromEnv: readonly string[]): string | null {
+  const where = (i: number) => (i < flagged.length ? `value ${i + 1} of --origin-header` : `line ${i - flagged.length + 1} of ${ORIGIN_HEADERS_ENV}`);
+  const seen = new Map<string, number>();
+  const all = [...flagged, ...fromEnv];
+  for (let i = 0; i < all.length; i++) {
+    const h = all[i]!;
+    const eq = h.indexOf('=');
+    const host = h.slice(0, eq).trim().toLowerCase().replace(/\.$/, '');
+    const name = h.slice(eq + 1, h.indexOf(':', eq)).trim().toLowerCase();
+    const key = `${host}\n${name}`;
+    const first = seen.get(key);
+    if (first === undefined) seen.set(key, i);
+    else {
+      const both = first < flagged.length && i < flagged.length ? `values ${first + 1} and ${i + 1} of --origin-header` : `${where(first)} and ${where(i)}`;
+      return `${host} is given the header ${name} twice (${both})`;
+    }
+  }
+  return null;
+}
+
 export function parseWorkerFlags(raw: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): WorkerFlags {
   const out: Record<string, unknown> = {};
   for (const spec of WORKER_FLAG_SPECS) {
@@ -303,7 +329,10 @@ export function parseWorkerFlags(raw: Record<string, unknown>, env: NodeJS.Proce
     out[spec.key] = v === undefined ? spec.default : (spec.parse as (r: unknown, f: string) => unknown)(v, spec.flag);
   }
   const flags = out as WorkerFlags;
-  flags.originHeader = [...flags.originHeader, ...originHeadersFromEnv(env)];
+  const fromEnv = originHeadersFromEnv(env);
+  const repeat = repeatedOriginHeader(flags.originHeader, fromEnv);
+  if (repeat) throw new FlagError('origin-header', repeat);
+  flags.originHeader = [...flags.originHeader, ...fromEnv];
   // A floor above the ceiling, given or the profile's, refuses every object (TOO_SMALL or TOO_LARGE).
   if (flags.maxBytes !== null && flags.maxBytes < flags.minBytes) throw new FlagError('max-bytes', `${flags.maxBytes} bytes is below --min-bytes (${flags.minBytes} bytes)`);
   if (flags.minBytes > maxBytesOf(flags)) throw new FlagError('min-bytes', `${flags.minBytes} bytes is above --max-bytes, the ${flags.profile} profile's ${maxBytesOf(flags)} by default`);

@@ -102,3 +102,21 @@ describe('size gates that contradict each other', () => {
     expect(parseWorkerFlags({ 'min-bytes': '200MiB', profile: 'any' }).minBytes).toBe(200 * 2 ** 20);
   });
 });
+
+describe('--origin-header given twice for one host and header', () => {
+  it.each([
+    [['a.example=X-K: 1', 'A.example.=x-k: 2'], {}, '--origin-header: a.example is given the header x-k twice (values 1 and 2 of --origin-header)'],
+    [['a.example=X-K: 1'], { FERRY_ORIGIN_HEADERS: 'a.example=X-K: 2' }, '--origin-header: a.example is given the header x-k twice (value 1 of --origin-header and line 1 of FERRY_ORIGIN_HEADERS)'],
+  ])('%j %j is refused, naming both (only the last was sent)', (list, env, message) => {
+    expect(() => parseWorkerFlags({ 'origin-header': list }, env)).toThrow(message);
+  });
+
+  it('a host and its host:port, or two headers of one host, are not a repeat', () => {
+    const list = ['a.example=X-K: 1', 'a.example:8443=X-K: 2', 'a.example=X-L: 3', 'b.example=X-K: 4'];
+    expect(parseWorkerFlags({ 'origin-header': list }, {}).originHeader).toEqual(list);
+  });
+
+  it('the values are not quoted', () => {
+    expect(() => parseWorkerFlags({ 'origin-header': ['h=Authorization: Bearer SECRET1', 'h=authorization: Bearer SECRET2'] }, {})).toThrow(/^(?!.*SECRET)/);
+  });
+});

@@ -76,6 +76,7 @@ describe('usage errors exit 2 and name the flag or path', () => {
     [['--bogus-flag'], 'bogus-flag'],
     [['--origin-header', 'nonsense'], '--origin-header'],
     [['--origin-header', '127.0.0.1=X(A): b'], '--origin-header'],
+    [['--origin-header', '127.0.0.1=X-K: a', '--origin-header', '127.0.0.1=x-k: b'], '--origin-header: 127.0.0.1 is given the header x-k twice'],
     [['--part-size', '0'], '--part-size'],
     [['--part-size', '1MiB'], '--part-size'],
     [['--only', 'nope'], '--only'],
