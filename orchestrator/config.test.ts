@@ -38,3 +38,15 @@ describe('a bad value is named with its flag', () => {
     expect(() => parseWith(CompileArgs, { ...base, ...args })).toThrow(message);
   });
 });
+
+describe('a place given as blanks', () => {
+  // Taken as a folder named ' ' in the current folder (replay already refused such a --work-dir).
+  it.each([
+    [{ manifests: ' ' }, 'the manifest prefix must not be empty'],
+    [{ dest: ' ' }, '--dest: must not be empty'],
+    [{ out: '\t' }, '--out: must not be empty'],
+    [{ workDir: '  ' }, '--work-dir: must not be empty'],
+  ])('%j', (args, message) => {
+    expect(() => parseWith(CompileArgs, { manifests: 'm', dest: 'd', out: 'o', ...args })).toThrow(message);
+  });
+});

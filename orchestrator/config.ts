@@ -25,11 +25,14 @@ function flagValue<T>(flag: string, parse: (raw: unknown, flag: string) => T) {
   };
 }
 
+/** Blanks name no place a user meant: as a path they are a folder named ' ' in the current folder. */
+const notBlank = (s: string) => s.trim() !== '';
+
 export const CompileArgs = z.object({
-  manifests: z.string().min(1, 'the manifest prefix must not be empty'),
-  dest: z.string({ error: '--dest is required' }).min(1, '--dest: must not be empty'),
-  out: z.string({ error: '--out is required' }).min(1, '--out: must not be empty'),
-  workDir: z.string().min(1, '--work-dir: must not be empty').default('.ferry'),
+  manifests: z.string().refine(notBlank, 'the manifest prefix must not be empty'),
+  dest: z.string({ error: '--dest is required' }).refine(notBlank, '--dest: must not be empty'),
+  out: z.string({ error: '--out is required' }).refine(notBlank, '--out: must not be empty'),
+  workDir: z.string().refine(notBlank, '--work-dir: must not be empty').default('.ferry'),
   idColumn: columnName('id-column').default('id'),
   urlColumn: columnName('url-column').default('media_path'),
   pathColumn: columnName('path-column').default('updated_media_path'),

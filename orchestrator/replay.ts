@@ -44,6 +44,7 @@ function outcomeFromLedger(r: LedgerRow): Outcome {
  * it, and every spelling of one ledger shares one replay journal.
  */
 async function locate(ledgerUri: string) {
+  if (ledgerUri.trim() === '') throw new UsageError('replay: the ledger must not be empty');
   let split: ReturnType<typeof splitObjectUri>;
   try {
     split = splitObjectUri(ledgerUri);

@@ -37,7 +37,7 @@ describe('places', () => {
     ['rel/dir', { scheme: 'file', path: path.resolve('/cwd', 'rel/dir') }],
   ])('parses %s', (uri, want) => expect(parsePlace(uri, '/cwd')).toEqual(want));
 
-  it.each(['ftp://x/y', 'http://host/a', '', 's3://Bad_Bucket/x'])('refuses %j', (uri) => expect(() => parsePlace(uri)).toThrow(UriError));
+  it.each(['ftp://x/y', 'http://host/a', '', ' ', '\t', 's3://Bad_Bucket/x'])('refuses %j', (uri) => expect(() => parsePlace(uri)).toThrow(UriError));
 
   it('prints URIs as readers expect', () => {
     expect(uriOf({ scheme: 's3', bucket: 'b1', prefix: 'p/' }, 'u/ab/a%2Fb.jpg')).toBe('s3://b1/p/u/ab/a%2Fb.jpg');

@@ -17,7 +17,8 @@ export class UriError extends Error {
 
 /** Parses a place URI. `prefix` never starts with `/` and is empty or ends with `/`. */
 export function parsePlace(uri: string, cwd = process.cwd()): Place {
-  if (uri === '') throw new UriError('empty location');
+  // Blanks too: as a path they would name a folder ' ' that nobody meant.
+  if (uri.trim() === '') throw new UriError('empty location');
   const m = /^([a-z][a-z0-9+.-]*):\/\//i.exec(uri);
   if (!m) return { scheme: 'file', path: path.resolve(cwd, uri) };
   const scheme = (m[1] ?? '').toLowerCase();

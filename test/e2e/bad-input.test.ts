@@ -357,6 +357,13 @@ describe('usage errors exit 2 and name the flag or path', () => {
     expect(r.stderr.trim()).toBe('ferry: --work-dir: must not be empty');
   });
 
+  it.each([[''], [' ']])('replay of the ledger %j', async (ledger) => {
+    // ' ' was a ledger named ' ' in the current folder, said as 'ferry:  : empty location'.
+    const r = await ferry(['replay', ledger]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr.trim()).toBe('ferry: replay: the ledger must not be empty');
+  });
+
   it('replay of a ledger that is a folder', async () => {
     // It printed an internal error's stack (EISDIR) and exited 70.
     const folder = path.join(dir, 'folder.ledger.tsv');
