@@ -58,7 +58,7 @@ async function compileCommand(raw: Record<string, unknown>): Promise<number> {
       process.stderr.write(`ferry: interrupted; completed work is kept. Run the same command again to resume.\n`);
       return interrupted;
     }
-    return printSummary(summary.reports, (Date.now() - started) / 1000, cfg);
+    return printSummary(summary.reports, (Date.now() - started) / 1000, { ...cfg, blankLine: board.mode !== 'none' });
   } finally {
     board.stop();
     await stores.close();

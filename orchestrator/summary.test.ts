@@ -4,15 +4,22 @@ import { printSummary } from './summary.js';
 
 const counts = (over: Partial<Counts>): Counts => ({ rows: 10, migrated: 8, failed: 2, bad: 0, byReason: {}, byClass: {}, byStage: {}, ...over });
 
-function summary(c: Counts): string {
+function summary(c: Counts, blankLine?: boolean): string {
   let text = '';
   vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => ((text += String(chunk)), true));
-  const code = printSummary([{ unit: 'u', status: 'complete', counts: c }], 1, { strict: false, out: { scheme: 'file', path: '/out' } as never });
+  const code = printSummary([{ unit: 'u', status: 'complete', counts: c }], 1, { strict: false, out: { scheme: 'file', path: '/out' } as never, ...(blankLine === undefined ? {} : { blankLine }) });
   expect(code).toBe(0);
   return text;
 }
 
 afterEach(() => vi.restoreAllMocks());
+
+describe('the summary line', () => {
+  it('stands apart from the progress lines before it, and starts the output under --progress none', () => {
+    expect(summary(counts({}))).toMatch(/^\nferry: 1 unit\(s\) compiled/);
+    expect(summary(counts({}), false)).toMatch(/^ferry: 1 unit\(s\) compiled/);
+  });
+});
 
 describe('the summary of ledger rows', () => {
   it('says how to replay transient failures', () => {

@@ -6,7 +6,11 @@ import { EXIT } from './errors.js';
 import { printable } from './printable.js';
 import { outputKeys } from './unit-manifest.js';
 
-export function printSummary(reports: UnitReport[], seconds: number, opts: { strict: boolean; out: Place }): number {
+/**
+ * `blankLine`: the summary stands apart from progress lines before it; with `--progress none`
+ * it is the run's first line (or follows only what went wrong), so none is printed.
+ */
+export function printSummary(reports: UnitReport[], seconds: number, opts: { strict: boolean; out: Place; blankLine?: boolean }): number {
   const complete = reports.filter((r) => r.status === 'complete');
   const skipped = reports.filter((r) => r.status === 'skipped');
   const failed = reports.filter((r) => r.status === 'failed');
@@ -20,7 +24,7 @@ export function printSummary(reports: UnitReport[], seconds: number, opts: { str
   }
   const out = process.stderr;
   out.write(
-    `\nferry: ${complete.length} unit(s) compiled, ${skipped.length} already complete, ${failed.length} failed in ${seconds.toFixed(1)} s` +
+    `${opts.blankLine === false ? '' : '\n'}ferry: ${complete.length} unit(s) compiled, ${skipped.length} already complete, ${failed.length} failed in ${seconds.toFixed(1)} s` +
       (complete.length ? ` — ${rows} rows, ${migrated} migrated, ${ledgered} in ledgers` : '') +
       '\n',
   );
