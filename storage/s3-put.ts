@@ -63,18 +63,25 @@ export type LeanPutOptions = {
 
 type Headers = Record<string, string | string[] | undefined>;
 
-/** An S3 error answer, shaped as the SDK's service errors are, for classifyS3Error and the worker's retryAfterMs. */
+/**
+ * An S3 error answer, shaped as the SDK's service errors are, for classifyS3Error and the
+ * worker's retryAfterMs; `clockSkewCorrected` as the SDK's signer sets it: the answer's Date
+ * moved this machine's clock offset by more than CLOCK_SKEW_MS.
+ */
 class S3ResponseError extends Error {
-  readonly $metadata: { httpStatusCode: number };
+  readonly $metadata: { httpStatusCode: number; clockSkewCorrected?: true };
   readonly $response: { statusCode: number; headers: Headers };
 
-  constructor(code: string, status: number, headers: Headers) {
+  constructor(code: string, status: number, headers: Headers, clockSkewCorrected: boolean) {
     super(`PutObject: ${code}, HTTP ${status}`);
     this.name = code;
-    this.$metadata = { httpStatusCode: status };
+    this.$metadata = { httpStatusCode: status, ...(clockSkewCorrected ? { clockSkewCorrected: true } : {}) };
     this.$response = { statusCode: status, headers };
   }
 }
+
+/** S3's refusals of a request signed too far from its own time (RequestTimeTooSkewed: 15 min), which a corrected clock cures. */
+export const CLOCK_SKEW_CODES = new Set(['RequestTimeTooSkewed', 'RequestExpired', 'RequestInTheFuture']);
 
 /** Percent-encoded as the SDK encodes path segments and query parts: RFC 3986, so `!'()*` too. */
 const encodePart = (s: string): string => encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
@@ -173,13 +180,23 @@ class SkewClock {
     return new Date(Date.now() + (this.enabled ? this.config.systemClockOffset : 0));
   }
 
-  sample(headers: Headers, sentAt: number): void {
-    if (!this.enabled || headers.age !== undefined || typeof headers.date !== 'string') return;
+  get offset(): number {
+    return this.config.systemClockOffset;
+  }
+
+  /** Learns the offset from an answer; true when it differs from `signedWith` and is past CLOCK_SKEW_MS (the SDK's clockSkewCorrected). */
+  sample(headers: Headers, sentAt: number, signedWith: number): boolean {
+    if (!this.enabled || headers.age !== undefined || typeof headers.date !== 'string') return false;
     const server = Date.parse(headers.date);
     const now = Date.now();
-    if (!Number.isNaN(server) && now - sentAt <= 900_000) this.config.systemClockOffset = server - now;
+    if (Number.isNaN(server) || now - sentAt > 900_000) return false;
+    this.config.systemClockOffset = server - now;
+    return this.config.systemClockOffset !== signedWith && Math.abs(this.config.systemClockOffset) >= CLOCK_SKEW_MS;
   }
 }
+
+/** An offset the SDK's signer calls a skew it corrected (4 min); S3 refuses past 15. */
+const CLOCK_SKEW_MS = 240_000;
 
 /** A PutObject before signing, in the shape SignatureV4 signs (the SDK's HttpRequest). */
 type Unsigned = { method: 'PUT'; protocol: string; hostname: string; port: number | undefined; path: string; query: Record<string, string>; headers: Record<string, string> };
@@ -236,14 +253,26 @@ export class LeanPut {
    * S3ResponseError for an error answer and undici's error for a network failure.
    */
   async put(input: LeanPutInput): Promise<boolean> {
+    try {
+      return await this.send(input);
+    } catch (e) {
+      // Refused for this machine's clock, and the answer taught S3's time: sent once more,
+      // signed at it, as the SDK's retry strategy does (one try of the caller's, as for the SDK).
+      if (e instanceof S3ResponseError && e.$metadata.clockSkewCorrected && CLOCK_SKEW_CODES.has(e.name)) return this.send(input);
+      throw e;
+    }
+  }
+
+  private async send(input: LeanPutInput): Promise<boolean> {
     const request = this.request(input);
+    const signedWith = this.clock.offset;
     const headers = await this.sign(request);
     const sentAt = Date.now();
     // S3's answer, an empty body or a short XML error, is read whole: no stream per PUT.
     const handler = new ResponseHandler({ choose: () => 'whole' });
     this.pool.dispatch({ origin: this.origin, method: 'PUT', path: request.path + this.search, headers, body: input.body }, handler);
     const res = await handler.head;
-    this.clock.sample(res.headers, sentAt);
+    const skewCorrected = this.clock.sample(res.headers, sentAt, signedWith);
     if (res.body.kind !== 'whole') throw new Error('internal: a PutObject answer not read whole');
     const body = await res.body.read;
     if (!body.ok) throw body.error;
@@ -256,7 +285,7 @@ export class LeanPut {
     }
     // S3 can fail after answering 200 with an error body; the SDK takes that as a 503.
     if (status >= 200 && status < 300 && !text.trimEnd().endsWith('</Error>')) return true;
-    throw new S3ResponseError(code ?? 'UnknownError', status < 300 ? 503 : status, res.headers);
+    throw new S3ResponseError(code ?? 'UnknownError', status < 300 ? 503 : status, res.headers, skewCorrected);
   }
 
   /** Closes the sockets at once, as S3Client.destroy() does. */

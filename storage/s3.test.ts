@@ -15,13 +15,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { CreateBucketCommand, CreateMultipartUploadCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { fauxqsOptions, startS3Server, stopS3Server, useFakeAwsCredentials } from '../test/helpers/backend-s3.js';
 import { retryAfterMs } from '../worker/upload.js';
 import { type PutOptions, StorageError, type StorageErrorCode } from './adapter.js';
 import { tooManyParts } from './multipart.js';
 import { PROBE_MARKER, type S3Store, classifyS3Error, createS3Client, openS3Store, s3CredentialsProblem } from './s3.js';
 import { NO_AWS_CREDENTIALS, NO_AWS_FILE } from '../test/helpers/aws-env.js';
+import { type ServerProcess, startServer } from '../test/helpers/server.js';
 
 const MiB = 2 ** 20;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -249,6 +250,47 @@ describe('S3Store on fauxqs', () => {
   });
 });
 
+describe('a machine clock an hour off, through a proxy that refuses requests signed 15 min away (RequestTimeTooSkewed), as S3 does', () => {
+  let server: Awaited<ReturnType<typeof serve>>;
+  let proxy: ServerProcess;
+  let n = 0;
+  /** A store with a client of its own (its clock offset learned from nothing yet), one try per request as a worker's. */
+  const open = () => openS3Store(server.bucket, `skew${++n}/`, fauxqsOptions(proxy.port, { conditionalWrites: 'off', maxAttempts: 1 }));
+
+  beforeAll(async () => {
+    server = await serve();
+    proxy = await startServer(new URL('../test/servers/fault-proxy.mjs', import.meta.url).pathname, [String(server.port)]);
+    await fetch(`http://127.0.0.1:${proxy.port}/__faults`, { method: 'POST', body: JSON.stringify({ rules: [{ fault: 'clock' }] }) });
+  });
+  afterAll(async () => {
+    server?.admin.destroy();
+    await proxy?.stop();
+    if (server) await stopS3Server(server.child);
+  });
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(Date.now() + 3_600_000);
+  });
+  afterEach(() => vi.useRealTimers());
+
+  it("writes a small object: the lean PutObject takes S3's time from the refusal and signs once more, as the SDK does", async () => {
+    const store = await open();
+    await store.put('a.bin', Buffer.from('on time'), opts());
+    expect((await store.stat('a.bin'))?.size).toBe(7);
+    await store.close();
+  });
+
+  it.each([
+    ['a HEAD', (store: S3Store) => store.stat('b.bin')],
+    ['a PutObject of 2 MiB', (store: S3Store) => store.put('c.bin', randomBytes(2 * MiB), opts())],
+  ])("%s the SDK sends is refused once as TRANSIENT, for the caller to retry, not FORBIDDEN: the next is signed at S3's time", async (_name, request) => {
+    const store = await open();
+    await expect(request(store)).rejects.toMatchObject({ code: 'TRANSIENT', status: 403 });
+    await request(store);
+    await store.close();
+  });
+});
+
 describe('the 10,000 parts S3 takes per multipart upload', () => {
   it.each([
     [64 * MiB * 10_000, 64 * MiB, null],
@@ -308,6 +350,7 @@ describe('S3 error classification', () => {
     ['AccessDenied', 403, undefined, 'FORBIDDEN'],
     ['InvalidAccessKeyId', 403, undefined, 'FORBIDDEN'],
     ['SignatureDoesNotMatch', 403, undefined, 'FORBIDDEN'],
+    ['RequestTimeTooSkewed', 403, undefined, 'TRANSIENT'],
     ['Unauthorized', 401, undefined, 'FORBIDDEN'],
     ['PreconditionFailed', 412, undefined, 'EXISTS'],
     ['ConditionalRequestConflict', 409, undefined, 'EXISTS'],

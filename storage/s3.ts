@@ -36,7 +36,7 @@ import {
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { isUnitObjectKey } from './layout.js';
 import { multipartUpload, tooManyParts } from './multipart.js';
-import { EXPECT_CONTINUE_BYTES, type LeanPut, type LeanPutOptions, openLeanPut } from './s3-put.js';
+import { CLOCK_SKEW_CODES, EXPECT_CONTINUE_BYTES, type LeanPut, type LeanPutOptions, openLeanPut } from './s3-put.js';
 import { envProxyRoute, proxyFailure, s3Agents } from './s3-proxy.js';
 import {
   type Capabilities,
@@ -78,7 +78,7 @@ export type ConditionalWritesDecision = {
 // ---------------------------------------------------------------------------------------
 // Errors
 
-type SdkErrorShape = { name?: unknown; Code?: unknown; code?: unknown; $metadata?: { httpStatusCode?: unknown } };
+type SdkErrorShape = { name?: unknown; Code?: unknown; code?: unknown; $metadata?: { httpStatusCode?: unknown; clockSkewCorrected?: unknown } };
 
 const FORBIDDEN_NAMES = new Set(['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken', 'AllAccessDisabled']);
 const THROTTLED_NAMES = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'RequestLimitExceeded', 'TooManyRequests', 'TooManyRequestsException', 'RequestThrottled']);
@@ -93,8 +93,20 @@ const NETWORK_CODES = new Set([
   'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
 ]);
 
-function codeOf(status: number | undefined, name: string, errno: string): StorageErrorCode {
+/**
+ * A refusal of this machine's clock, not of the request: S3 refuses a request signed more
+ * than 15 min from its own time (RequestTimeTooSkewed, a 403), and the SDK's signer, as the
+ * lean PutObject's, learns the offset from the refusal's Date (`clockSkewCorrected`), so
+ * the next try is signed at S3's time. A HEAD's refusal has no body to name it: a bare 403
+ * ('Forbidden') that corrected the clock is taken for one.
+ */
+function clockRefusal(status: number | undefined, name: string, corrected: boolean): boolean {
+  return CLOCK_SKEW_CODES.has(name) || (corrected && status === 403 && !FORBIDDEN_NAMES.has(name));
+}
+
+function codeOf(status: number | undefined, name: string, errno: string, corrected = false): StorageErrorCode {
   if (status === 412 || EXISTS_NAMES.has(name)) return 'EXISTS';
+  if (clockRefusal(status, name, corrected)) return 'TRANSIENT';
   // An endpoint whose own limit is lower than S3's says so in a 400.
   if (name === 'KeyTooLongError') return 'KEY_TOO_LONG';
   if (status === 404 || NOT_FOUND_NAMES.has(name)) return 'NOT_FOUND';
@@ -156,7 +168,7 @@ export function classifyS3Error(e: unknown, what: string): StorageError {
   const name = typeof shape.Code === 'string' ? shape.Code : typeof shape.name === 'string' ? shape.name : 'Error';
   const errno = typeof shape.code === 'string' ? shape.code : '';
   const label = proxyFailure(e) ?? [name, errno && errno !== name ? errno : '', status ? `HTTP ${status}` : ''].filter(Boolean).join(', ');
-  return new StorageError(codeOf(status, name, errno), `${what}: ${label}`, { cause: e, status });
+  return new StorageError(codeOf(status, name, errno, shape.$metadata?.clockSkewCorrected === true), `${what}: ${label}`, { cause: e, status });
 }
 
 // ---------------------------------------------------------------------------------------

@@ -27,6 +27,9 @@
 //   delay           forward; hold upstream's answer M ms (slow first byte)
 //   stall           read the request, never answer; RST after M ms when M is given
 //   stall-body      forward; send the head and half the body, then stall as above
+//   clock           forward a request whose X-Amz-Date is within M ms (default 15 min) of the
+//                   proxy's clock; refuse any other with 403 RequestTimeTooSkewed, as S3 does
+//                   (the answer's Date header gives the proxy's time)
 // The error faults also take `retryAfter`.
 //
 // Control routes (never counted, never faulted; `__` cannot start an S3 bucket name):
@@ -51,7 +54,7 @@ import { URL } from 'node:url';
 import { clearTimeout, setTimeout } from 'node:timers';
 import { seeded } from '../helpers/seeded.mjs';
 
-const FAULTS = new Set(['reset-request', 'reset-response', 'slowdown', 'internal', 'throttle', 'status', 'delay', 'stall', 'stall-body']);
+const FAULTS = new Set(['reset-request', 'reset-response', 'slowdown', 'internal', 'throttle', 'status', 'delay', 'stall', 'stall-body', 'clock']);
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
 
 // ---------------------------------------------------------------------------------------
@@ -252,6 +255,12 @@ const inject = {
   stall: (req, _res, r) => {
     req.resume();
     stall(req.socket, r.ms);
+  },
+  clock: (req, res, r) => {
+    const m = /^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z$/.exec(String(req.headers['x-amz-date'] ?? ''));
+    const at = m ? Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]) : NaN;
+    if (Math.abs(at - Date.now()) <= Number(r.ms ?? 900_000)) return passThrough(req, res);
+    return s3Error(req, res, 403, 'RequestTimeTooSkewed', 'The difference between the request time and the current time is too large.');
   },
   'stall-body': async (req, _res, r) => {
     const { res, body } = await forward(req, true);
