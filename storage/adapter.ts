@@ -62,7 +62,12 @@ export type PutResult = {
   existed?: boolean;
 };
 
-export type ReadResult = { body: Readable; info: ObjectInfo };
+export type ReadResult = {
+  body: Readable;
+  info: ObjectInfo;
+  /** the bytes the body carries, as the answer announced them; null when it did not (a chunked answer) */
+  length: number | null;
+};
 
 /** KEY_TOO_LONG: the store can never hold an object under that name (no retry helps). */
 export type StorageErrorCode = 'NOT_FOUND' | 'EXISTS' | 'FORBIDDEN' | 'THROTTLED' | 'TRANSIENT' | 'KEY_TOO_LONG' | 'FATAL';

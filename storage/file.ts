@@ -342,7 +342,7 @@ export class FileStore implements StorageAdapter {
       await handle.close();
       throw new StorageError('NOT_FOUND', `${p}: not found (not a file)`);
     }
-    return { body: handle.createReadStream(), info: { key, size: s.size, version: `${s.size}-${Math.trunc(s.mtimeMs)}`, metadata: {} } };
+    return { body: handle.createReadStream(), info: { key, size: s.size, version: `${s.size}-${Math.trunc(s.mtimeMs)}`, metadata: {} }, length: s.size };
   }
 
   /**

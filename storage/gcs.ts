@@ -338,7 +338,7 @@ export class GcsStore implements StorageAdapter {
     const info = await this.stat(key);
     if (!info) throw new StorageError('NOT_FOUND', `read ${this.uri(key)}: not found`, { status: 404 });
     const src = this.file(key, info.version || undefined).createReadStream();
-    return { body: classifiedStream(src, `read ${this.uri(key)}`), info };
+    return { body: classifiedStream(src, `read ${this.uri(key)}`), info, length: info.size };
   }
 
   async put(key: string, body: Buffer | Readable, options: PutOptions): Promise<PutResult> {

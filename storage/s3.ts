@@ -484,7 +484,8 @@ export class S3Store implements StorageAdapter {
       const r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.name(key) }));
       if (!(r.Body instanceof Readable)) throw new StorageError('FATAL', `GET ${this.uri(key)}: no body stream`);
       const info = { key, size: r.ContentLength ?? 0, version: unquote(r.ETag), contentType: r.ContentType, metadata: r.Metadata ?? {} };
-      return { body: r.Body, info };
+      // A store that streams the object (chunked) announces no length: the body's own end decides.
+      return { body: r.Body, info, length: r.ContentLength ?? null };
     } catch (e) {
       throw classifyS3Error(e, `GET ${this.uri(key)}`);
     }

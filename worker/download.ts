@@ -506,11 +506,11 @@ async function openStoreObject(url: string, o: DownloadOptions): Promise<Source 
     return fail('BAD_URL', `not an object URL: ${url}`);
   }
   try {
-    const { body: source, info } = await (await o.stores(place)).read(key);
+    const { body: source, info, length } = await (await o.stores(place)).read(key);
     // The stores' SDKs bound a body's waits loosely or not at all (GCS streams have no
     // timeout): the same idle timeout and minimum rate as HTTP bodies end one that stalls.
     const { body, meter } = o.client.watch(source);
-    return { body, meter, contentLength: info.size, status: 200, contentType: info.contentType ?? null, etag: info.version };
+    return { body, meter, contentLength: length, status: 200, contentType: info.contentType ?? null, etag: info.version };
   } catch (err) {
     if (!(err instanceof StorageError)) return fromError(err);
     // A request that got no answer: the network's own reason (DNS, TIMEOUT), else RESET.

@@ -530,6 +530,23 @@ describe('an s3:// source through the proxy', () => {
     }
   }, 60_000);
 
+  it('whose store sends it chunked, without a Content-Length, is read whole, not refused as longer than its length', async () => {
+    const bodies: Record<string, Buffer> = { 'src/chunked-small.bin': Buffer.alloc(50_000, 3), 'src/chunked-empty.bin': Buffer.alloc(0) };
+    for (const [Key, Body] of Object.entries(bodies)) await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key, Body }));
+    await faults([{ method: 'GET', path: `/${BUCKET}/src/chunked`, fault: 'chunked' }]);
+    const client = createHttpClient({ allowPrivateNetwork: true, proxy: 'none' });
+    const stores = () => openStore({ scheme: 's3', bucket: BUCKET, prefix: '' }, { s3: { endpoint: proxy.url, forcePathStyle: true }, maxAttempts: 1, conditionalWrites: 'off' });
+    try {
+      for (const [key, body] of Object.entries(bodies)) {
+        const r = await download(`s3://${BUCKET}/${key}`, { client, retries: 0, stores });
+        expect(r.ok && r.kind === 'buffer' ? sha(r.body) : r, key).toBe(sha(body));
+      }
+      expect((await stats()).faults).toEqual({ 'GET chunked': 2 });
+    } finally {
+      await client.close();
+    }
+  }, 60_000);
+
   it('whose body stalls is cut by the minimum rate and retried, never held for good', async () => {
     const key = 'src/stall.bin';
     await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: Buffer.alloc(200_000, 1) }));

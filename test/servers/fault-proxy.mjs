@@ -27,6 +27,8 @@
 //   delay           forward; hold upstream's answer M ms (slow first byte)
 //   stall           read the request, never answer; RST after M ms when M is given
 //   stall-body      forward; send the head and half the body, then stall as above
+//   chunked         forward; send upstream's answer chunked, without its Content-Length (a
+//                   gateway or S3-compatible store that streams what it serves)
 //   clock           forward a request whose X-Amz-Date is within M ms (default 15 min) of the
 //                   proxy's clock; refuse any other with 403 RequestTimeTooSkewed, as S3 does
 //                   (the answer's Date header gives the proxy's time)
@@ -54,7 +56,7 @@ import { URL } from 'node:url';
 import { clearTimeout, setTimeout } from 'node:timers';
 import { seeded } from '../helpers/seeded.mjs';
 
-const FAULTS = new Set(['reset-request', 'reset-response', 'slowdown', 'internal', 'throttle', 'status', 'delay', 'stall', 'stall-body', 'clock']);
+const FAULTS = new Set(['reset-request', 'reset-response', 'slowdown', 'internal', 'throttle', 'status', 'delay', 'stall', 'stall-body', 'chunked', 'clock']);
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
 
 // ---------------------------------------------------------------------------------------
@@ -255,6 +257,12 @@ const inject = {
   stall: (req, _res, r) => {
     req.resume();
     stall(req.socket, r.ms);
+  },
+  chunked: async (req, res) => {
+    const { res: up } = await forward(req, false);
+    const { 'content-length': _length, ...headers } = responseHeaders(up);
+    res.writeHead(up.statusCode ?? 502, up.statusMessage, headers);
+    up.pipe(res);
   },
   clock: (req, res, r) => {
     const m = /^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z$/.exec(String(req.headers['x-amz-date'] ?? ''));
