@@ -5,7 +5,7 @@
  * of `partSize` exist — with no copy of a part on the side. (lib-storage's `Upload` keeps
  * a part's chunks and their concatenation at once, and `queueSize` parts besides:
  * measured here, 64 MiB parts cost it ~270 MB of buffers against 128 MB for this.)
- * Anything that fails aborts the upload, so no part is left behind.
+ * Anything that fails aborts the upload once no part is in flight, so no part is left behind.
  */
 import {
   AbortMultipartUploadCommand,
@@ -107,7 +107,15 @@ async function uploadParts(t: MultipartTarget, UploadId: string | undefined, fil
   let failure: unknown = null;
   for (let PartNumber = 1; !filler.done && failure === null; PartNumber++) {
     const buf = free.pop() ?? Buffer.allocUnsafe(t.partSize);
-    const n = await filler.fill(buf);
+    let n: number;
+    try {
+      n = await filler.fill(buf);
+    } catch (e) {
+      // The source failed: the parts in flight are waited for below, since S3 may store a
+      // part still uploading when its upload is aborted, where no listing shows it.
+      failure = e;
+      break;
+    }
     if (n === 0 && PartNumber > 1) break; // the stream ended exactly at a part boundary
     if (PartNumber > MAX_PARTS) {
       // A body of unknown length that outgrew the upload: S3 would refuse this part.

@@ -387,6 +387,30 @@ describe('a streamed (multipart) upload through the proxy', () => {
     expect(errors).toEqual([expect.stringMatching(/^UP_ERR\tbig\tTHROTTLED\t1\t.*Retry-After 120 s$/), expect.stringMatching(/^UP_ERR\tsmall\tTHROTTLED\t1\t.*Retry-After 120 s$/)]);
   }, 60_000);
 
+  it('aborts the upload only once the parts in flight have their answers, when the source fails meanwhile', async () => {
+    // S3 may store a part still uploading when its upload is aborted, where no listing
+    // shows it (AbortMultipartUpload's documentation): the abort must come after the parts.
+    const name = 'source-fails.bin';
+    const boom = Object.assign(new Error('origin reset'), { code: 'ECONNRESET' });
+    const failing = Readable.from(
+      (async function* () {
+        for (let i = 0; i < 7; i++) yield body.subarray(i * MiB, (i + 1) * MiB); // a whole part, and one MiB of the next
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        throw boom;
+      })(),
+    );
+    await faults([{ method: 'PUT', path: `^/${BUCKET}/stamp/${name}\\?.*partNumber=1`, fault: 'delay', ms: 2000 }]);
+    const store = await open();
+    await expect(store.put(name, failing, opts)).rejects.toBe(boom);
+    const log = (await requestLog()).filter((r) => r.path === `/${BUCKET}/stamp/${name}`);
+    const part = log.find((r) => r.method === 'PUT');
+    const abort = log.find((r) => r.method === 'DELETE');
+    expect(abort!.t - part!.t).toBeGreaterThanOrEqual(1900);
+    await expect(head(name)).rejects.toMatchObject({ name: 'NotFound' });
+    expect((await s3.send(new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: `stamp/${name}` }))).Uploads ?? []).toEqual([]);
+    await store.close();
+  }, 60_000);
+
   it('aborts the upload when a part is refused, leaving no object and no open upload', async () => {
     const name = 'part-refused.bin';
     await faults([{ method: 'PUT', path: `^/${BUCKET}/stamp/${name}\\?.*partNumber=2`, fault: 'slowdown' }]);
