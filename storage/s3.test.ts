@@ -362,6 +362,9 @@ describe('S3 error classification', () => {
     ['InternalError', 500, undefined, 'TRANSIENT'],
     ['BadGateway', 502, undefined, 'TRANSIENT'],
     ['RequestTimeout', 400, undefined, 'TRANSIENT'],
+    ['XAmzContentSHA256Mismatch', 400, undefined, 'TRANSIENT'],
+    ['BadDigest', 400, undefined, 'TRANSIENT'],
+    ['IncompleteBody', 400, undefined, 'TRANSIENT'],
     ['TimeoutError', undefined, 'ETIMEDOUT', 'TRANSIENT'],
     ['SocketError', undefined, 'UND_ERR_SOCKET', 'TRANSIENT'],
     ['ConnectTimeoutError', undefined, 'UND_ERR_CONNECT_TIMEOUT', 'TRANSIENT'],
@@ -521,7 +524,7 @@ describe('the lean PutObject (s3-put.ts)', () => {
     ['429 without a body', { status: 429 }, 'THROTTLED', 429, 'UnknownError, HTTP 429'],
     ['500 InternalError', { status: 500, body: s3Error('InternalError') }, 'TRANSIENT', 500, 'InternalError, HTTP 500'],
     ["a proxy's 502 page", { status: 502, body: '<html>Bad Gateway</html>' }, 'TRANSIENT', 502, 'UnknownError, HTTP 502'],
-    ['400 XAmzContentSHA256Mismatch (a body that is not what was signed)', { status: 400, body: s3Error('XAmzContentSHA256Mismatch') }, 'FATAL', 400, 'XAmzContentSHA256Mismatch, HTTP 400'],
+    ['400 XAmzContentSHA256Mismatch (a body damaged on the way: sent again)', { status: 400, body: s3Error('XAmzContentSHA256Mismatch') }, 'TRANSIENT', 400, 'XAmzContentSHA256Mismatch, HTTP 400'],
     ['200 with an error body (S3 failed after answering; a 503, as for the SDK)', { status: 200, body: s3Error('InternalError') }, 'THROTTLED', 503, 'InternalError, HTTP 503'],
     // reset while sending (the socket's own error) or while waiting for the answer (undici's)
     ['a connection reset', 'reset', 'TRANSIENT', undefined, /^(Error, ECONNRESET|SocketError, UND_ERR_SOCKET)$/],

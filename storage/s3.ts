@@ -84,7 +84,11 @@ const FORBIDDEN_NAMES = new Set(['AccessDenied', 'InvalidAccessKeyId', 'Signatur
 const THROTTLED_NAMES = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'RequestLimitExceeded', 'TooManyRequests', 'TooManyRequestsException', 'RequestThrottled']);
 const NOT_FOUND_NAMES = new Set(['NoSuchKey', 'NotFound', 'NoSuchBucket', 'NoSuchUpload']);
 const EXISTS_NAMES = new Set(['PreconditionFailed', 'ConditionalRequestConflict']);
-const TRANSIENT_NAMES = new Set(['TimeoutError', 'RequestTimeout', 'RequestTimeoutException', 'InternalError', 'ServiceUnavailable', 'OperationAborted']);
+const TRANSIENT_NAMES = new Set([
+  'TimeoutError', 'RequestTimeout', 'RequestTimeoutException', 'InternalError', 'ServiceUnavailable', 'OperationAborted',
+  // the body S3 got is not the one sent (its sha256, its MD5, its length): damaged on the way, whole when sent again
+  'XAmzContentSHA256Mismatch', 'BadDigest', 'IncompleteBody',
+]);
 const NETWORK_CODES = new Set([
   'ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN',
   // no file descriptor left for a socket: this process's state, not the object's (an HTTP source's RESET)

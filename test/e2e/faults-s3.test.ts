@@ -423,6 +423,20 @@ describe('a streamed (multipart) upload through the proxy', () => {
   }, 60_000);
 });
 
+describe('a body S3 got damaged on the way (its digest or its length not the ones sent)', () => {
+  it.each(['XAmzContentSHA256Mismatch', 'BadDigest', 'IncompleteBody'])('%s is sent again within the retries, not ledgered at once', async (code) => {
+    await faults([{ method: 'PUT', path: `^/${BUCKET}/damaged-${code}/.*\\.png`, fault: 'status', status: 400, code, times: 1 }]);
+    const run = await ferry(
+      ['worker', '--tasks', '-', '--dest', `s3://${BUCKET}/damaged-${code}`, '--s3-endpoint', proxy.url, '--allow-private-network', '--retries', '1', '--progress-interval', '60000'],
+      { input: `d\t${origin.url}/file/damaged/img0.png\n` },
+    );
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout.split('\n').filter((l) => l.startsWith('UP_'))).toEqual([expect.stringMatching(/^UP_OK\td\t/)]);
+    expect((await stats()).faults).toEqual({ 'PUT status': 1 });
+    expect(await stored(`damaged-${code}/${objectKey('d', 'png')}`)).toBe(sha(images[0]!));
+  }, 60_000);
+});
+
 describe('a bucket ferry cannot use is one clear line before any download', () => {
   const oneLine = (stderr: string) => {
     expect(stderr).not.toMatch(/internal error|^\s+at /m);
