@@ -576,7 +576,11 @@ export class S3Store implements StorageAdapter {
     } catch (e) {
       body.destroy();
       if (state.sourceError !== undefined) throw state.sourceError;
-      throw classifyS3Error(e, `PUT ${this.uri(key)}`);
+      const err = classifyS3Error(e, `PUT ${this.uri(key)}`);
+      // The upload was aborted under it (another run's cleanup of the unit, README): nothing
+      // is written, and a new upload writes it.
+      if ((e as { name?: unknown }).name === 'NoSuchUpload') throw new StorageError('TRANSIENT', `${err.message} (its upload was aborted meanwhile)`, { cause: e, status: err.status });
+      throw err;
     }
   }
 

@@ -345,6 +345,14 @@ describe('a streamed (multipart) upload through the proxy', () => {
     expect((await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }))).Metadata).toMatchObject({ 'ferry-id': 'big', 'ferry-sha256': sha(served) });
   }, 60_000);
 
+  it("sends the object again when its upload is aborted under it (NoSuchUpload: another run's cleanup of the unit)", async () => {
+    await faults([{ method: 'PUT', path: `^/${BUCKET}/gone/.*partNumber=2`, fault: 'status', status: 404, code: 'NoSuchUpload', times: 1 }]);
+    const served = Buffer.alloc(8 * MiB, 3); // what /big/ serves
+    const run = await streamTo('gone', `big\t${origin.url}/big/gone?size=${served.length}\n`);
+    expect(upOk(run)).toEqual({ sha256: sha(served), existed: '0' });
+    expect((await stats()).faults).toEqual({ 'PUT status': 1 });
+  }, 60_000);
+
   it('counts every streamed try of a refused upload in UP_ERR attempts', async () => {
     await faults([{ method: 'PUT', path: `^/${BUCKET}/att/.*partNumber=2`, fault: 'internal' }]);
     const task = `big\t${origin.url}/big/att?size=${8 * MiB}\n`;
