@@ -6,7 +6,7 @@
  */
 import { Readable, Writable } from 'node:stream';
 import { type Reason, maxBytesOf, oneLine } from '../protocol/index.js';
-import { StorageError, objectKey } from '../storage/index.js';
+import { type ObjectInfo, type StorageAdapter, StorageError, objectKey } from '../storage/index.js';
 import { pipeHashed } from '../storage/hashed.js';
 import { classifyError, endedEarly } from './download.js';
 import type { Streamed } from './download.js';
@@ -95,6 +95,22 @@ function failureOf(e: unknown): StreamFailure {
 }
 
 /**
+ * What stands at a key before a streamed write: an object, null, or `unknown` where the
+ * store refused to say. S3 answers a HEAD of a key that does not exist 403 to credentials
+ * that may not list the bucket (s3:ListBucket, which a policy on `bucket/prefix/*` alone
+ * leaves out): where the store enforces create-only writes, the write itself, made
+ * conditional, then says whether the key is free.
+ */
+async function whatStands(store: StorageAdapter, key: string): Promise<ObjectInfo | null | 'unknown'> {
+  try {
+    return await store.stat(key);
+  } catch (e) {
+    if (e instanceof StorageError && e.code === 'FORBIDDEN' && store.capabilities.conditionalCreate) return 'unknown';
+    throw e;
+  }
+}
+
+/**
  * Streams one handed-over body to its key. Emits DL_OK and UP_OK on success; returns the
  * failure otherwise (the caller decides on a retry and the terminal event).
  */
@@ -107,8 +123,11 @@ export async function streamObject(id: string, dl: Streamed, ctx: TaskContext): 
     const source = sourceTag(dl.size, dl.etag);
     // Already there? Decided without a transfer where the store recorded the source and the sha256.
     let compareAfter = false;
+    let unknown = false;
     if (!ctx.flags.overwrite) {
-      const there = await ctx.store.stat(key);
+      const stands = await whatStands(ctx.store, key);
+      unknown = stands === 'unknown';
+      const there = stands === 'unknown' ? null : stands;
       const theirs = there?.metadata['ferry-sha256'];
       const sameSource = there !== null && dl.size !== null && !!dl.etag && there.metadata['ferry-source'] === source && there.size === dl.size;
       if (there && sameSource && theirs) {
@@ -156,7 +175,7 @@ export async function streamObject(id: string, dl: Streamed, ctx: TaskContext): 
       .put(key, body, {
         contentType: type.contentType,
         metadata: ferryMetadata({ id, source, runId: ctx.runId }),
-        ifAbsent: compareAfter,
+        ifAbsent: compareAfter || unknown,
         ...(dl.size !== null ? { size: dl.size } : {}),
       })
       .catch((e: unknown) => {
@@ -168,6 +187,13 @@ export async function streamObject(id: string, dl: Streamed, ctx: TaskContext): 
     bytes = 0;
     if (put instanceof StorageError) {
       const uri = ctx.store.uri(key);
+      // Taken, where the HEAD said nothing: the key exists now, and the next try's HEAD of
+      // it (which credentials that may read see) decides as for any object there. Still
+      // refused, it is FORBIDDEN: nothing says what is there.
+      if (unknown) {
+        await ctx.store.stat(key);
+        return { side: 'upload', reason: 'UPLOAD_FAILED', detail: oneLine(`${put.message}: taken meanwhile`), retriable: true };
+      }
       const detail = compareAfter ? `a different object is already at ${uri} (use --overwrite to replace it)` : conflictDetail({ kind: 'none' }, { sha256: '' }, uri, put.message);
       return { side: 'upload', reason: 'DEST_CONFLICT', detail: oneLine(detail), retriable: false };
     }

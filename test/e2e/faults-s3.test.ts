@@ -431,6 +431,49 @@ describe('a streamed (multipart) upload through the proxy', () => {
   }, 60_000);
 });
 
+describe('credentials that may not list the bucket (no s3:ListBucket: a HEAD of any key it cannot see is 403), on an endpoint that enforces If-None-Match', () => {
+  const MiB = 2 ** 20;
+  const served = Buffer.alloc(8 * MiB, 3); // what /big/ serves, chunked
+  let enforcing: Awaited<ReturnType<typeof startS3Server>>;
+  let front: { url: string; child: ProxyProcess };
+  let admin: S3Client;
+
+  beforeAll(async () => {
+    enforcing = await startS3Server(['--enforce-conditional-writes']);
+    admin = createS3Client(fauxqsOptions(enforcing.port));
+    await admin.send(new CreateBucketCommand({ Bucket: BUCKET }));
+    front = await startProxy(enforcing.port);
+    // Every HEAD refused, as S3 refuses a missing key's (and these credentials may not read either).
+    await fetch(`${front.url}/__faults`, { method: 'POST', body: JSON.stringify({ rules: [{ method: 'HEAD', fault: 'status', status: 403, code: 'AccessDenied' }] }) });
+  }, 60_000);
+  afterAll(async () => {
+    front?.child.stdin.end();
+    admin?.destroy();
+    if (enforcing) await stopS3Server(enforcing.child);
+  });
+
+  const worker = (dest: string) =>
+    ferry(['worker', '--tasks', '-', '--dest', `s3://${BUCKET}/${dest}`, '--s3-endpoint', front.url, '--allow-private-network', '--profile', 'any', '--multipart-threshold', '6MiB', '--part-size', '6MiB', '--retries', '1', '--progress-interval', '60000'], {
+      input: `big\t${origin.url}/big/${dest}?size=${served.length}\n`,
+    });
+  const upLines = (run: Run) => run.stdout.split('\n').filter((l) => l.startsWith('UP_'));
+
+  it('a large object is written by the conditional upload itself', async () => {
+    const run = await worker('nolist-new');
+    expect(upLines(run), run.stderr).toEqual([expect.stringMatching(new RegExp(`^UP_OK\tbig\t.*\t${sha(served)}\t`))]);
+  }, 60_000);
+
+  it('one already at the key is refused by the write and left as it was: FORBIDDEN, for nothing says what is there', async () => {
+    const Key = `nolist-taken/${objectKey('big', 'bin')}`;
+    await admin.send(new PutObjectCommand({ Bucket: BUCKET, Key, Body: 'someone else' }));
+    const run = await worker('nolist-taken');
+    expect(upLines(run), run.stderr).toEqual([expect.stringMatching(/^UP_ERR\tbig\tFORBIDDEN\t1\tHEAD /)]);
+    const r = await admin.send(new GetObjectCommand({ Bucket: BUCKET, Key }));
+    expect(await r.Body!.transformToString()).toBe('someone else');
+    expect((await admin.send(new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: 'nolist-taken/' }))).Uploads ?? []).toEqual([]);
+  }, 60_000);
+});
+
 describe('a body S3 got damaged on the way (its digest or its length not the ones sent)', () => {
   it.each(['XAmzContentSHA256Mismatch', 'BadDigest', 'IncompleteBody'])('%s is sent again within the retries, not ledgered at once', async (code) => {
     await faults([{ method: 'PUT', path: `^/${BUCKET}/damaged-${code}/.*\\.png`, fault: 'status', status: 400, code, times: 1 }]);
