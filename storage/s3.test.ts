@@ -353,7 +353,7 @@ describe('S3 error classification', () => {
     ['RequestTimeTooSkewed', 403, undefined, 'TRANSIENT'],
     ['Unauthorized', 401, undefined, 'FORBIDDEN'],
     ['PreconditionFailed', 412, undefined, 'EXISTS'],
-    ['ConditionalRequestConflict', 409, undefined, 'EXISTS'],
+    ['ConditionalRequestConflict', 409, undefined, 'TRANSIENT'],
     ['BucketAlreadyOwnedByYou', 409, undefined, 'FATAL'],
     ['SlowDown', 503, undefined, 'THROTTLED'],
     ['TooManyRequests', 429, undefined, 'THROTTLED'],

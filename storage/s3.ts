@@ -83,9 +83,11 @@ type SdkErrorShape = { name?: unknown; Code?: unknown; code?: unknown; $metadata
 const FORBIDDEN_NAMES = new Set(['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken', 'AllAccessDisabled']);
 const THROTTLED_NAMES = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'RequestLimitExceeded', 'TooManyRequests', 'TooManyRequestsException', 'RequestThrottled']);
 const NOT_FOUND_NAMES = new Set(['NoSuchKey', 'NotFound', 'NoSuchBucket', 'NoSuchUpload']);
-const EXISTS_NAMES = new Set(['PreconditionFailed', 'ConditionalRequestConflict']);
+const EXISTS_NAMES = new Set(['PreconditionFailed']);
 const TRANSIENT_NAMES = new Set([
   'TimeoutError', 'RequestTimeout', 'RequestTimeoutException', 'InternalError', 'ServiceUnavailable', 'OperationAborted',
+  // a conditional write that met a concurrent one of its key: nothing says the key is taken, and AWS asks for it again
+  'ConditionalRequestConflict',
   // the body S3 got is not the one sent (its sha256, its MD5, its length): damaged on the way, whole when sent again
   'XAmzContentSHA256Mismatch', 'BadDigest', 'IncompleteBody',
 ]);
@@ -280,7 +282,8 @@ export async function probeConditionalCreate(client: S3Client, bucket: string, p
       return { enforced: false, detail: 'second conditional PUT accepted: not enforced' };
     } catch (e) {
       const err = classifyS3Error(e, 'second conditional PUT');
-      return { enforced: err.code === 'EXISTS', detail: err.code === 'EXISTS' ? `${err.message}: enforced` : `${err.message}; not enforced` };
+      const enforced = err.code === 'EXISTS' || (e as { name?: unknown }).name === 'ConditionalRequestConflict';
+      return { enforced, detail: enforced ? `${err.message}: enforced` : `${err.message}; not enforced` };
     }
   } finally {
     await removeMarker(client, bucket, Key);

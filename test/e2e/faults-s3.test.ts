@@ -474,6 +474,19 @@ describe('credentials that may not list the bucket (no s3:ListBucket: a HEAD of 
   }, 60_000);
 });
 
+describe('a conditional PutObject that meets a concurrent write of its key (409 ConditionalRequestConflict)', () => {
+  it('is sent again, as AWS asks, not taken for an object already there', async () => {
+    await faults([{ method: 'PUT', path: `^/${BUCKET}/conflict/.*\\.png`, fault: 'status', status: 409, code: 'ConditionalRequestConflict', times: 1 }]);
+    const run = await ferry(
+      ['worker', '--tasks', '-', '--dest', `s3://${BUCKET}/conflict`, '--s3-endpoint', proxy.url, '--allow-private-network', '--conditional-writes', 'on', '--retries', '1', '--progress-interval', '60000'],
+      { input: `c\t${origin.url}/file/conflict/img0.png\n` },
+    );
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout.split('\n').filter((l) => l.startsWith('UP_'))).toEqual([expect.stringMatching(/^UP_OK\tc\t.*\t0$/)]);
+    expect((await stats()).faults).toEqual({ 'PUT status': 1 });
+  }, 60_000);
+});
+
 describe('a body S3 got damaged on the way (its digest or its length not the ones sent)', () => {
   it.each(['XAmzContentSHA256Mismatch', 'BadDigest', 'IncompleteBody'])('%s is sent again within the retries, not ledgered at once', async (code) => {
     await faults([{ method: 'PUT', path: `^/${BUCKET}/damaged-${code}/.*\\.png`, fault: 'status', status: 400, code, times: 1 }]);
