@@ -17,7 +17,7 @@ import { Readable } from 'node:stream';
 import { CreateBucketCommand, CreateMultipartUploadCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { fauxqsOptions, startS3Server, stopS3Server, useFakeAwsCredentials } from '../test/helpers/backend-s3.js';
-import { retryAfterMs } from '../worker/upload.js';
+import { retryAfterMs } from '../worker/download.js';
 import { type PutOptions, StorageError, type StorageErrorCode } from './adapter.js';
 import { tooManyParts } from './multipart.js';
 import { PROBE_MARKER, type S3Store, classifyS3Error, createS3Client, openS3Store, s3CredentialsProblem } from './s3.js';

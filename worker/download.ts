@@ -232,6 +232,22 @@ export function parseRetryAfter(value: string | null, now = Date.now()): number 
   return Number.isNaN(at) ? null : Math.max(0, at - now);
 }
 
+type HeaderBag = Record<string, string | string[] | undefined>;
+type WithResponse = { cause?: { $response?: { headers?: HeaderBag }; response?: { headers?: HeaderBag } } };
+
+/**
+ * The Retry-After a store sent with a refusal, in ms, or null. StorageError keeps the
+ * client's error as its cause: the AWS SDK's has the raw response as `$response`, the
+ * GCS client's (gaxios) as `response`; header names may come in any case.
+ */
+export function retryAfterMs(e: unknown): number | null {
+  const cause = e instanceof StorageError ? (e as WithResponse).cause : undefined;
+  const headers = cause?.$response?.headers ?? cause?.response?.headers;
+  if (!headers || typeof headers !== 'object') return null;
+  const value = Object.entries(headers).find(([k]) => k.toLowerCase() === 'retry-after')?.[1];
+  return parseRetryAfter(Array.isArray(value) ? (value[0] ?? null) : (value ?? null));
+}
+
 
 /**
  * An error's message. A connect to a name with several addresses (Happy Eyeballs) fails
@@ -516,7 +532,8 @@ async function openStoreObject(url: string, o: DownloadOptions): Promise<Source 
     // A request that got no answer: the network's own reason (DNS, TIMEOUT), else RESET.
     const network = () => CODE_REASONS.get(errorCode(err.cause) ?? '') ?? 'RESET';
     const reason = err.code === 'TRANSIENT' && err.status === undefined ? network() : STORE_REASONS[err.code];
-    return fail(reason, `${err.code}: ${err.message}`, { status: err.status ?? null });
+    // A store that throttles may say when to come back, as an HTTP origin does.
+    return fail(reason, `${err.code}: ${err.message}`, { status: err.status ?? null, retryAfterMs: err.code === 'THROTTLED' ? retryAfterMs(err) : null });
   }
 }
 

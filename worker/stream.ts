@@ -8,11 +8,11 @@ import { Readable, Writable } from 'node:stream';
 import { type Reason, maxBytesOf, oneLine } from '../protocol/index.js';
 import { type ObjectInfo, type StorageAdapter, StorageError, objectKey } from '../storage/index.js';
 import { pipeHashed } from '../storage/hashed.js';
-import { classifyError, endedEarly } from './download.js';
+import { classifyError, endedEarly, retryAfterMs } from './download.js';
 import type { Streamed } from './download.js';
 import { sniffType } from './gates.js';
 import type { TaskContext } from './context.js';
-import { conflictDetail, ferryMetadata, retryAfterMs, sourceTag, unfinishedWrite } from './upload.js';
+import { conflictDetail, ferryMetadata, sourceTag, unfinishedWrite } from './upload.js';
 
 const HEAD_BYTES = 4100; // what file-type needs to tell a type
 

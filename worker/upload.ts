@@ -9,7 +9,7 @@ import type { Reason } from '../protocol/index.js';
 import { type ObjectInfo, type StorageAdapter, StorageError, keyId } from '../storage/index.js';
 import { type Lease, type Verdict, NO_LEASE } from './aimd.js';
 import { MAX_BACKOFF_MS, retryWaitMs, sleep, waitPastBound } from './backoff.js';
-import { parseRetryAfter } from './download.js';
+import { retryAfterMs } from './download.js';
 
 export type Payload = { id: string; key: string; body: Buffer; contentType: string; sha256: string; source: string; runId: string };
 export type UploadResult = { ok: true; existed: boolean; attempts: number } | { ok: false; reason: Reason; attempts: number; detail: string };
@@ -133,22 +133,6 @@ async function held(store: Store, p: Payload, opts: UploadOptions): Promise<Awai
     lease.release(storeVerdict(e));
     throw e;
   }
-}
-
-type HeaderBag = Record<string, string | string[] | undefined>;
-type WithResponse = { cause?: { $response?: { headers?: HeaderBag }; response?: { headers?: HeaderBag } } };
-
-/**
- * The Retry-After a store sent with a refusal, in ms, or null. StorageError keeps the
- * client's error as its cause: the AWS SDK's has the raw response as `$response`, the
- * GCS client's (gaxios) as `response`; header names may come in any case.
- */
-export function retryAfterMs(e: unknown): number | null {
-  const cause = e instanceof StorageError ? (e as WithResponse).cause : undefined;
-  const headers = cause?.$response?.headers ?? cause?.response?.headers;
-  if (!headers || typeof headers !== 'object') return null;
-  const value = Object.entries(headers).find(([k]) => k.toLowerCase() === 'retry-after')?.[1];
-  return parseRetryAfter(Array.isArray(value) ? (value[0] ?? null) : (value ?? null));
 }
 
 export async function uploadPayload(store: Store, p: Payload, opts: UploadOptions): Promise<UploadResult> {

@@ -632,6 +632,27 @@ describe('an s3:// source through the proxy', () => {
     }
   }, 60_000);
 
+  it("that the store throttles waits its Retry-After, and past the 60 s bound ends THROTTLED at once, as an HTTP source does", async () => {
+    const key = 'src/throttled.bin';
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: 'throttled' }));
+    const client = createHttpClient({ allowPrivateNetwork: true, proxy: 'none' });
+    const stores = () => openStore({ scheme: 's3', bucket: BUCKET, prefix: '' }, { s3: { endpoint: proxy.url, forcePathStyle: true }, maxAttempts: 1, conditionalWrites: 'off' });
+    try {
+      await faults([{ method: 'GET', path: `/${BUCKET}/src/throttled`, fault: 'throttle', retryAfter: '120' }]);
+      const long = await download(`s3://${BUCKET}/${key}`, { client, retries: 2, backoffBaseMs: 5, stores });
+      expect(long).toMatchObject({ ok: false, reason: 'THROTTLED', attempts: 1 });
+      expect(long.ok || long.detail).toMatch(/Retry-After 120 s$/);
+      await faults([{ method: 'GET', path: `/${BUCKET}/src/throttled`, fault: 'throttle', retryAfter: '1', times: 1 }]);
+      const short = await download(`s3://${BUCKET}/${key}`, { client, retries: 1, backoffBaseMs: 5, stores });
+      expect(short).toMatchObject({ ok: true, attempts: 2 });
+      const log = (await requestLog()).filter((r) => r.path === `/${BUCKET}/${key}`);
+      expect(log).toHaveLength(2);
+      expect(log[1]!.t - log[0]!.t).toBeGreaterThanOrEqual(990);
+    } finally {
+      await client.close();
+    }
+  }, 60_000);
+
   it('whose store sends it chunked, without a Content-Length, is read whole, not refused as longer than its length', async () => {
     const bodies: Record<string, Buffer> = { 'src/chunked-small.bin': Buffer.alloc(50_000, 3), 'src/chunked-empty.bin': Buffer.alloc(0) };
     for (const [Key, Body] of Object.entries(bodies)) await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key, Body }));
