@@ -14,6 +14,7 @@ import {
   type S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
+import { createHash } from 'node:crypto';
 import { StorageError } from './adapter.js';
 
 /** S3's limit on the parts of one multipart upload. */
@@ -100,6 +101,12 @@ export async function multipartUpload(t: MultipartTarget, it: AsyncIterator<Buff
   }
 }
 
+/**
+ * A part's Content-MD5: S3 refuses a part for a bucket with a default Object Lock retention
+ * without it (or a checksum declared when the upload was created), and checks the bytes by it.
+ */
+const md5 = (part: Buffer): string => createHash('md5').update(part).digest('base64');
+
 async function uploadParts(t: MultipartTarget, UploadId: string | undefined, filler: PartFiller) {
   const parts: { PartNumber: number; ETag: string | undefined }[] = [];
   const free: Buffer[] = [];
@@ -123,7 +130,7 @@ async function uploadParts(t: MultipartTarget, UploadId: string | undefined, fil
       break;
     }
     const sending = t.client
-      .send(new UploadPartCommand({ Bucket: t.bucket, Key: t.key, UploadId, PartNumber, Body: buf.subarray(0, n), ContentLength: n }))
+      .send(new UploadPartCommand({ Bucket: t.bucket, Key: t.key, UploadId, PartNumber, Body: buf.subarray(0, n), ContentLength: n, ContentMD5: md5(buf.subarray(0, n)) }))
       .then((r) => void parts.push({ PartNumber, ETag: r.ETag }))
       .catch((e: unknown) => void (failure ??= e))
       .finally(() => {

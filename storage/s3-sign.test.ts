@@ -123,7 +123,15 @@ describe('the lean PutObject and the SDK send the same signed request', () => {
     const store = await openS3Store('bucket-1', 'dest/', options);
     try {
       await sdk.send(
-        new PutObjectCommand({ Bucket: 'bucket-1', Key: `dest/${key}`, Body: body, ContentType: 'image/png', Metadata: metadata, ...(ifAbsent ? { IfNoneMatch: '*' } : {}) }),
+        new PutObjectCommand({
+          Bucket: 'bucket-1',
+          Key: `dest/${key}`,
+          Body: body,
+          ContentType: 'image/png',
+          ChecksumSHA256: createHash('sha256').update(body).digest('base64'),
+          Metadata: metadata,
+          ...(ifAbsent ? { IfNoneMatch: '*' } : {}),
+        }),
       );
       await store.put(key, body, { contentType: 'image/png', metadata, ifAbsent, sha256: sha(body) });
     } finally {
@@ -142,6 +150,7 @@ describe('the lean PutObject and the SDK send the same signed request', () => {
         'content-type',
         'host',
         ...(ifAbsent ? ['if-none-match'] : []),
+        'x-amz-checksum-sha256',
         'x-amz-content-sha256',
         'x-amz-date',
         'x-amz-meta-ferry-id',

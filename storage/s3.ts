@@ -268,7 +268,9 @@ async function customEndpointOf(client: S3Client, options: StoreOptions): Promis
  */
 export async function probeConditionalCreate(client: S3Client, bucket: string, prefix: string): Promise<{ enforced: boolean; detail: string }> {
   const Key = `${prefix}${PROBE_MARKER}${randomBytes(8).toString('hex')}`;
-  const put = () => client.send(new PutObjectCommand({ Bucket: bucket, Key, Body: 'probe', IfNoneMatch: '*', ContentType: 'text/plain' }));
+  // Content-MD5, which a bucket with a default Object Lock retention requires of every write
+  const ContentMD5 = createHash('md5').update('probe').digest('base64');
+  const put = () => client.send(new PutObjectCommand({ Bucket: bucket, Key, Body: 'probe', ContentMD5, IfNoneMatch: '*', ContentType: 'text/plain' }));
   try {
     try {
       await put();

@@ -487,6 +487,21 @@ describe('a conditional PutObject that meets a concurrent write of its key (409 
   }, 60_000);
 });
 
+describe('a bucket with a default Object Lock retention (S3 refuses a PUT of an object or a part without Content-MD5 or a checksum)', () => {
+  it('takes every write: the write check, small objects and the parts of a large one', async () => {
+    await faults([{ fault: 'object-lock' }]);
+    const big = 8 * 2 ** 20;
+    const run = await ferry(
+      ['worker', '--tasks', '-', '--dest', `s3://${BUCKET}/locked`, '--s3-endpoint', proxy.url, '--allow-private-network', '--profile', 'any', '--multipart-threshold', '6MiB', '--part-size', '6MiB', '--retries', '0', '--progress-interval', '60000'],
+      { input: `small\t${origin.url}/file/locked/img0.png\nbig\t${origin.url}/big/locked?size=${big}\n` },
+    );
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout.split('\n').filter((l) => l.startsWith('UP_')).sort()).toEqual([expect.stringMatching(/^UP_OK\tbig\t/), expect.stringMatching(/^UP_OK\tsmall\t/)]);
+    expect(await stored(`locked/${objectKey('small', 'png')}`)).toBe(sha(images[0]!));
+    expect(await stored(`locked/${objectKey('big', 'bin')}`)).toBe(sha(Buffer.alloc(big, 3)));
+  }, 60_000);
+});
+
 describe('a body S3 got damaged on the way (its digest or its length not the ones sent)', () => {
   it.each(['XAmzContentSHA256Mismatch', 'BadDigest', 'IncompleteBody'])('%s is sent again within the retries, not ledgered at once', async (code) => {
     await faults([{ method: 'PUT', path: `^/${BUCKET}/damaged-${code}/.*\\.png`, fault: 'status', status: 400, code, times: 1 }]);

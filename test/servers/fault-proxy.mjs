@@ -29,6 +29,9 @@
 //   stall-body      forward; send the head and half the body, then stall as above
 //   chunked         forward; send upstream's answer chunked, without its Content-Length (a
 //                   gateway or S3-compatible store that streams what it serves)
+//   object-lock     forward a PUT that carries Content-MD5 or an x-amz-checksum-* header, or copies;
+//                   refuse any other with 400 InvalidRequest, as S3 refuses an object or part
+//                   written to a bucket with a default Object Lock retention
 //   clock           forward a request whose X-Amz-Date is within M ms (default 15 min) of the
 //                   proxy's clock; refuse any other with 403 RequestTimeTooSkewed, as S3 does
 //                   (the answer's Date header gives the proxy's time)
@@ -56,7 +59,7 @@ import { URL } from 'node:url';
 import { clearTimeout, setTimeout } from 'node:timers';
 import { seeded } from '../helpers/seeded.mjs';
 
-const FAULTS = new Set(['reset-request', 'reset-response', 'slowdown', 'internal', 'throttle', 'status', 'delay', 'stall', 'stall-body', 'chunked', 'clock']);
+const FAULTS = new Set(['reset-request', 'reset-response', 'slowdown', 'internal', 'throttle', 'status', 'delay', 'stall', 'stall-body', 'chunked', 'object-lock', 'clock']);
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
 
 // ---------------------------------------------------------------------------------------
@@ -263,6 +266,11 @@ const inject = {
     const { 'content-length': _length, ...headers } = responseHeaders(up);
     res.writeHead(up.statusCode ?? 502, up.statusMessage, headers);
     up.pipe(res);
+  },
+  'object-lock': (req, res) => {
+    const h = req.headers;
+    if (req.method !== 'PUT' || h['x-amz-copy-source'] || h['content-md5'] || Object.keys(h).some((k) => k.startsWith('x-amz-checksum-'))) return passThrough(req, res);
+    return s3Error(req, res, 400, 'InvalidRequest', 'Content-MD5 OR x-amz-checksum- HTTP header is required for Put Object requests with Object Lock parameters');
   },
   clock: (req, res, r) => {
     const m = /^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z$/.exec(String(req.headers['x-amz-date'] ?? ''));
