@@ -36,7 +36,7 @@ import {
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { isUnitObjectKey } from './layout.js';
 import { multipartUpload, tooManyParts } from './multipart.js';
-import { CLOCK_SKEW_CODES, EXPECT_CONTINUE_BYTES, type LeanPut, type LeanPutOptions, openLeanPut } from './s3-put.js';
+import { CLOCK_SKEW_CODES, EXPECT_CONTINUE_BYTES, type LeanPut, type LeanPutInput, type LeanPutOptions, openLeanPut } from './s3-put.js';
 import { envProxyRoute, proxyFailure, s3Agents } from './s3-proxy.js';
 import {
   type Capabilities,
@@ -59,6 +59,8 @@ const MiB = 2 ** 20;
 const DEFAULT_PART_SIZE = 64 * MiB;
 const DEFAULT_QUEUE_SIZE = 3;
 const DEFAULT_MAX_SOCKETS = 64;
+/** Tries per request, as the SDK's own default. */
+const DEFAULT_MAX_ATTEMPTS = 3;
 /** The largest object S3 copies in one CopyObject. */
 const MAX_COPY_BYTES = 5 * 2 ** 30;
 /** Multipart uploads aborted at once by cleanup. */
@@ -221,7 +223,7 @@ export function createS3Client(options: StoreOptions, requestHandler: NodeHttpHa
     ...(options.s3?.unsigned ? { credentials: { accessKeyId: '', secretAccessKey: '' }, signer: { sign: <R>(request: R) => Promise.resolve(request) } } : {}),
     // A bucket in another region than ours answers 301: follow it rather than fail.
     followRegionRedirects: true,
-    maxAttempts: options.maxAttempts ?? 3,
+    maxAttempts: options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
     // Per-request CRC32s cost CPU at thousands of PUTs/s, and s3rver corrupts streamed
     // bodies that carry them (FACTS.md). Buffers carry Content-MD5 instead.
     requestChecksumCalculation: 'WHEN_REQUIRED',
@@ -425,6 +427,8 @@ export class S3Store implements StorageAdapter {
   private readonly partSize: number;
   private readonly queueSize: number;
   private readonly connections: LeanPutOptions;
+  /** tries per request: the client's (the lean PutObject tries as many) */
+  private readonly maxAttempts: number;
   /** the lean PutObject, resolved at the first Buffer put; null where the SDK must send */
   private lean: Promise<LeanPut | null> | undefined;
   /** set once the store refused to list or abort multipart uploads: cleanup says so once, then skips them */
@@ -444,6 +448,7 @@ export class S3Store implements StorageAdapter {
     this.partSize = options.partSize ?? DEFAULT_PART_SIZE;
     this.queueSize = options.queueSize ?? DEFAULT_QUEUE_SIZE;
     this.connections = connectionsOf(options);
+    this.maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
   }
 
   uri(key: string): string {
@@ -529,14 +534,30 @@ export class S3Store implements StorageAdapter {
     return lean?.usable ? lean : null;
   }
 
+  /**
+   * The lean PutObject, tried as the SDK tries any request: up to the client's maxAttempts
+   * while it fails TRANSIENT or THROTTLED, after the SDK's jittered waits (a worker's store
+   * makes one try: its own loop counts them). The orchestrator's outputs went in one try,
+   * so a single 503 SlowDown failed their unit.
+   */
+  private async leanPut(lean: LeanPut, input: LeanPutInput, key: string): Promise<boolean> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await lean.put(input);
+      } catch (e) {
+        const err = classifyS3Error(e, `PUT ${this.uri(key)}`);
+        if (attempt >= this.maxAttempts || (err.code !== 'TRANSIENT' && err.code !== 'THROTTLED')) throw err;
+        const base = err.code === 'THROTTLED' ? 500 : 100; // the SDK's bases, ms
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(20_000, base * 2 ** attempt)));
+      }
+    }
+  }
+
   private async putBuffer(key: string, body: Buffer, options: PutOptions, metadata: Record<string, string>, sha256: string): Promise<void> {
     const lean = await this.leanFor(body);
     if (lean) {
       const input = { key: this.name(key), body, sha256, contentType: options.contentType, metadata, ifNoneMatch: this.conditional(options).IfNoneMatch !== undefined };
-      const stored = await lean.put(input).catch((e: unknown) => {
-        throw classifyS3Error(e, `PUT ${this.uri(key)}`);
-      });
-      if (stored) return; // else redirected: the SDK follows it
+      if (await this.leanPut(lean, input, key)) return; // else redirected: the SDK follows it
     }
     const command = new PutObjectCommand({
       Bucket: this.bucket,

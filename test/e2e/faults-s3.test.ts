@@ -502,6 +502,28 @@ describe('a bucket with a default Object Lock retention (S3 refuses a PUT of an 
   }, 60_000);
 });
 
+describe('--out on S3 that answers one write of each output 503 SlowDown or resets it', () => {
+  it('compiles the unit: its outputs are sent again as the SDK sends any request again, not the unit failed', async () => {
+    const root = path.join(dir, 'out-faults');
+    await fs.mkdir(path.join(root, 'manifests'), { recursive: true });
+    await db.run(`COPY (SELECT 'o' AS id, ${lit(`${origin.url}/file/out-faults/img0.png`)} AS media_path) TO '${path.join(root, 'manifests', 'm.parquet')}' (FORMAT parquet)`);
+    await faults([
+      { method: 'PUT', path: `^/${BUCKET}/out-faults-out/m\\.parquet`, fault: 'slowdown', times: 1 },
+      { method: 'PUT', path: `^/${BUCKET}/out-faults-out/m\\.ledger\\.tsv`, fault: 'reset-request', times: 1 },
+      { method: 'PUT', path: `^/${BUCKET}/out-faults-out/m\\.manifest\\.json`, fault: 'internal', times: 1 },
+    ]);
+    const run = await ferry([
+      'compile', path.join(root, 'manifests'), '--dest', `s3://${BUCKET}/out-faults`, '--out', `s3://${BUCKET}/out-faults-out`,
+      '--work-dir', path.join(root, 'work'), '--s3-endpoint', proxy.url, '--allow-private-network', '--jobs', '1', '--progress', 'none',
+    ]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toContain('1 unit(s) compiled');
+    expect((await stats()).faults).toEqual({ 'PUT slowdown': 1, 'PUT reset-request': 1, 'PUT internal': 1 });
+    const m = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'out-faults-out/m.manifest.json' }));
+    expect(JSON.parse(await m.Body!.transformToString())).toMatchObject({ status: 'complete', counts: { migrated: 1 } });
+  }, 120_000);
+});
+
 describe('a body S3 got damaged on the way (its digest or its length not the ones sent)', () => {
   it.each(['XAmzContentSHA256Mismatch', 'BadDigest', 'IncompleteBody'])('%s is sent again within the retries, not ledgered at once', async (code) => {
     await faults([{ method: 'PUT', path: `^/${BUCKET}/damaged-${code}/.*\\.png`, fault: 'status', status: 400, code, times: 1 }]);
