@@ -433,6 +433,8 @@ export class S3Store implements StorageAdapter {
   private lean: Promise<LeanPut | null> | undefined;
   /** set once the store refused to list or abort multipart uploads: cleanup says so once, then skips them */
   private uploadsRefused = false;
+  /** parts carry Content-MD5 once the store refused one without it (multipart.ts) */
+  private readonly partChecksums = { required: false };
 
   constructor(
     readonly client: S3Client,
@@ -622,6 +624,7 @@ export class S3Store implements StorageAdapter {
         ifNoneMatch: this.conditional(options).IfNoneMatch !== undefined,
         partSize: this.partSize,
         queueSize: this.queueSize,
+        checksums: this.partChecksums,
       },
       it,
     );

@@ -500,6 +500,25 @@ describe('a bucket with a default Object Lock retention (S3 refuses a PUT of an 
     expect(await stored(`locked/${objectKey('small', 'png')}`)).toBe(sha(images[0]!));
     expect(await stored(`locked/${objectKey('big', 'bin')}`)).toBe(sha(Buffer.alloc(big, 3)));
   }, 60_000);
+
+  it("sends a part's Content-MD5 only once the store asked for one, then for every part after (an MD5 is ~3 CPU-s per 2 GiB)", async () => {
+    await faults([{ fault: 'object-lock' }]);
+    const big = 8 * 2 ** 20;
+    const run = await ferry(
+      ['worker', '--tasks', '-', '--dest', `s3://${BUCKET}/locked-lazy`, '--s3-endpoint', proxy.url, '--allow-private-network', '--profile', 'any', '--multipart-threshold', '6MiB', '--part-size', '6MiB', '--concurrency', '1', '--retries', '0', '--progress-interval', '60000'],
+      { input: `one\t${origin.url}/big/lazy-1?size=${big}\ntwo\t${origin.url}/big/lazy-2?size=${big}\n` },
+    );
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout.split('\n').filter((l) => l.startsWith('UP_')).sort()).toEqual([expect.stringMatching(/^UP_OK\tone\t/), expect.stringMatching(/^UP_OK\ttwo\t/)]);
+    // The first object's first part (and its second, if already on its way) went without
+    // one and was refused; the second object's parts were not.
+    const puts = (id: string) => (log: { method: string; path: string }[]) => log.filter((r) => r.method === 'PUT' && r.path.endsWith(`/${objectKey(id, 'bin')}`)).length;
+    const log = await requestLog();
+    const again = puts('one')(log) - puts('two')(log);
+    expect(again).toBeGreaterThanOrEqual(1);
+    expect(again).toBeLessThanOrEqual(2);
+    expect(await stored(`locked-lazy/${objectKey('two', 'bin')}`)).toBe(sha(Buffer.alloc(big, 3)));
+  }, 60_000);
 });
 
 describe('--out on S3 that answers one write of each output 503 SlowDown or resets it', () => {
