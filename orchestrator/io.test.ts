@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LedgerReader, encodeLedgerRow, ledgerHeaderLine } from '../ledger/index.js';
-import { FileStore } from '../storage/index.js';
-import { readLines } from './io.js';
+import { FileStore, WRITE_CHECK_MARKER, writerTag } from '../storage/index.js';
+import { checkWorkDir, readLines } from './io.js';
 
 describe('readLines', () => {
   it('reads a ledger line by line over many chunks, into the rows parseLedger gives', async () => {
@@ -29,5 +29,17 @@ describe('readLines', () => {
     let seen = 0;
     await expect(readLines(new FileStore(dir), 'bad.ledger.tsv', 30_000, (line) => (seen++, reader.push(line)))).rejects.toThrow('bad.ledger.tsv: line 2: unknown reason "NOPE"');
     expect(seen).toBe(2);
+  });
+});
+
+describe('checkWorkDir', () => {
+  it("removes the marker a check killed midway left (its writer gone), and keeps a live check's", async () => {
+    const dir = await fs.mkdtemp(path.join(tmpdir(), 'ferry-workdir-check-'));
+    const dead = `${WRITE_CHECK_MARKER}${writerTag(4_194_305)}-${Date.now()}`;
+    const live = `${WRITE_CHECK_MARKER}${writerTag(process.pid)}-${Date.now()}`;
+    for (const name of [dead, live]) await fs.writeFile(path.join(dir, name), 'ferry');
+    await checkWorkDir(dir, '--work-dir');
+    expect(await fs.readdir(dir)).toEqual([live]);
+    await fs.rm(dir, { recursive: true });
   });
 });

@@ -12,7 +12,7 @@ import { finished, pipeline } from 'node:stream/promises';
 import { PlaceError } from './errors.js';
 import { eachLine } from './lines.js';
 import { idleCut } from '../storage/idle.js';
-import { FileStore, checkWrites, makeFolder, type Place, type StorageAdapter, type StoreOptions, StorageError, describePlace, openStore, readCredentialsProblem } from '../storage/index.js';
+import { FileStore, abandonedMarker, checkWrites, writeCheckMarker, makeFolder, type Place, type StorageAdapter, type StoreOptions, StorageError, describePlace, openStore, readCredentialsProblem } from '../storage/index.js';
 
 /**
  * The stores a command uses, opened once each. The orchestrator reads manifests and writes
@@ -156,14 +156,19 @@ export async function checkWritable(opening: Promise<StorageAdapter>, what: stri
   });
 }
 
-/** The same early check for the work dir, which journals every event: made (0700) and written to. */
+/**
+ * The same early check for the work dir, which journals every event: made (0700) and written
+ * to; what killed checks left there goes (write-check.ts).
+ */
 export async function checkWorkDir(dir: string, what: string): Promise<void> {
   await checked(what, async () => {
     await makeFolder(dir, 0o700);
-    const marker = path.join(dir, `.ferry-write-check-${process.pid}-${Date.now()}`);
+    const marker = path.join(dir, writeCheckMarker());
     await fs.writeFile(marker, 'ferry');
     await fs.rm(marker);
   });
+  const abandoned = (await fs.readdir(dir).catch(() => [])).filter((name) => abandonedMarker(name));
+  await Promise.all(abandoned.map((name) => fs.rm(path.join(dir, name), { force: true }).catch(() => undefined))); // best effort: a marker is harmless
 }
 
 async function checked(what: string, check: () => Promise<void>): Promise<void> {

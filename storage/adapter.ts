@@ -100,6 +100,11 @@ export interface StorageAdapter {
   uri(key: string): string;
   /** Objects under a relative prefix ('' for all), recursively, paginated; no promised order. */
   list(prefix: string): AsyncIterable<ObjectInfo>;
+  /**
+   * The keys right at the store's root (no folder entered) whose names start with `start`:
+   * how the markers ferry writes there are found again (write-check.ts).
+   */
+  rootKeys(start: string): AsyncIterable<string>;
   /** Metadata of a key, or null when it does not exist. */
   stat(key: string): Promise<ObjectInfo | null>;
   /** The object's bytes as a stream, with its metadata. NOT_FOUND when absent. */

@@ -7,6 +7,8 @@ import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Backend, type RunningBackend, backends } from '../test/helpers/backends.js';
 import { type StorageAdapter, StorageError } from './adapter.js';
+import { writerTag } from './process.js';
+import { WRITE_CHECK_MARKER, checkWrites } from './write-check.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -109,5 +111,23 @@ describe.each(backends.map((b) => [b.name, b] as [string, Backend]))('%s store',
     await store.put('clean/u/ok.txt', Buffer.from('x'), { contentType: 'text/plain', metadata: {}, ifAbsent: false });
     await store.cleanup('clean/u/');
     expect(await keysOf(store, 'clean/')).toEqual(['clean/u/ok.txt']);
+  });
+
+  it("a write check removes the markers killed checks left at the root, and nobody else's", async () => {
+    const put = (key: string) => store.put(key, Buffer.from('ferry'), { contentType: 'text/plain', metadata: {}, ifAbsent: false });
+    const now = Date.now();
+    const dead = `${WRITE_CHECK_MARKER}${writerTag(4_194_305)}-${now}`; // a pid no process has
+    const live = `${WRITE_CHECK_MARKER}${writerTag(process.pid)}-${now}`; // a check of this process, under way
+    const old = `${WRITE_CHECK_MARKER}1234-${now - 2 * 3_600_000}`; // an earlier version's, two hours old
+    const young = `${WRITE_CHECK_MARKER}1234-${now}`; // an earlier version's, which no pid check can judge
+    const users = `${WRITE_CHECK_MARKER}notes.txt`;
+    const nested = `check/${WRITE_CHECK_MARKER}${writerTag(4_194_305)}-${now}`; // not at the root
+    for (const key of [dead, live, old, young, users, nested]) await put(key);
+    await checkWrites(store);
+    const left: string[] = [];
+    for await (const key of store.rootKeys(WRITE_CHECK_MARKER)) left.push(key);
+    expect(left.sort()).toEqual([live, young, users].sort());
+    expect(await store.stat(nested)).not.toBeNull();
+    for (const key of [...left, nested]) await store.remove(key);
   });
 });

@@ -305,6 +305,11 @@ export class FileStore implements StorageAdapter {
     }
   }
 
+  async *rootKeys(start: string): AsyncIterable<string> {
+    const entries = await fs.readdir(this.root, { withFileTypes: true }).catch(() => []);
+    for (const e of entries) if (e.isFile() && e.name.startsWith(start)) yield e.name;
+  }
+
   async stat(key: string): Promise<ObjectInfo | null> {
     const p = this.full(key);
     try {

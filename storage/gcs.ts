@@ -322,6 +322,21 @@ export class GcsStore implements StorageAdapter {
     } while (pageToken);
   }
 
+  async *rootKeys(start: string): AsyncIterable<string> {
+    let pageToken: string | undefined;
+    do {
+      let files: File[];
+      let next: { pageToken?: string } | undefined;
+      try {
+        [files, next] = await this.bucket.getFiles({ prefix: this.prefix + start, delimiter: '/', autoPaginate: false, maxResults: LIST_PAGE, ...(pageToken ? { pageToken } : {}) });
+      } catch (e) {
+        throw classifyGcsError(e, `list gs://${this.bucket.name}/${this.prefix}${start}`);
+      }
+      for (const f of files) yield f.name.slice(this.prefix.length);
+      pageToken = next?.pageToken;
+    } while (pageToken);
+  }
+
   async stat(key: string): Promise<ObjectInfo | null> {
     try {
       const [m] = await this.file(key).getMetadata();

@@ -484,6 +484,19 @@ export class S3Store implements StorageAdapter {
     } while (token);
   }
 
+  async *rootKeys(start: string): AsyncIterable<string> {
+    let token: string | undefined;
+    do {
+      const page = await this.client
+        .send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix + start, Delimiter: '/', ContinuationToken: token }))
+        .catch((e: unknown) => {
+          throw classifyS3Error(e, `LIST ${this.uri(start)}`);
+        });
+      for (const o of page.Contents ?? []) if (o.Key?.startsWith(this.prefix)) yield o.Key.slice(this.prefix.length);
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
+
   async stat(key: string): Promise<ObjectInfo | null> {
     try {
       const r = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.name(key) }));

@@ -38,3 +38,12 @@ export async function startOrigin(root?: string): Promise<Origin> {
     close: server.stop,
   };
 }
+
+/** Resolves once `cond` holds, asked every 20 ms; throws after `ms`. */
+export async function until(cond: () => Promise<boolean>, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * What ferry leaves in a destination, for real: runs killed at the moment they have
+ * something half-done in an S3 bucket (test/servers/s3.mjs behind test/servers/fault-proxy.mjs,
+ * which holds a request open), and two runs sharing a destination. The next run must leave
+ * nothing of the killed one behind, and a run must never undo another live run's writes.
+ */
+import { once } from 'node:events';
+import fs from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CreateBucketCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createS3Client } from '../../storage/s3.js';
+import { fauxqsOptions, startS3Server, useFakeAwsCredentials } from '../helpers/backend-s3.js';
+import { duck, lit } from '../helpers/duckdb.js';
+import { type Origin, ferry, ferrySpawn, startOrigin, until } from '../helpers/run.js';
+import { type ServerProcess, startServer } from '../helpers/server.js';
+
+const PROXY = fileURLToPath(new URL('../servers/fault-proxy.mjs', import.meta.url));
+const BUCKET = 'leftovers';
+const ROWS = 4;
+
+type Rule = { method?: string | string[]; path?: string; fault: string; times?: number; ms?: number };
+
+let dir: string;
+let origin: Origin;
+let server: ServerProcess;
+let proxy: ServerProcess;
+let proxyUrl: string;
+let s3: S3Client;
+let restoreEnv: () => void;
+let db: Awaited<ReturnType<typeof duck>>;
+
+async function control(method: string, route: string, body?: unknown): Promise<unknown> {
+  const r = await fetch(`${proxyUrl}${route}`, { method, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+  if (!r.ok) throw new Error(`fault-proxy ${method} ${route}: ${r.status} ${await r.text()}`);
+  return r.json();
+}
+
+const faults = (rules: Rule[]) => control('POST', '/__faults', { rules });
+const requestLog = () => control('GET', '/__log') as Promise<{ method: string; path: string }[]>;
+const seen = async (method: string, part: string) => (await requestLog()).some((r) => r.method === method && r.path.includes(part));
+
+/** The keys in the bucket under `prefix`. */
+async function keys(prefix: string): Promise<string[]> {
+  const r = await s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix }));
+  return (r.Contents ?? []).map((o) => o.Key!).sort();
+}
+
+/** A manifest of ROWS images served by the origin, for scenario `name`. */
+async function manifest(name: string): Promise<string> {
+  const at = path.join(dir, name, 'manifests');
+  await fs.mkdir(at, { recursive: true });
+  const values = Array.from({ length: ROWS }, (_, i) => `(${lit(`${name}-${i}`)}, ${lit(`${origin.url}/file/${name}-${i}/img${i}.png`)})`).join(',');
+  await db.run(`COPY (SELECT * FROM (VALUES ${values}) t(id, media_path)) TO '${path.join(at, 'm.parquet')}' (FORMAT parquet)`);
+  return at;
+}
+
+function args(name: string, dest: string): string[] {
+  const root = path.join(dir, name);
+  return [
+    'compile', path.join(root, 'manifests'),
+    '--dest', dest,
+    '--out', path.join(root, 'out'),
+    '--work-dir', path.join(root, 'work'),
+    '--s3-endpoint', proxyUrl,
+    '--allow-private-network',
+    '--timeout', '60000',
+    '--progress', 'none',
+  ];
+}
+
+beforeAll(async () => {
+  dir = await fs.mkdtemp(path.join(tmpdir(), 'ferry-leftovers-'));
+  restoreEnv = useFakeAwsCredentials();
+  process.env.AWS_REGION = 'us-east-1';
+  await fs.mkdir(path.join(dir, 'origin'));
+  for (let i = 0; i < ROWS; i++) {
+    const img = await sharp({ create: { width: 40, height: 40, channels: 3, background: { r: 30 * i, g: 90, b: 10 } } }).png().toBuffer();
+    await fs.writeFile(path.join(dir, 'origin', `img${i}.png`), img);
+  }
+  origin = await startOrigin(path.join(dir, 'origin'));
+  server = await startS3Server();
+  s3 = createS3Client(fauxqsOptions(server.port));
+  await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
+  proxy = await startServer(PROXY, [`http://127.0.0.1:${server.port}`]);
+  proxyUrl = `http://127.0.0.1:${proxy.port}`;
+  db = await duck();
+}, 120_000);
+
+afterAll(async () => {
+  db?.close();
+  await origin?.close();
+  await proxy?.stop();
+  s3?.destroy();
+  await server?.stop();
+  restoreEnv?.();
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+describe('the write check', () => {
+  it("a run killed between its write check's PUT and DELETE leaves a marker in --dest, which the next run removes", async () => {
+    const name = 'killed-check';
+    const dest = `s3://${BUCKET}/${name}`;
+    await manifest(name);
+    await faults([{ method: 'DELETE', path: '\\.ferry-write-check-', fault: 'stall' }]);
+    const child = ferrySpawn(args(name, dest));
+    await until(() => seen('DELETE', `/${BUCKET}/${name}/.ferry-write-check-`));
+    process.kill(-child.pid!, 'SIGKILL');
+    await once(child, 'exit');
+    expect((await keys(`${name}/`)).filter((k) => k.includes('.ferry-write-check-'))).toHaveLength(1);
+    await faults([]);
+    const run = await ferry(args(name, dest));
+    expect(run.code, run.stderr).toBe(0);
+    const left = await keys(`${name}/`);
+    expect(left.filter((k) => k.includes('.ferry-write-check-'))).toEqual([]);
+    expect(left).toHaveLength(ROWS);
+  }, 60_000);
+});
