@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { type Event, type TerminalEvent, isTerminal, workerFlagsToArgv } from '../protocol/index.js';
-import { StorageError, describePlace, objectUrlScheme, unitPrefix, uriOf } from '../storage/index.js';
+import { StorageError, type TaskIds, describePlace, objectUrlScheme, unitKeyOwner, unitPrefix, uriOf } from '../storage/index.js';
 import { type CompileConfig, contentOptions, fingerprint } from './config.js';
 import { UnitError } from './errors.js';
 import { type Stores, checkWorkDir, checkWritable, localCopy } from './io.js';
@@ -119,6 +119,7 @@ export async function runUnitTasks(
   ctx: RunContext,
   resumed: Resumed,
   onOutcome: (e: TerminalEvent, at: number) => void,
+  taskIds: TaskIds,
 ): Promise<void> {
   if (pending.count > 0) {
     ctx.board.start(unit, resumed.done + pending.count, resumed);
@@ -132,9 +133,9 @@ export async function runUnitTasks(
       onLog: (line) => ctx.board.log(`${unit}: ${line}`),
     }, ctx.signal, ctx.workers);
   }
-  // No writer of ours is active under the unit now: what killed ones left can go.
+  // No writer of ours is active under the unit now: what killed ones left of its tasks' objects can go.
   if (ctx.signal.aborted) return;
-  const note = await (await ctx.stores.get(cfg.dest)).cleanup(unitPrefix(unit) + '/');
+  const note = await (await ctx.stores.get(cfg.dest)).cleanup(unitPrefix(unit) + '/', unitKeyOwner(unit, taskIds));
   if (note) ctx.board.log(`${unit}: ${note}`);
 }
 
@@ -242,7 +243,7 @@ async function compileUnitOrThrow(unit: Unit, sourceUri: string, cfg: CompileCon
         for (let t = taskFile.next(); t; t = taskFile.next()) if (!unitRows.settledTask(t.id)) return t;
         return undefined;
       });
-      await runUnitTasks(unit.name, { queue, count: pending }, journal, cfg, ctx, { done: unitRows.settled, failed: unitRows.failed }, record);
+      await runUnitTasks(unit.name, { queue, count: pending }, journal, cfg, ctx, { done: unitRows.settled, failed: unitRows.failed }, record, unitRows.taskIds);
       if (ctx.signal.aborted) return { unit: unit.name, status: 'interrupted' };
       // The offsets recorded as events came are true unless another run of the unit appended
       // to the journal meanwhile: then every outcome since open is read back from the file.

@@ -210,7 +210,7 @@ async function replayRows(m: UnitManifest, rows: LedgerRow[], chosen: LedgerRow[
         const stores = new Set(pending.map((t) => objectUrlScheme(t.url)).filter((s) => s !== null));
         if (pending.length > 0) await checkSourceCredentials(stores, cfg, ctx);
         const failed = [...done].filter((id) => state.get(id)?.ok === false).length;
-        await runUnitTasks(m.unit, { queue: TaskQueue.of(pending), count: pending.length }, journal, cfg, ctx, { done: done.size, failed }, (e) => state.set(e.id, outcomeOf(e)));
+        await runUnitTasks(m.unit, { queue: TaskQueue.of(pending), count: pending.length }, journal, cfg, ctx, { done: done.size, failed }, (e) => state.set(e.id, outcomeOf(e)), { has: (id) => selected.has(id), all: () => selected });
       } finally {
         await ctx.workers.close();
       }

@@ -147,6 +147,16 @@ export class UnitRows {
     this.failed += this.failedRow[row]!;
   }
 
+  /** The unit's tasks' ids (their first rows'), to tell the unit's objects from others' under its prefix (unitKeyOwner). */
+  readonly taskIds = {
+    has: (id: string) => (this.first.get(id) ?? -1) > 0,
+    all: () => this.eachTaskId(),
+  };
+
+  private *eachTaskId(): Generator<string> {
+    for (const [id, row] of this.first) if (row > 0) yield id;
+  }
+
   /** Whether `id` is a task of the unit with an outcome. */
   settledTask(id: string): boolean {
     const row = this.first.get(id) ?? -1;

@@ -127,10 +127,13 @@ export interface StorageAdapter {
   /**
    * Removes what killed writers left for one unit's objects (`prefix` = the unit's key
    * prefix, `isUnitObjectKey`): temporary files, open multipart uploads; nested units'
-   * are theirs. Call it when no writer of this run is active there. What the store's
-   * permissions keep it from seeing or removing is a note for the caller to log.
+   * are theirs. Call it when no writer of this run is active there. An open upload names
+   * no writer, so only those of keys that `owns` (the caller's tasks' keys: layout.ts
+   * unitKeyOwner) are aborted: another migration may be writing its own objects under the
+   * same prefix. What the store's permissions keep it from seeing or removing is a note for
+   * the caller to log.
    */
-  cleanup(prefix: string): Promise<CleanupNote>;
+  cleanup(prefix: string, owns: (key: string) => boolean): Promise<CleanupNote>;
   /**
    * Removes what interrupted writes of exactly this key left (a temporary file, an open
    * multipart upload), whoever wrote them; the key itself is untouched. Call it when no

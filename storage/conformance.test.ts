@@ -109,7 +109,7 @@ describe.each(backends.map((b) => [b.name, b] as [string, Backend]))('%s store',
 
   it('cleans up under a prefix without touching finished objects', async () => {
     await store.put('clean/u/ok.txt', Buffer.from('x'), { contentType: 'text/plain', metadata: {}, ifAbsent: false });
-    await store.cleanup('clean/u/');
+    await store.cleanup('clean/u/', () => true);
     expect(await keysOf(store, 'clean/')).toEqual(['clean/u/ok.txt']);
   });
 

@@ -544,6 +544,7 @@ export class FileStore implements StorageAdapter {
     return null;
   }
 
+  /** Temporary files name their writer: what dead writers left goes, whoever's keys they are for. */
   async cleanup(prefix: string): Promise<CleanupNote> {
     this.made.clear();
     const unit = path.resolve(this.root, prefix);

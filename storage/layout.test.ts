@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { keyId, objectKey, shardOf, shortestObjectKey, unitPrefix } from './layout.js';
+import { keyId, objectKey, shardOf, shortestObjectKey, unitKeyOwner, unitPrefix } from './layout.js';
 
 const sha1 = (s: string) => createHash('sha1').update(s).digest('hex');
 
@@ -48,5 +48,34 @@ describe('key layout', () => {
     const shortest = shortestObjectKey(id, unit);
     expect(shortest.endsWith('.')).toBe(true);
     for (const ext of ['jpg', 'webp', 'Z']) expect(objectKey(id, ext, unit)).toBe(shortest + ext);
+  });
+});
+
+describe('unitKeyOwner', () => {
+  const long = 'x'.repeat(300);
+  const ids = ['a', 'a.b', 'ü/%', '.', long, 'h-ab'];
+  const owns = unitKeyOwner('2024/m', { has: (id) => ids.includes(id), all: () => ids });
+
+  it.each(ids)('owns the keys of a task of the unit, whatever their type: %s', (id) => {
+    expect(owns(objectKey(id, 'jpg', '2024/m'))).toBe(true);
+    expect(owns(objectKey(id, 'bin', '2024/m'))).toBe(true);
+  });
+
+  it.each([
+    ['an id not among the tasks', objectKey('b', 'jpg', '2024/m')],
+    ["a long id's hash not among them", objectKey('y'.repeat(300), 'jpg', '2024/m')],
+    ['another unit', objectKey('a', 'jpg', '2024/n')],
+    ['a nested unit', objectKey('a', 'jpg', '2024/m/sub')],
+    ['the wrong shard', `2024/m/${shardOf('a') === '00' ? '01' : '00'}/a.jpg`],
+    ['no extension', `2024/m/${shardOf('a')}/a`],
+    ['a bad escape', `2024/m/${shardOf('a')}/%E0.jpg`],
+  ])('owns no key of %s', (_what, key) => {
+    expect(owns(key)).toBe(false);
+  });
+
+  it('reads a unit-less key', () => {
+    const root = unitKeyOwner(undefined, { has: (id) => id === 'a', all: () => ['a'] });
+    expect(root(objectKey('a', 'png'))).toBe(true);
+    expect(root(objectKey('a', 'png', 'm'))).toBe(false);
   });
 });

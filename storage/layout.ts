@@ -71,3 +71,44 @@ function keyStem(id: string, unit: string | undefined): string {
 export function isUnitObjectKey(prefix: string, key: string): boolean {
   return key.startsWith(prefix) && /^[0-9a-f]{2}\/[^/]+$/.test(key.slice(prefix.length));
 }
+
+/** Ids of a unit's tasks, to tell its objects' keys from others' under the same prefix. */
+export type TaskIds = { has(id: string): boolean; all(): Iterable<string> };
+
+/**
+ * Whether `key` is an object key of one of `ids` in `unit` (any extension): the keys of a
+ * unit's own tasks, told apart from those another migration writes under the same unit
+ * prefix (its manifest has the same name) with its own ids. The id is read back from the
+ * key-id; a hashed key-id (`h-`…, an id past 200 encoded bytes) is looked up among the keys
+ * of the long ids, made once when first needed.
+ */
+export function unitKeyOwner(unit: string | undefined, ids: TaskIds): (key: string) => boolean {
+  const head = unit === undefined || unit === '' ? '' : unitPrefix(unit) + '/';
+  let hashed: Set<string> | undefined;
+  return (key) => {
+    const dot = key.lastIndexOf('.');
+    if (!isUnitObjectKey(head, key) || dot < head.length + 4) return false;
+    const stem = key.slice(0, dot + 1);
+    const id = decodeKeyId(key.slice(head.length + 3, dot));
+    if (id !== null && ids.has(id) && shortestObjectKey(id, unit) === stem) return true;
+    if (!key.startsWith('h-', head.length + 3)) return false;
+    hashed ??= hashedStems(ids.all(), unit);
+    return hashed.has(stem);
+  };
+}
+
+/** The key stems of the ids whose key-id is a hash: an encoded id of more than 200 characters is at least 23 UTF-16 units long (9 per unit at most). */
+function hashedStems(ids: Iterable<string>, unit: string | undefined): Set<string> {
+  const stems = new Set<string>();
+  for (const id of ids) if (id.length > 22 && keyId(id).startsWith('h-')) stems.add(shortestObjectKey(id, unit));
+  return stems;
+}
+
+/** A key-id percent-decoded, or null when it is not one (bad escapes, bytes that are not UTF-8). */
+function decodeKeyId(encoded: string): string | null {
+  try {
+    return decodeURIComponent(encoded);
+  } catch {
+    return null;
+  }
+}

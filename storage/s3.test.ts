@@ -157,10 +157,11 @@ describe('S3Store on fauxqs', () => {
     for (let i = 0; i < 1005; i += 100) await Promise.all(Array.from({ length: Math.min(100, 1005 - i) }, (_, j) => start(`killed/${shard(i + j)}/${i + j}.bin`)));
     await start('other/ab/keep.bin');
     await start('killed/sub/cd/nested-unit.bin'); // unit killed/sub: not killed's to clean
+    await start('killed/ef/theirs.bin'); // another migration's, under a unit of the same name
     await store.put('killed/ab/done.txt', Buffer.from('x'), opts());
     expect(await openUploads(server.admin, server.bucket, `${store.prefix}killed/`)).toHaveLength(1000); // one page of many
-    await store.cleanup('killed/');
-    expect(await openUploads(server.admin, server.bucket, `${store.prefix}killed/`)).toEqual([`${store.prefix}killed/sub/cd/nested-unit.bin`]);
+    await store.cleanup('killed/', (key) => key !== 'killed/ef/theirs.bin');
+    expect(await openUploads(server.admin, server.bucket, `${store.prefix}killed/`)).toEqual([`${store.prefix}killed/ef/theirs.bin`, `${store.prefix}killed/sub/cd/nested-unit.bin`]);
     expect(await openUploads(server.admin, server.bucket, `${store.prefix}other/`)).toEqual([`${store.prefix}other/ab/keep.bin`]);
     expect(await store.stat('killed/ab/done.txt')).not.toBeNull();
     await store.close();
@@ -183,7 +184,7 @@ describe('S3Store on fauxqs', () => {
     const store = await server.open({ conditionalWrites: 'off' });
     const put = (key: string) => server.admin.send(new PutObjectCommand({ Bucket: server.bucket, Key: store.prefix + key, Body: 'probe' }));
     await Promise.all([put(`${PROBE_MARKER}0123456789abcdef`), put(`${PROBE_MARKER}fedcba9876543210`), put('u/keep.txt')]);
-    await store.cleanup('u/');
+    await store.cleanup('u/', () => true);
     const all = await server.admin.send(new ListObjectsV2Command({ Bucket: server.bucket, Prefix: store.prefix }));
     expect((all.Contents ?? []).map((o) => o.Key)).toEqual([`${store.prefix}u/keep.txt`]);
     await store.close();

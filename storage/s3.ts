@@ -674,15 +674,16 @@ export class S3Store implements StorageAdapter {
 
   /**
    * Aborts the multipart uploads killed writers left open for the unit at `prefix` (its own
-   * keys, isUnitObjectKey: not a nested unit's), and removes the probe markers
-   * that killed probes left at the store's root. A marker removed while another process
-   * probes makes that probe find conditional writes not enforced: it then checks before
-   * writing, which is always safe.
+   * keys, isUnitObjectKey: not a nested unit's), of the keys `owns`: a listed upload names no
+   * writer, and another migration's live run may be streaming its own objects under the same
+   * prefix. Removes the probe markers that killed probes left at the store's root. A marker
+   * removed while another process probes makes that probe find conditional writes not
+   * enforced: it then checks before writing, which is always safe.
    */
-  async cleanup(prefix: string): Promise<CleanupNote> {
+  async cleanup(prefix: string, owns: (key: string) => boolean): Promise<CleanupNote> {
     await this.removeProbeMarkers();
     const full = this.prefix + prefix;
-    return this.abortUploads(full, (key) => isUnitObjectKey(full, key), this.uri(prefix));
+    return this.abortUploads(full, (name) => isUnitObjectKey(full, name) && owns(name.slice(this.prefix.length)), this.uri(prefix));
   }
 
   async discardPartial(key: string): Promise<CleanupNote> {

@@ -24,6 +24,13 @@ export type TaskContext = {
    * count them again.
    */
   flowed?: (id: string, down: number, up: number) => void;
+  /**
+   * The keys this worker streamed to (its only multipart uploads): standalone, its cleanup
+   * aborts the open uploads of those keys alone, which a killed run of the same tasks left
+   * (another migration may be streaming its own objects under the same unit). One per large
+   * object, so few.
+   */
+  streamedKeys?: Set<string>;
 };
 
 export function gateOptions(f: WorkerFlags): GateOptions {

@@ -105,6 +105,7 @@ async function main(argv: string[]): Promise<number> {
     ...(limits ? { destSlot: limits.destSlot } : {}),
     emit: (e) => emitter.emit(e),
     flowed: (id, down, up) => emitter.flowed(id, down, up),
+    ...(process.send ? {} : { streamedKeys: new Set<string>() }),
   };
   // Started by an orchestrator: its death closes the IPC channel, and we must not linger.
   if (process.send) process.on('disconnect', () => process.exit(1));
@@ -189,7 +190,8 @@ async function main(argv: string[]): Promise<number> {
   // task has its terminal event: a cleanup that fails is said, and changes no exit code
   // (the next run's cleanup tries again). An orchestrator cleans each unit as it completes.
   if (!process.send) {
-    for (const note of await cleanupUnits(store, served.size > 0 ? served : [ctx.unit])) process.stderr.write(`ferry worker: ${note}\n`);
+    const streamed = ctx.streamedKeys ?? new Set<string>();
+    for (const note of await cleanupUnits(store, served.size > 0 ? served : [ctx.unit], (key) => streamed.has(key))) process.stderr.write(`ferry worker: ${note}\n`);
   }
   await Promise.all([sources.close(), store.close(), ctx.download.client.close()]);
   emitter.progress();
@@ -197,11 +199,11 @@ async function main(argv: string[]): Promise<number> {
   return malformed > 0 ? 1 : 0;
 }
 
-/** Cleans up each unit's prefix in turn (undefined: the unit-less root), with the notes of those that could not be. */
-async function cleanupUnits(store: StorageAdapter, units: Iterable<string | undefined>): Promise<string[]> {
+/** Cleans up each unit's prefix in turn (undefined: the unit-less root) for the keys `owns`, with the notes of those that could not be. */
+async function cleanupUnits(store: StorageAdapter, units: Iterable<string | undefined>, owns: (key: string) => boolean): Promise<string[]> {
   const notes: string[] = [];
   for (const unit of units) {
-    const note = await store.cleanup(unit ? unitPrefix(unit) + '/' : '').catch((e: unknown) => {
+    const note = await store.cleanup(unit ? unitPrefix(unit) + '/' : '', owns).catch((e: unknown) => {
       if (e instanceof StorageError) return `${e.message}; left for a later run`;
       throw e;
     });

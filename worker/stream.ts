@@ -120,6 +120,7 @@ export async function streamObject(id: string, dl: Streamed, ctx: TaskContext): 
     const { head, rest } = await readHead(dl.stream, HEAD_BYTES);
     const type = (await sniffType(head)) ?? { ext: 'bin', contentType: 'application/octet-stream' };
     const key = objectKey(id, type.ext, ctx.unit);
+    ctx.streamedKeys?.add(key);
     const source = sourceTag(dl.size, dl.etag);
     // Already there? Decided without a transfer where the store recorded the source and the sha256.
     let compareAfter = false;

@@ -4,12 +4,13 @@
  * which holds a request open), and two runs sharing a destination. The next run must leave
  * nothing of the killed one behind, and a run must never undo another live run's writes.
  */
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import fs from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CreateBucketCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createS3Client } from '../../storage/s3.js';
@@ -39,8 +40,12 @@ async function control(method: string, route: string, body?: unknown): Promise<u
   return r.json();
 }
 
-const faults = (rules: Rule[]) => control('POST', '/__faults', { rules });
-const requestLog = () => control('GET', '/__log') as Promise<{ method: string; path: string }[]>;
+/** Installs the rules and clears the request log, so each case sees only its own requests. */
+async function faults(rules: Rule[]): Promise<void> {
+  await control('POST', '/__faults', { rules });
+  await control('DELETE', '/__stats');
+}
+const requestLog = () => control('GET', '/__log') as Promise<{ method: string; path: string; fault: string | null }[]>;
 const seen = async (method: string, part: string) => (await requestLog()).some((r) => r.method === method && r.path.includes(part));
 
 /** The keys in the bucket under `prefix`. */
@@ -49,23 +54,23 @@ async function keys(prefix: string): Promise<string[]> {
   return (r.Contents ?? []).map((o) => o.Key!).sort();
 }
 
-/** A manifest of ROWS images served by the origin, for scenario `name`. */
-async function manifest(name: string): Promise<string> {
+/** A manifest of ROWS images served by the origin, for scenario `name` (or of the files `names`). */
+async function manifest(name: string, names = Array.from({ length: ROWS }, (_, i) => `img${i}.png`)): Promise<string> {
   const at = path.join(dir, name, 'manifests');
   await fs.mkdir(at, { recursive: true });
-  const values = Array.from({ length: ROWS }, (_, i) => `(${lit(`${name}-${i}`)}, ${lit(`${origin.url}/file/${name}-${i}/img${i}.png`)})`).join(',');
+  const values = names.map((file, i) => `(${lit(`${name}-${i}`)}, ${lit(`${origin.url}/file/${name}-${i}/${file}`)})`).join(',');
   await db.run(`COPY (SELECT * FROM (VALUES ${values}) t(id, media_path)) TO '${path.join(at, 'm.parquet')}' (FORMAT parquet)`);
   return at;
 }
 
-function args(name: string, dest: string): string[] {
+function args(name: string, dest: string, endpoint = proxyUrl): string[] {
   const root = path.join(dir, name);
   return [
     'compile', path.join(root, 'manifests'),
     '--dest', dest,
     '--out', path.join(root, 'out'),
     '--work-dir', path.join(root, 'work'),
-    '--s3-endpoint', proxyUrl,
+    '--s3-endpoint', endpoint,
     '--allow-private-network',
     '--timeout', '60000',
     '--progress', 'none',
@@ -77,6 +82,7 @@ beforeAll(async () => {
   restoreEnv = useFakeAwsCredentials();
   process.env.AWS_REGION = 'us-east-1';
   await fs.mkdir(path.join(dir, 'origin'));
+  await fs.writeFile(path.join(dir, 'origin', 'big.bin'), randomBytes(13 * 2 ** 20));
   for (let i = 0; i < ROWS; i++) {
     const img = await sharp({ create: { width: 40, height: 40, channels: 3, background: { r: 30 * i, g: 90, b: 10 } } }).png().toBuffer();
     await fs.writeFile(path.join(dir, 'origin', `img${i}.png`), img);
@@ -117,5 +123,62 @@ describe('the write check', () => {
     const left = await keys(`${name}/`);
     expect(left.filter((k) => k.includes('.ferry-write-check-'))).toEqual([]);
     expect(left).toHaveLength(ROWS);
+  }, 60_000);
+});
+
+const uploads = async (prefix: string) => ((await s3.send(new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: prefix }))).Uploads ?? []).map((u) => u.Key);
+const streamed = ['--profile', 'any', '--multipart-threshold', '6MiB', '--part-size', '6MiB', '--retries', '0'];
+/** `ferry worker` reading its tasks from `tasks` (a file, or `-`), standalone. */
+const worker = (dest: string, endpoint: string, more: string[] = [], tasks = '-') =>
+  ['worker', '--tasks', tasks, '--dest', dest, '--s3-endpoint', endpoint, '--allow-private-network', '--progress-interval', '60000', ...more];
+
+describe('two runs sharing a destination', () => {
+  const direct = () => `http://127.0.0.1:${server.port}`;
+  // Two migrations into one --dest whose units have the same name (m), so the same prefix:
+  // `live` streams one large object while the other completes its own unit.
+  it.each([
+    ['a compile of another manifest prefix', 'compile'],
+    ['a standalone ferry worker', 'worker'],
+  ])("%s completing the unit leaves alone the multipart upload another migration's live run has open under its prefix", async (_what, other) => {
+    const dest = `s3://${BUCKET}/shared-${other}`;
+    const live = `live-${other}`;
+    await manifest(live, ['big.bin']);
+    await faults([{ method: 'PUT', path: 'partNumber=1&', fault: 'delay', ms: 6000, times: 1 }]);
+    const child = ferrySpawn([...args(live, dest), ...streamed]);
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    await until(async () => (await requestLog()).some((r) => r.fault === 'delay')); // its first part, held
+    expect(await uploads(`shared-${other}/`)).toHaveLength(1);
+    if (other === 'compile') {
+      await manifest(`other-${other}`);
+      const run = await ferry(args(`other-${other}`, dest, direct()));
+      expect(run.code, run.stderr).toBe(0);
+    } else {
+      const tasks = Array.from({ length: ROWS }, (_, i) => `w-${i}\t${origin.url}/file/w-${i}/img${i}.png\n`).join('');
+      const run = await ferry(worker(dest, direct(), ['--unit', 'm']), { input: tasks });
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stdout.split('\n').filter((l) => l.startsWith('UP_OK'))).toHaveLength(ROWS);
+    }
+    const [code] = (await once(child, 'exit')) as [number];
+    expect(code, stderr).toBe(0);
+    expect(await fs.readFile(path.join(dir, live, 'out', 'm.ledger.tsv'), 'utf8')).toBe('id\treason\tclass\tstage\tattempts\turl\tdetail\n');
+    expect(await keys(`shared-${other}/m/`)).toHaveLength(ROWS + 1);
+    expect(await uploads(`shared-${other}/`)).toEqual([]);
+  }, 60_000);
+
+  it('a standalone ferry worker run again after a kill mid-upload aborts the upload the killed one left, and writes the object', async () => {
+    const dest = `s3://${BUCKET}/rerun`;
+    const task = `big\t${origin.url}/file/rerun/big.bin\n`;
+    await faults([{ method: 'PUT', path: 'partNumber=1&', fault: 'stall' }]);
+    await fs.writeFile(path.join(dir, 'rerun.tsv'), task);
+    const child = ferrySpawn(worker(dest, proxyUrl, streamed, path.join(dir, 'rerun.tsv')));
+    await until(async () => (await requestLog()).some((r) => r.fault === 'stall'));
+    process.kill(-child.pid!, 'SIGKILL');
+    await once(child, 'exit');
+    expect(await uploads('rerun/')).toHaveLength(1);
+    await faults([]);
+    const run = await ferry(worker(dest, direct(), streamed), { input: task });
+    expect(run.stdout, run.stderr).toMatch(/^UP_OK\tbig\t/m);
+    expect(await uploads('rerun/')).toEqual([]);
   }, 60_000);
 });
