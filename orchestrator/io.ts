@@ -12,7 +12,7 @@ import { finished, pipeline } from 'node:stream/promises';
 import { PlaceError } from './errors.js';
 import { eachLine } from './lines.js';
 import { idleCut } from '../storage/idle.js';
-import { FileStore, abandonedMarker, checkWrites, writeCheckMarker, makeFolder, type Place, type StorageAdapter, type StoreOptions, StorageError, describePlace, openStore, readCredentialsProblem } from '../storage/index.js';
+import { FileStore, WRITE_CHECK_MARKER, abandonedMarker, checkWrites, markerName, makeFolder, type Place, type StorageAdapter, type StoreOptions, StorageError, describePlace, openStore, readCredentialsProblem } from '../storage/index.js';
 
 /**
  * The stores a command uses, opened once each. The orchestrator reads manifests and writes
@@ -163,11 +163,11 @@ export async function checkWritable(opening: Promise<StorageAdapter>, what: stri
 export async function checkWorkDir(dir: string, what: string): Promise<void> {
   await checked(what, async () => {
     await makeFolder(dir, 0o700);
-    const marker = path.join(dir, writeCheckMarker());
+    const marker = path.join(dir, markerName(WRITE_CHECK_MARKER));
     await fs.writeFile(marker, 'ferry');
     await fs.rm(marker);
   });
-  const abandoned = (await fs.readdir(dir).catch(() => [])).filter((name) => abandonedMarker(name));
+  const abandoned = (await fs.readdir(dir).catch(() => [])).filter((name) => abandonedMarker(name, WRITE_CHECK_MARKER));
   await Promise.all(abandoned.map((name) => fs.rm(path.join(dir, name), { force: true }).catch(() => undefined))); // best effort: a marker is harmless
 }
 

@@ -16,6 +16,7 @@ import { GCS_TEST_BUCKET, NO_GOOGLE_CREDENTIALS, type RunningGcs, startGcsEmulat
 import { type ServerProcess, startServer } from '../test/helpers/server.js';
 import { StorageError } from './adapter.js';
 import { classifyGcsError, gcsCredentialsProblem, openGcsStore } from './gcs.js';
+import { writerTag } from './process.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -188,13 +189,16 @@ describe('GCS store on the emulator', () => {
     expect(all.filter((k) => k.includes('.ferry-probe-'))).toEqual([]);
   });
 
-  it('removes the probe markers a killed probe left at its root, and nothing else, at cleanup', async () => {
+  it("removes the probe markers killed probes left at its root, and nothing else, at cleanup: not a live probe's", async () => {
     const store = await gcs.open({ conditionalWrites: 'off' });
     const put = (key: string) => store.bucket.file(store.prefix + key).save(Buffer.from('probe'), { resumable: false });
-    await Promise.all([put('.ferry-probe-0123456789abcdef'), put('.ferry-probe-fedcba9876543210'), put('u/keep.txt')]);
+    const live = `.ferry-probe-${writerTag(process.pid)}-${Date.now()}-0`; // a probe of this process, under way
+    const dead = `.ferry-probe-${writerTag(4_194_305)}-${Date.now()}-0`; // a pid no process has
+    await Promise.all([put('.ferry-probe-0123456789abcdef'), put('.ferry-probe-fedcba9876543210'), put(dead), put(live), put('u/keep.txt')]);
     await store.cleanup('u/');
     const [left] = await store.bucket.getFiles({ prefix: store.prefix });
-    expect(left.map((f) => f.name)).toEqual([`${store.prefix}u/keep.txt`]);
+    expect(left.map((f) => f.name).sort()).toEqual([`${store.prefix}${live}`, `${store.prefix}u/keep.txt`]);
+    await store.remove(live);
   });
 
   it('records the sha256 of a streamed body after the upload, with the rest of its metadata', async () => {

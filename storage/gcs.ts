@@ -43,6 +43,7 @@ import {
   type StoreOptions,
 } from './adapter.js';
 import { pipeHashed } from './hashed.js';
+import { abandonedMarker, markerName } from './markers.js';
 import { idleWrites } from './idle.js';
 
 const LIST_PAGE = 1000;
@@ -221,7 +222,7 @@ async function servesJsonAtRoot(storage: Storage, bucket: string): Promise<boole
  * it; a 412 on the second write means enforced. Emulators accept and ignore it.
  */
 async function enforcesConditionalCreate(bucket: Bucket, prefix: string): Promise<boolean> {
-  const marker = bucket.file(`${prefix}${PROBE_NAME}${randomBytes(8).toString('hex')}`);
+  const marker = bucket.file(`${prefix}${markerName(PROBE_NAME)}`);
   const write = () => marker.save(Buffer.alloc(0), { resumable: false, validation: false, preconditionOpts: { ifGenerationMatch: 0 } });
   try {
     await write();
@@ -424,11 +425,11 @@ export class GcsStore implements StorageAdapter {
 
   /**
    * Removes the probe markers that killed probes left at the store's root (a kill between
-   * enforcesConditionalCreate's writes and its delete). Objects need nothing: single-request
-   * uploads leave nothing behind, and a killed writer's resumable session creates no object,
-   * cannot be listed, and expires on GCS after a week. A marker removed while another
-   * process probes makes that probe find conditional create not enforced: it then checks
-   * before writing, which is always safe.
+   * enforcesConditionalCreate's writes and its delete), not those of probes under way
+   * (markers.ts): a marker removed mid-probe makes the endpoint look as if it did not enforce
+   * conditional create, and that process then checks before every write. Objects need
+   * nothing: single-request uploads leave nothing behind, and a killed writer's resumable
+   * session creates no object, cannot be listed, and expires on GCS after a week.
    */
   async cleanup(_prefix: string): Promise<CleanupNote> {
     await this.removeProbeMarkers();
@@ -439,7 +440,8 @@ export class GcsStore implements StorageAdapter {
   private async removeProbeMarkers(): Promise<void> {
     try {
       const [markers] = await this.bucket.getFiles({ prefix: this.prefix + PROBE_NAME, autoPaginate: false, maxResults: LIST_PAGE });
-      await Promise.all(markers.map((f) => f.delete({ ignoreNotFound: true }).catch(() => undefined)));
+      const abandoned = markers.filter((f) => abandonedMarker(f.name.slice(this.prefix.length), PROBE_NAME));
+      await Promise.all(abandoned.map((f) => f.delete({ ignoreNotFound: true }).catch(() => undefined)));
     } catch {
       // not listed: left for a later cleanup
     }

@@ -8,6 +8,7 @@ export * from './layout.js';
 export { processGone, writerGone, writerTag } from './process.js';
 export * from './uri.js';
 export * from './write-check.js';
+export { abandonedMarker, markerName } from './markers.js';
 
 /** Opens the store rooted at a place (for object stores, probing what the endpoint enforces). */
 export async function openStore(place: Place, options: StoreOptions = {}): Promise<StorageAdapter> {

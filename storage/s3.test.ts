@@ -20,6 +20,7 @@ import { fauxqsOptions, startS3Server, stopS3Server, useFakeAwsCredentials } fro
 import { retryAfterMs } from '../worker/download.js';
 import { type PutOptions, StorageError, type StorageErrorCode } from './adapter.js';
 import { tooManyParts } from './multipart.js';
+import { writerTag } from './process.js';
 import { PROBE_MARKER, type S3Store, classifyS3Error, createS3Client, openS3Store, s3CredentialsProblem } from './s3.js';
 import { NO_AWS_CREDENTIALS, NO_AWS_FILE } from '../test/helpers/aws-env.js';
 import { type ServerProcess, startServer } from '../test/helpers/server.js';
@@ -180,13 +181,16 @@ describe('S3Store on fauxqs', () => {
     await store.close();
   });
 
-  it('removes the probe markers a killed probe left at its root, and nothing else, at cleanup', async () => {
+  it("removes the probe markers killed probes left at its root, and nothing else, at cleanup: not a live probe's", async () => {
     const store = await server.open({ conditionalWrites: 'off' });
     const put = (key: string) => server.admin.send(new PutObjectCommand({ Bucket: server.bucket, Key: store.prefix + key, Body: 'probe' }));
-    await Promise.all([put(`${PROBE_MARKER}0123456789abcdef`), put(`${PROBE_MARKER}fedcba9876543210`), put('u/keep.txt')]);
+    const live = `${PROBE_MARKER}${writerTag(process.pid)}-${Date.now()}-0`; // a probe of this process, under way
+    const dead = `${PROBE_MARKER}${writerTag(4_194_305)}-${Date.now()}-0`; // a pid no process has
+    await Promise.all([put(`${PROBE_MARKER}0123456789abcdef`), put(`${PROBE_MARKER}fedcba9876543210`), put(dead), put(live), put('u/keep.txt')]);
     await store.cleanup('u/', () => true);
     const all = await server.admin.send(new ListObjectsV2Command({ Bucket: server.bucket, Prefix: store.prefix }));
-    expect((all.Contents ?? []).map((o) => o.Key)).toEqual([`${store.prefix}u/keep.txt`]);
+    expect((all.Contents ?? []).map((o) => o.Key).sort()).toEqual([`${store.prefix}${live}`, `${store.prefix}u/keep.txt`]);
+    await store.remove(live);
     await store.close();
   });
 

@@ -20,7 +20,7 @@
  * Errors are classified on codes and HTTP status, never on messages (classifyS3Error),
  * the SDK's and the lean path's alike.
  */
-import { createHash, hash, randomBytes } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
@@ -35,6 +35,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { isUnitObjectKey } from './layout.js';
+import { abandonedMarker, markerName } from './markers.js';
 import { multipartUpload, tooManyParts } from './multipart.js';
 import { CLOCK_SKEW_CODES, EXPECT_CONTINUE_BYTES, type LeanPut, type LeanPutInput, type LeanPutOptions, openLeanPut } from './s3-put.js';
 import { envProxyRoute, proxyFailure, s3Agents } from './s3-proxy.js';
@@ -269,7 +270,7 @@ async function customEndpointOf(client: S3Client, options: StoreOptions): Promis
  * holds nothing to decide: that is thrown, for the caller to say. The marker is removed.
  */
 export async function probeConditionalCreate(client: S3Client, bucket: string, prefix: string): Promise<{ enforced: boolean; detail: string }> {
-  const Key = `${prefix}${PROBE_MARKER}${randomBytes(8).toString('hex')}`;
+  const Key = `${prefix}${markerName(PROBE_MARKER)}`;
   // Content-MD5, which a bucket with a default Object Lock retention requires of every write
   const ContentMD5 = createHash('md5').update('probe').digest('base64');
   const put = () => client.send(new PutObjectCommand({ Bucket: bucket, Key, Body: 'probe', ContentMD5, IfNoneMatch: '*', ContentType: 'text/plain' }));
@@ -676,9 +677,9 @@ export class S3Store implements StorageAdapter {
    * Aborts the multipart uploads killed writers left open for the unit at `prefix` (its own
    * keys, isUnitObjectKey: not a nested unit's), of the keys `owns`: a listed upload names no
    * writer, and another migration's live run may be streaming its own objects under the same
-   * prefix. Removes the probe markers that killed probes left at the store's root. A marker
-   * removed while another process probes makes that probe find conditional writes not
-   * enforced: it then checks before writing, which is always safe.
+   * prefix. Removes the probe markers that killed probes left at the store's root (not those
+   * of probes under way: a marker removed mid-probe makes the endpoint look as if it did not
+   * enforce conditional writes, and that process then checks before every write).
    */
   async cleanup(prefix: string, owns: (key: string) => boolean): Promise<CleanupNote> {
     await this.removeProbeMarkers();
@@ -730,11 +731,12 @@ export class S3Store implements StorageAdapter {
     } while (KeyMarker !== undefined || UploadIdMarker !== undefined);
   }
 
-  /** Best effort: a marker is harmless, and listing may not be allowed. */
+  /** Best effort: a marker is harmless, and listing may not be allowed. Another process's probe under way keeps its own (markers.ts). */
   private async removeProbeMarkers(): Promise<void> {
     try {
       const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix + PROBE_MARKER }));
-      await Promise.all((page.Contents ?? []).map((o) => (o.Key ? removeMarker(this.client, this.bucket, o.Key) : undefined)));
+      const abandoned = (page.Contents ?? []).filter((o) => o.Key !== undefined && abandonedMarker(o.Key.slice(this.prefix.length), PROBE_MARKER));
+      await Promise.all(abandoned.map((o) => removeMarker(this.client, this.bucket, o.Key!)));
     } catch {
       // not listed: left for a later cleanup
     }

@@ -1,31 +1,8 @@
 import { type StorageAdapter, StorageError } from './adapter.js';
-import { WRITER_TAG, writerGone, writerTag } from './process.js';
+import { abandonedMarker, markerName } from './markers.js';
 
-/** What the names of the write check's markers start with. */
+/** What the names of the write check's markers start with (markers.ts). */
 export const WRITE_CHECK_MARKER = '.ferry-write-check-';
-/**
- * A marker is `<WRITE_CHECK_MARKER><writer>-<ms>`: its writer (process.ts: writerTag) and
- * when it was written. Earlier versions wrote `<pid>-<ms>`, which no writer check can judge.
- */
-const MARKER = new RegExp(`^${WRITE_CHECK_MARKER.replaceAll('.', '\\.')}(?:(${WRITER_TAG})|\\d+)-(\\d+)$`);
-/** A marker this old is abandoned, whoever wrote it: a write check holds its own for seconds. */
-export const MARKER_STALE_MS = 60 * 60_000;
-
-/** A new marker's name, naming this process. */
-export function writeCheckMarker(): string {
-  return `${WRITE_CHECK_MARKER}${writerTag(process.pid)}-${Date.now()}`;
-}
-
-/**
- * Whether `name` is a marker of the write check that no check still holds: its writer is
- * gone (a run killed between the marker's write and its removal), or it is an hour old.
- * A name that is not exactly a marker's is never one (it may be the user's).
- */
-export function abandonedMarker(name: string, now = Date.now()): boolean {
-  const m = MARKER.exec(name);
-  if (!m) return false;
-  return (m[1] !== undefined && writerGone(m[1])) || now - Number(m[2]) > MARKER_STALE_MS;
-}
 
 /**
  * Fails early, before any download, when a store cannot take a write: a marker written and
@@ -38,7 +15,7 @@ export function abandonedMarker(name: string, now = Date.now()): boolean {
  * ledgered if they still fail; one that no connection reaches in a few tries does not.
  */
 export async function checkWrites(store: StorageAdapter, only: 'any failure' | 'a refusal' = 'any failure'): Promise<void> {
-  const marker = writeCheckMarker();
+  const marker = markerName(WRITE_CHECK_MARKER);
   for (let attempt = 1; ; attempt++) {
     try {
       await store.put(marker, Buffer.from('ferry'), { contentType: 'text/plain', metadata: {}, ifAbsent: false });
@@ -70,7 +47,7 @@ export async function checkWrites(store: StorageAdapter, only: 'any failure' | '
 async function removeAbandonedMarkers(store: StorageAdapter): Promise<void> {
   try {
     const abandoned: string[] = [];
-    for await (const key of store.rootKeys(WRITE_CHECK_MARKER)) if (abandonedMarker(key)) abandoned.push(key);
+    for await (const key of store.rootKeys(WRITE_CHECK_MARKER)) if (abandonedMarker(key, WRITE_CHECK_MARKER)) abandoned.push(key);
     await Promise.all(abandoned.map((key) => store.remove(key).catch(() => undefined)));
   } catch {
     // not listed: left for a later check

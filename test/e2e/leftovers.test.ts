@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { CreateBucketCommand, ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { objectKey } from '../../storage/layout.js';
 import { createS3Client } from '../../storage/s3.js';
 import { fauxqsOptions, startS3Server, useFakeAwsCredentials } from '../helpers/backend-s3.js';
 import { duck, lit } from '../helpers/duckdb.js';
@@ -88,7 +89,7 @@ beforeAll(async () => {
     await fs.writeFile(path.join(dir, 'origin', `img${i}.png`), img);
   }
   origin = await startOrigin(path.join(dir, 'origin'));
-  server = await startS3Server();
+  server = await startS3Server(['--enforce-conditional-writes']); // as AWS: the probe finds If-None-Match enforced
   s3 = createS3Client(fauxqsOptions(server.port));
   await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
   proxy = await startServer(PROXY, [`http://127.0.0.1:${server.port}`]);
@@ -180,5 +181,25 @@ describe('two runs sharing a destination', () => {
     const run = await ferry(worker(dest, direct(), streamed), { input: task });
     expect(run.stdout, run.stderr).toMatch(/^UP_OK\tbig\t/m);
     expect(await uploads('rerun/')).toEqual([]);
+  }, 60_000);
+
+  it("a run completing a unit leaves alone the conditional-write probe another live run has under way", async () => {
+    const dest = `s3://${BUCKET}/probe`;
+    const task = `p\t${origin.url}/file/probe/img0.png\n`;
+    // The standalone worker's probe: its first PUT lands, its answer is held while the compile
+    // completes a unit under the same prefix and cleans it up.
+    await faults([{ method: 'PUT', path: '\\.ferry-probe-', fault: 'delay', ms: 4000, times: 1 }]);
+    const run = ferry(worker(dest, proxyUrl), { input: task });
+    await until(async () => (await requestLog()).some((r) => r.fault === 'delay'));
+    await manifest('probe-other');
+    const other = await ferry(args('probe-other', dest, direct()));
+    expect(other.code, other.stderr).toBe(0);
+    const done = await run;
+    expect(done.stdout, done.stderr).toMatch(/^UP_OK\tp\t/m);
+    // The marker was there for its second, conditional PUT: the endpoint was found to enforce
+    // If-None-Match, so the object went in one conditional PUT, without a HEAD first.
+    const key = `/${BUCKET}/probe/${objectKey('p', 'png')}`;
+    expect((await requestLog()).filter((r) => r.path === key).map((r) => r.method)).toEqual(['PUT']);
+    expect((await keys('probe/')).filter((k) => k.includes('.ferry-probe-'))).toEqual([]);
   }, 60_000);
 });
