@@ -1,10 +1,11 @@
 import { rmSync } from 'node:fs';
-import { appendFile, mkdir, mkdtemp, readFile, rm, rmdir, stat, truncate, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readFile, readdir, rm, rmdir, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Event } from '../protocol/index.js';
-import { Journal, discardJournal, journalFiles } from './journal.js';
+import { writerTag } from '../storage/index.js';
+import { Journal, discardJournal, journalFiles, stagingDir, tidyWorkDir } from './journal.js';
 
 /** Opens a journal and collects the events it gives back. */
 function open(file: string, source: string) {
@@ -200,3 +201,36 @@ describe('journal: lines no event can be', () => {
     await rm(root, { recursive: true, force: true });
   });
 });
+
+describe('tidyWorkDir', () => {
+  it("removes the staged copies killed commands left in the work dir's other run folders, and nothing of a live one or of anyone else", async () => {
+    const root = await mkdtemp(path.join(tmpdir(), 'ferry-tidy-'));
+    const mine = path.join(root, '0123456789abcdef');
+    const dead = writerTag(4_194_305); // a pid no process has
+    const file = async (...at: string[]) => {
+      await mkdir(path.join(root, ...at.slice(0, -1)), { recursive: true });
+      await writeFile(path.join(root, ...at), 'x');
+    };
+    await file('0123456789abcdef', 'staging', dead, 'm.parquet');
+    // A compile with other options, killed while it copied its manifest, and a killed replay.
+    await file('fedcba9876543210', 'staging', dead, 'big.parquet');
+    await file('replay-00112233445566ff', 'staging', dead, 'renewed.parquet');
+    // A compile with other options, killed, whose journal waits to be resumed; a live command's staging.
+    await file('aaaaaaaaaaaaaaaa', 'u.events');
+    await file('aaaaaaaaaaaaaaaa', 'staging', dead, 'u.parquet');
+    await file('bbbbbbbbbbbbbbbb', 'staging', writerTag(process.pid), 'live.parquet');
+    // Not a run folder of ferry's.
+    await file('mine-too', 'staging', dead, 'keep');
+    await mkdir(stagingDir(mine), { recursive: true });
+    await tidyWorkDir(mine);
+    const left = (await readdirRecursive(root)).sort();
+    expect(left).toEqual(['aaaaaaaaaaaaaaaa/u.events', `bbbbbbbbbbbbbbbb/staging/${writerTag(process.pid)}/live.parquet`, `mine-too/staging/${dead}/keep`]);
+    expect((await readdir(root)).sort()).toEqual(['aaaaaaaaaaaaaaaa', 'bbbbbbbbbbbbbbbb', 'mine-too']); // the run folders left empty are gone
+    await rm(root, { recursive: true });
+  });
+});
+
+async function readdirRecursive(root: string): Promise<string[]> {
+  const entries = await readdir(root, { recursive: true, withFileTypes: true });
+  return entries.filter((e) => e.isFile()).map((e) => path.relative(root, path.join(e.parentPath, e.name)));
+}

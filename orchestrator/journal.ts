@@ -350,19 +350,34 @@ export function stagingDir(workDir: string): string {
   return path.join(workDir, 'staging', writerTag(process.pid));
 }
 
+/** A run folder under --work-dir: a compile's run key, or a replay's. */
+const RUN_FOLDER = /^(?:replay-)?[0-9a-f]{16}$/;
+
 /**
  * At the end of a command: this process's staged copies go, and those of processes gone
  * (killed) that this process can see (of its own host and PID namespace; earlier versions
- * named the folder with the bare pid), then the staging and run folders if nothing is left in them.
+ * named the folder with the bare pid), then the staging and run folders if nothing is left in
+ * them. So too in the other run folders of the same --work-dir: a command killed while it
+ * staged a manifest or a renewed Parquet (gigabytes, maybe), then run again with other
+ * options (another run key) or never again, left a copy that no run of its own key would remove.
  */
 export async function tidyWorkDir(workDir: string): Promise<void> {
-  const root = path.join(workDir, 'staging');
-  const mine = stagingDir(workDir);
+  await tidyStaging(workDir, true);
+  const root = path.dirname(workDir);
+  const others = (await readdir(root).catch(() => [] as string[])).filter((name) => RUN_FOLDER.test(name) && path.join(root, name) !== workDir);
+  await Promise.all(others.map((name) => tidyStaging(path.join(root, name), false)));
+}
+
+/** Removes the staging folders of gone processes in a run folder (and this process's, when it is `ours`), and the folders left empty. */
+async function tidyStaging(runDir: string, ours: boolean): Promise<void> {
+  const root = path.join(runDir, 'staging');
+  const mine = stagingDir(runDir);
   const all = await readdir(root).catch(() => [] as string[]);
   const gone = all.filter((name) => path.join(root, name) !== mine && (/^\d+$/.test(name) ? processGone(Number(name)) : writerGone(name)));
-  await Promise.all([mine, ...gone.map((name) => path.join(root, name))].map((dir) => rm(dir, { recursive: true, force: true })));
+  if (!ours && gone.length === 0) return; // another command's run folder, with nothing to tidy: left alone
+  await Promise.all([...(ours ? [mine] : []), ...gone.map((name) => path.join(root, name))].map((dir) => rm(dir, { recursive: true, force: true })));
   await rmdir(root).catch(() => {}); // another command still stages here
-  await rmdir(workDir).catch(() => {}); // journals of unfinished units stay
+  await rmdir(runDir).catch(() => {}); // journals of unfinished units stay
 }
 
 /**
