@@ -332,11 +332,16 @@ export async function discardJournal(files: JournalFiles): Promise<void> {
  * from their manifest.json): the run that completed them was killed between publishing them
  * and removing its journal. The outputs are the truth; a later run must not take their
  * outcomes back instead of sending its tasks. A journal with outcomes of a run not listed
- * (one interrupted since) is kept, to be resumed.
+ * (one interrupted since) is kept, to be resumed. A task file without any journal is a run's
+ * killed while it planned the unit (a --force recompile), before it sent a task: nothing to
+ * resume, and it goes too (it holds the URLs as given).
  */
 export async function discardFinishedJournal(files: JournalFiles, source: string, listed: readonly { runId: string }[]): Promise<void> {
   const runs = Journal.runsIn(files.events, source);
-  if (runs === null) return;
+  if (runs === null) {
+    if (!fs.existsSync(files.events) && fs.existsSync(files.tasks)) await discardJournal(files);
+    return;
+  }
   const ids = new Set(listed.map((r) => r.runId));
   if (runs.some((r) => ids.has(r.runId)) && runs.every((r) => r.outcomes === 0 || ids.has(r.runId))) await discardJournal(files);
 }

@@ -225,6 +225,26 @@ describe('interrupted recompiles, shared work dirs, manifests that change', () =
     expect(await snapshot(name)).toEqual(await snapshot('baseline'));
   }, 60_000);
 
+  it('a task file that a --force run killed while planning a complete unit left, without a journal, is removed by the next run', async () => {
+    const name = 'planned-only';
+    const first = await ferry(args(name));
+    expect(first.code, first.stderr).toBe(0);
+    const files = async () => (await fs.readdir(layout(name).work, { recursive: true, withFileTypes: true }).catch(() => [])).filter((e) => e.isFile()).map((e) => path.join(e.parentPath, e.name));
+    const forced = ferrySpawn([...args(name), '--force']);
+    await until(async () => (await files()).some((f) => f.endsWith('.tasks.tsv')));
+    process.kill(-forced.pid!, 'SIGKILL');
+    await once(forced, 'exit');
+    // Killed before it opened the unit's journal: its task file alone (a journal it began would
+    // be an interrupted run's, kept to be resumed).
+    for (const f of await files()) if (f.endsWith('.events')) await fs.rm(f);
+    expect((await files()).filter((f) => f.endsWith('.tasks.tsv'))).toHaveLength(1);
+    const skipped = await ferry(args(name));
+    expect(skipped.code, skipped.stderr).toBe(0);
+    expect(skipped.stderr).toContain('1 already complete');
+    expect(await files()).toEqual([]);
+    expect(await snapshot(name)).toEqual(await snapshot('baseline'));
+  }, 60_000);
+
   it('a recompile whose outputs fail to publish leaves no manifest.json saying complete', async () => {
     const first = await ferry(args('republish'));
     expect(first.code, first.stderr).toBe(0);
