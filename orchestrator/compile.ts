@@ -201,6 +201,11 @@ async function compileUnitOrThrow(unit: Unit, sourceUri: string, cfg: CompileCon
   const optionsFingerprint = fingerprint(options);
   const { previous, skip } = await unitStanding(unit, cfg, optionsFingerprint, ctx.stores, ctx.workDir);
   if (skip !== null) return skipped(unit, skip, ctx.board);
+  // Another migration's unit of the same name (its manifests elsewhere, one --out for both):
+  // compiling this one would replace its outputs, the only record of where its objects went.
+  if (previous && !cfg.force && previous.source.uri !== sourceUri) {
+    throw new UnitError(unit.name, `${describePlace(cfg.out)} holds the outputs of unit ${unit.name} compiled from ${previous.source.uri}, not from ${sourceUri}: compiling it would replace them. Give this migration its own --out, or pass --force to replace them`);
+  }
   const files = journalFiles(ctx.workDir, unit.name);
   // A worker starts (~0.2 s of loading) while the manifest is read: it is needed next.
   ctx.workers.prewarm(workerArgs(cfg, ctx));

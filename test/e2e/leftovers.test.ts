@@ -203,3 +203,25 @@ describe('two runs sharing a destination', () => {
     expect((await keys('probe/')).filter((k) => k.includes('.ferry-probe-'))).toEqual([]);
   }, 60_000);
 });
+
+describe('two migrations sharing --out', () => {
+  it("a unit whose --out holds another manifest's outputs of the same name fails, naming both, and replaces nothing without --force", async () => {
+    const out = path.join(dir, 'shared-out');
+    const compile = (name: string, more: string[] = []) =>
+      ferry([...args(name, `s3://${BUCKET}/out-${name}`, `http://127.0.0.1:${server.port}`).map((a) => (a === path.join(dir, name, 'out') ? out : a)), ...more]);
+    await manifest('batch1');
+    await manifest('batch2', ['img1.png']);
+    const first = await compile('batch1');
+    expect(first.code, first.stderr).toBe(0);
+    const before = await fs.readFile(path.join(out, 'm.parquet'));
+    const second = await compile('batch2');
+    expect(second.code).toBe(1);
+    expect(second.stderr).toContain(path.join(dir, 'batch1', 'manifests'));
+    expect(second.stderr).toContain(path.join(dir, 'batch2', 'manifests'));
+    expect(await fs.readFile(path.join(out, 'm.parquet'))).toEqual(before);
+    expect(JSON.parse(await fs.readFile(path.join(out, 'm.manifest.json'), 'utf8')).source.uri).toContain('batch1');
+    const forced = await compile('batch2', ['--force']);
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(JSON.parse(await fs.readFile(path.join(out, 'm.manifest.json'), 'utf8')).source.uri).toContain('batch2');
+  }, 60_000);
+});
