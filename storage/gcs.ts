@@ -272,6 +272,36 @@ function classifiedStream(src: Readable, what: string): Readable {
   return src.pipe(out);
 }
 
+/**
+ * Resolves once a download's answer is a 2xx; rejects with the error `body` is destroyed
+ * with (a refusal, classified) or, when no answer comes within `timeoutMs`, a TRANSIENT
+ * timeout that also destroys it. The library emits `response` for any status, then
+ * destroys the stream with the refusal once its body is read.
+ */
+function answered(src: Readable, body: Readable, timeoutMs: number, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      const cause = Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' });
+      body.destroy(new StorageError('TRANSIENT', `${what}: no answer within ${timeoutMs} ms (--timeout)`, { cause }));
+    }, timeoutMs);
+    const done = (err?: Error) => {
+      clearTimeout(timer);
+      src.off('response', onResponse);
+      body.off('error', done);
+      body.off('end', onEnd);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onResponse = (res: { statusCode?: number }) => {
+      if (res.statusCode !== undefined && res.statusCode >= 200 && res.statusCode < 300) done();
+    };
+    const onEnd = () => done();
+    src.on('response', onResponse);
+    body.once('error', done);
+    body.once('end', onEnd);
+  });
+}
+
 export class GcsStore implements StorageAdapter {
   constructor(
     readonly bucket: Bucket,
@@ -349,12 +379,20 @@ export class GcsStore implements StorageAdapter {
     }
   }
 
-  /** Stats first, so a missing object rejects here rather than on the stream; then reads that very generation. */
+  /**
+   * Stats first, so a missing object rejects here rather than on the stream; then reads that
+   * very generation, resolving once its answer is a 2xx: a refusal of the media request
+   * (403, a 404 for a generation replaced meanwhile, a 429 with its Retry-After) rejects
+   * here, classified, as the stat's would, not later as a broken body.
+   */
   async read(key: string): Promise<ReadResult> {
     const info = await this.stat(key);
     if (!info) throw new StorageError('NOT_FOUND', `read ${this.uri(key)}: not found`, { status: 404 });
+    const what = `read ${this.uri(key)}`;
     const src = this.file(key, info.version || undefined).createReadStream();
-    return { body: classifiedStream(src, `read ${this.uri(key)}`), info, length: info.size };
+    const body = classifiedStream(src, what);
+    await answered(src, body, this.timeoutMs, what);
+    return { body, info, length: info.size };
   }
 
   async put(key: string, body: Buffer | Readable, options: PutOptions): Promise<PutResult> {
