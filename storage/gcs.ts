@@ -42,6 +42,7 @@ import {
   objectNameError,
   type StoreOptions,
 } from './adapter.js';
+import { codingsToRemove, decodedBody } from './content-coding.js';
 import { pipeHashed } from './hashed.js';
 import { abandonedMarker, markerName } from './markers.js';
 import { idleWrites } from './idle.js';
@@ -273,32 +274,33 @@ function classifiedStream(src: Readable, what: string): Readable {
 }
 
 /**
- * Resolves once a download's answer is a 2xx; rejects with the error `body` is destroyed
- * with (a refusal, classified) or, when no answer comes within `timeoutMs`, a TRANSIENT
- * timeout that also destroys it. The library emits `response` for any status, then
- * destroys the stream with the refusal once its body is read.
+ * Resolves once a download's answer is a 2xx, with the Content-Encoding it came in (or
+ * undefined); rejects with the error `body` is destroyed with (a refusal, classified) or,
+ * when no answer comes within `timeoutMs`, a TRANSIENT timeout that also destroys it. The
+ * library emits `response` for any status, then destroys the stream with the refusal once
+ * its body is read.
  */
-function answered(src: Readable, body: Readable, timeoutMs: number, what: string): Promise<void> {
+function answered(src: Readable, body: Readable, timeoutMs: number, what: string): Promise<string | undefined> {
+  type Answer = { statusCode?: number; headers?: Record<string, string | string[] | undefined> };
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       const cause = Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' });
       body.destroy(new StorageError('TRANSIENT', `${what}: no answer within ${timeoutMs} ms (--timeout)`, { cause }));
     }, timeoutMs);
-    const done = (err?: Error) => {
+    const done = (err: Error | null, coding?: string) => {
       clearTimeout(timer);
       src.off('response', onResponse);
       body.off('error', done);
-      body.off('end', onEnd);
       if (err) reject(err);
-      else resolve();
+      else resolve(coding);
     };
-    const onResponse = (res: { statusCode?: number }) => {
-      if (res.statusCode !== undefined && res.statusCode >= 200 && res.statusCode < 300) done();
+    const onResponse = (res: Answer) => {
+      if (res.statusCode === undefined || res.statusCode < 200 || res.statusCode >= 300) return;
+      const coding = res.headers?.['content-encoding'];
+      done(null, Array.isArray(coding) ? coding.join(', ') : coding);
     };
-    const onEnd = () => done();
     src.on('response', onResponse);
     body.once('error', done);
-    body.once('end', onEnd);
   });
 }
 
@@ -369,9 +371,15 @@ export class GcsStore implements StorageAdapter {
   }
 
   async stat(key: string): Promise<ObjectInfo | null> {
+    const m = await this.metadata(key);
+    return m && this.info(key, m);
+  }
+
+  /** The object's metadata as GCS keeps it, or null when there is none. */
+  private async metadata(key: string): Promise<FileMetadata | null> {
     try {
       const [m] = await this.file(key).getMetadata();
-      return this.info(key, m);
+      return m;
     } catch (e) {
       const err = classifyGcsError(e, `stat ${this.uri(key)}`);
       if (err.code === 'NOT_FOUND') return null;
@@ -384,15 +392,28 @@ export class GcsStore implements StorageAdapter {
    * very generation, resolving once its answer is a 2xx: a refusal of the media request
    * (403, a 404 for a generation replaced meanwhile, a 429 with its Retry-After) rejects
    * here, classified, as the stat's would, not later as a broken body.
+   *
+   * An object stored with a Content-Encoding (`gzip`: `gsutil cp -Z`, `gcloud storage cp
+   * --gzip-local-all`) comes as an HTTP body in that coding does (content-coding.ts): its
+   * coding removed, as GCS's own decompressive transcoding and browsers do, unless it is a
+   * gzip file labelled as one (`application/gzip`), which comes as stored. Its stored size
+   * is then not the length of what comes: none is announced.
    */
   async read(key: string): Promise<ReadResult> {
-    const info = await this.stat(key);
-    if (!info) throw new StorageError('NOT_FOUND', `read ${this.uri(key)}: not found`, { status: 404 });
+    const m = await this.metadata(key);
+    if (!m) throw new StorageError('NOT_FOUND', `read ${this.uri(key)}: not found`, { status: 404 });
+    const info = this.info(key, m);
     const what = `read ${this.uri(key)}`;
-    const src = this.file(key, info.version || undefined).createReadStream();
+    // The library would gunzip a gzip answer itself, whatever the type; ferry decides (below).
+    const src = this.file(key, info.version || undefined).createReadStream({ decompress: false });
     const body = classifiedStream(src, what);
-    await answered(src, body, this.timeoutMs, what);
-    return { body, info, length: info.size };
+    const coding = (await answered(src, body, this.timeoutMs, what)) ?? null;
+    const codings = codingsToRemove(coding, m.contentType ?? null);
+    // Served in another coding than stored (GCS transcodes when it must): the stored size is not what comes.
+    const asStored = (coding ?? '').trim().toLowerCase() === (m.contentEncoding ?? '').trim().toLowerCase();
+    if (!codings) return { body, info, length: asStored ? info.size : null };
+    const bad = (detail: string) => new StorageError('TRANSIENT', `${what}: ${detail}`);
+    return { body: decodedBody(body, codings, bad), info, length: null };
   }
 
   async put(key: string, body: Buffer | Readable, options: PutOptions): Promise<PutResult> {
