@@ -304,6 +304,21 @@ function answered(src: Readable, body: Readable, timeoutMs: number, what: string
   });
 }
 
+/** An answer of a resumable upload's session (gaxios): status and headers. */
+type Answer = { status?: unknown; headers?: unknown };
+
+/**
+ * A resumable upload's refusal with the answer it came in. The library turns a refused PUT
+ * into a bare `Upload failed` carrying the status only, so the answer's Retry-After (what
+ * the worker waits before its next try, retryAfterMs) was lost; the session request's
+ * refusal keeps its own `response`.
+ */
+function withAnswer(err: unknown, answer: Answer | undefined): unknown {
+  if (typeof err !== 'object' || err === null || answer === undefined || 'response' in err) return err;
+  const status = statusOf(err as ErrorShape);
+  return status !== undefined && status === answer.status ? Object.assign(err, { response: answer }) : err;
+}
+
 export class GcsStore implements StorageAdapter {
   constructor(
     readonly bucket: Bucket,
@@ -453,8 +468,13 @@ export class GcsStore implements StorageAdapter {
     // destination that stops taking bytes, or never answers once given them all, is cut.
     const what = `put ${this.uri(key)}`;
     const agent = ownAgent(file);
+    // The session's last answer: its refusal becomes an error without it (see withAnswer).
+    let answer: Answer | undefined;
+    sink.on('response', (r: Answer) => (answer = r));
     try {
-      const sha256 = await pipeHashed(body, idleWrites(sink, this.timeoutMs, (detail) => new StorageError('TRANSIENT', `${what}: ${detail}`)));
+      const sha256 = await pipeHashed(body, idleWrites(sink, this.timeoutMs, (detail) => new StorageError('TRANSIENT', `${what}: ${detail}`))).catch((e: unknown) => {
+        throw withAnswer(e, answer);
+      });
       await this.recordSha256(file, file.metadata.generation, sha256);
       return { sha256 };
     } finally {

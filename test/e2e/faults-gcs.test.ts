@@ -14,7 +14,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createHttpClient } from '../../storage/http.js';
 import { objectKey, openStore } from '../../storage/index.js';
-import { download } from '../../worker/download.js';
+import { download, retryAfterMs } from '../../worker/download.js';
 import { GCS_TEST_BUCKET, type RunningGcs, startGcsEmulator } from '../helpers/backend-gcs.js';
 import { duck } from '../helpers/duckdb.js';
 import { type Origin, ferry, ferrySpawn, startOrigin } from '../helpers/run.js';
@@ -148,6 +148,25 @@ describe('a gs:// destination through the proxy', () => {
     await faults([]);
     await store.put('big.bin', big(), opts);
     expect((await store.stat('big.bin'))?.size).toBe(64 * 65_536);
+    await store.close();
+  }, 60_000);
+
+  // A Buffer's refusal kept its answer (and its Retry-After); a resumable upload's became the
+  // library's bare 'Upload failed' with a status only: the worker's next try of a large
+  // object came at its usual backoff, --retries times, whatever the store asked.
+  it.each([
+    { what: 'the session request', rule: { method: 'POST', path: 'upload.*uploadType=resumable', fault: 'throttle', retryAfter: '120' } },
+    { what: 'the streamed PUT', rule: { method: 'PUT', path: 'upload', fault: 'throttle', retryAfter: '120' } },
+  ])('refused by $what with a 429 and Retry-After keeps the wait the store asked for', async ({ rule }) => {
+    await faults([rule]);
+    const store = await openStore({ scheme: 'gs', bucket: GCS_TEST_BUCKET, prefix: 'throttled-up/' }, { gcs: { endpoint: url }, conditionalWrites: 'off', maxAttempts: 1, timeoutMs: 5000 });
+    const err = await store.put('big.bin', big(), opts).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({ code: 'THROTTLED', status: 429 });
+    expect(retryAfterMs(err)).toBe(120_000);
+    expect(Object.values((await stats()).faults)).toEqual([1]);
     await store.close();
   }, 60_000);
 });
