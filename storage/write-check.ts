@@ -12,7 +12,8 @@ export const WRITE_CHECK_MARKER = '.ferry-write-check-';
  * ferry write but not delete (a drop bucket) keeps the marker. What killed checks left, the
  * next check of the place removes (removeAbandonedMarkers). With `only: 'a refusal'` (a
  * destination), a busy or failing store passes: its objects' uploads are retried, and
- * ledgered if they still fail; one that no connection reaches in a few tries does not.
+ * ledgered if they still fail; one that no connection reaches, or that takes the write's
+ * connection and never answers, in a few tries does not.
  */
 export async function checkWrites(store: StorageAdapter, only: 'any failure' | 'a refusal' = 'any failure'): Promise<void> {
   const marker = markerName(WRITE_CHECK_MARKER);
@@ -22,15 +23,17 @@ export async function checkWrites(store: StorageAdapter, only: 'any failure' | '
       break;
     } catch (e) {
       if (only === 'a refusal' && e instanceof StorageError && (e.code === 'TRANSIENT' || e.code === 'THROTTLED')) {
-        // A store that answers, even "busy", is there; one no connection reaches is more
+        // A store that answers, even "busy", is there; one no connection reaches, or one
+        // that never answers a small write (something else listening on that port), is more
         // likely a wrong endpoint than a blip: asked again a few times, then refused, before
         // every object is downloaded only to fail its upload.
-        if (!unreachable(e)) return;
+        const missing = silence(e);
+        if (missing === null) return;
         if (attempt < REACH_TRIES) {
           await new Promise((resolve) => setTimeout(resolve, attempt * 1000));
           continue;
         }
-        throw new StorageError(e.code, `${e.message} (no connection in ${REACH_TRIES} tries: is the endpoint right?)`, { cause: e });
+        throw new StorageError(e.code, `${e.message} (${missing} in ${REACH_TRIES} tries: is the endpoint right?)`, { cause: e });
       }
       throw e;
     }
@@ -59,10 +62,18 @@ const REACH_TRIES = 3;
 
 /** Errors that say no connection could be made at all (refused, no such host, no route). */
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_NONAME', 'EHOSTUNREACH', 'ENETUNREACH']);
+/**
+ * Errors that say no answer came within --timeout: undici's (the lean PutObject's), Node's
+ * and the SDK's handler's (a TimeoutError named, ETIMEDOUT its code).
+ */
+const UNANSWERED = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'ETIMEDOUT']);
 
-function unreachable(e: unknown): boolean {
+/** What was missing, 'no connection' or 'no answer', when nothing of the store was met; else null. */
+function silence(e: unknown): 'no connection' | 'no answer' | null {
   for (let x = e, depth = 0; typeof x === 'object' && x !== null && depth < 6; x = (x as { cause?: unknown }).cause, depth++) {
-    if (UNREACHABLE.has(String((x as { code?: unknown }).code))) return true;
+    const code = String((x as { code?: unknown }).code);
+    if (UNREACHABLE.has(code)) return 'no connection';
+    if (UNANSWERED.has(code) || (x as { name?: unknown }).name === 'TimeoutError') return 'no answer';
   }
-  return false;
+  return null;
 }

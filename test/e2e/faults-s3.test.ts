@@ -605,6 +605,25 @@ describe('a bucket ferry cannot use is one clear line before any download', () =
     expect(await origin.stats()).toEqual(before);
   }, 60_000);
 
+  it('--dest behind an endpoint that takes connections and never answers (another service on that port): exit 1 in one line after a few tries, before any task', async () => {
+    const mute = net.createServer((socket) => socket.resume());
+    await new Promise<void>((resolve) => mute.listen(0, '127.0.0.1', resolve));
+    const { port } = mute.address() as net.AddressInfo;
+    try {
+      const before = await origin.stats();
+      const run = await ferry(['worker', '--tasks', '-', '--dest', `s3://${BUCKET}/mute`, '--s3-endpoint', `http://127.0.0.1:${port}`, '--allow-private-network', '--timeout', '1000'], {
+        input: `a\t${origin.url}/file/mute/img0.png\n`,
+      });
+      expect(run.code, run.stderr).toBe(1);
+      expect(run.stdout).toBe('');
+      expect(run.stderr).toMatch(new RegExp(`^ferry worker: --dest s3://${BUCKET}/mute/ cannot be used: .*\\(no answer in 3 tries: is the endpoint right\\?\\)$`, 'm'));
+      oneLine(run.stderr);
+      expect(await origin.stats()).toEqual(before);
+    } finally {
+      await new Promise((resolve) => mute.close(resolve));
+    }
+  }, 90_000);
+
   it('credentials the store refuses: exit 1 for --dest, naming it', async () => {
     await faults([{ fault: 'status', status: 403, code: 'InvalidAccessKeyId' }]);
     const { run } = await compile('bad-creds');
