@@ -1,7 +1,9 @@
 // The long crash test (`npm run chaos`): a compile of a few thousand tasks, SIGKILLed with
 // its workers at random moments dozens of times and resumed each time until it completes,
 // must end exactly as an uninterrupted compile of the same corpus — row by row, ledger by
-// ledger, object by object — with no temporary file, open upload or journal left behind.
+// ledger, object by object — with nothing of ferry's own left behind in --out, the work dir
+// or --dest (temporary files, markers, staged copies, journals, open multipart uploads), each
+// leftover reported with the kill that first left it.
 //
 //   node test/chaos/run.mjs [--kills N] [--seed S] [--small] [--s3] [--gcs] [--concurrency C] [--keep]
 //
@@ -9,10 +11,11 @@
 //   --seed S         seeds the corpus, the kill moments and the proxy's faults (default: random,
 //                    printed); kill moments also depend on timing, so a seed narrows, not replays
 //   --small          a small corpus (2 units, 240 tasks), as run by test/e2e/chaos-smoke.test.ts
-//   --s3             also compile to S3 (test/servers/s3.mjs) through test/servers/fault-proxy.mjs,
+//   --s3             also compile from and to S3 (test/servers/s3.mjs: manifests, --dest and
+//                    --out) through test/servers/fault-proxy.mjs,
 //                    which injects random resets, SlowDown, 500s, 429s, slow first bytes and
 //                    short stalls into the object uploads of the killed compile
-//   --gcs            also compile to GCS (test/servers/gcs.mjs, the Storage emulator) through the
+//   --gcs            also compile from and to GCS (test/servers/gcs.mjs, the Storage emulator) through the
 //                    same proxy, with the same kinds of faults in its uploads and metadata reads
 //   --concurrency C  --concurrency of both compiles (default 16)
 //   --keep           keep the temporary folder (printed) for inspection
@@ -224,83 +227,158 @@ function folderDestination(dir) {
     kind: 'folder',
     dest: (run) => path.join(dir, run, 'objects'),
     root: (run) => `${pathToFileURL(path.join(dir, run, 'objects')).href}/`,
+    manifests: (run) => path.join(dir, run, 'manifests'),
+    out: (run) => path.join(dir, run, 'out'),
     extraArgs: [],
-    async objects(run) {
+    async putManifests() {},
+    async outEntries(run) {
+      const files = [];
+      const leftovers = [];
+      for (const { rel, file } of await walk(path.join(dir, run, 'out'))) {
+        if (file) files.push(rel);
+        else leftovers.push(`--out: empty folder ${rel}/`);
+      }
+      return { files, leftovers };
+    },
+    fetchOut: async (_dir, run) => path.join(dir, run, 'out'),
+    async objects(run, hash = true) {
       const base = path.join(dir, run, 'objects');
       const objects = new Map();
       const leftovers = [];
-      const entries = await fs.readdir(base, { recursive: true, withFileTypes: true }).catch(() => []);
-      for (const e of entries.filter((x) => x.isFile())) {
-        const rel = path.relative(base, path.join(e.parentPath, e.name));
-        if (rel.split(path.sep).includes('.ferry-tmp') || rel.endsWith('.tmp')) leftovers.push(`temporary file ${rel}`);
-        else objects.set(rel, sha256(await fs.readFile(path.join(base, rel))));
+      for (const { rel, file } of await walk(base)) {
+        if (isFerryEntry(rel) || rel.endsWith('.tmp')) leftovers.push(`--dest: ${markerKind(rel)} ${rel}${file ? '' : '/'}`);
+        else if (!file) leftovers.push(`--dest: empty folder ${rel}/`);
+        else objects.set(rel, hash ? sha256(await fs.readFile(path.join(base, rel))) : '');
       }
       return { objects, leftovers };
+    },
+  };
+}
+
+/** A key or path with a segment ferry names for itself: `.ferry-tmp/`, `.ferry-write-check-…`, `.ferry-probe-…`. */
+const isFerryEntry = (rel) => rel.split(/[/\\]/).some((seg) => seg.startsWith('.ferry'));
+
+function markerKind(rel) {
+  const last = rel.split(/[/\\]/).at(-1);
+  if (last.startsWith('.ferry-write-check-')) return 'write-check marker';
+  if (last.startsWith('.ferry-probe-')) return 'probe marker';
+  return 'temporary file';
+}
+
+/**
+ * Every file under `base`, and every folder holding nothing (a file's folders are not
+ * listed: they hold it), each relative to `base`, sorted.
+ */
+async function walk(base) {
+  const entries = await fs.readdir(base, { recursive: true, withFileTypes: true }).catch(() => []);
+  const out = [];
+  const parents = new Set(entries.map((e) => e.parentPath));
+  for (const e of entries) {
+    const full = path.join(e.parentPath, e.name);
+    if (e.isDirectory() && parents.has(full)) continue;
+    out.push({ rel: path.relative(base, full), file: !e.isDirectory() });
+  }
+  return out.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
+}
+
+/**
+ * A compile to an object store takes its manifests from it and writes its outputs to it too
+ * (under `<run>-manifests/` and `<run>-out/`), so that the staged copies in the work dir
+ * (a manifest read, a renewed Parquet written) and the --out side's markers and uploads are
+ * in play. `store` lists a prefix as `{ rel, sha }` (sha only when asked), puts and gets files.
+ */
+function storeDestination(kind, scheme, store, extraArgs) {
+  const listPlace = async (place, prefix, hash) => {
+    const objects = new Map();
+    const leftovers = [];
+    for (const { rel, get } of await store.list(prefix)) {
+      if (isFerryEntry(rel)) leftovers.push(`${place}: ${markerKind(rel)} ${rel}`);
+      else objects.set(rel, hash ? sha256(await get()) : '');
+    }
+    for (const u of (await store.openUploads?.(prefix)) ?? []) leftovers.push(`${place}: open multipart upload ${u.rel} (${u.id})`);
+    return { objects, leftovers };
+  };
+  return {
+    kind,
+    dest: (run) => `${scheme}://${BUCKET}/${run}`,
+    root: (run) => `${scheme}://${BUCKET}/${run}/`,
+    manifests: (run) => `${scheme}://${BUCKET}/${run}-manifests/`,
+    out: (run) => `${scheme}://${BUCKET}/${run}-out/`,
+    extraArgs,
+    close: store.close,
+    async putManifests(run, local) {
+      for (const { rel, file } of await walk(local)) if (file) await store.put(`${run}-manifests/${rel.split(path.sep).join('/')}`, await fs.readFile(path.join(local, rel)));
+    },
+    objects: (run, hash = true) => listPlace('--dest', `${run}/`, hash),
+    async outEntries(run) {
+      const { objects, leftovers } = await listPlace('--out', `${run}-out/`, false);
+      return { files: [...objects.keys()], leftovers };
+    },
+    /** The outputs, downloaded to a local folder for DuckDB. */
+    async fetchOut(dir, run) {
+      const local = path.join(dir, run, 'out-read');
+      for (const { rel, get } of await store.list(`${run}-out/`)) {
+        if (isFerryEntry(rel)) continue;
+        await fs.mkdir(path.dirname(path.join(local, rel)), { recursive: true });
+        await fs.writeFile(path.join(local, rel), await get());
+      }
+      return local;
     },
   };
 }
 
 async function s3Destination(s3Url, proxyUrl) {
-  const { S3Client, CreateBucketCommand, ListObjectsV2Command, GetObjectCommand, ListMultipartUploadsCommand } = await import('@aws-sdk/client-s3');
+  const { S3Client, CreateBucketCommand, ListObjectsV2Command, GetObjectCommand, PutObjectCommand, ListMultipartUploadsCommand } = await import('@aws-sdk/client-s3');
   // Reads go straight to the server, never through the faults.
   const client = new S3Client({ endpoint: s3Url, forcePathStyle: true, region: 'us-east-1' });
   await client.send(new CreateBucketCommand({ Bucket: BUCKET }));
-  return {
-    kind: 's3',
-    dest: (run) => `s3://${BUCKET}/${run}`,
-    root: (run) => `s3://${BUCKET}/${run}/`,
-    extraArgs: ['--s3-endpoint', proxyUrl],
+  const store = {
     close: () => client.destroy(),
-    async objects(run) {
-      const objects = new Map();
-      const leftovers = [];
+    async list(prefix) {
+      const found = [];
       let token;
       do {
-        const page = await client.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: `${run}/`, ContinuationToken: token }));
+        const page = await client.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix, ContinuationToken: token }));
         for (const o of page.Contents ?? []) {
-          const rel = o.Key.slice(run.length + 1);
-          if (rel.includes('.ferry-probe-')) {
-            leftovers.push(`probe marker ${rel}`);
-            continue;
-          }
-          const r = await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: o.Key }));
-          objects.set(rel, sha256(await r.Body.transformToByteArray()));
+          found.push({ rel: o.Key.slice(prefix.length), get: async () => (await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: o.Key }))).Body.transformToByteArray() });
         }
         token = page.IsTruncated ? page.NextContinuationToken : undefined;
       } while (token);
-      const open = await client.send(new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: `${run}/` }));
-      for (const u of open.Uploads ?? []) leftovers.push(`open multipart upload ${u.Key}`);
-      return { objects, leftovers };
+      return found;
     },
+    async openUploads(prefix) {
+      const found = [];
+      let keyMarker;
+      let uploadIdMarker;
+      do {
+        const open = await client.send(new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }));
+        for (const u of open.Uploads ?? []) found.push({ rel: u.Key.slice(prefix.length), id: u.UploadId });
+        [keyMarker, uploadIdMarker] = open.IsTruncated ? [open.NextKeyMarker, open.NextUploadIdMarker] : [undefined, undefined];
+      } while (keyMarker !== undefined);
+      return found;
+    },
+    put: (key, body) => client.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: body })),
   };
+  return storeDestination('s3', 's3', store, ['--s3-endpoint', proxyUrl]);
 }
 
 /**
  * GCS: the Storage emulator, read back with @google-cloud/storage straight from it (never
  * through the faults). A resumable upload a kill interrupted leaves nothing to list (its
- * session expires), so what is left behind is what can be listed: probe markers.
+ * session expires), so what may be left behind is what can be listed: markers.
  */
 async function gcsDestination(gcsUrl, proxyUrl) {
   const { Storage } = await import('@google-cloud/storage');
   // The emulator makes a bucket on its first write (creating one answers 501).
   const bucket = new Storage({ apiEndpoint: gcsUrl, projectId: 'ferry-chaos' }).bucket(BUCKET);
-  return {
-    kind: 'gcs',
-    dest: (run) => `gs://${BUCKET}/${run}`,
-    root: (run) => `gs://${BUCKET}/${run}/`,
-    extraArgs: ['--gcs-endpoint', proxyUrl],
-    async objects(run) {
-      const objects = new Map();
-      const leftovers = [];
-      const [files] = await bucket.getFiles({ prefix: `${run}/` });
-      for (const f of files) {
-        const rel = f.name.slice(run.length + 1);
-        if (rel.includes('.ferry-probe-')) leftovers.push(`probe marker ${rel}`);
-        else objects.set(rel, sha256((await f.download())[0]));
-      }
-      return { objects, leftovers };
+  const store = {
+    async list(prefix) {
+      const [files] = await bucket.getFiles({ prefix });
+      return files.map((f) => ({ rel: f.name.slice(prefix.length), get: async () => (await f.download())[0] }));
     },
+    put: (key, body) => bucket.file(key).save(body, { resumable: false }),
   };
+  return storeDestination('gcs', 'gs', store, ['--gcs-endpoint', proxyUrl]);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -308,9 +386,9 @@ async function gcsDestination(gcsUrl, proxyUrl) {
 
 function compileArgs(dir, destination, run) {
   return [
-    'compile', path.join(dir, run, 'manifests'),
+    'compile', destination.manifests(run),
     '--dest', destination.dest(run),
-    '--out', path.join(dir, run, 'out'),
+    '--out', destination.out(run),
     '--work-dir', path.join(dir, run, 'work'),
     '--allow-private-network',
     '--retries', String(RETRIES),
@@ -360,11 +438,11 @@ async function groupGone(pid) {
 }
 
 /** Runs the reference compile to its end, timing it and its start-up; one that hangs past RUN_TIMEOUT_MS fails. */
-async function runToEnd(dir, run, plan, args) {
+async function runToEnd(dir, destination, run, plan, args) {
   const started = Date.now();
   const { child, exited } = startCompile(args);
   const timer = setTimeout(() => killGroup(child), RUN_TIMEOUT_MS);
-  const startupMs = await firstFactMs(dir, run, plan, exited);
+  const startupMs = await firstFactMs(dir, destination, run, plan, exited);
   const r = await exited;
   clearTimeout(timer);
   if (r.code !== 0) throw new Error(`compile exited with ${r.code ?? r.signal}:\n${r.stderr}`);
@@ -378,18 +456,31 @@ const sentTasks = (rows) => rows.filter((r) => r.kind !== 'nullurl' && r.kind !=
  * How far a compile got: terminal facts in the journals of unfinished units, plus every
  * task of the units already complete (whose journals are gone).
  */
-async function progressOf(dir, run, plan) {
+async function progressOf(dir, destination, run, plan) {
+  return (await unitProgress(dir, destination, run, plan)).done;
+}
+
+/** progressOf, and whether some unit has every task journaled but no manifest.json yet: its outputs are being written. */
+async function unitProgress(dir, destination, run, plan) {
   let done = 0;
+  let writing = false;
   const work = path.join(dir, run, 'work');
-  for (const f of await fs.readdir(work, { recursive: true }).catch(() => [])) {
-    if (!String(f).endsWith('.events')) continue;
-    const text = await fs.readFile(path.join(work, String(f)), 'utf8').catch(() => '');
-    done += text.split('\n').filter((l) => /^(UP_OK|UP_ERR|DL_ERR|BAD_IMAGE)\t/.test(l)).length;
-  }
+  const { files } = await destination.outEntries(run);
   for (const { unit, rows } of plan) {
-    if (await fs.stat(path.join(dir, run, 'out', `${unit}.manifest.json`)).catch(() => null)) done += sentTasks(rows);
+    const rel = path.join(...unit.split('/'));
+    if (files.includes(`${rel}.manifest.json`)) {
+      done += sentTasks(rows);
+      continue;
+    }
+    // The unit's journal is <work>/<run key>/<unit>.events.
+    for (const key of await fs.readdir(work).catch(() => [])) {
+      const text = await fs.readFile(path.join(work, key, `${rel}.events`), 'utf8').catch(() => '');
+      const facts = text.split('\n').filter((l) => /^(UP_OK|UP_ERR|DL_ERR|BAD_IMAGE)\t/.test(l)).length;
+      done += facts;
+      if (facts >= sentTasks(rows)) writing = true;
+    }
   }
-  return done;
+  return { done, writing };
 }
 
 /** Resolves once `ready()` holds or `exited` settles, polling; true when ready came first. */
@@ -405,36 +496,74 @@ async function until(ready, exited) {
 }
 
 /** How long a compile takes to journal its first fact (start-up, listing, planning, spawning). */
-async function firstFactMs(dir, run, plan, exited) {
+async function firstFactMs(dir, destination, run, plan, exited) {
   const started = Date.now();
-  await until(async () => (await progressOf(dir, run, plan)) > 0, exited);
+  await until(async () => (await progressOf(dir, destination, run, plan)) > 0, exited);
   return Date.now() - started;
 }
 
 /**
  * When to kill this run: one time in six at a random moment of the start-up (listing,
- * planning, spawning, replaying the journal); otherwise once a random share of the work
- * left is journaled, sized so the remaining kills spread over it, plus up to 200 ms so
- * the moment does not line up with a journal flush.
+ * planning, spawning, replaying the journal); one in six once a unit's tasks are all
+ * journaled, up to 300 ms into the writing of its outputs (staged Parquet, temporary files,
+ * uploads to --out); otherwise once a random share of the work left is journaled, sized so
+ * the remaining kills spread over it, plus up to 200 ms so the moment does not line up with
+ * a journal flush.
  */
 function killMoment(rng, reference, done, total, killsLeft) {
-  if (rng() < 1 / 6 || done >= total) return { afterMs: rng() * reference.startupMs, facts: 0 };
+  const pick = rng();
+  if (pick < 1 / 6 || done >= total) return { afterMs: rng() * reference.startupMs, facts: 0 };
+  if (pick < 2 / 6) return { afterMs: rng() * 300, facts: -1 };
   const share = Math.max(1, Math.floor((rng() * 2 * (total - done)) / (killsLeft + 1)));
   return { afterMs: rng() * 200, facts: Math.min(total, done + share) };
 }
 
+/**
+ * What a compile left of its own beside its outputs: in --out, every entry but each unit's
+ * renewed Parquet, ledger and manifest.json (and the folders holding them); in the work dir,
+ * every entry (a complete unit's journal, task file, staged copies and run folder go with
+ * it, README "Resume", "Object stores"); under --dest, what the destination lists (temporary
+ * files, markers, open multipart uploads).
+ */
+async function leftoversOf(dir, destination, plan, run) {
+  const outputs = new Set(plan.flatMap(({ unit }) => ['parquet', 'ledger.tsv', 'manifest.json'].map((ext) => `${path.join(...unit.split('/'))}.${ext}`)));
+  const leftovers = [];
+  const out = await destination.outEntries(run);
+  leftovers.push(...out.leftovers);
+  for (const rel of out.files) if (!outputs.has(rel)) leftovers.push(`--out: ${isFerryEntry(rel) ? markerKind(rel) : 'stray file'} ${rel}`);
+  for (const { rel, file } of await walk(path.join(dir, run, 'work'))) leftovers.push(`work dir: ${workKind(rel, file)} ${rel}${file ? '' : '/'}`);
+  leftovers.push(...(await destination.objects(run, false)).leftovers);
+  return leftovers;
+}
+
+function workKind(rel, file) {
+  if (!file) return 'empty folder';
+  if (rel.endsWith('.events')) return 'journal';
+  if (rel.endsWith('.tasks.tsv')) return 'task file';
+  if (rel.split(path.sep).includes('staging')) return 'staged copy';
+  if (isFerryEntry(rel)) return markerKind(rel);
+  return 'file';
+}
+
 /** Kills the compile `kills` times and resumes it each time, then lets the last resume finish. */
-async function killAndResume(dir, run, plan, args, kills, rng, reference) {
+async function killAndResume(dir, destination, run, plan, args, kills, rng, reference) {
   const total = plan.reduce((n, u) => n + sentTasks(u.rows), 0);
-  const tally = { kills: 0, midWork: 0, runs: 0 };
+  // Each leftover seen after a kill, with the first kill that left it: what the final run must have removed.
+  const tally = { kills: 0, midWork: 0, runs: 0, firstSeen: new Map() };
   for (;;) {
-    const before = await progressOf(dir, run, plan);
+    const before = await progressOf(dir, destination, run, plan);
     const { child, exited } = startCompile(args);
     tally.runs++;
     const timer = setTimeout(() => killGroup(child), RUN_TIMEOUT_MS);
+    let moment;
     if (tally.kills < kills) {
-      const moment = killMoment(rng, reference, before, total, kills - tally.kills);
-      if (await until(async () => moment.facts === 0 || (await progressOf(dir, run, plan)) >= moment.facts, exited)) {
+      moment = killMoment(rng, reference, before, total, kills - tally.kills);
+      const ready = async () => {
+        if (moment.facts === 0) return true;
+        const now = await unitProgress(dir, destination, run, plan);
+        return moment.facts < 0 ? now.writing : now.done >= moment.facts;
+      };
+      if (await until(ready, exited)) {
         await sleep(moment.afterMs);
         killGroup(child);
       }
@@ -445,7 +574,11 @@ async function killAndResume(dir, run, plan, args, kills, rng, reference) {
       if (tally.kills >= kills) throw new Error(`the last resume hung for ${RUN_TIMEOUT_MS} ms and was killed:\n${r.stderr}`);
       await groupGone(child.pid);
       tally.kills++;
-      if ((await progressOf(dir, run, plan)) !== before) tally.midWork++;
+      const after = await progressOf(dir, destination, run, plan);
+      if (after !== before) tally.midWork++;
+      const at = moment.facts === 0 ? 'in the start-up,' : moment.facts < 0 ? 'after a unit\'s last fact, writing its outputs,' : `after fact ${moment.facts},`;
+      const when = `kill ${tally.kills} (${at} ${Math.round(moment.afterMs)} ms later; ${before} → ${after} of ${total} tasks done)`;
+      for (const l of await leftoversOf(dir, destination, plan, run)) if (!tally.firstSeen.has(l)) tally.firstSeen.set(l, when);
       continue;
     }
     if (r.code !== 0) throw new Error(`a resumed compile exited with ${r.code}:\n${r.stderr}`);
@@ -476,7 +609,7 @@ function ledgerRows(text) {
 }
 
 async function snapshot(db, dir, destination, plan, run) {
-  const out = path.join(dir, run, 'out');
+  const out = await destination.fetchOut(dir, run);
   const root = destination.root(run);
   const units = {};
   for (const { unit } of plan) {
@@ -491,12 +624,8 @@ async function snapshot(db, dir, destination, plan, run) {
       ledger: ledgerRows(await fs.readFile(path.join(out, `${unit}.ledger.tsv`), 'utf8')),
     };
   }
-  const { objects, leftovers } = await destination.objects(run);
-  const work = path.join(dir, run, 'work');
-  for (const f of await fs.readdir(work, { recursive: true }).catch(() => [])) {
-    if (/\.(events|tasks\.tsv)$/.test(String(f))) leftovers.push(`journal ${f}`);
-  }
-  return { units, objects, leftovers };
+  const { objects } = await destination.objects(run);
+  return { units, objects, leftovers: await leftoversOf(dir, destination, plan, run) };
 }
 
 /** Lists of lines compared in order; returns a few readable differences. */
@@ -509,7 +638,7 @@ function diffLines(what, a, b) {
   return out;
 }
 
-function compare(ref, got) {
+function compare(ref, got, firstSeen = new Map()) {
   const mismatches = [];
   for (const [unit, r] of Object.entries(ref.units)) {
     const g = got.units[unit];
@@ -521,7 +650,7 @@ function compare(ref, got) {
     else if (got.objects.get(key) !== sum) mismatches.push(`object ${key}: sha256 ${got.objects.get(key)}, reference ${sum}`);
   }
   for (const key of got.objects.keys()) if (!ref.objects.has(key)) mismatches.push(`object ${key}: not in the reference`);
-  mismatches.push(...ref.leftovers.map((l) => `left behind by the reference: ${l}`), ...got.leftovers.map((l) => `left behind: ${l}`));
+  mismatches.push(...ref.leftovers.map((l) => `left behind by the reference: ${l}`), ...got.leftovers.map((l) => `left behind: ${l}, ${firstSeen.has(l) ? `first seen after ${firstSeen.get(l)}` : 'by the final run (seen after no kill)'}`));
   return mismatches;
 }
 
@@ -582,19 +711,22 @@ function uploadFaults(kind, run, seed) {
 async function chaosOn(ctx, destination, names) {
   const { dir, db, origin, plan, opts, rng, proxy } = ctx;
   const [refName, runName] = names;
-  for (const run of names) await writeManifests(db, path.join(dir, run, 'manifests'), origin, run, plan);
+  for (const run of names) {
+    await writeManifests(db, path.join(dir, run, 'manifests'), origin, run, plan);
+    await destination.putManifests(run, path.join(dir, run, 'manifests'));
+  }
   const concurrency = ['--concurrency', String(opts.concurrency)];
   if (proxy) await getJson(`${proxy}/__faults`, { method: 'DELETE' });
-  const reference = await runToEnd(dir, refName, plan, [...compileArgs(dir, destination, refName), ...concurrency]);
+  const reference = await runToEnd(dir, destination, refName, plan, [...compileArgs(dir, destination, refName), ...concurrency]);
   const proxyBefore = proxy ? await getJson(`${proxy}/__stats`) : null;
   if (proxy) await getJson(`${proxy}/__faults`, { method: 'POST', body: JSON.stringify(uploadFaults(destination.kind, runName, opts.seed)) });
   const started = Date.now();
-  const { kills, midWork, runs } = await killAndResume(dir, runName, plan, [...compileArgs(dir, destination, runName), ...concurrency], opts.kills, rng, reference);
+  const { kills, midWork, runs, firstSeen } = await killAndResume(dir, destination, runName, plan, [...compileArgs(dir, destination, runName), ...concurrency], opts.kills, rng, reference);
   const chaosMs = Date.now() - started;
   const stats = await getJson(`${origin}/__stats`);
   const proxyAfter = proxy ? await getJson(`${proxy}/__stats`) : null;
   const ref = await snapshot(db, dir, destination, plan, refName);
-  const mismatches = compare(ref, await snapshot(db, dir, destination, plan, runName));
+  const mismatches = compare(ref, await snapshot(db, dir, destination, plan, runName), firstSeen);
   const tasks = plan.reduce((n, u) => n + sentTasks(u.rows), 0);
   // Equal to a broken reference proves nothing: most objects must have landed, and some rows failed.
   const reasons = reasonTally(ref);
@@ -604,7 +736,13 @@ async function chaosOn(ctx, destination, names) {
   // Each kill may redo what was in flight: about two windows of --concurrency, each with its tries.
   const bound = kills * 2 * opts.concurrency * (1 + RETRIES);
   if (chaosRequests - refRequests > bound) mismatches.push(`rework ${chaosRequests - refRequests} requests exceeds the bound ${bound}`);
-  return { kind: destination.kind, tasks, objects: ref.objects.size, reasons, reference, chaosMs, kills, midWork, runs, refRequests, chaosRequests, bound, mismatches, proxy: proxyAfter && faultSummary(proxyBefore, proxyAfter, destination.kind === 'gcs' ? 'POST' : 'PUT') };
+  // What the kills left at some point (the final run must have removed it): proof the windows were hit.
+  const seen = {};
+  for (const l of firstSeen.keys()) {
+    const what = l.replace(/ \S+$/, '').replace(/ [^ ]+ \([^)]*\)$/, '');
+    seen[what] = (seen[what] ?? 0) + 1;
+  }
+  return { seen, kind: destination.kind, tasks, objects: ref.objects.size, reasons, reference, chaosMs, kills, midWork, runs, refRequests, chaosRequests, bound, mismatches, proxy: proxyAfter && faultSummary(proxyBefore, proxyAfter, destination.kind === 'gcs' ? 'POST' : 'PUT') };
 }
 
 function reasonTally(snap) {
@@ -632,6 +770,7 @@ function report(r) {
   log(`  killed-and-resumed: ${r.kills} SIGKILLs (${r.midWork} with work in flight) over ${r.runs} runs in ${s(r.chaosMs)}`);
   log(`  origin requests: reference ${r.refRequests}, killed-and-resumed ${r.chaosRequests}: rework ${r.chaosRequests - r.refRequests} (bound ${r.bound}); beyond one per task: ${r.chaosRequests - r.tasks}`);
   if (r.proxy) log(`  destination (through fault-proxy): ${r.proxy.requests} requests, ${r.proxy.writes} ${r.proxy.write}s (reference ${r.proxy.referenceWrites}), ${r.proxy.faults} faults injected`);
+  log(`  left by the kills at some point: ${Object.entries(r.seen).map(([k, v]) => `${k} ×${v}`).join(', ') || 'nothing'}`);
   log(`  mismatches: ${r.mismatches.length}`);
   for (const m of r.mismatches.slice(0, 20)) log(`    ${m}`);
 }
