@@ -101,8 +101,10 @@ export interface StorageAdapter {
   /** Objects under a relative prefix ('' for all), recursively, paginated; no promised order. */
   list(prefix: string): AsyncIterable<ObjectInfo>;
   /**
-   * The keys right at the store's root (no folder entered) whose names start with `start`:
-   * how the markers ferry writes there are found again (write-check.ts).
+   * The keys right at the store's root (no folder entered) whose names start with `start`,
+   * and those such keys that an interrupted write left only a partial of (a folder's
+   * temporary file, which discardPartial removes): how the markers ferry writes there are
+   * found again (write-check.ts). A key may come twice.
    */
   rootKeys(start: string): AsyncIterable<string>;
   /** Metadata of a key, or null when it does not exist. */

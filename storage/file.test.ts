@@ -9,6 +9,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { StorageError } from './adapter.js';
 import { FileStore, InlineWrites, TEMP_STALE_MS } from './file.js';
 import { writerTag } from './process.js';
+import { WRITE_CHECK_MARKER, checkWrites } from './write-check.js';
 
 /** A pid no process has: above the largest pid_max Linux allows (2^22). */
 const DEAD = writerTag(4_194_305);
@@ -216,6 +217,35 @@ describe('FileStore', () => {
     expect(await readdir(path.join(s.root, '.ferry-tmp/u'))).toEqual([]);
     await s.close(); // its empty temporary folders go
     expect(await readdir(s.root)).toEqual(['u']);
+  });
+});
+
+describe('FileStore and the write check', () => {
+  it("removes the temporary file of a marker a check killed before its link left in .ferry-tmp/, and nobody else's", async () => {
+    // A compile killed between the marker's temporary write and its rename, at the root of a
+    // folder --out or --dest: the marker never landed, so no check found it, and its
+    // temporary file stayed in <root>/.ferry-tmp/ for good (no unit's cleanup looks there).
+    const s = await store();
+    const now = Date.now();
+    const temp = path.join(s.root, '.ferry-tmp');
+    await mkdir(temp);
+    const killed = `${WRITE_CHECK_MARKER}${DEAD}-${now}-0.${DEAD}-0.tmp`;
+    const live = `${WRITE_CHECK_MARKER}${writerTag(process.pid)}-${now}-7.${writerTag(process.pid)}-9.tmp`; // this process's, under way
+    const users = `${WRITE_CHECK_MARKER}notes.txt`;
+    for (const name of [killed, live, users]) await writeFile(path.join(temp, name), 'ferry');
+    await checkWrites(s);
+    expect((await readdir(temp)).sort()).toEqual([live, users].sort());
+    expect(await readdir(s.root)).toEqual(['.ferry-tmp']);
+  });
+
+  it('leaves no .ferry-tmp/ behind once the killed check\'s file is gone', async () => {
+    const s = await store();
+    const temp = path.join(s.root, '.ferry-tmp');
+    await mkdir(temp);
+    await writeFile(path.join(temp, `${WRITE_CHECK_MARKER}${DEAD}-${Date.now()}-0.${DEAD}-0.tmp`), 'ferry');
+    await checkWrites(s);
+    await s.close();
+    expect(await readdir(s.root)).toEqual([]);
   });
 });
 

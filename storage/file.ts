@@ -95,6 +95,12 @@ const TEMP_NAME = new RegExp(`^(${WRITER_TAG})-[0-9a-z]+\\.tmp$`);
 /** A temporary file not written to for this long is abandoned, whoever's it is (another space's, a writer of unknown start). */
 export const TEMP_STALE_MS = 60 * 60_000;
 
+/** The key a temporary file (its name, `<key base>.<writer>-<counter>.tmp`) was written for, or null when it is not one of ours. */
+function keyOfTemp(name: string): string | null {
+  const dot = name.lastIndexOf('.', name.length - TEMP_SUFFIX.length - 1);
+  return dot > 0 && TEMP_NAME.test(name.slice(dot + 1)) ? name.slice(0, dot) : null;
+}
+
 /** Whether the writer a temporary file's name names is gone (process.ts: writerGone); a name of no writer is not judged. */
 function tempWriterGone(name: string): boolean {
   const tail = name.slice(name.lastIndexOf('.', name.length - TEMP_SUFFIX.length - 1) + 1); // `<writer>-<counter>.tmp`
@@ -308,6 +314,13 @@ export class FileStore implements StorageAdapter {
   async *rootKeys(start: string): AsyncIterable<string> {
     const entries = await fs.readdir(this.root, { withFileTypes: true }).catch(() => []);
     for (const e of entries) if (e.isFile() && e.name.startsWith(start)) yield e.name;
+    // A root key's temporary files lie right in the root's `.ferry-tmp/` (tempBase): a write
+    // killed before its link left one there and no key.
+    const temps = await fs.readdir(path.join(this.root, TEMP_DIR), { withFileTypes: true }).catch(() => []);
+    for (const e of temps) {
+      const key = e.isFile() && e.name.startsWith(start) ? keyOfTemp(e.name) : null;
+      if (key !== null) yield key;
+    }
   }
 
   async stat(key: string): Promise<ObjectInfo | null> {

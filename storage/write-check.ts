@@ -44,14 +44,15 @@ export async function checkWrites(store: StorageAdapter, only: 'any failure' | '
 
 /**
  * Best effort: the markers that killed checks left at the store's root (a kill between a
- * marker's write and its removal), once the store took this check's write. A marker is
- * harmless, and listing or removing may not be allowed (a drop bucket).
+ * marker's write and its removal), and what a check killed in the middle of its marker's
+ * write left of it (a folder's temporary file in its `.ferry-tmp/`), once the store took this
+ * check's write. A marker is harmless, and listing or removing may not be allowed (a drop bucket).
  */
 async function removeAbandonedMarkers(store: StorageAdapter): Promise<void> {
   try {
-    const abandoned: string[] = [];
-    for await (const key of store.rootKeys(WRITE_CHECK_MARKER)) if (abandonedMarker(key, WRITE_CHECK_MARKER)) abandoned.push(key);
-    await Promise.all(abandoned.map((key) => store.remove(key).catch(() => undefined)));
+    const abandoned = new Set<string>();
+    for await (const key of store.rootKeys(WRITE_CHECK_MARKER)) if (abandonedMarker(key, WRITE_CHECK_MARKER)) abandoned.add(key);
+    await Promise.all([...abandoned].map((key) => Promise.all([store.remove(key).catch(() => undefined), store.discardPartial(key).catch(() => undefined)])));
   } catch {
     // not listed: left for a later check
   }
