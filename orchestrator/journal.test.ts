@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Event } from '../protocol/index.js';
-import { writerTag } from '../storage/index.js';
+import { WRITE_CHECK_MARKER, writerTag } from '../storage/index.js';
 import { Journal, discardJournal, journalFiles, stagingDir, tidyWorkDir } from './journal.js';
 
 /** Opens a journal and collects the events it gives back. */
@@ -226,6 +226,25 @@ describe('tidyWorkDir', () => {
     const left = (await readdirRecursive(root)).sort();
     expect(left).toEqual(['aaaaaaaaaaaaaaaa/u.events', `bbbbbbbbbbbbbbbb/staging/${writerTag(process.pid)}/live.parquet`, `mine-too/staging/${dead}/keep`]);
     expect((await readdir(root)).sort()).toEqual(['aaaaaaaaaaaaaaaa', 'bbbbbbbbbbbbbbbb', 'mine-too']); // the run folders left empty are gone
+    await rm(root, { recursive: true });
+  });
+
+  it("removes the write-check markers killed commands left in the other run folders, and those folders, but a live check's", async () => {
+    const root = await mkdtemp(path.join(tmpdir(), 'ferry-tidy-'));
+    const mine = path.join(root, '0123456789abcdef');
+    const now = Date.now();
+    // A compile killed during its work dir's check, then run again with another --dest (another run key).
+    const killed = path.join(root, 'fedcba9876543210');
+    const live = path.join(root, 'aaaaaaaaaaaaaaaa');
+    await mkdir(killed);
+    await mkdir(live);
+    await writeFile(path.join(killed, `${WRITE_CHECK_MARKER}${writerTag(4_194_305)}-${now}-0`), 'ferry');
+    const liveMarker = `${WRITE_CHECK_MARKER}${writerTag(process.pid)}-${now}-0`;
+    await writeFile(path.join(live, liveMarker), 'ferry');
+    await mkdir(stagingDir(mine), { recursive: true });
+    await tidyWorkDir(mine);
+    expect(await readdirRecursive(root)).toEqual([`aaaaaaaaaaaaaaaa/${liveMarker}`]);
+    expect(await readdir(root)).toEqual(['aaaaaaaaaaaaaaaa']);
     await rm(root, { recursive: true });
   });
 });

@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import { readdir, rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { type Event, ProtocolError, isTerminal, parseEvent } from '../protocol/index.js';
-import { processGone, writerGone, writerTag } from '../storage/index.js';
+import { WRITE_CHECK_MARKER, abandonedMarker, processGone, writerGone, writerTag } from '../storage/index.js';
 
 const MAGIC = '#ferry-journal v1';
 const FLUSH_MS = 50;
@@ -364,7 +364,9 @@ const RUN_FOLDER = /^(?:replay-)?[0-9a-f]{16}$/;
  * named the folder with the bare pid), then the staging and run folders if nothing is left in
  * them. So too in the other run folders of the same --work-dir: a command killed while it
  * staged a manifest or a renewed Parquet (gigabytes, maybe), then run again with other
- * options (another run key) or never again, left a copy that no run of its own key would remove.
+ * options (another run key) or never again, left a copy that no run of its own key would remove;
+ * one killed during its work dir's write check (io.ts: checkWorkDir) left the check's marker,
+ * and with it the run folder.
  */
 export async function tidyWorkDir(workDir: string): Promise<void> {
   await tidyStaging(workDir, true);
@@ -373,14 +375,19 @@ export async function tidyWorkDir(workDir: string): Promise<void> {
   await Promise.all(others.map((name) => tidyStaging(path.join(root, name), false)));
 }
 
-/** Removes the staging folders of gone processes in a run folder (and this process's, when it is `ours`), and the folders left empty. */
+/**
+ * Removes the staging folders of gone processes in a run folder (and this process's, when it
+ * is `ours`) and the write-check markers of gone ones, and the folders left empty.
+ */
 async function tidyStaging(runDir: string, ours: boolean): Promise<void> {
   const root = path.join(runDir, 'staging');
   const mine = stagingDir(runDir);
   const all = await readdir(root).catch(() => [] as string[]);
   const gone = all.filter((name) => path.join(root, name) !== mine && (/^\d+$/.test(name) ? processGone(Number(name)) : writerGone(name)));
-  if (!ours && gone.length === 0) return; // another command's run folder, with nothing to tidy: left alone
-  await Promise.all([...(ours ? [mine] : []), ...gone.map((name) => path.join(root, name))].map((dir) => rm(dir, { recursive: true, force: true })));
+  const markers = (await readdir(runDir).catch(() => [] as string[])).filter((name) => abandonedMarker(name, WRITE_CHECK_MARKER));
+  if (!ours && gone.length === 0 && markers.length === 0) return; // another command's run folder, with nothing to tidy: left alone
+  const doomed = [...(ours ? [mine] : []), ...gone.map((name) => path.join(root, name)), ...markers.map((name) => path.join(runDir, name))];
+  await Promise.all(doomed.map((p) => rm(p, { recursive: true, force: true })));
   await rmdir(root).catch(() => {}); // another command still stages here
   await rmdir(runDir).catch(() => {}); // journals of unfinished units stay
 }
