@@ -36,7 +36,8 @@ describe('checkWorkDir', () => {
   it("removes the marker a check killed midway left (its writer gone), and keeps a live check's", async () => {
     const dir = await fs.mkdtemp(path.join(tmpdir(), 'ferry-workdir-check-'));
     const dead = `${WRITE_CHECK_MARKER}${writerTag(4_194_305)}-${Date.now()}-0`;
-    const live = `${WRITE_CHECK_MARKER}${writerTag(process.pid)}-${Date.now()}-0`;
+    // Not counter 0: this process's check names its own marker so, and in the same millisecond it would be this one.
+    const live = `${WRITE_CHECK_MARKER}${writerTag(process.pid)}-${Date.now()}-999`;
     for (const name of [dead, live]) await fs.writeFile(path.join(dir, name), 'ferry');
     await checkWorkDir(dir, '--work-dir');
     expect(await fs.readdir(dir)).toEqual([live]);

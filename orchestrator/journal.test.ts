@@ -239,7 +239,7 @@ describe('tidyWorkDir', () => {
     await mkdir(killed);
     await mkdir(live);
     await writeFile(path.join(killed, `${WRITE_CHECK_MARKER}${writerTag(4_194_305)}-${now}-0`), 'ferry');
-    const liveMarker = `${WRITE_CHECK_MARKER}${writerTag(process.pid)}-${now}-0`;
+    const liveMarker = `${WRITE_CHECK_MARKER}${writerTag(process.pid)}-${now}-999`;
     await writeFile(path.join(live, liveMarker), 'ferry');
     await mkdir(stagingDir(mine), { recursive: true });
     await tidyWorkDir(mine);

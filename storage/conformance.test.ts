@@ -117,7 +117,7 @@ describe.each(backends.map((b) => [b.name, b] as [string, Backend]))('%s store',
     const put = (key: string) => store.put(key, Buffer.from('ferry'), { contentType: 'text/plain', metadata: {}, ifAbsent: false });
     const now = Date.now();
     const dead = `${WRITE_CHECK_MARKER}${writerTag(4_194_305)}-${now}-0`; // a pid no process has
-    const live = `${WRITE_CHECK_MARKER}${writerTag(process.pid)}-${now}-0`; // a check of this process, under way
+    const live = `${WRITE_CHECK_MARKER}${writerTag(process.pid)}-${now}-999`; // a check of this process, under way
     const old = `${WRITE_CHECK_MARKER}1234-${now - 2 * 3_600_000}`; // an earlier version's, two hours old
     const young = `${WRITE_CHECK_MARKER}1234-${now}`; // an earlier version's, which no pid check can judge
     const users = `${WRITE_CHECK_MARKER}notes.txt`;

@@ -192,7 +192,7 @@ describe('GCS store on the emulator', () => {
   it("removes the probe markers killed probes left at its root, and nothing else, at cleanup: not a live probe's", async () => {
     const store = await gcs.open({ conditionalWrites: 'off' });
     const put = (key: string) => store.bucket.file(store.prefix + key).save(Buffer.from('probe'), { resumable: false });
-    const live = `.ferry-probe-${writerTag(process.pid)}-${Date.now()}-0`; // a probe of this process, under way
+    const live = `.ferry-probe-${writerTag(process.pid)}-${Date.now()}-999`; // a probe of this process, under way
     const dead = `.ferry-probe-${writerTag(4_194_305)}-${Date.now()}-0`; // a pid no process has
     await Promise.all([put('.ferry-probe-0123456789abcdef'), put('.ferry-probe-fedcba9876543210'), put(dead), put(live), put('u/keep.txt')]);
     await store.cleanup('u/');

@@ -184,7 +184,7 @@ describe('S3Store on fauxqs', () => {
   it("removes the probe markers killed probes left at its root, and nothing else, at cleanup: not a live probe's", async () => {
     const store = await server.open({ conditionalWrites: 'off' });
     const put = (key: string) => server.admin.send(new PutObjectCommand({ Bucket: server.bucket, Key: store.prefix + key, Body: 'probe' }));
-    const live = `${PROBE_MARKER}${writerTag(process.pid)}-${Date.now()}-0`; // a probe of this process, under way
+    const live = `${PROBE_MARKER}${writerTag(process.pid)}-${Date.now()}-999`; // a probe of this process, under way
     const dead = `${PROBE_MARKER}${writerTag(4_194_305)}-${Date.now()}-0`; // a pid no process has
     await Promise.all([put(`${PROBE_MARKER}0123456789abcdef`), put(`${PROBE_MARKER}fedcba9876543210`), put(dead), put(live), put('u/keep.txt')]);
     await store.cleanup('u/', () => true);
