@@ -75,6 +75,9 @@ describe('ferry command line', () => {
     expect(await byYargs(['--force', 'compile', 'm'])).toBe('name a command first: ferry compile|replay|demo|worker [flags] (got --force)');
     expect(await byYargs(['compile', '--dest', 'd', 'm'])).toMatchObject({ command: 'compile', manifests: 'm', dest: 'd' });
     expect(await byYargs(['compile', '--dest', 'd'])).toBe('compile: missing <manifests>, the manifest folder (prefix)');
+    expect(await byYargs(['compile', '--dest', 'd', '--out', 'o', '--', 'm'])).toBe(
+      'compile: missing <manifests>, the manifest folder (prefix); words after -- are not read ("m"): give it before --',
+    );
     expect(await byYargs(['compile', 'm', 'n'])).toBe('unexpected argument "n"');
     // after `--`, yargs leaves words in `_`, unread: `compile m -- n` compiled m alone, exit 0
     expect(await byYargs(['compile', 'm', '--', 'n'])).toBe('unexpected argument "n"');

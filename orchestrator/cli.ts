@@ -99,7 +99,12 @@ export async function yargsCommandLine(argv: readonly string[]): Promise<Command
   }
   const refusal = (msg: string): string => {
     const spec = command && SPECS[command];
-    if (spec?.positional && msg.startsWith('Not enough non-option arguments')) return `${command}: missing <${spec.positional.name}>, the ${spec.positional.describe}`;
+    if (spec?.positional && msg.startsWith('Not enough non-option arguments')) {
+      // `ferry compile --dest d --out o -- m`: the word is there, but after `--`, which ends the reading.
+      const after = argv.indexOf('--') >= 0 ? argv.slice(argv.indexOf('--') + 1) : [];
+      const note = after.length > 0 ? `; words after -- are not read (${after.map((w) => `"${w}"`).join(' ')}): give it before --` : '';
+      return `${command}: missing <${spec.positional.name}>, the ${spec.positional.describe}${note}`;
+    }
     if (!spec && argv[0] !== undefined) {
       if (argv[0].startsWith('-')) return `name a command first: ferry compile|replay|demo|worker [flags] (got ${argv[0]})`;
       const near = msg.startsWith('Did you mean ') ? `: ${msg.charAt(0).toLowerCase()}${msg.slice(1)}` : ': name compile, replay, demo or worker';
