@@ -152,9 +152,22 @@ async function replayRows(m: UnitManifest, rows: LedgerRow[], chosen: LedgerRow[
         `${e.message.replace(e.file, uriOf(r.parent, renewedKey))} (the unit's renewed Parquet, which replay merges into: recompile the unit with ferry compile … --only ${m.unit} --force)`,
       );
     });
-    for (const row of rows) if (row.id !== null && row.stage !== 'compile') state.set(row.id, outcomeFromLedger(row));
-    // The selected ids' real URLs come from the source manifest (the ledger's are redacted).
-    const wanted = new Set(chosen.map((row) => row.id as string));
+    for (const row of rows) {
+      if (row.id === null || row.stage === 'compile') continue;
+      const now = state.get(row.id);
+      if (now?.ok) {
+        // A replay stopped between its publishes (status replaying) published the Parquet
+        // first: its destination is newer than the ledger's row, and an object stands there.
+        if (m.status === 'replaying') continue;
+        throw new UsageError(
+          `${r.ledgerUri}: the row of id ${JSON.stringify(row.id)} (${row.reason}) is for an id that ${uriOf(r.parent, renewedKey)} says is migrated, to ${now.uri}: the ledger was edited or comes from another compile; put back the ledger the last compile or replay wrote, or recompile the unit (ferry compile … --only ${m.unit} --force)`,
+        );
+      }
+      state.set(row.id, outcomeFromLedger(row));
+    }
+    // The selected ids' real URLs come from the source manifest (the ledger's are redacted);
+    // an id already migrated is not sent again.
+    const wanted = new Set(chosen.filter((row) => state.get(row.id as string)?.ok !== true).map((row) => row.id as string));
     const tasks: Task[] = [];
     // Every row that became a task has an outcome in the ledger or the Parquet: checked now,
     // before any fetch, for a ledger edited by hand or taken from another run.

@@ -274,6 +274,51 @@ describe('replay stopped while it publishes', () => {
   }, 120_000);
 });
 
+describe('a ledger row for an id the renewed Parquet says is migrated', () => {
+  it('a replay stopped between its publishes and run again with other --reasons keeps every destination it published', async () => {
+    await scenario('reselect');
+    expect((await compile('reselect', 'dest')).code).toBe(0); // every file missing: N × NOT_FOUND
+    await serve('reselect', true);
+    const ledger = path.join(place('reselect').out, 'm.ledger.tsv');
+    const before = await fs.readFile(ledger);
+    const child = ferrySpawn(replayArgs('reselect', '--reasons', 'all', '--concurrency', '1'));
+    await until(async () => (await journaledOk('reselect')) >= 1);
+    // The Parquet is published (every id migrated), the ledger is not, as a kill there leaves it.
+    await fs.rm(ledger);
+    await fs.mkdir(ledger);
+    expect((await once(child, 'exit'))[0]).toBe(1);
+    await fs.rmdir(ledger);
+    await fs.writeFile(ledger, before);
+    // The operator finishes with the summary's command, which selects the transient rows (none).
+    const r = await ferry(replayArgs('reselect'));
+    expect(r.code, r.stderr).toBe(0);
+    const paths = await consistent('reselect');
+    expect([...paths.entries()].filter(([, p]) => p === null)).toEqual([]);
+  }, 120_000);
+
+  it('in a complete unit is refused, naming the id, and the outputs stay as they are', async () => {
+    await scenario('edited');
+    expect((await compile('edited', 'dest')).code).toBe(0); // every file missing: N × NOT_FOUND
+    for (let i = 0; i < 6; i++) await fs.writeFile(path.join(dir, 'origin', `edited-${i}.png`), img);
+    expect((await ferry(replayArgs('edited', '--reasons', 'all'))).code).toBe(0);
+    const migrated = await consistent('edited');
+    expect(migrated.get('r0')).not.toBeNull();
+    // A row of the ledger compile wrote, for r0, put back by hand beside today's.
+    const ledger = path.join(place('edited').out, 'm.ledger.tsv');
+    const rows = (await fs.readFile(ledger, 'utf8')).trimEnd().split('\n');
+    const edited = [rows[0], rows[1]!.replace(/^r6\t/, 'r0\t'), ...rows.slice(1)].join('\n') + '\n';
+    await fs.writeFile(ledger, edited);
+    const outputs = async () => Promise.all(['m.parquet', 'm.manifest.json'].map((f) => fs.readFile(path.join(place('edited').out, f))));
+    const kept = await outputs();
+    const r = await ferry(replayArgs('edited', '--reasons', 'NOT_FOUND'));
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/id "r0".*m\.parquet/);
+    expect(r.stderr).toContain('the ledger was edited or comes from another compile');
+    expect(await outputs()).toEqual(kept);
+    expect(await fs.readFile(ledger, 'utf8')).toBe(edited);
+  }, 120_000);
+});
+
 describe('the ledger named in other ways', () => {
   it('a symlink to the ledger replays the unit the link points to', async () => {
     await scenario('linked');
