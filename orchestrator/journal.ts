@@ -375,6 +375,22 @@ export async function tidyWorkDir(workDir: string): Promise<void> {
   await Promise.all(others.map((name) => tidyStaging(path.join(root, name), false)));
 }
 
+/** A staging folder's writer is gone: a tag's, or an earlier version's bare pid's. */
+function stagerGone(name: string): boolean {
+  return /^\d+$/.test(name) ? processGone(Number(name)) : writerGone(name);
+}
+
+/**
+ * The pids of the other commands staging in a run folder now: every command stages there from
+ * its start to its end, so a replay finds another replay of its ledger this way.
+ */
+export async function otherStagers(runDir: string): Promise<number[]> {
+  const root = path.join(runDir, 'staging');
+  const mine = stagingDir(runDir);
+  const all = await readdir(root).catch(() => [] as string[]);
+  return all.filter((name) => path.join(root, name) !== mine && !stagerGone(name)).map((name) => Number(/(?:^|p)(\d+)(?:s\d+)?$/.exec(name)?.[1] ?? NaN));
+}
+
 /**
  * Removes the staging folders of gone processes in a run folder (and this process's, when it
  * is `ours`) and the write-check markers of gone ones, and the folders left empty.
@@ -383,7 +399,7 @@ async function tidyStaging(runDir: string, ours: boolean): Promise<void> {
   const root = path.join(runDir, 'staging');
   const mine = stagingDir(runDir);
   const all = await readdir(root).catch(() => [] as string[]);
-  const gone = all.filter((name) => path.join(root, name) !== mine && (/^\d+$/.test(name) ? processGone(Number(name)) : writerGone(name)));
+  const gone = all.filter((name) => path.join(root, name) !== mine && stagerGone(name));
   const markers = (await readdir(runDir).catch(() => [] as string[])).filter((name) => abandonedMarker(name, WRITE_CHECK_MARKER));
   if (!ours && gone.length === 0 && markers.length === 0) return; // another command's run folder, with nothing to tidy: left alone
   const doomed = [...(ours ? [mine] : []), ...gone.map((name) => path.join(root, name)), ...markers.map((name) => path.join(runDir, name))];

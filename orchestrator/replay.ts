@@ -14,9 +14,9 @@ import { StorageError, UriError, describePlace, objectUrlScheme, parsePlace, spl
 import { asUnitError, checkSourceCredentials, runUnitTasks, type RunContext } from './compile.js';
 import { TaskQueue, WorkerPool } from './supervise.js';
 import { type CompileConfig, checkLocalSourceRoot, fingerprint } from './config.js';
-import { EXIT, PlaceError, UsageError } from './errors.js';
+import { EXIT, PlaceError, UnitError, UsageError } from './errors.js';
 import { Stores, checkWorkDir, localCopy, readLines } from './io.js';
-import { Journal, discardFinishedJournal, discardJournal, journalFiles, stagingDir, tidyWorkDir } from './journal.js';
+import { Journal, discardFinishedJournal, discardJournal, journalFiles, otherStagers, stagingDir, tidyWorkDir } from './journal.js';
 import { stagedFiles, writeOutputs } from './materialize.js';
 import { ManifestError, scanManifest } from './parquet/index.js';
 import type { Board } from './progress.js';
@@ -137,6 +137,11 @@ async function replayRows(m: UnitManifest, rows: LedgerRow[], chosen: LedgerRow[
   const renewed = await localCopy(r.out, renewedKey, staging, flags.timeout);
   const staged = await stagedFiles(staging, r.unitName);
   try {
+    // Two replays of one ledger would share its journal and each publish its own outputs over
+    // the other's: the later one is refused (both, when they start together), before any fetch.
+    const running = await otherStagers(workDir);
+    if (running.length > 0)
+      throw new UnitError(m.unit, `another replay of ${r.ledgerUri} is running (pid ${running.join(', ')}; it stages in ${path.join(workDir, 'staging')}): run this one again once it has ended`);
     // The unit as it stands: successes from the renewed Parquet, failures from the ledger.
     const state = new UnitState();
     // A renewed Parquet that cannot be read is named as itself (not as the source manifest

@@ -319,6 +319,29 @@ describe('a ledger row for an id the renewed Parquet says is migrated', () => {
   }, 120_000);
 });
 
+describe('two replays of one ledger at once', () => {
+  it('the second is refused, naming the running one, and the first finishes as if alone', async () => {
+    await scenario('twice');
+    expect((await compile('twice', 'dest')).code).toBe(0); // every file missing: N × NOT_FOUND
+    await serve('twice', true);
+    const child = ferrySpawn(replayArgs('twice', '--reasons', 'all', '--concurrency', '1'));
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    await until(async () => (await journaledOk('twice')) >= 1);
+    const second = await ferry(replayArgs('twice', '--reasons', 'all'));
+    expect(second.code, second.stderr).toBe(1);
+    expect(second.stderr).toMatch(new RegExp(`^ferry: m: another replay of .*m\\.ledger\\.tsv is running \\(pid ${child.pid};`, 'm'));
+    expect((await once(child, 'exit'))[0], stderr).toBe(0);
+    expect(stderr).toContain(`${N} of ${N} repaired`);
+    const paths = await consistent('twice');
+    expect([...paths.values()].filter((p) => p === null)).toEqual([]);
+    const m = JSON.parse(await fs.readFile(path.join(place('twice').out, 'm.manifest.json'), 'utf8')) as { runs: unknown[]; counts: { sentThisRun: number } };
+    expect(m.runs).toHaveLength(2);
+    expect(m.counts.sentThisRun).toBe(N);
+    expect(await fs.readdir(place('twice').work, { recursive: true })).toEqual([]);
+  }, 120_000);
+});
+
 describe('the ledger named in other ways', () => {
   it('a symlink to the ledger replays the unit the link points to', async () => {
     await scenario('linked');
