@@ -62,5 +62,11 @@ describe('replay selection', () => {
     expect(replayable(rows, parseReasonSelector('NOT_FOUND,empty')).map((r) => r.id)).toEqual(['n', 'e']);
   });
   it('takes classes', () => expect(selects(parseReasonSelector('invalid'), 'EMPTY')).toBe(true));
+  // Codes are taken in any case (NOT_FOUND,empty): classes and all are too, as README spells them or not.
+  it.each(['ALL', 'Transient', 'INVALID,timeout'])('takes %j in any case', (t) => {
+    const sel = parseReasonSelector(t);
+    expect(sel.classes.size + sel.codes.size).toBeGreaterThan(0);
+    expect(selects(sel, 'TIMEOUT')).toBe(true);
+  });
   it.each(['', 'bogus', 'TIMEOUT,bogus'])('refuses %j', (t) => expect(() => parseReasonSelector(t)).toThrow('--reasons'));
 });

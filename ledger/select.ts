@@ -4,15 +4,17 @@ import { LedgerError, type LedgerRow } from './format.js';
 
 export type ReasonSelector = { classes: ReadonlySet<ReasonClass>; codes: ReadonlySet<Reason> };
 
-/** Parses `transient` (the default), `all`, a class name, or a comma list of codes and classes. */
+/** Parses `transient` (the default), `all`, a class name, or a comma list of codes and classes, in any case. */
 export function parseReasonSelector(text: string): ReasonSelector {
   const classes = new Set<ReasonClass>();
   const codes = new Set<Reason>();
   for (const raw of text.split(',')) {
     const word = raw.trim();
     if (word === '') continue;
-    if (word === 'all') REASON_CLASS_NAMES.forEach((c) => classes.add(c));
-    else if ((REASON_CLASS_NAMES as readonly string[]).includes(word)) classes.add(word as ReasonClass);
+    // Any case, as codes are: ALL, Transient.
+    const lower = word.toLowerCase();
+    if (lower === 'all') REASON_CLASS_NAMES.forEach((c) => classes.add(c));
+    else if ((REASON_CLASS_NAMES as readonly string[]).includes(lower)) classes.add(lower as ReasonClass);
     else if (isReason(word.toUpperCase())) codes.add(word.toUpperCase() as Reason);
     else throw new LedgerError(`--reasons: unknown reason or class "${word}" (use all, transient, invalid, permanent or codes such as TIMEOUT,HTTP_5XX)`);
   }
