@@ -5,7 +5,7 @@
  * themselves (URIs, reasons, details) stay in the journal until the outputs are written.
  */
 import type { LedgerRow, Stage } from '../ledger/index.js';
-import { type Reason, type TerminalEvent, idProblem, isTerminal, notUtf8Bytes, shownText } from '../protocol/index.js';
+import { type Reason, type TerminalEvent, idProblem, isTerminal, shownText, urlProblem } from '../protocol/index.js';
 import type { Journal } from './journal.js';
 
 /** Rows whose outcomes are read back from the journal at once. */
@@ -42,9 +42,8 @@ function duplicate(row: number): Refusal {
 
 function urlRefusal(url: string | null, row: number): Refusal | null {
   if (url === null) return { reason: 'NULL_URL', detail: `row ${row}: url is null` };
-  if (/[\t\r\n]/.test(url)) return { reason: 'BAD_URL', detail: `row ${row}: url contains TAB, CR or LF` };
-  if (notUtf8Bytes(url) !== null) return { reason: 'BAD_URL', detail: `row ${row}: url is not UTF-8 text` };
-  return null;
+  const problem = urlProblem(url);
+  return problem ? { reason: 'BAD_URL', detail: `row ${row}: ${problem}` } : null;
 }
 
 /** One pass over a manifest's rows, from row 1: each row's verdict, in order. */

@@ -10,6 +10,20 @@ export type Task = { id: string; url: string };
 export const MAX_ID_BYTES = 1024;
 
 /**
+ * A URL longer than this is refused at compile time (BAD_URL) and never travels as a task:
+ * no HTTP server takes a request line near it (nginx, Apache and CloudFront stop at 8 KiB,
+ * Node at 16 KiB of headers), and it bounds a task line, which a worker must hold whole.
+ */
+export const MAX_URL_BYTES = 65_536;
+
+/**
+ * The longest line a worker reads (its LF not counted): the longest id, a TAB, the longest
+ * URL and a CR. A longer one is malformed, skipped without being held whole, so a binary
+ * file given as tasks by mistake, or a line that never ends, costs no more memory than it.
+ */
+export const MAX_TASK_LINE_BYTES = MAX_ID_BYTES + 1 + MAX_URL_BYTES + 1;
+
+/**
  * How many tasks a worker of `concurrency` holds at once (read, without a terminal event),
  * and so how many an orchestrator keeps outstanding at it. More than its concurrency: a
  * task holds a request slot only while it talks to a host, so the worker reads ahead past
@@ -57,8 +71,18 @@ export function idProblem(id: string): string | null {
   return null;
 }
 
+/** Why a url cannot travel as a task, or null when it can. */
+export function urlProblem(url: string): string | null {
+  if (/[\t\r\n]/.test(url)) return 'url contains TAB, CR or LF';
+  if (notUtf8Bytes(url) !== null) return 'url is not UTF-8 text';
+  // A character takes at most 3 bytes per UTF-16 unit: most urls need no count.
+  const bytes = url.length * 3 > MAX_URL_BYTES ? Buffer.byteLength(url, 'utf8') : url.length;
+  if (bytes > MAX_URL_BYTES) return `url longer than ${MAX_URL_BYTES} bytes (${bytes})`;
+  return null;
+}
+
 export function encodeTask(t: Task): string {
-  const bad = idProblem(t.id) ?? (/[\t\r\n]/.test(t.url) ? 'url contains TAB, CR or LF' : null);
+  const bad = idProblem(t.id) ?? urlProblem(t.url);
   if (bad) throw new Error(`cannot encode task: ${bad}`);
   return `${t.id}\t${t.url}\n`;
 }

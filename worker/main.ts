@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { open } from 'node:fs/promises';
-import { FlagError, idProblem, parseTaskLine, storeOptionsOf, tasksAhead } from '../protocol/index.js';
+import { FlagError, MAX_TASK_LINE_BYTES, idProblem, parseTaskLine, storeOptionsOf, tasksAhead } from '../protocol/index.js';
 import { type StorageAdapter, StorageError, UriError, checkWrites, describePlace, openStore, parsePlace, unitPrefix } from '../storage/index.js';
 import { localSourceRootProblem } from '../storage/local-source.js';
 import { endpointEnvProblem } from '../storage/endpoint-env.js';
@@ -141,13 +141,16 @@ async function main(argv: string[]): Promise<number> {
   let unitless = false;
   // The units whose tasks were read (undefined: no unit): each one's leftovers go at exit.
   const served = new Set<string | undefined>();
-  for await (const read of taskLines(input)) {
+  for await (const read of taskLines(input, MAX_TASK_LINE_BYTES)) {
     lineNo++;
+    // Of a line too long to hold, its start: enough to tell a unit directive.
+    const text = 'overlong' in read ? read.head : read.text;
     // A byte-order mark (editors on Windows write one) is not part of the first id.
-    const line = lineNo === 1 && read.text.startsWith('\uFEFF') ? read.text.slice(1) : read.text;
+    const line = lineNo === 1 && text.startsWith('\uFEFF') ? text.slice(1) : text;
     let parsed;
     try {
       // Not quoted: its bytes may be a URL's credentials.
+      if ('overlong' in read) throw new Error(`the line is longer than ${MAX_TASK_LINE_BYTES} bytes (${read.overlong} bytes)`);
       if (!read.utf8) throw new Error('the line is not UTF-8 text');
       parsed = parseTaskLine(line);
       const reserved = parsed?.kind === 'unit' ? reservedUnitProblem(parsed.unit) : null;

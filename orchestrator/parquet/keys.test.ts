@@ -1,4 +1,4 @@
-import { notUtf8 } from '../../protocol/index.js';
+import { MAX_URL_BYTES, notUtf8 } from '../../protocol/index.js';
 import { refuseRow } from '../state.js';
 import { Binary, Bool, Decimal, Dictionary, Float64, Int8, Int16, Int32, Int64, LargeUtf8, Null, Timestamp, TimeUnit, Uint64, Utf8, makeData, makeVector, vectorFromArray } from './arrow.js';
 import type { DataType } from './arrow.js';
@@ -46,5 +46,12 @@ describe('toStrings', () => {
     expect(refuseRow(notUtf8(new Uint8Array([0xff])), 'http://h/a', 1, seen)).toEqual({ reason: 'INVALID_ID', detail: 'row 1: id is not UTF-8 text (bytes ff)' });
     expect(refuseRow(notUtf8(new Uint8Array([0xfe])), 'http://h/b', 2, seen)).toEqual({ reason: 'INVALID_ID', detail: 'row 2: id is not UTF-8 text (bytes fe)' });
     expect(refuseRow('ok', notUtf8(new Uint8Array([0x68, 0xff])), 3, seen)).toEqual({ reason: 'BAD_URL', detail: 'row 3: url is not UTF-8 text' });
+  });
+  it('refuses a url longer than a task line can carry as BAD_URL, and takes one of exactly that length', () => {
+    const seen = new Set<string>();
+    // 'http://h/' and two-byte characters: its bytes, not its characters, count
+    const url = (bytes: number) => 'http://h/' + 'é'.repeat(Math.floor((bytes - 9) / 2)) + (bytes % 2 === 0 ? 'a' : '');
+    expect(refuseRow('a', url(MAX_URL_BYTES), 1, seen)).toBeNull();
+    expect(refuseRow('b', url(MAX_URL_BYTES + 1), 2, seen)).toEqual({ reason: 'BAD_URL', detail: `row 2: url longer than ${MAX_URL_BYTES} bytes (65537)` });
   });
 });

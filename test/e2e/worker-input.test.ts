@@ -1,0 +1,65 @@
+/**
+ * A standalone worker fed by a user's script, at scale and under abuse: a line that never
+ * ends (a binary file given by mistake), and what comes after it.
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import fs from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_TASK_LINE_BYTES } from '../../protocol/index.js';
+import { FERRY, ROOT, type Origin, startOrigin } from '../helpers/run.js';
+
+let dir: string;
+let origin: Origin;
+
+beforeAll(async () => {
+  dir = await fs.mkdtemp(path.join(tmpdir(), 'ferry-input-'));
+  origin = await startOrigin();
+});
+
+afterAll(async () => {
+  await origin?.close();
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+/** The peak resident memory of process `pid` so far, in MB. */
+async function peakMb(pid: number): Promise<number> {
+  const status = await fs.readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1]) / 1024;
+}
+
+describe('a standalone worker reading its tasks', () => {
+  it('skips a line of hundreds of MB without holding it, names its line number, and runs the tasks around it', async () => {
+    const child = spawn(process.execPath, [FERRY, 'worker', '--tasks', '-', '--dest', path.join(dir, 'long'), '--allow-private-network', '--min-dim', '1'], {
+      cwd: ROOT,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d));
+    child.stderr.on('data', (d: Buffer) => (stderr += d));
+    const ended = once(child, 'close');
+    const write = async (data: string | Buffer) => {
+      if (!child.stdin.write(data)) await once(child.stdin, 'drain');
+    };
+    await write(`before\t${origin.url}/ok/input-before\n\n`);
+    // 320 MB of 'a' with no newline, through a pipe: a line's bytes, never a task.
+    const mb = Buffer.alloc(1 << 20, 'a');
+    let peak = 0;
+    for (let i = 0; i < 320; i++) {
+      await write(mb);
+      if (i % 16 === 15) peak = Math.max(peak, await peakMb(child.pid!));
+      expect(peak, `peak RSS after ${i + 1} MB of one line`).toBeLessThan(250);
+    }
+    await write(`\tafter\t${origin.url}/ok/x\nafter\t${origin.url}/ok/input-after`);
+    child.stdin.end();
+    const [code] = (await ended) as [number | null];
+    expect(code, stderr).toBe(1);
+    expect(stderr).toContain(`-:3: the line is longer than ${MAX_TASK_LINE_BYTES} bytes (${320 * (1 << 20) + 12 + origin.url.length} bytes); line skipped`);
+    expect(stderr).not.toMatch(/aaaa|internal error/);
+    const terminal = stdout.split('\n').filter((l) => /^(UP_OK|UP_ERR|DL_ERR|BAD_IMAGE)\t/.test(l));
+    expect(terminal.map((l) => l.split('\t').slice(0, 2).join(' ')).sort()).toEqual(['UP_OK after', 'UP_OK before']);
+  }, 120_000);
+});
