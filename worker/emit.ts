@@ -5,7 +5,15 @@
  */
 import { type Event, encodeEvent, encodeProgress } from '../protocol/index.js';
 
-type Sink = { write(chunk: string): boolean; once(event: 'drain', cb: () => void): unknown };
+type Sink = { write(chunk: string): boolean; once(event: 'drain', cb: () => void): unknown; readonly writableLength?: number };
+
+/**
+ * The events written but not yet taken by the reader past which the worker reads no more
+ * tasks: a stdout pipe takes a write whatever its reader does, and holds what it cannot
+ * pass on in memory (~500 bytes an event, measured), so a reader that stalls (`| less`, a
+ * script busy with each event) would have them all held.
+ */
+const MAX_BACKLOG_BYTES = 1 << 20;
 
 export class Emitter {
   private batch = '';
@@ -85,6 +93,11 @@ export class Emitter {
     const chunk = this.batch;
     this.batch = '';
     this.out.write(chunk);
+  }
+
+  /** Resolves once the events written so far hold at most MAX_BACKLOG_BYTES of memory, waiting for the reader to take them. */
+  async caughtUp(): Promise<void> {
+    while ((this.out.writableLength ?? 0) > MAX_BACKLOG_BYTES) await new Promise<void>((resolve) => this.out.once('drain', resolve));
   }
 
   /** Resolves once everything written so far has left the process. */

@@ -182,6 +182,8 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`${args.tasks}:${lineNo}: ${problem}; line skipped\n`);
       continue;
     }
+    // Tasks read while nobody takes the events would only pile their events up.
+    await emitter.caughtUp();
     await held.acquire();
     const taskCtx = unitCtx;
     served.add(taskCtx.unit);

@@ -62,4 +62,32 @@ describe('a standalone worker reading its tasks', () => {
     const terminal = stdout.split('\n').filter((l) => /^(UP_OK|UP_ERR|DL_ERR|BAD_IMAGE)\t/.test(l));
     expect(terminal.map((l) => l.split('\t').slice(0, 2).join(' ')).sort()).toEqual(['UP_OK after', 'UP_OK before']);
   }, 120_000);
+
+  it('stops reading tasks while nobody reads its events, so a slow reader costs no memory, and writes them all once read', async () => {
+    // Tasks that end at once, no request sent: a scheme not fetched over HTTP.
+    const count = 400_000;
+    const file = path.join(dir, 'many.tsv');
+    await fs.writeFile(file, Array.from({ length: count }, (_, i) => `t${i}\tftp://h.invalid/${i}\n`).join(''));
+    const child = spawn(process.execPath, [FERRY, 'worker', '--tasks', file, '--dest', path.join(dir, 'many'), '--progress-interval', '200'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d));
+    const ended = once(child, 'close');
+    // Its events unread until it has ended every task or ended none for a second.
+    const ends = () => Number(/DlErr=(\d+)[^\n]*\n$/.exec(stderr)?.[1] ?? 0);
+    let peak = 0;
+    for (let last = -1, still = 0; still < 5 && ends() < count; ) {
+      await new Promise((r) => setTimeout(r, 200));
+      peak = Math.max(peak, await peakMb(child.pid!));
+      expect(peak, `peak RSS with ${ends()} tasks ended, their events unread`).toBeLessThan(180);
+      still = ends() === last ? still + 1 : 0;
+      last = ends();
+    }
+    let lines = 0;
+    child.stdout.on('data', (d: Buffer) => {
+      for (let at = d.indexOf(10); at >= 0; at = d.indexOf(10, at + 1)) lines++;
+    });
+    const [code] = (await ended) as [number | null];
+    expect(code, stderr.slice(-2000)).toBe(0);
+    expect(lines).toBe(count);
+  }, 120_000);
 });
