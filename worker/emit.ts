@@ -5,7 +5,23 @@
  */
 import { type Event, encodeEvent, encodeProgress } from '../protocol/index.js';
 
-type Sink = { write(chunk: string): boolean; once(event: 'drain', cb: () => void): unknown; readonly writableLength?: number };
+type Sink = {
+  write(chunk: string, cb?: () => void): boolean;
+  once(event: 'drain', cb: () => void): unknown;
+  readonly writableLength?: number;
+  readonly destroyed?: boolean;
+};
+
+/**
+ * Resolves once what was written to `sink` before has left the process (an empty write's
+ * callback comes after every earlier chunk's), or can never (a closed stream).
+ */
+function passedOn(sink: Sink): Promise<void> {
+  return new Promise((resolve) => {
+    if (sink.destroyed) resolve();
+    else sink.write('', () => resolve());
+  });
+}
 
 /**
  * The events written but not yet taken by the reader past which the worker reads no more
@@ -100,13 +116,14 @@ export class Emitter {
     while ((this.out.writableLength ?? 0) > MAX_BACKLOG_BYTES) await new Promise<void>((resolve) => this.out.once('drain', resolve));
   }
 
-  /** Resolves once everything written so far has left the process. */
-  drained(): Promise<void> {
+  /**
+   * Resolves once everything written so far, on stdout and stderr, has left the process:
+   * process.exit() drops what a pipe has not taken yet (the last PROGRESS, the messages
+   * naming malformed lines, for a reader that is a little late).
+   */
+  async drained(): Promise<void> {
     this.flush();
-    return new Promise((resolve) => {
-      if (this.out.write('')) resolve();
-      else this.out.once('drain', resolve);
-    });
+    await Promise.all([passedOn(this.out), passedOn(this.err)]);
   }
 
   progress(): void {

@@ -90,4 +90,21 @@ describe('a standalone worker reading its tasks', () => {
     expect(code, stderr.slice(-2000)).toBe(0);
     expect(lines).toBe(count);
   }, 120_000);
+
+  it('writes every line it has for stderr before it exits, however late they are read', async () => {
+    // A comma-separated file given as tasks: one message a line, more than a pipe holds.
+    const count = 3000;
+    const file = path.join(dir, 'rows.csv');
+    await fs.writeFile(file, Array.from({ length: count }, (_, i) => `r${i},http://h.invalid/${i}\n`).join(''));
+    // Read from a second after it began, as a log shipper that starts late would; its exit code after the last line.
+    const worker = [process.execPath, FERRY, 'worker', '--tasks', file, '--dest', path.join(dir, 'csv')].map((a) => `'${a}'`).join(' ');
+    const child = spawn('sh', ['-c', `{ ${worker} 2>&1 >/dev/null; echo "exit $?"; } | { sleep 1; cat; }`], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stderr += d));
+    await once(child, 'close');
+    expect(stderr).toMatch(/\nexit 1\n$/);
+    const lines = stderr.split('\n');
+    expect(lines.filter((l) => l.endsWith('task line needs "id<TAB>url"; line skipped')).length).toBe(count);
+    expect(lines.at(-3)).toMatch(/^PROGRESS v=1 .*DlOk=0 DlErr=0 /);
+  });
 });
