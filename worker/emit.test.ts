@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Emitter } from './emit.js';
 
-const sink = () => ({ text: '', write(chunk: string) { this.text += chunk; return true; }, once: () => undefined });
+const sink = () => ({ text: '', write(chunk: string) { this.text += chunk; return true; }, on: () => undefined, off: () => undefined });
 
 function emitter() {
   return new Emitter(sink(), sink(), () => ({ inflight: 0, conc: 1 }));

@@ -7,10 +7,29 @@ import { type Event, encodeEvent, encodeProgress } from '../protocol/index.js';
 
 type Sink = {
   write(chunk: string, cb?: () => void): boolean;
-  once(event: 'drain', cb: () => void): unknown;
+  on(event: 'drain' | 'close', cb: () => void): unknown;
+  off(event: 'drain' | 'close', cb: () => void): unknown;
   readonly writableLength?: number;
   readonly destroyed?: boolean;
 };
+
+/** Whether more than MAX_BACKLOG_BYTES written to `sink` wait for its reader. */
+function behind(sink: Sink): boolean {
+  return !sink.destroyed && (sink.writableLength ?? 0) > MAX_BACKLOG_BYTES;
+}
+
+/** Resolves when `sink` has passed on what it held, or closed (its reader gone: nothing more will pass). */
+function drainedOrClosed(sink: Sink): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      sink.off('drain', done);
+      sink.off('close', done);
+      resolve();
+    };
+    sink.on('drain', done);
+    sink.on('close', done);
+  });
+}
 
 /**
  * Resolves once what was written to `sink` before has left the process (an empty write's
@@ -24,10 +43,11 @@ function passedOn(sink: Sink): Promise<void> {
 }
 
 /**
- * The events written but not yet taken by the reader past which the worker reads no more
- * tasks: a stdout pipe takes a write whatever its reader does, and holds what it cannot
- * pass on in memory (~500 bytes an event, measured), so a reader that stalls (`| less`, a
- * script busy with each event) would have them all held.
+ * The bytes written to stdout, or stderr, but not yet taken by its reader past which the
+ * worker reads no more tasks: a pipe takes a write whatever its reader does, and holds what
+ * it cannot pass on in memory (~500 bytes an event, ~400 a message naming a bad line,
+ * measured), so a reader that stalls (`| less`, a script busy with each event, a log
+ * shipper) would have them all held.
  */
 const MAX_BACKLOG_BYTES = 1 << 20;
 
@@ -111,9 +131,14 @@ export class Emitter {
     this.out.write(chunk);
   }
 
-  /** Resolves once the events written so far hold at most MAX_BACKLOG_BYTES of memory, waiting for the reader to take them. */
+  /** Whether stdout or stderr holds more than MAX_BACKLOG_BYTES its reader has not taken (then await caughtUp before reading on). */
+  backedUp(): boolean {
+    return behind(this.out) || behind(this.err);
+  }
+
+  /** Resolves once stdout and stderr hold at most MAX_BACKLOG_BYTES each, waiting for their readers to take the rest. */
   async caughtUp(): Promise<void> {
-    while ((this.out.writableLength ?? 0) > MAX_BACKLOG_BYTES) await new Promise<void>((resolve) => this.out.once('drain', resolve));
+    for (const sink of [this.out, this.err]) while (behind(sink)) await drainedOrClosed(sink);
   }
 
   /**

@@ -142,6 +142,8 @@ async function main(argv: string[]): Promise<number> {
   // The units whose tasks were read (undefined: no unit): each one's leftovers go at exit.
   const served = new Set<string | undefined>();
   for await (const read of taskLines(input, MAX_TASK_LINE_BYTES)) {
+    // Lines read while nobody takes the events, or the messages naming bad lines, would only pile them up.
+    if (emitter.backedUp()) await emitter.caughtUp();
     lineNo++;
     // Of a line too long to hold, its start: enough to tell a unit directive.
     const text = 'overlong' in read ? read.head : read.text;
@@ -182,8 +184,6 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`${args.tasks}:${lineNo}: ${problem}; line skipped\n`);
       continue;
     }
-    // Tasks read while nobody takes the events would only pile their events up.
-    await emitter.caughtUp();
     await held.acquire();
     const taskCtx = unitCtx;
     served.add(taskCtx.unit);

@@ -107,4 +107,30 @@ describe('a standalone worker reading its tasks', () => {
     expect(lines.filter((l) => l.endsWith('task line needs "id<TAB>url"; line skipped')).length).toBe(count);
     expect(lines.at(-3)).toMatch(/^PROGRESS v=1 .*DlOk=0 DlErr=0 /);
   });
+
+  it('stops reading tasks while nobody reads its stderr, so the messages of a file of bad lines cost no memory', async () => {
+    const count = 600_000;
+    const file = path.join(dir, 'many.csv');
+    await fs.writeFile(file, Array.from({ length: count }, (_, i) => `r${i},http://h.invalid/${i}\n`).join(''));
+    const child = spawn(process.execPath, [FERRY, 'worker', '--tasks', file, '--dest', path.join(dir, 'many-csv')], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    const closed = once(child, 'close');
+    // Its stderr unread until it has read nothing for a second (the whole file, or what it may).
+    const read = async () => Number(/^rchar: (\d+)/m.exec(await fs.readFile(`/proc/${child.pid}/io`, 'utf8'))?.[1]);
+    let peak = 0;
+    for (let last = -1, still = 0; still < 5; ) {
+      await new Promise((r) => setTimeout(r, 200));
+      peak = Math.max(peak, await peakMb(child.pid!));
+      expect(peak, 'peak RSS, its stderr unread').toBeLessThan(180);
+      const now = await read();
+      still = now === last ? still + 1 : 0;
+      last = now;
+    }
+    let lines = 0;
+    child.stderr.on('data', (d: Buffer) => {
+      for (let at = d.indexOf(10); at >= 0; at = d.indexOf(10, at + 1)) lines++;
+    });
+    const [code] = (await closed) as [number | null];
+    expect(code).toBe(1);
+    expect(lines).toBeGreaterThanOrEqual(count);
+  }, 120_000);
 });
