@@ -54,6 +54,8 @@ const MAX_BACKLOG_BYTES = 1 << 20;
 export class Emitter {
   private batch = '';
   private scheduled = false;
+  /** After stop(): no event is written any more. */
+  private stopped = false;
   private readonly start = Date.now();
   private lastTick = { t: Date.now(), down: 0, up: 0 };
   readonly counts = { DlOk: 0, DlErr: 0, Bad: 0, UpOk: 0, UpErr: 0 };
@@ -71,6 +73,7 @@ export class Emitter {
   ) {}
 
   emit(e: Event): void {
+    if (this.stopped) return;
     switch (e.kind) {
       case 'DL_OK':
         this.counts.DlOk++;
@@ -121,6 +124,12 @@ export class Emitter {
     const already = Math.min(p[side], bytes);
     p[side] -= already;
     return bytes - already;
+  }
+
+  /** Writes the events so far, and no later one: what a stopped worker says has ended is what had ended when it stopped. */
+  stop(): void {
+    this.flush();
+    this.stopped = true;
   }
 
   flush(): void {

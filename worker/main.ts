@@ -125,7 +125,7 @@ async function main(argv: string[]): Promise<number> {
   // of what has ended are written, the tasks in flight are abandoned, and one line says how
   // to resume. Under an orchestrator a signal ends the worker at once, as the orchestrator
   // expects (it has journaled every event it read).
-  if (!process.send) exitOnInterrupt(emitter, () => held.inflight);
+  const interrupt = process.send ? null : exitOnInterrupt(emitter, () => held.inflight);
   const ticker = setInterval(() => emitter.progress(), args.progressInterval);
   // And one now, before any task is read: an orchestrator times a worker's silence from its
   // first PROGRESS (a start, its probe of the destination included, may take its time).
@@ -185,6 +185,8 @@ async function main(argv: string[]): Promise<number> {
       continue;
     }
     await held.acquire();
+    // Interrupted: no task starts any more, and the handler exits once its events are out.
+    if (interrupt?.stopped) await new Promise(() => {});
     const taskCtx = unitCtx;
     served.add(taskCtx.unit);
     lanes.run(laneOf(task.url), () => runTask(task, taskCtx).finally(() => held.release()));
@@ -217,21 +219,30 @@ async function cleanupUnits(store: StorageAdapter, units: Iterable<string | unde
   return notes;
 }
 
-/** SIGINT/SIGTERM, the first of them: the events so far written, one line on stderr, exit 130/143; a second one kills at once. */
-function exitOnInterrupt(emitter: Emitter, unfinished: () => number): void {
+/**
+ * SIGINT/SIGTERM, the first of them: the events so far written, and no later one; one line
+ * on stderr; exit 130/143 once they have all left the process (process.exit() would drop
+ * what a lagging reader has not taken yet, a line cut in two included); a second one kills
+ * at once. `stopped` tells the task reader to start no more tasks.
+ */
+function exitOnInterrupt(emitter: Emitter, unfinished: () => number): { stopped: boolean } {
+  const state = { stopped: false };
   for (const [signal, code] of [
     ['SIGINT', 130],
     ['SIGTERM', 143],
   ] as const) {
     process.once(signal, () => {
-      emitter.flush();
+      if (state.stopped) process.exit(code);
+      state.stopped = true;
+      emitter.stop();
       process.stderr.write(
         `ferry worker: ${signal}: stopped with ${unfinished()} task(s) read but not ended (no terminal event). ` +
           'Run the same tasks again to finish them: objects already written end as UP_OK with existed=1, and that run removes what this one left half-written\n',
       );
-      process.exit(code);
+      void emitter.drained().then(() => process.exit(code));
     });
   }
+  return state;
 }
 
 /** A place the worker needs that cannot be used (exit 1, as compile's). */

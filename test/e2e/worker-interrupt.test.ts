@@ -53,4 +53,28 @@ describe('a standalone worker interrupted', () => {
     expect(stderr).toContain(`ferry worker: ${signal}: stopped with 1 task(s) read but not ended (no terminal event). Run the same tasks again`);
     child.stdin.destroy();
   });
+  it('writes the events of every task ended before the signal even when their reader lags, and starts no task after it', async () => {
+    // Tasks that end at once (a scheme not fetched over HTTP), then input that stays open.
+    const count = 3000;
+    const tasks = Array.from({ length: count }, (_, i) => `t${i}\tftp://h.invalid/${i}\n`).join('');
+    const worker = [process.execPath, FERRY, 'worker', '--tasks', '-', '--dest', path.join(dir, 'lag')].map((a) => `'${a}'`).join(' ');
+    // Its events read from two seconds after it began; its exit code after the last of them.
+    const child = spawn('sh', ['-c', `{ ${worker} 2>&1; echo "exit $?"; } | { sleep 2; cat; }`], { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit']});
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d));
+    child.stdin.write(tasks);
+    await new Promise((r) => setTimeout(r, 1000));
+    // The worker is the shell's grandchild: signal it alone, by its command line.
+    const pids = (await fs.readdir('/proc')).filter((p) => /^\d+$/.test(p));
+    for (const pid of pids) {
+      const cmd = await fs.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+      if (cmd.startsWith(`${process.execPath}\0${FERRY}\0`) && cmd.includes(path.join(dir, 'lag'))) process.kill(Number(pid), 'SIGINT');
+    }
+    child.stdin.write(`late\tftp://h.invalid/late\n`);
+    await once(child, 'close');
+    child.stdin.destroy();
+    expect(out.slice(-400)).toMatch(/\nexit 130\n$/);
+    expect(out).toContain('ferry worker: SIGINT: stopped with 0 task(s) read but not ended');
+    expect(out.split('\n').filter((l) => l.startsWith('DL_ERR\t')).length).toBe(count);
+  });
 });
