@@ -4,12 +4,11 @@
  * per-host adaptive concurrency the worker settles just under the knee; with a fixed
  * --concurrency of 64 (the hidden --no-adaptive) most of its requests are refused.
  */
-import fs from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseProgress } from '../../protocol/index.js';
-import { type Origin, ferry, startOrigin } from '../helpers/run.js';
+import { ferry } from '../helpers/run.js';
+import { scratchAndOrigin } from '../helpers/scratch.js';
 
 const TASKS = 400;
 const LIMIT = 12;
@@ -28,32 +27,22 @@ type Figures = {
   conc: number[];
 };
 
-let dir: string;
-let origin: Origin;
 const seen: Record<string, Figures> = {};
 
-beforeAll(async () => {
-  dir = await fs.mkdtemp(path.join(tmpdir(), 'ferry-adaptive-'));
-  origin = await startOrigin();
-});
-
-afterAll(async () => {
-  await origin?.close();
-  await fs.rm(dir, { recursive: true, force: true });
-});
+const scratch = scratchAndOrigin('ferry-adaptive-');
 
 /** Runs the worker over TASKS tasks on one knee and gathers what both sides saw. */
 async function runKnee(name: string, extra: string[]): Promise<Figures> {
-  const tasks = Array.from({ length: TASKS }, (_, i) => `t${i}\t${origin.url}/knee/${name}/${i}?limit=${LIMIT}&delay=${DELAY_MS}\n`).join('');
+  const tasks = Array.from({ length: TASKS }, (_, i) => `t${i}\t${scratch.origin.url}/knee/${name}/${i}?limit=${LIMIT}&delay=${DELAY_MS}\n`).join('');
   const started = Date.now();
   const r = await ferry(
-    ['worker', '--tasks', '-', '--dest', path.join(dir, name), '--allow-private-network', '--min-dim', '1', '--concurrency', String(CONCURRENCY), '--retries', String(RETRIES), '--progress-interval', '250', ...extra],
+    ['worker', '--tasks', '-', '--dest', path.join(scratch.dir, name), '--allow-private-network', '--min-dim', '1', '--concurrency', String(CONCURRENCY), '--retries', String(RETRIES), '--progress-interval', '250', ...extra],
     { input: tasks },
   );
   const seconds = (Date.now() - started) / 1000;
   const events = r.stdout.split('\n').filter(Boolean).map((l) => l.split('\t'));
   const terminal = events.filter((e) => e[0] !== 'DL_OK');
-  const knee = (await (await fetch(`${origin.url}/__knee/${name}`)).json()) as { requests: number; refused: number };
+  const knee = (await (await fetch(`${scratch.origin.url}/__knee/${name}`)).json()) as { requests: number; refused: number };
   const conc = r.stderr.split('\n').flatMap((l) => {
     const p = l.startsWith('PROGRESS ') ? parseProgress(l) : null;
     return p ? [p.Conc] : [];

@@ -10,27 +10,17 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { writerTag } from '../../storage/process.js';
 import { duck, lit } from '../helpers/duckdb.js';
-import { FERRY, type Origin, ROOT, startOrigin } from '../helpers/run.js';
+import { FERRY, ROOT } from '../helpers/run.js';
+import { scratchAndOrigin } from '../helpers/scratch.js';
 
 const canMount = process.getuid?.() === 0 && spawnSync('unshare', ['-m', 'mount', '-t', 'tmpfs', 'tmpfs', tmpdir()]).status === 0;
 /** A writer no process is: above the largest pid_max Linux allows (2^22). */
 const DEAD = writerTag(4_194_305);
 
-let dir: string;
-let origin: Origin;
-
-beforeAll(async () => {
-  dir = await fs.mkdtemp(path.join(tmpdir(), 'ferry-mounts-'));
-  origin = await startOrigin();
-});
-
-afterAll(async () => {
-  await origin.close();
-  await fs.rm(dir, { recursive: true, force: true });
-});
+const scratch = scratchAndOrigin('ferry-mounts-');
 
 /** Runs `script` (sh) in a mount namespace of its own: what it prints, and its exit code. */
 function withMounts(script: string, env: Record<string, string>): { code: number | null; out: string } {
@@ -40,9 +30,9 @@ function withMounts(script: string, env: Record<string, string>): { code: number
 
 describe.skipIf(!canMount)('a folder destination with mounts under it', () => {
   it("writes into a volume mounted at the unit's folder and into a bind-mounted shard folder, and removes what killed runs left on each", () => {
-    const dest = path.join(dir, 'dest');
+    const dest = path.join(scratch.dir, 'dest');
     // Shards: id `a` → 86, id `b` → e9.
-    const tasks = `a\t${origin.url}/ok/mount-a\nb\t${origin.url}/ok/mount-b\n`;
+    const tasks = `a\t${scratch.origin.url}/ok/mount-a\nb\t${scratch.origin.url}/ok/mount-b\n`;
     const run = withMounts(
       `mkdir -p "$DEST/u" && mount -t tmpfs tmpfs "$DEST/u"
        mkdir -p "$DEST/u/e9" "$DEST/u/.e9-volume" && mount --bind "$DEST/u/.e9-volume" "$DEST/u/e9"
@@ -64,23 +54,23 @@ describe.skipIf(!canMount)('a folder destination with mounts under it', () => {
 
 describe.skipIf(!canMount)('a work dir that fills up while a unit runs', () => {
   it('fails the unit with one line naming its journal and the cause, no stack', async () => {
-    const manifests = path.join(dir, 'full-wd-m');
+    const manifests = path.join(scratch.dir, 'full-wd-m');
     await fs.mkdir(manifests);
     const db = await duck();
     // 3,000 rows: their tasks fit in 256 KiB, their events do not.
-    await db.run(`COPY (SELECT 'k' || i AS id, ${lit(`${origin.url}/ok/full-wd-`)} || i AS media_path FROM range(3000) t(i)) TO '${path.join(manifests, 'u.parquet')}' (FORMAT parquet)`);
+    await db.run(`COPY (SELECT 'k' || i AS id, ${lit(`${scratch.origin.url}/ok/full-wd-`)} || i AS media_path FROM range(3000) t(i)) TO '${path.join(manifests, 'u.parquet')}' (FORMAT parquet)`);
     db.close();
-    const work = path.join(dir, 'full-wd');
+    const work = path.join(scratch.dir, 'full-wd');
     const run = withMounts(
       `mkdir -p "$WORK" && mount -t tmpfs -o size=256k tmpfs "$WORK"
        node "$FERRY" compile "$M" --dest "$DIR/full-wd-dest" --out "$DIR/full-wd-out" --work-dir "$WORK" --profile any --allow-private-network --progress none --concurrency 4 || echo "exit $?"`,
-      { WORK: work, M: manifests, DIR: dir, FERRY },
+      { WORK: work, M: manifests, DIR: scratch.dir, FERRY },
     );
     expect(run.out).toContain('exit 1');
     expect(run.out).toMatch(new RegExp(`^ferry: unit u failed: cannot write ${work}/[0-9a-f]+/u\\.events: ENOSPC$`, 'm'));
     expect(run.out).not.toMatch(/^\s+at /m);
     // It stopped sending once its journal failed: not every row was fetched and written.
-    const written = (await fs.readdir(path.join(dir, 'full-wd-dest', 'u'), { recursive: true, withFileTypes: true })).filter((e) => e.isFile() && !e.parentPath.includes('.ferry-tmp'));
+    const written = (await fs.readdir(path.join(scratch.dir, 'full-wd-dest', 'u'), { recursive: true, withFileTypes: true })).filter((e) => e.isFile() && !e.parentPath.includes('.ferry-tmp'));
     expect(written.length).toBeGreaterThan(0);
     expect(written.length).toBeLessThan(2000);
   }, 60_000);

@@ -5,32 +5,22 @@
  */
 import { hash } from 'node:crypto';
 import fs from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseLedger } from '../../ledger/index.js';
 import { parseEvent } from '../../protocol/index.js';
 import { duck, lit } from '../helpers/duckdb.js';
-import { type Origin, ferry, startOrigin } from '../helpers/run.js';
+import { ferry } from '../helpers/run.js';
+import { scratchAndOrigin } from '../helpers/scratch.js';
 
-let dir: string;
-let origin: Origin;
 const streamed = ['--profile', 'any', '--max-bytes', '5MiB', '--multipart-threshold', '1MiB', '--allow-private-network', '--retries', '2', '--timeout', '5000'];
 
-beforeAll(async () => {
-  dir = await fs.mkdtemp(path.join(tmpdir(), 'ferry-streamed-'));
-  origin = await startOrigin();
-});
-
-afterAll(async () => {
-  await origin?.close();
-  await fs.rm(dir, { recursive: true, force: true });
-});
+const scratch = scratchAndOrigin('ferry-streamed-');
 
 describe('streamed bodies to a folder', () => {
   it('a body ending early is a retried SHORT_BODY, a reset mid-body a retried download failure, an over-long body TOO_LARGE, never UPLOAD_FAILED', async () => {
-    const tasks = [`short\t${origin.url}/short/s-short?size=4000000`, `cut\t${origin.url}/reset/s-cut?size=4000000`, `long\t${origin.url}/big/s-long?size=${40 * 2 ** 20}`, `fine\t${origin.url}/big/s-fine?size=3000000`].join('\n');
-    const r = await ferry(['worker', '--tasks', '-', '--dest', path.join(dir, 'w'), ...streamed], { input: tasks + '\n' });
+    const tasks = [`short\t${scratch.origin.url}/short/s-short?size=4000000`, `cut\t${scratch.origin.url}/reset/s-cut?size=4000000`, `long\t${scratch.origin.url}/big/s-long?size=${40 * 2 ** 20}`, `fine\t${scratch.origin.url}/big/s-fine?size=3000000`].join('\n');
+    const r = await ferry(['worker', '--tasks', '-', '--dest', path.join(scratch.dir, 'w'), ...streamed], { input: tasks + '\n' });
     expect(r.code, r.stderr).toBe(0);
     const terminal = Object.fromEntries(
       r.stdout
@@ -48,15 +38,15 @@ describe('streamed bodies to a folder', () => {
     expect(['RESET', 'SHORT_BODY']).toContain((terminal.cut as { reason?: string }).reason);
     expect(terminal.long).toMatchObject({ kind: 'BAD_IMAGE', reason: 'TOO_LARGE' });
     expect(terminal.fine).toMatchObject({ kind: 'UP_OK', bytes: 3_000_000 });
-    const stats = await origin.stats();
+    const stats = await scratch.origin.stats();
     expect(stats['/reset/s-cut']).toBe(3);
     expect(stats['/big/s-long']).toBe(1);
   });
 
   it('PROGRESS counts a streamed body while it flows, and each byte once in the end', async () => {
     // 30 chunks of 100 KB, one every 100 ms: ~3 s, with progress every 500 ms.
-    const tasks = `slow\t${origin.url}/steady/s-slow?chunks=30&size=100000&every=100&length=1\n`;
-    const r = await ferry(['worker', '--tasks', '-', '--dest', path.join(dir, 'p'), '--progress-interval', '500', ...streamed], { input: tasks });
+    const tasks = `slow\t${scratch.origin.url}/steady/s-slow?chunks=30&size=100000&every=100&length=1\n`;
+    const r = await ferry(['worker', '--tasks', '-', '--dest', path.join(scratch.dir, 'p'), '--progress-interval', '500', ...streamed], { input: tasks });
     expect(r.code, r.stderr).toBe(0);
     const progress = r.stderr
       .split('\n')
@@ -74,8 +64,8 @@ describe('streamed bodies to a folder', () => {
 
   it('PROGRESS keeps counting the bytes of a streamed body that then fails: no rate is negative', async () => {
     // 20 chunks of 100 KB, one every 100 ms, then the connection closes half-way through the body.
-    const tasks = `cut\t${origin.url}/steady/s-cut?chunks=20&size=100000&every=100&length=1&cut=1\n`;
-    const r = await ferry(['worker', '--tasks', '-', '--dest', path.join(dir, 'q'), '--progress-interval', '500', ...streamed.map((a, i) => (streamed[i - 1] === '--retries' ? '0' : a))], { input: tasks });
+    const tasks = `cut\t${scratch.origin.url}/steady/s-cut?chunks=20&size=100000&every=100&length=1&cut=1\n`;
+    const r = await ferry(['worker', '--tasks', '-', '--dest', path.join(scratch.dir, 'q'), '--progress-interval', '500', ...streamed.map((a, i) => (streamed[i - 1] === '--retries' ? '0' : a))], { input: tasks });
     expect(r.code, r.stderr).toBe(0);
     expect(parseEvent(r.stdout.trim())).toMatchObject({ kind: 'DL_ERR', reason: 'SHORT_BODY' });
     const progress = r.stderr
@@ -94,13 +84,13 @@ describe('streamed bodies to a folder', () => {
 
   it('a compile whose body was cut at --max-bytes ends, with the row ledgered TOO_LARGE and bad_image', async () => {
     const db = await duck();
-    await fs.mkdir(path.join(dir, 'm'));
-    await db.run(`COPY (SELECT 'long' AS id, ${lit(`${origin.url}/big/c-long?size=${40 * 2 ** 20}`)} AS media_path) TO '${path.join(dir, 'm', 'u.parquet')}' (FORMAT parquet)`);
-    const r = await ferry(['compile', path.join(dir, 'm'), '--dest', path.join(dir, 'objects'), '--out', path.join(dir, 'out'), '--work-dir', path.join(dir, 'work'), '--progress', 'none', ...streamed]);
+    await fs.mkdir(path.join(scratch.dir, 'm'));
+    await db.run(`COPY (SELECT 'long' AS id, ${lit(`${scratch.origin.url}/big/c-long?size=${40 * 2 ** 20}`)} AS media_path) TO '${path.join(scratch.dir, 'm', 'u.parquet')}' (FORMAT parquet)`);
+    const r = await ferry(['compile', path.join(scratch.dir, 'm'), '--dest', path.join(scratch.dir, 'objects'), '--out', path.join(scratch.dir, 'out'), '--work-dir', path.join(scratch.dir, 'work'), '--progress', 'none', ...streamed]);
     expect(r.code, r.stderr).toBe(0);
-    const ledger = parseLedger(await fs.readFile(path.join(dir, 'out', 'u.ledger.tsv'), 'utf8'));
+    const ledger = parseLedger(await fs.readFile(path.join(scratch.dir, 'out', 'u.ledger.tsv'), 'utf8'));
     expect(ledger).toMatchObject([{ id: 'long', reason: 'TOO_LARGE', stage: 'validate' }]);
-    const renewed = await db.rows(`SELECT bad_image, updated_media_path FROM '${path.join(dir, 'out', 'u.parquet')}'`);
+    const renewed = await db.rows(`SELECT bad_image, updated_media_path FROM '${path.join(scratch.dir, 'out', 'u.parquet')}'`);
     expect(renewed).toEqual([{ bad_image: true, updated_media_path: null }]);
     db.close();
   }, 60_000);
@@ -108,10 +98,10 @@ describe('streamed bodies to a folder', () => {
 
 describe('a file where a key\'s shard folder should be', () => {
   it.each([
-    ['buffered', (k: string) => `${origin.url}/ok/${k}`, ['--allow-private-network', '--retries', '2']],
-    ['streamed', (k: string) => `${origin.url}/big/${k}?size=1500000`, streamed],
+    ['buffered', (k: string) => `${scratch.origin.url}/ok/${k}`, ['--allow-private-network', '--retries', '2']],
+    ['streamed', (k: string) => `${scratch.origin.url}/big/${k}?size=1500000`, streamed],
   ])('is a permanent DEST_CONFLICT naming the URI and the file, tried once, with or without --overwrite (%s)', async (name, url, flags) => {
-    const dest = path.join(dir, `file-in-the-way-${name}`);
+    const dest = path.join(scratch.dir, `file-in-the-way-${name}`);
     const shard = hash('sha1', 'x', 'hex').slice(0, 2);
     await fs.mkdir(path.join(dest, 'u'), { recursive: true });
     await fs.writeFile(path.join(dest, 'u', shard), 'not a folder');

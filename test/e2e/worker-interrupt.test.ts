@@ -6,30 +6,19 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FERRY, ROOT, type Origin, startOrigin } from '../helpers/run.js';
+import { describe, expect, it } from 'vitest';
+import { FERRY, ROOT } from '../helpers/run.js';
+import { scratchAndOrigin } from '../helpers/scratch.js';
 
-let dir: string;
-let origin: Origin;
-
-beforeAll(async () => {
-  dir = await fs.mkdtemp(path.join(tmpdir(), 'ferry-interrupt-'));
-  origin = await startOrigin();
-});
-
-afterAll(async () => {
-  await origin?.close();
-  await fs.rm(dir, { recursive: true, force: true });
-});
+const scratch = scratchAndOrigin('ferry-interrupt-');
 
 describe('a standalone worker interrupted', () => {
   it.each([
     ['SIGINT', 130],
     ['SIGTERM', 143],
   ] as const)('by %s writes its events so far, says how to resume, and exits %i', async (signal, code) => {
-    const dest = path.join(dir, signal);
+    const dest = path.join(scratch.dir, signal);
     const child = spawn(process.execPath, [FERRY, 'worker', '--tasks', '-', '--dest', dest, '--allow-private-network', '--min-dim', '1', '--timeout', '600000'], {
       cwd: ROOT,
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -39,7 +28,7 @@ describe('a standalone worker interrupted', () => {
     child.stderr.on('data', (d: Buffer) => (stderr += d));
     const ended = once(child, 'close');
     // One task that ends, one that stays in flight (headers, then nothing); stdin stays open.
-    child.stdin.write(`done\t${origin.url}/ok/int-${signal}\nstuck\t${origin.url}/stall/int-${signal}\n`);
+    child.stdin.write(`done\t${scratch.origin.url}/ok/int-${signal}\nstuck\t${scratch.origin.url}/stall/int-${signal}\n`);
     await new Promise<void>((resolve) => {
       child.stdout.on('data', (d: Buffer) => {
         stdout += d;
@@ -57,7 +46,7 @@ describe('a standalone worker interrupted', () => {
     // Tasks that end at once (a scheme not fetched over HTTP), then input that stays open.
     const count = 3000;
     const tasks = Array.from({ length: count }, (_, i) => `t${i}\tftp://h.invalid/${i}\n`).join('');
-    const worker = [process.execPath, FERRY, 'worker', '--tasks', '-', '--dest', path.join(dir, 'lag')].map((a) => `'${a}'`).join(' ');
+    const worker = [process.execPath, FERRY, 'worker', '--tasks', '-', '--dest', path.join(scratch.dir, 'lag')].map((a) => `'${a}'`).join(' ');
     // Its events read from two seconds after it began; its exit code after the last of them.
     const child = spawn('sh', ['-c', `{ ${worker} 2>&1; echo "exit $?"; } | { sleep 2; cat; }`], { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit']});
     let out = '';
@@ -68,7 +57,7 @@ describe('a standalone worker interrupted', () => {
     const pids = (await fs.readdir('/proc')).filter((p) => /^\d+$/.test(p));
     for (const pid of pids) {
       const cmd = await fs.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-      if (cmd.startsWith(`${process.execPath}\0${FERRY}\0`) && cmd.includes(path.join(dir, 'lag'))) process.kill(Number(pid), 'SIGINT');
+      if (cmd.startsWith(`${process.execPath}\0${FERRY}\0`) && cmd.includes(path.join(scratch.dir, 'lag'))) process.kill(Number(pid), 'SIGINT');
     }
     child.stdin.write(`late\tftp://h.invalid/late\n`);
     await once(child, 'close');
